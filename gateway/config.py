@@ -1,0 +1,103 @@
+"""One settings object, read from GATEWAY_* environment variables and the optional
+installation file ``<data_dir>/gateway.toml`` (environment wins), with safe defaults."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+__all__ = ["SETTINGS_FILE_NAME", "Settings", "load_settings"]
+
+SETTINGS_FILE_NAME = "gateway.toml"
+
+
+class Settings(BaseSettings):
+    """Gateway configuration. Durations are seconds, sizes bytes."""
+
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
+
+    data_dir: Path = Field(Path("var"), description="installation folder")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default sqlite:///<data_dir>/gateway.db"
+    )
+    pkcs11_module: str | None = Field(
+        None, description="PKCS#11 module path; default the SoftHSM2 module"
+    )
+    softhsm2_conf: Path | None = Field(
+        None, description="SoftHSM2 config; default <data_dir>/softhsm2.conf"
+    )
+    max_document_bytes: int = Field(50 * 1024 * 1024, gt=0)
+    request_ttl_seconds: int = Field(3 * 24 * 3600, gt=0)
+    mobile_session_ttl_seconds: int = Field(15 * 60, gt=0)
+    activation_ttl_seconds: int = Field(300, gt=0)
+    totp_max_failures: int = Field(5, gt=0)
+    totp_lockout_seconds: int = Field(15 * 60, gt=0)
+    login_max_failures: int = Field(10, gt=0)
+    login_lockout_seconds: int = Field(15 * 60, gt=0)
+    preview_max_width: int = Field(2000, gt=0)
+    push_provider: Literal["log", "fcm"] = "log"
+    fcm_service_account_file: Path | None = None
+    push_title: str = "Văn bản chờ ký số"
+    tsa_url: str | None = Field(None, description="RFC 3161 TSA for PAdES B-T")
+    log_level: str = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls),
+        )
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL in force (SQLite file in the data folder by default)."""
+        return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'gateway.db'}"
+
+    @property
+    def effective_softhsm2_conf(self) -> Path:
+        """The SoftHSM2 configuration file in force."""
+        return self.softhsm2_conf or self.data_dir.resolve() / "softhsm2.conf"
+
+    @property
+    def secrets_dir(self) -> Path:
+        """Folder with the installation's keys (owner-only)."""
+        return self.data_dir.resolve() / "secrets"
+
+    @property
+    def documents_dir(self) -> Path:
+        """Folder of the document store."""
+        return self.data_dir.resolve() / "documents"
+
+
+def load_settings(data_dir: Path | None = None, **overrides: object) -> Settings:
+    """Build the settings for the installation in ``data_dir`` (default: GATEWAY_DATA_DIR
+    or ./var): values from the environment, then ``<data_dir>/gateway.toml``, then
+    defaults. ``overrides`` win over everything (used by the CLI and tests)."""
+    folder = Path(data_dir or os.environ.get("GATEWAY_DATA_DIR") or "var").resolve()
+    toml_file = folder / SETTINGS_FILE_NAME
+
+    class _Installation(Settings):
+        model_config = SettingsConfigDict(
+            env_prefix="GATEWAY_",
+            extra="ignore",
+            toml_file=toml_file if toml_file.exists() else None,
+        )
+
+    return _Installation(data_dir=folder, **overrides)

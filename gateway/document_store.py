@@ -1,0 +1,58 @@
+"""The document store: original and signed PDFs on disk, written atomically.
+
+Layout: ``<root>/<request id>/original.pdf`` and ``signed.pdf``. A write goes to a
+temporary file in the same folder, is fsynced, then renamed, so a reader never sees a
+half-written file and a crash leaves either the old state or the new one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+__all__ = ["DocumentStore"]
+
+
+class DocumentStore:
+    """Files of signing requests under ``root``."""
+
+    ORIGINAL = "original.pdf"
+    SIGNED = "signed.pdf"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, request_id: str, name: str) -> Path:
+        if not request_id or "/" in request_id or request_id.startswith("."):
+            raise ValueError("bad request id")
+        return self.root / request_id / name
+
+    def write(self, request_id: str, name: str, data: bytes) -> Path:
+        """Atomically write ``data`` as ``name`` of ``request_id``; return its path."""
+        path = self._path(request_id, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    def read(self, request_id: str, name: str) -> bytes:
+        """The bytes of ``name`` of ``request_id``; FileNotFoundError if absent."""
+        return self._path(request_id, name).read_bytes()
+
+    def exists(self, request_id: str, name: str) -> bool:
+        """Whether ``name`` of ``request_id`` was written."""
+        return self._path(request_id, name).exists()
+
+    def discard(self, request_id: str) -> None:
+        """Remove every file of ``request_id`` (used when its creation rolls back)."""
+        shutil.rmtree(self.root / request_id, ignore_errors=True)

@@ -1,0 +1,147 @@
+"""The gateway's error tree and the one place that turns errors into RFC 9457 problems.
+
+Every error class has a stable ``code``, an HTTP ``status`` and a human ``title``; the
+instance carries a ``detail`` message. No handler anywhere else builds error bodies.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from hsm_bridge.errors import BridgeError
+
+__all__ = ["GatewayError", "install_error_handlers", "problem"]
+
+log = logging.getLogger(__name__)
+
+PROBLEM_TYPE_BASE = "https://signing-gateway.invalid/problems/"
+
+
+class GatewayError(Exception):
+    """Base class. Subclasses set ``code``, ``status`` and ``title``."""
+
+    code = "internal_error"
+    status = 500
+    title = "Internal error"
+
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.extra = extra
+
+
+def _error(code: str, status: int, title: str) -> type[GatewayError]:
+    return type(
+        "".join(part.title() for part in code.split("_")) + "Error",
+        (GatewayError,),
+        {"code": code, "status": status, "title": title, "__module__": __name__},
+    )
+
+
+# Authentication and authorisation
+Unauthenticated = _error("unauthenticated", 401, "Authentication required")
+CredentialsInvalid = _error("credentials_invalid", 401, "Wrong username or password")
+LoginLocked = _error("login_locked", 429, "Too many failed logins")
+Forbidden = _error("forbidden", 403, "Not allowed")
+NotFound = _error("not_found", 404, "Not found")
+# Submission
+DocumentNotPdf = _error("document_not_pdf", 415, "The document is not a PDF")
+DocumentTooLarge = _error("document_too_large", 413, "The document is too large")
+DocumentTruncated = _error("document_truncated", 422, "The PDF is truncated")
+DocumentUnreadable = _error("document_unreadable", 422, "The PDF cannot be read")
+DocumentEncrypted = _error("document_encrypted", 422, "The PDF is encrypted")
+DocumentCertifiedNoChanges = _error(
+    "document_certified_no_changes", 422, "The PDF is certified with no changes allowed"
+)
+DocumentXfa = _error("document_xfa_unsupported", 422, "Dynamic XFA forms cannot be signed")
+DocumentEmpty = _error("document_empty", 422, "The PDF has no pages")
+SignerUnknown = _error("signer_unknown", 422, "Unknown signer")
+SignerNoCredential = _error("signer_no_credential", 422, "The signer has no signing credential")
+ParameterInvalid = _error("parameter_invalid", 422, "A parameter is invalid")
+IdempotencyConflict = _error(
+    "idempotency_conflict", 409, "The Idempotency-Key was used with another request"
+)
+# Life cycle
+RequestNotPending = _error("request_not_pending", 409, "The request is not pending approval")
+RequestExpired = _error("request_expired", 409, "The request has expired")
+RequestNotSigned = _error("request_not_signed", 409, "The request is not signed")
+DocumentChanged = _error(
+    "document_changed", 409, "The document hash does not match the document to be signed"
+)
+# Second factor
+OtpInvalid = _error("otp_invalid", 403, "The one-time code is wrong")
+OtpReused = _error("otp_reused", 403, "The one-time code was already used")
+OtpLocked = _error("otp_locked", 429, "Too many wrong one-time codes; approval is locked")
+TotpNotEnrolled = _error("totp_not_enrolled", 409, "No confirmed TOTP authenticator")
+# Certificates
+CertificateNotValid = _error(
+    "certificate_not_valid", 409, "The signer's certificate is expired or not yet valid"
+)
+CertificateRevoked = _error("certificate_revoked", 409, "The signer's certificate is revoked")
+
+_BRIDGE_STATUS = {
+    "activation_invalid": 403,
+    "credential_not_found": 409,
+    "pin_incorrect": 409,
+    "pin_locked": 409,
+    "mechanism_unsupported": 409,
+    "token_not_present": 503,
+    "token_error": 503,
+}
+
+
+def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
+    """An ``application/problem+json`` response (RFC 9457) with our ``code`` member."""
+    body = {
+        "type": PROBLEM_TYPE_BASE + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, media_type="application/problem+json")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers that map every exception to a problem response. Unknown
+    exceptions become a 500 problem without a stack trace (the trace goes to the log)."""
+
+    @app.exception_handler(GatewayError)
+    async def _gateway(_: Request, exc: GatewayError) -> JSONResponse:
+        return problem(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
+
+    @app.exception_handler(BridgeError)
+    async def _bridge(_: Request, exc: BridgeError) -> JSONResponse:
+        status = _BRIDGE_STATUS.get(exc.code, 503)
+        return problem(status, exc.code, "Signing device error", exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))}
+            for e in exc.errors()
+        ]
+        return problem(
+            422,
+            "parameter_invalid",
+            "A parameter is invalid",
+            "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors),
+            errors=errors,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return problem(exc.status_code, code, str(exc.detail), str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.error("unexpected error: %s", type(exc).__name__, exc_info=exc)
+        return problem(500, "internal_error", "Internal error", "An unexpected error occurred")

@@ -1,0 +1,192 @@
+"""Creating an installation (``signing-gateway init``): settings file, keys, SoftHSM2
+configuration and token folder, database schema, and with ``--demo`` a demo PKI, one
+token per holder with a key generated inside it, users, and an integration client.
+
+Idempotent: what exists is kept; keys are never overwritten.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import secrets
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway import audit, totp
+from gateway.config import SETTINGS_FILE_NAME, Settings
+from gateway.db import Database
+from gateway.demo_pki import DemoPki, HolderName
+from gateway.migrate import upgrade
+from gateway.models import Credential, IntegrationClient, User
+from gateway.passwords import hash_password
+from gateway.secrets_at_rest import InstallationKeys, SecretBox
+from hsm_bridge import Bridge, BridgeConfig
+from hsm_bridge.credentials import SignatureMechanism
+from hsm_bridge.pins import PinStore
+from hsm_bridge.provisioning import KeySpec
+from hsm_bridge.softhsm import find_softhsm_module, init_token, token_labels, write_config
+
+__all__ = ["DEMO_CREDENTIALS_FILE", "DemoHolder", "bridge_config", "init_installation"]
+
+DEMO_CREDENTIALS_FILE = "demo-credentials.json"
+
+
+@dataclass(frozen=True, slots=True)
+class DemoHolder:
+    """A demo token holder: username, role, key type and certificate subject."""
+
+    username: str
+    role: str
+    key: KeySpec
+    holder: HolderName
+
+
+DEMO_HOLDERS = (
+    DemoHolder("leader1", "leader", KeySpec.RSA_2048,
+               HolderName("Nguyễn Văn An", "Giám đốc", "Sở Tài chính tỉnh Hà Nam")),
+    DemoHolder("clerk1", "clerk", KeySpec.EC_P256,
+               HolderName("Trần Thị Bình", "Văn thư", "Sở Tài chính tỉnh Hà Nam")),
+    DemoHolder("org1", "organisation", KeySpec.RSA_2048,
+               HolderName("Sở Tài chính tỉnh Hà Nam", "Cơ quan", "Sở Tài chính tỉnh Hà Nam")),
+)
+
+
+def module_path(settings: Settings) -> str:
+    """The PKCS#11 module in force; RuntimeError when none is configured or found."""
+    path = settings.pkcs11_module or find_softhsm_module()
+    if path is None:
+        raise RuntimeError(
+            "no PKCS#11 module: install softhsm2 or set GATEWAY_PKCS11_MODULE"
+        )
+    return path
+
+
+def bridge_config(settings: Settings, keys: InstallationKeys) -> BridgeConfig:
+    """The in-process bridge's configuration for this installation. Points SoftHSM2 at
+    the installation's own configuration (SOFTHSM2_CONF) before the module is loaded."""
+    os.environ.setdefault("SOFTHSM2_CONF", str(settings.effective_softhsm2_conf))
+    return BridgeConfig(
+        module_path=module_path(settings),
+        pin_file=settings.data_dir.resolve() / "bridge" / "pins.json",
+        pin_key=keys.fernet_key,
+        activation_key=keys.activation_key,
+        used_activations_file=settings.data_dir.resolve() / "bridge" / "activations.db",
+    )
+
+
+def init_installation(settings: Settings, *, demo: bool, now: dt.datetime) -> Path | None:
+    """Create or complete the installation in ``settings.data_dir``. Returns the path of
+    the demo credentials file when ``demo`` is set, else None."""
+    data_dir = settings.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "bridge").mkdir(exist_ok=True)
+    settings_file = data_dir / SETTINGS_FILE_NAME
+    if not settings_file.exists():
+        settings_file.write_text(
+            "# Signing gateway settings; GATEWAY_* environment variables override them.\n"
+            f'data_dir = "{data_dir}"\n'
+            "push_provider = \"log\"\n"
+            f"max_document_bytes = {settings.max_document_bytes}\n"
+            f"request_ttl_seconds = {settings.request_ttl_seconds}\n",
+            "utf-8",
+        )
+    keys = InstallationKeys.create_or_load(settings.secrets_dir)
+    write_config(settings.effective_softhsm2_conf, data_dir / "tokens")
+    settings.documents_dir.mkdir(exist_ok=True)
+    upgrade(settings.effective_database_url)
+    if not demo:
+        return None
+    credentials_file = data_dir / DEMO_CREDENTIALS_FILE
+    if credentials_file.exists():
+        return credentials_file
+    return _create_demo(settings, keys, credentials_file, now)
+
+
+def _create_demo(
+    settings: Settings, keys: InstallationKeys, credentials_file: Path, now: dt.datetime
+) -> Path:
+    conf = settings.effective_softhsm2_conf
+    pki = DemoPki(settings.data_dir.resolve() / "pki")
+    pki.ensure(now)
+    pins: dict[str, str] = {}
+    existing = token_labels(conf)
+    for holder in DEMO_HOLDERS:
+        if holder.username not in existing:
+            pins[holder.username] = secrets.token_hex(8)
+            init_token(conf, holder.username, secrets.token_hex(8), pins[holder.username])
+    if len(pins) != len(DEMO_HOLDERS):
+        raise RuntimeError(
+            "a partial demo installation exists (tokens without demo-credentials.json); "
+            "remove the data folder and run init again"
+        )
+    bridge = Bridge(bridge_config(settings, keys))
+    serials = {t.label: t.serial for t in bridge.tokens()}
+    pin_store = PinStore(bridge_config(settings, keys).pin_file, keys.fernet_key)
+    box = SecretBox(keys.fernet_key)
+    db = Database(settings.effective_database_url)
+    chain_pem = "".join(
+        p.read_text() for p in (pki.issuing_path, pki.root_path)
+    )
+    signers = []
+    api_key = "sgw_" + secrets.token_urlsafe(32)
+    try:
+        with db.transaction() as session:
+            for holder in DEMO_HOLDERS:
+                serial = serials[holder.username]
+                pin_store.put(serial, pins[holder.username])
+                key_id = secrets.token_bytes(8)
+                cert_der = bridge.provision(
+                    serial, holder.key, key_id, holder.username,
+                    lambda public_key, h=holder: pki.certify(public_key, h.holder, now),
+                )
+                password = secrets.token_urlsafe(12)
+                totp_secret = totp.new_secret()
+                user = User(
+                    id=str(uuid.uuid4()), username=holder.username,
+                    display_name=holder.holder.common_name, role=holder.role,
+                    password_hash=hash_password(password), totp_secret=box.seal(totp_secret),
+                    totp_failures=0, login_failures=0, created_at=now,
+                )
+                session.add(user)
+                session.flush()
+                credential_id = f"cred-{holder.username}-{key_id.hex()[:8]}"
+                session.add(
+                    Credential(
+                        id=credential_id, user_id=user.id, token_serial=serial,
+                        key_id=key_id.hex(),
+                        mechanism=(SignatureMechanism.RSA_PKCS_SHA256
+                                   if holder.key is KeySpec.RSA_2048
+                                   else SignatureMechanism.ECDSA_SHA256).value,
+                        certificate_der=cert_der,
+                        certificate_sha256=hashlib.sha256(cert_der).hexdigest(),
+                        chain_pem=chain_pem, created_at=now,
+                    )
+                )
+                signers.append({
+                    "username": holder.username, "password": password,
+                    "totp_secret": totp_secret, "credential_id": credential_id,
+                    "role": holder.role, "display_name": holder.holder.common_name,
+                })
+            session.add(IntegrationClient(
+                id=str(uuid.uuid4()), name="demo-eoffice",
+                api_key_sha256=hashlib.sha256(api_key.encode()).hexdigest(), created_at=now,
+            ))
+            audit.record(session, actor="system", action="installation.demo_created", now=now,
+                         detail={"signers": [h.username for h in DEMO_HOLDERS]})
+    finally:
+        db.dispose()
+    payload = {
+        "api_key": api_key,
+        "signers": signers,
+        "trust_anchor": str(pki.root_path),
+        "base_url_hint": "http://127.0.0.1:8000",
+    }
+    tmp = credentials_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False), "utf-8")
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, credentials_file)
+    return credentials_file

@@ -1,0 +1,136 @@
+"""Checks a submitted PDF before anything is stored or anyone is notified.
+
+Refusals raise the matching :mod:`gateway.errors` class; what can be signed but deserves
+the signer's attention comes back as warning codes. pyHanko is the parser of record
+(it writes the incremental update later), so a file it cannot read is refused even when
+more forgiving readers would recover it.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.fields import MDPPerm
+from pyhanko.sign.validation import read_certification_data, validate_pdf_signature
+from pyhanko.sign.validation.status import SignatureCoverageLevel
+
+from gateway.errors import (
+    DocumentCertifiedNoChanges,
+    DocumentEmpty,
+    DocumentEncrypted,
+    DocumentNotPdf,
+    DocumentTooLarge,
+    DocumentTruncated,
+    DocumentUnreadable,
+    DocumentXfa,
+)
+
+__all__ = ["DocumentReport", "inspect_pdf"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentReport:
+    """What intake learned: page count, existing signature fields' names and warning
+    codes (``document_javascript``, ``document_usage_rights``,
+    ``existing_signature_invalid``, ``document_certified``)."""
+
+    page_count: int
+    signature_fields: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _get(obj: Any, key: str) -> Any:
+    if obj is None:
+        return None
+    try:
+        return obj[key]  # pyHanko dereferences indirect objects on item access
+    except (KeyError, TypeError):
+        return None
+
+
+def inspect_pdf(data: bytes, *, max_bytes: int) -> DocumentReport:
+    """Inspect ``data`` (the uploaded bytes, at most ``max_bytes``).
+
+    Raises DocumentTooLarge, DocumentNotPdf (no ``%PDF-`` header in the first 1024
+    bytes), DocumentTruncated (no ``%%EOF`` near the end), DocumentUnreadable (pyHanko
+    cannot parse it or its page tree), DocumentEncrypted (any security handler),
+    DocumentCertifiedNoChanges (DocMDP P=1, ISO 32000-1 §12.8.2.2), DocumentXfa
+    (dynamic XFA), DocumentEmpty (no page).
+    """
+    if len(data) > max_bytes:
+        raise DocumentTooLarge(f"the document has {len(data)} bytes; the limit is {max_bytes}")
+    if b"%PDF-" not in data[:1024]:
+        raise DocumentNotPdf("the upload does not start with a %PDF- header")
+    if b"%%EOF" not in data[-1024:]:
+        raise DocumentTruncated("no %%EOF marker at the end: the file is incomplete")
+    try:
+        reader = PdfFileReader(io.BytesIO(data), strict=False)
+        encrypted = reader.encrypted
+    except Exception as exc:  # noqa: BLE001 - pyHanko raises bare ValueError/AssertionError
+        raise DocumentUnreadable(f"the PDF cannot be parsed ({type(exc).__name__})") from exc
+    if encrypted:
+        raise DocumentEncrypted("encrypted PDFs are not accepted; submit the decrypted file")
+    try:
+        return _examine(reader)
+    except (DocumentCertifiedNoChanges, DocumentXfa, DocumentEmpty):
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure of the parser on a damaged file
+        raise DocumentUnreadable(f"the PDF cannot be read ({type(exc).__name__})") from exc
+
+
+def _examine(reader: PdfFileReader) -> DocumentReport:
+    root = reader.root
+    page_count = int(root["/Pages"]["/Count"])
+    if page_count < 1:
+        raise DocumentEmpty("the PDF has no pages")
+    # Walk to the last page: a broken page tree fails here, not at signing time.
+    reader.find_page_for_modification(page_count - 1)
+    warnings: list[str] = []
+    acroform = _get(root, "/AcroForm")
+    if _get(acroform, "/XFA") is not None and bool(_get(root, "/NeedsRendering")):
+        raise DocumentXfa("the signer would see a placeholder page, not the form")
+    certification = read_certification_data(reader)
+    if certification is not None:
+        if certification.permission == MDPPerm.NO_CHANGES:
+            raise DocumentCertifiedNoChanges("the author's certification forbids any change")
+        warnings.append("document_certified")
+    perms = _get(root, "/Perms")
+    if _get(perms, "/UR3") is not None:
+        warnings.append("document_usage_rights")
+    names = _get(root, "/Names")
+    if _get(names, "/JavaScript") is not None or _has_javascript_action(root):
+        warnings.append("document_javascript")
+    signature_fields: list[str] = []
+    for sig in reader.embedded_signatures:
+        signature_fields.append(sig.field_name)
+        if not _signature_intact(sig):
+            warnings.append("existing_signature_invalid")
+    return DocumentReport(
+        page_count=page_count, signature_fields=signature_fields, warnings=sorted(set(warnings))
+    )
+
+
+def _has_javascript_action(root: Any) -> bool:
+    action = _get(root, "/OpenAction")
+    return isinstance(action, generic.DictionaryObject) and _get(action, "/S") == "/JavaScript"
+
+
+def _signature_intact(sig: Any) -> bool:
+    """True when the earlier signature's digest and signature value check out (trust is
+    not the question here: only whether the bytes it covers are unchanged)."""
+    try:
+        status = validate_pdf_signature(sig, skip_diff=True)
+        whole = status.coverage in (
+            SignatureCoverageLevel.ENTIRE_REVISION,
+            SignatureCoverageLevel.ENTIRE_FILE,
+        )
+        return bool(status.intact and status.valid and whole)
+    except Exception:  # noqa: BLE001 - a broken earlier signature is a warning, not a refusal
+        return False

@@ -1,0 +1,178 @@
+"""SQLAlchemy models: users, integration clients, credentials, signing requests,
+mobile sessions, devices and the audit log. Times are stored as UTC."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "AuditEntry",
+    "Base",
+    "Credential",
+    "Device",
+    "IntegrationClient",
+    "MobileSession",
+    "SigningRequest",
+    "User",
+]
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on every backend."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table."""
+
+
+class User(Base):
+    """A person: leader, clerk or admin. ``totp_secret`` is encrypted at rest."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    totp_secret: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    totp_pending_secret: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    totp_failures: Mapped[int] = mapped_column(Integer, default=0)
+    totp_locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    login_failures: Mapped[int] = mapped_column(Integer, default=0)
+    login_locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class IntegrationClient(Base):
+    """A document system. Its API key is stored only as a SHA-256 hash."""
+
+    __tablename__ = "integration_clients"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    api_key_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class Credential(Base):
+    """A signing credential: a key on a token (serial + CKA_ID) and its certificate.
+    Never a slot number."""
+
+    __tablename__ = "credentials"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    token_serial: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str] = mapped_column(String(128))  # CKA_ID, hex
+    mechanism: Mapped[str] = mapped_column(String(32))
+    certificate_der: Mapped[bytes] = mapped_column(LargeBinary)
+    certificate_sha256: Mapped[str] = mapped_column(String(64))
+    chain_pem: Mapped[str] = mapped_column(Text, default="")
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class SigningRequest(Base):
+    """One document to be signed by one signer; ``status`` follows
+    :mod:`gateway.lifecycle`."""
+
+    __tablename__ = "signing_requests"
+    __table_args__ = (UniqueConstraint("client_id", "idempotency_key"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("integration_clients.id"))
+    signer_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    credential_id: Mapped[str] = mapped_column(ForeignKey("credentials.id"))
+    status: Mapped[str] = mapped_column(String(24), index=True)
+    failure_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    document_sha256: Mapped[str] = mapped_column(String(64))
+    document_size: Mapped[int] = mapped_column(BigInteger)
+    page_count: Mapped[int] = mapped_column(Integer)
+    warnings: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of codes
+    parameters: Mapped[str] = mapped_column(Text)  # canonical JSON
+    parameters_sha256: Mapped[str] = mapped_column(String(64))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    submission_sha256: Mapped[str] = mapped_column(String(64))
+    signed_document_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class MobileSession(Base):
+    """A short-lived, revocable bearer session of a phone or tablet; only the token's
+    SHA-256 is stored."""
+
+    __tablename__ = "mobile_sessions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Device(Base):
+    """A phone or tablet registered for push. ``stale`` once FCM says its registration
+    token is dead."""
+
+    __tablename__ = "devices"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    push_token: Mapped[str] = mapped_column(Text)
+    stale: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class AuditEntry(Base):
+    """One audit record; ``entry_hash`` = SHA-256 over the previous hash and this
+    entry's canonical JSON (a hash chain, see :mod:`gateway.audit`)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(120))
+    action: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    client_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    detail: Mapped[str] = mapped_column(Text, default="{}")
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    entry_hash: Mapped[str] = mapped_column(String(64))

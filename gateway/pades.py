@@ -1,0 +1,166 @@
+"""PAdES signing with pyHanko, the raw signature coming from the bridge.
+
+Stages (as in pyHanko): prepare the incremental update and the CMS signed attributes,
+compute their SHA-256 digest, have the token sign that digest (through a callback that
+carries the signature activation), embed the CMS. PAdES baseline B-B (ETSI EN 319 142-1):
+subfilter ETSI.CAdES.detached, SHA-256, the signer's certificate and chain embedded; B-T
+adds an RFC 3161 signature timestamp from the configured TSA.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from asn1crypto import algos, x509
+from pyhanko.pdf_utils.font.opentype import GlyphAccumulatorFactory
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.text import TextBoxStyle
+from pyhanko.sign import fields, signers
+from pyhanko.sign.timestamps import TimeStamper
+from pyhanko.stamp import TextStampStyle
+from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+__all__ = ["PadesLevel", "RemoteSigner", "SignatureParameters", "sign_pdf"]
+
+FONT_CANDIDATES = (
+    "/usr/share/fonts/truetype/liberation2/LiberationSerif-Regular.ttf",
+    "/usr/share/fonts/truetype/liberation/LiberationSerif-Regular.ttf",
+    "/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf",
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+)
+
+
+class PadesLevel:
+    """PAdES baseline levels we produce (ETSI EN 319 142-1 §6)."""
+
+    B_B = "B-B"
+    B_T = "B-T"
+    ALL = (B_B, B_T)
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureParameters:
+    """What the signer approves besides the document: PDF signature dictionary entries,
+    the level and the visible box. ``page`` is 1-based; ``box`` is (x1, y1, x2, y2) in
+    PDF points in the page's default user space; both or neither."""
+
+    reason: str | None = None
+    location: str | None = None
+    contact_info: str | None = None
+    field_name: str | None = None
+    pades_level: str = PadesLevel.B_B
+    page: int | None = None
+    box: tuple[float, float, float, float] | None = None
+
+    def canonical_json(self) -> str:
+        """Sorted-key compact JSON; its SHA-256 binds an approval to these parameters."""
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    def sha256(self) -> str:
+        """Hex SHA-256 of :meth:`canonical_json` (UTF-8)."""
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+    @classmethod
+    def from_json(cls, text: str) -> SignatureParameters:
+        """Inverse of :meth:`canonical_json`."""
+        data = json.loads(text)
+        if data.get("box") is not None:
+            data["box"] = tuple(data["box"])
+        return cls(**data)
+
+
+class RemoteSigner(signers.Signer):
+    """A pyHanko signer whose private key stays on a token.
+
+    ``sign_digest`` receives the 32-byte SHA-256 of the DER signed attributes and returns
+    the raw signature (RSA PKCS#1 v1.5 bytes, or a DER ECDSA-Sig-Value); it is where the
+    bridge is called with the signature activation.
+    """
+
+    def __init__(
+        self,
+        certificate_der: bytes,
+        chain_der: list[bytes],
+        sign_digest: Callable[[bytes], bytes],
+    ) -> None:
+        cert = x509.Certificate.load(certificate_der)
+        algo = cert.public_key.algorithm
+        self._is_rsa = algo == "rsa"
+        mech = "sha256_rsa" if self._is_rsa else "sha256_ecdsa"
+        self._size = cert.public_key.byte_size if self._is_rsa else 80
+        super().__init__(
+            signing_cert=cert,
+            cert_registry=SimpleCertificateStore.from_certs(
+                [x509.Certificate.load(c) for c in chain_der]
+            ),
+            signature_mechanism=algos.SignedDigestAlgorithm({"algorithm": mech}),
+        )
+        self._sign_digest = sign_digest
+
+    async def async_sign_raw(
+        self, data: bytes, digest_algorithm: str, dry_run: bool = False
+    ) -> bytes:
+        """pyHanko hook: sign ``data`` (the signed attributes) hashed with SHA-256."""
+        if digest_algorithm.lower() != "sha256":
+            raise ValueError("only SHA-256 is supported")
+        if dry_run:
+            return bytes(self._size)
+        return self._sign_digest(hashlib.sha256(data).digest())
+
+
+def _stamp_style() -> TextStampStyle:
+    font = next((p for p in FONT_CANDIDATES if Path(p).exists()), None)
+    text_box = TextBoxStyle(font=GlyphAccumulatorFactory(font)) if font else TextBoxStyle()
+    text = "Ký số bởi: %(signer)s\nThời gian: %(ts)s" if font else "Signed by: %(signer)s\n%(ts)s"
+    return TextStampStyle(
+        stamp_text=text, text_box_style=text_box, timestamp_format="%Y-%m-%dT%H:%M:%S%z"
+    )
+
+
+def sign_pdf(
+    document: bytes,
+    params: SignatureParameters,
+    signer: RemoteSigner,
+    *,
+    timestamper: TimeStamper | None = None,
+) -> bytes:
+    """Sign ``document`` (PDF bytes) as an incremental update; return the signed PDF
+    bytes, of which ``document`` is an exact prefix.
+
+    Raises pyHanko's errors (the caller maps them) and ValueError when the output does
+    not start with the input (never expected: it would mean the original was rewritten).
+    """
+    writer = IncrementalPdfFileWriter(io.BytesIO(document), strict=False)
+    field_name = params.field_name
+    new_field = None
+    if params.box is not None and params.page is not None:
+        field_name = field_name or "Signature1"
+        new_field = fields.SigFieldSpec(
+            sig_field_name=field_name, on_page=params.page - 1, box=params.box
+        )
+    meta = signers.PdfSignatureMetadata(
+        field_name=field_name,
+        md_algorithm="sha256",
+        subfilter=fields.SigSeedSubFilter.PADES,
+        reason=params.reason,
+        location=params.location,
+        contact_info=params.contact_info,
+    )
+    pdf_signer = signers.PdfSigner(
+        meta,
+        signer=signer,
+        timestamper=timestamper if params.pades_level == PadesLevel.B_T else None,
+        stamp_style=_stamp_style() if new_field else None,
+        new_field_spec=new_field,
+    )
+    output = io.BytesIO()
+    pdf_signer.sign_pdf(writer, output=output)
+    signed = output.getvalue()
+    if not signed.startswith(document):
+        raise ValueError("the signed output does not start with the original bytes")
+    return signed

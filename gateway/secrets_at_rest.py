@@ -1,0 +1,70 @@
+"""The installation's keys: the Fernet key that encrypts secrets at rest (TOTP secrets,
+token PINs) and the SAD key shared by the approval step and the bridge.
+
+Keys live in ``<data_dir>/secrets/`` (mode 0700, files 0600). They are created once and
+never overwritten."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+
+__all__ = ["InstallationKeys", "SecretBox"]
+
+
+@dataclass(frozen=True, slots=True)
+class InstallationKeys:
+    """``fernet_key``: urlsafe-base64 Fernet key (44 ASCII bytes); ``activation_key``:
+    32 random bytes."""
+
+    fernet_key: bytes
+    activation_key: bytes
+
+    @classmethod
+    def create_or_load(cls, folder: Path) -> InstallationKeys:
+        """Load the keys from ``folder``, creating any that is missing (never
+        overwriting one that exists)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(folder, 0o700)
+        fernet = _create_once(folder / "fernet.key", Fernet.generate_key)
+        activation = _create_once(folder / "activation.key", lambda: secrets.token_hex(32).encode())
+        return cls(fernet_key=fernet, activation_key=bytes.fromhex(activation.decode()))
+
+    @classmethod
+    def load(cls, folder: Path) -> InstallationKeys:
+        """Load existing keys; FileNotFoundError when the installation was never
+        initialised."""
+        return cls(
+            fernet_key=(folder / "fernet.key").read_bytes().strip(),
+            activation_key=bytes.fromhex((folder / "activation.key").read_text().strip()),
+        )
+
+
+def _create_once(path: Path, make: object) -> bytes:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes().strip()
+    value: bytes = make()  # type: ignore[operator]
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(value)
+    return value
+
+
+class SecretBox:
+    """Encrypts small secrets for storage (Fernet: AES-128-CBC + HMAC-SHA256)."""
+
+    def __init__(self, fernet_key: bytes) -> None:
+        self._fernet = Fernet(fernet_key)
+
+    def seal(self, plaintext: str) -> bytes:
+        """Encrypt UTF-8 ``plaintext``; returns the Fernet token (ASCII bytes)."""
+        return self._fernet.encrypt(plaintext.encode())
+
+    def open(self, sealed: bytes) -> str:
+        """Decrypt a token from :meth:`seal`; raises cryptography's InvalidToken."""
+        return self._fernet.decrypt(sealed).decode()

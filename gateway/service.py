@@ -1,0 +1,565 @@
+"""The signing-request service: submission, status, cancellation, approval with TOTP,
+rejection, signing through the bridge, and recovery after a crash.
+
+Each state change is one transaction with its audit entry (:func:`lifecycle.transition`).
+The signing step is split so that a crash leaves a request that can be retried safely:
+``approved → signing`` is committed before the token is touched; the signed file is
+written atomically before ``signing → signed`` is committed; at start-up a request found
+in ``signing`` becomes ``signed`` if its file exists, else returns to
+``pending_approval`` for a new approval (an activation is single-use, so one approval
+never yields two signatures).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from asn1crypto import x509 as asn1_x509
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway import audit, totp
+from gateway.config import Settings
+from gateway.db import Database
+from gateway.document_store import DocumentStore
+from gateway.errors import (
+    CertificateNotValid,
+    CertificateRevoked,
+    DocumentChanged,
+    GatewayError,
+    IdempotencyConflict,
+    NotFound,
+    OtpInvalid,
+    OtpLocked,
+    OtpReused,
+    ParameterInvalid,
+    RequestExpired,
+    RequestNotPending,
+    RequestNotSigned,
+    SignerNoCredential,
+    SignerUnknown,
+    TotpNotEnrolled,
+)
+from gateway.intake import inspect_pdf
+from gateway.lifecycle import RequestStatus, transition
+from gateway.models import Credential, IntegrationClient, SigningRequest, User
+from gateway.pades import PadesLevel, RemoteSigner, SignatureParameters, sign_pdf
+from gateway.secrets_at_rest import SecretBox
+from hsm_bridge import ActivationIssuer, Bridge, BridgeError, CredentialRef, SignRequest
+from hsm_bridge.credentials import SignatureMechanism
+
+__all__ = ["Notifier", "SigningService", "Submission", "utcnow"]
+
+log = logging.getLogger(__name__)
+
+
+def utcnow() -> dt.datetime:
+    """The current time, aware, UTC."""
+    return dt.datetime.now(dt.UTC)
+
+
+class Notifier(Protocol):
+    """Told after commit that a signer has a new request (push delivery lives in
+    ``mobile_api``; the composition root wires it in). Must never raise."""
+
+    def signing_request_created(self, signer_id: str, request_id: str) -> None:
+        """Notify ``signer_id``'s devices about ``request_id``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """The outcome of :meth:`SigningService.submit`: the request, and whether this call
+    created it (False when an Idempotency-Key replay returned an earlier one)."""
+
+    request: SigningRequest
+    created: bool
+
+
+class SigningService:
+    """Use cases of the signing-request life cycle. ``clock`` returns aware UTC now."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        store: DocumentStore,
+        bridge: Bridge,
+        issuer: ActivationIssuer,
+        box: SecretBox,
+        *,
+        clock: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.store = store
+        self.bridge = bridge
+        self.issuer = issuer
+        self.box = box
+        self.clock = clock
+        self.notifiers: list[Notifier] = []
+
+    # ---- integration side -------------------------------------------------------
+
+    def submit(
+        self,
+        client: IntegrationClient,
+        document: bytes,
+        signer_username: str,
+        params: SignatureParameters,
+        *,
+        idempotency_key: str | None,
+        client_address: str | None,
+    ) -> Submission:
+        """Check and store a document for ``signer_username`` to sign; notify them.
+
+        Raises the intake errors, SignerUnknown, SignerNoCredential, ParameterInvalid,
+        IdempotencyConflict (same key, other body)."""
+        now = self.clock()
+        document_sha256 = hashlib.sha256(document).hexdigest()
+        submission_sha256 = hashlib.sha256(
+            f"{document_sha256}\n{signer_username}\n{params.canonical_json()}".encode()
+        ).hexdigest()
+        if idempotency_key is not None:
+            earlier = self._idempotent_replay(client, idempotency_key, submission_sha256)
+            if earlier is not None:
+                return Submission(earlier, created=False)
+        report = inspect_pdf(document, max_bytes=self.settings.max_document_bytes)
+        if params.pades_level not in PadesLevel.ALL:
+            raise ParameterInvalid(f"pades_level must be one of {', '.join(PadesLevel.ALL)}")
+        if params.pades_level == PadesLevel.B_T and not self.settings.tsa_url:
+            raise ParameterInvalid("B-T needs a TSA; none is configured (GATEWAY_TSA_URL)")
+        if params.page is not None and not 1 <= params.page <= report.page_count:
+            raise ParameterInvalid(f"page must be between 1 and {report.page_count}")
+        request_id = str(uuid.uuid4())
+        self.store.write(request_id, DocumentStore.ORIGINAL, document)
+        try:
+            with self.db.transaction() as session:
+                signer = session.scalar(select(User).where(User.username == signer_username))
+                if signer is None:
+                    raise SignerUnknown(f"no signer named {signer_username!r}")
+                credential = session.scalar(
+                    select(Credential)
+                    .where(Credential.user_id == signer.id, Credential.revoked_at.is_(None))
+                    .order_by(Credential.created_at.desc())
+                )
+                if credential is None:
+                    raise SignerNoCredential(f"{signer_username!r} has no active credential")
+                request = SigningRequest(
+                    id=request_id,
+                    client_id=client.id,
+                    signer_id=signer.id,
+                    credential_id=credential.id,
+                    status=RequestStatus.PENDING_APPROVAL.value,
+                    document_sha256=document_sha256,
+                    document_size=len(document),
+                    page_count=report.page_count,
+                    warnings=json.dumps(report.warnings),
+                    parameters=params.canonical_json(),
+                    parameters_sha256=params.sha256(),
+                    idempotency_key=idempotency_key,
+                    submission_sha256=submission_sha256,
+                    created_at=now,
+                    updated_at=now,
+                    expires_at=now + dt.timedelta(seconds=self.settings.request_ttl_seconds),
+                )
+                session.add(request)
+                audit.record(
+                    session,
+                    actor=f"client:{client.name}",
+                    action="request.submitted",
+                    now=now,
+                    request_id=request_id,
+                    client_address=client_address,
+                    detail={
+                        "document_sha256": document_sha256,
+                        "signer": signer_username,
+                        "warnings": report.warnings,
+                    },
+                )
+        except BaseException:
+            self.store.discard(request_id)
+            raise
+        for notifier in self.notifiers:
+            notifier.signing_request_created(request.signer_id, request.id)
+        return Submission(request, created=True)
+
+    def _idempotent_replay(
+        self, client: IntegrationClient, key: str, submission_sha256: str
+    ) -> SigningRequest | None:
+        with self.db.transaction() as session:
+            earlier = session.scalar(
+                select(SigningRequest).where(
+                    SigningRequest.client_id == client.id,
+                    SigningRequest.idempotency_key == key,
+                )
+            )
+        if earlier is None:
+            return None
+        if earlier.submission_sha256 != submission_sha256:
+            raise IdempotencyConflict("this Idempotency-Key was used with a different request")
+        return earlier
+
+    def get_for_client(self, client: IntegrationClient, request_id: str) -> SigningRequest:
+        """The request if ``client`` submitted it (else NotFound); expires it if due."""
+        with self.db.transaction() as session:
+            request = session.get(SigningRequest, request_id)
+            if request is None or request.client_id != client.id:
+                raise NotFound("no such signing request")
+            self._expire_if_due(session, request)
+            return request
+
+    def signed_document_for_client(self, client: IntegrationClient, request_id: str) -> bytes:
+        """The signed PDF bytes; RequestNotSigned (409) while not signed."""
+        request = self.get_for_client(client, request_id)
+        if request.status != RequestStatus.SIGNED:
+            raise RequestNotSigned(f"the request is {request.status}")
+        return self.store.read(request_id, DocumentStore.SIGNED)
+
+    def cancel(
+        self, client: IntegrationClient, request_id: str, *, client_address: str | None
+    ) -> SigningRequest:
+        """Cancel a pending request of ``client``; RequestNotPending otherwise."""
+        now = self.clock()
+        with self.db.transaction() as session:
+            request = session.get(SigningRequest, request_id, with_for_update=True)
+            if request is None or request.client_id != client.id:
+                raise NotFound("no such signing request")
+            expired = self._expire_if_due(session, request)
+            if not expired:
+                transition(
+                    session,
+                    request,
+                    RequestStatus.CANCELLED,
+                    actor=f"client:{client.name}",
+                    now=now,
+                    client_address=client_address,
+                )
+        if expired:
+            raise RequestExpired("the request expired before it was cancelled")
+        return request
+
+    # ---- signer side ------------------------------------------------------------
+
+    def list_for_signer(self, user: User, status: RequestStatus | None) -> list[SigningRequest]:
+        """The signer's own requests, newest first, optionally of one status."""
+        with self.db.transaction() as session:
+            query = select(SigningRequest).where(SigningRequest.signer_id == user.id)
+            requests = list(session.scalars(query.order_by(SigningRequest.created_at.desc())))
+            for request in requests:
+                self._expire_if_due(session, request)
+        return [r for r in requests if status is None or r.status == status]
+
+    def get_for_signer(self, user: User, request_id: str) -> SigningRequest:
+        """The request if addressed to ``user`` (else NotFound: invariant 7)."""
+        with self.db.transaction() as session:
+            request = session.get(SigningRequest, request_id)
+            if request is None or request.signer_id != user.id:
+                raise NotFound("no such signing request")
+            self._expire_if_due(session, request)
+            return request
+
+    def document_for_signer(self, user: User, request_id: str) -> bytes:
+        """The exact bytes that will be signed."""
+        self.get_for_signer(user, request_id)
+        return self.store.read(request_id, DocumentStore.ORIGINAL)
+
+    def reject(
+        self, user: User, request_id: str, reason: str, *, client_address: str | None
+    ) -> SigningRequest:
+        """The signer declines; the request becomes ``rejected``."""
+        now = self.clock()
+        with self.db.transaction() as session:
+            request = self._load_for_signer(session, user, request_id)
+            expired = self._expire_if_due(session, request)
+            if not expired:
+                transition(
+                    session,
+                    request,
+                    RequestStatus.REJECTED,
+                    actor=f"user:{user.username}",
+                    now=now,
+                    client_address=client_address,
+                    detail={"reason_length": len(reason)},
+                )
+        if expired:
+            raise RequestExpired("the request has expired")
+        return request
+
+    def approve_with_totp(
+        self,
+        user: User,
+        request_id: str,
+        otp: str,
+        document_sha256: str,
+        *,
+        client_address: str | None,
+    ) -> SigningRequest:
+        """Approve ``request_id`` with a TOTP code and sign it.
+
+        Checks, in order: the request is the signer's (NotFound), not expired
+        (RequestExpired), pending (RequestNotPending), ``document_sha256`` equals the
+        stored document's hash (DocumentChanged), the TOTP code (OtpLocked, OtpInvalid,
+        OtpReused; failures are counted and lock approval after
+        ``totp_max_failures``). Then signs; returns the request, ``signed`` or ``failed``
+        with ``failure_code``. A retryable token error returns the request to
+        ``pending_approval`` and re-raises the BridgeError."""
+        now = self.clock()
+        refusal: GatewayError | None = None
+        with self.db.transaction() as session:
+            request = self._load_for_signer(session, user, request_id)
+            if self._expire_if_due(session, request):
+                refusal = RequestExpired("the request has expired")
+            elif request.status != RequestStatus.PENDING_APPROVAL:
+                refusal = RequestNotPending(f"the request is {request.status}")
+            elif not hmac.compare_digest(
+                request.document_sha256.encode(), document_sha256.strip().lower().encode()
+            ):
+                refusal = DocumentChanged("document_sha256 is not the hash of this document")
+            else:
+                refusal = self._check_totp(session, user.id, otp, now, client_address, request.id)
+                if refusal is None:
+                    transition(
+                        session,
+                        request,
+                        RequestStatus.APPROVED,
+                        actor=f"user:{user.username}",
+                        now=now,
+                        client_address=client_address,
+                        detail={"factor": "totp"},
+                    )
+                    transition(session, request, RequestStatus.SIGNING, actor="system", now=now)
+        if refusal is not None:
+            raise refusal
+        return self._sign(request, user, client_address)
+
+    def _check_totp(
+        self,
+        session: Session,
+        user_id: str,
+        otp: str,
+        now: dt.datetime,
+        client_address: str | None,
+        request_id: str,
+    ) -> GatewayError | None:
+        user = session.get(User, user_id, with_for_update=True)
+        assert user is not None
+        if user.totp_locked_until is not None and now < user.totp_locked_until:
+            return OtpLocked("approval is locked after too many wrong codes; try later")
+        if user.totp_secret is None:
+            return TotpNotEnrolled("enrol an authenticator first")
+        step = totp.match_step(self.box.open(user.totp_secret), otp.strip(), now=now.timestamp())
+        if step is None:
+            user.totp_failures += 1
+            detail = {"failures": user.totp_failures}
+            audit.record(
+                session,
+                actor=f"user:{user.username}",
+                action="totp.failed",
+                now=now,
+                request_id=request_id,
+                client_address=client_address,
+                detail=detail,
+            )
+            if user.totp_failures >= self.settings.totp_max_failures:
+                user.totp_locked_until = now + dt.timedelta(
+                    seconds=self.settings.totp_lockout_seconds
+                )
+                user.totp_failures = 0
+                audit.record(
+                    session,
+                    actor="system",
+                    action="totp.locked",
+                    now=now,
+                    request_id=request_id,
+                    detail={"user": user.username},
+                )
+                return OtpLocked("too many wrong codes; approval is locked for a while")
+            return OtpInvalid("the code is wrong")
+        session.flush()
+        if not totp.consume_step(session, user.id, step):
+            audit.record(
+                session,
+                actor=f"user:{user.username}",
+                action="totp.reused",
+                now=now,
+                request_id=request_id,
+                client_address=client_address,
+            )
+            return OtpReused("this code was already used; wait for the next one")
+        session.refresh(user)
+        return None
+
+    # ---- signing ----------------------------------------------------------------
+
+    def _sign(
+        self, request: SigningRequest, user: User, client_address: str | None
+    ) -> SigningRequest:
+        failure: str | None = None
+        retry_error: BridgeError | None = None
+        signed: bytes | None = None
+        try:
+            signed = self._produce_signature(request)
+        except BridgeError as exc:
+            log.warning("bridge refused or failed for request %s: %s", request.id, exc.code)
+            if exc.retryable:
+                retry_error = exc
+            else:
+                failure = exc.code
+        except GatewayError as exc:
+            failure = exc.code
+        except Exception as exc:  # noqa: BLE001 - pyHanko failures on odd input
+            log.error("signing request %s failed: %s", request.id, type(exc).__name__, exc_info=exc)
+            failure = "signing_error"
+        now = self.clock()
+        with self.db.transaction() as session:
+            current = session.get(SigningRequest, request.id, with_for_update=True)
+            assert current is not None
+            if signed is not None:
+                current.signed_document_sha256 = hashlib.sha256(signed).hexdigest()
+                transition(
+                    session,
+                    current,
+                    RequestStatus.SIGNED,
+                    actor="system",
+                    now=now,
+                    detail={"signed_document_sha256": current.signed_document_sha256},
+                )
+            elif retry_error is not None:
+                transition(
+                    session,
+                    current,
+                    RequestStatus.PENDING_APPROVAL,
+                    actor="system",
+                    now=now,
+                    detail={"retryable": retry_error.code},
+                )
+            else:
+                transition(
+                    session,
+                    current,
+                    RequestStatus.FAILED,
+                    actor="system",
+                    now=now,
+                    failure_code=failure,
+                    client_address=client_address,
+                )
+        if retry_error is not None:
+            raise retry_error
+        return current
+
+    def _produce_signature(self, request: SigningRequest) -> bytes:
+        document = self.store.read(request.id, DocumentStore.ORIGINAL)
+        if hashlib.sha256(document).hexdigest() != request.document_sha256:
+            raise DocumentChanged("the stored document no longer matches the approved hash")
+        params = SignatureParameters.from_json(request.parameters)
+        if params.sha256() != request.parameters_sha256:
+            raise DocumentChanged("the signature parameters changed after approval")
+        with self.db.transaction() as session:
+            credential = session.get(Credential, request.credential_id)
+            assert credential is not None
+        ref = CredentialRef(credential.token_serial, bytes.fromhex(credential.key_id))
+        token_certificate = self.bridge.certificate(ref)
+        if hashlib.sha256(token_certificate).hexdigest() != credential.certificate_sha256:
+            raise CertificateNotValid("the token holds another certificate for this credential")
+        chain = _chain_der(credential.chain_pem)
+        self._check_certificates(credential, [token_certificate, *chain])
+        mechanism = SignatureMechanism(credential.mechanism)
+
+        def sign_digest(digest: bytes) -> bytes:
+            activation = self.issuer.issue(
+                ref,
+                digest,
+                subject=request.id,
+                now=time.time(),
+                ttl_seconds=self.settings.activation_ttl_seconds,
+            )
+            return self.bridge.sign(SignRequest(ref, digest, mechanism, activation))
+
+        signer = RemoteSigner(token_certificate, chain, sign_digest)
+        timestamper = None
+        if params.pades_level == PadesLevel.B_T and self.settings.tsa_url:
+            from pyhanko.sign.timestamps.requests_client import RequestsHTTPTimeStamper
+
+            timestamper = RequestsHTTPTimeStamper(self.settings.tsa_url)
+        signed = sign_pdf(document, params, signer, timestamper=timestamper)
+        self.store.write(request.id, DocumentStore.SIGNED, signed)
+        return signed
+
+    def _check_certificates(self, credential: Credential, certificates: list[bytes]) -> None:
+        """Invariant 6, right before signing: every certificate of the path is within its
+        validity period now, and the credential is not revoked."""
+        now = self.clock()
+        if credential.revoked_at is not None and credential.revoked_at <= now:
+            raise CertificateRevoked("the signer's certificate was revoked")
+        for der in certificates:
+            validity = asn1_x509.Certificate.load(der)["tbs_certificate"]["validity"]
+            if not validity["not_before"].native <= now <= validity["not_after"].native:
+                raise CertificateNotValid("a certificate of the signer's chain is not valid now")
+
+    # ---- helpers ----------------------------------------------------------------
+
+    def _load_for_signer(self, session: Session, user: User, request_id: str) -> SigningRequest:
+        request = session.get(SigningRequest, request_id, with_for_update=True)
+        if request is None or request.signer_id != user.id:
+            raise NotFound("no such signing request")
+        return request
+
+    def _expire_if_due(self, session: Session, request: SigningRequest) -> bool:
+        now = self.clock()
+        if request.status == RequestStatus.PENDING_APPROVAL and now >= request.expires_at:
+            transition(session, request, RequestStatus.EXPIRED, actor="system", now=now)
+            return True
+        return request.status == RequestStatus.EXPIRED
+
+    def recover_interrupted(self) -> int:
+        """Finish or roll back requests left in ``signing`` by a crash; return how many."""
+        now = self.clock()
+        count = 0
+        with self.db.transaction() as session:
+            stuck = session.scalars(
+                select(SigningRequest).where(SigningRequest.status == RequestStatus.SIGNING)
+            )
+            for request in stuck:
+                count += 1
+                if self.store.exists(request.id, DocumentStore.SIGNED):
+                    signed = self.store.read(request.id, DocumentStore.SIGNED)
+                    if signed.startswith(self.store.read(request.id, DocumentStore.ORIGINAL)):
+                        request.signed_document_sha256 = hashlib.sha256(signed).hexdigest()
+                        transition(
+                            session,
+                            request,
+                            RequestStatus.SIGNED,
+                            actor="system",
+                            now=now,
+                            detail={"recovered": True},
+                        )
+                        continue
+                transition(
+                    session,
+                    request,
+                    RequestStatus.PENDING_APPROVAL,
+                    actor="system",
+                    now=now,
+                    detail={"recovered": True},
+                )
+        return count
+
+
+def _chain_der(chain_pem: str) -> list[bytes]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    if not chain_pem.strip():
+        return []
+    return [
+        c.public_bytes(Encoding.DER) for c in x509.load_pem_x509_certificates(chain_pem.encode())
+    ]

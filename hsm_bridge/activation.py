@@ -1,0 +1,175 @@
+"""Signature activation data (SAD): the proof the bridge demands before it signs.
+
+An activation is bound to one credential and one digest, expires after a short time and
+is single-use (the CSC API v2 / EN 419 241-1 notion of SAD). It is issued by the approval
+step once the signer's second factor was verified, and verified here, by the bridge,
+right before C_Sign. Used activations are recorded durably (SQLite), so a replay after a
+restart is refused too.
+
+Wire form: ``base64url(payload JSON) "." base64url(HMAC-SHA256(key, payload JSON))``
+(RFC 2104 HMAC over the exact payload bytes).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from hsm_bridge.credentials import CredentialRef
+from hsm_bridge.errors import ActivationInvalid
+
+__all__ = ["Activation", "ActivationIssuer", "ActivationVerifier", "UsedActivationStore"]
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass(frozen=True, slots=True)
+class Activation:
+    """The decoded content of a SAD.
+
+    ``digest``: the 32-byte SHA-256 digest that may be signed; ``expires_at``: POSIX
+    seconds; ``nonce``: 128-bit random hex; ``subject``: what the approval was for (the
+    signing request id), for the audit trail.
+    """
+
+    credential: str
+    digest: bytes
+    expires_at: int
+    nonce: str
+    subject: str
+
+
+class ActivationIssuer:
+    """Issues SADs. Held by the approval step; ``key`` is 32 secret bytes shared with
+    the bridge's :class:`ActivationVerifier`."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) < 32:
+            raise ValueError("the activation key must be at least 32 bytes")
+        self._key = key
+
+    def issue(
+        self,
+        credential: CredentialRef,
+        digest: bytes,
+        *,
+        subject: str,
+        now: float,
+        ttl_seconds: int,
+    ) -> str:
+        """Return a SAD (ASCII text) for signing ``digest`` (32 bytes) with
+        ``credential``, valid for ``ttl_seconds`` from ``now`` (POSIX seconds)."""
+        if len(digest) != 32:
+            raise ValueError("digest must be 32 bytes (SHA-256)")
+        payload = json.dumps(
+            {
+                "cred": str(credential),
+                "dig": digest.hex(),
+                "exp": int(now) + ttl_seconds,
+                "nonce": secrets.token_hex(16),
+                "sub": subject,
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+        ).encode()
+        mac = hmac.new(self._key, payload, hashlib.sha256).digest()
+        return f"{_b64(payload)}.{_b64(mac)}"
+
+
+class UsedActivationStore:
+    """Durable record of consumed activation nonces (SQLite file ``path``).
+
+    :meth:`consume` is atomic: of two concurrent calls with one nonce, exactly one wins.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS used_activation ("
+                " nonce TEXT PRIMARY KEY, expires_at INTEGER NOT NULL)"
+            )
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self._path, timeout=30)
+
+    def consume(self, nonce: str, expires_at: int, *, now: float) -> bool:
+        """Record ``nonce`` as used. Return False when it was used before.
+
+        Entries whose ``expires_at`` (POSIX seconds) passed are pruned: an expired SAD is
+        refused on its expiry anyway.
+        """
+        with self._lock, self._connect() as conn:
+            conn.execute("DELETE FROM used_activation WHERE expires_at < ?", (int(now) - 60,))
+            try:
+                conn.execute(
+                    "INSERT INTO used_activation (nonce, expires_at) VALUES (?, ?)",
+                    (nonce, expires_at),
+                )
+            except sqlite3.IntegrityError:
+                return False
+            return True
+
+
+class ActivationVerifier:
+    """Verifies and consumes SADs inside the bridge (invariant 1 of DESIGN.md)."""
+
+    def __init__(self, key: bytes, used: UsedActivationStore) -> None:
+        self._key = key
+        self._used = used
+
+    def verify_and_consume(
+        self, sad: str, credential: CredentialRef, digest: bytes, *, now: float
+    ) -> Activation:
+        """Check that ``sad`` is authentic, unexpired at ``now`` (POSIX seconds), bound to
+        ``credential`` and ``digest``, and unused; then mark it used.
+
+        Raises :class:`ActivationInvalid` with ``reason`` one of ``malformed``,
+        ``forged``, ``expired``, ``wrong_credential``, ``wrong_digest``, ``reused``.
+        The MAC is compared in constant time before any field is trusted.
+        """
+        try:
+            payload_b64, mac_b64 = sad.split(".")
+            payload, mac = _unb64(payload_b64), _unb64(mac_b64)
+        except (ValueError, AttributeError) as exc:
+            raise ActivationInvalid("the activation is malformed", reason="malformed") from exc
+        expected = hmac.new(self._key, payload, hashlib.sha256).digest()
+        if not hmac.compare_digest(expected, mac):
+            raise ActivationInvalid("the activation is not authentic", reason="forged")
+        try:
+            fields = json.loads(payload)
+            activation = Activation(
+                credential=str(fields["cred"]),
+                digest=bytes.fromhex(fields["dig"]),
+                expires_at=int(fields["exp"]),
+                nonce=str(fields["nonce"]),
+                subject=str(fields["sub"]),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ActivationInvalid("the activation is malformed", reason="malformed") from exc
+        if now >= activation.expires_at:
+            raise ActivationInvalid("the activation has expired", reason="expired")
+        if not hmac.compare_digest(activation.credential, str(credential)):
+            raise ActivationInvalid(
+                "the activation is for another credential", reason="wrong_credential"
+            )
+        if not hmac.compare_digest(activation.digest, digest):
+            raise ActivationInvalid("the activation is for another digest", reason="wrong_digest")
+        if not self._used.consume(activation.nonce, activation.expires_at, now=now):
+            raise ActivationInvalid("the activation was already used", reason="reused")
+        return activation

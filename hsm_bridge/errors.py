@@ -1,0 +1,113 @@
+"""The bridge's error tree, and the one function that maps python-pkcs11 errors into it.
+
+Every error has a stable machine-readable ``code``; the gateway maps codes to HTTP
+problems in one place. Messages never contain a PIN.
+"""
+
+from __future__ import annotations
+
+import pkcs11.exceptions as p11e
+
+__all__ = [
+    "ActivationInvalid",
+    "BridgeError",
+    "CredentialNotFound",
+    "MechanismUnsupported",
+    "PinIncorrect",
+    "PinLocked",
+    "TokenError",
+    "TokenNotPresent",
+    "from_pkcs11_error",
+]
+
+
+class BridgeError(Exception):
+    """Base of every error raised by :mod:`hsm_bridge`.
+
+    ``code`` is stable and machine-readable; ``retryable`` says whether the same
+    operation may succeed later without a change by the caller.
+    """
+
+    code = "bridge_error"
+    retryable = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class TokenNotPresent(BridgeError):
+    """The token holding the credential is absent or was removed (CKR_TOKEN_NOT_PRESENT,
+    CKR_DEVICE_REMOVED, or no slot shows the token serial)."""
+
+    code = "token_not_present"
+    retryable = True
+
+
+class TokenError(BridgeError):
+    """The token or module failed (CKR_DEVICE_ERROR, CKR_FUNCTION_FAILED, a session that
+    vanished...)."""
+
+    code = "token_error"
+    retryable = True
+
+
+class CredentialNotFound(BridgeError):
+    """No private key or certificate with the credential's CKA_ID on its token, or more
+    than one (ambiguous; never guessed between)."""
+
+    code = "credential_not_found"
+
+
+class PinIncorrect(BridgeError):
+    """C_Login answered CKR_PIN_INCORRECT. Never retried automatically."""
+
+    code = "pin_incorrect"
+
+
+class PinLocked(BridgeError):
+    """The user PIN is locked (CKR_PIN_LOCKED)."""
+
+    code = "pin_locked"
+
+
+class MechanismUnsupported(BridgeError):
+    """The key type and the requested mechanism do not fit, or the token lacks it."""
+
+    code = "mechanism_unsupported"
+
+
+class ActivationInvalid(BridgeError):
+    """The signature activation data (SAD) is missing, forged, expired, already used, or
+    bound to another credential or digest. The bridge refuses to sign."""
+
+    code = "activation_invalid"
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+_MAP: list[tuple[type[Exception], type[BridgeError], str]] = [
+    (p11e.PinIncorrect, PinIncorrect, "the token rejected the PIN"),
+    (p11e.PinLocked, PinLocked, "the token's user PIN is locked"),
+    (p11e.TokenNotPresent, TokenNotPresent, "the token is not present"),
+    (p11e.DeviceRemoved, TokenNotPresent, "the token was removed"),
+    (p11e.NoSuchToken, TokenNotPresent, "no slot holds the token"),
+    (p11e.MechanismInvalid, MechanismUnsupported, "the token does not offer the mechanism"),
+    (p11e.KeyTypeInconsistent, MechanismUnsupported, "the key type does not fit the mechanism"),
+    (p11e.NoSuchKey, CredentialNotFound, "no key with that CKA_ID on the token"),
+    (p11e.MultipleObjectsReturned, CredentialNotFound, "several objects share that CKA_ID"),
+]
+
+
+def from_pkcs11_error(exc: Exception) -> BridgeError:
+    """Translate a python-pkcs11 exception into the bridge's error tree.
+
+    The one place where foreign PKCS#11 errors enter; callers ``raise ... from exc``.
+    Unknown CKR_ codes become :class:`TokenError` (retryable).
+    """
+    for foreign, ours, message in _MAP:
+        if isinstance(exc, foreign):
+            return ours(message)
+    return TokenError(f"the token failed: {type(exc).__name__}")
