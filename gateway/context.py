@@ -1,0 +1,52 @@
+"""Everything a running gateway holds, built once from the settings (never at import)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from gateway.config import Settings
+from gateway.db import Database
+from gateway.document_store import DocumentStore
+from gateway.installation import bridge_config
+from gateway.secrets_at_rest import InstallationKeys, SecretBox
+from gateway.service import SigningService
+from hsm_bridge import ActivationIssuer, Bridge
+
+__all__ = ["GatewayContext", "build_context", "context_of"]
+
+
+@dataclass
+class GatewayContext:
+    """The long-lived objects of one gateway process."""
+
+    settings: Settings
+    db: Database
+    box: SecretBox
+    bridge: Bridge
+    service: SigningService
+
+    def close(self) -> None:
+        """Release database connections."""
+        self.db.dispose()
+
+
+def build_context(settings: Settings) -> GatewayContext:
+    """Open the installation in ``settings.data_dir``. Raises FileNotFoundError when it
+    was never initialised (``signing-gateway init``)."""
+    keys = InstallationKeys.load(settings.secrets_dir)
+    db = Database(settings.effective_database_url)
+    box = SecretBox(keys.fernet_key)
+    bridge = Bridge(bridge_config(settings, keys))
+    service = SigningService(
+        settings, db, DocumentStore(settings.documents_dir), bridge,
+        ActivationIssuer(keys.activation_key), box,
+    )
+    return GatewayContext(settings=settings, db=db, box=box, bridge=bridge, service=service)
+
+
+def context_of(request: Request) -> GatewayContext:
+    """FastAPI dependency: the context stored on the application by the app factory."""
+    context: GatewayContext = request.app.state.gateway
+    return context

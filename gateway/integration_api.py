@@ -1,0 +1,128 @@
+"""Integration API for document systems (e-Office): submit, poll, fetch, cancel.
+
+Authentication: ``Authorization: Bearer <api key>``; the key is looked up by its SHA-256.
+A client sees only its own requests (DESIGN.md invariant 7).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, Header, Request, Response, UploadFile
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+
+from gateway.context import GatewayContext, context_of
+from gateway.errors import DocumentTooLarge, ParameterInvalid, Unauthenticated
+from gateway.models import IntegrationClient
+from gateway.pades import SignatureParameters
+from gateway.schemas import SigningRequestView
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1", tags=["integration"])
+
+Context = Annotated[GatewayContext, Depends(context_of)]
+
+
+def current_client(request: Request, context: Context) -> IntegrationClient:
+    """The integration client named by the bearer API key; Unauthenticated otherwise."""
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise Unauthenticated("send Authorization: Bearer <api key>")
+    digest = hashlib.sha256(key.strip().encode()).hexdigest()
+    with context.db.transaction() as session:
+        client = session.scalar(
+            select(IntegrationClient).where(IntegrationClient.api_key_sha256 == digest)
+        )
+    if client is None:
+        raise Unauthenticated("unknown API key")
+    return client
+
+
+Client = Annotated[IntegrationClient, Depends(current_client)]
+
+
+def _parse_box(box: str | None, page: int | None) -> tuple[float, float, float, float] | None:
+    if box is None and page is None:
+        return None
+    if box is None or page is None:
+        raise ParameterInvalid("page and box go together")
+    try:
+        x1, y1, x2, y2 = (float(v) for v in box.split(","))
+    except ValueError as exc:
+        raise ParameterInvalid("box must be x1,y1,x2,y2 in PDF points") from exc
+    if not (x1 < x2 and y1 < y2):
+        raise ParameterInvalid("box must have x1 < x2 and y1 < y2")
+    return (x1, y1, x2, y2)
+
+
+@router.post("/signing-requests", status_code=201, response_model=SigningRequestView)
+async def submit(
+    request: Request,
+    response: Response,
+    context: Context,
+    client: Client,
+    document: Annotated[UploadFile, File(description="the PDF to sign")],
+    signer: Annotated[str, Form(min_length=1, max_length=64)],
+    reason: Annotated[str | None, Form(max_length=500)] = None,
+    location: Annotated[str | None, Form(max_length=200)] = None,
+    contact_info: Annotated[str | None, Form(max_length=200)] = None,
+    field_name: Annotated[str | None, Form(max_length=100)] = None,
+    pades_level: Annotated[str, Form()] = "B-B",
+    page: Annotated[int | None, Form(ge=1)] = None,
+    box: Annotated[str | None, Form()] = None,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> SigningRequestView:
+    """Submit a PDF for ``signer``. 201 with the new request; 200 with the earlier one
+    when the Idempotency-Key and body repeat an earlier submission."""
+    limit = context.settings.max_document_bytes
+    data = await document.read(limit + 1)
+    if len(data) > limit:
+        raise DocumentTooLarge(f"the limit is {limit} bytes")
+    params = SignatureParameters(
+        reason=reason, location=location, contact_info=contact_info, field_name=field_name,
+        pades_level=pades_level, page=page, box=_parse_box(box, page),
+    )
+    result = await run_in_threadpool(
+        context.service.submit, client, data, signer, params,
+        idempotency_key=idempotency_key,
+        client_address=request.client.host if request.client else None,
+    )
+    if not result.created:
+        response.status_code = 200
+    response.headers["Location"] = f"/api/v1/signing-requests/{result.request.id}"
+    return SigningRequestView.of(result.request)
+
+
+@router.get("/signing-requests/{request_id}", response_model=SigningRequestView)
+def status(request_id: str, context: Context, client: Client) -> SigningRequestView:
+    """The request's status; once signed, ``signed_document_sha256`` too."""
+    return SigningRequestView.of(context.service.get_for_client(client, request_id))
+
+
+@router.get(
+    "/signing-requests/{request_id}/signed-document",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}},
+)
+def signed_document(request_id: str, context: Context, client: Client) -> Response:
+    """The signed PDF; 409 ``request_not_signed`` while it is not signed."""
+    data = context.service.signed_document_for_client(client, request_id)
+    return Response(
+        data, media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="{request_id}-signed.pdf"'},
+    )
+
+
+@router.delete("/signing-requests/{request_id}", response_model=SigningRequestView)
+def cancel(
+    request_id: str, request: Request, context: Context, client: Client
+) -> SigningRequestView:
+    """Cancel a pending request; 409 ``request_not_pending`` otherwise."""
+    return SigningRequestView.of(
+        context.service.cancel(
+            client, request_id, client_address=request.client.host if request.client else None
+        )
+    )

@@ -1,0 +1,86 @@
+"""Checking signed PDFs with tools nobody here wrote: pyHanko's validator (with a
+given trust anchor) and poppler's ``pdfsig``."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from asn1crypto import pem, x509
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.validation import validate_pdf_signature
+from pyhanko_certvalidator import ValidationContext
+
+__all__ = ["SignatureVerdict", "pdfsig_verdicts", "validate_with_pyhanko"]
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureVerdict:
+    """One signature's result: field name, whether the covered bytes are unchanged
+    (``intact``), the signature value checks out (``valid``), the signer chains to the
+    trust anchor (``trusted``), and the coverage level."""
+
+    field_name: str
+    intact: bool
+    valid: bool
+    trusted: bool
+    coverage: str
+    signer: str
+
+    @property
+    def ok(self) -> bool:
+        """intact, valid and trusted."""
+        return self.intact and self.valid and self.trusted
+
+
+def _load_certificate(path: Path) -> x509.Certificate:
+    data = path.read_bytes()
+    if pem.detect(data):
+        _, _, data = pem.unarmor(data)
+    return x509.Certificate.load(data)
+
+
+def validate_with_pyhanko(pdf: bytes, trust_anchor: Path) -> list[SignatureVerdict]:
+    """Validate every signature of ``pdf`` with pyHanko, trusting only the certificate
+    in ``trust_anchor`` (PEM or DER). Revocation is not checked (the demo PKI has no
+    OCSP/CRL service)."""
+    context = ValidationContext(
+        trust_roots=[_load_certificate(trust_anchor)], allow_fetching=False,
+        revocation_mode="soft-fail",
+    )
+    reader = PdfFileReader(io.BytesIO(pdf), strict=False)
+    verdicts = []
+    for sig in reader.embedded_signatures:
+        status = validate_pdf_signature(sig, context)
+        verdicts.append(
+            SignatureVerdict(
+                field_name=sig.field_name, intact=bool(status.intact),
+                valid=bool(status.valid), trusted=bool(status.trusted),
+                coverage=status.coverage.name if status.coverage else "NONE",
+                signer=status.signing_cert.subject.human_friendly,
+            )
+        )
+    return verdicts
+
+
+def pdfsig_verdicts(pdf: bytes) -> list[str] | None:
+    """The "Signature Validation:" line of each signature as poppler's ``pdfsig``
+    reports it (e.g. "Signature is Valid."), or None when pdfsig is not installed."""
+    tool = shutil.which("pdfsig")
+    if tool is None:
+        return None
+    with tempfile.NamedTemporaryFile(suffix=".pdf") as handle:
+        handle.write(pdf)
+        handle.flush()
+        result = subprocess.run(
+            [tool, handle.name], capture_output=True, text=True, check=False, timeout=120
+        )
+    return [
+        line.split(":", 1)[1].strip()
+        for line in result.stdout.splitlines()
+        if line.strip().startswith("- Signature Validation:")
+    ]

@@ -1,0 +1,119 @@
+"""Mobile sessions: password login (Argon2id), short-lived revocable bearer tokens of
+which only the SHA-256 is stored, and a per-user lock after repeated failed logins."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import select
+
+from gateway import audit
+from gateway.context import GatewayContext, context_of
+from gateway.errors import CredentialsInvalid, LoginLocked, Unauthenticated
+from gateway.models import MobileSession, User
+from gateway.passwords import verify_password
+from gateway.service import utcnow
+
+__all__ = ["IssuedSession", "current_user", "login", "revoke"]
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedSession:
+    """A new bearer token (shown once) and its lifetime in seconds."""
+
+    access_token: str
+    expires_in: int
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def login(
+    context: GatewayContext, username: str, password: str, *, client_address: str | None
+) -> IssuedSession:
+    """Check ``username``/``password`` and open a session.
+
+    Raises CredentialsInvalid (same answer for an unknown user and a wrong password) or
+    LoginLocked after ``login_max_failures`` failures in a row."""
+    settings = context.settings
+    now = utcnow()
+    locked = False
+    with context.db.transaction() as session:
+        user = session.scalar(select(User).where(User.username == username))
+        if user is not None and user.login_locked_until and now < user.login_locked_until:
+            locked = True
+        elif not verify_password(user.password_hash if user else None, password):
+            if user is not None:
+                user.login_failures += 1
+                audit.record(session, actor=f"user:{user.username}", action="login.failed",
+                             now=now, client_address=client_address)
+                if user.login_failures >= settings.login_max_failures:
+                    user.login_failures = 0
+                    user.login_locked_until = now + dt.timedelta(
+                        seconds=settings.login_lockout_seconds
+                    )
+                    audit.record(session, actor="system", action="login.locked", now=now,
+                                 detail={"user": user.username})
+            user = None
+        else:
+            user.login_failures = 0
+            token = secrets.token_urlsafe(32)
+            ttl = settings.mobile_session_ttl_seconds
+            session.add(MobileSession(
+                id=str(uuid.uuid4()), user_id=user.id, token_sha256=_token_hash(token),
+                created_at=now, expires_at=now + dt.timedelta(seconds=ttl),
+            ))
+            audit.record(session, actor=f"user:{user.username}", action="session.created",
+                         now=now, client_address=client_address)
+    if locked:
+        raise LoginLocked("too many failed logins; try again later")
+    if user is None:
+        raise CredentialsInvalid("wrong username or password")
+    return IssuedSession(access_token=token, expires_in=ttl)
+
+
+def _bearer(request: Request) -> str:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("send Authorization: Bearer <access token>")
+    return token.strip()
+
+
+def current_user(
+    request: Request, context: Annotated[GatewayContext, Depends(context_of)]
+) -> User:
+    """FastAPI dependency: the user of a live (unexpired, unrevoked) session."""
+    token_hash = _token_hash(_bearer(request))
+    now = utcnow()
+    with context.db.transaction() as session:
+        mobile = session.scalar(
+            select(MobileSession).where(MobileSession.token_sha256 == token_hash)
+        )
+        if mobile is None or mobile.revoked_at is not None or now >= mobile.expires_at:
+            raise Unauthenticated("the session is unknown, expired or revoked")
+        user = session.get(User, mobile.user_id)
+    assert user is not None
+    return user
+
+
+def revoke(context: GatewayContext, request: Request) -> None:
+    """Revoke the session whose bearer token ``request`` carries (log out)."""
+    token_hash = _token_hash(_bearer(request))
+    now = utcnow()
+    with context.db.transaction() as session:
+        mobile = session.scalar(
+            select(MobileSession).where(MobileSession.token_sha256 == token_hash)
+        )
+        if mobile is None or mobile.revoked_at is not None:
+            raise Unauthenticated("the session is unknown or already revoked")
+        mobile.revoked_at = now
+        user = session.get(User, mobile.user_id)
+        audit.record(session, actor=f"user:{user.username if user else '?'}",
+                     action="session.revoked", now=now)

@@ -1,0 +1,40 @@
+"""Page previews rendered with pypdfium2 (PDFium) from the exact bytes to be signed."""
+
+from __future__ import annotations
+
+import io
+import threading
+
+import pypdfium2 as pdfium
+
+from gateway.errors import NotFound, ParameterInvalid
+
+__all__ = ["render_page_png"]
+
+# PDFium is not thread-safe: one render at a time per process.
+_PDFIUM_LOCK = threading.Lock()
+
+
+def render_page_png(document: bytes, page_number: int, width: int, *, max_width: int) -> bytes:
+    """PNG bytes of page ``page_number`` (1-based) scaled to ``width`` pixels wide,
+    honouring /Rotate and the CropBox as viewers do.
+
+    Raises NotFound for a page outside the document and ParameterInvalid for a width
+    outside 16..``max_width``."""
+    if not 16 <= width <= max_width:
+        raise ParameterInvalid(f"width must be between 16 and {max_width} pixels")
+    with _PDFIUM_LOCK:
+        pdf = pdfium.PdfDocument(document)
+        try:
+            if not 1 <= page_number <= len(pdf):
+                raise NotFound(f"the document has {len(pdf)} pages")
+            page = pdf[page_number - 1]
+            page_width = page.get_width() if page.get_rotation() % 180 == 0 else page.get_height()
+            bitmap = page.render(scale=width / page_width, may_draw_forms=True)
+            image = bitmap.to_pil()
+            out = io.BytesIO()
+            image.save(out, format="PNG", optimize=False)
+            page.close()
+            return out.getvalue()
+        finally:
+            pdf.close()

@@ -1,0 +1,142 @@
+"""Push delivery: a provider interface with an FCM implementation (firebase-admin) and a
+log implementation for the embedded default, and the notifier that tells a signer's
+devices about a new request after it was committed.
+
+A push message carries only the request id and a localised title: never document
+content, names of secrets or tokens. A push failure never loses or blocks the request:
+the signer still sees it in the pending list.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Protocol
+
+from sqlalchemy import select
+
+from gateway.db import Database
+from gateway.models import Device
+
+__all__ = [
+    "FcmPushProvider",
+    "LogPushProvider",
+    "PushNotifier",
+    "PushOutcome",
+    "PushProvider",
+]
+
+log = logging.getLogger(__name__)
+
+
+class PushOutcome(enum.StrEnum):
+    """What a provider answered for one device."""
+
+    DELIVERED = "delivered"
+    TOKEN_STALE = "token_stale"  # noqa: S105 - FCM UNREGISTERED or SENDER_ID_MISMATCH
+    FAILED = "failed"
+
+
+class PushProvider(Protocol):
+    """Sends one notification to one device registration token."""
+
+    def send(self, push_token: str, request_id: str, title: str) -> PushOutcome:
+        """Deliver ``title`` with data ``{"type": "signing_request", "request_id": ...}``."""
+
+
+class LogPushProvider:
+    """The embedded default: writes the notification to the log instead of sending it."""
+
+    def send(self, push_token: str, request_id: str, title: str) -> PushOutcome:
+        """Log the request id (never the device token)."""
+        log.info("push (log provider): new signing request %s", request_id)
+        return PushOutcome.DELIVERED
+
+
+class FcmPushProvider:
+    """Firebase Cloud Messaging HTTP v1 through firebase-admin.
+
+    ``service_account_file``: the Firebase service-account JSON. A private Firebase app
+    instance is created (never the default app), so several gateways in one process do
+    not clash."""
+
+    def __init__(self, service_account_file: Path) -> None:
+        import firebase_admin
+        from firebase_admin import credentials
+
+        self._app = firebase_admin.initialize_app(
+            credentials.Certificate(str(service_account_file)),
+            name=f"signing-gateway-{uuid.uuid4()}",
+        )
+
+    def send(self, push_token: str, request_id: str, title: str) -> PushOutcome:
+        """Send one message (``messaging.send``); map FCM's answer to an outcome."""
+        from firebase_admin import exceptions, messaging
+
+        message = messaging.Message(
+            token=push_token,
+            data={"type": "signing_request", "request_id": request_id},
+            notification=messaging.Notification(title=title),
+            android=messaging.AndroidConfig(priority="high"),
+            apns=messaging.APNSConfig(headers={"apns-priority": "10"}),
+        )
+        try:
+            messaging.send(message, app=self._app)
+        except (messaging.UnregisteredError, messaging.SenderIdMismatchError):
+            return PushOutcome.TOKEN_STALE
+        except (exceptions.FirebaseError, ValueError) as exc:
+            log.warning("FCM refused a push for request %s: %s", request_id, type(exc).__name__)
+            return PushOutcome.FAILED
+        return PushOutcome.DELIVERED
+
+
+class PushNotifier:
+    """Implements :class:`gateway.service.Notifier`: sends to each live device of the
+    signer in a background thread; marks a device stale when FCM says its token is dead.
+    One device's failure never affects another's."""
+
+    def __init__(self, db: Database, provider: PushProvider, title: str) -> None:
+        self._db = db
+        self._provider = provider
+        self._title = title
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="push")
+
+    def signing_request_created(self, signer_id: str, request_id: str) -> None:
+        """Queue the notification; returns at once and never raises."""
+        try:
+            self._pool.submit(self.deliver, signer_id, request_id)
+        except RuntimeError:
+            log.warning("push queue closed; request %s stays in the pending list", request_id)
+
+    def deliver(self, signer_id: str, request_id: str) -> dict[str, PushOutcome]:
+        """Send now to every non-stale device of ``signer_id``; return outcome by device
+        id."""
+        outcomes: dict[str, PushOutcome] = {}
+        try:
+            with self._db.transaction() as session:
+                devices = list(session.scalars(
+                    select(Device).where(Device.user_id == signer_id, Device.stale.is_(False))
+                ))
+            for device in devices:
+                try:
+                    outcome = self._provider.send(device.push_token, request_id, self._title)
+                except Exception as exc:  # noqa: BLE001 - one device never stops the others
+                    log.warning("push to device %s failed: %s", device.id, type(exc).__name__)
+                    outcome = PushOutcome.FAILED
+                outcomes[device.id] = outcome
+                if outcome is PushOutcome.TOKEN_STALE:
+                    with self._db.transaction() as session:
+                        stored = session.get(Device, device.id)
+                        if stored is not None:
+                            stored.stale = True
+                    log.info("device %s has a stale push token; it was marked", device.id)
+        except Exception as exc:  # noqa: BLE001 - push never breaks the request
+            log.error("push delivery for request %s failed: %s", request_id, type(exc).__name__)
+        return outcomes
+
+    def close(self) -> None:
+        """Finish queued deliveries and stop the worker threads."""
+        self._pool.shutdown(wait=True)

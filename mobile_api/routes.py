@@ -1,0 +1,258 @@
+"""Mobile API routes (``/mobile/v1``). Every route but login needs a live session; a
+signer sees and acts on requests addressed to them only (DESIGN.md invariant 7)."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import io
+import uuid
+from typing import Annotated, Literal
+
+import segno
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from gateway import audit, totp
+from gateway.context import GatewayContext, context_of
+from gateway.errors import OtpInvalid, ParameterInvalid
+from gateway.lifecycle import RequestStatus
+from gateway.models import Device, User
+from gateway.schemas import SigningRequestView
+from gateway.service import utcnow
+from mobile_api import auth
+from mobile_api.preview import render_page_png
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/mobile/v1", tags=["mobile"])
+
+Context = Annotated[GatewayContext, Depends(context_of)]
+Signer = Annotated[User, Depends(auth.current_user)]
+
+
+def _address(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+class LoginBody(BaseModel):
+    """Username and password."""
+
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class SessionView(BaseModel):
+    """A new session: bearer token and lifetime (seconds)."""
+
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105
+    expires_in: int
+
+
+@router.post("/sessions", response_model=SessionView, status_code=201)
+def create_session(body: LoginBody, request: Request, context: Context) -> SessionView:
+    """Log in; 401 ``credentials_invalid``, 429 ``login_locked``."""
+    issued = auth.login(context, body.username, body.password, client_address=_address(request))
+    return SessionView(access_token=issued.access_token, expires_in=issued.expires_in)
+
+
+@router.delete("/sessions/current", status_code=204)
+def delete_session(request: Request, context: Context) -> Response:
+    """Log out: the bearer token stops working at once."""
+    auth.revoke(context, request)
+    return Response(status_code=204)
+
+
+@router.get("/signing-requests", response_model=list[SigningRequestView])
+def list_requests(
+    context: Context, user: Signer, status: RequestStatus | None = None
+) -> list[SigningRequestView]:
+    """The caller's own requests, newest first; ``?status=pending_approval`` for the
+    pending list."""
+    return [SigningRequestView.of(r) for r in context.service.list_for_signer(user, status)]
+
+
+@router.get("/signing-requests/{request_id}", response_model=SigningRequestView)
+def get_request(request_id: str, context: Context, user: Signer) -> SigningRequestView:
+    """One of the caller's requests."""
+    return SigningRequestView.of(context.service.get_for_signer(user, request_id))
+
+
+@router.get(
+    "/signing-requests/{request_id}/document",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}},
+)
+def get_document(request_id: str, context: Context, user: Signer) -> Response:
+    """The exact bytes that will be signed (their SHA-256 is ``document_sha256``)."""
+    data = context.service.document_for_signer(user, request_id)
+    return Response(data, media_type="application/pdf")
+
+
+@router.get(
+    "/signing-requests/{request_id}/pages/{page_number}.png",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}},
+)
+async def get_page(
+    request_id: str,
+    page_number: int,
+    context: Context,
+    user: Signer,
+    width: Annotated[int, Query(ge=16)] = 1024,
+) -> Response:
+    """Page ``page_number`` (1-based) rendered ``width`` pixels wide."""
+    data = await run_in_threadpool(context.service.document_for_signer, user, request_id)
+    png = await run_in_threadpool(
+        render_page_png, data, page_number, width,
+        max_width=context.settings.preview_max_width,
+    )
+    return Response(png, media_type="image/png", headers={"Cache-Control": "private"})
+
+
+class ApprovalBody(BaseModel):
+    """A TOTP code and the SHA-256 (hex) of the document the signer was shown."""
+
+    otp: str = Field(min_length=1, max_length=16)
+    document_sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
+
+
+class DecisionView(BaseModel):
+    """The request's new status after an approval or a rejection."""
+
+    id: str
+    status: str
+    failure_code: str | None = None
+    signed_document_sha256: str | None = None
+
+
+@router.post("/signing-requests/{request_id}/approval", response_model=DecisionView)
+def approve(
+    request_id: str, body: ApprovalBody, request: Request, context: Context, user: Signer
+) -> DecisionView:
+    """Approve with TOTP and sign. Answers ``signed``, or ``failed`` with a code."""
+    result = context.service.approve_with_totp(
+        user, request_id, body.otp, body.document_sha256, client_address=_address(request)
+    )
+    return DecisionView(
+        id=result.id, status=result.status, failure_code=result.failure_code,
+        signed_document_sha256=result.signed_document_sha256,
+    )
+
+
+class RejectionBody(BaseModel):
+    """Why the signer declines (free text, kept out of logs)."""
+
+    reason: str = Field(default="", max_length=1000)
+
+
+@router.post("/signing-requests/{request_id}/rejection", response_model=DecisionView)
+def reject(
+    request_id: str, body: RejectionBody, request: Request, context: Context, user: Signer
+) -> DecisionView:
+    """Decline the request; it becomes ``rejected``."""
+    result = context.service.reject(user, request_id, body.reason,
+                                    client_address=_address(request))
+    return DecisionView(id=result.id, status=result.status)
+
+
+class TotpEnrolmentBody(BaseModel):
+    """To replace a confirmed authenticator, a current code from it."""
+
+    otp: str | None = Field(default=None, max_length=16)
+
+
+class TotpEnrolmentView(BaseModel):
+    """The otpauth:// URI and the same as a QR code (PNG, base64)."""
+
+    otpauth_uri: str
+    qr_png_base64: str
+    confirmed: bool = False
+
+
+@router.post("/totp", response_model=TotpEnrolmentView, status_code=201)
+def enrol_totp(
+    body: TotpEnrolmentBody, request: Request, context: Context, user: Signer
+) -> TotpEnrolmentView:
+    """Start TOTP enrolment (RFC 6238, 160-bit secret). The new secret becomes active
+    once confirmed with a first valid code (``POST /mobile/v1/totp/confirmation``)."""
+    now = utcnow()
+    if user.totp_secret is not None:
+        current = context.box.open(user.totp_secret)
+        if body.otp is None or totp.match_step(current, body.otp, now=now.timestamp()) is None:
+            raise OtpInvalid("a current code from the enrolled authenticator is required")
+    secret = totp.new_secret()
+    with context.db.transaction() as session:
+        stored = session.get(User, user.id)
+        assert stored is not None
+        stored.totp_pending_secret = context.box.seal(secret)
+        audit.record(session, actor=f"user:{user.username}", action="totp.enrolment_started",
+                     now=now, client_address=_address(request))
+    uri = totp.provisioning_uri(secret, user.username, "Signing Gateway")
+    buffer = io.BytesIO()
+    segno.make(uri, error="m").save(buffer, kind="png", scale=6)
+    return TotpEnrolmentView(
+        otpauth_uri=uri, qr_png_base64=base64.b64encode(buffer.getvalue()).decode()
+    )
+
+
+class TotpConfirmationBody(BaseModel):
+    """The first code from the new authenticator."""
+
+    otp: str = Field(min_length=6, max_length=16)
+
+
+@router.post("/totp/confirmation", response_model=TotpEnrolmentView)
+def confirm_totp(
+    body: TotpConfirmationBody, request: Request, context: Context, user: Signer
+) -> TotpEnrolmentView:
+    """Activate the pending secret with a valid code from it."""
+    now = utcnow()
+    with context.db.transaction() as session:
+        stored = session.get(User, user.id, with_for_update=True)
+        assert stored is not None
+        if stored.totp_pending_secret is None:
+            raise ParameterInvalid("no TOTP enrolment is pending")
+        secret = context.box.open(stored.totp_pending_secret)
+        step = totp.match_step(secret, body.otp, now=now.timestamp())
+        if step is None:
+            raise OtpInvalid("the code does not match the new authenticator")
+        stored.totp_secret = stored.totp_pending_secret
+        stored.totp_pending_secret = None
+        stored.totp_last_step = step  # this code cannot approve anything afterwards
+        stored.totp_failures = 0
+        audit.record(session, actor=f"user:{user.username}", action="totp.enrolled", now=now,
+                     client_address=_address(request))
+    return TotpEnrolmentView(otpauth_uri="", qr_png_base64="", confirmed=True)
+
+
+class DeviceBody(BaseModel):
+    """A device to notify: platform and FCM registration token."""
+
+    platform: Literal["android", "ios", "web"]
+    push_token: str = Field(min_length=1, max_length=4096)
+
+
+class DeviceView(BaseModel):
+    """A registered device (the push token is not echoed)."""
+
+    id: str
+    platform: str
+    created_at: dt.datetime
+
+
+@router.post("/devices", response_model=DeviceView, status_code=201)
+def register_device(
+    body: DeviceBody, request: Request, context: Context, user: Signer
+) -> DeviceView:
+    """Register the caller's device for push notifications."""
+    now = utcnow()
+    device = Device(id=str(uuid.uuid4()), user_id=user.id, platform=body.platform,
+                    push_token=body.push_token, stale=False, created_at=now)
+    with context.db.transaction() as session:
+        session.add(device)
+        audit.record(session, actor=f"user:{user.username}", action="device.registered",
+                     now=now, client_address=_address(request), detail={"device": device.id})
+    return DeviceView(id=device.id, platform=device.platform, created_at=device.created_at)
