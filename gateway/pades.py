@@ -122,6 +122,13 @@ def _stamp_style() -> TextStampStyle:
     )
 
 
+def _free_field_name(writer: IncrementalPdfFileWriter) -> str:
+    """``SignatureN`` with the smallest N not used by a signature field of the document
+    (so that an earlier, filled field is never chosen)."""
+    taken = {name for name, _, _ in fields.enumerate_sig_fields(writer.prev)}
+    return next(f"Signature{n}" for n in range(1, len(taken) + 2) if f"Signature{n}" not in taken)
+
+
 def sign_pdf(
     document: bytes,
     params: SignatureParameters,
@@ -136,10 +143,9 @@ def sign_pdf(
     not start with the input (never expected: it would mean the original was rewritten).
     """
     writer = IncrementalPdfFileWriter(io.BytesIO(document), strict=False)
-    field_name = params.field_name
+    field_name = params.field_name or _free_field_name(writer)
     new_field = None
     if params.box is not None and params.page is not None:
-        field_name = field_name or "Signature1"
         new_field = fields.SigFieldSpec(
             sig_field_name=field_name, on_page=params.page - 1, box=params.box
         )

@@ -1,0 +1,155 @@
+"""Shared fixtures: one demo installation made by the real CLI, one real uvicorn server
+on a free loopback port, and helpers that drive it over HTTP like a document system and
+a tablet would. With GATEWAY_TEST_DATABASE_URL set, everything runs on that database."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+from gateway.config import Settings, load_settings
+from gateway.db import Database
+from gateway.secrets_at_rest import InstallationKeys, SecretBox
+from signing_gateway.demo import wait_until_up
+from tests.factories import TestSigner, make_signer
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+CORPUS = PROJECT_ROOT.parent / "shared" / "corpus"
+
+
+def _reset_database(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    if not (CORPUS / "MANIFEST.tsv").exists():
+        pytest.skip(f"the real-world corpus is absent ({CORPUS})")
+    return CORPUS
+
+
+@pytest.fixture(scope="session")
+def manifest(corpus: Path) -> dict[str, dict[str, str]]:
+    with (corpus / "MANIFEST.tsv").open(encoding="utf-8") as handle:
+        return {row["file"]: row for row in csv.DictReader(handle, delimiter="\t")}
+
+
+@pytest.fixture(scope="session")
+def installation(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    data_dir = tmp_path_factory.mktemp("installation")
+    env = dict(os.environ)
+    url = os.environ.get("GATEWAY_TEST_DATABASE_URL")
+    if url:
+        _reset_database(url)
+        env["GATEWAY_DATABASE_URL"] = url
+        os.environ["GATEWAY_DATABASE_URL"] = url
+    subprocess.run(
+        [sys.executable, "-m", "signing_gateway.cli", "init", "--demo", "--data-dir",
+         str(data_dir)],
+        check=True, env=env, timeout=300,
+    )
+    return load_settings(data_dir)
+
+
+@pytest.fixture(scope="session")
+def demo_credentials(installation: Settings) -> dict:
+    return json.loads((installation.data_dir / "demo-credentials.json").read_text("utf-8"))
+
+
+@pytest.fixture(scope="session")
+def db(installation: Settings) -> Iterator[Database]:
+    database = Database(installation.effective_database_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture(scope="session")
+def box(installation: Settings) -> SecretBox:
+    return SecretBox(InstallationKeys.load(installation.secrets_dir).fernet_key)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    base_url: str
+    log_path: Path
+    api_key: str
+
+    def client(self, api_key: str | None = None) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.base_url, timeout=120,
+            headers={"Authorization": f"Bearer {api_key or self.api_key}"},
+        )
+
+    def tablet(self, username: str, password: str) -> httpx.Client:
+        with httpx.Client(base_url=self.base_url, timeout=30) as http:
+            answer = http.post("/mobile/v1/sessions",
+                               json={"username": username, "password": password})
+        assert answer.status_code == 201, answer.text
+        token = answer.json()["access_token"]
+        return httpx.Client(base_url=self.base_url, timeout=120,
+                            headers={"Authorization": f"Bearer {token}"})
+
+
+@pytest.fixture(scope="session")
+def server(installation: Settings, demo_credentials: dict,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("server") / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "signing_gateway.cli", "serve", "--data-dir",
+             str(installation.data_dir), "--port", str(port)],
+            stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, GATEWAY_LOG_LEVEL="DEBUG"),
+        )
+        try:
+            wait_until_up(f"http://127.0.0.1:{port}")
+            yield Server(f"http://127.0.0.1:{port}", log_path, demo_credentials["api_key"])
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+@pytest.fixture
+def signer(db: Database, box: SecretBox) -> TestSigner:
+    """A fresh signer (own TOTP secret) using leader1's RSA key."""
+    return make_signer(db, box)
+
+
+def submit(server: Server, document: bytes, signer: str, api_key: str | None = None,
+           **fields: str) -> httpx.Response:
+    with server.client(api_key) as http:
+        return http.post(
+            "/api/v1/signing-requests",
+            files={"document": ("document.pdf", document, "application/pdf")},
+            data={"signer": signer, **fields},
+        )
+
+
+def approve(tablet: httpx.Client, request_id: str, otp: str, document: bytes) -> httpx.Response:
+    return tablet.post(
+        f"/mobile/v1/signing-requests/{request_id}/approval",
+        json={"otp": otp, "document_sha256": hashlib.sha256(document).hexdigest()},
+    )

@@ -1,0 +1,75 @@
+"""Test data written straight to the installation's database: extra signers sharing a
+demo token key (each with its own TOTP secret, so approvals never wait for a new TOTP
+step), and extra integration clients."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+
+import pyotp
+from sqlalchemy import select
+
+from gateway.db import Database
+from gateway.models import Credential, IntegrationClient, User
+from gateway.passwords import hash_password
+from gateway.secrets_at_rest import SecretBox
+
+
+@dataclass
+class TestSigner:
+    username: str
+    password: str
+    totp_secret: str
+    credential_id: str
+    user_id: str
+
+    def otp(self, offset_steps: int = 0) -> str:
+        totp = pyotp.TOTP(self.totp_secret)
+        return totp.at(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30 * offset_steps))
+
+
+def make_signer(
+    db: Database, box: SecretBox, *, like: str = "leader1", revoked: bool = False
+) -> TestSigner:
+    """A new signer whose credential is the key of demo user ``like`` (same token, same
+    CKA_ID, same certificate)."""
+    now = dt.datetime.now(dt.UTC)
+    username = f"t{secrets.token_hex(5)}"
+    password = secrets.token_urlsafe(10)
+    totp_secret = pyotp.random_base32(32)
+    with db.transaction() as session:
+        template_user = session.scalar(select(User).where(User.username == like))
+        template = session.scalar(select(Credential).where(Credential.user_id == template_user.id))
+        user = User(
+            id=str(uuid.uuid4()), username=username, display_name=f"Người thử {username}",
+            role="leader", password_hash=hash_password(password),
+            totp_secret=box.seal(totp_secret), totp_failures=0, login_failures=0,
+            created_at=now,
+        )
+        session.add(user)
+        session.flush()
+        credential = Credential(
+            id=f"cred-{username}", user_id=user.id, token_serial=template.token_serial,
+            key_id=template.key_id, mechanism=template.mechanism,
+            certificate_der=template.certificate_der,
+            certificate_sha256=template.certificate_sha256, chain_pem=template.chain_pem,
+            revoked_at=now if revoked else None, created_at=now,
+        )
+        session.add(credential)
+    return TestSigner(username, password, totp_secret, credential.id, user.id)
+
+
+def make_client(db: Database) -> str:
+    """A new integration client; returns its API key."""
+    api_key = "sgw_" + secrets.token_urlsafe(24)
+    with db.transaction() as session:
+        session.add(IntegrationClient(
+            id=str(uuid.uuid4()), name=f"client-{secrets.token_hex(3)}",
+            api_key_sha256=hashlib.sha256(api_key.encode()).hexdigest(),
+            created_at=dt.datetime.now(dt.UTC),
+        ))
+    return api_key
