@@ -40,8 +40,12 @@ def build_context(settings: Settings) -> GatewayContext:
     box = SecretBox(keys.fernet_key)
     bridge = Bridge(bridge_config(settings, keys))
     service = SigningService(
-        settings, db, DocumentStore(settings.documents_dir), bridge,
-        ActivationIssuer(keys.activation_key), box,
+        settings,
+        db,
+        DocumentStore(settings.documents_dir),
+        bridge,
+        ActivationIssuer(keys.activation_key),
+        box,
     )
     return GatewayContext(settings=settings, db=db, box=box, bridge=bridge, service=service)
 

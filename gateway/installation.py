@@ -46,12 +46,24 @@ class DemoHolder:
 
 
 DEMO_HOLDERS = (
-    DemoHolder("leader1", "leader", KeySpec.RSA_2048,
-               HolderName("Nguyễn Văn An", "Giám đốc", "Sở Tài chính tỉnh Hà Nam")),
-    DemoHolder("clerk1", "clerk", KeySpec.EC_P256,
-               HolderName("Trần Thị Bình", "Văn thư", "Sở Tài chính tỉnh Hà Nam")),
-    DemoHolder("org1", "organisation", KeySpec.RSA_2048,
-               HolderName("Sở Tài chính tỉnh Hà Nam", "Cơ quan", "Sở Tài chính tỉnh Hà Nam")),
+    DemoHolder(
+        "leader1",
+        "leader",
+        KeySpec.RSA_2048,
+        HolderName("Nguyễn Văn An", "Giám đốc", "Sở Tài chính tỉnh Hà Nam"),
+    ),
+    DemoHolder(
+        "clerk1",
+        "clerk",
+        KeySpec.EC_P256,
+        HolderName("Trần Thị Bình", "Văn thư", "Sở Tài chính tỉnh Hà Nam"),
+    ),
+    DemoHolder(
+        "org1",
+        "organisation",
+        KeySpec.RSA_2048,
+        HolderName("Sở Tài chính tỉnh Hà Nam", "Cơ quan", "Sở Tài chính tỉnh Hà Nam"),
+    ),
 )
 
 
@@ -59,9 +71,7 @@ def module_path(settings: Settings) -> str:
     """The PKCS#11 module in force; RuntimeError when none is configured or found."""
     path = settings.pkcs11_module or find_softhsm_module()
     if path is None:
-        raise RuntimeError(
-            "no PKCS#11 module: install softhsm2 or set GATEWAY_PKCS11_MODULE"
-        )
+        raise RuntimeError("no PKCS#11 module: install softhsm2 or set GATEWAY_PKCS11_MODULE")
     return path
 
 
@@ -89,7 +99,7 @@ def init_installation(settings: Settings, *, demo: bool, now: dt.datetime) -> Pa
         settings_file.write_text(
             "# Signing gateway settings; GATEWAY_* environment variables override them.\n"
             f'data_dir = "{data_dir}"\n'
-            "push_provider = \"log\"\n"
+            'push_provider = "log"\n'
             f"max_document_bytes = {settings.max_document_bytes}\n"
             f"request_ttl_seconds = {settings.request_ttl_seconds}\n",
             "utf-8",
@@ -128,9 +138,7 @@ def _create_demo(
     pin_store = PinStore(bridge_config(settings, keys).pin_file, keys.fernet_key)
     box = SecretBox(keys.fernet_key)
     db = Database(settings.effective_database_url)
-    chain_pem = "".join(
-        p.read_text() for p in (pki.issuing_path, pki.root_path)
-    )
+    chain_pem = "".join(p.read_text() for p in (pki.issuing_path, pki.root_path))
     signers = []
     api_key = "sgw_" + secrets.token_urlsafe(32)
     try:
@@ -140,43 +148,70 @@ def _create_demo(
                 pin_store.put(serial, pins[holder.username])
                 key_id = secrets.token_bytes(8)
                 cert_der = bridge.provision(
-                    serial, holder.key, key_id, holder.username,
+                    serial,
+                    holder.key,
+                    key_id,
+                    holder.username,
                     lambda public_key, h=holder: pki.certify(public_key, h.holder, now),
                 )
                 password = secrets.token_urlsafe(12)
                 totp_secret = totp.new_secret()
                 user = User(
-                    id=str(uuid.uuid4()), username=holder.username,
-                    display_name=holder.holder.common_name, role=holder.role,
-                    password_hash=hash_password(password), totp_secret=box.seal(totp_secret),
-                    totp_failures=0, login_failures=0, created_at=now,
+                    id=str(uuid.uuid4()),
+                    username=holder.username,
+                    display_name=holder.holder.common_name,
+                    role=holder.role,
+                    password_hash=hash_password(password),
+                    totp_secret=box.seal(totp_secret),
+                    totp_failures=0,
+                    login_failures=0,
+                    created_at=now,
                 )
                 session.add(user)
                 session.flush()
                 credential_id = f"cred-{holder.username}-{key_id.hex()[:8]}"
                 session.add(
                     Credential(
-                        id=credential_id, user_id=user.id, token_serial=serial,
+                        id=credential_id,
+                        user_id=user.id,
+                        token_serial=serial,
                         key_id=key_id.hex(),
-                        mechanism=(SignatureMechanism.RSA_PKCS_SHA256
-                                   if holder.key is KeySpec.RSA_2048
-                                   else SignatureMechanism.ECDSA_SHA256).value,
+                        mechanism=(
+                            SignatureMechanism.RSA_PKCS_SHA256
+                            if holder.key is KeySpec.RSA_2048
+                            else SignatureMechanism.ECDSA_SHA256
+                        ).value,
                         certificate_der=cert_der,
                         certificate_sha256=hashlib.sha256(cert_der).hexdigest(),
-                        chain_pem=chain_pem, created_at=now,
+                        chain_pem=chain_pem,
+                        created_at=now,
                     )
                 )
-                signers.append({
-                    "username": holder.username, "password": password,
-                    "totp_secret": totp_secret, "credential_id": credential_id,
-                    "role": holder.role, "display_name": holder.holder.common_name,
-                })
-            session.add(IntegrationClient(
-                id=str(uuid.uuid4()), name="demo-eoffice",
-                api_key_sha256=hashlib.sha256(api_key.encode()).hexdigest(), created_at=now,
-            ))
-            audit.record(session, actor="system", action="installation.demo_created", now=now,
-                         detail={"signers": [h.username for h in DEMO_HOLDERS]})
+                signers.append(
+                    {
+                        "username": holder.username,
+                        "password": password,
+                        "totp_secret": totp_secret,
+                        "credential_id": credential_id,
+                        "role": holder.role,
+                        "display_name": holder.holder.common_name,
+                    }
+                )
+            session.add(
+                IntegrationClient(
+                    id=str(uuid.uuid4()),
+                    name="demo-eoffice",
+                    api_key_sha256=hashlib.sha256(api_key.encode()).hexdigest(),
+                    created_at=now,
+                )
+            )
+            audit.record(
+                session,
+                actor="system",
+                action="installation.demo_created",
+                now=now,
+                detail={"signers": [h.username for h in DEMO_HOLDERS]},
+            )
     finally:
         db.dispose()
     payload = {

@@ -82,11 +82,20 @@ async def submit(
     if len(data) > limit:
         raise DocumentTooLarge(f"the limit is {limit} bytes")
     params = SignatureParameters(
-        reason=reason, location=location, contact_info=contact_info, field_name=field_name,
-        pades_level=pades_level, page=page, box=_parse_box(box, page),
+        reason=reason,
+        location=location,
+        contact_info=contact_info,
+        field_name=field_name,
+        pades_level=pades_level,
+        page=page,
+        box=_parse_box(box, page),
     )
     result = await run_in_threadpool(
-        context.service.submit, client, data, signer, params,
+        context.service.submit,
+        client,
+        data,
+        signer,
+        params,
         idempotency_key=idempotency_key,
         client_address=request.client.host if request.client else None,
     )
@@ -111,7 +120,8 @@ def signed_document(request_id: str, context: Context, client: Client) -> Respon
     """The signed PDF; 409 ``request_not_signed`` while it is not signed."""
     data = context.service.signed_document_for_client(client, request_id)
     return Response(
-        data, media_type="application/pdf",
+        data,
+        media_type="application/pdf",
         headers={"Content-Disposition": f'attachment; filename="{request_id}-signed.pdf"'},
     )
 

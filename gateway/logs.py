@@ -15,8 +15,10 @@ __all__ = ["RedactingFilter", "configure_logging"]
 _PATTERNS = [
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),
     re.compile(r"sgw_[A-Za-z0-9_-]{8,}"),
-    re.compile(r"(?i)\b(password|passwd|pin|so[_-]?pin|otp|secret|totp_secret|api[_-]?key|"
-               r"access_token|token)(\s*[=:]\s*)(\"?)[^\s\"',;&]+"),
+    re.compile(
+        r"(?i)\b(password|passwd|pin|so[_-]?pin|otp|secret|totp_secret|api[_-]?key|"
+        r"access_token|token)(\s*[=:]\s*)(\"?)[^\s\"',;&]+"
+    ),
     re.compile(r"otpauth://\S+"),
 ]
 

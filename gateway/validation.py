@@ -49,7 +49,8 @@ def validate_with_pyhanko(pdf: bytes, trust_anchor: Path) -> list[SignatureVerdi
     in ``trust_anchor`` (PEM or DER). Revocation is not checked (the demo PKI has no
     OCSP/CRL service)."""
     context = ValidationContext(
-        trust_roots=[_load_certificate(trust_anchor)], allow_fetching=False,
+        trust_roots=[_load_certificate(trust_anchor)],
+        allow_fetching=False,
         revocation_mode="soft-fail",
     )
     reader = PdfFileReader(io.BytesIO(pdf), strict=False)
@@ -58,8 +59,10 @@ def validate_with_pyhanko(pdf: bytes, trust_anchor: Path) -> list[SignatureVerdi
         status = validate_pdf_signature(sig, context)
         verdicts.append(
             SignatureVerdict(
-                field_name=sig.field_name, intact=bool(status.intact),
-                valid=bool(status.valid), trusted=bool(status.trusted),
+                field_name=sig.field_name,
+                intact=bool(status.intact),
+                valid=bool(status.valid),
+                trusted=bool(status.trusted),
                 coverage=status.coverage.name if status.coverage else "NONE",
                 signer=status.signing_cert.subject.human_friendly,
             )

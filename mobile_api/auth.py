@@ -52,26 +52,46 @@ def login(
         elif not verify_password(user.password_hash if user else None, password):
             if user is not None:
                 user.login_failures += 1
-                audit.record(session, actor=f"user:{user.username}", action="login.failed",
-                             now=now, client_address=client_address)
+                audit.record(
+                    session,
+                    actor=f"user:{user.username}",
+                    action="login.failed",
+                    now=now,
+                    client_address=client_address,
+                )
                 if user.login_failures >= settings.login_max_failures:
                     user.login_failures = 0
                     user.login_locked_until = now + dt.timedelta(
                         seconds=settings.login_lockout_seconds
                     )
-                    audit.record(session, actor="system", action="login.locked", now=now,
-                                 detail={"user": user.username})
+                    audit.record(
+                        session,
+                        actor="system",
+                        action="login.locked",
+                        now=now,
+                        detail={"user": user.username},
+                    )
             user = None
         else:
             user.login_failures = 0
             token = secrets.token_urlsafe(32)
             ttl = settings.mobile_session_ttl_seconds
-            session.add(MobileSession(
-                id=str(uuid.uuid4()), user_id=user.id, token_sha256=_token_hash(token),
-                created_at=now, expires_at=now + dt.timedelta(seconds=ttl),
-            ))
-            audit.record(session, actor=f"user:{user.username}", action="session.created",
-                         now=now, client_address=client_address)
+            session.add(
+                MobileSession(
+                    id=str(uuid.uuid4()),
+                    user_id=user.id,
+                    token_sha256=_token_hash(token),
+                    created_at=now,
+                    expires_at=now + dt.timedelta(seconds=ttl),
+                )
+            )
+            audit.record(
+                session,
+                actor=f"user:{user.username}",
+                action="session.created",
+                now=now,
+                client_address=client_address,
+            )
     if locked:
         raise LoginLocked("too many failed logins; try again later")
     if user is None:
@@ -86,9 +106,7 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
-def current_user(
-    request: Request, context: Annotated[GatewayContext, Depends(context_of)]
-) -> User:
+def current_user(request: Request, context: Annotated[GatewayContext, Depends(context_of)]) -> User:
     """FastAPI dependency: the user of a live (unexpired, unrevoked) session."""
     token_hash = _token_hash(_bearer(request))
     now = utcnow()
@@ -115,5 +133,9 @@ def revoke(context: GatewayContext, request: Request) -> None:
             raise Unauthenticated("the session is unknown or already revoked")
         mobile.revoked_at = now
         user = session.get(User, mobile.user_id)
-        audit.record(session, actor=f"user:{user.username if user else '?'}",
-                     action="session.revoked", now=now)
+        audit.record(
+            session,
+            actor=f"user:{user.username if user else '?'}",
+            action="session.revoked",
+            now=now,
+        )

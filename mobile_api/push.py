@@ -117,9 +117,11 @@ class PushNotifier:
         outcomes: dict[str, PushOutcome] = {}
         try:
             with self._db.transaction() as session:
-                devices = list(session.scalars(
-                    select(Device).where(Device.user_id == signer_id, Device.stale.is_(False))
-                ))
+                devices = list(
+                    session.scalars(
+                        select(Device).where(Device.user_id == signer_id, Device.stale.is_(False))
+                    )
+                )
             for device in devices:
                 try:
                     outcome = self._provider.send(device.push_token, request_id, self._title)

@@ -106,7 +106,10 @@ async def get_page(
     """Page ``page_number`` (1-based) rendered ``width`` pixels wide."""
     data = await run_in_threadpool(context.service.document_for_signer, user, request_id)
     png = await run_in_threadpool(
-        render_page_png, data, page_number, width,
+        render_page_png,
+        data,
+        page_number,
+        width,
         max_width=context.settings.preview_max_width,
     )
     return Response(png, media_type="image/png", headers={"Cache-Control": "private"})
@@ -137,7 +140,9 @@ def approve(
         user, request_id, body.otp, body.document_sha256, client_address=_address(request)
     )
     return DecisionView(
-        id=result.id, status=result.status, failure_code=result.failure_code,
+        id=result.id,
+        status=result.status,
+        failure_code=result.failure_code,
         signed_document_sha256=result.signed_document_sha256,
     )
 
@@ -153,8 +158,7 @@ def reject(
     request_id: str, body: RejectionBody, request: Request, context: Context, user: Signer
 ) -> DecisionView:
     """Decline the request; it becomes ``rejected``."""
-    result = context.service.reject(user, request_id, body.reason,
-                                    client_address=_address(request))
+    result = context.service.reject(user, request_id, body.reason, client_address=_address(request))
     return DecisionView(id=result.id, status=result.status)
 
 
@@ -188,8 +192,13 @@ def enrol_totp(
         stored = session.get(User, user.id)
         assert stored is not None
         stored.totp_pending_secret = context.box.seal(secret)
-        audit.record(session, actor=f"user:{user.username}", action="totp.enrolment_started",
-                     now=now, client_address=_address(request))
+        audit.record(
+            session,
+            actor=f"user:{user.username}",
+            action="totp.enrolment_started",
+            now=now,
+            client_address=_address(request),
+        )
     uri = totp.provisioning_uri(secret, user.username, "Signing Gateway")
     buffer = io.BytesIO()
     segno.make(uri, error="m").save(buffer, kind="png", scale=6)
@@ -223,8 +232,13 @@ def confirm_totp(
         stored.totp_pending_secret = None
         stored.totp_last_step = step  # this code cannot approve anything afterwards
         stored.totp_failures = 0
-        audit.record(session, actor=f"user:{user.username}", action="totp.enrolled", now=now,
-                     client_address=_address(request))
+        audit.record(
+            session,
+            actor=f"user:{user.username}",
+            action="totp.enrolled",
+            now=now,
+            client_address=_address(request),
+        )
     return TotpEnrolmentView(otpauth_uri="", qr_png_base64="", confirmed=True)
 
 
@@ -249,10 +263,22 @@ def register_device(
 ) -> DeviceView:
     """Register the caller's device for push notifications."""
     now = utcnow()
-    device = Device(id=str(uuid.uuid4()), user_id=user.id, platform=body.platform,
-                    push_token=body.push_token, stale=False, created_at=now)
+    device = Device(
+        id=str(uuid.uuid4()),
+        user_id=user.id,
+        platform=body.platform,
+        push_token=body.push_token,
+        stale=False,
+        created_at=now,
+    )
     with context.db.transaction() as session:
         session.add(device)
-        audit.record(session, actor=f"user:{user.username}", action="device.registered",
-                     now=now, client_address=_address(request), detail={"device": device.id})
+        audit.record(
+            session,
+            actor=f"user:{user.username}",
+            action="device.registered",
+            now=now,
+            client_address=_address(request),
+            detail={"device": device.id},
+        )
     return DeviceView(id=device.id, platform=device.platform, created_at=device.created_at)

@@ -19,8 +19,11 @@ from gateway.logs import configure_logging
 
 __all__ = ["main"]
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Remote signing gateway: PAdES signatures with keys on PKCS#11 tokens.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Remote signing gateway: PAdES signatures with keys on PKCS#11 tokens.",
+)
 tokens_app = typer.Typer(no_args_is_help=True, help="Tokens the bridge sees.")
 audit_app = typer.Typer(no_args_is_help=True, help="The hash-chained audit log.")
 app.add_typer(tokens_app, name="tokens")
@@ -80,15 +83,26 @@ def demo(
         source, data = default_demo_document(Path(__file__).resolve().parents[1])
     base_url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
-        [sys.executable, "-m", "signing_gateway.cli", "serve", "--data-dir",
-         str(settings.data_dir), "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "signing_gateway.cli",
+            "serve",
+            "--data-dir",
+            str(settings.data_dir),
+            "--port",
+            str(port),
+        ],
     )
     try:
         wait_until_up(base_url)
         typer.echo(f"server up at {base_url} (API docs: {base_url}/docs); signing {source}")
         target = output or settings.data_dir / "out" / "demo-signed.pdf"
         result = run_signing_flow(
-            base_url, settings.data_dir / "demo-credentials.json", data, target,
+            base_url,
+            settings.data_dir / "demo-credentials.json",
+            data,
+            target,
             say=typer.echo,
         )
         typer.echo(f"5. signed PDF written to {result.signed_path.resolve()}")

@@ -57,8 +57,13 @@ def wait_until_up(base_url: str, timeout_seconds: float = 60.0) -> None:
 
 
 def run_signing_flow(
-    base_url: str, credentials_file: Path, document: bytes, output: Path,
-    *, signer: str = "leader1", say: object = print,
+    base_url: str,
+    credentials_file: Path,
+    document: bytes,
+    output: Path,
+    *,
+    signer: str = "leader1",
+    say: object = print,
 ) -> DemoResult:
     """Submit ``document`` as the document system, approve it as ``signer`` from the
     "tablet" with a TOTP code, download the signed PDF to ``output`` and validate it."""
@@ -68,44 +73,71 @@ def run_signing_flow(
     with httpx.Client(base_url=base_url, timeout=120) as http:
         api = {"Authorization": f"Bearer {creds['api_key']}"}
         answer = http.post(
-            "/api/v1/signing-requests", headers=api,
+            "/api/v1/signing-requests",
+            headers=api,
             files={"document": ("document.pdf", document, "application/pdf")},
-            data={"signer": signer, "reason": "Phê duyệt văn bản", "location": "Hà Nội",
-                  "page": "1", "box": "360,60,560,130"},
+            data={
+                "signer": signer,
+                "reason": "Phê duyệt văn bản",
+                "location": "Hà Nội",
+                "page": "1",
+                "box": "360,60,560,130",
+            },
         )
         answer.raise_for_status()
         request_id = answer.json()["id"]
         log(f"1. document system submitted request {request_id} for {signer}")
-        token = http.post(
-            "/mobile/v1/sessions",
-            json={"username": signer, "password": person["password"]},
-        ).raise_for_status().json()["access_token"]
+        token = (
+            http.post(
+                "/mobile/v1/sessions",
+                json={"username": signer, "password": person["password"]},
+            )
+            .raise_for_status()
+            .json()["access_token"]
+        )
         tablet = {"Authorization": f"Bearer {token}"}
-        pending = http.get(
-            "/mobile/v1/signing-requests", params={"status": "pending_approval"},
-            headers=tablet,
-        ).raise_for_status().json()
+        pending = (
+            http.get(
+                "/mobile/v1/signing-requests",
+                params={"status": "pending_approval"},
+                headers=tablet,
+            )
+            .raise_for_status()
+            .json()
+        )
         log(f"2. tablet logged in as {signer}: {len(pending)} request(s) pending")
-        shown = http.get(
-            f"/mobile/v1/signing-requests/{request_id}/document", headers=tablet
-        ).raise_for_status().content
+        shown = (
+            http.get(f"/mobile/v1/signing-requests/{request_id}/document", headers=tablet)
+            .raise_for_status()
+            .content
+        )
         http.get(
-            f"/mobile/v1/signing-requests/{request_id}/pages/1.png", params={"width": 600},
+            f"/mobile/v1/signing-requests/{request_id}/pages/1.png",
+            params={"width": 600},
             headers=tablet,
         ).raise_for_status()
         shown_sha256 = hashlib.sha256(shown).hexdigest()
         log(f"3. tablet showed the document (sha256 {shown_sha256[:16]}...) and page 1")
-        decision = http.post(
-            f"/mobile/v1/signing-requests/{request_id}/approval", headers=tablet,
-            json={"otp": pyotp.TOTP(person["totp_secret"]).now(),
-                  "document_sha256": shown_sha256},
-        ).raise_for_status().json()
+        decision = (
+            http.post(
+                f"/mobile/v1/signing-requests/{request_id}/approval",
+                headers=tablet,
+                json={
+                    "otp": pyotp.TOTP(person["totp_secret"]).now(),
+                    "document_sha256": shown_sha256,
+                },
+            )
+            .raise_for_status()
+            .json()
+        )
         log(f"4. approved with TOTP: status {decision['status']}")
         if decision["status"] != "signed":
             raise RuntimeError(f"signing failed: {decision.get('failure_code')}")
-        signed = http.get(
-            f"/api/v1/signing-requests/{request_id}/signed-document", headers=api
-        ).raise_for_status().content
+        signed = (
+            http.get(f"/api/v1/signing-requests/{request_id}/signed-document", headers=api)
+            .raise_for_status()
+            .content
+        )
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_bytes(signed)
     verdicts = validate_with_pyhanko(signed, Path(creds["trust_anchor"]))

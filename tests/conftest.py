@@ -61,9 +61,18 @@ def installation(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         env["GATEWAY_DATABASE_URL"] = url
         os.environ["GATEWAY_DATABASE_URL"] = url
     subprocess.run(
-        [sys.executable, "-m", "signing_gateway.cli", "init", "--demo", "--data-dir",
-         str(data_dir)],
-        check=True, env=env, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "signing_gateway.cli",
+            "init",
+            "--demo",
+            "--data-dir",
+            str(data_dir),
+        ],
+        check=True,
+        env=env,
+        timeout=300,
     )
     return load_settings(data_dir)
 
@@ -99,30 +108,44 @@ class Server:
 
     def client(self, api_key: str | None = None) -> httpx.Client:
         return httpx.Client(
-            base_url=self.base_url, timeout=120,
+            base_url=self.base_url,
+            timeout=120,
             headers={"Authorization": f"Bearer {api_key or self.api_key}"},
         )
 
     def tablet(self, username: str, password: str) -> httpx.Client:
         with httpx.Client(base_url=self.base_url, timeout=30) as http:
-            answer = http.post("/mobile/v1/sessions",
-                               json={"username": username, "password": password})
+            answer = http.post(
+                "/mobile/v1/sessions", json={"username": username, "password": password}
+            )
         assert answer.status_code == 201, answer.text
         token = answer.json()["access_token"]
-        return httpx.Client(base_url=self.base_url, timeout=120,
-                            headers={"Authorization": f"Bearer {token}"})
+        return httpx.Client(
+            base_url=self.base_url, timeout=120, headers={"Authorization": f"Bearer {token}"}
+        )
 
 
 @pytest.fixture(scope="session")
-def server(installation: Settings, demo_credentials: dict,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(
+    installation: Settings, demo_credentials: dict, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
     port = _free_port()
     log_path = tmp_path_factory.mktemp("server") / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "signing_gateway.cli", "serve", "--data-dir",
-             str(installation.data_dir), "--port", str(port)],
-            stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, GATEWAY_LOG_LEVEL="DEBUG"),
+            [
+                sys.executable,
+                "-m",
+                "signing_gateway.cli",
+                "serve",
+                "--data-dir",
+                str(installation.data_dir),
+                "--port",
+                str(port),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ, GATEWAY_LOG_LEVEL="DEBUG"),
         )
         try:
             wait_until_up(f"http://127.0.0.1:{port}")
@@ -138,8 +161,9 @@ def signer(db: Database, box: SecretBox) -> TestSigner:
     return make_signer(db, box)
 
 
-def submit(server: Server, document: bytes, signer: str, api_key: str | None = None,
-           **fields: str) -> httpx.Response:
+def submit(
+    server: Server, document: bytes, signer: str, api_key: str | None = None, **fields: str
+) -> httpx.Response:
     with server.client(api_key) as http:
         return http.post(
             "/api/v1/signing-requests",

@@ -45,19 +45,29 @@ def make_signer(
         template_user = session.scalar(select(User).where(User.username == like))
         template = session.scalar(select(Credential).where(Credential.user_id == template_user.id))
         user = User(
-            id=str(uuid.uuid4()), username=username, display_name=f"Người thử {username}",
-            role="leader", password_hash=hash_password(password),
-            totp_secret=box.seal(totp_secret), totp_failures=0, login_failures=0,
+            id=str(uuid.uuid4()),
+            username=username,
+            display_name=f"Người thử {username}",
+            role="leader",
+            password_hash=hash_password(password),
+            totp_secret=box.seal(totp_secret),
+            totp_failures=0,
+            login_failures=0,
             created_at=now,
         )
         session.add(user)
         session.flush()
         credential = Credential(
-            id=f"cred-{username}", user_id=user.id, token_serial=template.token_serial,
-            key_id=template.key_id, mechanism=template.mechanism,
+            id=f"cred-{username}",
+            user_id=user.id,
+            token_serial=template.token_serial,
+            key_id=template.key_id,
+            mechanism=template.mechanism,
             certificate_der=template.certificate_der,
-            certificate_sha256=template.certificate_sha256, chain_pem=template.chain_pem,
-            revoked_at=now if revoked else None, created_at=now,
+            certificate_sha256=template.certificate_sha256,
+            chain_pem=template.chain_pem,
+            revoked_at=now if revoked else None,
+            created_at=now,
         )
         session.add(credential)
     return TestSigner(username, password, totp_secret, credential.id, user.id)
@@ -67,9 +77,12 @@ def make_client(db: Database) -> str:
     """A new integration client; returns its API key."""
     api_key = "sgw_" + secrets.token_urlsafe(24)
     with db.transaction() as session:
-        session.add(IntegrationClient(
-            id=str(uuid.uuid4()), name=f"client-{secrets.token_hex(3)}",
-            api_key_sha256=hashlib.sha256(api_key.encode()).hexdigest(),
-            created_at=dt.datetime.now(dt.UTC),
-        ))
+        session.add(
+            IntegrationClient(
+                id=str(uuid.uuid4()),
+                name=f"client-{secrets.token_hex(3)}",
+                api_key_sha256=hashlib.sha256(api_key.encode()).hexdigest(),
+                created_at=dt.datetime.now(dt.UTC),
+            )
+        )
     return api_key

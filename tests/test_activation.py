@@ -44,7 +44,8 @@ def test_valid_activation_is_accepted_once(verifier):
 def test_replay_after_restart_is_refused(tmp_path):
     sad = _sad()
     ActivationVerifier(KEY, UsedActivationStore(tmp_path / "u.db")).verify_and_consume(
-        sad, CRED, DIGEST, now=NOW)
+        sad, CRED, DIGEST, now=NOW
+    )
     restarted = ActivationVerifier(KEY, UsedActivationStore(tmp_path / "u.db"))
     assert _reason(lambda: restarted.verify_and_consume(sad, CRED, DIGEST, now=NOW)) == "reused"
 
@@ -53,16 +54,23 @@ def test_other_digest_other_credential_expired_forged(verifier):
     sad = _sad()
     other = hashlib.sha256(b"something else").digest()
     assert _reason(lambda: verifier.verify_and_consume(sad, CRED, other, now=NOW)) == (
-        "wrong_digest")
-    assert _reason(lambda: verifier.verify_and_consume(
-        sad, CredentialRef("a1b2c3", b"\x09"), DIGEST, now=NOW)) == "wrong_credential"
+        "wrong_digest"
+    )
+    assert (
+        _reason(
+            lambda: verifier.verify_and_consume(
+                sad, CredentialRef("a1b2c3", b"\x09"), DIGEST, now=NOW
+            )
+        )
+        == "wrong_credential"
+    )
     assert _reason(lambda: verifier.verify_and_consume(sad, CRED, DIGEST, now=NOW + 300)) == (
-        "expired")
-    forged = ActivationIssuer(bytes(32)).issue(CRED, DIGEST, subject="x", now=NOW,
-                                               ttl_seconds=300)
-    assert _reason(lambda: verifier.verify_and_consume(forged, CRED, DIGEST, now=NOW)) == (
-        "forged")
+        "expired"
+    )
+    forged = ActivationIssuer(bytes(32)).issue(CRED, DIGEST, subject="x", now=NOW, ttl_seconds=300)
+    assert _reason(lambda: verifier.verify_and_consume(forged, CRED, DIGEST, now=NOW)) == ("forged")
     assert _reason(lambda: verifier.verify_and_consume("garbage", CRED, DIGEST, now=NOW)) == (
-        "malformed")
+        "malformed"
+    )
     # the refusals above consumed nothing: the genuine activation still works once
     verifier.verify_and_consume(sad, CRED, DIGEST, now=NOW)

@@ -18,13 +18,11 @@ def test_chain_detects_tampering(tmp_path):
     now = dt.datetime(2026, 11, 30, 7, 0, tzinfo=dt.UTC)
     with db.transaction() as session:
         for i in range(5):
-            audit.record(session, actor="system", action=f"test.{i}", now=now,
-                         detail={"n": i})
+            audit.record(session, actor="system", action=f"test.{i}", now=now, detail={"n": i})
     with db.transaction() as session:
         report = audit.verify_chain(session)
         assert report.intact and report.entries == 5
-        session.execute(update(AuditEntry).where(AuditEntry.id == 3)
-                        .values(detail='{"n":99}'))
+        session.execute(update(AuditEntry).where(AuditEntry.id == 3).values(detail='{"n":99}'))
     with db.transaction() as session:
         report = audit.verify_chain(session)
         assert not report.intact and report.first_broken_id == 3
@@ -55,9 +53,14 @@ def test_installation_log_is_intact_and_covers_a_signing(server, db, signer, cor
         assert approve(tablet, request_id, signer.otp(), document).json()["status"] == "signed"
     with db.transaction() as session:
         actions = session.scalars(
-            select(AuditEntry.action).where(AuditEntry.request_id == request_id)
+            select(AuditEntry.action)
+            .where(AuditEntry.request_id == request_id)
             .order_by(AuditEntry.id)
         ).all()
-        assert actions == ["request.submitted", "request.approved", "request.signing",
-                           "request.signed"]
+        assert actions == [
+            "request.submitted",
+            "request.approved",
+            "request.signing",
+            "request.signed",
+        ]
         assert audit.verify_chain(session).intact

@@ -79,8 +79,9 @@ def test_visible_signature_in_a_box_validates(corpus: Path, server, db, box, dem
     assert answer.status_code == 201, answer.text
     request_id = answer.json()["id"]
     with server.tablet(person.username, person.password) as tablet:
-        png = tablet.get(f"/mobile/v1/signing-requests/{request_id}/pages/2.png",
-                         params={"width": 300})
+        png = tablet.get(
+            f"/mobile/v1/signing-requests/{request_id}/pages/2.png", params={"width": 300}
+        )
         assert png.status_code == 200
         assert png.content.startswith(b"\x89PNG")
         decision = approve(tablet, request_id, person.otp(), document)

@@ -57,8 +57,7 @@ def test_another_signers_request_is_invisible(server, db, box, plain):
     request_id = submit(server, plain, owner.username).json()["id"]
     with server.tablet(intruder.username, intruder.password) as tablet:
         _problem(tablet.get(f"/mobile/v1/signing-requests/{request_id}"), 404, "not_found")
-        _problem(tablet.get(f"/mobile/v1/signing-requests/{request_id}/document"), 404,
-                 "not_found")
+        _problem(tablet.get(f"/mobile/v1/signing-requests/{request_id}/document"), 404, "not_found")
         _problem(approve(tablet, request_id, intruder.otp(), plain), 404, "not_found")
         listed = tablet.get("/mobile/v1/signing-requests").json()
         assert request_id not in [r["id"] for r in listed]
@@ -91,8 +90,7 @@ def test_cancelled_request_cannot_be_approved(server, signer, plain):
     with server.client() as http:
         cancelled = http.delete(f"/api/v1/signing-requests/{request_id}")
         assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
-        _problem(http.delete(f"/api/v1/signing-requests/{request_id}"), 409,
-                 "request_not_pending")
+        _problem(http.delete(f"/api/v1/signing-requests/{request_id}"), 409, "request_not_pending")
     with server.tablet(signer.username, signer.password) as tablet:
         _problem(approve(tablet, request_id, signer.otp(), plain), 409, "request_not_pending")
     _not_signed(server, request_id)
@@ -101,8 +99,9 @@ def test_cancelled_request_cannot_be_approved(server, signer, plain):
 def test_rejected_request_is_final(server, signer, plain):
     request_id = submit(server, plain, signer.username).json()["id"]
     with server.tablet(signer.username, signer.password) as tablet:
-        answer = tablet.post(f"/mobile/v1/signing-requests/{request_id}/rejection",
-                             json={"reason": "Sai số văn bản"})
+        answer = tablet.post(
+            f"/mobile/v1/signing-requests/{request_id}/rejection", json={"reason": "Sai số văn bản"}
+        )
         assert answer.json()["status"] == "rejected"
         _problem(approve(tablet, request_id, signer.otp(), plain), 409, "request_not_pending")
     with server.client() as http:
@@ -132,8 +131,9 @@ def test_unknown_signer_and_bad_parameters(server, plain):
     _problem(submit(server, plain, "nobody"), 422, "signer_unknown")
     _problem(submit(server, plain, "leader1", page="1"), 422, "parameter_invalid")
     _problem(submit(server, plain, "leader1", page="1", box="1,2,3"), 422, "parameter_invalid")
-    _problem(submit(server, plain, "leader1", page="9", box="10,10,50,50"), 422,
-             "parameter_invalid")
+    _problem(
+        submit(server, plain, "leader1", page="9", box="10,10,50,50"), 422, "parameter_invalid"
+    )
     _problem(submit(server, plain, "leader1", pades_level="B-T"), 422, "parameter_invalid")
 
 
@@ -143,20 +143,31 @@ def test_authentication_is_required(server, plain):
     with httpx.Client(base_url=server.base_url) as http:
         _problem(http.get("/api/v1/signing-requests/x"), 401, "unauthenticated")
         _problem(http.get("/mobile/v1/signing-requests"), 401, "unauthenticated")
-        _problem(http.get("/mobile/v1/signing-requests",
-                          headers={"Authorization": "Bearer forged"}), 401, "unauthenticated")
-        _problem(http.post("/mobile/v1/sessions", json={"username": "leader1", "password": "x"}),
-                 401, "credentials_invalid")
+        _problem(
+            http.get("/mobile/v1/signing-requests", headers={"Authorization": "Bearer forged"}),
+            401,
+            "unauthenticated",
+        )
+        _problem(
+            http.post("/mobile/v1/sessions", json={"username": "leader1", "password": "x"}),
+            401,
+            "credentials_invalid",
+        )
     _problem(submit(server, plain, "leader1", api_key="sgw_wrong"), 401, "unauthenticated")
 
 
 def test_idempotency_key(server, signer, plain):
     key = {"Idempotency-Key": f"doc-{signer.username}"}
     with server.client() as http:
+
         def post(body: bytes):
-            return http.post("/api/v1/signing-requests", headers=key,
-                             files={"document": ("d.pdf", body, "application/pdf")},
-                             data={"signer": signer.username})
+            return http.post(
+                "/api/v1/signing-requests",
+                headers=key,
+                files={"document": ("d.pdf", body, "application/pdf")},
+                data={"signer": signer.username},
+            )
+
         first = post(plain)
         again = post(plain)
         assert first.status_code == 201 and again.status_code == 200

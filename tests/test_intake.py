@@ -36,8 +36,11 @@ def test_every_corpus_file_gets_its_expected_outcome(corpus, manifest):
         if expected in ("refuse-with-clear-error", "sign-after-password"):
             with pytest.raises(GatewayError) as caught:
                 inspect_pdf(data, max_bytes=LIMIT)
-            code = "document_encrypted" if name.startswith(
-                ("encrypted-", "certified-docmdp-p1-encrypted")) else REFUSALS[name]
+            code = (
+                "document_encrypted"
+                if name.startswith(("encrypted-", "certified-docmdp-p1-encrypted"))
+                else REFUSALS[name]
+            )
             assert caught.value.code == code, name
             assert 400 <= caught.value.status < 500
         else:

@@ -23,31 +23,49 @@ SEND_URL = "https://fcm.googleapis.com/v1/projects/demo-project/messages:send"
 @pytest.fixture
 def service_account(tmp_path):
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
     path = tmp_path / "service-account.json"
-    path.write_text(json.dumps({
-        "type": "service_account", "project_id": "demo-project", "private_key_id": "k1",
-        "private_key": pem, "client_email": "push@demo-project.iam.gserviceaccount.com",
-        "client_id": "1", "token_uri": TOKEN_URI,
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": "demo-project",
+                "private_key_id": "k1",
+                "private_key": pem,
+                "client_email": "push@demo-project.iam.gserviceaccount.com",
+                "client_id": "1",
+                "token_uri": TOKEN_URI,
+            }
+        )
+    )
     return path
 
 
 @pytest.fixture
 def fcm():
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        mock.add(responses.POST, TOKEN_URI,
-                 json={"access_token": "ya29.test", "expires_in": 3600, "token_type": "Bearer"})
+        mock.add(
+            responses.POST,
+            TOKEN_URI,
+            json={"access_token": "ya29.test", "expires_in": 3600, "token_type": "Bearer"},
+        )
         yield mock
 
 
 def _unregistered():
     return {
         "error": {
-            "code": 404, "message": "Requested entity was not found.", "status": "NOT_FOUND",
-            "details": [{"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError",
-                         "errorCode": "UNREGISTERED"}],
+            "code": 404,
+            "message": "Requested entity was not found.",
+            "status": "NOT_FOUND",
+            "details": [
+                {
+                    "@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError",
+                    "errorCode": "UNREGISTERED",
+                }
+            ],
         }
     }
 
@@ -78,18 +96,35 @@ def test_unregistered_answer_marks_only_that_device_stale(service_account, fcm, 
             return (404, {}, json.dumps(_unregistered()))
         return (200, {}, json.dumps({"name": "projects/demo-project/messages/2"}))
 
-    fcm.add_callback(responses.POST, SEND_URL, callback=answer,
-                     content_type="application/json")
+    fcm.add_callback(responses.POST, SEND_URL, callback=answer, content_type="application/json")
     db = Database(f"sqlite:///{tmp_path / 'push.db'}")
     Base.metadata.create_all(db.engine)
     now = dt.datetime.now(dt.UTC)
     with db.transaction() as session:
-        session.add(User(id="u1", username="leader", display_name="L", role="leader",
-                         password_hash="x", totp_failures=0, login_failures=0, created_at=now))
+        session.add(
+            User(
+                id="u1",
+                username="leader",
+                display_name="L",
+                role="leader",
+                password_hash="x",
+                totp_failures=0,
+                login_failures=0,
+                created_at=now,
+            )
+        )
         session.flush()
         for device_id, token in (("d-dead", "dead-token"), ("d-live", "live-token")):
-            session.add(Device(id=device_id, user_id="u1", platform="android",
-                               push_token=token, stale=False, created_at=now))
+            session.add(
+                Device(
+                    id=device_id,
+                    user_id="u1",
+                    platform="android",
+                    push_token=token,
+                    stale=False,
+                    created_at=now,
+                )
+            )
     notifier = PushNotifier(db, FcmPushProvider(service_account), "Văn bản chờ ký số")
     outcomes = notifier.deliver("u1", str(uuid.uuid4()))
     notifier.close()
@@ -105,6 +140,10 @@ def test_unregistered_answer_marks_only_that_device_stale(service_account, fcm, 
 
 
 def test_server_error_is_a_failure_not_an_exception(service_account, fcm):
-    fcm.add(responses.POST, SEND_URL, status=503,
-            json={"error": {"code": 503, "message": "unavailable", "status": "UNAVAILABLE"}})
+    fcm.add(
+        responses.POST,
+        SEND_URL,
+        status=503,
+        json={"error": {"code": 503, "message": "unavailable", "status": "UNAVAILABLE"}},
+    )
     assert FcmPushProvider(service_account).send("t", "r", "x") is PushOutcome.FAILED

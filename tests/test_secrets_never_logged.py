@@ -8,8 +8,8 @@ import logging
 import re
 
 from gateway.logs import RedactingFilter, redact
-from hsm_bridge.pins import PinStore
 from gateway.secrets_at_rest import InstallationKeys
+from hsm_bridge.pins import PinStore
 from tests.conftest import approve, submit
 
 
@@ -23,8 +23,9 @@ def test_redaction_patterns():
 
 
 def test_filter_rewrites_formatted_records():
-    record = logging.LogRecord("x", logging.INFO, __file__, 1, "login with password=%s",
-                               ("hunter2",), None)
+    record = logging.LogRecord(
+        "x", logging.INFO, __file__, 1, "login with password=%s", ("hunter2",), None
+    )
     RedactingFilter().filter(record)
     assert "hunter2" not in record.getMessage()
 
@@ -46,7 +47,10 @@ def test_server_log_holds_no_secret(server, installation, demo_credentials, sign
     for one_time_code in (code, wrong):  # six digits: look for them as whole words only
         assert not re.search(rf"\b{one_time_code}\b", server.log_path.read_text("utf-8"))
     secrets = {
-        demo_credentials["api_key"], signer.password, signer.totp_secret, token,
+        demo_credentials["api_key"],
+        signer.password,
+        signer.totp_secret,
+        token,
         *(pins.get(serial) for serial in stored),
         *(s["password"] for s in demo_credentials["signers"]),
         *(s["totp_secret"] for s in demo_credentials["signers"]),

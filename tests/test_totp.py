@@ -15,8 +15,12 @@ from gateway.models import Base, User
 
 # RFC 6238 Appendix B, SHA-1 secret "12345678901234567890": (time, 8-digit TOTP)
 RFC6238_SHA1 = [
-    (59, "94287082"), (1111111109, "07081804"), (1111111111, "14050471"),
-    (1234567890, "89005924"), (2000000000, "69279037"), (20000000000, "65353130"),
+    (59, "94287082"),
+    (1111111109, "07081804"),
+    (1111111111, "14050471"),
+    (1234567890, "89005924"),
+    (2000000000, "69279037"),
+    (20000000000, "65353130"),
 ]
 SECRET = base64.b32encode(b"12345678901234567890").decode()
 
@@ -43,9 +47,18 @@ def test_step_is_consumed_once(tmp_path):
     db = Database(f"sqlite:///{tmp_path / 't.db'}")
     Base.metadata.create_all(db.engine)
     with db.transaction() as session:
-        session.add(User(id="u", username="u", display_name="u", role="leader",
-                         password_hash="x", totp_failures=3, login_failures=0,
-                         created_at=dt.datetime.now(dt.UTC)))
+        session.add(
+            User(
+                id="u",
+                username="u",
+                display_name="u",
+                role="leader",
+                password_hash="x",
+                totp_failures=3,
+                login_failures=0,
+                created_at=dt.datetime.now(dt.UTC),
+            )
+        )
     with db.transaction() as session:
         assert totp.consume_step(session, "u", 100) is True
     with db.transaction() as session:
