@@ -9,15 +9,14 @@ adds an RFC 3161 signature timestamp from the configured TSA.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import io
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 from asn1crypto import algos, x509
-from pyhanko.pdf_utils.font.opentype import GlyphAccumulatorFactory
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.text import TextBoxStyle
 from pyhanko.sign import fields, signers
@@ -25,14 +24,12 @@ from pyhanko.sign.timestamps import TimeStamper
 from pyhanko.stamp import TextStampStyle
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-__all__ = ["PadesLevel", "RemoteSigner", "SignatureParameters", "sign_pdf"]
+from gateway.fonts import EmScaledFontFactory, find_font
 
-FONT_CANDIDATES = (
-    "/usr/share/fonts/truetype/liberation2/LiberationSerif-Regular.ttf",
-    "/usr/share/fonts/truetype/liberation/LiberationSerif-Regular.ttf",
-    "/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf",
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-)
+# Signing times shown in appearances use Vietnam time, ISO 8601 (VN-SIGNATURE-FORMAT.md).
+VIETNAM_TIME = dt.timezone(dt.timedelta(hours=7), "ICT")
+
+__all__ = ["VIETNAM_TIME", "PadesLevel", "RemoteSigner", "SignatureParameters", "sign_pdf"]
 
 
 class PadesLevel:
@@ -114,12 +111,20 @@ class RemoteSigner(signers.Signer):
 
 
 def _stamp_style() -> TextStampStyle:
-    font = next((p for p in FONT_CANDIDATES if Path(p).exists()), None)
-    text_box = TextBoxStyle(font=GlyphAccumulatorFactory(font)) if font else TextBoxStyle()
-    text = "Ký số bởi: %(signer)s\nThời gian: %(ts)s" if font else "Signed by: %(signer)s\n%(ts)s"
-    return TextStampStyle(
-        stamp_text=text, text_box_style=text_box, timestamp_format="%Y-%m-%dT%H:%M:%S%z"
+    font = find_font()
+    # the font engine and the text box must agree on the size (pyHanko issue #733)
+    size = 9
+    text_box = (
+        TextBoxStyle(font=EmScaledFontFactory(font, font_size=size), font_size=size)
+        if font
+        else TextBoxStyle(font_size=size)
     )
+    text = (
+        "Ký số bởi: %(signer)s\nThời gian: %(local_time)s"
+        if font
+        else "Signed by: %(signer)s\n%(local_time)s"
+    )
+    return TextStampStyle(stamp_text=text, text_box_style=text_box)
 
 
 def _free_field_name(writer: IncrementalPdfFileWriter) -> str:
@@ -165,7 +170,8 @@ def sign_pdf(
         new_field_spec=new_field,
     )
     output = io.BytesIO()
-    pdf_signer.sign_pdf(writer, output=output)
+    local_time = dt.datetime.now(VIETNAM_TIME).isoformat(timespec="seconds")
+    pdf_signer.sign_pdf(writer, output=output, appearance_text_params={"local_time": local_time})
     signed = output.getvalue()
     if not signed.startswith(document):
         raise ValueError("the signed output does not start with the original bytes")

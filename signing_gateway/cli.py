@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import httpx
 import typer
 
 from gateway.config import load_settings
@@ -120,6 +121,12 @@ def demo(
             server.wait()
     except KeyboardInterrupt:
         typer.echo("stopping")
+    except httpx.HTTPStatusError as exc:
+        typer.echo(
+            f"the gateway refused a demo step: {exc.response.status_code} {exc.response.text}",
+            err=True,
+        )
+        raise typer.Exit(1) from exc
     finally:
         if server.poll() is None:
             server.send_signal(signal.SIGINT)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,33 @@ def default_demo_document(project_root: Path) -> tuple[str, bytes]:
     return "generated sample", sample_pdf(
         ["Signing gateway demo document", "Van ban mau de ky so (sample to sign)."]
     )
+
+
+def _approve(
+    http: httpx.Client,
+    tablet: dict[str, str],
+    request_id: str,
+    totp_secret: str,
+    document_sha256: str,
+    log: Callable[[str], object],
+) -> dict[str, object]:
+    """Approve with the current TOTP code. A code is accepted once per 30-second step,
+    so when a previous run already used this step, wait for the next one."""
+    totp = pyotp.TOTP(totp_secret)
+    for _ in range(2):
+        answer = http.post(
+            f"/mobile/v1/signing-requests/{request_id}/approval",
+            headers=tablet,
+            json={"otp": totp.now(), "document_sha256": document_sha256},
+        )
+        if answer.status_code == 403 and answer.json().get("code") == "otp_reused":
+            wait = 30 - time.time() % 30 + 1
+            log(f"   this TOTP step was already used; waiting {wait:.0f} s for a new code")
+            time.sleep(wait)
+            continue
+        answer.raise_for_status()
+        return dict(answer.json())
+    raise RuntimeError("no fresh TOTP code was accepted")
 
 
 def wait_until_up(base_url: str, timeout_seconds: float = 60.0) -> None:

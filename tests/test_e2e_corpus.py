@@ -90,5 +90,19 @@ def test_visible_signature_in_a_box_validates(corpus: Path, server, db, box, dem
         data = http.get(f"/api/v1/signing-requests/{request_id}/signed-document").content
     ours = validate_with_pyhanko(data, Path(demo_credentials["trust_anchor"]))[-1]
     assert ours.ok and "Trần Thị Bình" in ours.signer
+    # the appearance text is real Vietnamese text (embedded Unicode font, ToUnicode map)
+    import pypdfium2 as pdfium
+
+    pdf = pdfium.PdfDocument(data)
+    pdf.init_forms()
+    page = pdf[1]
+    page.flatten()  # bring the widget's appearance into the page content
+    page.close()
+    page = pdf[1]
+    text = page.get_textpage().get_text_range()
+    page.close()
+    pdf.close()
+    assert "Ký số bởi: Trần Thị Bình" in text, text
+    assert "+07:00" in text
     if shutil.which("pdfsig"):
         assert pdfsig_verdicts(data)[-1] == "Signature is Valid."
