@@ -23,17 +23,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from asn1crypto import x509 as asn1_x509
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway import audit, totp
+from gateway.certificates import check_usable
 from gateway.config import Settings
 from gateway.db import Database
 from gateway.document_store import DocumentStore
 from gateway.errors import (
     CertificateNotValid,
-    CertificateRevoked,
     DocumentChanged,
     GatewayError,
     IdempotencyConflict,
@@ -471,7 +470,9 @@ class SigningService:
         if hashlib.sha256(token_certificate).hexdigest() != credential.certificate_sha256:
             raise CertificateNotValid("the token holds another certificate for this credential")
         chain = _chain_der(credential.chain_pem)
-        self._check_certificates(credential, [token_certificate, *chain])
+        check_usable(
+            [token_certificate, *chain], revoked_at=credential.revoked_at, now=self.clock()
+        )
         mechanism = SignatureMechanism(credential.mechanism)
 
         def sign_digest(digest: bytes) -> bytes:
@@ -493,17 +494,6 @@ class SigningService:
         signed = sign_pdf(document, params, signer, timestamper=timestamper)
         self.store.write(request.id, DocumentStore.SIGNED, signed)
         return signed
-
-    def _check_certificates(self, credential: Credential, certificates: list[bytes]) -> None:
-        """Invariant 6, right before signing: every certificate of the path is within its
-        validity period now, and the credential is not revoked."""
-        now = self.clock()
-        if credential.revoked_at is not None and credential.revoked_at <= now:
-            raise CertificateRevoked("the signer's certificate was revoked")
-        for der in certificates:
-            validity = asn1_x509.Certificate.load(der)["tbs_certificate"]["validity"]
-            if not validity["not_before"].native <= now <= validity["not_after"].native:
-                raise CertificateNotValid("a certificate of the signer's chain is not valid now")
 
     # ---- helpers ----------------------------------------------------------------
 
