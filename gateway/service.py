@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gateway import audit, totp
@@ -184,6 +185,15 @@ class SigningService:
                         "warnings": report.warnings,
                     },
                 )
+        except IntegrityError as exc:
+            # a concurrent submission with the same Idempotency-Key committed first
+            self.store.discard(request_id)
+            if idempotency_key is None:
+                raise
+            earlier = self._idempotent_replay(client, idempotency_key, submission_sha256)
+            if earlier is None:
+                raise IdempotencyConflict("the Idempotency-Key is being used") from exc
+            return Submission(earlier, created=False)
         except BaseException:
             self.store.discard(request_id)
             raise

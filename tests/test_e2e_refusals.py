@@ -221,3 +221,51 @@ def test_logout_revokes_the_session(server, signer):
 def test_oversized_upload_is_refused(server, signer, installation, plain):
     big = plain + b"%" * (installation.max_document_bytes + 1)
     _problem(submit(server, big, signer.username), 413, "document_too_large")
+
+
+def test_concurrent_approvals_sign_once(server, signer, plain):
+    """Two tablets approving the same request at once: one signature, one refusal. Two
+    requests approved at once with one code: the code is accepted once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    same = submit(server, plain, signer.username).json()["id"]
+    other = submit(server, plain, signer.username).json()["id"]
+    code = signer.otp()
+    tablets = [server.tablet(signer.username, signer.password) for _ in range(3)]
+    try:
+        with ThreadPoolExecutor(3) as pool:
+            answers = list(
+                pool.map(
+                    lambda job: approve(job[0], job[1], code, plain),
+                    [(tablets[0], same), (tablets[1], same), (tablets[2], other)],
+                )
+            )
+    finally:
+        for tablet in tablets:
+            tablet.close()
+    signed = [a for a in answers if a.status_code == 200 and a.json()["status"] == "signed"]
+    refused = [a.json()["code"] for a in answers if a.status_code != 200]
+    assert len(signed) == 1, [a.text for a in answers]
+    assert sorted(refused) in (
+        ["otp_reused", "otp_reused"],
+        ["otp_reused", "request_not_pending"],
+        ["request_not_pending", "otp_reused"],
+    )
+
+
+def test_concurrent_submissions_with_one_idempotency_key(server, signer, plain):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def post(_):
+        with server.client() as http:
+            return http.post(
+                "/api/v1/signing-requests",
+                headers={"Idempotency-Key": f"race-{signer.username}"},
+                files={"document": ("d.pdf", plain, "application/pdf")},
+                data={"signer": signer.username},
+            )
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(post, range(4)))
+    assert all(a.status_code in (200, 201) for a in answers), [a.text for a in answers]
+    assert len({a.json()["id"] for a in answers}) == 1
