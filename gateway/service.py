@@ -220,9 +220,7 @@ class SigningService:
     def get_for_client(self, client: IntegrationClient, request_id: str) -> SigningRequest:
         """The request if ``client`` submitted it (else NotFound); expires it if due."""
         with self.db.transaction() as session:
-            request = session.get(SigningRequest, request_id)
-            if request is None or request.client_id != client.id:
-                raise NotFound("no such signing request")
+            request = _load_owned(session, request_id, client_id=client.id)
             self._expire_if_due(session, request)
             return request
 
@@ -239,9 +237,7 @@ class SigningService:
         """Cancel a pending request of ``client``; RequestNotPending otherwise."""
         now = self.clock()
         with self.db.transaction() as session:
-            request = session.get(SigningRequest, request_id, with_for_update=True)
-            if request is None or request.client_id != client.id:
-                raise NotFound("no such signing request")
+            request = _load_owned(session, request_id, client_id=client.id, for_update=True)
             expired = self._expire_if_due(session, request)
             if not expired:
                 transition(
@@ -270,9 +266,7 @@ class SigningService:
     def get_for_signer(self, user: User, request_id: str) -> SigningRequest:
         """The request if addressed to ``user`` (else NotFound: invariant 7)."""
         with self.db.transaction() as session:
-            request = session.get(SigningRequest, request_id)
-            if request is None or request.signer_id != user.id:
-                raise NotFound("no such signing request")
+            request = _load_owned(session, request_id, signer_id=user.id)
             self._expire_if_due(session, request)
             return request
 
@@ -508,10 +502,7 @@ class SigningService:
     # ---- helpers ----------------------------------------------------------------
 
     def _load_for_signer(self, session: Session, user: User, request_id: str) -> SigningRequest:
-        request = session.get(SigningRequest, request_id, with_for_update=True)
-        if request is None or request.signer_id != user.id:
-            raise NotFound("no such signing request")
-        return request
+        return _load_owned(session, request_id, signer_id=user.id, for_update=True)
 
     def _expire_if_due(self, session: Session, request: SigningRequest) -> bool:
         now = self.clock()
@@ -552,6 +543,27 @@ class SigningService:
                     detail={"recovered": True},
                 )
         return count
+
+
+def _load_owned(
+    session: Session,
+    request_id: str,
+    *,
+    client_id: str | None = None,
+    signer_id: str | None = None,
+    for_update: bool = False,
+) -> SigningRequest:
+    """The request if it belongs to the integration client or is addressed to the
+    signer given; NotFound otherwise, the same answer whether it exists or not
+    (DESIGN.md invariant 7)."""
+    request = session.get(SigningRequest, request_id, with_for_update=for_update)
+    if (
+        request is None
+        or (client_id is not None and request.client_id != client_id)
+        or (signer_id is not None and request.signer_id != signer_id)
+    ):
+        raise NotFound("no such signing request")
+    return request
 
 
 def _chain_der(chain_pem: str) -> list[bytes]:
