@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from hsm_bridge.activation import ActivationVerifier, UsedActivationStore
 from hsm_bridge.credentials import CredentialRef, SignatureMechanism
 from hsm_bridge.errors import CredentialNotFound
+from hsm_bridge.inventory import CredentialEntry, TokenEntry, describe_token, list_credentials
 from hsm_bridge.pins import PinStore
 from hsm_bridge.provisioning import KeySpec, generate_key_pair, store_certificate
 from hsm_bridge.signing import find_certificate, sign_digest
@@ -85,6 +86,15 @@ class Bridge:
             )
             for t in self._pool.tokens()
         ]
+
+    def inventory(self) -> list[TokenEntry]:
+        """Every present token with its flags and signature mechanisms."""
+        return [describe_token(t) for t in self._pool.tokens()]
+
+    def credentials(self, token_serial: str) -> list[CredentialEntry]:
+        """The keys and certificates of one token (logs in with the stored PIN)."""
+        with self._pool.session(token_serial) as session:
+            return list_credentials(session)
 
     def certificate(self, credential: CredentialRef) -> bytes:
         """DER bytes of the credential's certificate, read from its token.

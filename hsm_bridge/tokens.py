@@ -19,6 +19,7 @@ from typing import Any
 
 import pkcs11
 import pkcs11.exceptions as p11e
+from pkcs11 import TokenFlag
 
 from hsm_bridge.errors import BridgeError, from_pkcs11_error
 
@@ -79,10 +80,11 @@ class TokenPool:
             return self._locks.setdefault(serial, threading.Lock())
 
     def tokens(self) -> list[Any]:
-        """All present tokens of the module (C_GetSlotList(TRUE) + C_GetTokenInfo)."""
+        """The present, initialised tokens of the module (C_GetSlotList(TRUE) +
+        C_GetTokenInfo); SoftHSM2's spare uninitialised slot is left out."""
         lib = self._library()
         try:
-            return list(lib.get_tokens())
+            return [t for t in lib.get_tokens() if t.flags & TokenFlag.TOKEN_INITIALIZED]
         except p11e.PKCS11Error as exc:
             raise from_pkcs11_error(exc) from exc
 

@@ -17,6 +17,7 @@ import typer
 
 from gateway.config import load_settings
 from gateway.logs import configure_logging
+from hsm_bridge import BridgeError
 
 __all__ = ["main"]
 
@@ -27,7 +28,9 @@ app = typer.Typer(
 )
 tokens_app = typer.Typer(no_args_is_help=True, help="Tokens the bridge sees.")
 audit_app = typer.Typer(no_args_is_help=True, help="The hash-chained audit log.")
+credentials_app = typer.Typer(no_args_is_help=True, help="Keys and certificates on tokens.")
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(credentials_app, name="credentials")
 app.add_typer(audit_app, name="audit")
 
 DataDir = Annotated[Path, typer.Option("--data-dir", help="installation folder")]
@@ -141,17 +144,47 @@ def tokens_list(
     data_dir: DataDir = Path("var"),
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Tokens present in the PKCS#11 module."""
+    """Tokens present in the PKCS#11 module, with flags and signature mechanisms."""
     from gateway.context import build_context
 
     context = build_context(load_settings(data_dir))
-    tokens = context.bridge.tokens()
+    tokens = context.bridge.inventory()
     if as_json:
         typer.echo(json.dumps([dataclasses.asdict(t) for t in tokens], indent=2))
         return
-    typer.echo(f"{'LABEL':<20} {'SERIAL':<20} {'MANUFACTURER':<20} MODEL")
+    typer.echo(f"{'LABEL':<16} {'SERIAL':<18} {'MANUFACTURER':<14} {'MODEL':<10} FLAGS")
     for t in tokens:
-        typer.echo(f"{t.label:<20} {t.serial:<20} {t.manufacturer:<20} {t.model}")
+        typer.echo(
+            f"{t.label:<16} {t.serial:<18} {t.manufacturer:<14} {t.model:<10} {','.join(t.flags)}"
+        )
+
+
+@credentials_app.command("list")
+def credentials_list(
+    data_dir: DataDir = Path("var"),
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Keys and certificates on every token whose PIN the bridge holds."""
+    from gateway.context import build_context
+
+    context = build_context(load_settings(data_dir))
+    entries = []
+    for token in context.bridge.inventory():
+        try:
+            entries.extend(context.bridge.credentials(token.serial))
+        except BridgeError as exc:
+            typer.echo(f"token {token.label} ({token.serial}): {exc.code}", err=True)
+    if as_json:
+        typer.echo(
+            json.dumps([dataclasses.asdict(e) for e in entries], indent=2, ensure_ascii=False)
+        )
+        return
+    typer.echo(f"{'TOKEN':<18} {'CKA_ID':<18} {'KEY':<9} {'STATUS':<14} SUBJECT")
+    for e in entries:
+        typer.echo(
+            f"{e.token_serial:<18} {e.key_id:<18} {e.key_type + str(e.key_bits):<9} "
+            f"{e.status:<14} {e.subject or '-'}"
+        )
 
 
 @audit_app.command("verify")
