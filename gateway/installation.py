@@ -218,7 +218,6 @@ def _create_demo(
         "api_key": api_key,
         "signers": signers,
         "trust_anchor": str(pki.root_path),
-        "base_url_hint": "http://127.0.0.1:8000",
     }
     tmp = credentials_file.with_suffix(".tmp")
     tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False), "utf-8")

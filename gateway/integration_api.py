@@ -7,6 +7,7 @@ A client sees only its own requests (DESIGN.md invariant 7).
 from __future__ import annotations
 
 import hashlib
+import math
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Header, Request, Response, UploadFile
@@ -53,6 +54,8 @@ def _parse_box(box: str | None, page: int | None) -> tuple[float, float, float, 
         x1, y1, x2, y2 = (float(v) for v in box.split(","))
     except ValueError as exc:
         raise ParameterInvalid("box must be x1,y1,x2,y2 in PDF points") from exc
+    if not all(math.isfinite(v) and abs(v) < 14_400 for v in (x1, y1, x2, y2)):
+        raise ParameterInvalid("box coordinates must be finite PDF points within 14400")
     if not (x1 < x2 and y1 < y2):
         raise ParameterInvalid("box must have x1 < x2 and y1 < y2")
     return (x1, y1, x2, y2)

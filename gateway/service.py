@@ -137,6 +137,8 @@ class SigningService:
             raise ParameterInvalid(f"pades_level must be one of {', '.join(PadesLevel.ALL)}")
         if params.pades_level == PadesLevel.B_T and not self.settings.tsa_url:
             raise ParameterInvalid("B-T needs a TSA; none is configured (GATEWAY_TSA_URL)")
+        if params.field_name is not None and params.field_name in report.signature_fields:
+            raise ParameterInvalid(f"the field {params.field_name!r} is already signed")
         if params.page is not None and not 1 <= params.page <= report.page_count:
             raise ParameterInvalid(f"page must be between 1 and {report.page_count}")
         request_id = str(uuid.uuid4())
@@ -344,6 +346,16 @@ class SigningService:
             raise refusal
         return self._sign(request, user, client_address)
 
+    def verify_totp(self, user: User, otp: str, *, client_address: str | None) -> None:
+        """Check a TOTP code outside an approval (e.g. to replace the authenticator),
+        with the same failure counting, lockout and once-per-step rule. Raises
+        OtpInvalid, OtpReused, OtpLocked or TotpNotEnrolled."""
+        now = self.clock()
+        with self.db.transaction() as session:
+            refusal = self._check_totp(session, user.id, otp, now, client_address, None)
+        if refusal is not None:
+            raise refusal
+
     def _check_totp(
         self,
         session: Session,
@@ -351,7 +363,7 @@ class SigningService:
         otp: str,
         now: dt.datetime,
         client_address: str | None,
-        request_id: str,
+        request_id: str | None,
     ) -> GatewayError | None:
         user = session.get(User, user_id, with_for_update=True)
         assert user is not None

@@ -35,7 +35,7 @@ def match_step(secret: str, code: str, *, now: float, window: int = 1) -> int | 
     """Return the time step (``floor(now / 30)`` minus 0..``window``) whose code equals
     ``code``, or None. Only past steps are accepted within the window, never future
     ones. Every candidate is compared in constant time."""
-    if len(code) != DIGITS or not code.isdigit():
+    if len(code) != DIGITS or not (code.isascii() and code.isdigit()):
         return None
     totp = pyotp.TOTP(secret, digits=DIGITS, interval=PERIOD_SECONDS)
     current = int(now) // PERIOD_SECONDS

@@ -11,6 +11,9 @@ from gateway.errors import NotFound, ParameterInvalid
 
 __all__ = ["render_page_png"]
 
+# Largest bitmap rendered (pixels): 2000 x 4000, about 32 MB of RGBA.
+MAX_PIXELS = 8_000_000
+
 # PDFium is not thread-safe: one render at a time per process.
 _PDFIUM_LOCK = threading.Lock()
 
@@ -29,7 +32,12 @@ def render_page_png(document: bytes, page_number: int, width: int, *, max_width:
             if not 1 <= page_number <= len(pdf):
                 raise NotFound(f"the document has {len(pdf)} pages")
             page = pdf[page_number - 1]
-            page_width = page.get_width() if page.get_rotation() % 180 == 0 else page.get_height()
+            upright = page.get_rotation() % 180 == 0
+            page_width = page.get_width() if upright else page.get_height()
+            page_height = page.get_height() if upright else page.get_width()
+            if width * (page_height * width / page_width) > MAX_PIXELS:
+                page.close()
+                raise ParameterInvalid("this page is too tall to preview at that width")
             bitmap = page.render(scale=width / page_width, may_draw_forms=True)
             image = bitmap.to_pil()
             out = io.BytesIO()

@@ -184,9 +184,9 @@ def enrol_totp(
     once confirmed with a first valid code (``POST /mobile/v1/totp/confirmation``)."""
     now = utcnow()
     if user.totp_secret is not None:
-        current = context.box.open(user.totp_secret)
-        if body.otp is None or totp.match_step(current, body.otp, now=now.timestamp()) is None:
+        if body.otp is None:
             raise OtpInvalid("a current code from the enrolled authenticator is required")
+        context.service.verify_totp(user, body.otp, client_address=_address(request))
     secret = totp.new_secret()
     with context.db.transaction() as session:
         stored = session.get(User, user.id)

@@ -207,6 +207,7 @@ def audit_verify(data_dir: DataDir = Path("var")) -> None:
 def main() -> None:
     """Console-script entry point."""
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    os.umask(0o077)  # database, documents and keys are readable by the service user only
     app()
 
 

@@ -60,3 +60,16 @@ def test_server_log_holds_no_secret(server, installation, demo_credentials, sign
     for secret in secrets:
         assert secret not in log_text
     assert document[200:260].decode("latin-1") not in log_text
+
+
+def test_tracebacks_are_redacted():
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", None, None)
+    try:
+        raise ValueError("password=hunter2 token=abc.def")
+    except ValueError:
+        import sys
+
+        record.exc_info = sys.exc_info()
+    RedactingFilter().filter(record)
+    text = logging.Formatter().format(record)
+    assert "ValueError" in text and "hunter2" not in text and "abc.def" not in text
