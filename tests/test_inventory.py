@@ -48,6 +48,16 @@ SCRIPT = textwrap.dedent(
 )
 
 
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "signing_gateway.cli", *args],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=120,
+    )
+
+
 def test_ambiguous_credentials_are_reported(installation):
     env = dict(os.environ)
     made = subprocess.run(
@@ -59,22 +69,7 @@ def test_ambiguous_credentials_are_reported(installation):
     )
     assert made.returncode == 0, made.stderr
     serial = made.stdout.strip().splitlines()[-1]
-    listed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "signing_gateway.cli",
-            "credentials",
-            "list",
-            "--json",
-            "--data-dir",
-            str(installation.data_dir),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    listed = _cli("credentials", "list", "--json", "--data-dir", str(installation.data_dir))
     assert listed.returncode == 0, listed.stderr
     entries = [e for e in json.loads(listed.stdout) if e["token_serial"] == serial]
     by_id = {e["key_id"]: e for e in entries}
@@ -84,24 +79,7 @@ def test_ambiguous_credentials_are_reported(installation):
     assert by_id["02"]["status"] == by_id["03"]["status"] == "ambiguous"
     assert "several private keys share this label" in by_id["02"]["problems"]
 
-    demo = json.loads(
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "signing_gateway.cli",
-                "credentials",
-                "list",
-                "--json",
-                "--data-dir",
-                str(installation.data_dir),
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-        ).stdout
-    )
+    demo = json.loads(listed.stdout)  # the same listing holds the demo tokens too
     leader = [e for e in demo if e["label"] == "leader1"]
     assert len(leader) == 1 and leader[0]["status"] == "ok"
     assert leader[0]["key_type"] == "rsa" and leader[0]["key_bits"] == 2048
@@ -109,22 +87,7 @@ def test_ambiguous_credentials_are_reported(installation):
     assert dt.datetime.fromisoformat(leader[0]["not_after"]) > dt.datetime.now(dt.UTC)
 
     tokens = json.loads(
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "signing_gateway.cli",
-                "tokens",
-                "list",
-                "--json",
-                "--data-dir",
-                str(installation.data_dir),
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-        ).stdout
+        _cli("tokens", "list", "--json", "--data-dir", str(installation.data_dir)).stdout
     )
     rotation = next(t for t in tokens if t["serial"] == serial)
     assert "login_required" in rotation["flags"]
