@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -15,9 +15,42 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-__all__ = ["SETTINGS_FILE_NAME", "Settings", "load_settings"]
+__all__ = [
+    "SETTINGS_FILE_NAME",
+    "Pkcs11ModuleSettings",
+    "RemoteBridgeSettings",
+    "Settings",
+    "load_settings",
+]
 
 SETTINGS_FILE_NAME = "gateway.toml"
+
+
+class Pkcs11ModuleSettings(BaseModel):
+    """One PKCS#11 module the in-process bridge (or ``bridge serve``) loads.
+
+    ``max_sessions_per_token``: concurrent operations per token (1 for a USB token, more
+    for an HSM partition); ``token_max_sessions`` overrides it per token serial.
+    ``operation_timeout_seconds``: after this a token that has not answered is marked
+    unhealthy and the operation fails with ``token_timeout`` (retryable).
+    """
+
+    path: str
+    max_sessions_per_token: int = Field(1, ge=1)
+    operation_timeout_seconds: float = Field(30.0, gt=0)
+    token_max_sessions: dict[str, int] = Field(default_factory=dict)
+
+
+class RemoteBridgeSettings(BaseModel):
+    """A bridge service on a secure host (``signing-gateway bridge serve``), reached over
+    HTTPS with mutual TLS. Certificates and key are PEM files."""
+
+    name: str
+    url: str = Field(description="https://host:port of the bridge service")
+    client_certificate: Path
+    client_key: Path
+    ca_certificate: Path = Field(description="trust anchor for the bridge's certificate")
+    timeout_seconds: float = Field(60.0, gt=0)
 
 
 class Settings(BaseSettings):
@@ -29,9 +62,18 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; default sqlite:///<data_dir>/gateway.db"
     )
-    pkcs11_module: str | None = Field(
-        None, description="PKCS#11 module path; default the SoftHSM2 module"
+    pkcs11_modules: list[Pkcs11ModuleSettings] = Field(
+        default_factory=list,
+        description="PKCS#11 modules of the in-process bridge; default SoftHSM2",
     )
+    in_process_bridge: bool = Field(
+        True, description="load the PKCS#11 modules in this process (the embedded default)"
+    )
+    remote_bridges: list[RemoteBridgeSettings] = Field(
+        default_factory=list, description="bridge services on secure hosts"
+    )
+    bridge_listen_host: str = Field("127.0.0.1", description="bridge serve: address")
+    bridge_listen_port: int = Field(8443, description="bridge serve: TCP port")
     softhsm2_conf: Path | None = Field(
         None, description="SoftHSM2 config; default <data_dir>/softhsm2.conf"
     )
@@ -79,6 +121,11 @@ class Settings(BaseSettings):
     def secrets_dir(self) -> Path:
         """Folder with the installation's keys (owner-only)."""
         return self.data_dir.resolve() / "secrets"
+
+    @property
+    def bridge_tls_dir(self) -> Path:
+        """Folder with the bridge link's TLS files (``bridge init-tls``)."""
+        return self.data_dir.resolve() / "bridge-tls"
 
     @property
     def documents_dir(self) -> Path:

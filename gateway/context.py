@@ -6,13 +6,13 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from gateway.bridges import build_bridge
 from gateway.config import Settings
 from gateway.db import Database
 from gateway.document_store import DocumentStore
-from gateway.installation import bridge_config
 from gateway.secrets_at_rest import InstallationKeys, SecretBox
 from gateway.service import SigningService
-from hsm_bridge import ActivationIssuer, Bridge
+from hsm_bridge import ActivationIssuer, BridgeClient
 
 __all__ = ["GatewayContext", "build_context", "context_of"]
 
@@ -24,7 +24,7 @@ class GatewayContext:
     settings: Settings
     db: Database
     box: SecretBox
-    bridge: Bridge
+    bridge: BridgeClient
     service: SigningService
 
     def close(self) -> None:
@@ -38,7 +38,7 @@ def build_context(settings: Settings) -> GatewayContext:
     keys = InstallationKeys.load(settings.secrets_dir)
     db = Database(settings.effective_database_url)
     box = SecretBox(keys.fernet_key)
-    bridge = Bridge(bridge_config(settings, keys))
+    bridge = build_bridge(settings, keys)
     service = SigningService(
         settings,
         db,

@@ -90,9 +90,14 @@ _BRIDGE_STATUS = {
     "credential_not_found": 409,
     "pin_incorrect": 409,
     "pin_locked": 409,
+    "pin_required": 422,
     "mechanism_unsupported": 409,
     "token_not_present": 503,
     "token_error": 503,
+    "token_busy": 503,
+    "token_timeout": 503,
+    "token_unhealthy": 503,
+    "bridge_unavailable": 503,
 }
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway import audit, totp
+from gateway.bridges import bridge_config
 from gateway.config import SETTINGS_FILE_NAME, Settings
 from gateway.db import Database
 from gateway.demo_pki import DemoPki, HolderName
@@ -24,13 +25,13 @@ from gateway.migrate import upgrade
 from gateway.models import Credential, IntegrationClient, User
 from gateway.passwords import hash_password
 from gateway.secrets_at_rest import InstallationKeys, SecretBox
-from hsm_bridge import Bridge, BridgeConfig
+from hsm_bridge import Bridge
 from hsm_bridge.credentials import SignatureMechanism
 from hsm_bridge.pins import PinStore
 from hsm_bridge.provisioning import KeySpec
-from hsm_bridge.softhsm import find_softhsm_module, init_token, token_labels, write_config
+from hsm_bridge.softhsm import init_token, token_labels, write_config
 
-__all__ = ["DEMO_CREDENTIALS_FILE", "DemoHolder", "bridge_config", "init_installation"]
+__all__ = ["DEMO_CREDENTIALS_FILE", "DemoHolder", "init_installation"]
 
 DEMO_CREDENTIALS_FILE = "demo-credentials.json"
 
@@ -65,27 +66,6 @@ DEMO_HOLDERS = (
         HolderName("Sở Tài chính tỉnh Hà Nam", "Cơ quan", "Sở Tài chính tỉnh Hà Nam"),
     ),
 )
-
-
-def module_path(settings: Settings) -> str:
-    """The PKCS#11 module in force; RuntimeError when none is configured or found."""
-    path = settings.pkcs11_module or find_softhsm_module()
-    if path is None:
-        raise RuntimeError("no PKCS#11 module: install softhsm2 or set GATEWAY_PKCS11_MODULE")
-    return path
-
-
-def bridge_config(settings: Settings, keys: InstallationKeys) -> BridgeConfig:
-    """The in-process bridge's configuration for this installation. Points SoftHSM2 at
-    the installation's own configuration (SOFTHSM2_CONF) before the module is loaded."""
-    os.environ.setdefault("SOFTHSM2_CONF", str(settings.effective_softhsm2_conf))
-    return BridgeConfig(
-        module_path=module_path(settings),
-        pin_file=settings.data_dir.resolve() / "bridge" / "pins.json",
-        pin_key=keys.fernet_key,
-        activation_key=keys.activation_key,
-        used_activations_file=settings.data_dir.resolve() / "bridge" / "activations.db",
-    )
 
 
 def init_installation(settings: Settings, *, demo: bool, now: dt.datetime) -> Path | None:
@@ -134,7 +114,7 @@ def _create_demo(
             "remove the data folder and run init again"
         )
     bridge = Bridge(bridge_config(settings, keys))
-    serials = {t.label: t.serial for t in bridge.tokens()}
+    serials = {t.label: t.serial for t in bridge.inventory()}
     pin_store = PinStore(bridge_config(settings, keys).pin_file, keys.fernet_key)
     box = SecretBox(keys.fernet_key)
     db = Database(settings.effective_database_url)

@@ -99,6 +99,9 @@ class Credential(Base):
     token_serial: Mapped[str] = mapped_column(String(64))
     key_id: Mapped[str] = mapped_column(String(128))  # CKA_ID, hex
     mechanism: Mapped[str] = mapped_column(String(32))
+    # "stored": the bridge keeps the token PIN; "signer": the signer types it with each
+    # approval (hsm_bridge never stores it).
+    pin_policy: Mapped[str] = mapped_column(String(16), default="stored", server_default="stored")
     certificate_der: Mapped[bytes] = mapped_column(LargeBinary)
     certificate_sha256: Mapped[str] = mapped_column(String(64))
     chain_pem: Mapped[str] = mapped_column(Text, default="")

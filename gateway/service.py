@@ -54,8 +54,9 @@ from gateway.lifecycle import RequestStatus, transition
 from gateway.models import Credential, IntegrationClient, SigningRequest, User
 from gateway.pades import PadesLevel, RemoteSigner, SignatureParameters, sign_pdf
 from gateway.secrets_at_rest import SecretBox
-from hsm_bridge import ActivationIssuer, Bridge, BridgeError, CredentialRef, SignRequest
+from hsm_bridge import ActivationIssuer, BridgeClient, BridgeError, CredentialRef, SignRequest
 from hsm_bridge.credentials import SignatureMechanism
+from hsm_bridge.errors import PinRequired
 
 __all__ = ["Notifier", "SigningService", "Submission", "utcnow"]
 
@@ -92,7 +93,7 @@ class SigningService:
         settings: Settings,
         db: Database,
         store: DocumentStore,
-        bridge: Bridge,
+        bridge: BridgeClient,
         issuer: ActivationIssuer,
         box: SecretBox,
         *,
@@ -306,9 +307,15 @@ class SigningService:
         otp: str,
         document_sha256: str,
         *,
+        token_pin: str | None = None,
         client_address: str | None,
     ) -> SigningRequest:
         """Approve ``request_id`` with a TOTP code and sign it.
+
+        ``token_pin``: the token PIN typed by the signer, required when the credential's
+        PIN policy is ``signer`` (PinRequired otherwise); handed to the bridge for this
+        one signature and never stored. A wrong PIN (``pin_incorrect``) returns the
+        request to ``pending_approval``: the signer may try again, nothing retries it.
 
         Checks, in order: the request is the signer's (NotFound), not expired
         (RequestExpired), pending (RequestNotPending), ``document_sha256`` equals the
@@ -329,6 +336,8 @@ class SigningService:
                 request.document_sha256.encode(), document_sha256.strip().lower().encode()
             ):
                 refusal = DocumentChanged("document_sha256 is not the hash of this document")
+            elif token_pin is None and _pin_policy(session, request) == "signer":
+                refusal = PinRequired("this signature needs the token's PIN (token_pin)")
             else:
                 refusal = self._check_totp(session, user.id, otp, now, client_address, request.id)
                 if refusal is None:
@@ -344,7 +353,7 @@ class SigningService:
                     transition(session, request, RequestStatus.SIGNING, actor="system", now=now)
         if refusal is not None:
             raise refusal
-        return self._sign(request, user, client_address)
+        return self._sign(request, user, client_address, token_pin=token_pin)
 
     def verify_totp(self, user: User, otp: str, *, client_address: str | None) -> None:
         """Check a TOTP code outside an approval (e.g. to replace the authenticator),
@@ -416,16 +425,22 @@ class SigningService:
     # ---- signing ----------------------------------------------------------------
 
     def _sign(
-        self, request: SigningRequest, user: User, client_address: str | None
+        self,
+        request: SigningRequest,
+        user: User,
+        client_address: str | None,
+        *,
+        token_pin: str | None = None,
     ) -> SigningRequest:
         failure: str | None = None
         retry_error: BridgeError | None = None
         signed: bytes | None = None
         try:
-            signed = self._produce_signature(request)
+            signed = self._produce_signature(request, token_pin=token_pin)
         except BridgeError as exc:
             log.warning("bridge refused or failed for request %s: %s", request.id, exc.code)
-            if exc.retryable:
+            if exc.retryable or (token_pin is not None and exc.code in _SIGNER_PIN_CODES):
+                # A PIN the signer typed may be typed again; a stored PIN never is.
                 retry_error = exc
             else:
                 failure = exc.code
@@ -471,7 +486,7 @@ class SigningService:
             raise retry_error
         return current
 
-    def _produce_signature(self, request: SigningRequest) -> bytes:
+    def _produce_signature(self, request: SigningRequest, *, token_pin: str | None) -> bytes:
         document = self.store.read(request.id, DocumentStore.ORIGINAL)
         if hashlib.sha256(document).hexdigest() != request.document_sha256:
             raise DocumentChanged("the stored document no longer matches the approved hash")
@@ -499,7 +514,9 @@ class SigningService:
                 now=time.time(),
                 ttl_seconds=self.settings.activation_ttl_seconds,
             )
-            return self.bridge.sign(SignRequest(ref, digest, mechanism, activation))
+            return self.bridge.sign(
+                SignRequest(ref, digest, mechanism, activation, pin=token_pin)
+            )
 
         signer = RemoteSigner(token_certificate, chain, sign_digest)
         timestamper = None
@@ -555,6 +572,15 @@ class SigningService:
                     detail={"recovered": True},
                 )
         return count
+
+
+# Bridge answers about a PIN the signer typed: the request goes back to pending.
+_SIGNER_PIN_CODES = frozenset({"pin_incorrect", "pin_required"})
+
+
+def _pin_policy(session: Session, request: SigningRequest) -> str:
+    credential = session.get(Credential, request.credential_id)
+    return credential.pin_policy if credential is not None else "stored"
 
 
 def _load_owned(

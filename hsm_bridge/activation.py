@@ -90,40 +90,57 @@ class ActivationIssuer:
 
 
 class UsedActivationStore:
-    """Durable record of consumed activation nonces (SQLite file ``path``).
+    """Durable record of consumed activation nonces (SQLite file ``path``, WAL journal
+    with ``synchronous=FULL``: a commit survives a crash of the process or the host).
 
-    :meth:`consume` is atomic: of two concurrent calls with one nonce, exactly one wins.
+    :meth:`consume_many` is atomic: of two concurrent calls with one nonce, exactly one
+    wins. One connection is kept per store and serialised by a lock.
     """
 
     def __init__(self, path: Path) -> None:
         self._path = path
         self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as conn:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS used_activation ("
-                " nonce TEXT PRIMARY KEY, expires_at INTEGER NOT NULL)"
-            )
-
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self._path, timeout=30)
+        self._conn = sqlite3.connect(
+            path, timeout=30, isolation_level=None, check_same_thread=False
+        )
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS used_activation ("
+            " nonce TEXT PRIMARY KEY, expires_at INTEGER NOT NULL)"
+        )
+        self._pruned_at = 0.0
 
     def consume(self, nonce: str, expires_at: int, *, now: float) -> bool:
-        """Record ``nonce`` as used. Return False when it was used before.
+        """Record ``nonce`` as used. Return False when it was used before."""
+        return self.consume_many([(nonce, expires_at)], now=now)[0]
 
-        Entries whose ``expires_at`` (POSIX seconds) passed are pruned: an expired SAD is
-        refused on its expiry anyway.
-        """
-        with self._lock, self._connect() as conn:
-            conn.execute("DELETE FROM used_activation WHERE expires_at < ?", (int(now) - 60,))
+    def consume_many(self, entries: list[tuple[str, int]], *, now: float) -> list[bool]:
+        """Record each ``(nonce, expires_at)`` as used in one transaction (one fsync).
+        Returns, per entry, False when that nonce was used before (also earlier in the
+        same list). Entries whose ``expires_at`` (POSIX seconds) passed more than a
+        minute ago are pruned now and then: an expired SAD is refused anyway."""
+        fresh: list[bool] = []
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.execute(
-                    "INSERT INTO used_activation (nonce, expires_at) VALUES (?, ?)",
-                    (nonce, expires_at),
-                )
-            except sqlite3.IntegrityError:
-                return False
-            return True
+                if now - self._pruned_at > 60:
+                    self._conn.execute(
+                        "DELETE FROM used_activation WHERE expires_at < ?", (int(now) - 60,)
+                    )
+                    self._pruned_at = now
+                for nonce, expires_at in entries:
+                    cursor = self._conn.execute(
+                        "INSERT OR IGNORE INTO used_activation (nonce, expires_at) VALUES (?, ?)",
+                        (nonce, expires_at),
+                    )
+                    fresh.append(cursor.rowcount == 1)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        return fresh
 
 
 class ActivationVerifier:
@@ -143,6 +160,38 @@ class ActivationVerifier:
         ``forged``, ``expired``, ``wrong_credential``, ``wrong_digest``, ``reused``.
         The MAC is compared in constant time before any field is trusted.
         """
+        outcome = self.verify_and_consume_many([(sad, credential, digest)], now=now)[0]
+        if isinstance(outcome, ActivationInvalid):
+            raise outcome
+        return outcome
+
+    def verify_and_consume_many(
+        self, items: list[tuple[str, CredentialRef, bytes]], *, now: float
+    ) -> list[Activation | ActivationInvalid]:
+        """:meth:`verify_and_consume` for each ``(sad, credential, digest)``, consuming
+        all valid ones in one durable transaction; one outcome per item, in order."""
+        checked: list[Activation | ActivationInvalid] = []
+        for sad, credential, digest in items:
+            try:
+                checked.append(self.check(sad, credential, digest, now=now))
+            except ActivationInvalid as exc:
+                checked.append(exc)
+        valid = [a for a in checked if isinstance(a, Activation)]
+        fresh = iter(self._used.consume_many([(a.nonce, a.expires_at) for a in valid], now=now))
+        outcomes: list[Activation | ActivationInvalid] = []
+        for activation in checked:
+            if isinstance(activation, Activation) and not next(fresh):
+                outcomes.append(
+                    ActivationInvalid("the activation was already used", reason="reused")
+                )
+            else:
+                outcomes.append(activation)
+        return outcomes
+
+    def check(
+        self, sad: str, credential: CredentialRef, digest: bytes, *, now: float
+    ) -> Activation:
+        """Verify ``sad`` like :meth:`verify_and_consume` without consuming it."""
         try:
             payload_b64, mac_b64 = sad.split(".")
             payload, mac = _unb64(payload_b64), _unb64(mac_b64)
@@ -170,6 +219,4 @@ class ActivationVerifier:
             )
         if not hmac.compare_digest(activation.digest, digest):
             raise ActivationInvalid("the activation is for another digest", reason="wrong_digest")
-        if not self._used.consume(activation.nonce, activation.expires_at, now=now):
-            raise ActivationInvalid("the activation was already used", reason="reused")
         return activation

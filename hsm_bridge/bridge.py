@@ -1,107 +1,143 @@
-"""The bridge's interface: certificates and activated signatures by credential.
+"""The in-process bridge: certificates and activated signatures by credential, over one or
+more PKCS#11 modules loaded in this process (the embedded default transport).
 
-This is the in-process transport (the embedded default). It verifies the signature
-activation (SAD) itself, right before C_Sign, so that a caller holding only the web
-tier's powers cannot make it sign a digest nobody approved (DESIGN.md invariant 1).
+It verifies the signature activation (SAD) itself, right before C_Sign, so that a caller
+holding only the web tier's powers cannot make it sign a digest nobody approved
+(DESIGN.md invariant 1).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from hsm_bridge.activation import ActivationVerifier, UsedActivationStore
-from hsm_bridge.credentials import CredentialRef, SignatureMechanism
-from hsm_bridge.errors import CredentialNotFound
+from hsm_bridge.activation import ActivationInvalid, ActivationVerifier, UsedActivationStore
+from hsm_bridge.credentials import CredentialRef
+from hsm_bridge.errors import BridgeError, CredentialNotFound, PinRequired, TokenNotPresent
+from hsm_bridge.interface import SignRequest
 from hsm_bridge.inventory import CredentialEntry, TokenEntry, describe_token, list_credentials
 from hsm_bridge.pins import PinStore
 from hsm_bridge.provisioning import KeySpec, generate_key_pair, store_certificate
 from hsm_bridge.signing import find_certificate, sign_digest
-from hsm_bridge.tokens import TokenPool, token_serial_text
+from hsm_bridge.tokens import TokenHealth, TokenLimits, TokenPool
 
-__all__ = ["Bridge", "BridgeConfig", "SignRequest", "TokenInfo"]
+__all__ = ["Bridge", "BridgeConfig", "ModuleConfig", "SignRequest"]
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
-class BridgeConfig:
-    """What the bridge needs: the PKCS#11 module (shared library path), the encrypted
-    PIN file and its key (Fernet, urlsafe base64), the SAD key (32+ bytes) and the SQLite
-    file that records used activations."""
+class ModuleConfig:
+    """One PKCS#11 module: the shared library's ``path``, the default per-token
+    ``limits`` and per-serial overrides in ``token_limits``."""
 
-    module_path: str
+    path: str
+    limits: TokenLimits = TokenLimits()
+    token_limits: dict[str, TokenLimits] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeConfig:
+    """What the bridge needs: its PKCS#11 modules, the encrypted PIN file and its key
+    (Fernet, urlsafe base64), the SAD key (32+ bytes) and the SQLite file that records
+    used activations."""
+
+    modules: tuple[ModuleConfig, ...]
     pin_file: Path
     pin_key: bytes
     activation_key: bytes
     used_activations_file: Path
-
-
-@dataclass(frozen=True, slots=True)
-class SignRequest:
-    """One signature: ``digest`` (32-byte SHA-256) to sign with ``credential`` using
-    ``mechanism``, authorised by ``activation`` (a SAD from the approval step)."""
-
-    credential: CredentialRef
-    digest: bytes
-    mechanism: SignatureMechanism
-    activation: str
-
-
-@dataclass(frozen=True, slots=True)
-class TokenInfo:
-    """A present token: label, serial, manufacturer, model (CK_TOKEN_INFO)."""
-
-    label: str
-    serial: str
-    manufacturer: str
-    model: str
+    name: str = "local"
 
 
 class Bridge:
-    """In-process bridge over one PKCS#11 module."""
+    """In-process bridge over the PKCS#11 modules of ``config``; tokens are found by
+    serial number across all of them."""
 
     def __init__(self, config: BridgeConfig) -> None:
+        if not config.modules:
+            raise ValueError("the bridge needs at least one PKCS#11 module")
+        self.name = config.name
         self._pins = PinStore(config.pin_file, config.pin_key)
-        self._pool = TokenPool(config.module_path, self._pins.get)
+        self._pools = [
+            TokenPool(m.path, self._pins.get, limits=m.limits, token_limits=m.token_limits)
+            for m in config.modules
+        ]
         self._verifier = ActivationVerifier(
             config.activation_key, UsedActivationStore(config.used_activations_file)
         )
+        self._owner: dict[str, TokenPool] = {}
+        self._owner_lock = threading.Lock()
 
-    def tokens(self) -> list[TokenInfo]:
-        """The tokens present now (C_GetSlotList + C_GetTokenInfo)."""
-        return [
-            TokenInfo(
-                label=str(t.label).strip(),
-                serial=token_serial_text(t),
-                manufacturer=str(t.manufacturer_id).strip(),
-                model=str(t.model).strip(),
-            )
-            for t in self._pool.tokens()
-        ]
+    # ---- routing between modules --------------------------------------------------
+
+    def _pool(self, token_serial: str) -> TokenPool:
+        with self._owner_lock:
+            pool = self._owner.get(token_serial)
+        if pool is not None:
+            return pool
+        for candidate in self._pools:
+            try:
+                if candidate.holds(token_serial):
+                    with self._owner_lock:
+                        self._owner[token_serial] = candidate
+                    return candidate
+            except BridgeError as exc:
+                log.warning("module %s does not answer: %s", candidate.module_path, exc.code)
+        raise TokenNotPresent("no module of this bridge holds the token")
+
+    def _run(self, token_serial: str, operation: str, work: Callable[[Any], Any]) -> Any:
+        return self._pool(token_serial).run(token_serial, operation, work)
+
+    # ---- inventory and health -----------------------------------------------------
+
+    def health(self) -> list[TokenHealth]:
+        """Every token seen by any module, with its state."""
+        return [entry for pool in self._pools for entry in pool.health()]
 
     def inventory(self) -> list[TokenEntry]:
-        """Every present token with its flags and signature mechanisms."""
-        return [describe_token(t) for t in self._pool.tokens()]
+        """Every present token of every module with its flags and signature mechanisms."""
+        return [
+            describe_token(t, module=pool.module_path)
+            for pool in self._pools
+            for t in pool.tokens()
+        ]
+
+    def holds(self, token_serial: str) -> bool:
+        """Whether a module of this bridge has a present token ``token_serial``."""
+        try:
+            self._pool(token_serial)
+        except TokenNotPresent:
+            return False
+        return True
 
     def credentials(self, token_serial: str) -> list[CredentialEntry]:
         """The keys and certificates of one token (logs in with the stored PIN)."""
-        with self._pool.session(token_serial) as session:
-            return list_credentials(session)
+        result: list[CredentialEntry] = self._run(token_serial, "credentials", list_credentials)
+        return result
 
     def certificate(self, credential: CredentialRef) -> bytes:
         """DER bytes of the credential's certificate, read from its token.
 
         Raises :class:`~hsm_bridge.errors.CredentialNotFound` or a token error."""
-        with self._pool.session(credential.token_serial) as session:
-            return find_certificate(session, credential.key_id)
+        der: bytes = self._run(
+            credential.token_serial,
+            "certificate",
+            lambda session: find_certificate(session, credential.key_id),
+        )
+        return der
+
+    # ---- signing ------------------------------------------------------------------
 
     def sign(self, request: SignRequest, *, now: float | None = None) -> bytes:
         """Verify and consume the request's activation, then sign its digest on the token.
@@ -109,21 +145,82 @@ class Bridge:
         Returns the signature bytes (RSA: modulus length; ECDSA: DER). ``now`` is POSIX
         seconds (defaults to the clock). Raises
         :class:`~hsm_bridge.errors.ActivationInvalid` before touching the token when
-        the activation does not authorise exactly this credential and digest; PIN and
-        token errors as :class:`~hsm_bridge.errors.BridgeError` subclasses.
+        the activation does not authorise exactly this credential and digest;
+        :class:`~hsm_bridge.errors.PinRequired` when the token has no stored PIN and the
+        request carries none; PIN and token errors as
+        :class:`~hsm_bridge.errors.BridgeError` subclasses.
         """
+        outcome = self.sign_many([request], now=now)[0]
+        if isinstance(outcome, BridgeError):
+            raise outcome
+        return outcome
+
+    def sign_many(
+        self, requests: Sequence[SignRequest], *, now: float | None = None
+    ) -> list[bytes | BridgeError]:
+        """:meth:`sign` for each request. Activations are verified first and consumed in
+        one durable transaction; the digests of one token (and one PIN) are signed in one
+        hand-off to that token's worker. One signature or error per request, in order."""
         instant = time.time() if now is None else now
-        activation = self._verifier.verify_and_consume(
-            request.activation, request.credential, request.digest, now=instant
+        checked = self._verifier.verify_and_consume_many(
+            [(r.activation, r.credential, r.digest) for r in requests], now=instant
         )
-        with self._pool.session(request.credential.token_serial) as session:
-            signature = sign_digest(
-                session, request.credential.key_id, request.digest, request.mechanism
+        outcomes: list[bytes | BridgeError | None] = [None] * len(requests)
+        groups: dict[tuple[str, str | None], list[int]] = defaultdict(list)
+        for index, (request, activation) in enumerate(zip(requests, checked, strict=True)):
+            if isinstance(activation, ActivationInvalid):
+                log.warning(
+                    "refused a signature with credential %s: activation %s",
+                    request.credential,
+                    activation.reason,
+                )
+                outcomes[index] = activation
+            else:
+                groups[(request.credential.token_serial, request.pin)].append(index)
+        for (serial, pin), indexes in groups.items():
+            for index, outcome in zip(
+                indexes,
+                self._sign_on_token(serial, pin, [requests[i] for i in indexes]),
+                strict=True,
+            ):
+                outcomes[index] = outcome
+        for request, outcome, activation in zip(requests, outcomes, checked, strict=True):
+            if isinstance(outcome, bytes) and not isinstance(activation, ActivationInvalid):
+                log.info(
+                    "signed a digest with credential %s for %s",
+                    request.credential,
+                    activation.subject,
+                )
+        return [o if o is not None else BridgeError("not signed") for o in outcomes]
+
+    def _sign_on_token(
+        self, serial: str, pin: str | None, requests: list[SignRequest]
+    ) -> list[bytes | BridgeError]:
+        try:
+            if pin is None and not self._pins.has(serial):
+                raise PinRequired("this credential's PIN policy is signer: the PIN is missing")
+            pool = self._pool(serial)
+        except BridgeError as exc:
+            return [exc] * len(requests)
+
+        def context_pin() -> str:
+            return pin if pin is not None else self._pins.get(serial)
+
+        def work(request: SignRequest) -> Callable[[Any], bytes]:
+            return lambda session: sign_digest(
+                session,
+                request.credential.key_id,
+                request.digest,
+                request.mechanism,
+                context_pin=context_pin,
             )
-        log.info(
-            "signed a digest with credential %s for %s", request.credential, activation.subject
-        )
-        return signature
+
+        try:
+            return pool.run_many(serial, "sign", [work(r) for r in requests], pin=pin)
+        except BridgeError as exc:
+            return [exc] * len(requests)
+
+    # ---- provisioning (the installation's own tokens) -----------------------------
 
     def provision(
         self,
@@ -137,7 +234,8 @@ class Bridge:
         issue a certificate for its public key, store that certificate beside the key
         under the same CKA_ID, and return the certificate's DER bytes. Idempotent per
         CKA_ID: when a certificate with ``key_id`` is already there, it is returned."""
-        with self._pool.session(token_serial) as session:
+
+        def work(session: Any) -> bytes:
             try:
                 return find_certificate(session, key_id)
             except CredentialNotFound:
@@ -146,3 +244,6 @@ class Bridge:
             certificate = certify(public_key)
             store_certificate(session, certificate, key_id, label)
             return certificate.public_bytes(Encoding.DER)
+
+        der: bytes = self._run(token_serial, "provision", work)
+        return der

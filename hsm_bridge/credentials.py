@@ -13,12 +13,27 @@ class SignatureMechanism(enum.StrEnum):
 
     ``RSA_PKCS_SHA256``: CKM_RSA_PKCS over the DER DigestInfo (RFC 8017 §9.2) of the
     digest; result is the raw RSASSA-PKCS1-v1_5 signature (modulus length bytes).
-    ``ECDSA_SHA256``: CKM_ECDSA over the 32-byte digest; the raw r||s answer is
-    DER-encoded as an ECDSA-Sig-Value (RFC 5480 / X9.62) before it is returned.
+    ``RSA_PSS_SHA256``: CKM_RSA_PKCS_PSS over the digest with SHA-256, MGF1-SHA-256 and
+    a 32-byte salt (RFC 8017 §8.1, RSASSA-PSS; RFC 4055 parameters); result is modulus
+    length bytes.
+    ``ECDSA_SHA256``: CKM_ECDSA over the 32-byte digest (P-256 or P-384 keys); the raw
+    r||s answer is DER-encoded as an ECDSA-Sig-Value (RFC 5480 / X9.62) before it is
+    returned.
     """
 
     RSA_PKCS_SHA256 = "rsa_pkcs_sha256"
+    RSA_PSS_SHA256 = "rsa_pss_sha256"
     ECDSA_SHA256 = "ecdsa_sha256"
+
+    @property
+    def key_type(self) -> str:
+        """``rsa`` or ``ec``: the key type this mechanism needs."""
+        return "ec" if self is SignatureMechanism.ECDSA_SHA256 else "rsa"
+
+    @property
+    def pss_salt_length(self) -> int | None:
+        """The RSASSA-PSS salt length in bytes, or None for other mechanisms."""
+        return 32 if self is SignatureMechanism.RSA_PSS_SHA256 else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,12 +11,18 @@ import pkcs11.exceptions as p11e
 __all__ = [
     "ActivationInvalid",
     "BridgeError",
+    "BridgeUnavailable",
     "CredentialNotFound",
     "MechanismUnsupported",
     "PinIncorrect",
     "PinLocked",
+    "PinRequired",
+    "TokenBusy",
     "TokenError",
     "TokenNotPresent",
+    "TokenTimeout",
+    "TokenUnhealthy",
+    "error_from_code",
     "from_pkcs11_error",
 ]
 
@@ -52,6 +58,36 @@ class TokenError(BridgeError):
     retryable = True
 
 
+class TokenBusy(BridgeError):
+    """Every session of the token stayed busy for the whole operation timeout (the
+    per-token concurrency limit from the settings)."""
+
+    code = "token_busy"
+    retryable = True
+
+
+class TokenTimeout(BridgeError):
+    """The token did not answer within the operation timeout; it is now unhealthy."""
+
+    code = "token_timeout"
+    retryable = True
+
+
+class TokenUnhealthy(BridgeError):
+    """An earlier operation on the token has not returned yet: new ones are refused at
+    once instead of queueing behind a stuck device."""
+
+    code = "token_unhealthy"
+    retryable = True
+
+
+class BridgeUnavailable(BridgeError):
+    """A remote bridge could not be reached, or answered with something unexpected."""
+
+    code = "bridge_unavailable"
+    retryable = True
+
+
 class CredentialNotFound(BridgeError):
     """No private key or certificate with the credential's CKA_ID on its token, or more
     than one (ambiguous; never guessed between)."""
@@ -63,6 +99,13 @@ class PinIncorrect(BridgeError):
     """C_Login answered CKR_PIN_INCORRECT. Never retried automatically."""
 
     code = "pin_incorrect"
+
+
+class PinRequired(BridgeError):
+    """The credential's PIN policy is ``signer`` (no PIN is stored for its token) and
+    the request carries no PIN."""
+
+    code = "pin_required"
 
 
 class PinLocked(BridgeError):
@@ -98,6 +141,7 @@ _MAP: list[tuple[type[Exception], type[BridgeError], str]] = [
     (p11e.KeyTypeInconsistent, MechanismUnsupported, "the key type does not fit the mechanism"),
     (p11e.NoSuchKey, CredentialNotFound, "no key with that CKA_ID on the token"),
     (p11e.MultipleObjectsReturned, CredentialNotFound, "several objects share that CKA_ID"),
+    (p11e.PinLenRange, PinIncorrect, "the token rejected the PIN's length"),
 ]
 
 
@@ -111,3 +155,23 @@ def from_pkcs11_error(exc: Exception) -> BridgeError:
         if isinstance(exc, foreign):
             return ours(message)
     return TokenError(f"the token failed: {type(exc).__name__}")
+
+
+def _subclasses(base: type[BridgeError]) -> list[type[BridgeError]]:
+    found = [base]
+    for sub in base.__subclasses__():
+        found.extend(_subclasses(sub))
+    return found
+
+
+def error_from_code(code: str, message: str) -> BridgeError:
+    """Rebuild the bridge error with machine-readable ``code`` (as sent by a remote
+    bridge); an unknown code gives a plain :class:`BridgeError` carrying that code."""
+    for cls in _subclasses(BridgeError):
+        if cls.code == code:
+            if cls is ActivationInvalid:
+                return ActivationInvalid(message, reason="remote")
+            return cls(message)
+    error = BridgeError(message)
+    error.code = code
+    return error

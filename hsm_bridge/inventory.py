@@ -35,8 +35,9 @@ _FLAG_NAMES = {
 
 @dataclass(frozen=True, slots=True)
 class TokenEntry:
-    """A present token (CK_TOKEN_INFO) and the signature mechanisms its slot offers
-    (C_GetMechanismList), by their PKCS#11 names."""
+    """A token (CK_TOKEN_INFO) and the signature mechanisms its slot offers
+    (C_GetMechanismList), by their PKCS#11 names. ``module``: the PKCS#11 module's path;
+    ``present``: False for a token that is needed (or was seen) but is not plugged in."""
 
     label: str
     serial: str
@@ -44,6 +45,8 @@ class TokenEntry:
     model: str
     flags: list[str]
     mechanisms: list[str]
+    module: str = ""
+    present: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +78,8 @@ _SIGNING_MECHANISMS = {
 }
 
 
-def describe_token(token: Any) -> TokenEntry:
-    """The inventory entry of a python-pkcs11 ``Token``."""
+def describe_token(token: Any, *, module: str = "") -> TokenEntry:
+    """The inventory entry of a python-pkcs11 ``Token`` of the module at ``module``."""
     flags = [name for flag, name in _FLAG_NAMES.items() if token.flags & flag]
     try:
         mechanisms = sorted(
@@ -91,6 +94,7 @@ def describe_token(token: Any) -> TokenEntry:
         model=str(token.model).strip(),
         flags=flags,
         mechanisms=mechanisms,
+        module=module,
     )
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from hsm_bridge.errors import PinIncorrect
+from hsm_bridge.errors import PinIncorrect, PinRequired
 
 __all__ = ["PinStore"]
 
@@ -43,16 +43,34 @@ class PinStore:
             os.chmod(tmp, 0o600)
             os.replace(tmp, self._path)
 
+    def has(self, token_serial: str) -> bool:
+        """Whether a PIN is stored for ``token_serial`` (PIN policy ``stored``)."""
+        with self._lock:
+            return token_serial in self._load()
+
+    def remove(self, token_serial: str) -> None:
+        """Forget the stored PIN of ``token_serial`` (switching it to PIN policy
+        ``signer``)."""
+        with self._lock:
+            data = self._load()
+            if data.pop(token_serial, None) is None:
+                return
+            tmp = self._path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(data, indent=1, sort_keys=True), "utf-8")
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, self._path)
+
     def get(self, token_serial: str) -> str:
         """Return the PIN of ``token_serial``.
 
-        Raises :class:`PinIncorrect` when no PIN is stored or it cannot be decrypted
-        (wrong installation key): the bridge then never calls C_Login with a guess.
+        Raises :class:`PinRequired` when no PIN is stored (PIN policy ``signer``: the
+        signer gives it with each approval) and :class:`PinIncorrect` when it cannot be
+        decrypted (wrong installation key): the bridge never calls C_Login with a guess.
         """
         with self._lock:
             token = self._load().get(token_serial)
         if token is None:
-            raise PinIncorrect("no PIN is stored for this token")
+            raise PinRequired("no PIN is stored for this token: the signer must give it")
         try:
             return self._fernet.decrypt(token.encode("ascii")).decode()
         except InvalidToken as exc:

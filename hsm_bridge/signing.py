@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
+import pkcs11.exceptions as p11e
+from pkcs11 import MGF, Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.util.ec import encode_ecdsa_signature
 
 from hsm_bridge.credentials import SignatureMechanism
 from hsm_bridge.errors import CredentialNotFound, MechanismUnsupported
 
-__all__ = ["find_certificate", "find_private_key", "sign_digest"]
+__all__ = ["always_authenticate", "find_certificate", "find_private_key", "sign_digest"]
 
 # DER prefix of DigestInfo{sha256, NULL} (RFC 8017 §9.2 note 1); the 32-byte digest follows.
 _SHA256_DIGEST_INFO = bytes.fromhex("3031300d060960864801650304020105000420")
@@ -37,24 +39,53 @@ def find_certificate(session: Any, key_id: bytes) -> bytes:
     return bytes(cert[Attribute.VALUE])
 
 
-def sign_digest(session: Any, key_id: bytes, digest: bytes, mechanism: SignatureMechanism) -> bytes:
-    """Sign the 32-byte SHA-256 ``digest`` with the private key ``key_id``.
+def always_authenticate(key: Any) -> bool:
+    """Whether the key demands a context-specific login for each signature
+    (CKA_ALWAYS_AUTHENTICATE, PKCS#11 v2.40 §4.9); False when the token does not say."""
+    try:
+        return bool(key[Attribute.ALWAYS_AUTHENTICATE])
+    except (p11e.AttributeTypeInvalid, p11e.AttributeSensitive, KeyError):
+        return False
 
-    RSA: CKM_RSA_PKCS over DigestInfo (RFC 8017 §8.2, EMSA-PKCS1-v1_5); returns the
-    modulus-length signature. EC: CKM_ECDSA over the digest; the raw r||s is returned
-    DER-encoded (ECDSA-Sig-Value, RFC 3279 §2.2.3).
+
+def sign_digest(
+    session: Any,
+    key_id: bytes,
+    digest: bytes,
+    mechanism: SignatureMechanism,
+    *,
+    context_pin: Callable[[], str] | None = None,
+) -> bytes:
+    """Sign the 32-byte SHA-256 ``digest`` with the private key ``key_id``
+    (C_SignInit + C_Sign).
+
+    RSA PKCS#1 v1.5: CKM_RSA_PKCS over DigestInfo (RFC 8017 §9.2); RSA-PSS:
+    CKM_RSA_PKCS_PSS with SHA-256/MGF1-SHA-256/32-byte salt (RFC 8017 §8.1); both return
+    the modulus-length signature. EC (P-256, P-384): CKM_ECDSA over the digest; the raw
+    r||s is returned DER-encoded (ECDSA-Sig-Value, RFC 3279 §2.2.3).
+    When the key has CKA_ALWAYS_AUTHENTICATE, ``context_pin()`` gives the PIN for the
+    context-specific C_Login made between C_SignInit and C_Sign.
     Raises :class:`MechanismUnsupported` if the key type does not fit ``mechanism``.
     """
     if len(digest) != 32:
         raise ValueError("digest must be 32 bytes (SHA-256)")
     key = find_private_key(session, key_id)
     key_type = key.key_type
+    pin = context_pin() if context_pin is not None and always_authenticate(key) else None
+    if mechanism.key_type == "rsa" and key_type != KeyType.RSA:
+        raise MechanismUnsupported(f"{mechanism} needs an RSA key")
+    if mechanism.key_type == "ec" and key_type != KeyType.EC:
+        raise MechanismUnsupported(f"{mechanism} needs an EC key")
     if mechanism is SignatureMechanism.RSA_PKCS_SHA256:
-        if key_type != KeyType.RSA:
-            raise MechanismUnsupported("RSA PKCS#1 v1.5 needs an RSA key")
-        return bytes(key.sign(_SHA256_DIGEST_INFO + digest, mechanism=Mechanism.RSA_PKCS))
+        data, p11_mechanism, param = _SHA256_DIGEST_INFO + digest, Mechanism.RSA_PKCS, None
+    elif mechanism is SignatureMechanism.RSA_PSS_SHA256:
+        data, p11_mechanism = digest, Mechanism.RSA_PKCS_PSS
+        param = (Mechanism.SHA256, MGF.SHA256, mechanism.pss_salt_length)
+    elif mechanism is SignatureMechanism.ECDSA_SHA256:
+        data, p11_mechanism, param = digest, Mechanism.ECDSA, None
+    else:
+        raise MechanismUnsupported(f"unknown mechanism {mechanism}")
+    signature = bytes(key.sign(data, mechanism=p11_mechanism, mechanism_param=param, pin=pin))
     if mechanism is SignatureMechanism.ECDSA_SHA256:
-        if key_type != KeyType.EC:
-            raise MechanismUnsupported("ECDSA needs an EC key")
-        return encode_ecdsa_signature(bytes(key.sign(digest, mechanism=Mechanism.ECDSA)))
-    raise MechanismUnsupported(f"unknown mechanism {mechanism}")
+        return encode_ecdsa_signature(signature)
+    return signature

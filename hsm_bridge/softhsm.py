@@ -45,7 +45,9 @@ def write_config(conf_path: Path, token_dir: Path) -> None:
         f"directories.tokendir = {token_dir}\n"
         "objectstore.backend = file\n"
         "log.level = ERROR\n"
-        "slots.removable = false\n",
+        "slots.removable = false\n"
+        # Like hardware: a forked worker must initialise PKCS#11 again.
+        "library.reset_on_fork = true\n",
         "utf-8",
     )
 

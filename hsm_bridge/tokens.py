@@ -1,32 +1,72 @@
-"""PKCS#11 modules, tokens and logged-in sessions.
+"""PKCS#11 modules, tokens and pools of logged-in sessions.
 
 One :class:`TokenPool` per module path and process. It loads the module lazily in the
-process that uses it (after any fork: the PID is checked), finds tokens by serial
-number (never by slot number), keeps one logged-in session per token, and serialises
-operations on a token with a per-token lock (one operation per session at a time,
-PKCS#11 v2.40 §5.6). A session that fails with a device error is dropped so that the
-next call reconnects.
+process that uses it (after any fork: the PID is checked, so uvicorn/gunicorn workers
+each call C_Initialize themselves), finds tokens by serial number (never by slot
+number), and runs every operation on a worker thread with a timeout, so that a slow or
+stuck token never blocks its caller for longer than ``timeout_seconds`` and never
+stalls the other tokens.
+
+Per token (PKCS#11 v2.40 §5.6, §11.6):
+
+- at most ``max_sessions`` operations at once (1 for a USB token, more for an HSM), one
+  operation per session at a time;
+- one C_Login per token and process: the first session logs in with the stored PIN,
+  further sessions share that login state; CKR_USER_ALREADY_LOGGED_IN is success;
+- C_Logout (python-pkcs11 calls it when the logged-in session is closed) only when no
+  other session of that token is busy;
+- a device or session error (CKR_DEVICE_REMOVED, CKR_TOKEN_NOT_PRESENT,
+  CKR_SESSION_HANDLE_INVALID, CKR_DEVICE_ERROR...) throws away every session of the
+  token, so the next operation reconnects (the token may have been re-inserted);
+- a token whose operation outlived its timeout is *unhealthy*: new operations are refused
+  at once (retryable) until the stuck call returns;
+- a signer-supplied PIN (PIN policy ``signer``) is used on a session of its own, with the
+  token otherwise idle and logged out, and the session is logged out and closed after the
+  one operation: the PIN is never kept.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import os
+import queue
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import pkcs11
 import pkcs11.exceptions as p11e
 from pkcs11 import TokenFlag
 
-from hsm_bridge.errors import BridgeError, from_pkcs11_error
+from hsm_bridge import metrics
+from hsm_bridge.errors import (
+    BridgeError,
+    PinLocked,
+    TokenBusy,
+    TokenError,
+    TokenNotPresent,
+    TokenTimeout,
+    TokenUnhealthy,
+    from_pkcs11_error,
+)
 
-__all__ = ["TokenPool", "token_serial_text"]
+__all__ = [
+    "TokenHealth",
+    "TokenLimits",
+    "TokenPool",
+    "TokenState",
+    "token_serial_text",
+]
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
+# Errors after which every session of the token is void: reconnect on the next call.
 _RECONNECT = (
     p11e.SessionHandleInvalid,
     p11e.SessionClosed,
@@ -35,6 +75,7 @@ _RECONNECT = (
     p11e.TokenNotPresent,
     p11e.UserNotLoggedIn,
 )
+_REMOVED = (p11e.DeviceRemoved, p11e.TokenNotPresent, p11e.NoSuchToken)
 
 
 def token_serial_text(token: Any) -> str:
@@ -45,88 +86,492 @@ def token_serial_text(token: Any) -> str:
     return str(serial).strip()
 
 
-class TokenPool:
-    """Logged-in sessions by token serial for one PKCS#11 module (``module_path``, the
-    shared library's path).
+class TokenState(enum.StrEnum):
+    """A token's state as health reports it.
 
-    ``pin_for``: a callable giving the user PIN of a token serial (never logged).
+    ``ok``: answering. ``removed``: absent from the slot list, or the module said
+    CKR_DEVICE_REMOVED / CKR_TOKEN_NOT_PRESENT. ``unhealthy``: an operation outlived its
+    timeout and has not returned. ``failing``: the last operation ended in a device error.
+    ``pin_locked``: the token reports its user PIN locked.
     """
 
-    def __init__(self, module_path: str, pin_for: Callable[[str], str]) -> None:
-        self._module_path = module_path
+    OK = "ok"
+    REMOVED = "removed"
+    UNHEALTHY = "unhealthy"
+    FAILING = "failing"
+    PIN_LOCKED = "pin_locked"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLimits:
+    """Per-token limits: ``max_sessions`` concurrent operations (1 for a USB token);
+    ``timeout_seconds`` for one operation, waiting for a free session included."""
+
+    max_sessions: int = 1
+    timeout_seconds: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.max_sessions < 1:
+            raise ValueError("max_sessions must be at least 1")
+        if self.timeout_seconds <= 0:
+            raise ValueError("timeout_seconds must be positive")
+
+
+@dataclass(frozen=True, slots=True)
+class TokenHealth:
+    """What health reports for one token: ``state`` (a :class:`TokenState` value),
+    ``busy`` operations running now out of ``max_sessions``, and ``last_error`` (a
+    bridge error code) with the POSIX time it happened."""
+
+    module: str
+    serial: str
+    label: str
+    state: str
+    busy: int
+    max_sessions: int
+    last_error: str | None = None
+    last_error_at: float | None = None
+
+
+@dataclass(eq=False)
+class _Job:
+    done: bool = False
+    timed_out: bool = False
+
+
+@dataclass(eq=False)
+class _Token:
+    serial: str
+    limits: TokenLimits
+    label: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    slots: threading.BoundedSemaphore = field(init=False)
+    idle: list[Any] = field(default_factory=list)
+    login_session: Any = None  # the session whose C_Login holds the token's login state
+    generation: int = 0
+    busy: int = 0
+    stuck: int = 0
+    removed: bool = False
+    failing: bool = False
+    pin_locked: bool = False
+    last_error: str | None = None
+    last_error_at: float | None = None
+
+    def __post_init__(self) -> None:
+        self.slots = threading.BoundedSemaphore(self.limits.max_sessions)
+
+
+class TokenPool:
+    """Session pools by token serial for one PKCS#11 module (``module_path``, the shared
+    library's path).
+
+    ``pin_for``: gives the stored user PIN of a token serial, or raises
+    :class:`~hsm_bridge.errors.PinRequired` (never logged). ``limits``: the default
+    :class:`TokenLimits`; ``token_limits`` overrides them per token serial.
+    """
+
+    def __init__(
+        self,
+        module_path: str,
+        pin_for: Callable[[str], str],
+        *,
+        limits: TokenLimits | None = None,
+        token_limits: dict[str, TokenLimits] | None = None,
+    ) -> None:
+        self.module_path = module_path
         self._pin_for = pin_for
+        self._limits = limits or TokenLimits()
+        self._token_limits = dict(token_limits or {})
         self._pid = -1
         self._guard = threading.Lock()
-        self._locks: dict[str, threading.Lock] = {}
-        self._sessions: dict[str, Any] = {}
+        self._tokens: dict[str, _Token] = {}
         self._lib: Any = None
+        self._executor: ThreadPoolExecutor | None = None
+
+    # ---- module ---------------------------------------------------------------------
 
     def _library(self) -> Any:
         with self._guard:
             if self._pid != os.getpid() or self._lib is None:
-                # C_Initialize in this process; sessions of a parent process are void.
-                self._sessions.clear()
+                # C_Initialize in this process; sessions and threads of a parent are void.
+                forked = self._pid not in (-1, os.getpid())
+                self._tokens = {}
+                self._executor = None
                 try:
-                    self._lib = pkcs11.lib(self._module_path)
-                    if self._pid not in (-1, os.getpid()):
+                    self._lib = pkcs11.lib(self.module_path)
+                    if forked:
                         self._lib.reinitialize()
                 except (p11e.PKCS11Error, RuntimeError, OSError) as exc:
                     raise from_pkcs11_error(exc) from exc
                 self._pid = os.getpid()
             return self._lib
 
-    def _lock_for(self, serial: str) -> threading.Lock:
+    def _workers(self) -> ThreadPoolExecutor:
+        self._library()
         with self._guard:
-            return self._locks.setdefault(serial, threading.Lock())
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="pkcs11")
+            return self._executor
+
+    def _token(self, serial: str) -> _Token:
+        with self._guard:
+            state = self._tokens.get(serial)
+            if state is None:
+                state = _Token(serial, self._token_limits.get(serial, self._limits))
+                self._tokens[serial] = state
+            return state
 
     def tokens(self) -> list[Any]:
         """The present, initialised tokens of the module (C_GetSlotList(TRUE) +
-        C_GetTokenInfo); SoftHSM2's spare uninitialised slot is left out."""
+        C_GetTokenInfo) as python-pkcs11 ``Token`` objects; SoftHSM2's spare
+        uninitialised slot is left out. Updates the removed/present state of tokens seen
+        before."""
         lib = self._library()
         try:
-            return [t for t in lib.get_tokens() if t.flags & TokenFlag.TOKEN_INITIALIZED]
+            present = [t for t in lib.get_tokens() if t.flags & TokenFlag.TOKEN_INITIALIZED]
         except p11e.PKCS11Error as exc:
             raise from_pkcs11_error(exc) from exc
+        seen = set()
+        for token in present:
+            serial = token_serial_text(token)
+            seen.add(serial)
+            state = self._token(serial)
+            state.label = str(token.label).strip()
+            state.pin_locked = bool(token.flags & TokenFlag.USER_PIN_LOCKED)
+            if state.removed:
+                state.removed = False
+                log.info("token %s is present again", serial)
+        with self._guard:
+            known = list(self._tokens.values())
+        for state in known:
+            if state.serial not in seen and not state.removed:
+                state.removed = True
+                log.warning("token %s was removed", state.serial)
+                self._discard_sessions(state)
+        return present
 
-    def _open(self, serial: str) -> Any:
+    def holds(self, serial: str) -> bool:
+        """Whether a present token of this module has serial number ``serial``."""
+        return any(token_serial_text(t) == serial for t in self.tokens())
+
+    def health(self) -> list[TokenHealth]:
+        """Present tokens and tokens seen before and now absent, with their state."""
+        try:
+            self.tokens()
+        except BridgeError as exc:
+            log.warning("module %s does not answer: %s", self.module_path, exc.code)
+        with self._guard:
+            known = sorted(self._tokens.values(), key=lambda t: t.serial)
+        return [
+            TokenHealth(
+                module=self.module_path,
+                serial=t.serial,
+                label=t.label,
+                state=_state_of(t).value,
+                busy=t.busy,
+                max_sessions=t.limits.max_sessions,
+                last_error=t.last_error,
+                last_error_at=t.last_error_at,
+            )
+            for t in known
+        ]
+
+    # ---- sessions -------------------------------------------------------------------
+
+    def _find(self, serial: str) -> Any:
         lib = self._library()
+        return lib.get_token(token_serial=serial.encode("ascii"))
+
+    def _checkout(self, state: _Token) -> tuple[Any, int]:
+        """A logged-in session of the token for one operation, and its generation."""
+        with state.lock:
+            if state.idle:
+                return state.idle.pop(), state.generation
+            generation = state.generation
+            need_login = state.login_session is None
+        token = self._find(state.serial)
+        if not need_login:
+            return token.open(rw=True), generation
+        pin = self._pin_for(state.serial)
         try:
-            token = lib.get_token(token_serial=serial.encode("ascii"))
-        except p11e.PKCS11Error as exc:
-            raise from_pkcs11_error(exc) from exc
-        pin = self._pin_for(serial)
-        try:
-            return token.open(user_pin=pin, rw=True)
+            session = token.open(user_pin=pin, rw=True)
         except p11e.UserAlreadyLoggedIn:
-            return token.open(rw=True)
-        except p11e.PKCS11Error as exc:
-            raise from_pkcs11_error(exc) from exc
+            # Another session of this process holds the login state: success.
+            return token.open(rw=True), generation
+        with state.lock:
+            if state.login_session is None and state.generation == generation:
+                state.login_session = session
+        return session, generation
 
-    def _drop(self, serial: str) -> None:
-        session = self._sessions.pop(serial, None)
+    def _checkin(self, state: _Token, session: Any, generation: int) -> None:
+        with state.lock:
+            if generation == state.generation:
+                state.idle.append(session)
+                return
+        self._close(state, session)
+
+    def _close(self, state: _Token, session: Any) -> None:
+        with state.lock:
+            if session is state.login_session:
+                if state.busy > 1:
+                    # Closing it would C_Logout under the feet of busy sessions: keep it
+                    # referenced; the last session back closes it (see _release).
+                    return
+                state.login_session = None
+        try:
+            session.close()
+        except p11e.PKCS11Error:
+            log.debug("closing a void session of token %s failed", state.serial)
+
+    def _discard_sessions(self, state: _Token) -> None:
+        """Void every session of the token (the next operation reconnects). Sessions in
+        use are closed when they come back; the logged-in one last."""
+        with state.lock:
+            state.generation += 1
+            idle, state.idle = state.idle, []
+        for session in idle:
+            if session is not state.login_session:
+                self._close(state, session)
+        self._close_login_if_idle(state)
+
+    def _close_login_if_idle(self, state: _Token) -> None:
+        with state.lock:
+            session = state.login_session
+            if session is None or state.busy > 0 or session in state.idle:
+                return
+            state.login_session = None
+        try:
+            session.close()
+        except p11e.PKCS11Error:
+            log.debug("closing the void login session of token %s failed", state.serial)
+
+    # ---- operations -----------------------------------------------------------------
+
+    def run(
+        self, serial: str, operation: str, work: Callable[[Any], T], *, pin: str | None = None
+    ) -> T:
+        """Run ``work(session)`` on a logged-in session of token ``serial`` within the
+        token's timeout and return its result.
+
+        ``operation`` names it in metrics (``sign``, ``certificate``...). ``pin`` is a
+        signer-supplied user PIN (PIN policy ``signer``): used for this one operation on
+        a fresh session, then logged out; never stored.
+        Raises :class:`~hsm_bridge.errors.BridgeError` subclasses: ``token_busy``,
+        ``token_timeout``, ``token_unhealthy``, ``token_not_present``, ``pin_incorrect``
+        (never retried), ``pin_locked``...
+        """
+        outcome = self.run_many(serial, operation, [work], pin=pin)[0]
+        if isinstance(outcome, BridgeError):
+            raise outcome
+        return outcome
+
+    def run_many(
+        self,
+        serial: str,
+        operation: str,
+        works: Sequence[Callable[[Any], T]],
+        *,
+        pin: str | None = None,
+    ) -> list[T | BridgeError]:
+        """Run each of ``works`` in turn on one session of token ``serial`` (one hand-off
+        to a worker thread for the whole list); each item has the token's timeout.
+        Returns one result or :class:`BridgeError` per item, in order; an item that
+        fails does not stop the others (except a timeout, which fails the rest)."""
+        state = self._token(serial)
+        if state.stuck:
+            raise_and_count(
+                state, operation, TokenUnhealthy("the token stopped answering; try again later")
+            )
+        timeout = state.limits.timeout_seconds
+        needed = state.limits.max_sessions if pin is not None else 1
+        deadline = time.monotonic() + timeout
+        taken = 0
+        try:
+            while taken < needed:
+                if not state.slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                    raise_and_count(state, operation, TokenBusy("the token is busy"))
+                taken += 1
+        except BridgeError:
+            for _ in range(taken):
+                state.slots.release()
+            raise
+        results: queue.SimpleQueue[tuple[int, Any]] = queue.SimpleQueue()
+        try:
+            executor = self._workers()
+        except BridgeError:
+            for _ in range(taken):
+                state.slots.release()
+            raise
+        job = _Job()
+        executor.submit(self._work, state, job, operation, works, pin, taken, results)
+        outcomes: list[T | BridgeError] = []
+        for index in range(len(works)):
+            try:
+                _, outcome = results.get(timeout=max(0.001, deadline - time.monotonic()))
+            except queue.Empty:
+                with state.lock:
+                    if not job.done:
+                        job.timed_out = True
+                        state.stuck += 1
+                _note_error(state, "token_timeout")
+                log.error("token %s did not answer in time; marked unhealthy", state.serial)
+                timed_out = TokenTimeout(f"the token did not answer within {timeout:g} s")
+                metrics.count(state.serial, operation, timed_out.code)
+                outcomes.extend([timed_out] * (len(works) - index))
+                break
+            outcomes.append(outcome)
+            deadline = time.monotonic() + timeout
+        return outcomes
+
+    def _work(
+        self,
+        state: _Token,
+        job: _Job,
+        operation: str,
+        works: Sequence[Callable[[Any], Any]],
+        pin: str | None,
+        taken: int,
+        results: queue.SimpleQueue[tuple[int, Any]],
+    ) -> None:
+        try:
+            if pin is None:
+                with state.lock:
+                    state.busy += 1
+                try:
+                    self._work_pooled(state, operation, works, results)
+                finally:
+                    with state.lock:
+                        state.busy -= 1
+                self._close_login_if_idle(state)
+            else:
+                self._work_with_signer_pin(state, operation, works, pin, results)
+        finally:
+            with state.lock:
+                job.done = True
+                if job.timed_out:
+                    state.stuck -= 1  # the stuck call returned: the token answers again
+                    log.warning("token %s answered again", state.serial)
+            for _ in range(taken):
+                state.slots.release()
+
+    def _work_pooled(
+        self,
+        state: _Token,
+        operation: str,
+        works: Sequence[Callable[[Any], Any]],
+        results: queue.SimpleQueue[tuple[int, Any]],
+    ) -> None:
+        session: Any = None
+        generation = 0
+        for index, work in enumerate(works):
+            started = time.perf_counter()
+            try:
+                if session is None:
+                    session, generation = self._checkout(state)
+                outcome = work(session)
+            except BaseException as exc:  # noqa: BLE001 - every failure becomes an outcome
+                error = self._failure(state, exc)
+                if isinstance(exc, _RECONNECT) and session is not None:
+                    self._close(state, session)
+                    session = None
+                results.put((index, error))
+                metrics.observe(state.serial, operation, error.code, started)
+                continue
+            _note_success(state)
+            results.put((index, outcome))
+            metrics.observe(state.serial, operation, "ok", started)
         if session is not None:
-            try:
-                session.close()
-            except p11e.PKCS11Error:
-                log.debug("closing a broken session of token %s failed", serial)
+            self._checkin(state, session, generation)
 
-    @contextmanager
-    def session(self, serial: str) -> Iterator[Any]:
-        """Yield a logged-in read/write session on the token ``serial`` while holding
-        that token's lock. A PKCS#11 error inside the block is translated into a
-        :class:`BridgeError`; device and session errors also drop the cached session,
-        so the next call reconnects (the token may have been re-inserted)."""
-        with self._lock_for(serial):
-            session = self._sessions.get(serial)
-            if session is None:
-                session = self._open(serial)
-                self._sessions[serial] = session
+    def _work_with_signer_pin(
+        self,
+        state: _Token,
+        operation: str,
+        works: Sequence[Callable[[Any], Any]],
+        pin: str,
+        results: queue.SimpleQueue[tuple[int, Any]],
+    ) -> None:
+        # The token is otherwise idle (all its slots are ours): log out what the pool
+        # holds, so that this C_Login really checks the signer's PIN.
+        self._discard_sessions(state)
+        self._close_login_if_idle(state)
+        started = time.perf_counter()
+        session: Any = None
+        try:
             try:
-                yield session
-            except _RECONNECT as exc:
-                self._drop(serial)
-                raise from_pkcs11_error(exc) from exc
-            except p11e.PKCS11Error as exc:
-                raise from_pkcs11_error(exc) from exc
-            except BridgeError:
-                raise
+                session = self._find(state.serial).open(user_pin=pin, rw=True)
+            except p11e.UserAlreadyLoggedIn as exc:
+                # Only this process's own pool could hold the login, and it was just
+                # closed: refuse rather than sign without checking the PIN.
+                raise TokenError("the token is still logged in; the PIN was not checked") from exc
+        except BaseException as exc:  # noqa: BLE001
+            error = self._failure(state, exc)
+            for index in range(len(works)):
+                results.put((index, error))
+            metrics.observe(state.serial, operation, error.code, started)
+            return
+        try:
+            for index, work in enumerate(works):
+                started = time.perf_counter()
+                try:
+                    outcome = work(session)
+                except BaseException as exc:  # noqa: BLE001
+                    error = self._failure(state, exc)
+                    results.put((index, error))
+                    metrics.observe(state.serial, operation, error.code, started)
+                    continue
+                _note_success(state)
+                results.put((index, outcome))
+                metrics.observe(state.serial, operation, "ok", started)
+        finally:
+            try:
+                session.close()  # C_Logout + C_CloseSession: the PIN's login ends here
+            except p11e.PKCS11Error:
+                log.debug("closing the signer-PIN session of token %s failed", state.serial)
+
+    def _failure(self, state: _Token, exc: BaseException) -> BridgeError:
+        if isinstance(exc, BridgeError):
+            error = exc
+        elif isinstance(exc, p11e.PKCS11Error):
+            error = from_pkcs11_error(exc)
+        else:
+            log.exception("unexpected failure on token %s", state.serial)
+            error = BridgeError(f"unexpected failure: {type(exc).__name__}")
+        if isinstance(exc, _REMOVED) or isinstance(error, TokenNotPresent):
+            state.removed = True
+        if isinstance(exc, _RECONNECT) or isinstance(error, TokenNotPresent):
+            self._discard_sessions(state)
+            state.failing = not state.removed
+        if isinstance(error, PinLocked):
+            state.pin_locked = True
+        _note_error(state, error.code)
+        return error
+
+
+def _state_of(state: _Token) -> TokenState:
+    if state.removed:
+        return TokenState.REMOVED
+    if state.stuck:
+        return TokenState.UNHEALTHY
+    if state.pin_locked:
+        return TokenState.PIN_LOCKED
+    if state.failing:
+        return TokenState.FAILING
+    return TokenState.OK
+
+
+def _note_error(state: _Token, code: str) -> None:
+    state.last_error = code
+    state.last_error_at = time.time()
+
+
+def _note_success(state: _Token) -> None:
+    state.removed = False
+    state.failing = False
+
+
+def raise_and_count(state: _Token, operation: str, error: BridgeError) -> None:
+    """Count ``error`` against the token in metrics, remember it, and raise it."""
+    metrics.count(state.serial, operation, error.code)
+    _note_error(state, error.code)
+    raise error

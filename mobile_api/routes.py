@@ -116,10 +116,13 @@ async def get_page(
 
 
 class ApprovalBody(BaseModel):
-    """A TOTP code and the SHA-256 (hex) of the document the signer was shown."""
+    """A TOTP code and the SHA-256 (hex) of the document the signer was shown.
+    ``token_pin``: the token's PIN, only for credentials with PIN policy ``signer``; it is
+    used for this one signature and never stored or logged."""
 
     otp: str = Field(min_length=1, max_length=16)
     document_sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
+    token_pin: str | None = Field(None, min_length=1, max_length=64, repr=False)
 
 
 class DecisionView(BaseModel):
@@ -137,7 +140,12 @@ def approve(
 ) -> DecisionView:
     """Approve with TOTP and sign. Answers ``signed``, or ``failed`` with a code."""
     result = context.service.approve_with_totp(
-        user, request_id, body.otp, body.document_sha256, client_address=_address(request)
+        user,
+        request_id,
+        body.otp,
+        body.document_sha256,
+        token_pin=body.token_pin,
+        client_address=_address(request),
     )
     return DecisionView(
         id=result.id,

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 
 from gateway import integration_api
 from gateway.config import Settings
 from gateway.context import build_context
 from gateway.errors import install_error_handlers
+from hsm_bridge import BridgeError, metrics
+from hsm_bridge.router import BridgeRouter
 from mobile_api import routes as mobile_routes
 from mobile_api.push import FcmPushProvider, LogPushProvider, PushNotifier, PushProvider
 
@@ -57,12 +60,28 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/health", tags=["operations"])
     def health() -> dict[str, object]:
-        """Liveness and the tokens the bridge sees."""
+        """Liveness, and every token the bridge(s) know with its state (``ok``,
+        ``removed``, ``unhealthy``, ``failing``, ``pin_locked``). ``status`` is
+        ``degraded`` when a token is not ``ok`` or a bridge does not answer; the HTTP
+        status stays 200 (the gateway itself is alive)."""
         context = app.state.gateway
+        bridge = context.bridge
         try:
-            tokens = [t.label for t in context.bridge.tokens()]
-            return {"status": "ok", "tokens": tokens}
-        except Exception as exc:  # noqa: BLE001 - health reports, never fails
-            return {"status": "degraded", "error": type(exc).__name__}
+            tokens = [dataclasses.asdict(t) for t in bridge.health()]
+        except BridgeError as exc:
+            return {"status": "degraded", "error": exc.code, "tokens": []}
+        unreachable = bridge.unreachable() if isinstance(bridge, BridgeRouter) else []
+        healthy = not unreachable and all(t["state"] == "ok" for t in tokens)
+        return {
+            "status": "ok" if healthy else "degraded",
+            "tokens": tokens,
+            "unreachable_bridges": unreachable,
+        }
+
+    @app.get("/metrics", tags=["operations"], include_in_schema=False)
+    def prometheus() -> Response:
+        """Prometheus metrics of the in-process bridge (operations, latency, errors per
+        token)."""
+        return Response(metrics.render(), media_type=metrics.CONTENT_TYPE)
 
     return app

@@ -15,9 +15,9 @@ from typing import Annotated
 import httpx
 import typer
 
-from gateway.config import load_settings
+from gateway.config import Settings, load_settings
 from gateway.logs import configure_logging
-from hsm_bridge import BridgeError
+from hsm_bridge import BridgeClient, BridgeError
 
 __all__ = ["main"]
 
@@ -32,6 +32,10 @@ credentials_app = typer.Typer(no_args_is_help=True, help="Keys and certificates 
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(credentials_app, name="credentials")
 app.add_typer(audit_app, name="audit")
+bridge_app = typer.Typer(
+    no_args_is_help=True, help="The bridge as a service on the secure host with the tokens."
+)
+app.add_typer(bridge_app, name="bridge")
 
 DataDir = Annotated[Path, typer.Option("--data-dir", help="installation folder")]
 
@@ -139,24 +143,96 @@ def demo(
                 server.kill()
 
 
+def _needed_serials(settings: Settings) -> set[str]:
+    """Token serials the gateway's credentials refer to (empty without a database)."""
+    from sqlalchemy import select
+
+    from gateway.db import Database
+    from gateway.models import Credential
+
+    db = Database(settings.effective_database_url)
+    try:
+        with db.transaction() as session:
+            return set(session.scalars(select(Credential.token_serial)))
+    except Exception:  # noqa: BLE001 - a bridge-only host has no gateway database
+        return set()
+    finally:
+        db.dispose()
+
+
 @tokens_app.command("list")
 def tokens_list(
     data_dir: DataDir = Path("var"),
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Tokens present in the PKCS#11 module, with flags and signature mechanisms."""
-    from gateway.context import build_context
+    """Tokens of every PKCS#11 module (and remote bridge): flags, mechanisms, state.
+    Tokens that credentials need but that are not plugged in are listed as removed."""
+    from hsm_bridge.inventory import TokenEntry
 
-    context = build_context(load_settings(data_dir))
-    tokens = context.bridge.inventory()
+    settings = load_settings(data_dir)
+    bridge = _bridge(settings)
+    tokens = bridge.inventory()
+    states = {h.serial: h.state for h in bridge.health()}
+    present = {t.serial for t in tokens}
+    for serial in sorted(_needed_serials(settings) - present):
+        tokens.append(TokenEntry("?", serial, "?", "?", [], [], "", present=False))
+        states[serial] = "removed"
+    rows = [{**dataclasses.asdict(t), "state": states.get(t.serial, "ok")} for t in tokens]
     if as_json:
-        typer.echo(json.dumps([dataclasses.asdict(t) for t in tokens], indent=2))
+        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
-    typer.echo(f"{'LABEL':<16} {'SERIAL':<18} {'MANUFACTURER':<14} {'MODEL':<10} FLAGS")
-    for t in tokens:
+    typer.echo(
+        f"{'LABEL':<16} {'SERIAL':<18} {'MANUFACTURER':<14} {'MODEL':<10} {'STATE':<10} "
+        "FLAGS / MECHANISMS"
+    )
+    for r in rows:
         typer.echo(
-            f"{t.label:<16} {t.serial:<18} {t.manufacturer:<14} {t.model:<10} {','.join(t.flags)}"
+            f"{r['label']:<16} {r['serial']:<18} {r['manufacturer']:<14} {r['model']:<10} "
+            f"{r['state']:<10} {','.join(r['flags'])} / {','.join(r['mechanisms'])}"
         )
+
+
+@tokens_app.command("set-pin")
+def tokens_set_pin(
+    serial: Annotated[str, typer.Argument(help="token serial number")],
+    data_dir: DataDir = Path("var"),
+) -> None:
+    """Store a token's user PIN, encrypted (PIN policy ``stored``), and check it with one
+    login. The PIN is read from the terminal without echo."""
+    from gateway.bridges import bridge_config
+    from gateway.secrets_at_rest import InstallationKeys
+    from hsm_bridge import Bridge
+    from hsm_bridge.pins import PinStore
+
+    settings = load_settings(data_dir)
+    keys = InstallationKeys.load(settings.secrets_dir)
+    config = bridge_config(settings, keys)
+    pin = typer.prompt("user PIN", hide_input=True, confirmation_prompt=True)
+    PinStore(config.pin_file, config.pin_key).put(serial, pin)
+    try:
+        count = len(Bridge(config).credentials(serial))
+    except BridgeError as exc:
+        PinStore(config.pin_file, config.pin_key).remove(serial)
+        typer.echo(f"token {serial}: {exc.code}: {exc.message}; the PIN was not kept", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"PIN stored for token {serial} ({count} keys visible)")
+
+
+@tokens_app.command("forget-pin")
+def tokens_forget_pin(
+    serial: Annotated[str, typer.Argument(help="token serial number")],
+    data_dir: DataDir = Path("var"),
+) -> None:
+    """Forget a token's stored PIN (PIN policy ``signer``: the signer types it with each
+    approval)."""
+    from gateway.bridges import bridge_config
+    from gateway.secrets_at_rest import InstallationKeys
+    from hsm_bridge.pins import PinStore
+
+    settings = load_settings(data_dir)
+    config = bridge_config(settings, InstallationKeys.load(settings.secrets_dir))
+    PinStore(config.pin_file, config.pin_key).remove(serial)
+    typer.echo(f"no PIN is stored for token {serial} any more")
 
 
 @credentials_app.command("list")
@@ -165,13 +241,11 @@ def credentials_list(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Keys and certificates on every token whose PIN the bridge holds."""
-    from gateway.context import build_context
-
-    context = build_context(load_settings(data_dir))
+    bridge = _bridge(load_settings(data_dir))
     entries = []
-    for token in context.bridge.inventory():
+    for token in bridge.inventory():
         try:
-            entries.extend(context.bridge.credentials(token.serial))
+            entries.extend(bridge.credentials(token.serial))
         except BridgeError as exc:
             typer.echo(f"token {token.label} ({token.serial}): {exc.code}", err=True)
     if as_json:
@@ -185,6 +259,104 @@ def credentials_list(
             f"{e.token_serial:<18} {e.key_id:<18} {e.key_type + str(e.key_bits):<9} "
             f"{e.status:<14} {e.subject or '-'}"
         )
+
+
+@credentials_app.command("pin-policy")
+def credentials_pin_policy(
+    credential_id: Annotated[str, typer.Argument(help="the gateway's credential id")],
+    policy: Annotated[str, typer.Argument(help="stored or signer")],
+    data_dir: DataDir = Path("var"),
+) -> None:
+    """Set whether the bridge keeps the credential's token PIN (``stored``) or the signer
+    types it with each approval (``signer``). Audited."""
+    from gateway import audit
+    from gateway.db import Database
+    from gateway.models import Credential
+
+    if policy not in ("stored", "signer"):
+        typer.echo("policy must be stored or signer", err=True)
+        raise typer.Exit(2)
+    settings = load_settings(data_dir)
+    db = Database(settings.effective_database_url)
+    try:
+        with db.transaction() as session:
+            credential = session.get(Credential, credential_id)
+            if credential is None:
+                typer.echo(f"no credential {credential_id}", err=True)
+                raise typer.Exit(1)
+            credential.pin_policy = policy
+            audit.record(
+                session,
+                actor="admin:cli",
+                action="credential.pin_policy",
+                now=dt.datetime.now(dt.UTC),
+                detail={"credential": credential_id, "pin_policy": policy},
+            )
+    finally:
+        db.dispose()
+    typer.echo(f"credential {credential_id}: PIN policy {policy}")
+
+
+def _bridge(settings: Settings) -> BridgeClient:
+    from gateway.bridges import build_bridge
+    from gateway.secrets_at_rest import InstallationKeys
+
+    return build_bridge(settings, InstallationKeys.load(settings.secrets_dir))
+
+
+@bridge_app.command("init-tls")
+def bridge_init_tls(
+    host: Annotated[
+        list[str], typer.Option("--host", help="name or IP the gateway uses to reach the bridge")
+    ],
+    data_dir: DataDir = Path("var"),
+) -> None:
+    """Create the mutual-TLS files of one gateway-bridge link in <data-dir>/bridge-tls:
+    a private CA whose key is thrown away, the bridge's server certificate and the
+    gateway's client certificate."""
+    from hsm_bridge.link_tls import create_link_credentials
+
+    settings = load_settings(data_dir)
+    files = create_link_credentials(settings.bridge_tls_dir, host, now=dt.datetime.now(dt.UTC))
+    typer.echo(f"link files in {settings.bridge_tls_dir}")
+    typer.echo(
+        f"  keep on the bridge host: {files.bridge_certificate.name}, "
+        f"{files.bridge_key.name}, {files.ca.name}"
+    )
+    typer.echo(
+        f"  copy to the gateway:     {files.gateway_certificate.name}, "
+        f"{files.gateway_key.name}, {files.ca.name}"
+    )
+
+
+@bridge_app.command("serve")
+def bridge_serve(
+    data_dir: DataDir = Path("var"),
+    host: Annotated[str | None, typer.Option(help="default: bridge_listen_host")] = None,
+    port: Annotated[int | None, typer.Option(help="default: bridge_listen_port")] = None,
+) -> None:
+    """Serve this host's tokens to the gateway over HTTPS with mutual TLS."""
+    from gateway.bridges import bridge_config
+    from gateway.secrets_at_rest import InstallationKeys
+    from hsm_bridge import Bridge
+    from hsm_bridge.link_tls import link_files
+    from hsm_bridge.service import serve as serve_bridge
+
+    settings = load_settings(data_dir)
+    configure_logging(settings.log_level)
+    files = link_files(settings.bridge_tls_dir)
+    if not files.bridge_key.exists():
+        typer.echo("no TLS files: run `signing-gateway bridge init-tls` first", err=True)
+        raise typer.Exit(1)
+    bridge = Bridge(bridge_config(settings, InstallationKeys.load(settings.secrets_dir)))
+    serve_bridge(
+        bridge,
+        host=host or settings.bridge_listen_host,
+        port=port or settings.bridge_listen_port,
+        certificate=files.bridge_certificate,
+        key=files.bridge_key,
+        client_ca=files.ca,
+    )
 
 
 @audit_app.command("verify")

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, utils
 from sqlalchemy import select
 
-from gateway.installation import bridge_config
+from gateway.bridges import bridge_config
 from gateway.models import Credential, User
 from gateway.secrets_at_rest import InstallationKeys
 from hsm_bridge import ActivationIssuer, Bridge, CredentialRef, SignRequest
@@ -90,5 +90,5 @@ def test_unknown_key_id_is_credential_not_found(bridge, issuer, db):
 
 
 def test_inventory_lists_the_demo_tokens(bridge):
-    labels = {t.label for t in bridge.tokens()}
+    labels = {t.label for t in bridge.inventory()}
     assert {"leader1", "clerk1", "org1"} <= labels

@@ -17,7 +17,7 @@ SCRIPT = textwrap.dedent(
     from pathlib import Path
     from gateway.config import load_settings
     from gateway.demo_pki import DemoPki, HolderName
-    from gateway.installation import bridge_config
+    from gateway.bridges import bridge_config
     from gateway.secrets_at_rest import InstallationKeys
     from hsm_bridge import Bridge
     from hsm_bridge.pins import PinStore
@@ -29,7 +29,7 @@ SCRIPT = textwrap.dedent(
     config = bridge_config(settings, keys)
     init_token(settings.effective_softhsm2_conf, "rotation", "so-pin-1", "user-pin-1")
     bridge = Bridge(config)
-    serial = next(t.serial for t in bridge.tokens() if t.label == "rotation")
+    serial = next(t.serial for t in bridge.inventory() if t.label == "rotation")
     PinStore(config.pin_file, keys.fernet_key).put(serial, "user-pin-1")
     pki = DemoPki(settings.data_dir / "pki")
     now = dt.datetime.now(dt.UTC)
@@ -41,8 +41,9 @@ SCRIPT = textwrap.dedent(
     # a second certificate under CKA_ID 01, for another key: what a sloppy renewal does
     from cryptography.hazmat.primitives.asymmetric import ec
     other = pki.certify(ec.generate_private_key(ec.SECP256R1()).public_key(), holder, now)
-    with bridge._pool.session(serial) as session:
-        store_certificate(session, other, b"\\x01", "old")
+    bridge._pool(serial).run(
+        serial, "store", lambda session: store_certificate(session, other, b"\\x01", "old")
+    )
     print(serial)
     """
 )

@@ -1,0 +1,83 @@
+"""Which bridge(s) the gateway talks to, built from the settings: the in-process bridge
+over the configured PKCS#11 modules (the embedded default: SoftHSM2), bridge services on
+secure hosts over mutual TLS, or several of them behind a router that sends each
+credential to the bridge holding its token."""
+
+from __future__ import annotations
+
+import os
+
+from gateway.config import Settings
+from gateway.secrets_at_rest import InstallationKeys
+from hsm_bridge import Bridge, BridgeClient, BridgeConfig, ModuleConfig, TokenLimits
+from hsm_bridge.remote import RemoteBridge, RemoteBridgeConfig
+from hsm_bridge.router import BridgeRouter
+from hsm_bridge.softhsm import find_softhsm_module
+
+__all__ = ["SOFTHSM_MAX_SESSIONS", "bridge_config", "build_bridge", "module_configs"]
+
+# SoftHSM2 is software: a few concurrent sessions per token cost nothing.
+SOFTHSM_MAX_SESSIONS = 4
+
+
+def module_configs(settings: Settings) -> tuple[ModuleConfig, ...]:
+    """The PKCS#11 modules in force: ``pkcs11_modules`` from the settings, or the
+    SoftHSM2 module when none is configured. RuntimeError when there is none at all."""
+    if settings.pkcs11_modules:
+        return tuple(
+            ModuleConfig(
+                path=m.path,
+                limits=TokenLimits(m.max_sessions_per_token, m.operation_timeout_seconds),
+                token_limits={
+                    serial: TokenLimits(count, m.operation_timeout_seconds)
+                    for serial, count in m.token_max_sessions.items()
+                },
+            )
+            for m in settings.pkcs11_modules
+        )
+    path = find_softhsm_module()
+    if path is None:
+        raise RuntimeError(
+            "no PKCS#11 module: install softhsm2 or configure pkcs11_modules in gateway.toml"
+        )
+    return (ModuleConfig(path=path, limits=TokenLimits(SOFTHSM_MAX_SESSIONS, 30.0)),)
+
+
+def bridge_config(settings: Settings, keys: InstallationKeys) -> BridgeConfig:
+    """The in-process bridge's configuration for this installation. Points SoftHSM2 at
+    the installation's own configuration (SOFTHSM2_CONF) before the module is loaded."""
+    os.environ.setdefault("SOFTHSM2_CONF", str(settings.effective_softhsm2_conf))
+    bridge_dir = settings.data_dir.resolve() / "bridge"
+    return BridgeConfig(
+        modules=module_configs(settings),
+        pin_file=bridge_dir / "pins.json",
+        pin_key=keys.fernet_key,
+        activation_key=keys.activation_key,
+        used_activations_file=bridge_dir / "activations.db",
+    )
+
+
+def build_bridge(settings: Settings, keys: InstallationKeys) -> BridgeClient:
+    """The bridge the gateway signs through: the in-process one alone (the default), or
+    a :class:`~hsm_bridge.router.BridgeRouter` over it and the ``remote_bridges``."""
+    bridges: list[BridgeClient] = []
+    if settings.in_process_bridge:
+        bridges.append(Bridge(bridge_config(settings, keys)))
+    for remote in settings.remote_bridges:
+        bridges.append(
+            RemoteBridge(
+                RemoteBridgeConfig(
+                    name=remote.name,
+                    url=remote.url,
+                    client_certificate=remote.client_certificate,
+                    client_key=remote.client_key,
+                    ca_certificate=remote.ca_certificate,
+                    timeout_seconds=remote.timeout_seconds,
+                )
+            )
+        )
+    if not bridges:
+        raise RuntimeError("no bridge: enable in_process_bridge or configure remote_bridges")
+    if len(bridges) == 1:
+        return bridges[0]
+    return BridgeRouter(bridges)

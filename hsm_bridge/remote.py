@@ -1,0 +1,128 @@
+"""The client side of a bridge service on a secure host: the same interface as the
+in-process :class:`~hsm_bridge.bridge.Bridge`, over HTTPS with mutual TLS (httpx; one
+keep-alive connection pool per bridge)."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from hsm_bridge.credentials import CredentialRef
+from hsm_bridge.errors import BridgeError, BridgeUnavailable, TokenNotPresent, error_from_code
+from hsm_bridge.interface import SignRequest
+from hsm_bridge.inventory import CredentialEntry, TokenEntry
+from hsm_bridge.tokens import TokenHealth
+from hsm_bridge.wire import MAX_SIGN_BATCH, CredentialWire, SignItemWire, outcome_from_json, unb64
+
+__all__ = ["RemoteBridge", "RemoteBridgeConfig"]
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteBridgeConfig:
+    """Where a bridge service is and how to authenticate to it: ``url``
+    (``https://host:port``), the gateway's client certificate and key (PEM), the CA
+    certificate that issued the bridge's server certificate (PEM), and the timeout of
+    one HTTP exchange in seconds."""
+
+    name: str
+    url: str
+    client_certificate: Path
+    client_key: Path
+    ca_certificate: Path
+    timeout_seconds: float = 60.0
+
+
+class RemoteBridge:
+    """A bridge service reached over mutual TLS. Every method raises
+    :class:`~hsm_bridge.errors.BridgeError` subclasses: the bridge's own codes, or
+    :class:`~hsm_bridge.errors.BridgeUnavailable` when it cannot be reached."""
+
+    def __init__(self, config: RemoteBridgeConfig) -> None:
+        self.name = config.name
+        context = ssl.create_default_context(
+            ssl.Purpose.SERVER_AUTH, cafile=str(config.ca_certificate)
+        )
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(str(config.client_certificate), str(config.client_key))
+        self._client = httpx.Client(
+            base_url=config.url.rstrip("/"),
+            verify=context,
+            timeout=config.timeout_seconds,
+        )
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._client.close()
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        try:
+            response = self._client.request(method, path, json=body)
+        except httpx.HTTPError as exc:
+            raise BridgeUnavailable(
+                f"bridge {self.name} is unreachable: {type(exc).__name__}"
+            ) from exc
+        try:
+            payload = response.json()
+        except ValueError as exc:
+            raise BridgeUnavailable(
+                f"bridge {self.name} answered HTTP {response.status_code} without JSON"
+            ) from exc
+        if response.status_code >= 400 and path != "/health":
+            if isinstance(payload, dict) and "code" in payload:
+                raise error_from_code(str(payload["code"]), str(payload.get("message", "")))
+            raise BridgeUnavailable(f"bridge {self.name} answered HTTP {response.status_code}")
+        return payload
+
+    def health(self) -> list[TokenHealth]:
+        """The bridge's tokens and their state (``GET /health``)."""
+        payload = self._call("GET", "/health")
+        return [TokenHealth(**t) for t in payload.get("tokens", [])]
+
+    def inventory(self) -> list[TokenEntry]:
+        """The bridge's present tokens (``GET /v1/tokens``)."""
+        return [TokenEntry(**t) for t in self._call("GET", "/v1/tokens")]
+
+    def holds(self, token_serial: str) -> bool:
+        """Whether the bridge has a present token ``token_serial``."""
+        try:
+            self._call("GET", f"/v1/tokens/{quote(token_serial, safe='')}")
+        except TokenNotPresent:
+            return False
+        return True
+
+    def credentials(self, token_serial: str) -> list[CredentialEntry]:
+        """Keys and certificates of one token of the bridge."""
+        path = f"/v1/tokens/{quote(token_serial, safe='')}/credentials"
+        return [CredentialEntry(**c) for c in self._call("GET", path)]
+
+    def certificate(self, credential: CredentialRef) -> bytes:
+        """The credential's certificate (DER)."""
+        payload = self._call("POST", "/v1/certificate", CredentialWire.of(credential).model_dump())
+        return unb64(str(payload["certificate"]))
+
+    def sign(self, request: SignRequest) -> bytes:
+        """Sign one digest on the bridge; raises the bridge's error for it."""
+        outcome = self.sign_many([request])[0]
+        if isinstance(outcome, BridgeError):
+            raise outcome
+        return outcome
+
+    def sign_many(self, requests: Sequence[SignRequest]) -> list[bytes | BridgeError]:
+        """Sign digests in batches of up to :data:`~hsm_bridge.wire.MAX_SIGN_BATCH`
+        per HTTP exchange; one signature or error per request, in order."""
+        outcomes: list[bytes | BridgeError] = []
+        for start in range(0, len(requests), MAX_SIGN_BATCH):
+            chunk = requests[start : start + MAX_SIGN_BATCH]
+            body = {"items": [SignItemWire.of(r).model_dump(mode="json") for r in chunk]}
+            payload = self._call("POST", "/v1/sign", body)
+            results = payload.get("results", [])
+            if len(results) != len(chunk):
+                raise BridgeUnavailable(f"bridge {self.name} answered a malformed batch")
+            outcomes.extend(outcome_from_json(item) for item in results)
+        return outcomes

@@ -1,0 +1,136 @@
+"""Routing each credential to the bridge that holds its token.
+
+A gateway may use several bridges (the in-process one and services on secure hosts).
+The router asks them which holds a token serial, remembers the answer, and asks again
+when the token is reported absent (a token moved to another host).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Sequence
+
+from hsm_bridge.credentials import CredentialRef
+from hsm_bridge.errors import BridgeError, TokenNotPresent
+from hsm_bridge.interface import BridgeClient, SignRequest
+from hsm_bridge.inventory import CredentialEntry, TokenEntry
+from hsm_bridge.tokens import TokenHealth
+
+__all__ = ["BridgeRouter"]
+
+log = logging.getLogger(__name__)
+
+
+class BridgeRouter:
+    """A :class:`~hsm_bridge.interface.BridgeClient` over several bridges (``bridges``,
+    each with a distinct ``name``), routing by token serial."""
+
+    name = "router"
+
+    def __init__(self, bridges: Sequence[BridgeClient]) -> None:
+        if not bridges:
+            raise ValueError("the router needs at least one bridge")
+        names = [b.name for b in bridges]
+        if len(set(names)) != len(names):
+            raise ValueError(f"bridge names must be distinct: {names}")
+        self.bridges = list(bridges)
+        self._owner: dict[str, BridgeClient] = {}
+        self._lock = threading.Lock()
+
+    def bridge_for(self, token_serial: str) -> BridgeClient:
+        """The bridge holding ``token_serial``; :class:`TokenNotPresent` when none does
+        (unreachable bridges are skipped and logged)."""
+        with self._lock:
+            owner = self._owner.get(token_serial)
+        if owner is not None:
+            return owner
+        for bridge in self.bridges:
+            try:
+                if bridge.holds(token_serial):
+                    with self._lock:
+                        self._owner[token_serial] = bridge
+                    return bridge
+            except BridgeError as exc:
+                log.warning("bridge %s did not answer: %s", bridge.name, exc.code)
+        raise TokenNotPresent("no bridge holds the token")
+
+    def _forget(self, token_serial: str) -> None:
+        with self._lock:
+            self._owner.pop(token_serial, None)
+
+    def health(self) -> list[TokenHealth]:
+        """The tokens of every reachable bridge (an unreachable one is logged)."""
+        found: list[TokenHealth] = []
+        for bridge in self.bridges:
+            try:
+                found.extend(bridge.health())
+            except BridgeError as exc:
+                log.warning("bridge %s did not answer: %s", bridge.name, exc.code)
+        return found
+
+    def unreachable(self) -> list[str]:
+        """Names of the bridges that do not answer a health request now."""
+        down = []
+        for bridge in self.bridges:
+            try:
+                bridge.health()
+            except BridgeError:
+                down.append(bridge.name)
+        return down
+
+    def inventory(self) -> list[TokenEntry]:
+        """The present tokens of every bridge."""
+        return [entry for bridge in self.bridges for entry in bridge.inventory()]
+
+    def holds(self, token_serial: str) -> bool:
+        """Whether any bridge holds ``token_serial``."""
+        try:
+            self.bridge_for(token_serial)
+        except TokenNotPresent:
+            return False
+        return True
+
+    def credentials(self, token_serial: str) -> list[CredentialEntry]:
+        """The keys and certificates of one token, from the bridge that holds it."""
+        return self.bridge_for(token_serial).credentials(token_serial)
+
+    def certificate(self, credential: CredentialRef) -> bytes:
+        """The credential's certificate (DER), from the bridge that holds its token."""
+        try:
+            return self.bridge_for(credential.token_serial).certificate(credential)
+        except TokenNotPresent:
+            self._forget(credential.token_serial)
+            raise
+
+    def sign(self, request: SignRequest) -> bytes:
+        """Sign on the bridge that holds the credential's token."""
+        outcome = self.sign_many([request])[0]
+        if isinstance(outcome, BridgeError):
+            raise outcome
+        return outcome
+
+    def sign_many(self, requests: Sequence[SignRequest]) -> list[bytes | BridgeError]:
+        """Each request on its token's bridge (one call per bridge); outcomes in order."""
+        outcomes: list[bytes | BridgeError | None] = [None] * len(requests)
+        per_bridge: dict[str, list[int]] = defaultdict(list)
+        by_name: dict[str, BridgeClient] = {}
+        for index, request in enumerate(requests):
+            try:
+                bridge = self.bridge_for(request.credential.token_serial)
+            except BridgeError as exc:
+                outcomes[index] = exc
+                continue
+            by_name[bridge.name] = bridge
+            per_bridge[bridge.name].append(index)
+        for name, indexes in per_bridge.items():
+            try:
+                results = by_name[name].sign_many([requests[i] for i in indexes])
+            except BridgeError as exc:
+                results = [exc] * len(indexes)
+            for index, result in zip(indexes, results, strict=True):
+                if isinstance(result, TokenNotPresent):
+                    self._forget(requests[index].credential.token_serial)
+                outcomes[index] = result
+        return [o if o is not None else BridgeError("not signed") for o in outcomes]

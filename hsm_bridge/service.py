@@ -1,0 +1,150 @@
+"""The bridge as a service on the secure host where the tokens are plugged in
+(``signing-gateway bridge serve``): HTTPS with mutual TLS, accepting only clients whose
+certificate chains to the link CA (see :mod:`hsm_bridge.link_tls`).
+
+Endpoints (JSON; shapes in :mod:`hsm_bridge.wire`):
+
+- ``GET /health``: tokens and their state; 200 when every known token is ``ok``.
+- ``GET /metrics``: Prometheus text format.
+- ``GET /v1/tokens``: the inventory; ``GET /v1/tokens/{serial}``: 200 if present, else 404.
+- ``GET /v1/tokens/{serial}/credentials``: keys and certificates of one token.
+- ``POST /v1/certificate``: ``{"token_serial", "key_id"}`` → ``{"certificate": base64 DER}``.
+- ``POST /v1/sign``: ``{"items": [...]}`` → ``{"results": [{"signature"} | {"error"}]}``.
+
+Errors are ``{"code", "message", "retryable"}`` with a 4xx/5xx status. Every handler is a
+plain function, so FastAPI runs it on its thread pool: the event loop never waits on
+C_Sign.
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+
+from hsm_bridge import metrics
+from hsm_bridge.bridge import Bridge
+from hsm_bridge.errors import BridgeError, TokenNotPresent
+from hsm_bridge.wire import (
+    CredentialWire,
+    SignBatchWire,
+    as_json,
+    b64,
+    error_json,
+)
+
+__all__ = ["create_bridge_app", "serve"]
+
+_STATUS = {
+    "token_not_present": 404,
+    "credential_not_found": 404,
+    "activation_invalid": 403,
+    "pin_incorrect": 403,
+    "pin_locked": 403,
+    "pin_required": 403,
+    "mechanism_unsupported": 422,
+    "token_busy": 503,
+    "token_timeout": 503,
+    "token_unhealthy": 503,
+    "token_error": 502,
+}
+
+
+def create_bridge_app(bridge: Bridge) -> FastAPI:
+    """The bridge service's ASGI application around an in-process ``bridge``."""
+    app = FastAPI(title="hsm_bridge", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.exception_handler(BridgeError)
+    def _bridge_error(_: Request, exc: BridgeError) -> JSONResponse:
+        return JSONResponse(error_json(exc), status_code=_STATUS.get(exc.code, 500))
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(
+            {
+                "code": "invalid_request",
+                "message": "; ".join(str(e.get("msg", "")) for e in exc.errors())[:500],
+                "retryable": False,
+            },
+            status_code=422,
+        )
+
+    @app.get("/health")
+    def health() -> JSONResponse:
+        tokens = as_json(bridge.health())
+        healthy = all(t["state"] == "ok" for t in tokens)
+        return JSONResponse(
+            {"status": "ok" if healthy else "degraded", "bridge": bridge.name, "tokens": tokens},
+            status_code=200 if healthy else 503,
+        )
+
+    @app.get("/metrics")
+    def prometheus() -> Response:
+        return Response(metrics.render(), media_type=metrics.CONTENT_TYPE)
+
+    @app.get("/v1/tokens")
+    def tokens() -> Any:
+        return as_json(bridge.inventory())
+
+    @app.get("/v1/tokens/{serial}")
+    def token(serial: str) -> Any:
+        if not bridge.holds(serial):
+            raise TokenNotPresent("no module of this bridge holds the token")
+        return {"token_serial": serial, "present": True}
+
+    @app.get("/v1/tokens/{serial}/credentials")
+    def credentials(serial: str) -> Any:
+        return as_json(bridge.credentials(serial))
+
+    @app.post("/v1/certificate")
+    def certificate(body: CredentialWire) -> Any:
+        return {"certificate": b64(bridge.certificate(body.ref()))}
+
+    @app.post("/v1/sign")
+    def sign(body: SignBatchWire) -> Any:
+        try:
+            requests = [item.request() for item in body.items]
+        except ValueError as exc:
+            return JSONResponse(
+                {"code": "invalid_request", "message": str(exc), "retryable": False},
+                status_code=422,
+            )
+        results = []
+        for outcome in bridge.sign_many(requests):
+            if isinstance(outcome, BridgeError):
+                results.append({"error": error_json(outcome)})
+            else:
+                results.append({"signature": b64(outcome)})
+        return {"results": results}
+
+    return app
+
+
+def serve(
+    bridge: Bridge,
+    *,
+    host: str,
+    port: int,
+    certificate: Path,
+    key: Path,
+    client_ca: Path,
+) -> None:
+    """Run the bridge service until interrupted: TLS with ``certificate``/``key`` (PEM),
+    requiring a client certificate that chains to ``client_ca`` (PEM)."""
+    import uvicorn
+
+    uvicorn.run(
+        create_bridge_app(bridge),
+        host=host,
+        port=port,
+        ssl_certfile=str(certificate),
+        ssl_keyfile=str(key),
+        ssl_ca_certs=str(client_ca),
+        ssl_cert_reqs=ssl.CERT_REQUIRED,
+        log_level="info",
+        access_log=False,
+    )
