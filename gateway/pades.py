@@ -25,6 +25,7 @@ from pyhanko.stamp import TextStampStyle
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from gateway.fonts import EmScaledFontFactory, find_font
+from hsm_bridge.credentials import SignatureMechanism
 
 # Signing times shown in appearances use Vietnam time, ISO 8601 (VN-SIGNATURE-FORMAT.md).
 VIETNAM_TIME = dt.timezone(dt.timedelta(hours=7), "ICT")
@@ -75,8 +76,10 @@ class RemoteSigner(signers.Signer):
     """A pyHanko signer whose private key stays on a token.
 
     ``sign_digest`` receives the 32-byte SHA-256 of the DER signed attributes and returns
-    the raw signature (RSA PKCS#1 v1.5 bytes, or a DER ECDSA-Sig-Value); it is where the
-    bridge is called with the signature activation.
+    the raw signature (RSA PKCS#1 v1.5 or RSASSA-PSS bytes, or a DER ECDSA-Sig-Value); it
+    is where the bridge is called with the signature activation. ``mechanism`` must fit
+    the certificate's key; it gives the CMS signatureAlgorithm (RFC 5652 §5.3): for
+    RSA-PSS the RFC 4055 parameters SHA-256, MGF1-SHA-256, 32-byte salt.
     """
 
     def __init__(
@@ -84,18 +87,46 @@ class RemoteSigner(signers.Signer):
         certificate_der: bytes,
         chain_der: list[bytes],
         sign_digest: Callable[[bytes], bytes],
+        mechanism: SignatureMechanism | None = None,
     ) -> None:
         cert = x509.Certificate.load(certificate_der)
-        algo = cert.public_key.algorithm
-        self._is_rsa = algo == "rsa"
-        mech = "sha256_rsa" if self._is_rsa else "sha256_ecdsa"
-        self._size = cert.public_key.byte_size if self._is_rsa else 80
+        is_rsa = cert.public_key.algorithm == "rsa"
+        if mechanism is None:
+            mechanism = (
+                SignatureMechanism.RSA_PKCS_SHA256 if is_rsa else SignatureMechanism.ECDSA_SHA256
+            )
+        if (mechanism.key_type == "rsa") != is_rsa:
+            raise ValueError(f"{mechanism} does not fit the certificate's key")
+        if mechanism is SignatureMechanism.RSA_PSS_SHA256:
+            algorithm = algos.SignedDigestAlgorithm(
+                {
+                    "algorithm": "rsassa_pss",
+                    "parameters": algos.RSASSAPSSParams(
+                        {
+                            "hash_algorithm": {"algorithm": "sha256"},
+                            "mask_gen_algorithm": {
+                                "algorithm": "mgf1",
+                                "parameters": {"algorithm": "sha256"},
+                            },
+                            "salt_length": mechanism.pss_salt_length,
+                            "trailer_field": "trailer_field_bc",
+                        }
+                    ),
+                }
+            )
+        else:
+            algorithm = algos.SignedDigestAlgorithm(
+                {"algorithm": "sha256_rsa" if is_rsa else "sha256_ecdsa"}
+            )
+        # Placeholder size for pyHanko's dry run: RSA modulus bytes; a DER ECDSA-Sig-Value
+        # is at most two INTEGERs of the order's size plus a sign byte and headers each.
+        self._size = cert.public_key.byte_size if is_rsa else 2 * cert.public_key.byte_size + 9
         super().__init__(
             signing_cert=cert,
             cert_registry=SimpleCertificateStore.from_certs(
                 [x509.Certificate.load(c) for c in chain_der]
             ),
-            signature_mechanism=algos.SignedDigestAlgorithm({"algorithm": mech}),
+            signature_mechanism=algorithm,
         )
         self._sign_digest = sign_digest
 

@@ -518,7 +518,7 @@ class SigningService:
                 SignRequest(ref, digest, mechanism, activation, pin=token_pin)
             )
 
-        signer = RemoteSigner(token_certificate, chain, sign_digest)
+        signer = RemoteSigner(token_certificate, chain, sign_digest, mechanism)
         timestamper = None
         if params.pades_level == PadesLevel.B_T and self.settings.tsa_url:
             from pyhanko.sign.timestamps.requests_client import RequestsHTTPTimeStamper

@@ -229,18 +229,23 @@ class Bridge:
         key_id: bytes,
         label: str,
         certify: Callable[[PublicKeyTypes], x509.Certificate],
+        *,
+        always_authenticate: bool = False,
     ) -> bytes:
         """Generate a key pair inside the token (C_GenerateKeyPair), have ``certify``
         issue a certificate for its public key, store that certificate beside the key
         under the same CKA_ID, and return the certificate's DER bytes. Idempotent per
-        CKA_ID: when a certificate with ``key_id`` is already there, it is returned."""
+        CKA_ID: when a certificate with ``key_id`` is already there, it is returned.
+        ``always_authenticate`` sets CKA_ALWAYS_AUTHENTICATE on the private key."""
 
         def work(session: Any) -> bytes:
             try:
                 return find_certificate(session, key_id)
             except CredentialNotFound:
                 pass
-            public_key = generate_key_pair(session, spec, key_id, label)
+            public_key = generate_key_pair(
+                session, spec, key_id, label, always_authenticate=always_authenticate
+            )
             certificate = certify(public_key)
             store_certificate(session, certificate, key_id, label)
             return certificate.public_bytes(Encoding.DER)

@@ -32,17 +32,35 @@ _PRIVATE_TEMPLATE = {
 
 
 class KeySpec(enum.StrEnum):
-    """Key types the bridge can generate: RSA-2048 or EC on P-256 (secp256r1)."""
+    """Key types the bridge can generate: RSA-2048, EC on P-256 (secp256r1) or P-384
+    (secp384r1)."""
 
     RSA_2048 = "rsa2048"
     EC_P256 = "ec-p256"
+    EC_P384 = "ec-p384"
+
+    @property
+    def curve(self) -> str | None:
+        """The named curve of an EC spec, None for RSA."""
+        return {KeySpec.EC_P256: "secp256r1", KeySpec.EC_P384: "secp384r1"}.get(self)
 
 
-def generate_key_pair(session: Any, spec: KeySpec, key_id: bytes, label: str) -> PublicKeyTypes:
+def generate_key_pair(
+    session: Any,
+    spec: KeySpec,
+    key_id: bytes,
+    label: str,
+    *,
+    always_authenticate: bool = False,
+) -> PublicKeyTypes:
     """Generate a key pair on the token of ``session`` (C_GenerateKeyPair) with CKA_ID
     ``key_id`` and CKA_LABEL ``label``; return the public key as a ``cryptography``
     object (for the CA to certify). The private key is CKA_SENSITIVE and not
-    CKA_EXTRACTABLE."""
+    CKA_EXTRACTABLE; with ``always_authenticate`` it also demands the PIN for each
+    signature (CKA_ALWAYS_AUTHENTICATE)."""
+    private_template = dict(_PRIVATE_TEMPLATE)
+    if always_authenticate:
+        private_template[Attribute.ALWAYS_AUTHENTICATE] = True
     if spec is KeySpec.RSA_2048:
         public, _ = session.generate_keypair(
             KeyType.RSA,
@@ -50,7 +68,7 @@ def generate_key_pair(session: Any, spec: KeySpec, key_id: bytes, label: str) ->
             id=key_id,
             label=label,
             store=True,
-            private_template=_PRIVATE_TEMPLATE,
+            private_template=private_template,
         )
         parsed = RSAPublicKey.load(encode_rsa_public_key(public))
         return RSAPublicNumbers(
@@ -58,11 +76,11 @@ def generate_key_pair(session: Any, spec: KeySpec, key_id: bytes, label: str) ->
         ).public_key()
     params = session.create_domain_parameters(
         KeyType.EC,
-        {Attribute.EC_PARAMS: encode_named_curve_parameters("secp256r1")},
+        {Attribute.EC_PARAMS: encode_named_curve_parameters(spec.curve)},
         local=True,
     )
     public, _ = params.generate_keypair(
-        id=key_id, label=label, store=True, private_template=_PRIVATE_TEMPLATE
+        id=key_id, label=label, store=True, private_template=private_template
     )
     return load_der_public_key(encode_ec_public_key(public))
 

@@ -28,24 +28,29 @@ Per token (PKCS#11 v2.40 §5.6, §11.6):
 from __future__ import annotations
 
 import enum
+import hashlib
+import hmac
 import logging
 import os
 import queue
+import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import pkcs11
 import pkcs11.exceptions as p11e
 from pkcs11 import TokenFlag
 
 from hsm_bridge import metrics
 from hsm_bridge.errors import (
     BridgeError,
+    PinIncorrect,
     PinLocked,
+    PinRequired,
     TokenBusy,
     TokenError,
     TokenNotPresent,
@@ -53,6 +58,7 @@ from hsm_bridge.errors import (
     TokenUnhealthy,
     from_pkcs11_error,
 )
+from hsm_bridge.module import load_module
 
 __all__ = [
     "TokenHealth",
@@ -105,7 +111,9 @@ class TokenState(enum.StrEnum):
 @dataclass(frozen=True, slots=True)
 class TokenLimits:
     """Per-token limits: ``max_sessions`` concurrent operations (1 for a USB token);
-    ``timeout_seconds`` for one operation, waiting for a free session included."""
+    ``timeout_seconds``: how long an operation may wait for a free session
+    (``token_busy`` after that), and then how long it may take (``token_timeout``, and the
+    token is unhealthy until the call returns)."""
 
     max_sessions: int = 1
     timeout_seconds: float = 30.0
@@ -154,6 +162,7 @@ class _Token:
     removed: bool = False
     failing: bool = False
     pin_locked: bool = False
+    rejected_pin: bytes | None = None  # keyed hash of a stored PIN C_Login refused
     last_error: str | None = None
     last_error_at: float | None = None
 
@@ -187,6 +196,8 @@ class TokenPool:
         self._tokens: dict[str, _Token] = {}
         self._lib: Any = None
         self._executor: ThreadPoolExecutor | None = None
+        self._pin_salt = secrets.token_bytes(32)
+        self._serial: AbstractContextManager[Any] = nullcontext()
 
     # ---- module ---------------------------------------------------------------------
 
@@ -194,15 +205,15 @@ class TokenPool:
         with self._guard:
             if self._pid != os.getpid() or self._lib is None:
                 # C_Initialize in this process; sessions and threads of a parent are void.
-                forked = self._pid not in (-1, os.getpid())
                 self._tokens = {}
                 self._executor = None
                 try:
-                    self._lib = pkcs11.lib(self.module_path)
-                    if forked:
-                        self._lib.reinitialize()
+                    module = load_module(self.module_path)
                 except (p11e.PKCS11Error, RuntimeError, OSError) as exc:
                     raise from_pkcs11_error(exc) from exc
+                self._lib = module.lib
+                # A module that cannot lock gets one call at a time (PKCS#11 §5.4).
+                self._serial = nullcontext() if module.thread_safe else threading.RLock()
                 self._pid = os.getpid()
             return self._lib
 
@@ -214,6 +225,7 @@ class TokenPool:
             return self._executor
 
     def _token(self, serial: str) -> _Token:
+        self._library()  # after a fork, the parent's token states are dropped first
         with self._guard:
             state = self._tokens.get(serial)
             if state is None:
@@ -227,10 +239,22 @@ class TokenPool:
         uninitialised slot is left out. Updates the removed/present state of tokens seen
         before."""
         lib = self._library()
+        present = []
         try:
-            present = [t for t in lib.get_tokens() if t.flags & TokenFlag.TOKEN_INITIALIZED]
+            with self._serial:
+                slots = lib.get_slots(token_present=True)
         except p11e.PKCS11Error as exc:
             raise from_pkcs11_error(exc) from exc
+        for slot in slots:
+            try:
+                with self._serial:
+                    token = slot.get_token()
+            except p11e.PKCS11Error as exc:
+                # One broken or vanishing token must not hide the others.
+                log.warning("slot %s of %s: %s", slot.slot_id, self.module_path, type(exc).__name__)
+                continue
+            if token.flags & TokenFlag.TOKEN_INITIALIZED:
+                present.append(token)
         seen = set()
         for token in present:
             serial = token_serial_text(token)
@@ -292,12 +316,24 @@ class TokenPool:
         token = self._find(state.serial)
         if not need_login:
             return token.open(rw=True), generation
-        pin = self._pin_for(state.serial)
+        try:
+            pin = self._pin_for(state.serial)
+        except PinRequired:
+            # PIN policy signer: a public session reads certificates; signing opens a
+            # session of its own with the signer's PIN.
+            return token.open(rw=True), generation
+        fingerprint = hmac.new(self._pin_salt, pin.encode(), hashlib.sha256).digest()
+        if state.rejected_pin is not None and hmac.compare_digest(state.rejected_pin, fingerprint):
+            # Never try a PIN the token already rejected: retries lock real tokens.
+            raise PinIncorrect("the token rejected the stored PIN; store the right one")
         try:
             session = token.open(user_pin=pin, rw=True)
         except p11e.UserAlreadyLoggedIn:
             # Another session of this process holds the login state: success.
             return token.open(rw=True), generation
+        except p11e.PinIncorrect:
+            state.rejected_pin = fingerprint
+            raise
         with state.lock:
             if state.login_session is None and state.generation == generation:
                 state.login_session = session
@@ -319,7 +355,8 @@ class TokenPool:
                     return
                 state.login_session = None
         try:
-            session.close()
+            with self._serial:
+                session.close()
         except p11e.PKCS11Error:
             log.debug("closing a void session of token %s failed", state.serial)
 
@@ -341,7 +378,8 @@ class TokenPool:
                 return
             state.login_session = None
         try:
-            session.close()
+            with self._serial:
+                session.close()
         except p11e.PKCS11Error:
             log.debug("closing the void login session of token %s failed", state.serial)
 
@@ -395,6 +433,8 @@ class TokenPool:
             for _ in range(taken):
                 state.slots.release()
             raise
+        # The operation itself gets the whole timeout, however long it queued.
+        deadline = time.monotonic() + timeout
         results: queue.SimpleQueue[tuple[int, Any]] = queue.SimpleQueue()
         try:
             executor = self._workers()
@@ -466,9 +506,10 @@ class TokenPool:
         for index, work in enumerate(works):
             started = time.perf_counter()
             try:
-                if session is None:
-                    session, generation = self._checkout(state)
-                outcome = work(session)
+                with self._serial:
+                    if session is None:
+                        session, generation = self._checkout(state)
+                    outcome = work(session)
             except BaseException as exc:  # noqa: BLE001 - every failure becomes an outcome
                 error = self._failure(state, exc)
                 if isinstance(exc, _RECONNECT) and session is not None:
@@ -499,7 +540,8 @@ class TokenPool:
         session: Any = None
         try:
             try:
-                session = self._find(state.serial).open(user_pin=pin, rw=True)
+                with self._serial:
+                    session = self._find(state.serial).open(user_pin=pin, rw=True)
             except p11e.UserAlreadyLoggedIn as exc:
                 # Only this process's own pool could hold the login, and it was just
                 # closed: refuse rather than sign without checking the PIN.
@@ -514,7 +556,8 @@ class TokenPool:
             for index, work in enumerate(works):
                 started = time.perf_counter()
                 try:
-                    outcome = work(session)
+                    with self._serial:
+                        outcome = work(session)
                 except BaseException as exc:  # noqa: BLE001
                     error = self._failure(state, exc)
                     results.put((index, error))
@@ -525,7 +568,8 @@ class TokenPool:
                 metrics.observe(state.serial, operation, "ok", started)
         finally:
             try:
-                session.close()  # C_Logout + C_CloseSession: the PIN's login ends here
+                with self._serial:
+                    session.close()  # C_Logout + C_CloseSession: the PIN's login ends here
             except p11e.PKCS11Error:
                 log.debug("closing the signer-PIN session of token %s failed", state.serial)
 

@@ -74,7 +74,20 @@ def installation(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         env=env,
         timeout=300,
     )
+    subprocess.run(
+        [sys.executable, "-m", "tests.provision_extra", str(data_dir)],
+        check=True,
+        env=env,
+        timeout=300,
+        cwd=PROJECT_ROOT,
+    )
     return load_settings(data_dir)
+
+
+@pytest.fixture(scope="session")
+def extra_signers(installation: Settings) -> dict[str, dict[str, str]]:
+    """Signers on the extra tokens (RSA-PSS, P-384, signer PIN, always-authenticate)."""
+    return json.loads((installation.data_dir / "extra-signers.json").read_text("utf-8"))
 
 
 @pytest.fixture(scope="session")

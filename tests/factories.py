@@ -63,6 +63,7 @@ def make_signer(
             token_serial=template.token_serial,
             key_id=template.key_id,
             mechanism=template.mechanism,
+            pin_policy=template.pin_policy,
             certificate_der=template.certificate_der,
             certificate_sha256=template.certificate_sha256,
             chain_pem=template.chain_pem,

@@ -1,0 +1,220 @@
+"""The bridge under load and when a token stops answering, on the real SoftHSM2 tokens
+of the test installation (leader1 RSA, clerk1 EC, org1 RSA): many threads on three
+tokens, the per-token session limit, busy and stuck tokens, and a forked worker."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, utils
+from sqlalchemy import select
+
+from gateway.bridges import bridge_config
+from gateway.models import Credential, User
+from gateway.secrets_at_rest import InstallationKeys
+from hsm_bridge import (
+    ActivationIssuer,
+    Bridge,
+    BridgeConfig,
+    CredentialRef,
+    ModuleConfig,
+    SignRequest,
+    TokenLimits,
+)
+from hsm_bridge.credentials import SignatureMechanism
+from hsm_bridge.errors import TokenBusy, TokenTimeout, TokenUnhealthy
+from hsm_bridge.signing import sign_digest
+
+
+def _bridge(installation, limits: TokenLimits, tmp_path) -> Bridge:
+    base = bridge_config(installation, InstallationKeys.load(installation.secrets_dir))
+    return Bridge(
+        BridgeConfig(
+            modules=(ModuleConfig(base.modules[0].path, limits=limits),),
+            pin_file=base.pin_file,
+            pin_key=base.pin_key,
+            activation_key=base.activation_key,
+            used_activations_file=tmp_path / "used.db",
+        )
+    )
+
+
+@pytest.fixture(scope="module")
+def demo_keys(db) -> dict[str, tuple[CredentialRef, SignatureMechanism]]:
+    found = {}
+    with db.transaction() as session:
+        for username in ("leader1", "clerk1", "org1"):
+            user = session.scalar(select(User).where(User.username == username))
+            cred = session.scalar(select(Credential).where(Credential.user_id == user.id))
+            found[username] = (
+                CredentialRef(cred.token_serial, bytes.fromhex(cred.key_id)),
+                SignatureMechanism(cred.mechanism),
+            )
+    return found
+
+
+@pytest.fixture(scope="module")
+def issuer(installation) -> ActivationIssuer:
+    return ActivationIssuer(InstallationKeys.load(installation.secrets_dir).activation_key)
+
+
+def _verify(certificate_der: bytes, digest: bytes, signature: bytes) -> None:
+    public = x509.load_der_x509_certificate(certificate_der).public_key()
+    if isinstance(public, ec.EllipticCurvePublicKey):
+        public.verify(signature, digest, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
+    else:
+        public.verify(signature, digest, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
+
+
+def test_twenty_threads_on_three_tokens_all_sign_and_verify(
+    installation, demo_keys, issuer, tmp_path
+):
+    bridge = _bridge(installation, TokenLimits(max_sessions=1, timeout_seconds=60), tmp_path)
+    certificates = {name: bridge.certificate(ref) for name, (ref, _) in demo_keys.items()}
+    names = sorted(demo_keys)
+
+    def worker(number: int) -> list[str]:
+        problems = []
+        for round_ in range(6):
+            name = names[(number + round_) % 3]
+            ref, mechanism = demo_keys[name]
+            digest = hashlib.sha256(f"{number}-{round_}".encode()).digest()
+            sad = issuer.issue(ref, digest, subject=f"t{number}", now=time.time(), ttl_seconds=60)
+            try:
+                signature = bridge.sign(SignRequest(ref, digest, mechanism, sad))
+                _verify(certificates[name], digest, signature)
+            except Exception as exc:  # noqa: BLE001 - collected and asserted below
+                problems.append(f"{name}: {exc!r}")
+        return problems
+
+    with ThreadPoolExecutor(20) as pool:
+        problems = [p for result in pool.map(worker, range(20)) for p in result]
+    assert problems == []
+    ops = {h.serial: h for h in bridge.health()}
+    assert all(ops[ref.token_serial].state == "ok" for ref, _ in demo_keys.values())
+    assert all(ops[ref.token_serial].busy == 0 for ref, _ in demo_keys.values())
+
+
+def test_the_per_token_session_limit_holds_under_load(installation, demo_keys, tmp_path):
+    bridge = _bridge(installation, TokenLimits(max_sessions=2, timeout_seconds=60), tmp_path)
+    ref, mechanism = demo_keys["leader1"]
+    pool = bridge._pool(ref.token_serial)
+    running = 0
+    peak = 0
+    lock = threading.Lock()
+    sessions_seen: set[int] = set()
+
+    def work(session) -> bytes:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+            sessions_seen.add(id(session))
+        try:
+            time.sleep(0.01)
+            return sign_digest(session, ref.key_id, bytes(32), mechanism)
+        finally:
+            with lock:
+                running -= 1
+
+    with ThreadPoolExecutor(12) as threads:
+        results = list(threads.map(lambda _: pool.run(ref.token_serial, "sign", work), range(48)))
+    assert len(results) == 48 and all(len(r) == 256 for r in results)
+    assert peak == 2, "never more operations at once than max_sessions, and it is reached"
+    assert len(sessions_seen) == 2, "sessions are pooled and reused, one per slot"
+
+
+def test_a_busy_token_answers_token_busy_within_the_timeout(installation, demo_keys, tmp_path):
+    bridge = _bridge(installation, TokenLimits(max_sessions=1, timeout_seconds=0.5), tmp_path)
+    ref, _ = demo_keys["org1"]
+    pool = bridge._pool(ref.token_serial)
+    started, release = threading.Event(), threading.Event()
+
+    def hold(session) -> None:
+        started.set()
+        release.wait(10)
+
+    with ThreadPoolExecutor(1) as threads:
+        holder = threads.submit(pool.run, ref.token_serial, "hold", hold)
+        assert started.wait(5)
+        begin = time.monotonic()
+        with pytest.raises(TokenBusy) as caught:
+            pool.run(ref.token_serial, "sign", lambda s: b"never runs")
+        waited = time.monotonic() - begin
+        release.set()
+        with pytest.raises(TokenTimeout):
+            holder.result()
+    assert caught.value.code == "token_busy" and caught.value.retryable
+    assert 0.4 < waited < 3
+
+
+def test_a_stuck_token_is_unhealthy_and_never_stalls_the_others(
+    installation, demo_keys, issuer, tmp_path
+):
+    bridge = _bridge(installation, TokenLimits(max_sessions=1, timeout_seconds=0.3), tmp_path)
+    stuck_ref, _ = demo_keys["leader1"]
+    other_ref, other_mechanism = demo_keys["clerk1"]
+    pool = bridge._pool(stuck_ref.token_serial)
+    release = threading.Event()
+
+    begin = time.monotonic()
+    with pytest.raises(TokenTimeout) as caught:
+        pool.run(stuck_ref.token_serial, "sign", lambda s: release.wait(10))
+    assert caught.value.code == "token_timeout" and caught.value.retryable
+    assert time.monotonic() - begin < 2
+    states = {h.serial: h.state for h in bridge.health()}
+    assert states[stuck_ref.token_serial] == "unhealthy"
+    # new work on the stuck token is refused at once instead of queueing
+    with pytest.raises(TokenUnhealthy):
+        pool.run(stuck_ref.token_serial, "sign", lambda s: b"")
+    # the other tokens keep signing meanwhile
+    digest = hashlib.sha256(b"other").digest()
+    sad = issuer.issue(other_ref, digest, subject="o", now=time.time(), ttl_seconds=60)
+    assert bridge.sign(SignRequest(other_ref, digest, other_mechanism, sad))
+    # when the stuck call returns, the token is healthy again
+    release.set()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if {h.serial: h.state for h in bridge.health()}[stuck_ref.token_serial] == "ok":
+            break
+        time.sleep(0.02)
+    assert {h.serial: h.state for h in bridge.health()}[stuck_ref.token_serial] == "ok"
+    assert pool.run(stuck_ref.token_serial, "probe", lambda s: "answered") == "answered"
+
+
+def test_a_forked_worker_initialises_pkcs11_again_and_signs(
+    installation, demo_keys, issuer, tmp_path
+):
+    bridge = _bridge(installation, TokenLimits(max_sessions=1, timeout_seconds=30), tmp_path)
+    ref, mechanism = demo_keys["leader1"]
+    certificate = bridge.certificate(ref)  # the parent has the module loaded and a session
+    digest = hashlib.sha256(b"child").digest()
+    sad = issuer.issue(ref, digest, subject="fork", now=time.time(), ttl_seconds=60)
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        code = 1
+        try:
+            signature = bridge.sign(SignRequest(ref, digest, mechanism, sad))
+            _verify(certificate, digest, signature)
+            os.write(write, b"ok")
+            code = 0
+        except BaseException as exc:  # noqa: BLE001
+            os.write(write, repr(exc).encode()[:500])
+        finally:
+            os._exit(code)
+    os.close(write)
+    _, status = os.waitpid(child, 0)
+    message = os.read(read, 1000)
+    os.close(read)
+    assert os.WEXITSTATUS(status) == 0, message
+    assert message == b"ok"
+    # the parent's own sessions still work after the child is gone
+    assert bridge.certificate(ref) == certificate
