@@ -81,6 +81,9 @@ _RECONNECT = (
     p11e.TokenNotPresent,
     p11e.UserNotLoggedIn,
 )
+# Errors of a session that outlived its token's login or presence: safe to retry once on
+# a new session (nothing was signed, no PIN was refused).
+_STALE = (p11e.SessionHandleInvalid, p11e.SessionClosed, p11e.UserNotLoggedIn)
 _REMOVED = (p11e.DeviceRemoved, p11e.TokenNotPresent, p11e.NoSuchToken)
 
 
@@ -162,6 +165,7 @@ class _Token:
     removed: bool = False
     failing: bool = False
     pin_locked: bool = False
+    pin_lock_reported: bool = False  # C_Login said CKR_PIN_LOCKED since the last success
     rejected_pin: bytes | None = None  # keyed hash of a stored PIN C_Login refused
     last_error: str | None = None
     last_error_at: float | None = None
@@ -261,7 +265,10 @@ class TokenPool:
             seen.add(serial)
             state = self._token(serial)
             state.label = str(token.label).strip()
-            state.pin_locked = bool(token.flags & TokenFlag.USER_PIN_LOCKED)
+            # the token's flag, or C_Login's answer since the last success
+            state.pin_locked = (
+                bool(token.flags & TokenFlag.USER_PIN_LOCKED) or state.pin_lock_reported
+            )
             if state.removed:
                 state.removed = False
                 log.info("token %s is present again", serial)
@@ -306,22 +313,23 @@ class TokenPool:
         lib = self._library()
         return lib.get_token(token_serial=serial.encode("ascii"))
 
-    def _checkout(self, state: _Token) -> tuple[Any, int]:
-        """A logged-in session of the token for one operation, and its generation."""
+    def _checkout(self, state: _Token) -> tuple[Any, int, bool]:
+        """A logged-in session of the token for one operation, its generation, and
+        whether it came from the idle pool (True) or was opened now (False)."""
         with state.lock:
             if state.idle:
-                return state.idle.pop(), state.generation
+                return state.idle.pop(), state.generation, True
             generation = state.generation
             need_login = state.login_session is None
         token = self._find(state.serial)
         if not need_login:
-            return token.open(rw=True), generation
+            return token.open(rw=True), generation, False
         try:
             pin = self._pin_for(state.serial)
         except PinRequired:
             # PIN policy signer: a public session reads certificates; signing opens a
             # session of its own with the signer's PIN.
-            return token.open(rw=True), generation
+            return token.open(rw=True), generation, False
         fingerprint = hmac.new(self._pin_salt, pin.encode(), hashlib.sha256).digest()
         if state.rejected_pin is not None and hmac.compare_digest(state.rejected_pin, fingerprint):
             # Never try a PIN the token already rejected: retries lock real tokens.
@@ -330,14 +338,14 @@ class TokenPool:
             session = token.open(user_pin=pin, rw=True)
         except p11e.UserAlreadyLoggedIn:
             # Another session of this process holds the login state: success.
-            return token.open(rw=True), generation
+            return token.open(rw=True), generation, False
         except p11e.PinIncorrect:
             state.rejected_pin = fingerprint
             raise
         with state.lock:
             if state.login_session is None and state.generation == generation:
                 state.login_session = session
-        return session, generation
+        return session, generation, False
 
     def _checkin(self, state: _Token, session: Any, generation: int) -> None:
         with state.lock:
@@ -503,24 +511,37 @@ class TokenPool:
     ) -> None:
         session: Any = None
         generation = 0
+        pooled = False  # the session came from the idle pool: it may be stale
         for index, work in enumerate(works):
             started = time.perf_counter()
-            try:
-                with self._serial:
-                    if session is None:
-                        session, generation = self._checkout(state)
-                    outcome = work(session)
-            except BaseException as exc:  # noqa: BLE001 - every failure becomes an outcome
-                error = self._failure(state, exc)
-                if isinstance(exc, _RECONNECT) and session is not None:
-                    self._close(state, session)
-                    session = None
-                results.put((index, error))
-                metrics.observe(state.serial, operation, error.code, started)
-                continue
-            _note_success(state)
-            results.put((index, outcome))
-            metrics.observe(state.serial, operation, "ok", started)
+            attempts = 0
+            while True:
+                attempts += 1
+                try:
+                    with self._serial:
+                        if session is None:
+                            session, generation, pooled = self._checkout(state)
+                        outcome = work(session)
+                except BaseException as exc:  # noqa: BLE001 - every failure is an outcome
+                    stale = isinstance(exc, _STALE) and pooled and attempts == 1
+                    if isinstance(exc, _RECONNECT) and session is not None:
+                        self._close(state, session)
+                        session = None
+                    if stale:
+                        # A session kept from before a re-insertion: reconnect once.
+                        # (Never after a PIN error: those are not in _STALE.)
+                        self._discard_sessions(state)
+                        log.info("token %s: stale session, reconnecting", state.serial)
+                        continue
+                    error = self._failure(state, exc)
+                    results.put((index, error))
+                    metrics.observe(state.serial, operation, error.code, started)
+                    break
+                _note_success(state)
+                results.put((index, outcome))
+                metrics.observe(state.serial, operation, "ok", started)
+                pooled = True
+                break
         if session is not None:
             self._checkin(state, session, generation)
 
@@ -587,7 +608,7 @@ class TokenPool:
             self._discard_sessions(state)
             state.failing = not state.removed
         if isinstance(error, PinLocked):
-            state.pin_locked = True
+            state.pin_locked = state.pin_lock_reported = True
         _note_error(state, error.code)
         return error
 
@@ -612,6 +633,7 @@ def _note_error(state: _Token, code: str) -> None:
 def _note_success(state: _Token) -> None:
     state.removed = False
     state.failing = False
+    state.pin_locked = state.pin_lock_reported = False
 
 
 def raise_and_count(state: _Token, operation: str, error: BridgeError) -> None:
