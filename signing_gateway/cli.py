@@ -182,12 +182,12 @@ def tokens_list(
         typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
     typer.echo(
-        f"{'LABEL':<16} {'SERIAL':<18} {'MANUFACTURER':<14} {'MODEL':<10} {'STATE':<10} "
+        f"{'LABEL':<16} {'SERIAL':<18} {'MANUFACTURER':<18} {'MODEL':<12} {'STATE':<10} "
         "FLAGS / MECHANISMS"
     )
     for r in rows:
         typer.echo(
-            f"{r['label']:<16} {r['serial']:<18} {r['manufacturer']:<14} {r['model']:<10} "
+            f"{r['label']:<16} {r['serial']:<18} {r['manufacturer']:<18} {r['model']:<12} "
             f"{r['state']:<10} {','.join(r['flags'])} / {','.join(r['mechanisms'])}"
         )
 
