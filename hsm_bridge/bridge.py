@@ -213,6 +213,7 @@ class Bridge:
                 request.digest,
                 request.mechanism,
                 context_pin=context_pin,
+                cache=pool.session_cache(session),
             )
 
         try:

@@ -164,13 +164,14 @@ def _subclasses(base: type[BridgeError]) -> list[type[BridgeError]]:
     return found
 
 
-def error_from_code(code: str, message: str) -> BridgeError:
+def error_from_code(code: str, message: str, *, reason: object = None) -> BridgeError:
     """Rebuild the bridge error with machine-readable ``code`` (as sent by a remote
-    bridge); an unknown code gives a plain :class:`BridgeError` carrying that code."""
+    bridge, with ``reason`` for an activation refusal); an unknown code gives a plain
+    :class:`BridgeError` carrying that code."""
     for cls in _subclasses(BridgeError):
         if cls.code == code:
             if cls is ActivationInvalid:
-                return ActivationInvalid(message, reason="remote")
+                return ActivationInvalid(message, reason=str(reason or "unknown"))
             return cls(message)
     error = BridgeError(message)
     error.code = code

@@ -26,11 +26,21 @@ class PinStore:
         self._path = path
         self._fernet = Fernet(key)
         self._lock = threading.Lock()
+        self._stamp: tuple[int, int, int] | None = None
+        self._data: dict[str, str] = {}
 
     def _load(self) -> dict[str, str]:
-        if not self._path.exists():
+        """The file's content, re-read only when its size or modification time changed
+        (another process, e.g. ``tokens set-pin``, may have replaced it)."""
+        try:
+            stat = self._path.stat()
+        except FileNotFoundError:
             return {}
-        return dict(json.loads(self._path.read_text("utf-8")))
+        stamp = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        if stamp != self._stamp:
+            self._data = dict(json.loads(self._path.read_text("utf-8")))
+            self._stamp = stamp
+        return dict(self._data)
 
     def put(self, token_serial: str, pin: str) -> None:
         """Store (or replace) the user PIN of ``token_serial``; the file is replaced

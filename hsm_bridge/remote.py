@@ -18,7 +18,14 @@ from hsm_bridge.errors import BridgeError, BridgeUnavailable, TokenNotPresent, e
 from hsm_bridge.interface import SignRequest
 from hsm_bridge.inventory import CredentialEntry, TokenEntry
 from hsm_bridge.tokens import TokenHealth
-from hsm_bridge.wire import MAX_SIGN_BATCH, CredentialWire, SignItemWire, outcome_from_json, unb64
+from hsm_bridge.wire import (
+    MAX_SIGN_BATCH,
+    CredentialWire,
+    SignItemWire,
+    from_json,
+    outcome_from_json,
+    unb64,
+)
 
 __all__ = ["RemoteBridge", "RemoteBridgeConfig"]
 
@@ -65,7 +72,8 @@ class RemoteBridge:
             response = self._client.request(method, path, json=body)
         except httpx.HTTPError as exc:
             raise BridgeUnavailable(
-                f"bridge {self.name} is unreachable: {type(exc).__name__}"
+                f"bridge {self.name} is unreachable or refused this gateway's TLS client "
+                f"certificate: {type(exc).__name__}"
             ) from exc
         try:
             payload = response.json()
@@ -75,18 +83,22 @@ class RemoteBridge:
             ) from exc
         if response.status_code >= 400 and path != "/health":
             if isinstance(payload, dict) and "code" in payload:
-                raise error_from_code(str(payload["code"]), str(payload.get("message", "")))
+                raise error_from_code(
+                    str(payload["code"]),
+                    str(payload.get("message", "")),
+                    reason=payload.get("reason"),
+                )
             raise BridgeUnavailable(f"bridge {self.name} answered HTTP {response.status_code}")
         return payload
 
     def health(self) -> list[TokenHealth]:
         """The bridge's tokens and their state (``GET /health``)."""
         payload = self._call("GET", "/health")
-        return [TokenHealth(**t) for t in payload.get("tokens", [])]
+        return [from_json(TokenHealth, t) for t in payload.get("tokens", [])]
 
     def inventory(self) -> list[TokenEntry]:
         """The bridge's present tokens (``GET /v1/tokens``)."""
-        return [TokenEntry(**t) for t in self._call("GET", "/v1/tokens")]
+        return [from_json(TokenEntry, t) for t in self._call("GET", "/v1/tokens")]
 
     def holds(self, token_serial: str) -> bool:
         """Whether the bridge has a present token ``token_serial``."""
@@ -99,7 +111,7 @@ class RemoteBridge:
     def credentials(self, token_serial: str) -> list[CredentialEntry]:
         """Keys and certificates of one token of the bridge."""
         path = f"/v1/tokens/{quote(token_serial, safe='')}/credentials"
-        return [CredentialEntry(**c) for c in self._call("GET", path)]
+        return [from_json(CredentialEntry, c) for c in self._call("GET", path)]
 
     def certificate(self, credential: CredentialRef) -> bytes:
         """The credential's certificate (DER)."""
@@ -120,9 +132,14 @@ class RemoteBridge:
         for start in range(0, len(requests), MAX_SIGN_BATCH):
             chunk = requests[start : start + MAX_SIGN_BATCH]
             body = {"items": [SignItemWire.of(r).model_dump(mode="json") for r in chunk]}
-            payload = self._call("POST", "/v1/sign", body)
-            results = payload.get("results", [])
-            if len(results) != len(chunk):
-                raise BridgeUnavailable(f"bridge {self.name} answered a malformed batch")
+            try:
+                payload = self._call("POST", "/v1/sign", body)
+                results = payload.get("results", [])
+                if len(results) != len(chunk):
+                    raise BridgeUnavailable(f"bridge {self.name} answered a malformed batch")
+            except BridgeError as exc:
+                # this chunk failed as a whole; earlier chunks keep their signatures
+                outcomes.extend([exc] * len(chunk))
+                continue
             outcomes.extend(outcome_from_json(item) for item in results)
         return outcomes

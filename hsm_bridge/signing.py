@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pkcs11.exceptions as p11e
@@ -48,6 +50,29 @@ def always_authenticate(key: Any) -> bool:
         return False
 
 
+@dataclass(frozen=True, slots=True)
+class _KnownKey:
+    key: Any
+    key_type: KeyType
+    always_authenticate: bool
+    found_at: float
+
+
+# How long a key handle found by C_FindObjects is reused on one session before the token
+# is searched again (which also re-checks that its CKA_ID is still unambiguous).
+KEY_CACHE_SECONDS = 60.0
+
+
+def _private_key(session: Any, key_id: bytes, cache: dict[bytes, Any] | None) -> _KnownKey:
+    known = cache.get(key_id) if cache is not None else None
+    if known is None or time.monotonic() - known.found_at > KEY_CACHE_SECONDS:
+        key = find_private_key(session, key_id)
+        known = _KnownKey(key, key.key_type, always_authenticate(key), time.monotonic())
+        if cache is not None:
+            cache[key_id] = known
+    return known
+
+
 def sign_digest(
     session: Any,
     key_id: bytes,
@@ -55,6 +80,7 @@ def sign_digest(
     mechanism: SignatureMechanism,
     *,
     context_pin: Callable[[], str] | None = None,
+    cache: dict[bytes, Any] | None = None,
 ) -> bytes:
     """Sign the 32-byte SHA-256 ``digest`` with the private key ``key_id``
     (C_SignInit + C_Sign).
@@ -65,17 +91,13 @@ def sign_digest(
     r||s is returned DER-encoded (ECDSA-Sig-Value, RFC 3279 §2.2.3).
     When the key has CKA_ALWAYS_AUTHENTICATE, ``context_pin()`` gives the PIN for the
     context-specific C_Login made between C_SignInit and C_Sign.
+    ``cache``: a dict kept per session (see :meth:`TokenPool.session_cache`) in which the
+    key handle is remembered for :data:`KEY_CACHE_SECONDS`; a handle the token no longer
+    knows is searched again once.
     Raises :class:`MechanismUnsupported` if the key type does not fit ``mechanism``.
     """
     if len(digest) != 32:
         raise ValueError("digest must be 32 bytes (SHA-256)")
-    key = find_private_key(session, key_id)
-    key_type = key.key_type
-    pin = context_pin() if context_pin is not None and always_authenticate(key) else None
-    if mechanism.key_type == "rsa" and key_type != KeyType.RSA:
-        raise MechanismUnsupported(f"{mechanism} needs an RSA key")
-    if mechanism.key_type == "ec" and key_type != KeyType.EC:
-        raise MechanismUnsupported(f"{mechanism} needs an EC key")
     if mechanism is SignatureMechanism.RSA_PKCS_SHA256:
         data, p11_mechanism, param = _SHA256_DIGEST_INFO + digest, Mechanism.RSA_PKCS, None
     elif mechanism is SignatureMechanism.RSA_PSS_SHA256:
@@ -85,7 +107,23 @@ def sign_digest(
         data, p11_mechanism, param = digest, Mechanism.ECDSA, None
     else:
         raise MechanismUnsupported(f"unknown mechanism {mechanism}")
-    signature = bytes(key.sign(data, mechanism=p11_mechanism, mechanism_param=param, pin=pin))
+    for attempt in (1, 2):
+        known = _private_key(session, key_id, cache)
+        if mechanism.key_type == "rsa" and known.key_type != KeyType.RSA:
+            raise MechanismUnsupported(f"{mechanism} needs an RSA key")
+        if mechanism.key_type == "ec" and known.key_type != KeyType.EC:
+            raise MechanismUnsupported(f"{mechanism} needs an EC key")
+        pin = context_pin() if context_pin is not None and known.always_authenticate else None
+        try:
+            signature = bytes(
+                known.key.sign(data, mechanism=p11_mechanism, mechanism_param=param, pin=pin)
+            )
+        except (p11e.ObjectHandleInvalid, p11e.KeyHandleInvalid):
+            if cache is None or attempt == 2:
+                raise
+            cache.pop(key_id, None)  # the key was replaced or the token re-inserted
+            continue
+        break
     if mechanism is SignatureMechanism.ECDSA_SHA256:
         return encode_ecdsa_signature(signature)
     return signature

@@ -202,6 +202,7 @@ class TokenPool:
         self._executor: ThreadPoolExecutor | None = None
         self._pin_salt = secrets.token_bytes(32)
         self._serial: AbstractContextManager[Any] = nullcontext()
+        self._caches: dict[int, dict[bytes, Any]] = {}
 
     # ---- module ---------------------------------------------------------------------
 
@@ -347,6 +348,11 @@ class TokenPool:
                 state.login_session = session
         return session, generation, False
 
+    def session_cache(self, session: Any) -> dict[bytes, Any]:
+        """A dict that lives as long as the pooled ``session`` (for key handles found on
+        it); dropped when the session is closed."""
+        return self._caches.setdefault(id(session), {})
+
     def _checkin(self, state: _Token, session: Any, generation: int) -> None:
         with state.lock:
             if generation == state.generation:
@@ -355,6 +361,7 @@ class TokenPool:
         self._close(state, session)
 
     def _close(self, state: _Token, session: Any) -> None:
+        self._caches.pop(id(session), None)
         with state.lock:
             if session is state.login_session:
                 if state.busy > 1:
@@ -385,6 +392,7 @@ class TokenPool:
             if session is None or state.busy > 0 or session in state.idle:
                 return
             state.login_session = None
+        self._caches.pop(id(session), None)
         try:
             with self._serial:
                 session.close()
@@ -589,6 +597,7 @@ class TokenPool:
                 metrics.observe(state.serial, operation, "ok", started)
         finally:
             try:
+                self._caches.pop(id(session), None)
                 with self._serial:
                     session.close()  # C_Logout + C_CloseSession: the PIN's login ends here
             except p11e.PKCS11Error:

@@ -9,8 +9,8 @@ TLS channel and is never logged.
 from __future__ import annotations
 
 import base64
-from dataclasses import asdict
-from typing import Any
+from dataclasses import asdict, fields
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -26,11 +26,14 @@ __all__ = [
     "as_json",
     "b64",
     "error_json",
+    "from_json",
     "outcome_from_json",
     "unb64",
 ]
 
 MAX_SIGN_BATCH = 1000
+
+T = TypeVar("T")
 
 
 def b64(data: bytes) -> str:
@@ -96,8 +99,17 @@ class SignBatchWire(BaseModel):
 
 
 def error_json(error: BridgeError) -> dict[str, Any]:
-    """``{"code", "message", "retryable"}`` of a bridge error."""
-    return {"code": error.code, "message": error.message, "retryable": error.retryable}
+    """``{"code", "message", "retryable"}`` of a bridge error, plus ``reason`` for an
+    :class:`~hsm_bridge.errors.ActivationInvalid`."""
+    body: dict[str, Any] = {
+        "code": error.code,
+        "message": error.message,
+        "retryable": error.retryable,
+    }
+    reason = getattr(error, "reason", None)
+    if reason is not None:
+        body["reason"] = reason
+    return body
 
 
 def outcome_from_json(item: dict[str, Any]) -> bytes | BridgeError:
@@ -105,7 +117,18 @@ def outcome_from_json(item: dict[str, Any]) -> bytes | BridgeError:
     if "signature" in item:
         return unb64(str(item["signature"]))
     error = item.get("error") or {}
-    return error_from_code(str(error.get("code", "bridge_error")), str(error.get("message", "")))
+    return error_from_code(
+        str(error.get("code", "bridge_error")),
+        str(error.get("message", "")),
+        reason=error.get("reason"),
+    )
+
+
+def from_json(cls: type[T], data: dict[str, Any]) -> T:
+    """The dataclass ``cls`` from JSON ``data``, ignoring members it does not know (a
+    newer bridge may send more)."""
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: v for k, v in data.items() if k in known})
 
 
 def as_json(value: Any) -> Any:

@@ -1,0 +1,450 @@
+"""The bridge service over mutual TLS, with real components: two bridge services in child
+processes (uvicorn, each with its own SoftHSM2 token and SOFTHSM2_CONF), reached only
+through :class:`~hsm_bridge.remote.RemoteBridge`, plain httpx and
+:class:`~hsm_bridge.router.BridgeRouter`. Signatures are checked with ``cryptography``
+against the certificates read from the tokens."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import ssl
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+from prometheus_client.parser import text_string_to_metric_families
+
+from hsm_bridge import ActivationIssuer, CredentialRef, SignRequest
+from hsm_bridge.credentials import SignatureMechanism
+from hsm_bridge.errors import (
+    ActivationInvalid,
+    BridgeError,
+    BridgeUnavailable,
+    CredentialNotFound,
+    TokenNotPresent,
+)
+from hsm_bridge.link_tls import LinkFiles, create_link_credentials
+from hsm_bridge.provisioning import KeySpec
+from hsm_bridge.remote import RemoteBridge
+from hsm_bridge.router import BridgeRouter
+from hsm_bridge.softhsm import find_softhsm_module
+from tests.bridge_fixtures import (
+    BridgeService,
+    PlannedKey,
+    free_port,
+    start_bridge_service,
+    tls_client,
+)
+
+RSA_ID = b"\x0a\x01"
+EC_ID = b"\x0e\xc1"
+B_EC_ID = b"\x0b\xec"
+TLS12 = ssl.TLSVersion.TLSv1_2
+
+
+@dataclass
+class Services:
+    """Two bridge services (``a``: RSA-2048 and EC P-256 keys; ``b``: an EC P-256 key),
+    the activation issuer they both trust, and the link files of an unrelated link."""
+
+    a: BridgeService
+    b: BridgeService
+    issuer: ActivationIssuer
+    stranger: LinkFiles
+
+
+@pytest.fixture(scope="module")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    module = find_softhsm_module()
+    if module is None:
+        pytest.skip("SoftHSM2 is not installed")
+    root = tmp_path_factory.mktemp("bridge-services")
+    activation_key = os.urandom(32)
+    started: list[BridgeService] = []
+    try:
+        for name, label, keys in (
+            (
+                "bridge-a",
+                "svc-a",
+                [
+                    PlannedKey(RSA_ID, KeySpec.RSA_2048, "a-rsa"),
+                    PlannedKey(EC_ID, KeySpec.EC_P256, "a-ec"),
+                ],
+            ),
+            ("bridge-b", "svc-b", [PlannedKey(B_EC_ID, KeySpec.EC_P256, "b-ec")]),
+        ):
+            started.append(
+                start_bridge_service(
+                    root / name,
+                    name,
+                    token_label=label,
+                    keys=keys,
+                    activation_key=activation_key,
+                    module=module,
+                )
+            )
+        for service in started:
+            service.wait_ready()
+        stranger = create_link_credentials(
+            root / "stranger", ["127.0.0.1"], now=dt.datetime.now(dt.UTC)
+        )
+        yield Services(started[0], started[1], ActivationIssuer(activation_key), stranger)
+    finally:
+        for service in started:
+            service.stop()
+
+
+@pytest.fixture(scope="module")
+def remote_a(services: Services) -> RemoteBridge:
+    return services.a.remote()
+
+
+@pytest.fixture(scope="module")
+def remote_b(services: Services) -> RemoteBridge:
+    return services.b.remote()
+
+
+def _request(
+    services: Services,
+    ref: CredentialRef,
+    mechanism: SignatureMechanism,
+    data: bytes,
+) -> SignRequest:
+    digest = hashlib.sha256(data).digest()
+    sad = services.issuer.issue(ref, digest, subject="test", now=time.time(), ttl_seconds=60)
+    return SignRequest(ref, digest, mechanism, sad)
+
+
+def _mechanism(key_id: bytes) -> SignatureMechanism:
+    return (
+        SignatureMechanism.RSA_PKCS_SHA256 if key_id == RSA_ID else SignatureMechanism.ECDSA_SHA256
+    )
+
+
+def _verify(certificate_der: bytes, request: SignRequest, signature: bytes) -> None:
+    public = x509.load_der_x509_certificate(certificate_der).public_key()
+    prehashed = utils.Prehashed(hashes.SHA256())
+    if isinstance(public, ec.EllipticCurvePublicKey):
+        public.verify(signature, request.digest, ec.ECDSA(prehashed))
+    elif request.mechanism is SignatureMechanism.RSA_PSS_SHA256:
+        assert isinstance(public, rsa.RSAPublicKey)
+        pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
+        public.verify(signature, request.digest, pss, prehashed)
+    else:
+        assert isinstance(public, rsa.RSAPublicKey)
+        public.verify(signature, request.digest, padding.PKCS1v15(), prehashed)
+
+
+# ---- signing over mutual TLS ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key_id", "mechanism"),
+    [
+        (RSA_ID, SignatureMechanism.RSA_PKCS_SHA256),
+        (RSA_ID, SignatureMechanism.RSA_PSS_SHA256),
+        (EC_ID, SignatureMechanism.ECDSA_SHA256),
+    ],
+    ids=["rsa-pkcs1", "rsa-pss", "ecdsa"],
+)
+def test_signs_over_mtls_and_verifies_with_the_token_certificate(
+    services: Services, remote_a: RemoteBridge, key_id: bytes, mechanism: SignatureMechanism
+) -> None:
+    ref = services.a.ref(key_id)
+    request = _request(services, ref, mechanism, b"signed attributes " + key_id)
+    signature = remote_a.sign(request)
+    certificate = remote_a.certificate(ref)
+    if mechanism is SignatureMechanism.ECDSA_SHA256:
+        assert signature[0] == 0x30  # DER ECDSA-Sig-Value, not raw r||s
+    else:
+        assert len(signature) == 256  # RSA-2048: modulus length
+    _verify(certificate, request, signature)
+    other = SignRequest(ref, hashlib.sha256(b"another digest").digest(), mechanism, "")
+    with pytest.raises(InvalidSignature):
+        _verify(certificate, other, signature)
+
+
+def test_sign_many_batch_of_100_all_verify(services: Services, remote_a: RemoteBridge) -> None:
+    certificates = {k: remote_a.certificate(services.a.ref(k)) for k in (RSA_ID, EC_ID)}
+    key_ids = [RSA_ID if i % 2 else EC_ID for i in range(100)]
+    requests = [
+        _request(services, services.a.ref(k), _mechanism(k), b"batch item %d" % i)
+        for i, k in enumerate(key_ids)
+    ]
+    outcomes = remote_a.sign_many(requests)
+    assert len(outcomes) == 100
+    for request, outcome in zip(requests, outcomes, strict=True):
+        assert isinstance(outcome, bytes), outcome
+        _verify(certificates[request.credential.key_id], request, outcome)
+
+
+def test_batch_refuses_only_the_items_with_a_forged_or_reused_activation(
+    services: Services, remote_a: RemoteBridge
+) -> None:
+    ref = services.a.ref(RSA_ID)
+    mechanism = SignatureMechanism.RSA_PKCS_SHA256
+    used = _request(services, ref, mechanism, b"signed once")
+    remote_a.sign(used)
+    forged_digest = hashlib.sha256(b"nobody approved this").digest()
+    forged_sad = ActivationIssuer(os.urandom(32)).issue(
+        ref, forged_digest, subject="attacker", now=time.time(), ttl_seconds=60
+    )
+    twice = _request(services, ref, mechanism, b"twice in one batch")
+    batch = [
+        _request(services, ref, mechanism, b"good 1"),
+        used,  # reused: consumed by the call above
+        SignRequest(ref, forged_digest, mechanism, forged_sad),  # another key's MAC
+        twice,
+        _request(services, ref, mechanism, b"good 2"),
+        twice,  # reused within the same batch
+    ]
+    outcomes = remote_a.sign_many(batch)
+    certificate = remote_a.certificate(ref)
+    refused = {1, 2, 5}
+    for index, (request, outcome) in enumerate(zip(batch, outcomes, strict=True)):
+        if index in refused:
+            assert isinstance(outcome, ActivationInvalid), (index, outcome)
+            assert outcome.code == "activation_invalid"
+        else:
+            assert isinstance(outcome, bytes), (index, outcome)
+            _verify(certificate, request, outcome)
+    assert "already used" in str(outcomes[1])
+    assert "not authentic" in str(outcomes[2])
+    with pytest.raises(ActivationInvalid):
+        remote_a.sign(used)
+
+
+# ---- who may connect ----------------------------------------------------------------------
+
+
+def _chain(exc: BaseException | None) -> Iterator[BaseException]:
+    while exc is not None:
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def _assert_refused(service: BridgeService, certificate: Path | None, key: Path | None) -> None:
+    """The service refuses this client credential: with TLS 1.2 the handshake itself
+    fails (httpx.ConnectError from an ssl.SSLError); with TLS 1.3 (the default) the
+    server drops the connection right after it, before any HTTP answer."""
+    ca = service.link.ca
+    with (
+        tls_client(service.url, ca, certificate, key, maximum_version=TLS12) as http,
+        pytest.raises(httpx.ConnectError) as refused,
+    ):
+        http.get("/health")
+    assert any(isinstance(e, ssl.SSLError) for e in _chain(refused.value)), refused.value
+    with (
+        tls_client(service.url, ca, certificate, key) as http,
+        pytest.raises(httpx.TransportError),
+    ):
+        http.get("/health")
+
+
+def test_client_without_certificate_is_refused(services: Services) -> None:
+    _assert_refused(services.a, None, None)
+    # The same client with the gateway's certificate gets in, over both TLS versions.
+    for version in (TLS12, None):
+        with tls_client(
+            services.a.url,
+            services.a.link.ca,
+            *_gateway_credential(services.a),
+            maximum_version=version,
+        ) as http:
+            assert http.get("/health").status_code == 200
+
+
+def test_client_certificate_from_another_ca_is_refused(services: Services) -> None:
+    stranger = services.stranger
+    _assert_refused(services.a, stranger.gateway_certificate, stranger.gateway_key)
+    remote = services.a.remote(
+        name="stranger", certificate=stranger.gateway_certificate, key=stranger.gateway_key
+    )
+    with pytest.raises(BridgeUnavailable) as refused:
+        remote.health()
+    assert refused.value.code == "bridge_unavailable"
+
+
+def test_bridge_server_certificate_is_refused_as_a_client_certificate(
+    services: Services, remote_a: RemoteBridge
+) -> None:
+    link = services.a.link  # chains to the right CA, but has no clientAuth EKU
+    _assert_refused(services.a, link.bridge_certificate, link.bridge_key)
+    remote = services.a.remote(
+        name="impostor", certificate=link.bridge_certificate, key=link.bridge_key
+    )
+    with pytest.raises(BridgeUnavailable):
+        remote.certificate(services.a.ref(RSA_ID))
+    # The refusals did not harm the service.
+    assert any(t.state == "ok" for t in remote_a.health())
+
+
+# ---- health, metrics, errors --------------------------------------------------------------
+
+
+def test_health_lists_the_token_ok(services: Services, remote_a: RemoteBridge) -> None:
+    tokens = {t.serial: t for t in remote_a.health()}
+    assert tokens[services.a.serial].state == "ok"
+    assert tokens[services.a.serial].label == "svc-a"
+    with tls_client(services.a.url, services.a.link.ca, *_gateway_credential(services.a)) as http:
+        answer = http.get("/health")
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["status"] == "ok"
+    assert body["bridge"] == "bridge-a"
+    assert [t["state"] for t in body["tokens"] if t["serial"] == services.a.serial] == ["ok"]
+
+
+def test_inventory_and_credentials_travel(services: Services, remote_a: RemoteBridge) -> None:
+    tokens = {t.serial: t for t in remote_a.inventory()}
+    assert tokens[services.a.serial].label == "svc-a"
+    assert {"RSA_PKCS", "ECDSA"} <= set(tokens[services.a.serial].mechanisms)
+    assert remote_a.holds(services.a.serial)
+    entries = {bytes.fromhex(c.key_id): c for c in remote_a.credentials(services.a.serial)}
+    assert set(entries) == {RSA_ID, EC_ID}
+    assert entries[RSA_ID].key_type == "rsa" and entries[RSA_ID].key_bits == 2048
+    assert entries[EC_ID].key_type == "ec" and entries[EC_ID].key_bits == 256
+    for key_id, entry in entries.items():
+        assert entry.status == "ok", entry
+        der = remote_a.certificate(services.a.ref(key_id))
+        assert entry.certificate_sha256 == hashlib.sha256(der).hexdigest()
+
+
+def _gateway_credential(service: BridgeService) -> tuple[Path, Path]:
+    return service.link.gateway_certificate, service.link.gateway_key
+
+
+def _sign_count(service: BridgeService) -> float:
+    with tls_client(service.url, service.link.ca, *_gateway_credential(service)) as http:
+        answer = http.get("/metrics")
+    assert answer.status_code == 200
+    total = 0.0
+    for family in text_string_to_metric_families(answer.text):
+        for sample in family.samples:
+            if (
+                sample.name == "bridge_operations_total"
+                and sample.labels.get("token") == service.serial
+                and sample.labels.get("operation") == "sign"
+                and sample.labels.get("outcome") == "ok"
+            ):
+                total += sample.value
+    return total
+
+
+def test_metrics_count_signatures_by_token(services: Services, remote_a: RemoteBridge) -> None:
+    before = _sign_count(services.a)
+    ref = services.a.ref(EC_ID)
+    remote_a.sign_many(
+        [_request(services, ref, SignatureMechanism.ECDSA_SHA256, b"m%d" % i) for i in range(3)]
+    )
+    assert _sign_count(services.a) == before + 3
+    with tls_client(services.a.url, services.a.link.ca, *_gateway_credential(services.a)) as http:
+        text = http.get("/metrics").text
+    assert "bridge_operations_total" in text
+    assert f'token="{services.a.serial}"' in text
+
+
+def test_unknown_token_serial_is_token_not_present(remote_a: RemoteBridge) -> None:
+    with pytest.raises(TokenNotPresent) as missing:
+        remote_a.certificate(CredentialRef("0000000000000000", b"\x01"))
+    assert missing.value.code == "token_not_present"
+    assert missing.value.retryable
+    assert not remote_a.holds("0000000000000000")
+
+
+def test_unknown_key_id_is_credential_not_found(services: Services, remote_a: RemoteBridge) -> None:
+    with pytest.raises(CredentialNotFound) as missing:
+        remote_a.certificate(services.a.ref(b"\x99\x99"))
+    assert missing.value.code == "credential_not_found"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"items": "not a list"},
+        {},
+        {"items": []},
+        {
+            "items": [
+                {
+                    "credential": {"token_serial": "x", "key_id": "01"},
+                    "digest": "!" * 44,  # right length, not base64
+                    "mechanism": "rsa_pkcs_sha256",
+                    "activation": "a.b",
+                }
+            ]
+        },
+        {
+            "items": [
+                {
+                    "credential": {"token_serial": "x", "key_id": "01"},
+                    "digest": "A" * 44,
+                    "mechanism": "md5_with_hope",
+                    "activation": "a.b",
+                }
+            ]
+        },
+    ],
+    ids=["items-not-a-list", "no-items", "empty-batch", "digest-not-base64", "mechanism"],
+)
+def test_malformed_sign_body_is_422_invalid_request(services: Services, body: dict) -> None:
+    with tls_client(services.a.url, services.a.link.ca, *_gateway_credential(services.a)) as http:
+        answer = http.post("/v1/sign", json=body)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["code"] == "invalid_request"
+    assert answer.json()["retryable"] is False
+
+
+def test_remote_bridge_to_a_closed_port_is_bridge_unavailable(services: Services) -> None:
+    dead = services.a.remote(name="dead", url=f"https://127.0.0.1:{free_port()}")
+    for call in (
+        dead.health,
+        lambda: dead.certificate(services.a.ref(RSA_ID)),
+        lambda: dead.sign(_request(services, services.a.ref(RSA_ID), _mechanism(RSA_ID), b"never")),
+    ):
+        with pytest.raises(BridgeUnavailable) as unreachable:
+            call()
+        assert unreachable.value.code == "bridge_unavailable"
+        assert not isinstance(unreachable.value.__cause__, BridgeError)
+    # a batch answers one outcome per request, never a raw exception
+    outcomes = dead.sign_many(
+        [_request(services, services.a.ref(RSA_ID), _mechanism(RSA_ID), b"n") for _ in range(3)]
+    )
+    assert [o.code for o in outcomes] == ["bridge_unavailable"] * 3  # type: ignore[union-attr]
+
+
+# ---- routing between two bridge services ------------------------------------------------------
+
+
+def test_router_sends_each_credential_to_the_bridge_holding_its_token(
+    services: Services, remote_a: RemoteBridge, remote_b: RemoteBridge
+) -> None:
+    assert services.a.serial != services.b.serial
+    dead = services.a.remote(name="dead", url=f"https://127.0.0.1:{free_port()}")
+    router = BridgeRouter([dead, remote_b, remote_a])  # an unreachable bridge is skipped
+    assert router.bridge_for(services.a.serial) is remote_a
+    assert router.bridge_for(services.b.serial) is remote_b
+    refs = [services.a.ref(RSA_ID), services.a.ref(EC_ID), services.b.ref(B_EC_ID)]
+    certificates = {ref: router.certificate(ref) for ref in refs}
+    assert certificates[refs[2]] == remote_b.certificate(refs[2])
+    assert certificates[refs[0]] == remote_a.certificate(refs[0])
+    mixed = [
+        _request(services, refs[i % 3], _mechanism(refs[i % 3].key_id), b"routed %d" % i)
+        for i in (2, 0, 2, 1, 0, 2, 2, 1)
+    ]
+    outcomes = router.sign_many(mixed)
+    assert len(outcomes) == len(mixed)
+    for request, outcome in zip(mixed, outcomes, strict=True):
+        assert isinstance(outcome, bytes), outcome
+        _verify(certificates[request.credential], request, outcome)
+    with pytest.raises(TokenNotPresent):
+        router.certificate(CredentialRef("0000000000000000", b"\x01"))
