@@ -177,7 +177,7 @@ class ActivationVerifier:
             except ActivationInvalid as exc:
                 checked.append(exc)
         valid = [a for a in checked if isinstance(a, Activation)]
-        fresh = iter(self._used.consume_many([(a.nonce, a.expires_at) for a in valid], now=now))
+        fresh = iter(self.consume_many(valid, now=now))
         outcomes: list[Activation | ActivationInvalid] = []
         for activation in checked:
             if isinstance(activation, Activation) and not next(fresh):
@@ -187,6 +187,11 @@ class ActivationVerifier:
             else:
                 outcomes.append(activation)
         return outcomes
+
+    def consume_many(self, activations: list[Activation], *, now: float) -> list[bool]:
+        """Mark checked activations used, in one durable transaction; False for each one
+        that was used before (a replay: its signature must not leave the bridge)."""
+        return self._used.consume_many([(a.nonce, a.expires_at) for a in activations], now=now)
 
     def check(
         self, sad: str, credential: CredentialRef, digest: bytes, *, now: float

@@ -21,7 +21,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from hsm_bridge.activation import ActivationInvalid, ActivationVerifier, UsedActivationStore
+from hsm_bridge.activation import (
+    Activation,
+    ActivationInvalid,
+    ActivationVerifier,
+    UsedActivationStore,
+)
 from hsm_bridge.credentials import CredentialRef
 from hsm_bridge.errors import BridgeError, CredentialNotFound, PinRequired, TokenNotPresent
 from hsm_bridge.interface import SignRequest
@@ -29,7 +34,7 @@ from hsm_bridge.inventory import CredentialEntry, TokenEntry, describe_token, li
 from hsm_bridge.pins import PinStore
 from hsm_bridge.provisioning import KeySpec, generate_key_pair, store_certificate
 from hsm_bridge.signing import find_certificate, sign_digest
-from hsm_bridge.tokens import TokenHealth, TokenLimits, TokenPool
+from hsm_bridge.tokens import PendingBatch, TokenHealth, TokenLimits, TokenPool
 
 __all__ = ["Bridge", "BridgeConfig", "ModuleConfig", "SignRequest"]
 
@@ -158,44 +163,69 @@ class Bridge:
     def sign_many(
         self, requests: Sequence[SignRequest], *, now: float | None = None
     ) -> list[bytes | BridgeError]:
-        """:meth:`sign` for each request. Activations are verified first and consumed in
-        one durable transaction; the digests of one token (and one PIN) are signed in one
-        hand-off to that token's worker. One signature or error per request, in order."""
+        """:meth:`sign` for each request; one signature or error per request, in order.
+
+        Every activation is checked (MAC, expiry, credential, digest) before its digest
+        reaches a token. The digests of one token (and one PIN) go to that token's worker
+        in one hand-off; while the tokens sign, the activations are marked used in one
+        durable transaction, and a signature leaves the bridge only when its activation
+        was fresh (a concurrent replay gets ``activation_invalid``, reason ``reused``).
+        """
         instant = time.time() if now is None else now
-        checked = self._verifier.verify_and_consume_many(
-            [(r.activation, r.credential, r.digest) for r in requests], now=instant
-        )
         outcomes: list[bytes | BridgeError | None] = [None] * len(requests)
+        activations: dict[int, Activation] = {}
         groups: dict[tuple[str, str | None], list[int]] = defaultdict(list)
-        for index, (request, activation) in enumerate(zip(requests, checked, strict=True)):
-            if isinstance(activation, ActivationInvalid):
+        for index, request in enumerate(requests):
+            try:
+                activations[index] = self._verifier.check(
+                    request.activation, request.credential, request.digest, now=instant
+                )
+            except ActivationInvalid as exc:
                 log.warning(
                     "refused a signature with credential %s: activation %s",
                     request.credential,
-                    activation.reason,
+                    exc.reason,
                 )
-                outcomes[index] = activation
-            else:
-                groups[(request.credential.token_serial, request.pin)].append(index)
-        for (serial, pin), indexes in groups.items():
-            for index, outcome in zip(
-                indexes,
-                self._sign_on_token(serial, pin, [requests[i] for i in indexes]),
-                strict=True,
-            ):
-                outcomes[index] = outcome
-        for request, outcome, activation in zip(requests, outcomes, checked, strict=True):
-            if isinstance(outcome, bytes) and not isinstance(activation, ActivationInvalid):
-                log.info(
-                    "signed a digest with credential %s for %s",
-                    request.credential,
-                    activation.subject,
-                )
+                outcomes[index] = exc
+                continue
+            groups[(request.credential.token_serial, request.pin)].append(index)
+        pending = {
+            group: self._start_on_token(group[0], group[1], [requests[i] for i in indexes])
+            for group, indexes in groups.items()
+        }
+        order = sorted(activations)
+        try:
+            consumed = self._verifier.consume_many([activations[i] for i in order], now=instant)
+        except Exception:
+            log.exception("the used-activation store failed: no signature is released")
+            for started in pending.values():  # let the workers finish and free the tokens
+                if isinstance(started, PendingBatch):
+                    started.outcomes()
+            return [
+                o if o is not None else BridgeError("the activation store failed") for o in outcomes
+            ]
+        fresh = dict(zip(order, consumed, strict=True))
+        for group, indexes in groups.items():
+            started = pending[group]
+            results = started.outcomes() if isinstance(started, PendingBatch) else started
+            for index, result in zip(indexes, results, strict=True):
+                if not fresh[index]:
+                    outcomes[index] = ActivationInvalid(
+                        "the activation was already used", reason="reused"
+                    )
+                    continue
+                outcomes[index] = result
+                if isinstance(result, bytes):
+                    log.info(
+                        "signed a digest with credential %s for %s",
+                        requests[index].credential,
+                        activations[index].subject,
+                    )
         return [o if o is not None else BridgeError("not signed") for o in outcomes]
 
-    def _sign_on_token(
+    def _start_on_token(
         self, serial: str, pin: str | None, requests: list[SignRequest]
-    ) -> list[bytes | BridgeError]:
+    ) -> PendingBatch | list[BridgeError]:
         try:
             if pin is None and not self._pins.has(serial):
                 raise PinRequired("this credential's PIN policy is signer: the PIN is missing")
@@ -217,7 +247,7 @@ class Bridge:
             )
 
         try:
-            return pool.run_many(serial, "sign", [work(r) for r in requests], pin=pin)
+            return pool.submit_many(serial, "sign", [work(r) for r in requests], pin=pin)
         except BridgeError as exc:
             return [exc] * len(requests)
 

@@ -32,7 +32,6 @@ import hashlib
 import hmac
 import logging
 import os
-import queue
 import secrets
 import threading
 import time
@@ -61,6 +60,7 @@ from hsm_bridge.errors import (
 from hsm_bridge.module import load_module
 
 __all__ = [
+    "PendingBatch",
     "TokenHealth",
     "TokenLimits",
     "TokenPool",
@@ -144,10 +144,67 @@ class TokenHealth:
     last_error_at: float | None = None
 
 
-@dataclass(eq=False)
 class _Job:
-    done: bool = False
-    timed_out: bool = False
+    """One hand-off to a token's worker: results arrive in order; ``finished`` is set
+    when all have. ``done``/``timed_out`` are guarded by the token's lock."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.items: list[Any] = []
+        self.finished = threading.Event()
+        self.done = False
+        self.timed_out = False
+        self._lock = threading.Lock()
+        if expected == 0:
+            self.finished.set()
+
+    def put(self, item: tuple[int, Any]) -> None:
+        """Record the next result (``(index, outcome)``, in order)."""
+        with self._lock:
+            self.items.append(item[1])
+            if len(self.items) >= self.expected:
+                self.finished.set()
+
+    def snapshot(self) -> list[Any]:
+        """The results so far."""
+        with self._lock:
+            return list(self.items)
+
+
+class PendingBatch:
+    """Work handed to a token's worker (:meth:`TokenPool.submit_many`)."""
+
+    def __init__(self, state: _Token, job: _Job, operation: str, timeout: float) -> None:
+        self._state = state
+        self._job = job
+        self._operation = operation
+        self._timeout = timeout
+
+    def outcomes(self) -> list[Any]:
+        """Wait for every result; when the worker makes no progress for the token's
+        timeout, mark the token unhealthy and fail the rest with ``token_timeout``. The
+        caller wakes up at the end or once per timeout, never once per item."""
+        job, state = self._job, self._state
+        seen = 0
+        deadline = time.monotonic() + self._timeout
+        while not job.finished.wait(max(0.001, deadline - time.monotonic())):
+            count = len(job.snapshot())
+            if count > seen:
+                seen, deadline = count, time.monotonic() + self._timeout
+                continue
+            with state.lock:
+                if not job.done:
+                    job.timed_out = True
+                    state.stuck += 1
+            items = job.snapshot()
+            if job.timed_out:
+                _note_error(state, "token_timeout")
+                log.error("token %s did not answer in time; marked unhealthy", state.serial)
+                timed_out = TokenTimeout(f"the token did not answer within {self._timeout:g} s")
+                metrics.count(state.serial, self._operation, timed_out.code)
+                return items + [timed_out] * (job.expected - len(items))
+            break
+        return job.snapshot()
 
 
 @dataclass(eq=False)
@@ -431,6 +488,19 @@ class TokenPool:
         to a worker thread for the whole list); each item has the token's timeout.
         Returns one result or :class:`BridgeError` per item, in order; an item that
         fails does not stop the others (except a timeout, which fails the rest)."""
+        return self.submit_many(serial, operation, works, pin=pin).outcomes()
+
+    def submit_many(
+        self,
+        serial: str,
+        operation: str,
+        works: Sequence[Callable[[Any], T]],
+        *,
+        pin: str | None = None,
+    ) -> PendingBatch:
+        """Like :meth:`run_many`, but return as soon as the work is handed to the token's
+        worker; :meth:`PendingBatch.outcomes` waits for it. Raises ``token_busy`` and
+        ``token_unhealthy`` at once."""
         state = self._token(serial)
         if state.stuck:
             raise_and_count(
@@ -445,39 +515,14 @@ class TokenPool:
                 if not state.slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
                     raise_and_count(state, operation, TokenBusy("the token is busy"))
                 taken += 1
-        except BridgeError:
-            for _ in range(taken):
-                state.slots.release()
-            raise
-        # The operation itself gets the whole timeout, however long it queued.
-        deadline = time.monotonic() + timeout
-        results: queue.SimpleQueue[tuple[int, Any]] = queue.SimpleQueue()
-        try:
             executor = self._workers()
         except BridgeError:
             for _ in range(taken):
                 state.slots.release()
             raise
-        job = _Job()
-        executor.submit(self._work, state, job, operation, works, pin, taken, results)
-        outcomes: list[T | BridgeError] = []
-        for index in range(len(works)):
-            try:
-                _, outcome = results.get(timeout=max(0.001, deadline - time.monotonic()))
-            except queue.Empty:
-                with state.lock:
-                    if not job.done:
-                        job.timed_out = True
-                        state.stuck += 1
-                _note_error(state, "token_timeout")
-                log.error("token %s did not answer in time; marked unhealthy", state.serial)
-                timed_out = TokenTimeout(f"the token did not answer within {timeout:g} s")
-                metrics.count(state.serial, operation, timed_out.code)
-                outcomes.extend([timed_out] * (len(works) - index))
-                break
-            outcomes.append(outcome)
-            deadline = time.monotonic() + timeout
-        return outcomes
+        job = _Job(expected=len(works))
+        executor.submit(self._work, state, job, operation, works, pin, taken, job)
+        return PendingBatch(state, job, operation, timeout)
 
     def _work(
         self,
@@ -487,7 +532,7 @@ class TokenPool:
         works: Sequence[Callable[[Any], Any]],
         pin: str | None,
         taken: int,
-        results: queue.SimpleQueue[tuple[int, Any]],
+        results: _Job,
     ) -> None:
         try:
             if pin is None:
@@ -515,7 +560,7 @@ class TokenPool:
         state: _Token,
         operation: str,
         works: Sequence[Callable[[Any], Any]],
-        results: queue.SimpleQueue[tuple[int, Any]],
+        results: _Job,
     ) -> None:
         session: Any = None
         generation = 0
@@ -559,7 +604,7 @@ class TokenPool:
         operation: str,
         works: Sequence[Callable[[Any], Any]],
         pin: str,
-        results: queue.SimpleQueue[tuple[int, Any]],
+        results: _Job,
     ) -> None:
         # The token is otherwise idle (all its slots are ours): log out what the pool
         # holds, so that this C_Login really checks the signer's PIN.

@@ -32,6 +32,8 @@ credentials_app = typer.Typer(no_args_is_help=True, help="Keys and certificates 
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(credentials_app, name="credentials")
 app.add_typer(audit_app, name="audit")
+users_app = typer.Typer(no_args_is_help=True, help="Signers and administrators.")
+app.add_typer(users_app, name="users")
 bridge_app = typer.Typer(
     no_args_is_help=True, help="The bridge as a service on the secure host with the tokens."
 )
@@ -295,6 +297,109 @@ def credentials_pin_policy(
     finally:
         db.dispose()
     typer.echo(f"credential {credential_id}: PIN policy {policy}")
+
+
+@users_app.command("add")
+def users_add(
+    username: Annotated[str, typer.Argument()],
+    display_name: Annotated[str, typer.Option(help="full name, as on the certificate")],
+    role: Annotated[str, typer.Option(help="leader, clerk or admin")] = "leader",
+    data_dir: DataDir = Path("var"),
+) -> None:
+    """Add a user; prints a one-time password (the user enrols TOTP on the tablet)."""
+    from gateway.db import Database
+    from gateway.enrolment import add_user
+    from gateway.errors import GatewayError
+
+    settings = load_settings(data_dir)
+    db = Database(settings.effective_database_url)
+    try:
+        user = add_user(db, username, display_name, role, now=dt.datetime.now(dt.UTC))
+    except GatewayError as exc:
+        typer.echo(f"{exc.code}: {exc.detail}", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        db.dispose()
+    typer.echo(f"user {user.username} added; one-time password: {user.password}")
+
+
+@credentials_app.command("register")
+def credentials_register(
+    username: Annotated[str, typer.Argument(help="the signer")],
+    token: Annotated[str, typer.Option(help="token serial number")],
+    key_id: Annotated[str, typer.Option(help="CKA_ID of the key, hex")],
+    mechanism: Annotated[
+        str | None, typer.Option(help="rsa_pkcs_sha256, rsa_pss_sha256 or ecdsa_sha256")
+    ] = None,
+    pin_policy: Annotated[str, typer.Option(help="stored or signer")] = "stored",
+    chain: Annotated[Path | None, typer.Option(help="PEM file with the issuing CA chain")] = None,
+    data_dir: DataDir = Path("var"),
+) -> None:
+    """Register a key found on a token (see `credentials list`) as the user's credential;
+    the newest registered credential of a user is the one used for new requests."""
+    from gateway.db import Database
+    from gateway.enrolment import register_credential
+    from gateway.errors import GatewayError
+    from hsm_bridge.credentials import SignatureMechanism
+
+    settings = load_settings(data_dir)
+    db = Database(settings.effective_database_url)
+    try:
+        credential = register_credential(
+            db,
+            _bridge(settings),
+            username,
+            token,
+            bytes.fromhex(key_id),
+            mechanism=SignatureMechanism(mechanism) if mechanism else None,
+            pin_policy=pin_policy,
+            chain_pem=chain.read_text("ascii") if chain else "",
+            now=dt.datetime.now(dt.UTC),
+        )
+    except (GatewayError, BridgeError, ValueError) as exc:
+        code = getattr(exc, "code", "parameter_invalid")
+        detail = getattr(exc, "detail", None) or getattr(exc, "message", None) or str(exc)
+        typer.echo(f"{code}: {detail}", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        db.dispose()
+    typer.echo(
+        f"credential {credential.id} registered for {username} "
+        f"(certificate SHA-256 {credential.certificate_sha256})"
+    )
+
+
+@credentials_app.command("revoke")
+def credentials_revoke(
+    credential_id: Annotated[str, typer.Argument(help="the gateway's credential id")],
+    data_dir: DataDir = Path("var"),
+) -> None:
+    """Stop using a credential at once (staff rotation, lost token, revoked certificate);
+    pending requests bound to it fail at signing with ``certificate_revoked``. Audited."""
+    from gateway import audit
+    from gateway.db import Database
+    from gateway.models import Credential
+
+    settings = load_settings(data_dir)
+    db = Database(settings.effective_database_url)
+    now = dt.datetime.now(dt.UTC)
+    try:
+        with db.transaction() as session:
+            credential = session.get(Credential, credential_id)
+            if credential is None:
+                typer.echo(f"no credential {credential_id}", err=True)
+                raise typer.Exit(1)
+            credential.revoked_at = credential.revoked_at or now
+            audit.record(
+                session,
+                actor="admin:cli",
+                action="credential.revoked",
+                now=now,
+                detail={"credential": credential_id},
+            )
+    finally:
+        db.dispose()
+    typer.echo(f"credential {credential_id} revoked")
 
 
 def _bridge(settings: Settings) -> BridgeClient:

@@ -218,3 +218,20 @@ def test_a_forked_worker_initialises_pkcs11_again_and_signs(
     assert message == b"ok"
     # the parent's own sessions still work after the child is gone
     assert bridge.certificate(ref) == certificate
+
+
+def test_one_activation_replayed_by_ten_threads_releases_one_signature(
+    installation, demo_keys, issuer, tmp_path
+):
+    bridge = _bridge(installation, TokenLimits(max_sessions=2, timeout_seconds=30), tmp_path)
+    ref, mechanism = demo_keys["clerk1"]
+    digest = hashlib.sha256(b"replayed").digest()
+    sad = issuer.issue(ref, digest, subject="replay", now=time.time(), ttl_seconds=60)
+    request = SignRequest(ref, digest, mechanism, sad)
+    with ThreadPoolExecutor(10) as threads:
+        outcomes = list(threads.map(lambda _: bridge.sign_many([request])[0], range(10)))
+    signatures = [o for o in outcomes if isinstance(o, bytes)]
+    refusals = [o for o in outcomes if not isinstance(o, bytes)]
+    assert len(signatures) == 1
+    assert {(r.code, r.reason) for r in refusals} == {("activation_invalid", "reused")}
+    _verify(bridge.certificate(ref), digest, signatures[0])

@@ -1,0 +1,148 @@
+"""Administration of signers: adding a user, and registering a credential found on a
+token (token serial + CKA_ID) for a user. Used by the ``users add`` and ``credentials
+register`` commands; every change is audited."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from sqlalchemy import select
+
+from gateway import audit
+from gateway.db import Database
+from gateway.errors import ParameterInvalid, SignerUnknown
+from gateway.models import Credential, User
+from gateway.passwords import hash_password
+from hsm_bridge import BridgeClient, CredentialRef
+from hsm_bridge.credentials import SignatureMechanism
+
+__all__ = ["ROLES", "NewUser", "add_user", "register_credential"]
+
+ROLES = ("leader", "clerk", "admin")
+
+
+@dataclass(frozen=True, slots=True)
+class NewUser:
+    """A user just added and the one-time password to hand over (shown once)."""
+
+    id: str
+    username: str
+    password: str
+
+
+def add_user(
+    db: Database, username: str, display_name: str, role: str, *, now: dt.datetime
+) -> NewUser:
+    """Create a user with a random password (argon2-hashed; returned once). The user
+    enrols an authenticator (TOTP) from the tablet after the first login.
+
+    Raises :class:`ParameterInvalid` for an unknown role or a username already taken."""
+    if role not in ROLES:
+        raise ParameterInvalid(f"role must be one of {', '.join(ROLES)}")
+    if not username or len(username) > 64 or not username.isprintable():
+        raise ParameterInvalid("username must be 1 to 64 printable characters")
+    password = secrets.token_urlsafe(12)
+    with db.transaction() as session:
+        if session.scalar(select(User).where(User.username == username)) is not None:
+            raise ParameterInvalid(f"the username {username!r} is taken")
+        user = User(
+            id=str(uuid.uuid4()),
+            username=username,
+            display_name=display_name,
+            role=role,
+            password_hash=hash_password(password),
+            totp_failures=0,
+            login_failures=0,
+            created_at=now,
+        )
+        session.add(user)
+        audit.record(
+            session,
+            actor="admin:cli",
+            action="user.added",
+            now=now,
+            detail={"user": username, "role": role},
+        )
+    return NewUser(user.id, username, password)
+
+
+def register_credential(
+    db: Database,
+    bridge: BridgeClient,
+    username: str,
+    token_serial: str,
+    key_id: bytes,
+    *,
+    mechanism: SignatureMechanism | None = None,
+    pin_policy: str = "stored",
+    chain_pem: str = "",
+    now: dt.datetime,
+) -> Credential:
+    """Register the key with CKA_ID ``key_id`` on token ``token_serial`` as ``username``'s
+    credential. The certificate is read from the token; the inventory must show the key
+    as ``ok`` (certificate present, unambiguous, certifying this very key). The mechanism
+    defaults to RSA PKCS#1 v1.5 for RSA keys and ECDSA for EC keys.
+
+    Raises :class:`SignerUnknown`, :class:`ParameterInvalid` (ambiguous or mismatched
+    key, mechanism that does not fit the key, unknown PIN policy) and bridge errors
+    (``token_not_present``, ``credential_not_found``)."""
+    if pin_policy not in ("stored", "signer"):
+        raise ParameterInvalid("pin_policy must be stored or signer")
+    entries = [e for e in bridge.credentials(token_serial) if e.key_id == key_id.hex()]
+    if not entries:
+        raise ParameterInvalid("no private key with this CKA_ID on the token")
+    if entries[0].status != "ok":
+        raise ParameterInvalid(
+            f"the key is {entries[0].status}: {'; '.join(entries[0].problems) or 'no certificate'}"
+        )
+    der = bridge.certificate(CredentialRef(token_serial, key_id))
+    public = x509.load_der_x509_certificate(der).public_key()
+    key_type = "rsa" if isinstance(public, rsa.RSAPublicKey) else "ec"
+    if not isinstance(public, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
+        raise ParameterInvalid("only RSA and EC keys are supported")
+    if mechanism is None:
+        mechanism = (
+            SignatureMechanism.RSA_PKCS_SHA256
+            if key_type == "rsa"
+            else SignatureMechanism.ECDSA_SHA256
+        )
+    if mechanism.key_type != key_type:
+        raise ParameterInvalid(f"{mechanism} does not fit this {key_type.upper()} key")
+    with db.transaction() as session:
+        user = session.scalar(select(User).where(User.username == username))
+        if user is None:
+            raise SignerUnknown(f"no user {username!r}")
+        credential = Credential(
+            id=f"cred-{username}-{key_id.hex()[:8]}-{secrets.token_hex(2)}",
+            user_id=user.id,
+            token_serial=token_serial,
+            key_id=key_id.hex(),
+            mechanism=mechanism.value,
+            pin_policy=pin_policy,
+            certificate_der=der,
+            certificate_sha256=hashlib.sha256(der).hexdigest(),
+            chain_pem=chain_pem,
+            created_at=now,
+        )
+        session.add(credential)
+        audit.record(
+            session,
+            actor="admin:cli",
+            action="credential.registered",
+            now=now,
+            detail={
+                "user": username,
+                "credential": credential.id,
+                "token_serial": token_serial,
+                "certificate_sha256": credential.certificate_sha256,
+                "pin_policy": pin_policy,
+            },
+        )
+    return credential
+

@@ -1,0 +1,122 @@
+"""What the clerk administering tokens does with the command line: add a user, register
+a key found on a token as that user's credential (checked against the token), refuse
+what does not fit, and revoke a credential. Real commands, real tokens, real database."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+from sqlalchemy import select
+
+from gateway.models import AuditEntry, Credential, User
+
+
+def _cli(installation, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "signing_gateway.cli",
+            *args,
+            "--data-dir",
+            str(installation.data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ),
+    )
+
+
+def _org1_key(db) -> tuple[str, str]:
+    with db.transaction() as session:
+        user = session.scalar(select(User).where(User.username == "org1"))
+        cred = session.scalar(select(Credential).where(Credential.user_id == user.id))
+        return cred.token_serial, cred.key_id
+
+
+def test_add_a_user_register_a_credential_and_revoke_it(installation, db, server):
+    added = _cli(
+        installation, "users", "add", "vt-mai", "--display-name", "Lê Thị Mai", "--role", "clerk"
+    )
+    assert added.returncode == 0, added.stderr
+    password = re.search(r"one-time password: (\S+)", added.stdout).group(1)
+    serial, key_id = _org1_key(db)
+
+    registered = _cli(
+        installation, "credentials", "register", "vt-mai", "--token", serial, "--key-id", key_id
+    )
+    assert registered.returncode == 0, registered.stderr
+    credential_id = re.search(r"credential (\S+) registered", registered.stdout).group(1)
+    with db.transaction() as session:
+        credential = session.get(Credential, credential_id)
+        assert (credential.token_serial, credential.key_id) == (serial, key_id)
+        assert credential.mechanism == "rsa_pkcs_sha256" and credential.pin_policy == "stored"
+        actions = set(session.scalars(select(AuditEntry.action)))
+    assert {"user.added", "credential.registered"} <= actions
+
+    with server.tablet("vt-mai", password) as tablet:
+        assert tablet.get("/mobile/v1/signing-requests").status_code == 200
+
+    revoked = _cli(installation, "credentials", "revoke", credential_id)
+    assert revoked.returncode == 0, revoked.stderr
+    with db.transaction() as session:
+        assert session.get(Credential, credential_id).revoked_at is not None
+    verified = _cli(installation, "audit", "verify")
+    assert verified.returncode == 0 and "intact" in verified.stdout
+
+
+def test_registration_refuses_what_does_not_fit(installation, db):
+    serial, key_id = _org1_key(db)
+    wrong_mechanism = _cli(
+        installation,
+        "credentials",
+        "register",
+        "org1",
+        "--token",
+        serial,
+        "--key-id",
+        key_id,
+        "--mechanism",
+        "ecdsa_sha256",
+    )
+    assert wrong_mechanism.returncode == 1
+    assert "parameter_invalid" in wrong_mechanism.stderr and "RSA" in wrong_mechanism.stderr
+    no_token = _cli(
+        installation, "credentials", "register", "org1", "--token", "nosuchserial", "--key-id", "01"
+    )
+    assert no_token.returncode == 1 and "token_not_present" in no_token.stderr
+    no_key = _cli(
+        installation, "credentials", "register", "org1", "--token", serial, "--key-id", "abcdef"
+    )
+    assert no_key.returncode == 1 and "no private key with this CKA_ID" in no_key.stderr
+    no_user = _cli(
+        installation, "credentials", "register", "nobody", "--token", serial, "--key-id", key_id
+    )
+    assert no_user.returncode == 1 and "signer_unknown" in no_user.stderr
+    taken = _cli(installation, "users", "add", "org1", "--display-name", "x")
+    assert taken.returncode == 1 and "taken" in taken.stderr
+
+
+def test_tokens_list_shows_present_tokens_and_the_missing_ones_credentials_need(
+    installation, db, box
+):
+    import json
+
+    from tests.factories import make_signer
+
+    person = make_signer(db, box, like="clerk1")
+    with db.transaction() as session:
+        session.get(Credential, person.credential_id).token_serial = "pulled-out-0001"
+    listed = _cli(installation, "tokens", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    tokens = {t["serial"]: t for t in json.loads(listed.stdout)}
+    assert tokens["pulled-out-0001"]["present"] is False
+    assert tokens["pulled-out-0001"]["state"] == "removed"
+    leader = next(t for t in tokens.values() if t["label"] == "leader1")
+    assert leader["present"] and leader["state"] == "ok"
+    assert "login_required" in leader["flags"] and "RSA_PKCS_PSS" in leader["mechanisms"]
+    assert leader["module"].endswith("libsofthsm2.so")
