@@ -5,17 +5,20 @@ BIN := $(VENV)/bin
 DATA_DIR ?= var
 PORT ?= 8000
 
-.PHONY: demo test lint system-deps venv clean
+.PHONY: demo test lint system-deps system-deps-test venv clean
 
 demo: system-deps $(BIN)/signing-gateway
 	$(BIN)/signing-gateway demo --data-dir $(DATA_DIR) --port $(PORT)
 
-test: system-deps $(BIN)/signing-gateway
+test: system-deps-test $(BIN)/signing-gateway
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
 system-deps:
 	@scripts/system-deps.sh
+
+system-deps-test:
+	@scripts/system-deps.sh --test
 
 venv: $(BIN)/signing-gateway
 

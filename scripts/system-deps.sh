@@ -4,8 +4,14 @@
 #   poppler-utils  - pdfsig, the independent validator the demo and tests use
 #   python3-venv   - to create the project's virtual environment
 #   fonts-dejavu-core - a font with full Vietnamese coverage for visible signatures
+# With --test also:
+#   gcc, libc6-dev - the tests compile a small PKCS#11 fault-injection shim
 set -euo pipefail
 need=()
+if [ "${1:-}" = "--test" ]; then
+  command -v gcc >/dev/null 2>&1 || need+=(gcc)
+  [ -e /usr/include/dlfcn.h ] || need+=(libc6-dev)
+fi
 command -v softhsm2-util >/dev/null 2>&1 || need+=(softhsm2)
 command -v pdfsig >/dev/null 2>&1 || need+=(poppler-utils)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
