@@ -52,7 +52,9 @@ class TokenEntry:
 @dataclass(frozen=True, slots=True)
 class CredentialEntry:
     """A key found on a token. ``status`` is ``ok``, ``no_certificate``,
-    ``ambiguous`` or ``key_mismatch`` (the certificate certifies another key)."""
+    ``ambiguous`` or ``key_mismatch`` (the certificate certifies another key). ``chain``:
+    subjects (RFC 4514) of the CA certificates stored on the token above the key's
+    certificate, issuer first."""
 
     token_serial: str
     key_id: str  # CKA_ID, hex
@@ -64,6 +66,7 @@ class CredentialEntry:
     not_after: str | None
     status: str
     problems: list[str] = field(default_factory=list)
+    chain: list[str] = field(default_factory=list)  # issuers found on the token, upwards
 
 
 _SIGNING_MECHANISMS = {
@@ -182,6 +185,30 @@ def list_credentials(session: Any) -> list[CredentialEntry]:
                 not_after=certificate.not_valid_after_utc.isoformat() if certificate else None,
                 status=status,
                 problems=problems,
+                chain=_chain_on_token(certificate, certs) if certificate else [],
             )
         )
     return entries
+
+
+def _chain_on_token(certificate: x509.Certificate, objects: list[Any]) -> list[str]:
+    """Follow issuer names through the certificates stored on the token (at most 5
+    levels; a self-signed certificate ends the chain)."""
+    by_subject: dict[bytes, x509.Certificate] = {}
+    for obj in objects:
+        try:
+            cert = x509.load_der_x509_certificate(bytes(obj[Attribute.VALUE]))
+        except ValueError:
+            continue
+        by_subject.setdefault(cert.subject.public_bytes(), cert)
+    chain: list[str] = []
+    current = certificate
+    for _ in range(5):
+        if current.issuer == current.subject:
+            break
+        issuer = by_subject.get(current.issuer.public_bytes())
+        if issuer is None:
+            break
+        chain.append(issuer.subject.rfc4514_string())
+        current = issuer
+    return chain

@@ -44,6 +44,12 @@ SCRIPT = textwrap.dedent(
     bridge._pool(serial).run(
         serial, "store", lambda session: store_certificate(session, other, b"\\x01", "old")
     )
+    # the issuing CA's certificate stored on the token too: the chain of the credentials
+    from cryptography import x509 as cx509
+    issuing = cx509.load_pem_x509_certificate(pki.issuing_path.read_bytes())
+    bridge._pool(serial).run(
+        serial, "store", lambda session: store_certificate(session, issuing, b"\\xca", "ca")
+    )
     print(serial)
     """
 )
@@ -79,6 +85,7 @@ def test_ambiguous_credentials_are_reported(installation):
     assert "several certificates share this CKA_ID" in by_id["01"]["problems"]
     assert by_id["02"]["status"] == by_id["03"]["status"] == "ambiguous"
     assert "several private keys share this label" in by_id["02"]["problems"]
+    assert len(by_id["02"]["chain"]) == 1 and "CN=" in by_id["02"]["chain"][0]
 
     demo = json.loads(listed.stdout)  # the same listing holds the demo tokens too
     leader = [e for e in demo if e["label"] == "leader1"]
