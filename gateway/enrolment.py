@@ -145,4 +145,3 @@ def register_credential(
             },
         )
     return credential
-

@@ -514,9 +514,7 @@ class SigningService:
                 now=time.time(),
                 ttl_seconds=self.settings.activation_ttl_seconds,
             )
-            return self.bridge.sign(
-                SignRequest(ref, digest, mechanism, activation, pin=token_pin)
-            )
+            return self.bridge.sign(SignRequest(ref, digest, mechanism, activation, pin=token_pin))
 
         signer = RemoteSigner(token_certificate, chain, sign_digest, mechanism)
         timestamper = None

@@ -4,6 +4,7 @@ tokens, the per-token session limit, busy and stuck tokens, and a forked worker.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -149,7 +150,8 @@ def test_a_busy_token_answers_token_busy_within_the_timeout(installation, demo_k
             pool.run(ref.token_serial, "sign", lambda s: b"never runs")
         waited = time.monotonic() - begin
         release.set()
-        with pytest.raises(TokenTimeout):
+        # the holder itself ran for about its own timeout: it may or may not have timed out
+        with contextlib.suppress(TokenTimeout):
             holder.result()
     assert caught.value.code == "token_busy" and caught.value.retryable
     assert 0.4 < waited < 3
