@@ -513,6 +513,7 @@ class SigningService:
                 subject=request.id,
                 now=time.time(),
                 ttl_seconds=self.settings.activation_ttl_seconds,
+                mechanism=mechanism.value,
             )
             return self.bridge.sign(SignRequest(ref, digest, mechanism, activation, pin=token_pin))
 

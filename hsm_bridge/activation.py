@@ -69,19 +69,24 @@ class ActivationIssuer:
         subject: str,
         now: float,
         ttl_seconds: int,
+        mechanism: str | None = None,
     ) -> str:
         """Return a SAD (ASCII text) for signing ``digest`` (32 bytes) with
-        ``credential``, valid for ``ttl_seconds`` from ``now`` (POSIX seconds)."""
+        ``credential``, valid for ``ttl_seconds`` from ``now`` (POSIX seconds); with
+        ``mechanism`` (a :class:`SignatureMechanism` value) it is bound to that one too."""
         if len(digest) != 32:
             raise ValueError("digest must be 32 bytes (SHA-256)")
+        fields = {
+            "cred": str(credential),
+            "dig": digest.hex(),
+            "exp": int(now) + ttl_seconds,
+            "nonce": secrets.token_hex(16),
+            "sub": subject,
+        }
+        if mechanism is not None:
+            fields["mech"] = str(mechanism)
         payload = json.dumps(
-            {
-                "cred": str(credential),
-                "dig": digest.hex(),
-                "exp": int(now) + ttl_seconds,
-                "nonce": secrets.token_hex(16),
-                "sub": subject,
-            },
+            fields,
             sort_keys=True,
             separators=(",", ":"),
         ).encode()
@@ -111,6 +116,22 @@ class UsedActivationStore:
             " nonce TEXT PRIMARY KEY, expires_at INTEGER NOT NULL)"
         )
         self._pruned_at = 0.0
+
+    def used(self, nonces: list[str]) -> set[str]:
+        """Which of ``nonces`` are recorded as used already (a read, no transaction)."""
+        if not nonces:
+            return set()
+        with self._lock:
+            found: set[str] = set()
+            for start in range(0, len(nonces), 500):
+                chunk = nonces[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = self._conn.execute(
+                    f"SELECT nonce FROM used_activation WHERE nonce IN ({marks})",  # noqa: S608
+                    chunk,
+                ).fetchall()
+                found.update(row[0] for row in rows)
+            return found
 
     def consume(self, nonce: str, expires_at: int, *, now: float) -> bool:
         """Record ``nonce`` as used. Return False when it was used before."""
@@ -188,15 +209,26 @@ class ActivationVerifier:
                 outcomes.append(activation)
         return outcomes
 
+    def already_used(self, activations: list[Activation]) -> set[str]:
+        """Nonces among ``activations`` that are recorded as used (replays)."""
+        return self._used.used([a.nonce for a in activations])
+
     def consume_many(self, activations: list[Activation], *, now: float) -> list[bool]:
         """Mark checked activations used, in one durable transaction; False for each one
         that was used before (a replay: its signature must not leave the bridge)."""
         return self._used.consume_many([(a.nonce, a.expires_at) for a in activations], now=now)
 
     def check(
-        self, sad: str, credential: CredentialRef, digest: bytes, *, now: float
+        self,
+        sad: str,
+        credential: CredentialRef,
+        digest: bytes,
+        *,
+        now: float,
+        mechanism: str | None = None,
     ) -> Activation:
-        """Verify ``sad`` like :meth:`verify_and_consume` without consuming it."""
+        """Verify ``sad`` like :meth:`verify_and_consume` without consuming it. A SAD
+        bound to a mechanism is refused for another one (``wrong_mechanism``)."""
         try:
             payload_b64, mac_b64 = sad.split(".")
             payload, mac = _unb64(payload_b64), _unb64(mac_b64)
@@ -224,4 +256,9 @@ class ActivationVerifier:
             )
         if not hmac.compare_digest(activation.digest, digest):
             raise ActivationInvalid("the activation is for another digest", reason="wrong_digest")
+        bound = fields.get("mech")
+        if bound is not None and mechanism is not None and str(bound) != str(mechanism):
+            raise ActivationInvalid(
+                "the activation is for another mechanism", reason="wrong_mechanism"
+            )
         return activation

@@ -170,6 +170,9 @@ class Bridge:
         in one hand-off; while the tokens sign, the activations are marked used in one
         durable transaction, and a signature leaves the bridge only when its activation
         was fresh (a concurrent replay gets ``activation_invalid``, reason ``reused``).
+        Activations already recorded as used, or used twice in the batch, never reach a
+        token; with a signer's PIN the activation is recorded *before* the token is
+        touched, so one activation carries at most one PIN attempt.
         """
         instant = time.time() if now is None else now
         outcomes: list[bytes | BridgeError | None] = [None] * len(requests)
@@ -178,7 +181,11 @@ class Bridge:
         for index, request in enumerate(requests):
             try:
                 activations[index] = self._verifier.check(
-                    request.activation, request.credential, request.digest, now=instant
+                    request.activation,
+                    request.credential,
+                    request.digest,
+                    now=instant,
+                    mechanism=request.mechanism.value,
                 )
             except ActivationInvalid as exc:
                 log.warning(
@@ -188,12 +195,43 @@ class Bridge:
                 )
                 outcomes[index] = exc
                 continue
-            groups[(request.credential.token_serial, request.pin)].append(index)
+        # Replays never reach a token: nonces already recorded, and the second use of a
+        # nonce within this batch, are refused before any C_Login or C_Sign.
+        replayed = self._verifier.already_used(list(activations.values()))
+        seen: set[str] = set()
+        for index in sorted(activations):
+            nonce = activations[index].nonce
+            if nonce in replayed or nonce in seen:
+                outcomes[index] = ActivationInvalid(
+                    "the activation was already used", reason="reused"
+                )
+                del activations[index]
+                continue
+            seen.add(nonce)
+            groups[(requests[index].credential.token_serial, requests[index].pin)].append(index)
+        # A signer's PIN is tried only under an activation already recorded as used, so
+        # one activation can never carry more than one PIN attempt.
+        early = [i for i in sorted(activations) if requests[i].pin is not None]
+        try:
+            fresh_early = self._verifier.consume_many([activations[i] for i in early], now=instant)
+        except Exception:
+            log.exception("the used-activation store failed: no signature is made")
+            return [
+                o if o is not None else BridgeError("the activation store failed") for o in outcomes
+            ]
+        for index, fresh in zip(early, fresh_early, strict=True):
+            if not fresh:
+                outcomes[index] = ActivationInvalid(
+                    "the activation was already used", reason="reused"
+                )
+                group = (requests[index].credential.token_serial, requests[index].pin)
+                groups[group].remove(index)
+        groups = {g: idx for g, idx in groups.items() if idx}
         pending = {
             group: self._start_on_token(group[0], group[1], [requests[i] for i in indexes])
             for group, indexes in groups.items()
         }
-        order = sorted(activations)
+        order = [i for i in sorted(activations) if requests[i].pin is None]
         try:
             consumed = self._verifier.consume_many([activations[i] for i in order], now=instant)
         except Exception:
@@ -205,6 +243,7 @@ class Bridge:
                 o if o is not None else BridgeError("the activation store failed") for o in outcomes
             ]
         fresh = dict(zip(order, consumed, strict=True))
+        fresh.update(dict.fromkeys(early, True))  # the stale ones left their groups above
         for group, indexes in groups.items():
             started = pending[group]
             results = started.outcomes() if isinstance(started, PendingBatch) else started

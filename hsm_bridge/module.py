@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pkcs11
+import pkcs11.exceptions as p11e
 from pkcs11 import _pkcs11
 
 __all__ = ["LoadedModule", "load_module"]
@@ -50,12 +51,23 @@ class _Version(ctypes.Structure):
 
 _InitFn = ctypes.CFUNCTYPE(ctypes.c_ulong, ctypes.POINTER(_InitArgs))
 _FinalizeFn = ctypes.CFUNCTYPE(ctypes.c_ulong, ctypes.c_void_p)
+_LoginFn = ctypes.CFUNCTYPE(
+    ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_char_p, ctypes.c_ulong
+)
+_LogoutFn = ctypes.CFUNCTYPE(ctypes.c_ulong, ctypes.c_ulong)
 
 
 class _FunctionListHead(ctypes.Structure):
-    """The first members of CK_FUNCTION_LIST: version, C_Initialize, C_Finalize."""
+    """The first members of CK_FUNCTION_LIST (PKCS#11 v2.40 §3.6), up to C_Logout."""
 
-    _fields_ = [("version", _Version), ("C_Initialize", _InitFn), ("C_Finalize", _FinalizeFn)]
+    _fields_ = [
+        ("version", _Version),
+        ("C_Initialize", _InitFn),
+        ("C_Finalize", _FinalizeFn),
+        *[(f"_unused{i}", ctypes.c_void_p) for i in range(2, 18)],
+        ("C_Login", _LoginFn),
+        ("C_Logout", _LogoutFn),
+    ]
 
 
 def _function_list(path: str) -> _FunctionListHead:
@@ -93,15 +105,60 @@ _LOCK = threading.Lock()
 _LOADED: dict[str, LoadedModule] = {}
 
 
+CKU_USER = 1
+
+# C_Login / C_Logout answers, as python-pkcs11's exception classes.
+_ERRORS: dict[int, type[p11e.PKCS11Error]] = {
+    0x30: p11e.DeviceError,
+    0x32: p11e.DeviceRemoved,
+    0xA0: p11e.PinIncorrect,
+    0xA1: p11e.PinInvalid,
+    0xA2: p11e.PinLenRange,
+    0xA4: p11e.PinLocked,
+    0xB3: p11e.SessionHandleInvalid,
+    0xE0: p11e.TokenNotPresent,
+    0x100: p11e.UserAlreadyLoggedIn,
+    0x101: p11e.UserNotLoggedIn,
+}
+
+
+def _raise_for(rv: int) -> None:
+    if rv == CKR_OK:
+        return
+    cls = _ERRORS.get(rv)
+    raise cls() if cls is not None else p11e.PKCS11Error(f"CKR {rv:#x}")
+
+
 @dataclass(eq=False)
 class LoadedModule:
     """A PKCS#11 module initialised in process ``pid``: the python-pkcs11 ``lib`` and
-    whether it may be called from several threads at once (``thread_safe``)."""
+    whether it may be called from several threads at once (``thread_safe``).
+
+    :meth:`login` and :meth:`logout` call C_Login / C_Logout on a session handle
+    directly: python-pkcs11 only logs in while opening a session, and leaks that session
+    when the PIN is wrong."""
 
     path: str
     lib: Any
     thread_safe: bool
     pid: int
+    _functions: Any = None
+
+    def _head(self) -> _FunctionListHead:
+        if self._functions is None:
+            self._functions = _function_list(self.path)
+        return self._functions  # type: ignore[no-any-return]
+
+    def login(self, handle: int, pin: str) -> None:
+        """C_Login(CKU_USER) on session ``handle``. Raises python-pkcs11's exception
+        for the answer (PinIncorrect, PinLocked, UserAlreadyLoggedIn...)."""
+        data = pin.encode("utf-8")
+        _raise_for(self._head().C_Login(handle, CKU_USER, data, len(data)))
+
+    def logout(self, handle: int) -> None:
+        """C_Logout on session ``handle`` (ends the login of every session of the
+        token in this process)."""
+        _raise_for(self._head().C_Logout(handle))
 
 
 def load_module(path: str) -> LoadedModule:

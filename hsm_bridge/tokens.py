@@ -57,7 +57,7 @@ from hsm_bridge.errors import (
     TokenUnhealthy,
     from_pkcs11_error,
 )
-from hsm_bridge.module import load_module
+from hsm_bridge.module import LoadedModule, load_module
 
 __all__ = [
     "PendingBatch",
@@ -215,7 +215,6 @@ class _Token:
     lock: threading.Lock = field(default_factory=threading.Lock)
     slots: threading.BoundedSemaphore = field(init=False)
     idle: list[Any] = field(default_factory=list)
-    login_session: Any = None  # the session whose C_Login holds the token's login state
     generation: int = 0
     busy: int = 0
     stuck: int = 0
@@ -226,9 +225,23 @@ class _Token:
     rejected_pin: bytes | None = None  # keyed hash of a stored PIN C_Login refused
     last_error: str | None = None
     last_error_at: float | None = None
+    # one signer-PIN operation at a time takes every slot (no two half-filled claims)
+    exclusive: threading.Lock = field(default_factory=threading.Lock)
+    executor: ThreadPoolExecutor | None = None
 
     def __post_init__(self) -> None:
         self.slots = threading.BoundedSemaphore(self.limits.max_sessions)
+
+    def workers(self) -> ThreadPoolExecutor:
+        """The token's own worker threads: a stuck token holds only its own (at most
+        ``max_sessions``, as many as it has slots)."""
+        with self.lock:
+            if self.executor is None:
+                self.executor = ThreadPoolExecutor(
+                    max_workers=self.limits.max_sessions,
+                    thread_name_prefix=f"pkcs11-{self.serial[:12]}",
+                )
+            return self.executor
 
 
 class TokenPool:
@@ -256,7 +269,7 @@ class TokenPool:
         self._guard = threading.Lock()
         self._tokens: dict[str, _Token] = {}
         self._lib: Any = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._module: LoadedModule | None = None
         self._pin_salt = secrets.token_bytes(32)
         self._serial: AbstractContextManager[Any] = nullcontext()
         self._caches: dict[int, dict[bytes, Any]] = {}
@@ -268,23 +281,16 @@ class TokenPool:
             if self._pid != os.getpid() or self._lib is None:
                 # C_Initialize in this process; sessions and threads of a parent are void.
                 self._tokens = {}
-                self._executor = None
                 try:
                     module = load_module(self.module_path)
                 except (p11e.PKCS11Error, RuntimeError, OSError) as exc:
                     raise from_pkcs11_error(exc) from exc
                 self._lib = module.lib
+                self._module = module
                 # A module that cannot lock gets one call at a time (PKCS#11 §5.4).
                 self._serial = nullcontext() if module.thread_safe else threading.RLock()
                 self._pid = os.getpid()
             return self._lib
-
-    def _workers(self) -> ThreadPoolExecutor:
-        self._library()
-        with self._guard:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="pkcs11")
-            return self._executor
 
     def _token(self, serial: str) -> _Token:
         self._library()  # after a fork, the parent's token states are dropped first
@@ -371,39 +377,54 @@ class TokenPool:
         lib = self._library()
         return lib.get_token(token_serial=serial.encode("ascii"))
 
+    def _login(self, session: Any, pin: str) -> None:
+        assert self._module is not None
+        with self._serial:
+            self._module.login(session.handle, pin)
+
+    def _open(self, state: _Token, pin: str) -> Any:
+        """A new session of the token, logged in with ``pin`` (C_OpenSession, then
+        C_Login on it; CKR_USER_ALREADY_LOGGED_IN is success: the login state is shared
+        by every session of this process). A session whose login failed is closed, never
+        leaked."""
+        with self._serial:
+            session = self._find(state.serial).open(rw=True)
+        try:
+            self._login(session, pin)
+        except p11e.UserAlreadyLoggedIn:
+            pass
+        except BaseException:
+            self._close(state, session)
+            raise
+        return session
+
     def _checkout(self, state: _Token) -> tuple[Any, int, bool]:
         """A logged-in session of the token for one operation, its generation, and
-        whether it came from the idle pool (True) or was opened now (False)."""
+        whether it came from the idle pool (True) or was opened now (False).
+
+        Pooled sessions are never logged out (C_Logout would end the login of every
+        session of the token); the login ends when the last session closes, and each new
+        session logs in again if needed."""
         with state.lock:
             if state.idle:
                 return state.idle.pop(), state.generation, True
             generation = state.generation
-            need_login = state.login_session is None
-        token = self._find(state.serial)
-        if not need_login:
-            return token.open(rw=True), generation, False
         try:
             pin = self._pin_for(state.serial)
         except PinRequired:
             # PIN policy signer: a public session reads certificates; signing opens a
             # session of its own with the signer's PIN.
-            return token.open(rw=True), generation, False
+            with self._serial:
+                return self._find(state.serial).open(rw=True), generation, False
         fingerprint = hmac.new(self._pin_salt, pin.encode(), hashlib.sha256).digest()
         if state.rejected_pin is not None and hmac.compare_digest(state.rejected_pin, fingerprint):
             # Never try a PIN the token already rejected: retries lock real tokens.
             raise PinIncorrect("the token rejected the stored PIN; store the right one")
         try:
-            session = token.open(user_pin=pin, rw=True)
-        except p11e.UserAlreadyLoggedIn:
-            # Another session of this process holds the login state: success.
-            return token.open(rw=True), generation, False
+            return self._open(state, pin), generation, False
         except p11e.PinIncorrect:
             state.rejected_pin = fingerprint
             raise
-        with state.lock:
-            if state.login_session is None and state.generation == generation:
-                state.login_session = session
-        return session, generation, False
 
     def session_cache(self, session: Any) -> dict[bytes, Any]:
         """A dict that lives as long as the pooled ``session`` (for key handles found on
@@ -418,14 +439,9 @@ class TokenPool:
         self._close(state, session)
 
     def _close(self, state: _Token, session: Any) -> None:
+        """C_CloseSession only (the session was opened without python-pkcs11's login,
+        so no C_Logout is made)."""
         self._caches.pop(id(session), None)
-        with state.lock:
-            if session is state.login_session:
-                if state.busy > 1:
-                    # Closing it would C_Logout under the feet of busy sessions: keep it
-                    # referenced; the last session back closes it (see _release).
-                    return
-                state.login_session = None
         try:
             with self._serial:
                 session.close()
@@ -433,28 +449,13 @@ class TokenPool:
             log.debug("closing a void session of token %s failed", state.serial)
 
     def _discard_sessions(self, state: _Token) -> None:
-        """Void every session of the token (the next operation reconnects). Sessions in
-        use are closed when they come back; the logged-in one last."""
+        """Void every session of the token (the next operation reconnects). Idle ones
+        are closed now; those in use when they come back."""
         with state.lock:
             state.generation += 1
             idle, state.idle = state.idle, []
         for session in idle:
-            if session is not state.login_session:
-                self._close(state, session)
-        self._close_login_if_idle(state)
-
-    def _close_login_if_idle(self, state: _Token) -> None:
-        with state.lock:
-            session = state.login_session
-            if session is None or state.busy > 0 or session in state.idle:
-                return
-            state.login_session = None
-        self._caches.pop(id(session), None)
-        try:
-            with self._serial:
-                session.close()
-        except p11e.PKCS11Error:
-            log.debug("closing the void login session of token %s failed", state.serial)
+            self._close(state, session)
 
     # ---- operations -----------------------------------------------------------------
 
@@ -510,16 +511,24 @@ class TokenPool:
         needed = state.limits.max_sessions if pin is not None else 1
         deadline = time.monotonic() + timeout
         taken = 0
+        exclusive = False
         try:
+            if pin is not None:
+                exclusive = state.exclusive.acquire(timeout=timeout)
+                if not exclusive:
+                    raise_and_count(state, operation, TokenBusy("the token is busy"))
             while taken < needed:
                 if not state.slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
                     raise_and_count(state, operation, TokenBusy("the token is busy"))
                 taken += 1
-            executor = self._workers()
+            executor = state.workers()
         except BridgeError:
             for _ in range(taken):
                 state.slots.release()
             raise
+        finally:
+            if exclusive:
+                state.exclusive.release()  # all slots are ours now (or none)
         job = _Job(expected=len(works))
         executor.submit(self._work, state, job, operation, works, pin, taken, job)
         return PendingBatch(state, job, operation, timeout)
@@ -543,7 +552,6 @@ class TokenPool:
                 finally:
                     with state.lock:
                         state.busy -= 1
-                self._close_login_if_idle(state)
             else:
                 self._work_with_signer_pin(state, operation, works, pin, results)
         finally:
@@ -606,25 +614,32 @@ class TokenPool:
         pin: str,
         results: _Job,
     ) -> None:
-        # The token is otherwise idle (all its slots are ours): log out what the pool
-        # holds, so that this C_Login really checks the signer's PIN.
+        # The token is otherwise idle (all its slots are ours): close what the pool
+        # holds, which ends the stored-PIN login, so that this C_Login really checks the
+        # signer's PIN.
         self._discard_sessions(state)
-        self._close_login_if_idle(state)
+        with state.lock:
+            state.busy += 1
         started = time.perf_counter()
         session: Any = None
         try:
+            with self._serial:
+                session = self._find(state.serial).open(rw=True)
             try:
-                with self._serial:
-                    session = self._find(state.serial).open(user_pin=pin, rw=True)
+                self._login(session, pin)
             except p11e.UserAlreadyLoggedIn as exc:
-                # Only this process's own pool could hold the login, and it was just
-                # closed: refuse rather than sign without checking the PIN.
+                # Something else in this process keeps the token logged in: refuse
+                # rather than sign without checking the PIN.
                 raise TokenError("the token is still logged in; the PIN was not checked") from exc
         except BaseException as exc:  # noqa: BLE001
+            if session is not None:
+                self._close(state, session)
             error = self._failure(state, exc)
             for index in range(len(works)):
                 results.put((index, error))
             metrics.observe(state.serial, operation, error.code, started)
+            with state.lock:
+                state.busy -= 1
             return
         try:
             for index, work in enumerate(works):
@@ -641,12 +656,15 @@ class TokenPool:
                 results.put((index, outcome))
                 metrics.observe(state.serial, operation, "ok", started)
         finally:
+            assert self._module is not None
             try:
-                self._caches.pop(id(session), None)
                 with self._serial:
-                    session.close()  # C_Logout + C_CloseSession: the PIN's login ends here
+                    self._module.logout(session.handle)  # the PIN's login ends here
             except p11e.PKCS11Error:
-                log.debug("closing the signer-PIN session of token %s failed", state.serial)
+                log.debug("logging out the signer-PIN session of %s failed", state.serial)
+            self._close(state, session)
+            with state.lock:
+                state.busy -= 1
 
     def _failure(self, state: _Token, exc: BaseException) -> BridgeError:
         if isinstance(exc, BridgeError):

@@ -6,6 +6,7 @@ PIN policy and keys that demand the PIN for each signature."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import os
@@ -76,7 +77,14 @@ class Rig:
     def request(self, label: str, *, pin: str | None = None, text: str = "x") -> SignRequest:
         ref = CredentialRef(self.serials[label], KEY_ID)
         digest = hashlib.sha256(text.encode()).digest()
-        sad = self.issuer.issue(ref, digest, subject="fault", now=time.time(), ttl_seconds=60)
+        sad = self.issuer.issue(
+            ref,
+            digest,
+            subject="fault",
+            now=time.time(),
+            ttl_seconds=60,
+            mechanism=SignatureMechanism.RSA_PKCS_SHA256.value,
+        )
         return SignRequest(ref, digest, SignatureMechanism.RSA_PKCS_SHA256, sad, pin=pin)
 
     def sign(self, label: str, **kwargs: str | None) -> bytes:
@@ -287,6 +295,36 @@ def test_always_authenticate_keys_get_a_context_specific_login_per_signature(rig
     rig.sign("fauth", text="one")
     rig.sign("fauth", text="two")
     assert rig.shim.calls().count(f"login {CKU_CONTEXT_SPECIFIC}") == 2
+
+
+def test_a_used_activation_never_reaches_the_token(rig: Rig):
+    request = rig.request("f1", text="once")
+    rig.bridge.sign(request)
+    rig.shim.reset_calls()
+    outcomes = rig.bridge.sign_many([request, request])
+    assert [(o.code, o.reason) for o in outcomes] == [("activation_invalid", "reused")] * 2
+    assert "sign" not in rig.shim.calls()
+
+
+def test_one_activation_carries_at_most_one_signer_pin_attempt(rig: Rig):
+    base = rig.request("fpin", text="guess")
+    guesses = [dataclasses.replace(base, pin=f"9{n:03d}") for n in range(5)]
+    rig.shim.reset_calls()
+    outcomes = rig.bridge.sign_many(guesses)
+    assert rig.shim.calls().count("login 1") == 1, "one PIN attempt per activation"
+    assert [o.code for o in outcomes] == ["pin_incorrect"] + ["activation_invalid"] * 4
+    rig.shim.reset_calls()
+    again = rig.bridge.sign_many([dataclasses.replace(base, pin=PINS["fpin"])])[0]
+    assert isinstance(again, BridgeError) and again.code == "activation_invalid"
+    assert rig.shim.calls() == [], "a used activation is refused before any login"
+
+
+def test_an_activation_is_bound_to_its_mechanism(rig: Rig):
+    request = rig.request("f1", text="mechanism")
+    pss = dataclasses.replace(request, mechanism=SignatureMechanism.RSA_PSS_SHA256)
+    outcome = rig.bridge.sign_many([pss])[0]
+    assert isinstance(outcome, BridgeError)
+    assert (outcome.code, outcome.reason) == ("activation_invalid", "wrong_mechanism")
 
 
 # Last: SoftHSM2 refuses new logins on the whole instance once a token directory
