@@ -338,6 +338,9 @@ class SigningService:
                 refusal = DocumentChanged("document_sha256 is not the hash of this document")
             elif token_pin is None and _pin_policy(session, request) == "signer":
                 refusal = PinRequired("this signature needs the token's PIN (token_pin)")
+            elif token_pin is not None and _pin_policy(session, request) != "signer":
+                # A shared token's PIN is the bridge's: a signer must not spend its tries.
+                refusal = ParameterInvalid("this credential's PIN is kept by the bridge")
             else:
                 refusal = self._check_totp(session, user.id, otp, now, client_address, request.id)
                 if refusal is None:
@@ -439,8 +442,13 @@ class SigningService:
             signed = self._produce_signature(request, token_pin=token_pin)
         except BridgeError as exc:
             log.warning("bridge refused or failed for request %s: %s", request.id, exc.code)
-            if exc.retryable or (token_pin is not None and exc.code in _SIGNER_PIN_CODES):
-                # A PIN the signer typed may be typed again; a stored PIN never is.
+            if (
+                exc.retryable
+                or exc.code == "pin_required"
+                or (token_pin is not None and exc.code in _SIGNER_PIN_CODES)
+            ):
+                # A PIN the signer typed may be typed again (a stored PIN never is), and a
+                # token whose PIN is missing at the bridge may get one: keep it pending.
                 retry_error = exc
             else:
                 failure = exc.code

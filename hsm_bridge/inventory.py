@@ -125,11 +125,16 @@ def _key_numbers(key: Any) -> tuple[Any, ...] | None:
 
 
 def list_credentials(session: Any) -> list[CredentialEntry]:
-    """Every private key on the session's token with its certificate and status."""
+    """Every private key on the session's token with its certificate and status. On a
+    session that is not logged in (no stored PIN), the public keys are listed instead."""
     serial = token_serial_text(session.token)
     keys = list(session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY}))
     certs = list(session.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE}))
     publics = list(session.get_objects({Attribute.CLASS: ObjectClass.PUBLIC_KEY}))
+    if not keys:
+        # Not logged in (PIN policy signer: no stored PIN): private keys are hidden, so
+        # their public halves stand in; they carry the same CKA_ID and label.
+        keys = publics
     key_ids = Counter(bytes(k[Attribute.ID]) for k in keys)
     key_labels = Counter(str(k.label) for k in keys)
     cert_ids = Counter(bytes(c[Attribute.ID]) for c in certs)

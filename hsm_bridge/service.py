@@ -30,6 +30,7 @@ from hsm_bridge import metrics
 from hsm_bridge.bridge import Bridge
 from hsm_bridge.errors import BridgeError, TokenNotPresent
 from hsm_bridge.wire import (
+    MAX_BODY_BYTES,
     CredentialWire,
     SignBatchWire,
     as_json,
@@ -57,6 +58,33 @@ _STATUS = {
 def create_bridge_app(bridge: Bridge) -> FastAPI:
     """The bridge service's ASGI application around an in-process ``bridge``."""
     app = FastAPI(title="hsm_bridge", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.middleware("http")
+    async def _limit_body(request: Request, call_next: Any) -> Response:
+        # Refuse an oversized or unsized body before reading it (only the gateway, with
+        # its client certificate, gets this far; this bounds a mistake's memory cost).
+        if request.method == "POST":
+            length = request.headers.get("content-length")
+            if length is None or not length.isdigit():
+                return JSONResponse(
+                    {
+                        "code": "length_required",
+                        "message": "send Content-Length",
+                        "retryable": False,
+                    },
+                    status_code=411,
+                )
+            if int(length) > MAX_BODY_BYTES:
+                return JSONResponse(
+                    {
+                        "code": "request_too_large",
+                        "message": "the body is too large",
+                        "retryable": False,
+                    },
+                    status_code=413,
+                )
+        response: Response = await call_next(request)
+        return response
 
     @app.exception_handler(BridgeError)
     def _bridge_error(_: Request, exc: BridgeError) -> JSONResponse:
@@ -147,4 +175,6 @@ def serve(
         ssl_cert_reqs=ssl.CERT_REQUIRED,
         log_level="info",
         access_log=False,
+        # the gateway keeps a connection open: do not wait for it to say goodbye
+        timeout_graceful_shutdown=5,
     )

@@ -273,6 +273,7 @@ class TokenPool:
         self._pin_salt = secrets.token_bytes(32)
         self._serial: AbstractContextManager[Any] = nullcontext()
         self._caches: dict[int, dict[bytes, Any]] = {}
+        self._public: set[int] = set()  # ids of sessions opened without a login
 
     # ---- module ---------------------------------------------------------------------
 
@@ -415,7 +416,9 @@ class TokenPool:
             # PIN policy signer: a public session reads certificates; signing opens a
             # session of its own with the signer's PIN.
             with self._serial:
-                return self._find(state.serial).open(rw=True), generation, False
+                session = self._find(state.serial).open(rw=True)
+            self._public.add(id(session))  # never pooled: a PIN may be stored later
+            return session, generation, False
         fingerprint = hmac.new(self._pin_salt, pin.encode(), hashlib.sha256).digest()
         if state.rejected_pin is not None and hmac.compare_digest(state.rejected_pin, fingerprint):
             # Never try a PIN the token already rejected: retries lock real tokens.
@@ -432,6 +435,9 @@ class TokenPool:
         return self._caches.setdefault(id(session), {})
 
     def _checkin(self, state: _Token, session: Any, generation: int) -> None:
+        if id(session) in self._public:
+            self._close(state, session)
+            return
         with state.lock:
             if generation == state.generation:
                 state.idle.append(session)
@@ -442,6 +448,7 @@ class TokenPool:
         """C_CloseSession only (the session was opened without python-pkcs11's login,
         so no C_Logout is made)."""
         self._caches.pop(id(session), None)
+        self._public.discard(id(session))
         try:
             with self._serial:
                 session.close()

@@ -19,6 +19,7 @@ from hsm_bridge.errors import BridgeError, error_from_code
 from hsm_bridge.interface import SignRequest
 
 __all__ = [
+    "MAX_BODY_BYTES",
     "MAX_SIGN_BATCH",
     "CredentialWire",
     "SignBatchWire",
@@ -32,6 +33,8 @@ __all__ = [
 ]
 
 MAX_SIGN_BATCH = 1000
+# A full batch is about 0.6 MB of JSON; anything much larger is refused unread.
+MAX_BODY_BYTES = 4 * 1024 * 1024
 
 T = TypeVar("T")
 
@@ -50,7 +53,7 @@ class CredentialWire(BaseModel):
     """A credential: token serial and CKA_ID (hex)."""
 
     token_serial: str = Field(min_length=1, max_length=64)
-    key_id: str = Field(pattern=r"^[0-9a-fA-F]{2,256}$")
+    key_id: str = Field(pattern=r"^(?:[0-9a-fA-F]{2}){1,128}$")
 
     def ref(self) -> CredentialRef:
         """As a :class:`CredentialRef`."""

@@ -39,7 +39,10 @@ bridge_app = typer.Typer(
 )
 app.add_typer(bridge_app, name="bridge")
 
-DataDir = Annotated[Path, typer.Option("--data-dir", help="installation folder")]
+DataDir = Annotated[
+    Path,
+    typer.Option("--data-dir", envvar="GATEWAY_DATA_DIR", help="installation folder"),
+]
 
 
 @app.command()
@@ -210,14 +213,22 @@ def tokens_set_pin(
     keys = InstallationKeys.load(settings.secrets_dir)
     config = bridge_config(settings, keys)
     pin = typer.prompt("user PIN", hide_input=True, confirmation_prompt=True)
-    PinStore(config.pin_file, config.pin_key).put(serial, pin)
+    store = PinStore(config.pin_file, config.pin_key)
+    previous = store.get(serial) if store.has(serial) else None
+    store.put(serial, pin)
     try:
         count = len(Bridge(config).credentials(serial))
     except BridgeError as exc:
-        PinStore(config.pin_file, config.pin_key).remove(serial)
-        typer.echo(f"token {serial}: {exc.code}: {exc.message}; the PIN was not kept", err=True)
+        if previous is None:
+            store.remove(serial)
+        else:
+            store.put(serial, previous)
+        kept = "the previous PIN is kept" if previous is not None else "no PIN is stored"
+        typer.echo(f"token {serial}: {exc.code}: {exc.message}; {kept}", err=True)
         raise typer.Exit(1) from exc
+    _record_pin_policy(settings, serial, "stored", "token.pin_stored")
     typer.echo(f"PIN stored for token {serial} ({count} keys visible)")
+    typer.echo("a running `bridge serve` or `serve` uses it from its next login")
 
 
 @tokens_app.command("forget-pin")
@@ -234,7 +245,40 @@ def tokens_forget_pin(
     settings = load_settings(data_dir)
     config = bridge_config(settings, InstallationKeys.load(settings.secrets_dir))
     PinStore(config.pin_file, config.pin_key).remove(serial)
+    _record_pin_policy(settings, serial, "signer", "token.pin_forgotten")
     typer.echo(f"no PIN is stored for token {serial} any more")
+
+
+def _record_pin_policy(settings: Settings, serial: str, policy: str, action: str) -> None:
+    """Audit a PIN change and give this installation's credentials on that token the
+    matching PIN policy (none on a bridge-only host: set it on the gateway with
+    ``credentials pin-policy``)."""
+    from sqlalchemy import select
+
+    from gateway import audit
+    from gateway.db import Database
+    from gateway.models import Credential
+
+    db = Database(settings.effective_database_url)
+    try:
+        with db.transaction() as session:
+            changed = []
+            for credential in session.scalars(
+                select(Credential).where(Credential.token_serial == serial)
+            ):
+                credential.pin_policy = policy
+                changed.append(credential.id)
+            audit.record(
+                session,
+                actor="admin:cli",
+                action=action,
+                now=dt.datetime.now(dt.UTC),
+                detail={"token_serial": serial, "credentials": changed, "pin_policy": policy},
+            )
+        if changed:
+            typer.echo(f"PIN policy {policy} for credentials {', '.join(changed)}")
+    finally:
+        db.dispose()
 
 
 @credentials_app.command("list")
@@ -353,7 +397,7 @@ def credentials_register(
             bytes.fromhex(key_id),
             mechanism=SignatureMechanism(mechanism) if mechanism else None,
             pin_policy=pin_policy,
-            chain_pem=chain.read_text("ascii") if chain else "",
+            chain_pem=_chain_pem(chain),
             now=dt.datetime.now(dt.UTC),
         )
     except (GatewayError, BridgeError, ValueError) as exc:
@@ -400,6 +444,23 @@ def credentials_revoke(
     finally:
         db.dispose()
     typer.echo(f"credential {credential_id} revoked")
+
+
+def _chain_pem(path: Path | None) -> str:
+    """The PEM text of a CA chain file, checked to hold X.509 certificates.
+    Raises ValueError with a readable message otherwise."""
+    if path is None:
+        return ""
+    from cryptography import x509
+
+    try:
+        text = path.read_text("ascii")
+        certificates = x509.load_pem_x509_certificates(text.encode())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"--chain {path}: not a readable PEM certificate file") from exc
+    if not certificates:
+        raise ValueError(f"--chain {path}: no certificate in it")
+    return text
 
 
 def _bridge(settings: Settings) -> BridgeClient:
@@ -485,7 +546,15 @@ def main() -> None:
     """Console-script entry point."""
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     os.umask(0o077)  # database, documents and keys are readable by the service user only
-    app()
+    try:
+        app()
+    except FileNotFoundError as exc:
+        typer.echo(
+            f"no installation here ({exc.filename}): run `signing-gateway init "
+            "--data-dir DIR` first, or pass --data-dir (or GATEWAY_DATA_DIR)",
+            err=True,
+        )
+        raise SystemExit(1) from exc
 
 
 if __name__ == "__main__":

@@ -120,3 +120,84 @@ def test_tokens_list_shows_present_tokens_and_the_missing_ones_credentials_need(
     assert leader["present"] and leader["state"] == "ok"
     assert "login_required" in leader["flags"] and "RSA_PKCS_PSS" in leader["mechanisms"]
     assert leader["module"].endswith("libsofthsm2.so")
+
+
+def test_a_token_without_a_stored_pin_is_listed_and_registered_for_signer_pin(
+    installation, extra_signers, db
+):
+    import json
+
+    serial = extra_signers["pinsigner"]["token_serial"]
+    listed = _cli(installation, "credentials", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    keys = [e for e in json.loads(listed.stdout) if e["token_serial"] == serial]
+    assert len(keys) == 1 and keys[0]["status"] == "ok", keys
+    added = _cli(installation, "users", "add", "pin-owner", "--display-name", "Vũ Thị Giang")
+    assert added.returncode == 0, added.stderr
+    registered = _cli(
+        installation,
+        "credentials",
+        "register",
+        "pin-owner",
+        "--token",
+        serial,
+        "--key-id",
+        keys[0]["key_id"],
+        "--pin-policy",
+        "signer",
+    )
+    assert registered.returncode == 0, registered.stderr
+    credential_id = re.search(r"credential (\S+) registered", registered.stdout).group(1)
+    with db.transaction() as session:
+        assert session.get(Credential, credential_id).pin_policy == "signer"
+
+
+def _cli_input(installation, text: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "signing_gateway.cli",
+            *args,
+            "--data-dir",
+            str(installation.data_dir),
+        ],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ),
+    )
+
+
+def test_pin_changes_keep_a_working_pin_follow_the_policy_and_are_audited(
+    installation, extra_signers, db
+):
+    from gateway.bridges import bridge_config
+    from gateway.secrets_at_rest import InstallationKeys
+    from hsm_bridge.pins import PinStore
+
+    token = extra_signers["p384"]
+    serial, right = token["token_serial"], token["token_pin"]
+    config = bridge_config(installation, InstallationKeys.load(installation.secrets_dir))
+    store = PinStore(config.pin_file, config.pin_key)
+
+    wrong = _cli_input(installation, "99999999\n99999999\n", "tokens", "set-pin", serial)
+    assert wrong.returncode == 1 and "pin_incorrect" in wrong.stderr
+    assert "the previous PIN is kept" in wrong.stderr
+    assert store.get(serial) == right
+
+    forgot = _cli_input(installation, "", "tokens", "forget-pin", serial)
+    assert forgot.returncode == 0, forgot.stderr
+    assert not store.has(serial)
+    with db.transaction() as session:
+        assert session.get(Credential, token["credential_id"]).pin_policy == "signer"
+
+    restored = _cli_input(installation, f"{right}\n{right}\n", "tokens", "set-pin", serial)
+    assert restored.returncode == 0, restored.stderr
+    assert store.get(serial) == right
+    with db.transaction() as session:
+        assert session.get(Credential, token["credential_id"]).pin_policy == "stored"
+        actions = list(session.scalars(select(AuditEntry.action)))
+    assert {"token.pin_stored", "token.pin_forgotten"} <= set(actions)
+    assert right not in "".join(wrong.stdout + wrong.stderr + restored.stdout + restored.stderr)

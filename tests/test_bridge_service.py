@@ -448,3 +448,17 @@ def test_router_sends_each_credential_to_the_bridge_holding_its_token(
         _verify(certificates[request.credential], request, outcome)
     with pytest.raises(TokenNotPresent):
         router.certificate(CredentialRef("0000000000000000", b"\x01"))
+
+
+def test_odd_key_id_and_oversized_bodies_are_refused_cleanly(services: Services) -> None:
+    with tls_client(services.a.url, services.a.link.ca, *_gateway_credential(services.a)) as http:
+        odd = http.post("/v1/certificate", json={"token_serial": "x", "key_id": "abc"})
+        assert odd.status_code == 422 and odd.json()["code"] == "invalid_request", odd.text
+        huge = http.post(
+            "/v1/sign",
+            content=b"{" + b" " * (5 * 1024 * 1024) + b"}",
+            headers={"content-type": "application/json"},
+        )
+        assert huge.status_code == 413 and huge.json()["code"] == "request_too_large"
+        # the service still answers afterwards
+        assert http.get("/health").status_code in (200, 503)

@@ -114,3 +114,22 @@ def test_signer_pin_policy_needs_the_pin_each_time_and_never_retries(
         _signed(server, request_id), demo_credentials["trust_anchor"], person["display_name"]
     )
     assert person["token_pin"] not in server.log_path.read_text("utf-8", "replace")
+
+
+def test_a_token_pin_for_a_stored_pin_credential_is_refused_before_the_totp_is_spent(
+    server, corpus, db, box, demo_credentials
+):
+    person = asdict(make_signer(db, box, like="org1"))
+    person["display_name"] = "Sở Tài chính"
+    request_id, decision = _sign_over_http(server, corpus, person, token_pin="0000")
+    assert decision["status_code"] == 422 and decision["code"] == "parameter_invalid"
+    document = (corpus / "pdf" / DOCUMENT).read_bytes()
+    with server.tablet(person["username"], person["password"]) as tablet:
+        signed = tablet.post(
+            f"/mobile/v1/signing-requests/{request_id}/approval",
+            json={
+                "otp": pyotp.TOTP(person["totp_secret"]).now(),  # the same code still works
+                "document_sha256": hashlib.sha256(document).hexdigest(),
+            },
+        )
+    assert signed.status_code == 200 and signed.json()["status"] == "signed", signed.text

@@ -133,19 +133,31 @@ def test_a_pdf_is_signed_through_a_bridge_on_a_secure_host(
     assert "libpkcs11" not in (logs / "gateway.log").read_text()
 
 
-def test_health_on_both_sides_lists_the_tokens(remote_gateway):
+def test_health_on_both_sides_lists_the_tokens(remote_gateway, db):
     base_url, bridge_port, files, _ = remote_gateway
     with httpx.Client(base_url=base_url) as http:
         health = http.get("/health").json()
     labels = {t["label"]: t["state"] for t in health["tokens"]}
     assert labels["leader1"] == "ok" and labels["org1"] == "ok"
     assert health["unreachable_bridges"] == []
+    from sqlalchemy import select
+
+    from gateway.models import Credential, User
+
+    with db.transaction() as session:
+        user = session.scalar(select(User).where(User.username == "leader1"))
+        cred = session.scalar(select(Credential).where(Credential.user_id == user.id))
     with _mtls(files) as http:
         bridge_health = http.get(f"https://127.0.0.1:{bridge_port}/health").json()
+        read = http.post(
+            f"https://127.0.0.1:{bridge_port}/v1/certificate",
+            json={"token_serial": cred.token_serial, "key_id": cred.key_id},
+        )
+        assert read.status_code == 200, read.text
         metrics = http.get(f"https://127.0.0.1:{bridge_port}/metrics").text
     assert {t["label"] for t in bridge_health["tokens"]} >= {"leader1", "clerk1", "org1"}
     assert "bridge_operations_total" in metrics
-    assert 'operation="sign"' in metrics
+    assert f'token="{cred.token_serial}"' in metrics and 'operation="certificate"' in metrics
 
 
 def test_the_bridge_refuses_a_client_without_the_gateway_certificate(remote_gateway):
