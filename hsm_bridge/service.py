@@ -59,33 +59,6 @@ def create_bridge_app(bridge: Bridge) -> FastAPI:
     """The bridge service's ASGI application around an in-process ``bridge``."""
     app = FastAPI(title="hsm_bridge", docs_url=None, redoc_url=None, openapi_url=None)
 
-    @app.middleware("http")
-    async def _limit_body(request: Request, call_next: Any) -> Response:
-        # Refuse an oversized or unsized body before reading it (only the gateway, with
-        # its client certificate, gets this far; this bounds a mistake's memory cost).
-        if request.method == "POST":
-            length = request.headers.get("content-length")
-            if length is None or not length.isdigit():
-                return JSONResponse(
-                    {
-                        "code": "length_required",
-                        "message": "send Content-Length",
-                        "retryable": False,
-                    },
-                    status_code=411,
-                )
-            if int(length) > MAX_BODY_BYTES:
-                return JSONResponse(
-                    {
-                        "code": "request_too_large",
-                        "message": "the body is too large",
-                        "retryable": False,
-                    },
-                    status_code=413,
-                )
-        response: Response = await call_next(request)
-        return response
-
     @app.exception_handler(BridgeError)
     def _bridge_error(_: Request, exc: BridgeError) -> JSONResponse:
         return JSONResponse(error_json(exc), status_code=_STATUS.get(exc.code, 500))
@@ -149,7 +122,37 @@ def create_bridge_app(bridge: Bridge) -> FastAPI:
                 results.append({"signature": b64(outcome)})
         return {"results": results}
 
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     return app
+
+
+class BodyLimit:
+    """ASGI middleware: a POST without Content-Length (411) or with more than ``limit``
+    bytes (413) is refused before its body is read. Only the gateway, holding its
+    client certificate, gets this far; this bounds what a mistake can cost in memory."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self._app = app
+        self._limit = limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Check the request head, then hand over to the application."""
+        if scope["type"] == "http" and scope["method"] == "POST":
+            headers = dict(scope["headers"])
+            length = headers.get(b"content-length", b"")
+            refusal = None
+            if not length.isdigit():
+                refusal = (411, "length_required", "send Content-Length")
+            elif int(length) > self._limit:
+                refusal = (413, "request_too_large", "the body is too large")
+            if refusal is not None:
+                status, code, message = refusal
+                response = JSONResponse(
+                    {"code": code, "message": message, "retryable": False}, status_code=status
+                )
+                await response(scope, receive, send)
+                return
+        await self._app(scope, receive, send)
 
 
 def serve(
