@@ -143,6 +143,8 @@ class UsedActivationStore:
         same list). Entries whose ``expires_at`` (POSIX seconds) passed more than a
         minute ago are pruned now and then: an expired SAD is refused anyway."""
         fresh: list[bool] = []
+        if not entries:
+            return fresh
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
