@@ -66,7 +66,7 @@ class Services:
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     module = find_softhsm_module()
     if module is None:
-        pytest.skip("SoftHSM2 is not installed")
+        pytest.fail("SoftHSM2 is not installed: run scripts/system-deps.sh --test")
     root = tmp_path_factory.mktemp("bridge-services")
     activation_key = os.urandom(32)
     started: list[BridgeService] = []

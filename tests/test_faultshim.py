@@ -87,7 +87,7 @@ def shim(tmp_path_factory: pytest.TempPathFactory) -> FaultShim:
     try:
         fault_shim = FaultShim(tmp_path_factory.mktemp("faultshim"))
     except ShimUnavailable as exc:
-        pytest.skip(str(exc))
+        pytest.fail(str(exc))
     fault_shim.init_token(SHIM_LABEL, SO_PIN, USER_PIN)
     return fault_shim
 
@@ -110,7 +110,7 @@ def plain_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Module]:
     system = find_softhsm_module()
     tool = shutil.which("softhsm2-util")
     if system is None or tool is None:
-        pytest.skip("SoftHSM2 is not installed")
+        pytest.fail("SoftHSM2 is not installed: run scripts/system-deps.sh --test")
     work = tmp_path_factory.mktemp("plain-softhsm")
     token_dir = work / "tokens"
     token_dir.mkdir()
