@@ -98,8 +98,7 @@ def shim_module(shim: FaultShim) -> Iterator[Module]:
         lib = pkcs11.lib(str(shim.module_path))
     module = Module(lib, SHIM_LABEL)
     _make_key(module)
-    yield module
-    pkcs11.unload(str(shim.module_path))
+    yield module  # stays loaded until the process ends (see plain_module)
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +127,8 @@ def plain_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Module]:
         timeout=60,
     )
     path = str(system)
-    if path in getattr(pkcs11, "_loaded", {}):
+    private_copy = path in getattr(pkcs11, "_loaded", {})
+    if private_copy:
         path = str(work / "libsofthsm2-plain.so")
         shutil.copyfile(system.resolve(), path)
     with pytest.MonkeyPatch.context() as patch:
@@ -137,7 +137,10 @@ def plain_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Module]:
     module = Module(lib, PLAIN_LABEL)
     _make_key(module)
     yield module
-    pkcs11.unload(path)  # later tests load the system module with their own config
+    if not private_copy:
+        pkcs11.unload(path)  # later tests load the system module with their own config
+    # A private copy stays loaded until the process ends: unloading it while objects
+    # made from it still exist makes their destructors fail at interpreter exit.
 
 
 @pytest.fixture
