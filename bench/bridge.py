@@ -10,7 +10,7 @@ token (the same concurrency for a fair ratio):
   with its own activation (SAD) from :class:`hsm_bridge.ActivationIssuer`;
 - ``bridge_batch``: :meth:`hsm_bridge.Bridge.sign_many` with batches of ``--batch``
   digests (each with its own activation);
-- ``service``: the bridge service (:func:`hsm_bridge.service.create_bridge_app`) under
+- ``service``: the bridge service (:func:`hsm_bridge.service.serve`) under
   uvicorn over mutual TLS on loopback, in a child process (``--serve``: its own GIL),
   driven by :class:`hsm_bridge.remote.RemoteBridge` with batches of ``--batch`` digests.
 
@@ -188,26 +188,21 @@ def free_port() -> int:
 def serve(state_file: Path) -> int:
     """``--serve``: run the bridge service over the bench token under uvicorn with
     mutual TLS, as described by ``state_file`` (JSON written by the parent)."""
-    import ssl
 
-    import uvicorn
-
-    from hsm_bridge.service import create_bridge_app
+    from hsm_bridge.service import serve
 
     state = json.loads(state_file.read_text("utf-8"))
     token = BenchToken.from_json(state["token"])
     os.environ["SOFTHSM2_CONF"] = str(token.softhsm_conf)
     bridge = make_bridge(token, Path(state["used_activations"]))
-    uvicorn.run(
-        create_bridge_app(bridge),
+    serve(
+        bridge,
         host="127.0.0.1",
         port=int(state["port"]),
-        ssl_certfile=state["certificate"],
-        ssl_keyfile=state["key"],
-        ssl_ca_certs=state["ca"],
-        ssl_cert_reqs=ssl.CERT_REQUIRED,
+        certificate=Path(state["certificate"]),
+        key=Path(state["key"]),
+        client_ca=Path(state["ca"]),
         log_level="warning",
-        access_log=False,
     )
     return 0
 

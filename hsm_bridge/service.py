@@ -163,6 +163,7 @@ def serve(
     certificate: Path,
     key: Path,
     client_ca: Path,
+    log_level: str = "info",
 ) -> None:
     """Run the bridge service until interrupted: TLS with ``certificate``/``key`` (PEM),
     requiring a client certificate that chains to ``client_ca`` (PEM)."""
@@ -176,7 +177,7 @@ def serve(
         ssl_keyfile=str(key),
         ssl_ca_certs=str(client_ca),
         ssl_cert_reqs=ssl.CERT_REQUIRED,
-        log_level="info",
+        log_level=log_level,
         access_log=False,
         # the gateway keeps a connection open: do not wait for it to say goodbye
         timeout_graceful_shutdown=5,

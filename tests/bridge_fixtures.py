@@ -13,7 +13,7 @@ The child side is this module run as a program::
 It builds an in-process :class:`~hsm_bridge.Bridge` over its token, stores the token's
 PIN, generates the planned keys inside the token with certificates issued by a
 throwaway test CA (:meth:`~hsm_bridge.Bridge.provision`), then serves
-:func:`~hsm_bridge.service.create_bridge_app` under uvicorn with mutual TLS.
+:func:`~hsm_bridge.service.serve` (uvicorn with mutual TLS).
 """
 
 from __future__ import annotations
@@ -272,11 +272,10 @@ def _certifier(label: str, ca_key: Any, ca_name: Any) -> Any:
 
 def serve(state_file: Path) -> None:
     """The child: provision the planned keys, then serve the bridge with mutual TLS."""
-    import uvicorn
 
     from hsm_bridge import Bridge, BridgeConfig, ModuleConfig, TokenLimits
     from hsm_bridge.pins import PinStore
-    from hsm_bridge.service import create_bridge_app
+    from hsm_bridge.service import serve
 
     state = json.loads(state_file.read_text("utf-8"))
     pin_key = state["pin_key"].encode("ascii")
@@ -305,16 +304,14 @@ def serve(state_file: Path) -> None:
             planned["label"],
             _certifier(planned["label"], ca_key, ca_name),
         )
-    uvicorn.run(
-        create_bridge_app(bridge),
+    serve(
+        bridge,
         host="127.0.0.1",
         port=int(state["port"]),
-        ssl_certfile=state["certificate"],
-        ssl_keyfile=state["key"],
-        ssl_ca_certs=state["ca"],
-        ssl_cert_reqs=ssl.CERT_REQUIRED,
+        certificate=Path(state["certificate"]),
+        key=Path(state["key"]),
+        client_ca=Path(state["ca"]),
         log_level="warning",
-        access_log=False,
     )
 
 
