@@ -40,6 +40,11 @@ __all__ = ["Bridge", "BridgeConfig", "ModuleConfig", "SignRequest"]
 
 log = logging.getLogger(__name__)
 
+# Activations are checked in chunks (the first of one, so that the token starts at once,
+# then of this many); each chunk's digests go to their token as soon as they are checked,
+# so the token signs while the rest of the batch is being checked.
+_CHECK_CHUNK = 8
+
 
 @dataclass(frozen=True, slots=True)
 class ModuleConfig:
@@ -166,8 +171,9 @@ class Bridge:
         """:meth:`sign` for each request; one signature or error per request, in order.
 
         Every activation is checked (MAC, expiry, credential, digest) before its digest
-        reaches a token. The digests of one token (and one PIN) go to that token's worker
-        in one hand-off; while the tokens sign, the activations are marked used in one
+        reaches a token. The digests of one token go to one batch on that token's worker,
+        a few at a time as they are checked, so the token starts signing while the rest
+        is still being checked; while the tokens sign, the activations are marked used in one
         durable transaction, and a signature leaves the bridge only when its activation
         was fresh (a concurrent replay gets ``activation_invalid``, reason ``reused``).
         Activations already recorded as used, or used twice in the batch, never reach a
@@ -177,78 +183,103 @@ class Bridge:
         instant = time.time() if now is None else now
         outcomes: list[bytes | BridgeError | None] = [None] * len(requests)
         activations: dict[int, Activation] = {}
-        groups: dict[tuple[str, str | None], list[int]] = defaultdict(list)
-        for index, request in enumerate(requests):
-            try:
-                activations[index] = self._verifier.check(
-                    request.activation,
-                    request.credential,
-                    request.digest,
-                    now=instant,
-                    mechanism=request.mechanism.value,
-                )
-            except ActivationInvalid as exc:
-                log.warning(
-                    "refused a signature with credential %s: activation %s",
-                    request.credential,
-                    exc.reason,
-                )
-                outcomes[index] = exc
-                continue
-        # Replays never reach a token: nonces already recorded, and the second use of a
-        # nonce within this batch, are refused before any C_Login or C_Sign.
-        replayed = self._verifier.already_used(list(activations.values()))
         seen: set[str] = set()
-        for index in sorted(activations):
-            nonce = activations[index].nonce
-            if nonce in replayed or nonce in seen:
-                outcomes[index] = ActivationInvalid(
-                    "the activation was already used", reason="reused"
-                )
-                del activations[index]
-                continue
-            seen.add(nonce)
-            groups[(requests[index].credential.token_serial, requests[index].pin)].append(index)
-        # A signer's PIN is tried only under an activation already recorded as used, so
-        # one activation can never carry more than one PIN attempt.
-        early = [i for i in sorted(activations) if requests[i].pin is not None]
+        # pooled (stored-PIN) work, one batch per token, fed while the rest is checked
+        batches: dict[str, PendingBatch | BridgeError] = {}
+        members: dict[str, list[int]] = defaultdict(list)
+        # signer-PIN work, per (token, PIN): started only after its activations are used
+        signer: dict[tuple[str, str], list[int]] = defaultdict(list)
         try:
+            bounds = [0, *range(1, len(requests), _CHECK_CHUNK), len(requests)]
+            for start, stop in zip(bounds, bounds[1:], strict=False):
+                checked = []
+                for index in range(start, stop):
+                    request = requests[index]
+                    try:
+                        activations[index] = self._verifier.check(
+                            request.activation,
+                            request.credential,
+                            request.digest,
+                            now=instant,
+                            mechanism=request.mechanism.value,
+                        )
+                    except ActivationInvalid as exc:
+                        log.warning(
+                            "refused a signature with credential %s: activation %s",
+                            request.credential,
+                            exc.reason,
+                        )
+                        outcomes[index] = exc
+                        continue
+                    checked.append(index)
+                # Replays never reach a token: nonces already recorded, and the second
+                # use of a nonce within this batch, are refused before C_Login or C_Sign.
+                replayed = self._verifier.already_used([activations[i] for i in checked])
+                for index in checked:
+                    nonce = activations[index].nonce
+                    if nonce in replayed or nonce in seen:
+                        outcomes[index] = ActivationInvalid(
+                            "the activation was already used", reason="reused"
+                        )
+                        del activations[index]
+                        continue
+                    seen.add(nonce)
+                    request = requests[index]
+                    serial = request.credential.token_serial
+                    if request.pin is not None:
+                        signer[(serial, request.pin)].append(index)
+                        continue
+                    if serial not in batches:
+                        batches[serial] = self._open_on_token(serial, None)
+                    batch = batches[serial]
+                    if isinstance(batch, PendingBatch):
+                        batch.add(self._signature_work(serial, None, request))
+                    members[serial].append(index)
+        finally:
+            for batch in batches.values():
+                if isinstance(batch, PendingBatch):
+                    batch.close()  # the worker finishes what it has; never left waiting
+        pooled = [i for indexes in members.values() for i in indexes]
+        early = [i for indexes in signer.values() for i in indexes]
+        try:
+            # A signer's PIN is tried only under an activation already recorded as used,
+            # so one activation can never carry more than one PIN attempt.
             fresh_early = self._verifier.consume_many([activations[i] for i in early], now=instant)
-        except Exception:
-            log.exception("the used-activation store failed: no signature is made")
-            return [
-                o if o is not None else BridgeError("the activation store failed") for o in outcomes
-            ]
-        for index, fresh in zip(early, fresh_early, strict=True):
-            if not fresh:
-                outcomes[index] = ActivationInvalid(
-                    "the activation was already used", reason="reused"
-                )
-                group = (requests[index].credential.token_serial, requests[index].pin)
-                groups[group].remove(index)
-        groups = {g: idx for g, idx in groups.items() if idx}
-        pending = {
-            group: self._start_on_token(group[0], group[1], [requests[i] for i in indexes])
-            for group, indexes in groups.items()
-        }
-        order = [i for i in sorted(activations) if requests[i].pin is None]
-        try:
-            consumed = self._verifier.consume_many([activations[i] for i in order], now=instant)
+            for index, fresh in zip(early, fresh_early, strict=True):
+                if not fresh:
+                    outcomes[index] = ActivationInvalid(
+                        "the activation was already used", reason="reused"
+                    )
+                    group = (requests[index].credential.token_serial, requests[index].pin)
+                    signer[group].remove(index)
+            for (serial, pin), indexes in signer.items():
+                if indexes:
+                    batch = self._open_on_token(serial, pin)
+                    if isinstance(batch, PendingBatch):
+                        for index in indexes:
+                            batch.add(self._signature_work(serial, pin, requests[index]))
+                        batch.close()
+                    batches[f"{serial}\0{pin}"] = batch
+                    members[f"{serial}\0{pin}"] = indexes
+            # The pooled signatures are being made meanwhile.
+            consumed = self._verifier.consume_many([activations[i] for i in pooled], now=instant)
         except Exception:
             log.exception("the used-activation store failed: no signature is released")
-            for started in pending.values():  # let the workers finish and free the tokens
-                if isinstance(started, PendingBatch):
-                    started.outcomes()
+            for batch in batches.values():  # let the workers finish and free the tokens
+                if isinstance(batch, PendingBatch):
+                    batch.outcomes()
             return [
                 o if o is not None else BridgeError("the activation store failed") for o in outcomes
             ]
-        fresh = dict(zip(order, consumed, strict=True))
-        fresh.update(dict.fromkeys(early, True))  # the stale ones left their groups above
-        for group, indexes in groups.items():
-            started = pending[group]
-            results = started.outcomes() if isinstance(started, PendingBatch) else started
+        fresh = dict(zip(pooled, consumed, strict=True))
+        for key, batch in batches.items():
+            indexes = members[key]
+            if isinstance(batch, PendingBatch):
+                results: list[Any] = batch.outcomes()
+            else:
+                results = [batch] * len(indexes)
             for index, result in zip(indexes, results, strict=True):
-                if not fresh[index]:
+                if not fresh.get(index, True):
                     outcomes[index] = ActivationInvalid(
                         "the activation was already used", reason="reused"
                     )
@@ -262,33 +293,31 @@ class Bridge:
                     )
         return [o if o is not None else BridgeError("not signed") for o in outcomes]
 
-    def _start_on_token(
-        self, serial: str, pin: str | None, requests: list[SignRequest]
-    ) -> PendingBatch | list[BridgeError]:
+    def _open_on_token(self, serial: str, pin: str | None) -> PendingBatch | BridgeError:
+        """A batch queued for the token's workers, or the error that prevents it."""
         try:
             if pin is None and not self._pins.has(serial):
                 raise PinRequired("this credential's PIN policy is signer: the PIN is missing")
-            pool = self._pool(serial)
+            return self._pool(serial).open_batch(serial, "sign", pin=pin)
         except BridgeError as exc:
-            return [exc] * len(requests)
+            return exc
+
+    def _signature_work(
+        self, serial: str, pin: str | None, request: SignRequest
+    ) -> Callable[[Any], bytes]:
+        pool = self._pool(serial)
 
         def context_pin() -> str:
             return pin if pin is not None else self._pins.get(serial)
 
-        def work(request: SignRequest) -> Callable[[Any], bytes]:
-            return lambda session: sign_digest(
-                session,
-                request.credential.key_id,
-                request.digest,
-                request.mechanism,
-                context_pin=context_pin,
-                cache=pool.session_cache(session),
-            )
-
-        try:
-            return pool.submit_many(serial, "sign", [work(r) for r in requests], pin=pin)
-        except BridgeError as exc:
-            return [exc] * len(requests)
+        return lambda session: sign_digest(
+            session,
+            request.credential.key_id,
+            request.digest,
+            request.mechanism,
+            context_pin=context_pin,
+            cache=pool.session_cache(session),
+        )
 
     # ---- provisioning (the installation's own tokens) -----------------------------
 

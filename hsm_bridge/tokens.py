@@ -9,12 +9,15 @@ stalls the other tokens.
 
 Per token (PKCS#11 v2.40 §5.6, §11.6):
 
-- at most ``max_sessions`` operations at once (1 for a USB token, more for an HSM), one
-  operation per session at a time;
+- ``max_sessions`` worker threads (1 for a USB token, more for an HSM), each with one
+  session and one operation at a time; callers queue batches for them
+  (:meth:`TokenPool.open_batch`) and a free worker takes the next batch at once, starting
+  on its first item while the caller still adds the rest; a batch that waited longer
+  than ``timeout_seconds`` for a worker is withdrawn with ``token_busy``;
 - one C_Login per token and process: the first session logs in with the stored PIN,
   further sessions share that login state; CKR_USER_ALREADY_LOGGED_IN is success;
-- C_Logout (python-pkcs11 calls it when the logged-in session is closed) only when no
-  other session of that token is busy;
+- pooled sessions are never logged out (C_Logout would end the login of every session of
+  the token, busy ones included): they are only closed;
 - a device or session error (CKR_DEVICE_REMOVED, CKR_TOKEN_NOT_PRESENT,
   CKR_SESSION_HANDLE_INVALID, CKR_DEVICE_ERROR...) throws away every session of the
   token, so the next operation reconnects (the token may have been re-inserted);
@@ -32,10 +35,11 @@ import hashlib
 import hmac
 import logging
 import os
+import queue
 import secrets
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -144,25 +148,67 @@ class TokenHealth:
     last_error_at: float | None = None
 
 
-class _Job:
-    """One hand-off to a token's worker: results arrive in order; ``finished`` is set
-    when all have. ``done``/``timed_out`` are guarded by the token's lock."""
+_END = object()  # closes a job's feed
 
-    def __init__(self, expected: int) -> None:
-        self.expected = expected
+
+class _Job:
+    """One batch of work for a token's worker, fed item by item: the worker starts on
+    the first item while the caller is still adding the rest. Results arrive in order;
+    ``finished`` is set when the job is closed and every result is in (or the worker
+    gave up on a caller that stopped feeding it). ``started``/``cancelled``/``done``/
+    ``timed_out`` are guarded by the token's lock: the worker starts the job only if the
+    caller has not withdrawn it (``start_deadline``, monotonic seconds), and the caller
+    withdraws only a job that has not started."""
+
+    def __init__(self, start_deadline: float) -> None:
+        self.start_deadline = start_deadline
+        self.expected: int | None = None  # known when closed
+        self.added = 0
         self.items: list[Any] = []
         self.finished = threading.Event()
+        self.began = threading.Event()
+        self.started = False
+        self.cancelled = False
         self.done = False
         self.timed_out = False
+        self.abandoned = False
+        self._feed: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._lock = threading.Lock()
-        if expected == 0:
-            self.finished.set()
+
+    def add(self, work: Callable[[Any], Any]) -> None:
+        """Queue one more item (caller's thread, before :meth:`close`)."""
+        self.added += 1
+        self._feed.put(work)
+
+    def close(self) -> None:
+        """No more items: the job finishes once the worker has answered them all."""
+        with self._lock:
+            self.expected = self.added
+            if self.abandoned or len(self.items) >= self.expected:
+                self.finished.set()
+        self._feed.put(_END)
+
+    def works(self, idle_timeout: float) -> Iterator[Callable[[Any], Any]]:
+        """The items, as the caller adds them (worker's thread). A caller that adds
+        nothing and does not close for ``idle_timeout`` seconds is given up on."""
+        while True:
+            try:
+                item = self._feed.get(timeout=idle_timeout)
+            except queue.Empty:
+                with self._lock:
+                    self.abandoned = True
+                    self.finished.set()
+                log.error("a caller stopped feeding its batch; the rest is not signed")
+                return
+            if item is _END:
+                return
+            yield item
 
     def put(self, item: tuple[int, Any]) -> None:
         """Record the next result (``(index, outcome)``, in order)."""
         with self._lock:
             self.items.append(item[1])
-            if len(self.items) >= self.expected:
+            if self.expected is not None and len(self.items) >= self.expected:
                 self.finished.set()
 
     def snapshot(self) -> list[Any]:
@@ -172,7 +218,8 @@ class _Job:
 
 
 class PendingBatch:
-    """Work handed to a token's worker (:meth:`TokenPool.submit_many`)."""
+    """Work for one token's worker (:meth:`TokenPool.open_batch`): :meth:`add` items,
+    then :meth:`outcomes` (which closes the batch) waits for their results."""
 
     def __init__(self, state: _Token, job: _Job, operation: str, timeout: float) -> None:
         self._state = state
@@ -180,11 +227,38 @@ class PendingBatch:
         self._operation = operation
         self._timeout = timeout
 
+    def add(self, work: Callable[[Any], Any]) -> None:
+        """Queue ``work(session)``; the worker may start on it at once."""
+        if self._job.expected is not None:
+            raise RuntimeError("the batch is closed")
+        self._job.add(work)
+
+    def close(self) -> None:
+        """No more items (idempotent)."""
+        if self._job.expected is None:
+            self._job.close()
+
     def outcomes(self) -> list[Any]:
-        """Wait for every result; when the worker makes no progress for the token's
-        timeout, mark the token unhealthy and fail the rest with ``token_timeout``. The
-        caller wakes up at the end or once per timeout, never once per item."""
+        """Wait for every result.
+
+        A job that no worker has started within the token's timeout (every session busy)
+        is withdrawn and fails with ``token_busy``, never touching the token. Once it
+        runs, when the worker makes no progress for the token's timeout, the token is
+        marked unhealthy and the rest fail with ``token_timeout``. The caller wakes up at
+        the end or once per timeout, never once per item."""
+        self.close()
         job, state = self._job, self._state
+        assert job.expected is not None
+        if not job.began.wait(max(0.0, job.start_deadline - time.monotonic())):
+            with state.lock:
+                if not job.started:
+                    job.cancelled = True
+                    state.gate.notify_all()
+            if job.cancelled:
+                busy = TokenBusy("the token is busy")
+                metrics.count(state.serial, self._operation, busy.code)
+                _note_error(state, busy.code)
+                return [busy] * job.expected
         seen = 0
         deadline = time.monotonic() + self._timeout
         while not job.finished.wait(max(0.001, deadline - time.monotonic())):
@@ -204,7 +278,11 @@ class PendingBatch:
                 metrics.count(state.serial, self._operation, timed_out.code)
                 return items + [timed_out] * (job.expected - len(items))
             break
-        return job.snapshot()
+        items = job.snapshot()
+        expected = job.expected or 0
+        if len(items) < expected:  # the worker gave up on a feed that stalled
+            items += [BridgeError("the batch was abandoned; not signed")] * (expected - len(items))
+        return items
 
 
 @dataclass(eq=False)
@@ -213,10 +291,14 @@ class _Token:
     limits: TokenLimits
     label: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
-    slots: threading.BoundedSemaphore = field(init=False)
+    # Workers pass this gate before they touch the token: pooled jobs while no
+    # signer-PIN job runs or waits; a signer-PIN job alone, once the token is idle.
+    gate: threading.Condition = field(init=False)
     idle: list[Any] = field(default_factory=list)
     generation: int = 0
-    busy: int = 0
+    busy: int = 0  # jobs past the gate
+    exclusive_waiting: int = 0
+    exclusive_running: bool = False
     stuck: int = 0
     removed: bool = False
     failing: bool = False
@@ -225,16 +307,15 @@ class _Token:
     rejected_pin: bytes | None = None  # keyed hash of a stored PIN C_Login refused
     last_error: str | None = None
     last_error_at: float | None = None
-    # one signer-PIN operation at a time takes every slot (no two half-filled claims)
-    exclusive: threading.Lock = field(default_factory=threading.Lock)
     executor: ThreadPoolExecutor | None = None
 
     def __post_init__(self) -> None:
-        self.slots = threading.BoundedSemaphore(self.limits.max_sessions)
+        self.gate = threading.Condition(self.lock)
 
     def workers(self) -> ThreadPoolExecutor:
-        """The token's own worker threads: a stuck token holds only its own (at most
-        ``max_sessions``, as many as it has slots)."""
+        """The token's own worker threads, as many as it has sessions: jobs queue here
+        and a free worker takes the next one at once, so the token never waits for a
+        caller's thread to wake up. A stuck token holds only its own workers."""
         with self.lock:
             if self.executor is None:
                 self.executor = ThreadPoolExecutor(
@@ -242,6 +323,50 @@ class _Token:
                     thread_name_prefix=f"pkcs11-{self.serial[:12]}",
                 )
             return self.executor
+
+    def enter(self, job: _Job, exclusive: bool) -> bool:
+        """Pass the gate for ``job`` (a worker, before touching the token); False when
+        the caller withdrew the job or its start deadline passed first. Exclusive
+        (signer-PIN) jobs wait for the token to be idle and go before pooled jobs that
+        arrive meanwhile. Caller must not hold :attr:`lock`."""
+        with self.gate:
+            if exclusive:
+                self.exclusive_waiting += 1
+            try:
+                while True:
+                    if job.cancelled:
+                        return False
+                    if exclusive:
+                        free = not self.exclusive_running and self.busy == 0
+                    else:
+                        free = not self.exclusive_running and self.exclusive_waiting == 0
+                    if free:
+                        break
+                    remaining = job.start_deadline - time.monotonic()
+                    if remaining <= 0:
+                        job.cancelled = True
+                        return False
+                    self.gate.wait(remaining)
+            finally:
+                if exclusive:
+                    self.exclusive_waiting -= 1
+                    self.gate.notify_all()
+            job.started = True
+            self.busy += 1
+            self.exclusive_running = exclusive
+        job.began.set()
+        return True
+
+    def leave(self, job: _Job) -> None:
+        """After a job that passed the gate: free its place and wake the waiting."""
+        with self.gate:
+            self.busy -= 1
+            self.exclusive_running = False
+            job.done = True
+            if job.timed_out:
+                self.stuck -= 1  # the stuck call returned: the token answers again
+                log.warning("token %s answered again", self.serial)
+            self.gate.notify_all()
 
 
 class TokenPool:
@@ -506,75 +631,49 @@ class TokenPool:
         *,
         pin: str | None = None,
     ) -> PendingBatch:
-        """Like :meth:`run_many`, but return as soon as the work is handed to the token's
-        worker; :meth:`PendingBatch.outcomes` waits for it. Raises ``token_busy`` and
-        ``token_unhealthy`` at once."""
+        """Like :meth:`run_many`, but return as soon as the work is queued for the
+        token's workers; :meth:`PendingBatch.outcomes` waits for it."""
+        batch = self.open_batch(serial, operation, pin=pin)
+        for work in works:
+            batch.add(work)
+        batch.close()
+        return batch
+
+    def open_batch(self, serial: str, operation: str, *, pin: str | None = None) -> PendingBatch:
+        """An empty batch queued for token ``serial``'s workers: a worker starts on it
+        when a session is free and signs each item as soon as it is added (while the
+        caller prepares the next ones). :meth:`PendingBatch.outcomes` closes it and
+        waits; it answers ``token_busy`` when no session freed up within the timeout.
+        Raises ``token_unhealthy`` at once while an earlier call on the token is stuck.
+        With a signer ``pin``, add every item before the worker starts: the batch runs
+        alone on the token."""
         state = self._token(serial)
         if state.stuck:
             raise_and_count(
                 state, operation, TokenUnhealthy("the token stopped answering; try again later")
             )
         timeout = state.limits.timeout_seconds
-        needed = state.limits.max_sessions if pin is not None else 1
-        deadline = time.monotonic() + timeout
-        taken = 0
-        exclusive = False
-        try:
-            if pin is not None:
-                exclusive = state.exclusive.acquire(timeout=timeout)
-                if not exclusive:
-                    raise_and_count(state, operation, TokenBusy("the token is busy"))
-            while taken < needed:
-                if not state.slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
-                    raise_and_count(state, operation, TokenBusy("the token is busy"))
-                taken += 1
-            executor = state.workers()
-        except BridgeError:
-            for _ in range(taken):
-                state.slots.release()
-            raise
-        finally:
-            if exclusive:
-                state.exclusive.release()  # all slots are ours now (or none)
-        job = _Job(expected=len(works))
-        executor.submit(self._work, state, job, operation, works, pin, taken, job)
+        job = _Job(start_deadline=time.monotonic() + timeout)
+        state.workers().submit(self._work, state, job, operation, pin)
         return PendingBatch(state, job, operation, timeout)
 
-    def _work(
-        self,
-        state: _Token,
-        job: _Job,
-        operation: str,
-        works: Sequence[Callable[[Any], Any]],
-        pin: str | None,
-        taken: int,
-        results: _Job,
-    ) -> None:
+    def _work(self, state: _Token, job: _Job, operation: str, pin: str | None) -> None:
+        if not state.enter(job, exclusive=pin is not None):
+            return  # withdrawn: the caller answers token_busy
         try:
+            works = job.works(idle_timeout=state.limits.timeout_seconds)
             if pin is None:
-                with state.lock:
-                    state.busy += 1
-                try:
-                    self._work_pooled(state, operation, works, results)
-                finally:
-                    with state.lock:
-                        state.busy -= 1
+                self._work_pooled(state, operation, works, job)
             else:
-                self._work_with_signer_pin(state, operation, works, pin, results)
+                self._work_with_signer_pin(state, operation, works, pin, job)
         finally:
-            with state.lock:
-                job.done = True
-                if job.timed_out:
-                    state.stuck -= 1  # the stuck call returned: the token answers again
-                    log.warning("token %s answered again", state.serial)
-            for _ in range(taken):
-                state.slots.release()
+            state.leave(job)
 
     def _work_pooled(
         self,
         state: _Token,
         operation: str,
-        works: Sequence[Callable[[Any], Any]],
+        works: Iterable[Callable[[Any], Any]],
         results: _Job,
     ) -> None:
         session: Any = None
@@ -617,7 +716,7 @@ class TokenPool:
         self,
         state: _Token,
         operation: str,
-        works: Sequence[Callable[[Any], Any]],
+        works: Iterable[Callable[[Any], Any]],
         pin: str,
         results: _Job,
     ) -> None:
@@ -625,8 +724,6 @@ class TokenPool:
         # holds, which ends the stored-PIN login, so that this C_Login really checks the
         # signer's PIN.
         self._discard_sessions(state)
-        with state.lock:
-            state.busy += 1
         started = time.perf_counter()
         session: Any = None
         try:
@@ -642,11 +739,9 @@ class TokenPool:
             if session is not None:
                 self._close(state, session)
             error = self._failure(state, exc)
-            for index in range(len(works)):
+            for index, _ in enumerate(works):
                 results.put((index, error))
             metrics.observe(state.serial, operation, error.code, started)
-            with state.lock:
-                state.busy -= 1
             return
         try:
             for index, work in enumerate(works):
@@ -670,8 +765,6 @@ class TokenPool:
             except p11e.PKCS11Error:
                 log.debug("logging out the signer-PIN session of %s failed", state.serial)
             self._close(state, session)
-            with state.lock:
-                state.busy -= 1
 
     def _failure(self, state: _Token, exc: BaseException) -> BridgeError:
         if isinstance(exc, BridgeError):

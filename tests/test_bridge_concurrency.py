@@ -30,7 +30,7 @@ from hsm_bridge import (
     TokenLimits,
 )
 from hsm_bridge.credentials import SignatureMechanism
-from hsm_bridge.errors import TokenBusy, TokenTimeout, TokenUnhealthy
+from hsm_bridge.errors import BridgeError, TokenBusy, TokenTimeout, TokenUnhealthy
 from hsm_bridge.signing import sign_digest
 
 
@@ -237,3 +237,44 @@ def test_one_activation_replayed_by_ten_threads_releases_one_signature(
     assert len(signatures) == 1
     assert {(r.code, r.reason) for r in refusals} == {("activation_invalid", "reused")}
     _verify(bridge.certificate(ref), digest, signatures[0])
+
+
+def test_a_token_starts_on_a_batch_while_it_is_still_being_filled(
+    installation, demo_keys, tmp_path
+):
+    bridge = _bridge(installation, TokenLimits(max_sessions=1, timeout_seconds=30), tmp_path)
+    ref, mechanism = demo_keys["leader1"]
+    pool = bridge._pool(ref.token_serial)
+    batch = pool.open_batch(ref.token_serial, "sign")
+    first_signed = threading.Event()
+
+    def first(session) -> bytes:
+        signature = sign_digest(session, ref.key_id, bytes(32), mechanism)
+        first_signed.set()
+        return signature
+
+    batch.add(first)
+    assert first_signed.wait(10), "the worker signs the first digest before the batch closes"
+    batch.add(lambda session: sign_digest(session, ref.key_id, bytes(range(32)), mechanism))
+    outcomes = batch.outcomes()
+    certificate = bridge.certificate(ref)
+    _verify(certificate, bytes(32), outcomes[0])
+    _verify(certificate, bytes(range(32)), outcomes[1])
+
+
+def test_a_caller_that_stops_feeding_its_batch_never_wedges_the_token(
+    installation, demo_keys, tmp_path
+):
+    bridge = _bridge(installation, TokenLimits(max_sessions=1, timeout_seconds=0.3), tmp_path)
+    ref, mechanism = demo_keys["org1"]
+    pool = bridge._pool(ref.token_serial)
+    batch = pool.open_batch(ref.token_serial, "sign")
+    batch.add(lambda session: sign_digest(session, ref.key_id, bytes(32), mechanism))
+    time.sleep(1.0)  # the caller stalls for longer than the token's timeout
+    # the worker gave up on the stalled batch: the token serves others again
+    assert pool.run(ref.token_serial, "probe", lambda session: "answered") == "answered"
+    batch.add(lambda session: b"added too late")
+    first, late = batch.outcomes()
+    _verify(bridge.certificate(ref), bytes(32), first)
+    assert isinstance(late, BridgeError) and late.code == "bridge_error"
+    assert {h.serial: h.state for h in bridge.health()}[ref.token_serial] == "ok"
