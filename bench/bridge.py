@@ -283,15 +283,16 @@ def service(token: BenchToken) -> Iterator[Any]:
 
 # ---- measurement -------------------------------------------------------------------------
 
+SLICE_SECONDS = 0.25
+
 
 def measure(
     step: Callable[[Any], int], seconds: float, prepare: Callable[[], Any] = lambda: None
-) -> tuple[float, int]:
+) -> tuple[int, float]:
     """Call ``step(prepare())`` (which signs some digests and returns how many) until
-    ``seconds`` of ``step`` time passed; return the rate in signatures per second and
-    the count. ``prepare`` is not timed: it makes the digests (and, for the bridge, the
-    activations the web tier would have issued), which are not the signer's work."""
-    step(prepare())  # warm-up: first checkout, connection, caches
+    ``seconds`` of ``step`` time passed; return the count and the seconds it took.
+    ``prepare`` is not timed: it makes the digests (and, for the bridge, the activations
+    the web tier would have issued), which are not the signer's work."""
     count = 0
     elapsed = 0.0
     while elapsed < seconds:
@@ -299,7 +300,7 @@ def measure(
         started = time.perf_counter()
         count += step(prepared)
         elapsed += time.perf_counter() - started
-    return count / elapsed, count
+    return count, elapsed
 
 
 def verify(public_key: Any, signature: bytes, digest: bytes) -> None:
@@ -505,9 +506,22 @@ def run(
                 # Rotate the order so that no variant always runs first or last.
                 shift = index % len(variants)
                 order = variants[shift:] + variants[:shift]
-                rates: dict[str, float] = {}
+                # Each variant's time is spread over slices of SLICE_SECONDS, taken in
+                # turn, so that a slow spell of the machine hits every variant alike.
+                counts = dict.fromkeys(order, 0)
+                times = dict.fromkeys(order, 0.0)
                 for name in order:
-                    rates[name], _ = measure(getattr(steps, name), seconds, steps.prepare(name))
+                    prepare = steps.prepare(name)
+                    getattr(steps, name)(prepare())  # warm-up: checkout, connection, caches
+                for _ in range(max(1, round(seconds / SLICE_SECONDS))):
+                    for name in order:
+                        count, elapsed = measure(
+                            getattr(steps, name), SLICE_SECONDS, steps.prepare(name)
+                        )
+                        counts[name] += count
+                        times[name] += elapsed
+                rates = {name: counts[name] / times[name] for name in order}
+                for name in order:
                     digest, signature = steps.last[name]
                     verify(public_key, signature, digest)
                 per_round.append(rates)
