@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway.audit_checkpoints import SESSION_INFO_KEY, write_checkpoint
 from gateway.db import lock_for_update
 from gateway.models import AuditEntry
 
@@ -56,7 +57,9 @@ def record(
     """Append an audit entry in ``session``'s transaction and return it.
 
     ``actor`` is ``user:<username>``, ``client:<name>`` or ``system``; ``detail`` must
-    never hold a secret or document content (callers pass codes and hashes only)."""
+    never hold a secret or document content (callers pass codes and hashes only). When
+    the session carries a :class:`~gateway.audit_checkpoints.CheckpointSigner`, every
+    ``every``-th entry is followed by a signed checkpoint in the same transaction."""
     lock_for_update(session, "audit")
     last = session.execute(
         select(AuditEntry.id, AuditEntry.entry_hash).order_by(AuditEntry.id.desc()).limit(1)
@@ -76,6 +79,9 @@ def record(
     entry.entry_hash = _entry_hash(prev_hash, entry)
     session.add(entry)
     session.flush()
+    signer = session.info.get(SESSION_INFO_KEY)
+    if signer is not None and entry.id % signer.every == 0:
+        write_checkpoint(session, signer, now=now)
     return entry
 
 

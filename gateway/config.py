@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     fcm_service_account_file: Path | None = None
     push_title: str = "Văn bản chờ ký số"
     tsa_url: str | None = Field(None, description="RFC 3161 TSA for PAdES B-T")
+    audit_checkpoint_every: int = Field(
+        100, gt=0, description="a signed audit checkpoint every this many entries"
+    )
     log_level: str = "INFO"
 
     @classmethod

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from gateway.audit_checkpoints import SESSION_INFO_KEY, CheckpointSigner
 from gateway.bridges import build_bridge
 from gateway.config import Settings
 from gateway.db import Database
@@ -14,7 +15,7 @@ from gateway.secrets_at_rest import InstallationKeys, SecretBox
 from gateway.service import SigningService
 from hsm_bridge import ActivationIssuer, BridgeClient
 
-__all__ = ["GatewayContext", "build_context", "context_of"]
+__all__ = ["GatewayContext", "build_context", "context_of", "open_database"]
 
 
 @dataclass
@@ -32,11 +33,20 @@ class GatewayContext:
         self.db.dispose()
 
 
+def open_database(settings: Settings, keys: InstallationKeys | None = None) -> Database:
+    """The installation's database, its sessions carrying the audit checkpoint signer
+    (a signed checkpoint every ``settings.audit_checkpoint_every`` entries). Raises
+    FileNotFoundError when the installation was never initialised."""
+    keys = keys or InstallationKeys.load(settings.secrets_dir)
+    signer = CheckpointSigner(keys.checkpoint_key, every=settings.audit_checkpoint_every)
+    return Database(settings.effective_database_url, session_info={SESSION_INFO_KEY: signer})
+
+
 def build_context(settings: Settings) -> GatewayContext:
     """Open the installation in ``settings.data_dir``. Raises FileNotFoundError when it
     was never initialised (``signing-gateway init``)."""
     keys = InstallationKeys.load(settings.secrets_dir)
-    db = Database(settings.effective_database_url)
+    db = open_database(settings, keys)
     box = SecretBox(keys.fernet_key)
     bridge = build_bridge(settings, keys)
     service = SigningService(

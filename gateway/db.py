@@ -20,7 +20,9 @@ __all__ = ["Database", "lock_for_update"]
 class Database:
     """An engine and its session factory for one URL (nothing is created at import)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, session_info: dict[str, Any] | None = None) -> None:
+        """``session_info``: copied into every session's ``info`` (e.g. the audit
+        checkpoint signer that :func:`gateway.audit.record` looks for)."""
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {"pool_pre_ping": True}
@@ -29,7 +31,9 @@ class Database:
         self.engine: Engine = create_engine(url, **kwargs)
         if self.is_sqlite:
             _sqlite_immediate_transactions(self.engine)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._sessions = sessionmaker(
+            self.engine, expire_on_commit=False, info=dict(session_info or {})
+        )
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from gateway import audit, totp
 from gateway.bridges import bridge_config
 from gateway.config import SETTINGS_FILE_NAME, Settings
-from gateway.db import Database
+from gateway.context import open_database
 from gateway.demo_pki import DemoPki, HolderName
 from gateway.migrate import upgrade
 from gateway.models import Credential, IntegrationClient, User
@@ -117,7 +117,7 @@ def _create_demo(
     serials = {t.label: t.serial for t in bridge.inventory()}
     pin_store = PinStore(bridge_config(settings, keys).pin_file, keys.fernet_key)
     box = SecretBox(keys.fernet_key)
-    db = Database(settings.effective_database_url)
+    db = open_database(settings, keys)
     chain_pem = "".join(p.read_text() for p in (pki.issuing_path, pki.root_path))
     signers = []
     api_key = "sgw_" + secrets.token_urlsafe(32)

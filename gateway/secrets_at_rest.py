@@ -1,5 +1,6 @@
 """The installation's keys: the Fernet key that encrypts secrets at rest (TOTP secrets,
-token PINs) and the SAD key shared by the approval step and the bridge.
+token PINs), the SAD key shared by the approval step and the bridge, and the Ed25519 key
+that signs audit checkpoints (its public half is written beside it, for auditors).
 
 Keys live in ``<data_dir>/secrets/`` (mode 0700, files 0600). They are created once and
 never overwritten."""
@@ -12,17 +13,30 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+    load_pem_private_key,
+)
 
-__all__ = ["InstallationKeys", "SecretBox"]
+__all__ = [
+    "CHECKPOINT_PUBLIC_KEY_FILE",
+    "InstallationKeys",
+    "SecretBox",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class InstallationKeys:
     """``fernet_key``: urlsafe-base64 Fernet key (44 ASCII bytes); ``activation_key``:
-    32 random bytes."""
+    32 random bytes; ``checkpoint_key``: the audit checkpoint key (Ed25519)."""
 
     fernet_key: bytes
     activation_key: bytes
+    checkpoint_key: Ed25519PrivateKey
 
     @classmethod
     def create_or_load(cls, folder: Path) -> InstallationKeys:
@@ -32,16 +46,47 @@ class InstallationKeys:
         os.chmod(folder, 0o700)
         fernet = _create_once(folder / "fernet.key", Fernet.generate_key)
         activation = _create_once(folder / "activation.key", lambda: secrets.token_hex(32).encode())
-        return cls(fernet_key=fernet, activation_key=bytes.fromhex(activation.decode()))
+        return cls(
+            fernet_key=fernet,
+            activation_key=bytes.fromhex(activation.decode()),
+            checkpoint_key=_checkpoint_key(folder),
+        )
 
     @classmethod
     def load(cls, folder: Path) -> InstallationKeys:
         """Load existing keys; FileNotFoundError when the installation was never
-        initialised."""
+        initialised. The checkpoint key is created if an older installation lacks it."""
         return cls(
             fernet_key=(folder / "fernet.key").read_bytes().strip(),
             activation_key=bytes.fromhex((folder / "activation.key").read_text().strip()),
+            checkpoint_key=_checkpoint_key(folder),
         )
+
+
+CHECKPOINT_KEY_FILE = "audit-checkpoint.key"
+CHECKPOINT_PUBLIC_KEY_FILE = "audit-checkpoint.pub"
+
+
+def _checkpoint_key(folder: Path) -> Ed25519PrivateKey:
+    """The audit checkpoint key (PKCS#8 PEM, created once); its public key (SPKI PEM) is
+    written beside it as :data:`CHECKPOINT_PUBLIC_KEY_FILE`."""
+    if not (folder / "fernet.key").exists():
+        raise FileNotFoundError(folder / "fernet.key")
+    pem = _create_once(
+        folder / CHECKPOINT_KEY_FILE,
+        lambda: Ed25519PrivateKey.generate().private_bytes(
+            Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
+        ),
+    )
+    key = load_pem_private_key(pem, password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError(f"{CHECKPOINT_KEY_FILE} is not an Ed25519 key")
+    public = folder / CHECKPOINT_PUBLIC_KEY_FILE
+    if not public.exists():
+        public.write_bytes(
+            key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+        )
+    return key
 
 
 def _create_once(path: Path, make: object) -> bytes:

@@ -152,10 +152,10 @@ def _needed_serials(settings: Settings) -> set[str]:
     """Token serials the gateway's credentials refer to (empty without a database)."""
     from sqlalchemy import select
 
-    from gateway.db import Database
+    from gateway.context import open_database
     from gateway.models import Credential
 
-    db = Database(settings.effective_database_url)
+    db = open_database(settings)
     try:
         with db.transaction() as session:
             return set(session.scalars(select(Credential.token_serial)))
@@ -256,10 +256,10 @@ def _record_pin_policy(settings: Settings, serial: str, policy: str, action: str
     from sqlalchemy import select
 
     from gateway import audit
-    from gateway.db import Database
+    from gateway.context import open_database
     from gateway.models import Credential
 
-    db = Database(settings.effective_database_url)
+    db = open_database(settings)
     try:
         with db.transaction() as session:
             changed = []
@@ -316,14 +316,14 @@ def credentials_pin_policy(
     """Set whether the bridge keeps the credential's token PIN (``stored``) or the signer
     types it with each approval (``signer``). Audited."""
     from gateway import audit
-    from gateway.db import Database
+    from gateway.context import open_database
     from gateway.models import Credential
 
     if policy not in ("stored", "signer"):
         typer.echo("policy must be stored or signer", err=True)
         raise typer.Exit(2)
     settings = load_settings(data_dir)
-    db = Database(settings.effective_database_url)
+    db = open_database(settings)
     try:
         with db.transaction() as session:
             credential = session.get(Credential, credential_id)
@@ -351,12 +351,12 @@ def users_add(
     data_dir: DataDir = Path("var"),
 ) -> None:
     """Add a user; prints a one-time password (the user enrols TOTP on the tablet)."""
-    from gateway.db import Database
+    from gateway.context import open_database
     from gateway.enrolment import add_user
     from gateway.errors import GatewayError
 
     settings = load_settings(data_dir)
-    db = Database(settings.effective_database_url)
+    db = open_database(settings)
     try:
         user = add_user(db, username, display_name, role, now=dt.datetime.now(dt.UTC))
     except GatewayError as exc:
@@ -381,13 +381,13 @@ def credentials_register(
 ) -> None:
     """Register a key found on a token (see `credentials list`) as the user's credential;
     the newest registered credential of a user is the one used for new requests."""
-    from gateway.db import Database
+    from gateway.context import open_database
     from gateway.enrolment import register_credential
     from gateway.errors import GatewayError
     from hsm_bridge.credentials import SignatureMechanism
 
     settings = load_settings(data_dir)
-    db = Database(settings.effective_database_url)
+    db = open_database(settings)
     try:
         credential = register_credential(
             db,
@@ -421,11 +421,11 @@ def credentials_revoke(
     """Stop using a credential at once (staff rotation, lost token, revoked certificate);
     pending requests bound to it fail at signing with ``certificate_revoked``. Audited."""
     from gateway import audit
-    from gateway.db import Database
+    from gateway.context import open_database
     from gateway.models import Credential
 
     settings = load_settings(data_dir)
-    db = Database(settings.effective_database_url)
+    db = open_database(settings)
     now = dt.datetime.now(dt.UTC)
     try:
         with db.transaction() as session:
@@ -526,20 +526,83 @@ def bridge_serve(
 
 
 @audit_app.command("verify")
-def audit_verify(data_dir: DataDir = Path("var")) -> None:
-    """Recompute the audit hash chain; exit 1 at the first broken entry."""
+def audit_verify(
+    data_dir: DataDir = Path("var"),
+    public_key: Annotated[
+        Path | None,
+        typer.Option(
+            help="checkpoint public key (PEM) kept apart from this host; "
+            "default: the installation's secrets/audit-checkpoint.pub"
+        ),
+    ] = None,
+) -> None:
+    """Recompute the audit hash chain and check every signed checkpoint; exit 1 at the
+    first broken entry or checkpoint."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
     from gateway.audit import verify_chain
-    from gateway.db import Database
+    from gateway.audit_checkpoints import verify_checkpoints
+    from gateway.context import open_database
+    from gateway.secrets_at_rest import CHECKPOINT_PUBLIC_KEY_FILE
 
     settings = load_settings(data_dir)
-    db = Database(settings.effective_database_url)
+    db = open_database(settings)
+    key_file = public_key or settings.secrets_dir / CHECKPOINT_PUBLIC_KEY_FILE
+    key = load_pem_public_key(key_file.read_bytes())
+    if not isinstance(key, Ed25519PublicKey):
+        typer.echo(f"{key_file} is not an Ed25519 public key", err=True)
+        raise typer.Exit(2)
     with db.transaction() as session:
-        report = verify_chain(session)
-    if report.intact:
-        typer.echo(f"audit chain intact: {report.entries} entries")
-        return
-    typer.echo(f"audit chain BROKEN at entry {report.first_broken_id}")
-    raise typer.Exit(1)
+        chain = verify_chain(session)
+        checkpoints = verify_checkpoints(session, key)
+    db.dispose()
+    broken = False
+    if chain.intact:
+        typer.echo(f"audit chain intact: {chain.entries} entries")
+    else:
+        typer.echo(f"audit chain BROKEN at entry {chain.first_broken_id}")
+        broken = True
+    if checkpoints.intact:
+        last = checkpoints.last_entry_id
+        typer.echo(
+            f"checkpoints: {checkpoints.checkpoints} signed and matching"
+            + (f", the last at entry {last}" if last is not None else "")
+        )
+    else:
+        explanation = {
+            "bad_signature": "its signature does not verify with this key",
+            "entry_changed": "the entry it signed was changed: the log was rewritten",
+            "entry_missing": "the entry it signed is gone: the log was cut short",
+        }[checkpoints.problem or "bad_signature"]
+        typer.echo(
+            f"checkpoint at entry {checkpoints.problem_entry_id} BROKEN "
+            f"({checkpoints.problem}): {explanation}"
+        )
+        broken = True
+    if broken:
+        raise typer.Exit(1)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(data_dir: DataDir = Path("var")) -> None:
+    """Sign the audit chain's head now (for a timer; checkpoints are also written every
+    ``audit_checkpoint_every`` entries)."""
+    from gateway.audit_checkpoints import SESSION_INFO_KEY, write_checkpoint
+    from gateway.context import open_database
+
+    settings = load_settings(data_dir)
+    db = open_database(settings)
+    with db.transaction() as session:
+        checkpoint = write_checkpoint(
+            session, session.info[SESSION_INFO_KEY], now=dt.datetime.now(dt.UTC)
+        )
+        entry_id = checkpoint.entry_id if checkpoint is not None else None
+    db.dispose()
+    if entry_id is None:
+        typer.echo("nothing new to checkpoint")
+    else:
+        typer.echo(f"checkpoint signed at entry {entry_id}")
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from gateway.config import Settings, load_settings
+from gateway.context import open_database
 from gateway.db import Database
 from gateway.secrets_at_rest import InstallationKeys, SecretBox
 from signing_gateway.demo import wait_until_up
@@ -97,7 +98,7 @@ def demo_credentials(installation: Settings) -> dict:
 
 @pytest.fixture(scope="session")
 def db(installation: Settings) -> Iterator[Database]:
-    database = Database(installation.effective_database_url)
+    database = open_database(installation)  # with the audit checkpoint signer, as in production
     yield database
     database.dispose()
 

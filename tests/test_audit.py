@@ -4,6 +4,7 @@ state change of the demo flow left an entry in the same transaction."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from sqlalchemy import select, update
 
@@ -64,3 +65,134 @@ def test_installation_log_is_intact_and_covers_a_signing(server, db, signer, cor
             "request.signed",
         ]
         assert audit.verify_chain(session).intact
+
+
+def _checkpointed_db(tmp_path, every: int = 3):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from gateway.audit_checkpoints import SESSION_INFO_KEY, CheckpointSigner
+
+    key = Ed25519PrivateKey.generate()
+    db = Database(
+        f"sqlite:///{tmp_path / 'c.db'}",
+        session_info={SESSION_INFO_KEY: CheckpointSigner(key, every=every)},
+    )
+    Base.metadata.create_all(db.engine)
+    now = dt.datetime(2026, 12, 1, 7, 0, tzinfo=dt.UTC)
+    with db.transaction() as session:
+        for i in range(7):
+            audit.record(session, actor="system", action=f"test.{i}", now=now, detail={"n": i})
+    return db, key
+
+
+def _rewrite_from(session, first_id: int) -> None:
+    """What someone with write access to the database but not the key can do: change
+    an entry and recompute every hash after it, so that the chain alone looks intact."""
+    entries = session.scalars(select(AuditEntry).order_by(AuditEntry.id)).all()
+    prev = audit.GENESIS_HASH
+    for entry in entries:
+        if entry.id == first_id:
+            entry.detail = '{"n":"forged"}'
+        if entry.id >= first_id:
+            entry.prev_hash = prev
+            entry.entry_hash = audit._entry_hash(prev, entry)
+        prev = entry.entry_hash
+
+
+def test_signed_checkpoints_catch_a_rewritten_chain(tmp_path):
+    from gateway.audit_checkpoints import verify_checkpoints
+    from gateway.models import AuditCheckpoint
+
+    db, key = _checkpointed_db(tmp_path)
+    with db.transaction() as session:
+        assert session.scalars(select(AuditCheckpoint.entry_id)).all() == [3, 6]
+        report = verify_checkpoints(session, key.public_key())
+        assert report.intact and report.checkpoints == 2 and report.last_entry_id == 6
+        _rewrite_from(session, 2)
+    with db.transaction() as session:
+        assert audit.verify_chain(session).intact, "the recomputed chain alone looks fine"
+        report = verify_checkpoints(session, key.public_key())
+        assert (report.problem, report.problem_entry_id) == ("entry_changed", 3)
+    db.dispose()
+
+
+def test_signed_checkpoints_catch_a_log_cut_short_and_a_foreign_key(tmp_path):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from sqlalchemy import delete
+
+    from gateway.audit_checkpoints import verify_checkpoints
+
+    db, key = _checkpointed_db(tmp_path)
+    with db.transaction() as session:
+        session.execute(delete(AuditEntry).where(AuditEntry.id >= 5))
+    with db.transaction() as session:
+        assert audit.verify_chain(session).intact, "a cut chain still links"
+        report = verify_checkpoints(session, key.public_key())
+        assert (report.problem, report.problem_entry_id) == ("entry_missing", 6)
+        assert report.last_entry_id == 3
+        other = Ed25519PrivateKey.generate().public_key()
+        assert verify_checkpoints(session, other).problem == "bad_signature"
+    db.dispose()
+
+
+def _cli(data_dir, *args: str, env: dict[str, str] | None = None):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "signing_gateway.cli", "audit", *args, "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env or dict(os.environ),
+    )
+
+
+def test_audit_verify_on_the_installation_checks_chain_and_checkpoints(installation):
+    written = _cli(installation.data_dir, "checkpoint")
+    assert written.returncode == 0, written.stderr
+    assert re.search(r"checkpoint signed at entry \d+|nothing new", written.stdout)
+    verified = _cli(installation.data_dir, "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "audit chain intact" in verified.stdout
+    assert re.search(r"checkpoints: [1-9]\d* signed and matching", verified.stdout)
+
+
+def test_audit_verify_reports_a_rewritten_log_and_fails(tmp_path):
+    import os
+
+    from gateway.config import load_settings
+    from gateway.context import open_database
+
+    env = {k: v for k, v in os.environ.items() if k != "GATEWAY_DATABASE_URL"}  # own SQLite
+    data_dir = tmp_path / "gw"
+    assert _cli_init(data_dir, env).returncode == 0
+    settings = load_settings(data_dir, database_url=None)
+    db = open_database(settings)
+    now = dt.datetime(2026, 12, 1, 7, 0, tzinfo=dt.UTC)
+    with db.transaction() as session:
+        for i in range(4):
+            audit.record(session, actor="system", action=f"test.{i}", now=now)
+    assert _cli(data_dir, "checkpoint", env=env).returncode == 0
+    assert _cli(data_dir, "verify", env=env).returncode == 0
+    with db.transaction() as session:
+        _rewrite_from(session, 1)
+    db.dispose()
+    verified = _cli(data_dir, "verify", env=env)
+    assert verified.returncode == 1
+    assert "audit chain intact" in verified.stdout
+    assert "BROKEN (entry_changed)" in verified.stdout
+
+
+def _cli_init(data_dir, env):
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "signing_gateway.cli", "init", "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
