@@ -90,6 +90,16 @@ class Settings(BaseSettings):
     fcm_service_account_file: Path | None = None
     push_title: str = "Văn bản chờ ký số"
     tsa_url: str | None = Field(None, description="RFC 3161 TSA for PAdES B-T")
+    batch_max_requests: int = Field(50, gt=0, le=500, description="requests per decision")
+    approval_nonce_ttl_seconds: int = Field(
+        24 * 3600, gt=0, description="lifetime of a server nonce for a signed decision"
+    )
+    device_activation_code_ttl_seconds: int = Field(
+        600, gt=0, description="lifetime of a one-time device activation code"
+    )
+    public_url: str | None = Field(
+        None, description="the gateway's address as tablets reach it (put in activation QR codes)"
+    )
     audit_checkpoint_every: int = Field(
         100, gt=0, description="a signed audit checkpoint every this many entries"
     )

@@ -79,6 +79,21 @@ OtpInvalid = _error("otp_invalid", 403, "The one-time code is wrong")
 OtpReused = _error("otp_reused", 403, "The one-time code was already used")
 OtpLocked = _error("otp_locked", 429, "Too many wrong one-time codes; approval is locked")
 TotpNotEnrolled = _error("totp_not_enrolled", 409, "No confirmed TOTP authenticator")
+# Devices and signed decisions
+ActivationCodeInvalid = _error(
+    "activation_code_invalid", 403, "The device activation code is unknown, used or expired"
+)
+DeviceKeyInvalid = _error("device_key_invalid", 422, "The device key is not a P-256 public key")
+DeviceUnknown = _error("device_unknown", 403, "No such device of this signer")
+DeviceRevoked = _error("device_revoked", 403, "The device was revoked")
+ApprovalNonceInvalid = _error(
+    "approval_nonce_invalid", 403, "The nonce is unknown, used, expired or not this signer's"
+)
+ApprovalExpired = _error("approval_expired", 403, "The signed decision has expired")
+ApprovalSignatureInvalid = _error(
+    "approval_signature_invalid", 403, "The device signature does not match this decision"
+)
+BatchTooLarge = _error("batch_too_large", 422, "Too many requests in one batch")
 # Certificates
 CertificateNotValid = _error(
     "certificate_not_valid", 409, "The signer's certificate is expired or not yet valid"

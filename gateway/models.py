@@ -21,11 +21,13 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "ApprovalNonce",
     "AuditCheckpoint",
     "AuditEntry",
     "Base",
     "Credential",
     "Device",
+    "DeviceActivationCode",
     "IntegrationClient",
     "MobileSession",
     "SigningRequest",
@@ -152,17 +154,51 @@ class MobileSession(Base):
 
 
 class Device(Base):
-    """A phone or tablet registered for push. ``stale`` once FCM says its registration
-    token is dead."""
+    """A signer's phone or tablet: its FCM registration token (``stale`` once FCM says it
+    is dead) and the public half of the P-256 key it generated at enrolment
+    (``public_key_der``: DER SubjectPublicKeyInfo) with which it signs decisions. A
+    revoked device (``revoked_at``) gets no push and its signatures are refused."""
 
     __tablename__ = "devices"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
     platform: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(100), default="", server_default="")
     push_token: Mapped[str] = mapped_column(Text)
+    public_key_der: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     stale: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class DeviceActivationCode(Base):
+    """A one-time code that lets one new device enrol for ``user_id`` (shown as a QR
+    code). Only its SHA-256 is stored; it works once (``used_at``) and until
+    ``expires_at``."""
+
+    __tablename__ = "device_activation_codes"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    code_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ApprovalNonce(Base):
+    """A server nonce (pushed with a new request, or fetched by the app) that one signed
+    decision of ``user_id`` may carry; single-use (``used_at``) and short-lived."""
+
+    __tablename__ = "approval_nonces"
+
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class AuditEntry(Base):

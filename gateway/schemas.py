@@ -24,6 +24,8 @@ class SigningRequestView(BaseModel):
     page_count: int
     warnings: list[str]
     parameters: dict[str, object]
+    # SHA-256 of the parameters as sorted-key compact UTF-8 JSON: what a device signs
+    parameters_sha256: str
     signed_document_sha256: str | None = None
     created_at: dt.datetime
     updated_at: dt.datetime
@@ -41,6 +43,7 @@ class SigningRequestView(BaseModel):
             page_count=request.page_count,
             warnings=json.loads(request.warnings),
             parameters=json.loads(request.parameters),
+            parameters_sha256=request.parameters_sha256,
             signed_document_sha256=request.signed_document_sha256,
             created_at=request.created_at,
             updated_at=request.updated_at,

@@ -19,7 +19,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -28,11 +28,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gateway import audit, totp
+from gateway.approvals import DecisionItem, DeviceProof, Proof, TotpProof, check_device_proof
 from gateway.certificates import check_usable
 from gateway.config import Settings
 from gateway.db import Database
 from gateway.document_store import DocumentStore
 from gateway.errors import (
+    BatchTooLarge,
     CertificateNotValid,
     DocumentChanged,
     GatewayError,
@@ -57,8 +59,9 @@ from gateway.secrets_at_rest import SecretBox
 from hsm_bridge import ActivationIssuer, BridgeClient, BridgeError, CredentialRef, SignRequest
 from hsm_bridge.credentials import SignatureMechanism
 from hsm_bridge.errors import PinRequired
+from hsm_bridge.statement import Decision
 
-__all__ = ["Notifier", "SigningService", "Submission", "utcnow"]
+__all__ = ["DecisionOutcome", "Notifier", "SigningService", "Submission", "utcnow"]
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,16 @@ class Notifier(Protocol):
 
     def signing_request_created(self, signer_id: str, request_id: str) -> None:
         """Notify ``signer_id``'s devices about ``request_id``."""
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionOutcome:
+    """One request's outcome in :meth:`SigningService.decide`: the request after the
+    decision, or the error that kept it from being decided or signed."""
+
+    request_id: str
+    request: SigningRequest | None
+    error: GatewayError | BridgeError | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,26 +292,55 @@ class SigningService:
         return self.store.read(request_id, DocumentStore.ORIGINAL)
 
     def reject(
-        self, user: User, request_id: str, reason: str, *, client_address: str | None
+        self,
+        user: User,
+        request_id: str,
+        reason: str,
+        proof: Proof,
+        *,
+        client_address: str | None,
     ) -> SigningRequest:
-        """The signer declines; the request becomes ``rejected``."""
-        now = self.clock()
-        with self.db.transaction() as session:
-            request = self._load_for_signer(session, user, request_id)
-            expired = self._expire_if_due(session, request)
-            if not expired:
-                transition(
-                    session,
-                    request,
-                    RequestStatus.REJECTED,
-                    actor=f"user:{user.username}",
-                    now=now,
-                    client_address=client_address,
-                    detail={"reason_length": len(reason)},
-                )
-        if expired:
-            raise RequestExpired("the request has expired")
-        return request
+        """The signer declines one request with a second factor (a TOTP code or a signed
+        decision); it becomes ``rejected`` at once. Raises the request's refusal
+        (NotFound, RequestExpired, RequestNotPending) or the proof's."""
+        outcome = self.decide(
+            user,
+            [DecisionItem(request_id, "")],
+            Decision.REJECT,
+            proof,
+            client_address=client_address,
+            reason=reason,
+        )[0]
+        if outcome.error is not None:
+            raise outcome.error
+        assert outcome.request is not None
+        return outcome.request
+
+    def approve(
+        self,
+        user: User,
+        request_id: str,
+        document_sha256: str,
+        proof: Proof,
+        *,
+        token_pin: str | None = None,
+        client_address: str | None,
+    ) -> SigningRequest:
+        """Approve one request with a second factor and sign it (see :meth:`decide`).
+        Returns the request, ``signed`` or ``failed`` with ``failure_code``; raises its
+        refusal, or a retryable BridgeError after which it is ``pending_approval``."""
+        outcome = self.decide(
+            user,
+            [DecisionItem(request_id, document_sha256)],
+            Decision.APPROVE,
+            proof,
+            token_pin=token_pin,
+            client_address=client_address,
+        )[0]
+        if outcome.error is not None:
+            raise outcome.error
+        assert outcome.request is not None
+        return outcome.request
 
     def approve_with_totp(
         self,
@@ -310,40 +352,86 @@ class SigningService:
         token_pin: str | None = None,
         client_address: str | None,
     ) -> SigningRequest:
-        """Approve ``request_id`` with a TOTP code and sign it.
+        """:meth:`approve` with a TOTP code."""
+        return self.approve(
+            user,
+            request_id,
+            document_sha256,
+            TotpProof(otp),
+            token_pin=token_pin,
+            client_address=client_address,
+        )
 
-        ``token_pin``: the token PIN typed by the signer, required when the credential's
-        PIN policy is ``signer`` (PinRequired otherwise); handed to the bridge for this
-        one signature and never stored. A wrong PIN (``pin_incorrect``) returns the
-        request to ``pending_approval``: the signer may try again, nothing retries it.
+    def decide(
+        self,
+        user: User,
+        items: Sequence[DecisionItem],
+        decision: Decision,
+        proof: Proof,
+        *,
+        token_pin: str | None = None,
+        client_address: str | None,
+        reason: str = "",
+    ) -> list[DecisionOutcome]:
+        """Approve (and sign) or reject the listed requests with one second factor.
 
-        Checks, in order: the request is the signer's (NotFound), not expired
-        (RequestExpired), pending (RequestNotPending), ``document_sha256`` equals the
-        stored document's hash (DocumentChanged), the TOTP code (OtpLocked, OtpInvalid,
-        OtpReused; failures are counted and lock approval after
-        ``totp_max_failures``). Then signs; returns the request, ``signed`` or ``failed``
-        with ``failure_code``. A retryable token error returns the request to
-        ``pending_approval`` and re-raises the BridgeError."""
+        The whole decision is refused when the list is empty or repeats a request
+        (ParameterInvalid), is longer than ``batch_max_requests`` (BatchTooLarge), names
+        a request that is not the signer's (NotFound), or when the proof fails: a TOTP
+        code (OtpLocked, OtpInvalid, OtpReused; failures count towards the lockout) or a
+        device signature over the statement rebuilt from the stored requests (see
+        :func:`gateway.approvals.check_device_proof`). Each request is then decided on
+        its own: one that expired, is no longer pending, whose ``document_sha256`` is not
+        the stored document's (DocumentChanged), or whose PIN policy does not fit
+        ``token_pin`` (PinRequired, ParameterInvalid) gets its refusal while the others
+        go on; the proof is spent only when at least one request can be decided.
+        ``token_pin``: the token PIN typed by the signer for credentials with PIN policy
+        ``signer``, used for these signatures only and never stored. Returns one outcome
+        per item, in order: the request (``signed``, ``failed`` with ``failure_code``, or
+        ``rejected``) or the error (a retryable BridgeError leaves it
+        ``pending_approval``)."""
+        if not items:
+            raise ParameterInvalid("no request to decide on")
+        if len(items) > self.settings.batch_max_requests:
+            raise BatchTooLarge(
+                f"at most {self.settings.batch_max_requests} requests in one decision"
+            )
+        ids = [item.request_id for item in items]
+        if len(set(ids)) != len(ids):
+            raise ParameterInvalid("a request is listed twice")
         now = self.clock()
         refusal: GatewayError | None = None
+        errors: dict[str, GatewayError | BridgeError] = {}
+        decided: list[SigningRequest] = []
         with self.db.transaction() as session:
-            request = self._load_for_signer(session, user, request_id)
-            if self._expire_if_due(session, request):
-                refusal = RequestExpired("the request has expired")
-            elif request.status != RequestStatus.PENDING_APPROVAL:
-                refusal = RequestNotPending(f"the request is {request.status}")
-            elif not hmac.compare_digest(
-                request.document_sha256.encode(), document_sha256.strip().lower().encode()
-            ):
-                refusal = DocumentChanged("document_sha256 is not the hash of this document")
-            elif token_pin is None and _pin_policy(session, request) == "signer":
-                refusal = PinRequired("this signature needs the token's PIN (token_pin)")
-            elif token_pin is not None and _pin_policy(session, request) != "signer":
-                # A shared token's PIN is the bridge's: a signer must not spend its tries.
-                refusal = ParameterInvalid("this credential's PIN is kept by the bridge")
-            else:
-                refusal = self._check_totp(session, user.id, otp, now, client_address, request.id)
-                if refusal is None:
+            requests = [self._load_for_signer(session, user, i) for i in ids]
+            for item, request in zip(items, requests, strict=True):
+                error = self._item_refusal(session, request, item, decision, token_pin)
+                if error is not None:
+                    errors[request.id] = error
+                else:
+                    decided.append(request)
+            if decided:
+                refusal = self._check_proof(
+                    session, user, decision, proof, requests, now, client_address
+                )
+            if decided and refusal is None:
+                factor = "totp" if isinstance(proof, TotpProof) else "device"
+                detail: dict[str, object] = {"factor": factor, "batch": len(items)}
+                if isinstance(proof, DeviceProof):
+                    detail["device"] = proof.device_id
+                for request in decided:
+                    if decision is Decision.REJECT:
+                        transition(
+                            session,
+                            request,
+                            RequestStatus.REJECTED,
+                            actor=f"user:{user.username}",
+                            now=now,
+                            client_address=client_address,
+                            detail={**detail, "reason_length": len(reason)},
+                        )
+                        continue
                     transition(
                         session,
                         request,
@@ -351,12 +439,84 @@ class SigningService:
                         actor=f"user:{user.username}",
                         now=now,
                         client_address=client_address,
-                        detail={"factor": "totp"},
+                        detail=detail,
                     )
                     transition(session, request, RequestStatus.SIGNING, actor="system", now=now)
         if refusal is not None:
             raise refusal
-        return self._sign(request, user, client_address, token_pin=token_pin)
+        finished: dict[str, SigningRequest] = {r.id: r for r in decided}
+        if decision is Decision.APPROVE:
+            for request in decided:
+                try:
+                    finished[request.id] = self._sign(
+                        request, user, client_address, token_pin=token_pin
+                    )
+                except BridgeError as exc:  # retryable: the request is pending again
+                    errors[request.id] = exc
+        return [
+            DecisionOutcome(i, None, errors[i]) if i in errors else DecisionOutcome(i, finished[i])
+            for i in ids
+        ]
+
+    def _item_refusal(
+        self,
+        session: Session,
+        request: SigningRequest,
+        item: DecisionItem,
+        decision: Decision,
+        token_pin: str | None,
+    ) -> GatewayError | None:
+        if self._expire_if_due(session, request):
+            return RequestExpired("the request has expired")
+        if request.status != RequestStatus.PENDING_APPROVAL:
+            return RequestNotPending(f"the request is {request.status}")
+        if decision is Decision.REJECT:
+            return None
+        if not hmac.compare_digest(
+            request.document_sha256.encode(), item.document_sha256.strip().lower().encode()
+        ):
+            return DocumentChanged("document_sha256 is not the hash of this document")
+        policy = _pin_policy(session, request)
+        if token_pin is None and policy == "signer":
+            return PinRequired("this signature needs the token's PIN (token_pin)")
+        if token_pin is not None and policy != "signer":
+            # A shared token's PIN is the bridge's: a signer must not spend its tries.
+            return ParameterInvalid("this credential's PIN is kept by the bridge")
+        return None
+
+    def _check_proof(
+        self,
+        session: Session,
+        user: User,
+        decision: Decision,
+        proof: Proof,
+        requests: Sequence[SigningRequest],
+        now: dt.datetime,
+        client_address: str | None,
+    ) -> GatewayError | None:
+        request_id = requests[0].id if len(requests) == 1 else None
+        if isinstance(proof, TotpProof):
+            return self._check_totp(session, user.id, proof.otp, now, client_address, request_id)
+        refusal = check_device_proof(
+            session,
+            user,
+            decision,
+            proof,
+            requests,
+            now=now,
+            max_ttl_seconds=self.settings.activation_ttl_seconds,
+        )
+        if refusal is not None:
+            audit.record(
+                session,
+                actor=f"user:{user.username}",
+                action="decision.refused",
+                now=now,
+                request_id=request_id,
+                client_address=client_address,
+                detail={"code": refusal.code, "device": proof.device_id, "batch": len(requests)},
+            )
+        return refusal
 
     def verify_totp(self, user: User, otp: str, *, client_address: str | None) -> None:
         """Check a TOTP code outside an approval (e.g. to replace the authenticator),

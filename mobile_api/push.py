@@ -2,13 +2,15 @@
 log implementation for the embedded default, and the notifier that tells a signer's
 devices about a new request after it was committed.
 
-A push message carries only the request id and a localised title: never document
-content, names of secrets or tokens. A push failure never loses or blocks the request:
-the signer still sees it in the pending list.
+A push message carries only the request id, a server nonce for the signed answer (see
+:mod:`gateway.approvals`) and a localised title: never document content, names of
+secrets or tokens. A push failure never loses or blocks the request: the signer still
+sees it in the pending list, and the app can fetch a nonce itself.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import logging
 import uuid
@@ -18,6 +20,7 @@ from typing import Protocol
 
 from sqlalchemy import select
 
+from gateway.approvals import issue_nonce
 from gateway.db import Database
 from gateway.models import Device
 
@@ -43,15 +46,16 @@ class PushOutcome(enum.StrEnum):
 class PushProvider(Protocol):
     """Sends one notification to one device registration token."""
 
-    def send(self, push_token: str, request_id: str, title: str) -> PushOutcome:
-        """Deliver ``title`` with data ``{"type": "signing_request", "request_id": ...}``."""
+    def send(self, push_token: str, request_id: str, nonce: str, title: str) -> PushOutcome:
+        """Deliver ``title`` with data ``{"type": "signing_request", "request_id": ...,
+        "nonce": ...}``."""
 
 
 class LogPushProvider:
     """The embedded default: writes the notification to the log instead of sending it."""
 
-    def send(self, push_token: str, request_id: str, title: str) -> PushOutcome:
-        """Log the request id (never the device token)."""
+    def send(self, push_token: str, request_id: str, nonce: str, title: str) -> PushOutcome:
+        """Log the request id (never the device token or the nonce)."""
         log.info("push (log provider): new signing request %s", request_id)
         return PushOutcome.DELIVERED
 
@@ -72,13 +76,13 @@ class FcmPushProvider:
             name=f"signing-gateway-{uuid.uuid4()}",
         )
 
-    def send(self, push_token: str, request_id: str, title: str) -> PushOutcome:
+    def send(self, push_token: str, request_id: str, nonce: str, title: str) -> PushOutcome:
         """Send one message (``messaging.send``); map FCM's answer to an outcome."""
         from firebase_admin import exceptions, messaging
 
         message = messaging.Message(
             token=push_token,
-            data={"type": "signing_request", "request_id": request_id},
+            data={"type": "signing_request", "request_id": request_id, "nonce": nonce},
             notification=messaging.Notification(title=title),
             android=messaging.AndroidConfig(priority="high"),
             apns=messaging.APNSConfig(headers={"apns-priority": "10"}),
@@ -94,14 +98,23 @@ class FcmPushProvider:
 
 
 class PushNotifier:
-    """Implements :class:`gateway.service.Notifier`: sends to each live device of the
-    signer in a background thread; marks a device stale when FCM says its token is dead.
-    One device's failure never affects another's."""
+    """Implements :class:`gateway.service.Notifier`: sends to each live (not stale, not
+    revoked) device of the signer in a background thread, with one new server nonce
+    (valid ``nonce_ttl_seconds``) for the signed answer; marks a device stale when FCM
+    says its token is dead. One device's failure never affects another's."""
 
-    def __init__(self, db: Database, provider: PushProvider, title: str) -> None:
+    def __init__(
+        self,
+        db: Database,
+        provider: PushProvider,
+        title: str,
+        *,
+        nonce_ttl_seconds: int = 24 * 3600,
+    ) -> None:
         self._db = db
         self._provider = provider
         self._title = title
+        self._nonce_ttl_seconds = nonce_ttl_seconds
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="push")
 
     def signing_request_created(self, signer_id: str, request_id: str) -> None:
@@ -119,12 +132,25 @@ class PushNotifier:
             with self._db.transaction() as session:
                 devices = list(
                     session.scalars(
-                        select(Device).where(Device.user_id == signer_id, Device.stale.is_(False))
+                        select(Device).where(
+                            Device.user_id == signer_id,
+                            Device.stale.is_(False),
+                            Device.revoked_at.is_(None),
+                        )
                     )
                 )
+                nonce = None
+                if devices:
+                    nonce = issue_nonce(
+                        session,
+                        signer_id,
+                        now=dt.datetime.now(dt.UTC),
+                        ttl_seconds=self._nonce_ttl_seconds,
+                    ).nonce
             for device in devices:
                 try:
-                    outcome = self._provider.send(device.push_token, request_id, self._title)
+                    assert nonce is not None
+                    outcome = self._provider.send(device.push_token, request_id, nonce, self._title)
                 except Exception as exc:  # noqa: BLE001 - one device never stops the others
                     log.warning("push to device %s failed: %s", device.id, type(exc).__name__)
                     outcome = PushOutcome.FAILED

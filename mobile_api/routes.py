@@ -4,9 +4,7 @@ signer sees and acts on requests addressed to them only (DESIGN.md invariant 7).
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import io
-import uuid
 from typing import Annotated, Literal
 
 import segno
@@ -18,7 +16,7 @@ from gateway import audit, totp
 from gateway.context import GatewayContext, context_of
 from gateway.errors import OtpInvalid, ParameterInvalid
 from gateway.lifecycle import RequestStatus
-from gateway.models import Device, User
+from gateway.models import User
 from gateway.schemas import SigningRequestView
 from gateway.service import utcnow
 from mobile_api import auth
@@ -115,61 +113,6 @@ async def get_page(
     return Response(png, media_type="image/png", headers={"Cache-Control": "private"})
 
 
-class ApprovalBody(BaseModel):
-    """A TOTP code and the SHA-256 (hex) of the document the signer was shown.
-    ``token_pin``: the token's PIN, only for credentials with PIN policy ``signer``; it is
-    used for this one signature and never stored or logged."""
-
-    otp: str = Field(min_length=1, max_length=16)
-    document_sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
-    token_pin: str | None = Field(None, min_length=1, max_length=64, repr=False)
-
-
-class DecisionView(BaseModel):
-    """The request's new status after an approval or a rejection."""
-
-    id: str
-    status: str
-    failure_code: str | None = None
-    signed_document_sha256: str | None = None
-
-
-@router.post("/signing-requests/{request_id}/approval", response_model=DecisionView)
-def approve(
-    request_id: str, body: ApprovalBody, request: Request, context: Context, user: Signer
-) -> DecisionView:
-    """Approve with TOTP and sign. Answers ``signed``, or ``failed`` with a code."""
-    result = context.service.approve_with_totp(
-        user,
-        request_id,
-        body.otp,
-        body.document_sha256,
-        token_pin=body.token_pin,
-        client_address=_address(request),
-    )
-    return DecisionView(
-        id=result.id,
-        status=result.status,
-        failure_code=result.failure_code,
-        signed_document_sha256=result.signed_document_sha256,
-    )
-
-
-class RejectionBody(BaseModel):
-    """Why the signer declines (free text, kept out of logs)."""
-
-    reason: str = Field(default="", max_length=1000)
-
-
-@router.post("/signing-requests/{request_id}/rejection", response_model=DecisionView)
-def reject(
-    request_id: str, body: RejectionBody, request: Request, context: Context, user: Signer
-) -> DecisionView:
-    """Decline the request; it becomes ``rejected``."""
-    result = context.service.reject(user, request_id, body.reason, client_address=_address(request))
-    return DecisionView(id=result.id, status=result.status)
-
-
 class TotpEnrolmentBody(BaseModel):
     """To replace a confirmed authenticator, a current code from it."""
 
@@ -248,45 +191,3 @@ def confirm_totp(
             client_address=_address(request),
         )
     return TotpEnrolmentView(otpauth_uri="", qr_png_base64="", confirmed=True)
-
-
-class DeviceBody(BaseModel):
-    """A device to notify: platform and FCM registration token."""
-
-    platform: Literal["android", "ios", "web"]
-    push_token: str = Field(min_length=1, max_length=4096)
-
-
-class DeviceView(BaseModel):
-    """A registered device (the push token is not echoed)."""
-
-    id: str
-    platform: str
-    created_at: dt.datetime
-
-
-@router.post("/devices", response_model=DeviceView, status_code=201)
-def register_device(
-    body: DeviceBody, request: Request, context: Context, user: Signer
-) -> DeviceView:
-    """Register the caller's device for push notifications."""
-    now = utcnow()
-    device = Device(
-        id=str(uuid.uuid4()),
-        user_id=user.id,
-        platform=body.platform,
-        push_token=body.push_token,
-        stale=False,
-        created_at=now,
-    )
-    with context.db.transaction() as session:
-        session.add(device)
-        audit.record(
-            session,
-            actor=f"user:{user.username}",
-            action="device.registered",
-            now=now,
-            client_address=_address(request),
-            detail={"device": device.id},
-        )
-    return DeviceView(id=device.id, platform=device.platform, created_at=device.created_at)

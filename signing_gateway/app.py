@@ -14,6 +14,8 @@ from gateway.context import build_context
 from gateway.errors import install_error_handlers
 from hsm_bridge import BridgeError, metrics
 from hsm_bridge.router import BridgeRouter
+from mobile_api import decisions as mobile_decisions
+from mobile_api import devices as mobile_devices
 from mobile_api import routes as mobile_routes
 from mobile_api.push import FcmPushProvider, LogPushProvider, PushNotifier, PushProvider
 
@@ -37,7 +39,12 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         context = build_context(settings)
-        notifier = PushNotifier(context.db, _push_provider(settings), settings.push_title)
+        notifier = PushNotifier(
+            context.db,
+            _push_provider(settings),
+            settings.push_title,
+            nonce_ttl_seconds=settings.approval_nonce_ttl_seconds,
+        )
         context.service.notifiers.append(notifier)
         context.service.recover_interrupted()
         app.state.gateway = context
@@ -57,6 +64,8 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     app.include_router(integration_api.router)
     app.include_router(mobile_routes.router)
+    app.include_router(mobile_decisions.router)
+    app.include_router(mobile_devices.router)
 
     @app.get("/health", tags=["operations"])
     def health() -> dict[str, object]:

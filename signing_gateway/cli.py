@@ -34,6 +34,8 @@ app.add_typer(credentials_app, name="credentials")
 app.add_typer(audit_app, name="audit")
 users_app = typer.Typer(no_args_is_help=True, help="Signers and administrators.")
 app.add_typer(users_app, name="users")
+devices_app = typer.Typer(no_args_is_help=True, help="Signers' phones and tablets.")
+app.add_typer(devices_app, name="devices")
 bridge_app = typer.Typer(
     no_args_is_help=True, help="The bridge as a service on the secure host with the tokens."
 )
@@ -444,6 +446,112 @@ def credentials_revoke(
     finally:
         db.dispose()
     typer.echo(f"credential {credential_id} revoked")
+
+
+@devices_app.command("activation-code")
+def devices_activation_code(
+    username: Annotated[str, typer.Argument(help="the signer whose device enrols")],
+    data_dir: DataDir = Path("var"),
+    png: Annotated[
+        Path | None, typer.Option(help="also write the QR code to this PNG file")
+    ] = None,
+) -> None:
+    """Create a one-time code with which one new device of USERNAME enrols (shown as a
+    QR code in the terminal; the app scans it). Audited."""
+    import segno
+    from sqlalchemy import select
+
+    from gateway import devices
+    from gateway.context import open_database
+    from gateway.models import User
+
+    settings = load_settings(data_dir)
+    db = open_database(settings)
+    try:
+        with db.transaction() as session:
+            user = session.scalar(select(User).where(User.username == username))
+            if user is None:
+                typer.echo(f"no user {username}", err=True)
+                raise typer.Exit(1)
+            code = devices.create_activation_code(
+                session,
+                user,
+                actor="admin:cli",
+                now=dt.datetime.now(dt.UTC),
+                ttl_seconds=settings.device_activation_code_ttl_seconds,
+                server_url=settings.public_url,
+            )
+    finally:
+        db.dispose()
+    if png is not None:
+        png.write_bytes(devices.qr_png(code.uri))
+    segno.make(code.uri, error="m").terminal(compact=True)
+    typer.echo(f"activation code: {code.code}")
+    typer.echo(f"valid until {code.expires_at.isoformat(timespec='seconds')}, once")
+
+
+@devices_app.command("list")
+def devices_list(
+    username: Annotated[str, typer.Argument(help="whose devices")],
+    data_dir: DataDir = Path("var"),
+    as_json: Annotated[bool, typer.Option("--json", help="JSON for scripts")] = False,
+) -> None:
+    """A signer's devices, revoked ones included."""
+    from sqlalchemy import select
+
+    from gateway import devices
+    from gateway.context import open_database
+    from gateway.models import User
+
+    settings = load_settings(data_dir)
+    db = open_database(settings)
+    try:
+        with db.transaction() as session:
+            user = session.scalar(select(User).where(User.username == username))
+        if user is None:
+            typer.echo(f"no user {username}", err=True)
+            raise typer.Exit(1)
+        rows = [
+            {
+                "id": d.id,
+                "name": d.name,
+                "platform": d.platform,
+                "enrolled": d.created_at.isoformat(timespec="seconds"),
+                "state": "revoked" if d.revoked_at else ("stale" if d.stale else "active"),
+                "has_key": d.public_key_der is not None,
+            }
+            for d in devices.list_devices(db, user.id)
+        ]
+    finally:
+        db.dispose()
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    for row in rows:
+        typer.echo(f"{row['id']}  {row['state']:<8} {row['platform']:<8} {row['name']}")
+
+
+@devices_app.command("revoke")
+def devices_revoke(
+    device_id: Annotated[str, typer.Argument(help="the device id (devices list)")],
+    data_dir: DataDir = Path("var"),
+) -> None:
+    """Revoke a device at once (a lost tablet): its signatures are refused and it gets
+    no more push messages. Audited."""
+    from gateway import devices
+    from gateway.context import open_database
+    from gateway.errors import NotFound
+
+    settings = load_settings(data_dir)
+    db = open_database(settings)
+    try:
+        devices.revoke_device(db, device_id, actor="admin:cli", now=dt.datetime.now(dt.UTC))
+    except NotFound:
+        typer.echo(f"no device {device_id}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        db.dispose()
+    typer.echo(f"device {device_id} revoked")
 
 
 def _chain_pem(path: Path | None) -> str:

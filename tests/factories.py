@@ -87,3 +87,16 @@ def make_client(db: Database) -> str:
             )
         )
     return api_key
+
+
+def activation_code(db: Database, username: str) -> str:
+    """A one-time device activation code for ``username``, as the admin creates it
+    (``signing-gateway devices activation-code``)."""
+    from gateway import devices
+    from gateway.service import utcnow
+
+    with db.transaction() as session:
+        user = session.scalar(select(User).where(User.username == username))
+        return devices.create_activation_code(
+            session, user, actor="user:admin", now=utcnow(), ttl_seconds=600
+        ).code

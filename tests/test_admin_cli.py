@@ -4,6 +4,7 @@ what does not fit, and revoke a credential. Real commands, real tokens, real dat
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -201,3 +202,26 @@ def test_pin_changes_keep_a_working_pin_follow_the_policy_and_are_audited(
         actions = list(session.scalars(select(AuditEntry.action)))
     assert {"token.pin_stored", "token.pin_forgotten"} <= set(actions)
     assert right not in "".join(wrong.stdout + wrong.stderr + restored.stdout + restored.stderr)
+
+
+def test_the_admin_enrols_lists_and_revokes_a_device(installation, db, server):
+    from tests.device_app import DeviceApp
+
+    created = _cli(installation, "devices", "activation-code", "leader1")
+    assert created.returncode == 0, created.stderr
+    code = re.search(r"activation code: (\S+)", created.stdout).group(1)
+    app = DeviceApp(server.base_url, "leader1")
+    assert app.enrol(code).status_code == 201
+    listed = _cli(installation, "devices", "list", "leader1", "--json")
+    rows = {row["id"]: row for row in json.loads(listed.stdout)}
+    assert rows[app.device_id]["state"] == "active" and rows[app.device_id]["has_key"]
+    revoked = _cli(installation, "devices", "revoke", app.device_id)
+    assert revoked.returncode == 0, revoked.stderr
+    listed = _cli(installation, "devices", "list", "leader1", "--json")
+    assert {row["id"]: row for row in json.loads(listed.stdout)}[app.device_id][
+        "state"
+    ] == "revoked"
+    assert _cli(installation, "devices", "revoke", "no-such-device").returncode == 1
+    with db.transaction() as session:
+        actions = set(session.scalars(select(AuditEntry.action)))
+    assert {"device.activation_code_created", "device.enrolled", "device.revoked"} <= actions

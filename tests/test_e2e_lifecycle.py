@@ -90,12 +90,16 @@ def test_parameters_changed_after_submission_void_the_approval(server, db, signe
     assert decision["status"] == "failed" and decision["failure_code"] == "document_changed"
 
 
-def test_new_request_is_pushed_after_commit(server, signer, plain):
+def test_new_request_is_pushed_after_commit(server, db, signer, plain):
+    from tests.device_app import DeviceApp
+    from tests.factories import activation_code
+
+    device = DeviceApp(server.base_url, signer.username)
+    assert (
+        device.enrol(activation_code(db, signer.username), push_token="apns-token-xyz").status_code
+        == 201
+    )
     with server.tablet(signer.username, signer.password) as tablet:
-        device = tablet.post(
-            "/mobile/v1/devices", json={"platform": "ios", "push_token": "apns-token-xyz"}
-        )
-        assert device.status_code == 201
         bad = tablet.post("/mobile/v1/devices", json={"platform": "nokia", "push_token": "x"})
         assert bad.status_code == 422 and bad.json()["code"] == "parameter_invalid"
     request_id = submit(server, plain, signer.username).json()["id"]

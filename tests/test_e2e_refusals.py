@@ -100,7 +100,8 @@ def test_rejected_request_is_final(server, signer, plain):
     request_id = submit(server, plain, signer.username).json()["id"]
     with server.tablet(signer.username, signer.password) as tablet:
         answer = tablet.post(
-            f"/mobile/v1/signing-requests/{request_id}/rejection", json={"reason": "Sai số văn bản"}
+            f"/mobile/v1/signing-requests/{request_id}/rejection",
+            json={"reason": "Sai số văn bản", "otp": signer.otp()},
         )
         assert answer.json()["status"] == "rejected"
         _problem(approve(tablet, request_id, signer.otp(), plain), 409, "request_not_pending")

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gateway.db import Database
-from gateway.models import Base, Device, User
+from gateway.models import ApprovalNonce, Base, Device, User
 from mobile_api.push import FcmPushProvider, PushNotifier, PushOutcome
 
 TOKEN_URI = "https://oauth2.googleapis.com/token"
@@ -73,7 +73,7 @@ def _unregistered():
 def test_fcm_sends_the_exact_v1_message(service_account, fcm):
     fcm.add(responses.POST, SEND_URL, json={"name": "projects/demo-project/messages/1"})
     provider = FcmPushProvider(service_account)
-    outcome = provider.send("device-token-1", "req-123", "Văn bản chờ ký số")
+    outcome = provider.send("device-token-1", "req-123", "n0nce", "Văn bản chờ ký số")
     assert outcome is PushOutcome.DELIVERED
     sent = [c for c in fcm.calls if c.request.url == SEND_URL]
     assert len(sent) == 1
@@ -81,7 +81,7 @@ def test_fcm_sends_the_exact_v1_message(service_account, fcm):
     assert json.loads(sent[0].request.body) == {
         "message": {
             "token": "device-token-1",
-            "data": {"type": "signing_request", "request_id": "req-123"},
+            "data": {"type": "signing_request", "request_id": "req-123", "nonce": "n0nce"},
             "notification": {"title": "Văn bản chờ ký số"},
             "android": {"priority": "high"},
             "apns": {"headers": {"apns-priority": "10"}},
@@ -90,8 +90,11 @@ def test_fcm_sends_the_exact_v1_message(service_account, fcm):
 
 
 def test_unregistered_answer_marks_only_that_device_stale(service_account, fcm, tmp_path):
+    nonces = []
+
     def answer(request):
         body = json.loads(request.body)
+        nonces.append(body["message"]["data"]["nonce"])
         if body["message"]["token"] == "dead-token":
             return (404, {}, json.dumps(_unregistered()))
         return (200, {}, json.dumps({"name": "projects/demo-project/messages/2"}))
@@ -114,7 +117,11 @@ def test_unregistered_answer_marks_only_that_device_stale(service_account, fcm, 
             )
         )
         session.flush()
-        for device_id, token in (("d-dead", "dead-token"), ("d-live", "live-token")):
+        for device_id, token in (
+            ("d-dead", "dead-token"),
+            ("d-live", "live-token"),
+            ("d-lost", "lost-token"),
+        ):
             session.add(
                 Device(
                     id=device_id,
@@ -123,13 +130,18 @@ def test_unregistered_answer_marks_only_that_device_stale(service_account, fcm, 
                     push_token=token,
                     stale=False,
                     created_at=now,
+                    revoked_at=now if device_id == "d-lost" else None,
                 )
             )
     notifier = PushNotifier(db, FcmPushProvider(service_account), "Văn bản chờ ký số")
     outcomes = notifier.deliver("u1", str(uuid.uuid4()))
     notifier.close()
     assert outcomes == {"d-dead": PushOutcome.TOKEN_STALE, "d-live": PushOutcome.DELIVERED}
+    # one server nonce for the signed answer, stored for this signer, unused
+    assert len(set(nonces)) == 1 and len(nonces) == 2
     with db.transaction() as session:
+        stored = session.get(ApprovalNonce, nonces[0])
+        assert stored.user_id == "u1" and stored.used_at is None and stored.expires_at > now
         assert session.get(Device, "d-dead").stale is True
         assert session.get(Device, "d-live").stale is False
     # the stale device is skipped next time
@@ -146,4 +158,4 @@ def test_server_error_is_a_failure_not_an_exception(service_account, fcm):
         status=503,
         json={"error": {"code": 503, "message": "unavailable", "status": "UNAVAILABLE"}},
     )
-    assert FcmPushProvider(service_account).send("t", "r", "x") is PushOutcome.FAILED
+    assert FcmPushProvider(service_account).send("t", "r", "n", "x") is PushOutcome.FAILED

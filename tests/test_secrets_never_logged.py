@@ -11,6 +11,8 @@ from gateway.logs import RedactingFilter, redact
 from gateway.secrets_at_rest import InstallationKeys
 from hsm_bridge.pins import PinStore
 from tests.conftest import approve, submit
+from tests.device_app import DeviceApp
+from tests.factories import activation_code
 
 
 def test_redaction_patterns():
@@ -30,13 +32,16 @@ def test_filter_rewrites_formatted_records():
     assert "hunter2" not in record.getMessage()
 
 
-def test_server_log_holds_no_secret(server, installation, demo_credentials, signer, corpus):
+def test_server_log_holds_no_secret(server, installation, demo_credentials, signer, corpus, db):
     document = (corpus / "pdf" / "pdf20-utf8.pdf").read_bytes()
     request_id = submit(server, document, signer.username).json()["id"]
     code = signer.otp()
     with server.tablet(signer.username, signer.password) as tablet:
         token = tablet.headers["Authorization"].split()[1]
-        tablet.post("/mobile/v1/devices", json={"platform": "android", "push_token": "fcm-tok-1"})
+        one_time_code = activation_code(db, signer.username)
+        device = DeviceApp(server.base_url, signer.username)
+        assert device.enrol(one_time_code, push_token="fcm-tok-1").status_code == 201
+        nonce = tablet.post("/mobile/v1/approval-nonces").json()["nonce"]
         wrong = f"{(int(code) + 1) % 1_000_000:06d}"
         refused = approve(tablet, request_id, wrong, document)
         assert wrong not in refused.text and "Traceback" not in refused.text
@@ -51,6 +56,9 @@ def test_server_log_holds_no_secret(server, installation, demo_credentials, sign
         signer.password,
         signer.totp_secret,
         token,
+        one_time_code,
+        nonce,
+        "fcm-tok-1",
         *(pins.get(serial) for serial in stored),
         *(s["password"] for s in demo_credentials["signers"]),
         *(s["totp_secret"] for s in demo_credentials["signers"]),

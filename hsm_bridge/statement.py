@@ -1,0 +1,124 @@
+"""The approval statement a signer's device signs, and its verification.
+
+A device answers a signing request (or a batch of them) by signing, with its own P-256
+key (Secure Enclave / Android Keystore), the canonical bytes of an approval statement:
+the signer, the device, the decision (``approve`` or ``reject``), the server's nonce, an
+expiry, and per request its id, the SHA-256 of the exact document shown and the SHA-256
+of the signature parameters (field, level, reason, appearance). The verifier rebuilds
+the statement from its *own* stored values, never from copies the client sends, so a
+signature over anything else does not verify.
+
+Canonical bytes: RFC 8785 (JSON Canonicalization Scheme) of the statement object, with
+the requests sorted by id. Signature: ECDSA P-256 with SHA-256 (FIPS 186-4), DER
+``ECDSA-Sig-Value`` (RFC 3279 §2.2.3), as Android Keystore and the Secure Enclave
+(``SecKeyCreateSignature`` with ``ecdsaSignatureMessageX962SHA256``) produce it.
+
+It lives in :mod:`hsm_bridge` because the bridge, which decides whether a digest may be
+signed, must be able to verify it too (EN 419 241's signature activation module).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import rfc8785
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+__all__ = [
+    "ApprovalStatement",
+    "Decision",
+    "StatementDocument",
+    "StatementSignatureInvalid",
+    "load_device_public_key",
+    "verify_statement_signature",
+]
+
+STATEMENT_VERSION = 1
+
+
+class Decision(enum.StrEnum):
+    """What the signer decided."""
+
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+@dataclass(frozen=True, slots=True)
+class StatementDocument:
+    """One request in a statement: its id and two lowercase SHA-256 hex digests (64
+    characters each): of the original document bytes and of the canonical signature
+    parameters."""
+
+    request_id: str
+    document_sha256: str
+    parameters_sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalStatement:
+    """What a device signs. ``signer``: the username; ``device``: the device id;
+    ``nonce``: the server's nonce (base64url text); ``expires_at``: POSIX seconds after
+    which the answer is void."""
+
+    signer: str
+    device: str
+    decision: Decision
+    nonce: str
+    expires_at: int
+    documents: tuple[StatementDocument, ...]
+
+    def canonical_bytes(self) -> bytes:
+        """RFC 8785 canonical JSON (UTF-8) of the statement: the bytes that are signed."""
+        return rfc8785.dumps(
+            {
+                "v": STATEMENT_VERSION,
+                "type": "signing-decision",
+                "signer": self.signer,
+                "device": self.device,
+                "decision": self.decision.value,
+                "nonce": self.nonce,
+                "expires_at": self.expires_at,
+                "requests": [
+                    {
+                        "id": d.request_id,
+                        "document_sha256": d.document_sha256,
+                        "parameters_sha256": d.parameters_sha256,
+                    }
+                    for d in sorted(self.documents, key=lambda d: d.request_id)
+                ],
+            }
+        )
+
+
+class StatementSignatureInvalid(Exception):
+    """The device signature does not verify over the statement (or the key is not a
+    P-256 public key). Deliberately says nothing about which part differed."""
+
+
+def load_device_public_key(spki_der: bytes) -> ec.EllipticCurvePublicKey:
+    """Parse a device key: DER SubjectPublicKeyInfo (RFC 5280 §4.1.2.7) of a P-256
+    (secp256r1) key. Raises :class:`StatementSignatureInvalid` for anything else."""
+    try:
+        key = load_der_public_key(spki_der)
+    except (ValueError, TypeError) as exc:
+        raise StatementSignatureInvalid("not a DER public key") from exc
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise StatementSignatureInvalid("device keys are P-256")
+    return key
+
+
+def verify_statement_signature(
+    statement: ApprovalStatement, public_key_der: bytes, signature_der: bytes
+) -> None:
+    """Verify ``signature_der`` (DER ECDSA-Sig-Value) by the device key
+    ``public_key_der`` (DER SPKI, P-256) over :meth:`ApprovalStatement.canonical_bytes`.
+    Returns nothing; raises :class:`StatementSignatureInvalid`."""
+    key = load_device_public_key(public_key_der)
+    try:
+        key.verify(signature_der, statement.canonical_bytes(), ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature as exc:
+        raise StatementSignatureInvalid("the device signature does not verify") from exc

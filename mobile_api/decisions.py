@@ -1,0 +1,206 @@
+"""Mobile API: approvals and rejections, one request or a batch, each with one second
+factor: a TOTP code, or a signature by the device's own key over the approval statement
+(``hsm_bridge.statement``) that carries a server nonce."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field, model_validator
+
+from gateway.approvals import DecisionItem, DeviceProof, Proof, TotpProof, issue_nonce
+from gateway.context import GatewayContext, context_of
+from gateway.errors import ParameterInvalid
+from gateway.models import SigningRequest, User
+from gateway.service import DecisionOutcome, utcnow
+from hsm_bridge.statement import Decision
+from mobile_api import auth
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/mobile/v1", tags=["mobile"])
+
+Context = Annotated[GatewayContext, Depends(context_of)]
+Signer = Annotated[User, Depends(auth.current_user)]
+
+_SHA256_HEX = r"^[0-9a-fA-F]{64}$"
+
+
+def _address(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+class DeviceApproval(BaseModel):
+    """A device's signed answer: the device id, the server nonce and the expiry (POSIX
+    seconds) it signed, and the signature (base64 of the DER ECDSA-Sig-Value, P-256 with
+    SHA-256) over the RFC 8785 canonical approval statement."""
+
+    device_id: str = Field(min_length=1, max_length=36)
+    nonce: str = Field(min_length=16, max_length=64)
+    expires_at: int = Field(gt=0)
+    signature: str = Field(min_length=8, max_length=200)
+
+    def proof(self) -> DeviceProof:
+        """As a :class:`~gateway.approvals.DeviceProof` (422 for bad base64)."""
+        try:
+            signature = base64.b64decode(self.signature, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ParameterInvalid("signature must be base64") from exc
+        return DeviceProof(self.device_id, self.nonce, self.expires_at, signature)
+
+
+class SecondFactor(BaseModel):
+    """Exactly one of ``otp`` (TOTP code) and ``device_approval``."""
+
+    otp: str | None = Field(None, min_length=1, max_length=16, repr=False)
+    device_approval: DeviceApproval | None = None
+
+    @model_validator(mode="after")
+    def _one_factor(self) -> SecondFactor:
+        if (self.otp is None) == (self.device_approval is None):
+            raise ValueError("give exactly one of otp and device_approval")
+        return self
+
+    def proof(self) -> Proof:
+        """The second factor as a proof for :meth:`SigningService.decide`."""
+        if self.device_approval is not None:
+            return self.device_approval.proof()
+        assert self.otp is not None
+        return TotpProof(self.otp)
+
+
+class ApprovalBody(SecondFactor):
+    """The SHA-256 (hex) of the document the signer was shown, and a second factor.
+    ``token_pin``: the token's PIN, only for credentials with PIN policy ``signer``; used
+    for this signature only, never stored or logged."""
+
+    document_sha256: str = Field(pattern=_SHA256_HEX)
+    token_pin: str | None = Field(None, min_length=1, max_length=64, repr=False)
+
+
+class DecisionView(BaseModel):
+    """A request's status after a decision; ``code`` is the refusal or error that kept
+    it from being decided or signed (in batch answers)."""
+
+    id: str
+    status: str | None = None
+    code: str | None = None
+    failure_code: str | None = None
+    signed_document_sha256: str | None = None
+
+
+def _view(request: SigningRequest) -> DecisionView:
+    return DecisionView(
+        id=request.id,
+        status=request.status,
+        failure_code=request.failure_code,
+        signed_document_sha256=request.signed_document_sha256,
+    )
+
+
+@router.post("/signing-requests/{request_id}/approval", response_model=DecisionView)
+def approve(
+    request_id: str, body: ApprovalBody, request: Request, context: Context, user: Signer
+) -> DecisionView:
+    """Approve with a TOTP code or a device signature, and sign. Answers ``signed``, or
+    ``failed`` with a code; refusals are problems (``document_changed``,
+    ``otp_invalid``, ``approval_signature_invalid``…)."""
+    result = context.service.approve(
+        user,
+        request_id,
+        body.document_sha256,
+        body.proof(),
+        token_pin=body.token_pin,
+        client_address=_address(request),
+    )
+    return _view(result)
+
+
+class RejectionBody(SecondFactor):
+    """Why the signer declines (free text, kept out of logs), and a second factor."""
+
+    reason: str = Field(default="", max_length=1000)
+
+
+@router.post("/signing-requests/{request_id}/rejection", response_model=DecisionView)
+def reject(
+    request_id: str, body: RejectionBody, request: Request, context: Context, user: Signer
+) -> DecisionView:
+    """Decline the request with a second factor; it becomes ``rejected`` at once."""
+    result = context.service.reject(
+        user, request_id, body.reason, body.proof(), client_address=_address(request)
+    )
+    return _view(result)
+
+
+class BatchItem(BaseModel):
+    """One request of a batch and the SHA-256 of its document as the signer saw it."""
+
+    id: str = Field(min_length=1, max_length=36)
+    document_sha256: str = Field(pattern=_SHA256_HEX)
+
+
+class BatchBody(SecondFactor):
+    """A batch decision: the requests, ``decision`` (``approve`` by default), one second
+    factor for all of them (a device signature covers the statement that lists them
+    all), and for ``reject`` an optional reason."""
+
+    requests: list[BatchItem] = Field(min_length=1, max_length=500)
+    decision: Literal["approve", "reject"] = "approve"
+    token_pin: str | None = Field(None, min_length=1, max_length=64, repr=False)
+    reason: str = Field(default="", max_length=1000)
+
+
+class BatchView(BaseModel):
+    """One outcome per request, in the order given."""
+
+    outcomes: list[DecisionView]
+
+
+def _outcome_view(outcome: DecisionOutcome) -> DecisionView:
+    if outcome.request is not None:
+        return _view(outcome.request)
+    assert outcome.error is not None
+    return DecisionView(id=outcome.request_id, code=outcome.error.code)
+
+
+@router.post("/approvals", response_model=BatchView)
+def decide_batch(body: BatchBody, request: Request, context: Context, user: Signer) -> BatchView:
+    """Approve (and sign) or reject many requests with one second factor, at most
+    ``batch_max_requests`` (``batch_too_large`` beyond). Each request is signed or fails
+    on its own; the answer lists each outcome. A refused second factor refuses the
+    whole batch (a problem, nothing decided)."""
+    outcomes = context.service.decide(
+        user,
+        [DecisionItem(item.id, item.document_sha256) for item in body.requests],
+        Decision(body.decision),
+        body.proof(),
+        token_pin=body.token_pin,
+        client_address=_address(request),
+        reason=body.reason,
+    )
+    return BatchView(outcomes=[_outcome_view(o) for o in outcomes])
+
+
+class NonceView(BaseModel):
+    """A server nonce for one signed decision and when it expires."""
+
+    nonce: str
+    expires_at: dt.datetime
+
+
+@router.post("/approval-nonces", response_model=NonceView, status_code=201)
+def new_nonce(context: Context, user: Signer) -> NonceView:
+    """A fresh nonce (when the push did not arrive, or for a batch)."""
+    with context.db.transaction() as session:
+        nonce = issue_nonce(
+            session,
+            user.id,
+            now=utcnow(),
+            ttl_seconds=context.settings.approval_nonce_ttl_seconds,
+        )
+    return NonceView(nonce=nonce.nonce, expires_at=nonce.expires_at)

@@ -1,0 +1,148 @@
+"""Mobile API: device activation codes, device enrolment with a device-bound P-256 key,
+the signer's devices, and revocation of a lost one (see :mod:`gateway.devices`)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, Field
+
+from gateway import devices
+from gateway.context import GatewayContext, context_of
+from gateway.errors import DeviceKeyInvalid, TotpNotEnrolled
+from gateway.models import Device, User
+from gateway.service import utcnow
+from mobile_api import auth
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/mobile/v1", tags=["mobile"])
+
+Context = Annotated[GatewayContext, Depends(context_of)]
+Signer = Annotated[User, Depends(auth.current_user)]
+
+
+def _address(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+class ActivationCodeBody(BaseModel):
+    """A current TOTP code: an enrolled session proves it before adding a device."""
+
+    otp: str = Field(min_length=1, max_length=16, repr=False)
+
+
+class ActivationCodeView(BaseModel):
+    """A one-time activation code, the URI the QR code carries, the QR code (PNG,
+    base64) and when the code expires."""
+
+    code: str
+    uri: str
+    qr_png_base64: str
+    expires_at: dt.datetime
+
+
+@router.post("/device-activation-codes", response_model=ActivationCodeView, status_code=201)
+def create_activation_code(
+    body: ActivationCodeBody, request: Request, context: Context, user: Signer
+) -> ActivationCodeView:
+    """A one-time code to enrol another device of the caller, after a TOTP check
+    (``otp_invalid``, ``otp_reused``, ``otp_locked``, ``totp_not_enrolled``)."""
+    if user.totp_secret is None:
+        raise TotpNotEnrolled("enrol an authenticator first")
+    context.service.verify_totp(user, body.otp, client_address=_address(request))
+    with context.db.transaction() as session:
+        code = devices.create_activation_code(
+            session,
+            user,
+            actor=f"user:{user.username}",
+            now=utcnow(),
+            ttl_seconds=context.settings.device_activation_code_ttl_seconds,
+            server_url=context.settings.public_url,
+            client_address=_address(request),
+        )
+    return ActivationCodeView(
+        code=code.code,
+        uri=code.uri,
+        qr_png_base64=base64.b64encode(devices.qr_png(code.uri)).decode(),
+        expires_at=code.expires_at,
+    )
+
+
+class EnrolmentBody(BaseModel):
+    """A new device: the one-time activation code, the device's P-256 public key (base64
+    of DER SubjectPublicKeyInfo; the private key never leaves the device), its FCM
+    registration token, platform and a name the signer recognises."""
+
+    activation_code: str = Field(min_length=8, max_length=64, repr=False)
+    public_key: str = Field(min_length=16, max_length=400)
+    push_token: str = Field(min_length=1, max_length=4096, repr=False)
+    platform: Literal["android", "ios", "web"]
+    name: str = Field(default="", max_length=100)
+
+
+class DeviceView(BaseModel):
+    """A device (the push token is never echoed)."""
+
+    id: str
+    platform: str
+    name: str
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None = None
+    stale: bool = False
+
+
+def _view(device: Device) -> DeviceView:
+    return DeviceView(
+        id=device.id,
+        platform=device.platform,
+        name=device.name,
+        created_at=device.created_at,
+        revoked_at=device.revoked_at,
+        stale=device.stale,
+    )
+
+
+@router.post("/devices", response_model=DeviceView, status_code=201)
+def enrol(body: EnrolmentBody, request: Request, context: Context) -> DeviceView:
+    """Enrol a device with a one-time activation code (no session needed: the code is
+    the proof). ``activation_code_invalid``, ``device_key_invalid``."""
+    try:
+        key = base64.b64decode(body.public_key, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise DeviceKeyInvalid("public_key must be base64 of a DER public key") from exc
+    device = devices.enrol_device(
+        context.db,
+        body.activation_code,
+        public_key_der=key,
+        push_token=body.push_token,
+        platform=body.platform,
+        name=body.name,
+        now=utcnow(),
+        client_address=_address(request),
+    )
+    return _view(device)
+
+
+@router.get("/devices", response_model=list[DeviceView])
+def list_devices(context: Context, user: Signer) -> list[DeviceView]:
+    """The caller's devices, revoked ones included."""
+    return [_view(d) for d in devices.list_devices(context.db, user.id)]
+
+
+@router.delete("/devices/{device_id}", status_code=204)
+def revoke(device_id: str, request: Request, context: Context, user: Signer) -> Response:
+    """Revoke one of the caller's devices; its key stops working at once."""
+    devices.revoke_device(
+        context.db,
+        device_id,
+        actor=f"user:{user.username}",
+        now=utcnow(),
+        owner_id=user.id,
+        client_address=_address(request),
+    )
+    return Response(status_code=204)

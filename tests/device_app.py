@@ -1,0 +1,104 @@
+"""What the tablet app does with its device key, written independently of the server's
+code: it generates a P-256 key (on a phone it would live in the Secure Enclave or the
+Android Keystore), enrols with a one-time activation code, and signs the canonical
+approval statement it builds itself from what it was shown.
+
+The statement's canonical form is built here with the standard library
+(``json.dumps`` with sorted keys and no spaces, which is RFC 8785 for these values:
+ASCII strings and integers), not with ``hsm_bridge.statement``, so that a drift between
+the two is caught."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from dataclasses import dataclass, field
+
+import httpx
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+
+@dataclass
+class DeviceApp:
+    """One device of one signer."""
+
+    base_url: str
+    username: str
+    key: ec.EllipticCurvePrivateKey = field(
+        default_factory=lambda: ec.generate_private_key(ec.SECP256R1())
+    )
+    device_id: str = ""
+
+    def public_key_b64(self) -> str:
+        der = self.key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+        return base64.b64encode(der).decode()
+
+    def enrol(
+        self, activation_code: str, push_token: str = "fcm-registration-token"
+    ) -> httpx.Response:
+        """POST /mobile/v1/devices without a session: the code is the proof."""
+        with httpx.Client(base_url=self.base_url, timeout=30) as http:
+            answer = http.post(
+                "/mobile/v1/devices",
+                json={
+                    "activation_code": activation_code,
+                    "public_key": self.public_key_b64(),
+                    "push_token": push_token,
+                    "platform": "ios",
+                    "name": "iPad của lãnh đạo",
+                },
+            )
+        if answer.status_code == 201:
+            self.device_id = answer.json()["id"]
+        return answer
+
+    def statement(
+        self, decision: str, nonce: str, expires_at: int, requests: list[dict[str, str]]
+    ) -> bytes:
+        """The canonical statement over ``requests`` (dicts with ``id``,
+        ``document_sha256``, ``parameters_sha256``)."""
+        body = {
+            "v": 1,
+            "type": "signing-decision",
+            "signer": self.username,
+            "device": self.device_id,
+            "decision": decision,
+            "nonce": nonce,
+            "expires_at": expires_at,
+            "requests": sorted(
+                (
+                    {
+                        "id": r["id"],
+                        "document_sha256": r["document_sha256"],
+                        "parameters_sha256": r["parameters_sha256"],
+                    }
+                    for r in requests
+                ),
+                key=lambda r: r["id"],
+            ),
+        }
+        return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+    def answer(
+        self,
+        decision: str,
+        nonce: str,
+        requests: list[dict[str, str]],
+        *,
+        expires_in: int = 120,
+        device_id: str | None = None,
+    ) -> dict[str, object]:
+        """The ``device_approval`` object for a decision on ``requests``."""
+        expires_at = int(time.time()) + expires_in
+        signature = self.key.sign(
+            self.statement(decision, nonce, expires_at, requests), ec.ECDSA(hashes.SHA256())
+        )
+        return {
+            "device_id": device_id or self.device_id,
+            "nonce": nonce,
+            "expires_at": expires_at,
+            "signature": base64.b64encode(signature).decode(),
+        }

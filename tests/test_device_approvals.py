@@ -1,0 +1,292 @@
+"""Push approval answered by a device-bound key, signed rejection, batch approval, and
+device revocation, over HTTP against the real server (invariant 2: a decision is bound to
+the exact document and signature parameters the signer was shown)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from sqlalchemy import select
+
+from gateway.models import AuditEntry, SigningRequest
+from tests.conftest import submit
+from tests.device_app import DeviceApp
+from tests.factories import activation_code, make_signer
+
+
+@pytest.fixture
+def plain(corpus) -> bytes:
+    return (corpus / "pdf" / "plain-libreoffice-writer.pdf").read_bytes()
+
+
+def _enrolled(server, db, signer) -> DeviceApp:
+    app = DeviceApp(server.base_url, signer.username)
+    assert app.enrol(activation_code(db, signer.username)).status_code == 201
+    return app
+
+
+def _shown(tablet, request_id: str) -> dict[str, str]:
+    """What the app shows and signs for one request: id and the two hashes."""
+    view = tablet.get(f"/mobile/v1/signing-requests/{request_id}").json()
+    return {k: view[k] for k in ("id", "document_sha256", "parameters_sha256")}
+
+
+def _nonce(tablet) -> str:
+    answer = tablet.post("/mobile/v1/approval-nonces")
+    assert answer.status_code == 201, answer.text
+    return answer.json()["nonce"]
+
+
+def _approve(tablet, request_id: str, document: bytes, device_approval) -> object:
+    return tablet.post(
+        f"/mobile/v1/signing-requests/{request_id}/approval",
+        json={
+            "document_sha256": hashlib.sha256(document).hexdigest(),
+            "device_approval": device_approval,
+        },
+    )
+
+
+def _status(tablet, request_id: str) -> str:
+    return tablet.get(f"/mobile/v1/signing-requests/{request_id}").json()["status"]
+
+
+def _refused(answer, code: str, status: int = 403) -> None:
+    assert answer.status_code == status, answer.text
+    assert answer.json()["code"] == code
+
+
+def test_an_activation_code_enrols_one_device_once(server, signer):
+    with server.tablet(signer.username, signer.password) as tablet:
+        created = tablet.post("/mobile/v1/device-activation-codes", json={"otp": signer.otp()})
+        assert created.status_code == 201, created.text
+        body = created.json()
+        assert body["uri"].startswith("signing-gateway:activate?code=")
+        assert base64.b64decode(body["qr_png_base64"]).startswith(b"\x89PNG")
+    app = DeviceApp(server.base_url, signer.username)
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    app_rsa = DeviceApp(server.base_url, signer.username)
+    app_rsa.public_key_b64 = lambda: base64.b64encode(  # type: ignore[method-assign]
+        rsa_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    ).decode()
+    _refused(app_rsa.enrol(body["code"]), "device_key_invalid", 422)
+    assert app.enrol(body["code"]).status_code == 201, "a refused key does not spend the code"
+    _refused(
+        DeviceApp(server.base_url, signer.username).enrol(body["code"]), "activation_code_invalid"
+    )
+    with server.tablet(signer.username, signer.password) as tablet:
+        listed = tablet.get("/mobile/v1/devices").json()
+    assert [d["id"] for d in listed] == [app.device_id]
+
+
+def test_a_device_signature_approves_and_signs(server, db, signer, plain):
+    app = _enrolled(server, db, signer)
+    request_id = submit(server, plain, signer.username).json()["id"]
+    with server.tablet(signer.username, signer.password) as tablet:
+        answer = app.answer("approve", _nonce(tablet), [_shown(tablet, request_id)])
+        decision = _approve(tablet, request_id, plain, answer)
+        assert decision.status_code == 200, decision.text
+        assert decision.json()["status"] == "signed"
+        # the same signed answer again: its nonce is spent
+        _refused(_approve(tablet, request_id, plain, answer), "request_not_pending", 409)
+    with db.transaction() as session:
+        detail = session.scalars(
+            select(AuditEntry.detail).where(
+                AuditEntry.request_id == request_id, AuditEntry.action == "request.approved"
+            )
+        ).one()
+    assert json.loads(detail) == {
+        "from": "pending_approval",
+        "factor": "device",
+        "batch": 1,
+        "device": app.device_id,
+    }
+
+
+def test_a_signed_rejection_rejects_at_once(server, db, signer, plain):
+    app = _enrolled(server, db, signer)
+    request_id = submit(server, plain, signer.username).json()["id"]
+    with server.tablet(signer.username, signer.password) as tablet:
+        shown = _shown(tablet, request_id)
+        # an approval statement does not serve as a rejection, nor the other way round
+        wrong = app.answer("approve", _nonce(tablet), [shown])
+        refused = tablet.post(
+            f"/mobile/v1/signing-requests/{request_id}/rejection",
+            json={"reason": "Sai số văn bản", "device_approval": wrong},
+        )
+        _refused(refused, "approval_signature_invalid")
+        answer = app.answer("reject", _nonce(tablet), [shown])
+        rejected = tablet.post(
+            f"/mobile/v1/signing-requests/{request_id}/rejection",
+            json={"reason": "Sai số văn bản", "device_approval": answer},
+        )
+        assert rejected.status_code == 200 and rejected.json()["status"] == "rejected"
+        no_factor = tablet.post(
+            f"/mobile/v1/signing-requests/{request_id}/rejection", json={"reason": "x"}
+        )
+        _refused(no_factor, "parameter_invalid", 422)
+    with server.client() as http:
+        assert http.get(f"/api/v1/signing-requests/{request_id}").json()["status"] == "rejected"
+
+
+def test_a_batch_is_approved_with_one_device_signature(server, db, signer, plain):
+    app = _enrolled(server, db, signer)
+    ids = [submit(server, plain, signer.username).json()["id"] for _ in range(3)]
+    with server.tablet(signer.username, signer.password) as tablet:
+        shown = [_shown(tablet, i) for i in ids]
+        answer = app.answer("approve", _nonce(tablet), shown)
+        batch = tablet.post(
+            "/mobile/v1/approvals",
+            json={
+                "requests": [
+                    {"id": s["id"], "document_sha256": s["document_sha256"]} for s in shown
+                ],
+                "device_approval": answer,
+            },
+        )
+    assert batch.status_code == 200, batch.text
+    outcomes = batch.json()["outcomes"]
+    assert [o["id"] for o in outcomes] == ids
+    assert {o["status"] for o in outcomes} == {"signed"}
+
+
+def test_a_batch_with_totp_signs_each_on_its_own(server, signer, plain):
+    ids = [submit(server, plain, signer.username).json()["id"] for _ in range(2)]
+    digest = hashlib.sha256(plain).hexdigest()
+    with server.tablet(signer.username, signer.password) as tablet:
+        # cancel one: it fails on its own, the other is signed
+        with server.client() as http:
+            assert http.delete(f"/api/v1/signing-requests/{ids[1]}").status_code == 200
+        batch = tablet.post(
+            "/mobile/v1/approvals",
+            json={
+                "requests": [{"id": i, "document_sha256": digest} for i in ids],
+                "otp": signer.otp(),
+            },
+        )
+    assert batch.status_code == 200, batch.text
+    first, second = batch.json()["outcomes"]
+    assert first["status"] == "signed"
+    assert second["code"] == "request_not_pending" and second["status"] is None
+
+
+# ---- the attacker's view: each refusal with its code, and nothing signed ----------------
+
+
+def test_an_answer_for_request_a_does_not_approve_request_b(server, db, signer, plain):
+    app = _enrolled(server, db, signer)
+    a, b = (submit(server, plain, signer.username).json()["id"] for _ in range(2))
+    with server.tablet(signer.username, signer.password) as tablet:
+        answer = app.answer("approve", _nonce(tablet), [_shown(tablet, a)])
+        _refused(_approve(tablet, b, plain, answer), "approval_signature_invalid")
+        assert _status(tablet, b) == "pending_approval"
+        # the refused attempt did not spend the nonce: the genuine answer still works
+        assert _approve(tablet, a, plain, answer).json()["status"] == "signed"
+
+
+def test_a_replayed_answer_is_refused(server, db, signer, plain):
+    app = _enrolled(server, db, signer)
+    a, b = (submit(server, plain, signer.username).json()["id"] for _ in range(2))
+    with server.tablet(signer.username, signer.password) as tablet:
+        nonce = _nonce(tablet)
+        assert (
+            _approve(tablet, a, plain, app.answer("approve", nonce, [_shown(tablet, a)])).json()[
+                "status"
+            ]
+            == "signed"
+        )
+        # a new statement, correctly signed, but with the spent nonce
+        replay = app.answer("approve", nonce, [_shown(tablet, b)])
+        _refused(_approve(tablet, b, plain, replay), "approval_nonce_invalid")
+        assert _status(tablet, b) == "pending_approval"
+
+
+@pytest.mark.parametrize("expires_in", [-5, 3600])
+def test_an_expired_or_far_future_answer_is_refused(server, db, signer, plain, expires_in):
+    app = _enrolled(server, db, signer)
+    request_id = submit(server, plain, signer.username).json()["id"]
+    with server.tablet(signer.username, signer.password) as tablet:
+        answer = app.answer(
+            "approve", _nonce(tablet), [_shown(tablet, request_id)], expires_in=expires_in
+        )
+        _refused(_approve(tablet, request_id, plain, answer), "approval_expired")
+        assert _status(tablet, request_id) == "pending_approval"
+
+
+def test_a_revoked_device_and_another_users_device_are_refused(server, db, box, signer, plain):
+    app = _enrolled(server, db, signer)
+    other = make_signer(db, box)
+    stranger = _enrolled(server, db, other)
+    request_id = submit(server, plain, signer.username).json()["id"]
+    with server.tablet(signer.username, signer.password) as tablet:
+        shown = _shown(tablet, request_id)
+        # another user's device, even signing this user's statement with its own key
+        stranger.username = signer.username
+        foreign = stranger.answer("approve", _nonce(tablet), [shown])
+        _refused(_approve(tablet, request_id, plain, foreign), "device_unknown")
+        # the lost tablet is revoked: its key stops working at once
+        assert tablet.delete(f"/mobile/v1/devices/{app.device_id}").status_code == 204
+        answer = app.answer("approve", _nonce(tablet), [shown])
+        _refused(_approve(tablet, request_id, plain, answer), "device_revoked")
+        assert _status(tablet, request_id) == "pending_approval"
+        listed = {d["id"]: d for d in tablet.get("/mobile/v1/devices").json()}
+        assert listed[app.device_id]["revoked_at"] is not None
+    with server.tablet(other.username, other.password) as tablet:
+        # nobody revokes someone else's device
+        _refused(tablet.delete(f"/mobile/v1/devices/{app.device_id}"), "not_found", 404)
+
+
+def test_parameters_changed_before_the_answer_void_it(server, db, signer, plain):
+    app = _enrolled(server, db, signer)
+    request_id = submit(server, plain, signer.username, reason="Phê duyệt").json()["id"]
+    with server.tablet(signer.username, signer.password) as tablet:
+        answer = app.answer("approve", _nonce(tablet), [_shown(tablet, request_id)])
+    with db.transaction() as session:  # a compromised web tier rewrites the stored request
+        request = session.get(SigningRequest, request_id)
+        params = json.loads(request.parameters)
+        params["reason"] = "Đồng ý chi 10 tỷ"
+        request.parameters = json.dumps(
+            params, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        )
+        request.parameters_sha256 = hashlib.sha256(request.parameters.encode()).hexdigest()
+    with server.tablet(signer.username, signer.password) as tablet:
+        _refused(_approve(tablet, request_id, plain, answer), "approval_signature_invalid")
+        assert _status(tablet, request_id) == "pending_approval"
+
+
+def test_a_batch_statement_with_one_id_swapped_is_refused(server, db, signer, plain):
+    app = _enrolled(server, db, signer)
+    a, b, c = (submit(server, plain, signer.username).json()["id"] for _ in range(3))
+    digest = hashlib.sha256(plain).hexdigest()
+    with server.tablet(signer.username, signer.password) as tablet:
+        answer = app.answer("approve", _nonce(tablet), [_shown(tablet, a), _shown(tablet, b)])
+        swapped = tablet.post(
+            "/mobile/v1/approvals",
+            json={
+                "requests": [
+                    {"id": a, "document_sha256": digest},
+                    {"id": c, "document_sha256": digest},
+                ],
+                "device_approval": answer,
+            },
+        )
+        _refused(swapped, "approval_signature_invalid")
+        assert {_status(tablet, i) for i in (a, b, c)} == {"pending_approval"}
+
+
+def test_a_batch_larger_than_the_limit_is_refused(server, signer, plain):
+    digest = hashlib.sha256(plain).hexdigest()
+    with server.tablet(signer.username, signer.password) as tablet:
+        answer = tablet.post(
+            "/mobile/v1/approvals",
+            json={
+                "requests": [{"id": f"r{i}", "document_sha256": digest} for i in range(51)],
+                "otp": signer.otp(),
+            },
+        )
+    _refused(answer, "batch_too_large", 422)
