@@ -9,17 +9,19 @@ adds an RFC 3161 signature timestamp from the configured TSA.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import io
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from asn1crypto import algos, x509
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.text import TextBoxStyle
 from pyhanko.sign import fields, signers
+from pyhanko.sign.signers.pdf_signer import PdfCMSSignedAttributes
 from pyhanko.sign.timestamps import TimeStamper
 from pyhanko.stamp import TextStampStyle
 from pyhanko_certvalidator.registry import SimpleCertificateStore
@@ -30,7 +32,14 @@ from hsm_bridge.credentials import SignatureMechanism
 # Signing times shown in appearances use Vietnam time, ISO 8601 (VN-SIGNATURE-FORMAT.md).
 VIETNAM_TIME = dt.timezone(dt.timedelta(hours=7), "ICT")
 
-__all__ = ["VIETNAM_TIME", "PadesLevel", "RemoteSigner", "SignatureParameters", "sign_pdf"]
+__all__ = [
+    "VIETNAM_TIME",
+    "PadesLevel",
+    "RemoteSigner",
+    "SignatureParameters",
+    "SigningInput",
+    "sign_pdf",
+]
 
 
 class PadesLevel:
@@ -72,21 +81,42 @@ class SignatureParameters:
         return cls(**data)
 
 
+@dataclass(frozen=True, slots=True)
+class SigningInput:
+    """What a token's signature covers, with what proves it (ETSI EN 319 142-1 §5.1,
+    RFC 5652 §5.4): ``prepared_pdf``, the original document's bytes followed by the
+    incremental update that holds the signature dictionary, whose /Contents is a
+    zero-filled placeholder outside the /ByteRange; ``original_length`` in bytes; and
+    ``signed_attributes``, the DER SET OF the CMS signed attributes, whose messageDigest is
+    the SHA-256 of the /ByteRange. The token signs :attr:`digest`."""
+
+    prepared_pdf: bytes = field(repr=False)
+    original_length: int
+    signed_attributes: bytes = field(repr=False)
+
+    @property
+    def digest(self) -> bytes:
+        """SHA-256 of :attr:`signed_attributes` (32 bytes): the input of C_Sign."""
+        return hashlib.sha256(self.signed_attributes).digest()
+
+
 class RemoteSigner(signers.Signer):
     """A pyHanko signer whose private key stays on a token.
 
-    ``sign_digest`` receives the 32-byte SHA-256 of the DER signed attributes and returns
-    the raw signature (RSA PKCS#1 v1.5 or RSASSA-PSS bytes, or a DER ECDSA-Sig-Value); it
-    is where the bridge is called with the signature activation. ``mechanism`` must fit
-    the certificate's key; it gives the CMS signatureAlgorithm (RFC 5652 §5.3): for
-    RSA-PSS the RFC 4055 parameters SHA-256, MGF1-SHA-256, 32-byte salt.
+    ``sign`` receives a :class:`SigningInput` (the prepared PDF, the original's length
+    and the DER signed attributes, whose SHA-256 is what the token signs) and returns the
+    raw signature (RSA PKCS#1 v1.5 or RSASSA-PSS bytes, or a DER ECDSA-Sig-Value); it is
+    where the bridge is called with the signature activation. ``mechanism`` must fit the
+    certificate's key; it gives the CMS signatureAlgorithm (RFC 5652 §5.3): for RSA-PSS
+    the RFC 4055 parameters SHA-256, MGF1-SHA-256, 32-byte salt. :func:`sign_pdf` tells
+    the signer the prepared PDF (:meth:`prepared`) before pyHanko asks for the signature.
     """
 
     def __init__(
         self,
         certificate_der: bytes,
         chain_der: list[bytes],
-        sign_digest: Callable[[bytes], bytes],
+        sign: Callable[[SigningInput], bytes],
         mechanism: SignatureMechanism | None = None,
     ) -> None:
         cert = x509.Certificate.load(certificate_der)
@@ -128,17 +158,26 @@ class RemoteSigner(signers.Signer):
             ),
             signature_mechanism=algorithm,
         )
-        self._sign_digest = sign_digest
+        self._sign = sign
+        self._prepared: tuple[bytes, int] | None = None
+
+    def prepared(self, prepared_pdf: bytes, original_length: int) -> None:
+        """Remember the prepared PDF (bytes) and the original's length in bytes for the
+        coming signature."""
+        self._prepared = (prepared_pdf, original_length)
 
     async def async_sign_raw(
         self, data: bytes, digest_algorithm: str, dry_run: bool = False
     ) -> bytes:
-        """pyHanko hook: sign ``data`` (the signed attributes) hashed with SHA-256."""
+        """pyHanko hook: sign ``data`` (the DER signed attributes) hashed with SHA-256."""
         if digest_algorithm.lower() != "sha256":
             raise ValueError("only SHA-256 is supported")
         if dry_run:
             return bytes(self._size)
-        return self._sign_digest(hashlib.sha256(data).digest())
+        if self._prepared is None:
+            raise RuntimeError("the prepared PDF is unknown: sign through sign_pdf")
+        prepared_pdf, original_length = self._prepared
+        return self._sign(SigningInput(prepared_pdf, original_length, bytes(data)))
 
 
 def _stamp_style() -> TextStampStyle:
@@ -200,10 +239,26 @@ def sign_pdf(
         stamp_style=_stamp_style() if new_field else None,
         new_field_spec=new_field,
     )
-    output = io.BytesIO()
     local_time = dt.datetime.now(VIETNAM_TIME).isoformat(timespec="seconds")
-    pdf_signer.sign_pdf(writer, output=output, appearance_text_params={"local_time": local_time})
-    signed = output.getvalue()
+
+    async def interrupted() -> bytes:
+        # pyHanko's interrupted signing: prepare and digest the document, hand the
+        # prepared bytes to the signer, then build the CMS (which calls the token).
+        prepared_digest, tbs_document, output = await pdf_signer.async_digest_doc_for_signing(
+            writer, appearance_text_params={"local_time": local_time}, output=io.BytesIO()
+        )
+        signer.prepared(output.getvalue(), len(document))
+        post_signature = await tbs_document.perform_signature(
+            prepared_digest.document_digest,
+            PdfCMSSignedAttributes(
+                signing_time=dt.datetime.now(dt.UTC),
+                cades_signed_attrs=meta.cades_signed_attr_spec,
+            ),
+        )
+        await post_signature.post_signature_processing(output)
+        return bytes(output.getvalue())
+
+    signed = asyncio.run(interrupted())
     if not signed.startswith(document):
         raise ValueError("the signed output does not start with the original bytes")
     return signed

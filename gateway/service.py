@@ -54,7 +54,7 @@ from gateway.errors import (
 from gateway.intake import inspect_pdf
 from gateway.lifecycle import RequestStatus, transition
 from gateway.models import Credential, IntegrationClient, SigningRequest, User
-from gateway.pades import PadesLevel, RemoteSigner, SignatureParameters, sign_pdf
+from gateway.pades import PadesLevel, RemoteSigner, SignatureParameters, SigningInput, sign_pdf
 from gateway.secrets_at_rest import SecretBox
 from hsm_bridge import ActivationIssuer, BridgeClient, BridgeError, CredentialRef, SignRequest
 from hsm_bridge.credentials import SignatureMechanism
@@ -674,7 +674,8 @@ class SigningService:
         )
         mechanism = SignatureMechanism(credential.mechanism)
 
-        def sign_digest(digest: bytes) -> bytes:
+        def sign_digest(signing_input: SigningInput) -> bytes:
+            digest = signing_input.digest
             activation = self.issuer.issue(
                 ref,
                 digest,

@@ -1,0 +1,118 @@
+"""What ties an approved document to the digest a token signs, checked by the bridge.
+
+An approval names a document by its SHA-256. The token signs a digest. Between the two
+lie the prepared PDF and the CMS signed attributes; :func:`verify_signing_input` walks
+that chain itself instead of trusting a digest from the web tier:
+
+1. the first ``original_length`` bytes of the prepared PDF hash to the approved
+   document's SHA-256 (the signature is an incremental update of exactly that file);
+2. the update holds exactly one ``/ByteRange [0 b c d]``, which covers the whole file
+   except a zero-filled hex ``/Contents`` placeholder lying inside the update
+   (ISO 32000-2 §12.8.1; ETSI EN 319 142-1 §5.1: the whole file but the signature value);
+3. the SHA-256 over that /ByteRange is recomputed;
+4. the DER signed attributes (RFC 5652 §5.4) carry exactly one messageDigest, equal to
+   that digest, and the content type id-data;
+5. the digest to sign is SHA-256 of those signed attributes (RFC 5652 §5.4).
+
+Anything else raises :class:`~hsm_bridge.errors.ActivationInvalid` with a ``reason``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+
+from asn1crypto import cms
+
+from hsm_bridge.errors import ActivationInvalid
+
+__all__ = ["verify_signing_input"]
+
+_BYTE_RANGE = re.compile(rb"/ByteRange\s*\[\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*\]")
+
+
+def _refuse(message: str, reason: str) -> ActivationInvalid:
+    return ActivationInvalid(message, reason=reason)
+
+
+def verify_signing_input(
+    prepared_pdf: bytes,
+    original_length: int,
+    signed_attributes: bytes,
+    *,
+    document_sha256: bytes,
+) -> bytes:
+    """Check the chain from the approved document (``document_sha256``, 32 bytes) to
+    the signed attributes, and return the 32-byte SHA-256 digest the token must sign.
+
+    ``prepared_pdf``: the original bytes followed by the incremental update with the
+    signature dictionary (placeholder not filled in); ``original_length`` in bytes;
+    ``signed_attributes``: DER of the CMS SignedAttributes (the SET OF Attribute).
+    Raises ActivationInvalid with reason ``document_mismatch``, ``byte_range_invalid``
+    or ``signed_attributes_invalid``."""
+    if not 0 < original_length < len(prepared_pdf):
+        raise _refuse("the prepared PDF does not extend the document", "document_mismatch")
+    original = hashlib.sha256(memoryview(prepared_pdf)[:original_length]).digest()
+    if not hmac.compare_digest(original, document_sha256):
+        raise _refuse(
+            "the prepared PDF is not an update of the approved document", "document_mismatch"
+        )
+    digest = _byte_range_digest(prepared_pdf, original_length)
+    _check_signed_attributes(signed_attributes, digest)
+    return hashlib.sha256(signed_attributes).digest()
+
+
+def _byte_range_digest(prepared_pdf: bytes, original_length: int) -> bytes:
+    update = prepared_pdf[original_length:]
+    found = _BYTE_RANGE.findall(update)
+    if len(found) != 1:
+        raise _refuse(
+            f"the update holds {len(found)} /ByteRange entries, not one", "byte_range_invalid"
+        )
+    start, first_length, second_start, second_length = (int(n) for n in found[0])
+    size = len(prepared_pdf)
+    if (
+        start != 0
+        or first_length < original_length
+        or second_start <= first_length + 1
+        or second_start + second_length != size
+    ):
+        raise _refuse("the /ByteRange does not cover the whole file", "byte_range_invalid")
+    placeholder = prepared_pdf[first_length:second_start]
+    if placeholder[:1] != b"<" or placeholder[-1:] != b">" or placeholder[1:-1].strip(b"0"):
+        raise _refuse(
+            "the gap in the /ByteRange is not an empty /Contents placeholder",
+            "byte_range_invalid",
+        )
+    view = memoryview(prepared_pdf)
+    hasher = hashlib.sha256(view[:first_length])
+    hasher.update(view[second_start:])
+    return hasher.digest()
+
+
+def _check_signed_attributes(signed_attributes: bytes, digest: bytes) -> None:
+    try:
+        attributes = cms.CMSAttributes.load(signed_attributes, strict=True)
+        values: dict[str, list[object]] = {}
+        for attribute in attributes:
+            values.setdefault(attribute["type"].native, []).extend(attribute["values"])
+        if attributes.dump(force=True) != signed_attributes:
+            raise ValueError("not DER")
+    except (ValueError, TypeError, KeyError) as exc:
+        raise _refuse(
+            "the signed attributes are not DER CMS attributes", "signed_attributes_invalid"
+        ) from exc
+    message_digests = values.get("message_digest", [])
+    content_types = values.get("content_type", [])
+    if len(message_digests) != 1 or len(content_types) != 1:
+        raise _refuse(
+            "the signed attributes need one messageDigest and one contentType",
+            "signed_attributes_invalid",
+        )
+    if content_types[0].native != "data":  # type: ignore[attr-defined]
+        raise _refuse("the signed content type is not id-data", "signed_attributes_invalid")
+    if not hmac.compare_digest(message_digests[0].native, digest):  # type: ignore[attr-defined]
+        raise _refuse(
+            "the messageDigest is not the digest of this /ByteRange", "signed_attributes_invalid"
+        )
