@@ -110,6 +110,7 @@ _BRIDGE_STATUS = {
     "token_not_present": 503,
     "token_error": 503,
     "token_busy": 503,
+    "batch_abandoned": 503,
     "token_timeout": 503,
     "token_unhealthy": 503,
     "bridge_unavailable": 503,

@@ -15,7 +15,7 @@ import hashlib
 import io
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from asn1crypto import algos, x509
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
@@ -28,6 +28,7 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from gateway.fonts import EmScaledFontFactory, find_font
 from hsm_bridge.credentials import SignatureMechanism
+from hsm_bridge.interface import SigningInput
 
 # Signing times shown in appearances use Vietnam time, ISO 8601 (VN-SIGNATURE-FORMAT.md).
 VIETNAM_TIME = dt.timezone(dt.timedelta(hours=7), "ICT")
@@ -79,25 +80,6 @@ class SignatureParameters:
         if data.get("box") is not None:
             data["box"] = tuple(data["box"])
         return cls(**data)
-
-
-@dataclass(frozen=True, slots=True)
-class SigningInput:
-    """What a token's signature covers, with what proves it (ETSI EN 319 142-1 §5.1,
-    RFC 5652 §5.4): ``prepared_pdf``, the original document's bytes followed by the
-    incremental update that holds the signature dictionary, whose /Contents is a
-    zero-filled placeholder outside the /ByteRange; ``original_length`` in bytes; and
-    ``signed_attributes``, the DER SET OF the CMS signed attributes, whose messageDigest is
-    the SHA-256 of the /ByteRange. The token signs :attr:`digest`."""
-
-    prepared_pdf: bytes = field(repr=False)
-    original_length: int
-    signed_attributes: bytes = field(repr=False)
-
-    @property
-    def digest(self) -> bytes:
-        """SHA-256 of :attr:`signed_attributes` (32 bytes): the input of C_Sign."""
-        return hashlib.sha256(self.signed_attributes).digest()
 
 
 class RemoteSigner(signers.Signer):

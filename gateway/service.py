@@ -674,19 +674,24 @@ class SigningService:
         )
         mechanism = SignatureMechanism(credential.mechanism)
 
-        def sign_digest(signing_input: SigningInput) -> bytes:
-            digest = signing_input.digest
+        def sign_on_token(signing_input: SigningInput) -> bytes:
+            # The activation names the approved document, not a digest: the bridge
+            # derives the digest from the prepared PDF and signed attributes itself.
             activation = self.issuer.issue(
                 ref,
-                digest,
                 subject=request.id,
                 now=time.time(),
                 ttl_seconds=self.settings.activation_ttl_seconds,
                 mechanism=mechanism.value,
+                document_sha256=bytes.fromhex(request.document_sha256),
             )
-            return self.bridge.sign(SignRequest(ref, digest, mechanism, activation, pin=token_pin))
+            return self.bridge.sign(
+                SignRequest(
+                    ref, None, mechanism, activation, pin=token_pin, signing_input=signing_input
+                )
+            )
 
-        signer = RemoteSigner(token_certificate, chain, sign_digest, mechanism)
+        signer = RemoteSigner(token_certificate, chain, sign_on_token, mechanism)
         timestamper = None
         if params.pades_level == PadesLevel.B_T and self.settings.tsa_url:
             from pyhanko.sign.timestamps.requests_client import RequestsHTTPTimeStamper

@@ -9,7 +9,7 @@ from hsm_bridge.activation import ActivationIssuer, ActivationVerifier, UsedActi
 from hsm_bridge.bridge import Bridge, BridgeConfig, ModuleConfig
 from hsm_bridge.credentials import CredentialRef, SignatureMechanism
 from hsm_bridge.errors import BridgeError
-from hsm_bridge.interface import BridgeClient, SignRequest
+from hsm_bridge.interface import BridgeClient, SigningInput, SignRequest
 from hsm_bridge.tokens import TokenLimits
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "ModuleConfig",
     "SignRequest",
     "SignatureMechanism",
+    "SigningInput",
     "TokenLimits",
     "UsedActivationStore",
 ]

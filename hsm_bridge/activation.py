@@ -40,16 +40,19 @@ def _unb64(text: str) -> bytes:
 class Activation:
     """The decoded content of a SAD.
 
-    ``digest``: the 32-byte SHA-256 digest that may be signed; ``expires_at``: POSIX
-    seconds; ``nonce``: 128-bit random hex; ``subject``: what the approval was for (the
-    signing request id), for the audit trail.
+    What it authorises is one of: ``digest``, the 32-byte SHA-256 digest that may be
+    signed; or ``document``, the 32-byte SHA-256 of the approved document, from which
+    the bridge derives the digest itself (:mod:`hsm_bridge.binding`). ``expires_at``:
+    POSIX seconds; ``nonce``: 128-bit random hex; ``subject``: what the approval was for
+    (the signing request id), for the audit trail.
     """
 
     credential: str
-    digest: bytes
+    digest: bytes | None
     expires_at: int
     nonce: str
     subject: str
+    document: bytes | None = None
 
 
 class ActivationIssuer:
@@ -64,21 +67,29 @@ class ActivationIssuer:
     def issue(
         self,
         credential: CredentialRef,
-        digest: bytes,
+        digest: bytes | None = None,
         *,
         subject: str,
         now: float,
         ttl_seconds: int,
         mechanism: str | None = None,
+        document_sha256: bytes | None = None,
     ) -> str:
-        """Return a SAD (ASCII text) for signing ``digest`` (32 bytes) with
-        ``credential``, valid for ``ttl_seconds`` from ``now`` (POSIX seconds); with
-        ``mechanism`` (a :class:`SignatureMechanism` value) it is bound to that one too."""
-        if len(digest) != 32:
-            raise ValueError("digest must be 32 bytes (SHA-256)")
+        """Return a SAD (ASCII text) for signing with ``credential``, valid for
+        ``ttl_seconds`` from ``now`` (POSIX seconds), bound to exactly one of ``digest``
+        (32 bytes: that digest may be signed) and ``document_sha256`` (32 bytes: a
+        signature of that document may be made; the bridge checks the prepared PDF and
+        signed attributes against it). With ``mechanism`` (a :class:`SignatureMechanism`
+        value) it is bound to that one too."""
+        if (digest is None) == (document_sha256 is None):
+            raise ValueError("bind the activation to a digest or to a document, not both")
+        bound = digest if digest is not None else document_sha256
+        assert bound is not None
+        if len(bound) != 32:
+            raise ValueError("digests are 32 bytes (SHA-256)")
         fields = {
             "cred": str(credential),
-            "dig": digest.hex(),
+            ("dig" if digest is not None else "doc"): bound.hex(),
             "exp": int(now) + ttl_seconds,
             "nonce": secrets.token_hex(16),
             "sub": subject,
@@ -116,17 +127,24 @@ class UsedActivationStore:
             " nonce TEXT PRIMARY KEY, expires_at INTEGER NOT NULL)"
         )
         self._pruned_at = 0.0
+        # Reads have their own connection: in WAL mode they never wait for a writer's
+        # lock or fsync (a replay check must not stall the signing of a batch).
+        self._reader = sqlite3.connect(
+            path, timeout=30, isolation_level=None, check_same_thread=False
+        )
+        self._read_lock = threading.Lock()
 
     def used(self, nonces: list[str]) -> set[str]:
-        """Which of ``nonces`` are recorded as used already (a read, no transaction)."""
+        """Which of ``nonces`` are recorded as used already (a read on its own
+        connection, never waiting for a writer)."""
         if not nonces:
             return set()
-        with self._lock:
+        with self._read_lock:
             found: set[str] = set()
             for start in range(0, len(nonces), 500):
                 chunk = nonces[start : start + 500]
                 marks = ",".join("?" * len(chunk))
-                rows = self._conn.execute(
+                rows = self._reader.execute(
                     f"SELECT nonce FROM used_activation WHERE nonce IN ({marks})",  # noqa: S608
                     chunk,
                 ).fetchall()
@@ -224,13 +242,16 @@ class ActivationVerifier:
         self,
         sad: str,
         credential: CredentialRef,
-        digest: bytes,
+        digest: bytes | None,
         *,
         now: float,
         mechanism: str | None = None,
     ) -> Activation:
         """Verify ``sad`` like :meth:`verify_and_consume` without consuming it. A SAD
-        bound to a mechanism is refused for another one (``wrong_mechanism``)."""
+        bound to a mechanism is refused for another one (``wrong_mechanism``). A SAD
+        bound to a digest must match ``digest`` (``wrong_digest``); a SAD bound to a
+        document is returned with :attr:`Activation.document` set, and the caller checks
+        the signing input against it (``digest`` is then not used)."""
         try:
             payload_b64, mac_b64 = sad.split(".")
             payload, mac = _unb64(payload_b64), _unb64(mac_b64)
@@ -241,12 +262,17 @@ class ActivationVerifier:
             raise ActivationInvalid("the activation is not authentic", reason="forged")
         try:
             fields = json.loads(payload)
+            bound_digest = bytes.fromhex(fields["dig"]) if "dig" in fields else None
+            bound_document = bytes.fromhex(fields["doc"]) if "doc" in fields else None
+            if (bound_digest is None) == (bound_document is None):
+                raise ValueError("a digest or a document")
             activation = Activation(
                 credential=str(fields["cred"]),
-                digest=bytes.fromhex(fields["dig"]),
+                digest=bound_digest,
                 expires_at=int(fields["exp"]),
                 nonce=str(fields["nonce"]),
                 subject=str(fields["sub"]),
+                document=bound_document,
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise ActivationInvalid("the activation is malformed", reason="malformed") from exc
@@ -256,7 +282,9 @@ class ActivationVerifier:
             raise ActivationInvalid(
                 "the activation is for another credential", reason="wrong_credential"
             )
-        if not hmac.compare_digest(activation.digest, digest):
+        if activation.digest is not None and (
+            digest is None or not hmac.compare_digest(activation.digest, digest)
+        ):
             raise ActivationInvalid("the activation is for another digest", reason="wrong_digest")
         bound = fields.get("mech")
         if bound is not None and mechanism is not None and str(bound) != str(mechanism):

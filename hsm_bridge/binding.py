@@ -91,28 +91,37 @@ def _byte_range_digest(prepared_pdf: bytes, original_length: int) -> bytes:
     return hasher.digest()
 
 
+# OIDs of the two attributes that tie the signature to the document (RFC 5652 §11.1, §11.2)
+_CONTENT_TYPE = "1.2.840.113549.1.9.3"
+_MESSAGE_DIGEST = "1.2.840.113549.1.9.4"
+_ID_DATA = "1.2.840.113549.1.7.1"
+
+
 def _check_signed_attributes(signed_attributes: bytes, digest: bytes) -> None:
     try:
         attributes = cms.CMSAttributes.load(signed_attributes, strict=True)
-        values: dict[str, list[object]] = {}
+        found: dict[str, list[bytes]] = {_CONTENT_TYPE: [], _MESSAGE_DIGEST: []}
         for attribute in attributes:
-            values.setdefault(attribute["type"].native, []).extend(attribute["values"])
-        if attributes.dump(force=True) != signed_attributes:
-            raise ValueError("not DER")
+            oid = attribute["type"].dotted
+            if oid in found:
+                found[oid].extend(value.contents for value in attribute["values"])
     except (ValueError, TypeError, KeyError) as exc:
         raise _refuse(
             "the signed attributes are not DER CMS attributes", "signed_attributes_invalid"
         ) from exc
-    message_digests = values.get("message_digest", [])
-    content_types = values.get("content_type", [])
+    content_types, message_digests = found[_CONTENT_TYPE], found[_MESSAGE_DIGEST]
     if len(message_digests) != 1 or len(content_types) != 1:
         raise _refuse(
             "the signed attributes need one messageDigest and one contentType",
             "signed_attributes_invalid",
         )
-    if content_types[0].native != "data":  # type: ignore[attr-defined]
+    if content_types[0] != _encoded_oid(_ID_DATA):
         raise _refuse("the signed content type is not id-data", "signed_attributes_invalid")
-    if not hmac.compare_digest(message_digests[0].native, digest):  # type: ignore[attr-defined]
+    if not hmac.compare_digest(message_digests[0], digest):
         raise _refuse(
             "the messageDigest is not the digest of this /ByteRange", "signed_attributes_invalid"
         )
+
+
+def _encoded_oid(dotted: str) -> bytes:
+    return cms.ContentType(dotted).contents  # type: ignore[no-any-return]

@@ -27,8 +27,15 @@ from hsm_bridge.activation import (
     ActivationVerifier,
     UsedActivationStore,
 )
+from hsm_bridge.binding import verify_signing_input
 from hsm_bridge.credentials import CredentialRef
-from hsm_bridge.errors import BridgeError, CredentialNotFound, PinRequired, TokenNotPresent
+from hsm_bridge.errors import (
+    BatchAbandoned,
+    BridgeError,
+    CredentialNotFound,
+    PinRequired,
+    TokenNotPresent,
+)
 from hsm_bridge.interface import SignRequest
 from hsm_bridge.inventory import CredentialEntry, TokenEntry, describe_token, list_credentials
 from hsm_bridge.pins import PinStore
@@ -183,10 +190,11 @@ class Bridge:
         instant = time.time() if now is None else now
         outcomes: list[bytes | BridgeError | None] = [None] * len(requests)
         activations: dict[int, Activation] = {}
+        digests: dict[int, bytes] = {}
         seen: set[str] = set()
         # pooled (stored-PIN) work, one batch per token, fed while the rest is checked
-        batches: dict[str, PendingBatch | BridgeError] = {}
-        members: dict[str, list[int]] = defaultdict(list)
+        batches: dict[tuple[str, str | None], PendingBatch | BridgeError] = {}
+        members: dict[tuple[str, str | None], list[int]] = defaultdict(list)
         # signer-PIN work, per (token, PIN): started only after its activations are used
         signer: dict[tuple[str, str], list[int]] = defaultdict(list)
         try:
@@ -203,6 +211,7 @@ class Bridge:
                             now=instant,
                             mechanism=request.mechanism.value,
                         )
+                        digests[index] = _digest_to_sign(request, activations[index])
                     except ActivationInvalid as exc:
                         log.warning(
                             "refused a signature with credential %s: activation %s",
@@ -229,12 +238,12 @@ class Bridge:
                     if request.pin is not None:
                         signer[(serial, request.pin)].append(index)
                         continue
-                    if serial not in batches:
-                        batches[serial] = self._open_on_token(serial, None)
-                    batch = batches[serial]
+                    if (serial, None) not in batches:
+                        batches[(serial, None)] = self._open_on_token(serial, None)
+                    batch = batches[(serial, None)]
                     if isinstance(batch, PendingBatch):
-                        batch.add(self._signature_work(serial, None, request))
-                    members[serial].append(index)
+                        batch.add(self._signature_work(serial, None, request, digests[index]))
+                    members[(serial, None)].append(index)
         finally:
             for batch in batches.values():
                 if isinstance(batch, PendingBatch):
@@ -256,11 +265,11 @@ class Bridge:
                 if indexes:
                     batch = self._open_on_token(serial, pin)
                     if isinstance(batch, PendingBatch):
-                        for index in indexes:
-                            batch.add(self._signature_work(serial, pin, requests[index]))
+                        for i in indexes:
+                            batch.add(self._signature_work(serial, pin, requests[i], digests[i]))
                         batch.close()
-                    batches[f"{serial}\0{pin}"] = batch
-                    members[f"{serial}\0{pin}"] = indexes
+                    batches[(serial, pin)] = batch
+                    members[(serial, pin)] = indexes
             # The pooled signatures are being made meanwhile.
             consumed = self._verifier.consume_many([activations[i] for i in pooled], now=instant)
         except Exception:
@@ -272,10 +281,16 @@ class Bridge:
                 o if o is not None else BridgeError("the activation store failed") for o in outcomes
             ]
         fresh = dict(zip(pooled, consumed, strict=True))
-        for key, batch in batches.items():
-            indexes = members[key]
+        for (serial, pin), batch in batches.items():
+            indexes = members[(serial, pin)]
             if isinstance(batch, PendingBatch):
-                results: list[Any] = batch.outcomes()
+                results: list[Any] = self._requeue_abandoned(
+                    serial,
+                    pin,
+                    [requests[i] for i in indexes],
+                    [digests[i] for i in indexes],
+                    batch.outcomes(),
+                )
             else:
                 results = [batch] * len(indexes)
             for index, result in zip(indexes, results, strict=True):
@@ -293,6 +308,33 @@ class Bridge:
                     )
         return [o if o is not None else BridgeError("not signed") for o in outcomes]
 
+    def _requeue_abandoned(
+        self,
+        serial: str,
+        pin: str | None,
+        requests: list[SignRequest],
+        digests: list[bytes],
+        results: list[Any],
+    ) -> list[Any]:
+        """Items a worker gave up on (their batch stalled between adds) never reached the
+        token, and their activations are recorded as used by now: sign them in one batch
+        filled at once rather than lose them."""
+        again = [k for k, result in enumerate(results) if isinstance(result, BatchAbandoned)]
+        if not again:
+            return results
+        log.warning("token %s: %d items of a stalled batch are queued again", serial, len(again))
+        retry = self._open_on_token(serial, pin)
+        if isinstance(retry, BridgeError):
+            retried: list[Any] = [retry] * len(again)
+        else:
+            for k in again:
+                retry.add(self._signature_work(serial, pin, requests[k], digests[k]))
+            retried = retry.outcomes()
+        merged = list(results)
+        for k, result in zip(again, retried, strict=True):
+            merged[k] = result
+        return merged
+
     def _open_on_token(self, serial: str, pin: str | None) -> PendingBatch | BridgeError:
         """A batch queued for the token's workers, or the error that prevents it."""
         try:
@@ -303,7 +345,7 @@ class Bridge:
             return exc
 
     def _signature_work(
-        self, serial: str, pin: str | None, request: SignRequest
+        self, serial: str, pin: str | None, request: SignRequest, digest: bytes
     ) -> Callable[[Any], bytes]:
         pool = self._pool(serial)
 
@@ -313,7 +355,7 @@ class Bridge:
         return lambda session: sign_digest(
             session,
             request.credential.key_id,
-            request.digest,
+            digest,
             request.mechanism,
             context_pin=context_pin,
             cache=pool.session_cache(session),
@@ -351,3 +393,25 @@ class Bridge:
 
         der: bytes = self._run(token_serial, "provision", work)
         return der
+
+
+def _digest_to_sign(request: SignRequest, activation: Activation) -> bytes:
+    """The digest the token signs: for an activation bound to a document, derived by the
+    bridge from the request's signing input after checking it against the approved
+    document (:func:`~hsm_bridge.binding.verify_signing_input`); for one bound to a
+    digest, that digest. Raises ActivationInvalid."""
+    if activation.document is None:
+        assert request.digest is not None  # check() matched it against the activation
+        return request.digest
+    signing_input = request.signing_input
+    if signing_input is None:
+        raise ActivationInvalid(
+            "this activation covers a document: send the prepared PDF and signed attributes",
+            reason="signing_input_missing",
+        )
+    return verify_signing_input(
+        signing_input.prepared_pdf,
+        signing_input.original_length,
+        signing_input.signed_attributes,
+        document_sha256=activation.document,
+    )

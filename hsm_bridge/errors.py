@@ -9,6 +9,7 @@ from __future__ import annotations
 import pkcs11.exceptions as p11e
 
 __all__ = [
+    "BatchAbandoned",
     "ActivationInvalid",
     "BridgeError",
     "BridgeUnavailable",
@@ -63,6 +64,14 @@ class TokenBusy(BridgeError):
     per-token concurrency limit from the settings)."""
 
     code = "token_busy"
+    retryable = True
+
+
+class BatchAbandoned(BridgeError):
+    """The token's worker gave up on a batch whose caller stopped adding to it; these
+    items never reached the token."""
+
+    code = "batch_abandoned"
     retryable = True
 
 

@@ -5,6 +5,7 @@ the router that sends each credential to the bridge holding its token
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -14,22 +15,47 @@ from hsm_bridge.errors import BridgeError
 from hsm_bridge.inventory import CredentialEntry, TokenEntry
 from hsm_bridge.tokens import TokenHealth
 
-__all__ = ["BridgeClient", "SignRequest"]
+__all__ = ["BridgeClient", "SignRequest", "SigningInput"]
+
+
+@dataclass(frozen=True, slots=True)
+class SigningInput:
+    """What a token's signature covers, with what proves it (ETSI EN 319 142-1 §5.1,
+    RFC 5652 §5.4): ``prepared_pdf``, the original document's bytes followed by the
+    incremental update that holds the signature dictionary, whose /Contents is a
+    zero-filled placeholder outside the /ByteRange; ``original_length`` in bytes; and
+    ``signed_attributes``, the DER SET OF the CMS signed attributes, whose messageDigest is
+    the SHA-256 of the /ByteRange. The token signs :attr:`digest`; the bridge checks the
+    whole chain (:func:`hsm_bridge.binding.verify_signing_input`)."""
+
+    prepared_pdf: bytes = field(repr=False)
+    original_length: int
+    signed_attributes: bytes = field(repr=False)
+
+    @property
+    def digest(self) -> bytes:
+        """SHA-256 of :attr:`signed_attributes` (32 bytes): the input of C_Sign."""
+        return hashlib.sha256(self.signed_attributes).digest()
 
 
 @dataclass(frozen=True, slots=True)
 class SignRequest:
-    """One signature: ``digest`` (32-byte SHA-256) to sign with ``credential`` using
-    ``mechanism``, authorised by ``activation`` (the signature activation data, SAD, from
-    the approval step). ``pin``: the token PIN the signer typed with the approval (PIN
-    policy ``signer``), None when the bridge keeps the PIN (``stored``); never shown in
-    ``repr`` and never stored."""
+    """One signature with ``credential`` using ``mechanism``, authorised by
+    ``activation`` (the signature activation data, SAD, from the approval step).
+
+    What is signed: for an activation bound to a document (the gateway's PAdES path),
+    ``signing_input``, from which the bridge derives the digest itself after checking it
+    against the approved document's SHA-256 (``digest`` is then None); for an activation
+    bound to a digest, ``digest`` (32-byte SHA-256). ``pin``: the token PIN the signer
+    typed with the approval (PIN policy ``signer``), None when the bridge keeps the PIN
+    (``stored``); never shown in ``repr`` and never stored."""
 
     credential: CredentialRef
-    digest: bytes
+    digest: bytes | None
     mechanism: SignatureMechanism
     activation: str
     pin: str | None = field(default=None, repr=False)
+    signing_input: SigningInput | None = None
 
 
 class BridgeClient(Protocol):

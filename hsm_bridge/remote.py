@@ -19,6 +19,7 @@ from hsm_bridge.interface import SignRequest
 from hsm_bridge.inventory import CredentialEntry, TokenEntry
 from hsm_bridge.tokens import TokenHealth
 from hsm_bridge.wire import (
+    MAX_CHUNK_BYTES,
     MAX_SIGN_BATCH,
     CredentialWire,
     SignItemWire,
@@ -126,12 +127,12 @@ class RemoteBridge:
         return outcome
 
     def sign_many(self, requests: Sequence[SignRequest]) -> list[bytes | BridgeError]:
-        """Sign digests in batches of up to :data:`~hsm_bridge.wire.MAX_SIGN_BATCH`
-        per HTTP exchange; one signature or error per request, in order."""
+        """Sign in exchanges of up to :data:`~hsm_bridge.wire.MAX_SIGN_BATCH` items and
+        about :data:`~hsm_bridge.wire.MAX_CHUNK_BYTES` of JSON each (prepared PDFs are
+        large); one signature or error per request, in order."""
         outcomes: list[bytes | BridgeError] = []
-        for start in range(0, len(requests), MAX_SIGN_BATCH):
-            chunk = requests[start : start + MAX_SIGN_BATCH]
-            body = {"items": [SignItemWire.of(r).model_dump(mode="json") for r in chunk]}
+        for chunk in _chunks([SignItemWire.of(r) for r in requests]):
+            body = {"items": [item.model_dump(mode="json") for item in chunk]}
             try:
                 payload = self._call("POST", "/v1/sign", body)
                 results = payload.get("results", [])
@@ -143,3 +144,20 @@ class RemoteBridge:
                 continue
             outcomes.extend(outcome_from_json(item) for item in results)
         return outcomes
+
+
+def _chunks(items: list[SignItemWire]) -> list[list[SignItemWire]]:
+    """``items`` cut into runs of at most MAX_SIGN_BATCH items and, unless one item alone
+    is larger, at most MAX_CHUNK_BYTES."""
+    chunks: list[list[SignItemWire]] = []
+    current: list[SignItemWire] = []
+    size = 0
+    for item in items:
+        if current and (len(current) >= MAX_SIGN_BATCH or size + item.size() > MAX_CHUNK_BYTES):
+            chunks.append(current)
+            current, size = [], 0
+        current.append(item)
+        size += item.size()
+    if current:
+        chunks.append(current)
+    return chunks

@@ -49,6 +49,7 @@ _STATUS = {
     "pin_required": 403,
     "mechanism_unsupported": 422,
     "token_busy": 503,
+    "batch_abandoned": 503,
     "token_timeout": 503,
     "token_unhealthy": 503,
     "token_error": 502,

@@ -50,6 +50,7 @@ from pkcs11 import TokenFlag
 
 from hsm_bridge import metrics
 from hsm_bridge.errors import (
+    BatchAbandoned,
     BridgeError,
     PinIncorrect,
     PinLocked,
@@ -150,6 +151,10 @@ class TokenHealth:
 
 _END = object()  # closes a job's feed
 
+# A worker gives up on a batch whose caller has added nothing for this long (seconds) and
+# has not closed it: a safety net against a caller that never closes, not a deadline.
+FEED_IDLE_SECONDS = 120.0
+
 
 class _Job:
     """One batch of work for a token's worker, fed item by item: the worker starts on
@@ -172,6 +177,7 @@ class _Job:
         self.done = False
         self.timed_out = False
         self.abandoned = False
+        self.progress_at = time.monotonic()  # last sign of life from the worker
         self._feed: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._lock = threading.Lock()
 
@@ -202,12 +208,14 @@ class _Job:
                 return
             if item is _END:
                 return
+            self.progress_at = time.monotonic()  # waiting for the caller is not the token's
             yield item
 
     def put(self, item: tuple[int, Any]) -> None:
         """Record the next result (``(index, outcome)``, in order)."""
         with self._lock:
             self.items.append(item[1])
+            self.progress_at = time.monotonic()
             if self.expected is not None and len(self.items) >= self.expected:
                 self.finished.set()
 
@@ -259,13 +267,11 @@ class PendingBatch:
                 metrics.count(state.serial, self._operation, busy.code)
                 _note_error(state, busy.code)
                 return [busy] * job.expected
-        seen = 0
-        deadline = time.monotonic() + self._timeout
-        while not job.finished.wait(max(0.001, deadline - time.monotonic())):
-            count = len(job.snapshot())
-            if count > seen:
-                seen, deadline = count, time.monotonic() + self._timeout
-                continue
+        # The token's timeout runs from the worker's last sign of life (it started the
+        # job, took an item, or answered one), not from when this caller began to wait.
+        while not job.finished.wait(max(0.001, job.progress_at + self._timeout - time.monotonic())):
+            if time.monotonic() < job.progress_at + self._timeout:
+                continue  # the worker moved on meanwhile
             with state.lock:
                 if not job.done:
                     job.timed_out = True
@@ -281,7 +287,8 @@ class PendingBatch:
         items = job.snapshot()
         expected = job.expected or 0
         if len(items) < expected:  # the worker gave up on a feed that stalled
-            items += [BridgeError("the batch was abandoned; not signed")] * (expected - len(items))
+            missing = expected - len(items)
+            items += [BatchAbandoned("the batch was abandoned; not signed")] * missing
         return items
 
 
@@ -352,6 +359,7 @@ class _Token:
                     self.exclusive_waiting -= 1
                     self.gate.notify_all()
             job.started = True
+            job.progress_at = time.monotonic()
             self.busy += 1
             self.exclusive_running = exclusive
         job.began.set()
@@ -661,7 +669,7 @@ class TokenPool:
         if not state.enter(job, exclusive=pin is not None):
             return  # withdrawn: the caller answers token_busy
         try:
-            works = job.works(idle_timeout=state.limits.timeout_seconds)
+            works = job.works(idle_timeout=max(state.limits.timeout_seconds, FEED_IDLE_SECONDS))
             if pin is None:
                 self._work_pooled(state, operation, works, job)
             else:
@@ -680,6 +688,8 @@ class TokenPool:
         generation = 0
         pooled = False  # the session came from the idle pool: it may be stale
         for index, work in enumerate(works):
+            if results.timed_out:
+                break  # the caller has answered the rest already: leave the token alone
             started = time.perf_counter()
             attempts = 0
             while True:
@@ -745,6 +755,8 @@ class TokenPool:
             return
         try:
             for index, work in enumerate(works):
+                if results.timed_out:
+                    break  # the caller has answered the rest already
                 started = time.perf_counter()
                 try:
                     with self._serial:

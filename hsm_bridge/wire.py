@@ -16,14 +16,16 @@ from pydantic import BaseModel, Field
 
 from hsm_bridge.credentials import CredentialRef, SignatureMechanism
 from hsm_bridge.errors import BridgeError, error_from_code
-from hsm_bridge.interface import SignRequest
+from hsm_bridge.interface import SigningInput, SignRequest
 
 __all__ = [
     "MAX_BODY_BYTES",
+    "MAX_CHUNK_BYTES",
     "MAX_SIGN_BATCH",
     "CredentialWire",
     "SignBatchWire",
     "SignItemWire",
+    "SigningInputWire",
     "as_json",
     "b64",
     "error_json",
@@ -33,8 +35,12 @@ __all__ = [
 ]
 
 MAX_SIGN_BATCH = 1000
-# A full batch is about 0.6 MB of JSON; anything much larger is refused unread.
-MAX_BODY_BYTES = 4 * 1024 * 1024
+# A batch of digests is about 0.6 MB of JSON; prepared PDFs (base64) make it larger: the
+# client sends at most MAX_CHUNK_BYTES per exchange (a single PDF may exceed it), and the
+# service refuses anything beyond MAX_BODY_BYTES unread (the gateway's 50 MiB document
+# limit, as base64, fits).
+MAX_BODY_BYTES = 96 * 1024 * 1024
+MAX_CHUNK_BYTES = 32 * 1024 * 1024
 
 T = TypeVar("T")
 
@@ -65,22 +71,56 @@ class CredentialWire(BaseModel):
         return cls(token_serial=ref.token_serial, key_id=ref.key_id.hex())
 
 
+class SigningInputWire(BaseModel):
+    """A :class:`~hsm_bridge.interface.SigningInput`: the prepared PDF and the DER signed
+    attributes as base64, the original's length in bytes."""
+
+    prepared_pdf: str = Field(min_length=4, max_length=MAX_BODY_BYTES, repr=False)
+    original_length: int = Field(gt=0)
+    signed_attributes: str = Field(min_length=4, max_length=65536, repr=False)
+
+    def value(self) -> SigningInput:
+        """As a :class:`SigningInput`; ValueError for bad base64."""
+        return SigningInput(
+            unb64(self.prepared_pdf), self.original_length, unb64(self.signed_attributes)
+        )
+
+    @classmethod
+    def of(cls, value: SigningInput) -> SigningInputWire:
+        """From a :class:`SigningInput`."""
+        return cls(
+            prepared_pdf=b64(value.prepared_pdf),
+            original_length=value.original_length,
+            signed_attributes=b64(value.signed_attributes),
+        )
+
+
 class SignItemWire(BaseModel):
-    """One digest to sign (base64 of 32 bytes) with its activation (SAD)."""
+    """One signature with its activation (SAD): either a ``digest`` (base64 of 32 bytes)
+    or a ``signing_input`` from which the bridge derives the digest."""
 
     credential: CredentialWire
-    digest: str = Field(min_length=44, max_length=44)
+    digest: str | None = Field(None, min_length=44, max_length=44)
+    signing_input: SigningInputWire | None = None
     mechanism: SignatureMechanism
     activation: str = Field(min_length=1, max_length=8192)
     pin: str | None = Field(None, max_length=256, repr=False)
 
     def request(self) -> SignRequest:
-        """As a :class:`SignRequest`; ValueError when the digest is not 32 bytes."""
-        digest = unb64(self.digest)
-        if len(digest) != 32:
+        """As a :class:`SignRequest`; ValueError when the digest is not 32 bytes or
+        neither (or both) of digest and signing input is given."""
+        if (self.digest is None) == (self.signing_input is None):
+            raise ValueError("give a digest or a signing input")
+        digest = unb64(self.digest) if self.digest is not None else None
+        if digest is not None and len(digest) != 32:
             raise ValueError("digest must be 32 bytes")
         return SignRequest(
-            self.credential.ref(), digest, self.mechanism, self.activation, pin=self.pin
+            self.credential.ref(),
+            digest,
+            self.mechanism,
+            self.activation,
+            pin=self.pin,
+            signing_input=self.signing_input.value() if self.signing_input else None,
         )
 
     @classmethod
@@ -88,11 +128,18 @@ class SignItemWire(BaseModel):
         """From a :class:`SignRequest`."""
         return cls(
             credential=CredentialWire.of(request.credential),
-            digest=b64(request.digest),
+            digest=b64(request.digest) if request.digest is not None else None,
+            signing_input=(
+                SigningInputWire.of(request.signing_input) if request.signing_input else None
+            ),
             mechanism=request.mechanism,
             activation=request.activation,
             pin=request.pin,
         )
+
+    def size(self) -> int:
+        """About how many bytes this item takes in a JSON body."""
+        return 1024 + (len(self.signing_input.prepared_pdf) if self.signing_input else 0)
 
 
 class SignBatchWire(BaseModel):

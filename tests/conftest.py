@@ -17,12 +17,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 
 from gateway.config import Settings, load_settings
 from gateway.context import open_database
 from gateway.db import Database
+from gateway.models import Credential, User
 from gateway.secrets_at_rest import InstallationKeys, SecretBox
+from hsm_bridge import ActivationIssuer, CredentialRef
+from hsm_bridge.credentials import SignatureMechanism
 from signing_gateway.demo import wait_until_up
 from tests.factories import TestSigner, make_signer
 
@@ -191,3 +194,22 @@ def approve(tablet: httpx.Client, request_id: str, otp: str, document: bytes) ->
         f"/mobile/v1/signing-requests/{request_id}/approval",
         json={"otp": otp, "document_sha256": hashlib.sha256(document).hexdigest()},
     )
+
+
+@pytest.fixture(scope="session")
+def demo_keys(db) -> dict[str, tuple[CredentialRef, SignatureMechanism]]:
+    found = {}
+    with db.transaction() as session:
+        for username in ("leader1", "clerk1", "org1"):
+            user = session.scalar(select(User).where(User.username == username))
+            cred = session.scalar(select(Credential).where(Credential.user_id == user.id))
+            found[username] = (
+                CredentialRef(cred.token_serial, bytes.fromhex(cred.key_id)),
+                SignatureMechanism(cred.mechanism),
+            )
+    return found
+
+
+@pytest.fixture(scope="session")
+def issuer(installation) -> ActivationIssuer:
+    return ActivationIssuer(InstallationKeys.load(installation.secrets_dir).activation_key)

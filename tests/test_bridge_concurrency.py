@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -15,21 +16,16 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, utils
-from sqlalchemy import select
 
 from gateway.bridges import bridge_config
-from gateway.models import Credential, User
 from gateway.secrets_at_rest import InstallationKeys
 from hsm_bridge import (
-    ActivationIssuer,
     Bridge,
     BridgeConfig,
-    CredentialRef,
     ModuleConfig,
     SignRequest,
     TokenLimits,
 )
-from hsm_bridge.credentials import SignatureMechanism
 from hsm_bridge.errors import BridgeError, TokenBusy, TokenTimeout, TokenUnhealthy
 from hsm_bridge.signing import sign_digest
 
@@ -45,25 +41,6 @@ def _bridge(installation, limits: TokenLimits, tmp_path) -> Bridge:
             used_activations_file=tmp_path / "used.db",
         )
     )
-
-
-@pytest.fixture(scope="module")
-def demo_keys(db) -> dict[str, tuple[CredentialRef, SignatureMechanism]]:
-    found = {}
-    with db.transaction() as session:
-        for username in ("leader1", "clerk1", "org1"):
-            user = session.scalar(select(User).where(User.username == username))
-            cred = session.scalar(select(Credential).where(Credential.user_id == user.id))
-            found[username] = (
-                CredentialRef(cred.token_serial, bytes.fromhex(cred.key_id)),
-                SignatureMechanism(cred.mechanism),
-            )
-    return found
-
-
-@pytest.fixture(scope="module")
-def issuer(installation) -> ActivationIssuer:
-    return ActivationIssuer(InstallationKeys.load(installation.secrets_dir).activation_key)
 
 
 def _verify(certificate_der: bytes, digest: bytes, signature: bytes) -> None:
@@ -263,8 +240,9 @@ def test_a_token_starts_on_a_batch_while_it_is_still_being_filled(
 
 
 def test_a_caller_that_stops_feeding_its_batch_never_wedges_the_token(
-    installation, demo_keys, tmp_path
+    installation, demo_keys, tmp_path, monkeypatch
 ):
+    monkeypatch.setattr("hsm_bridge.tokens.FEED_IDLE_SECONDS", 0.3)  # 120 s in production
     bridge = _bridge(installation, TokenLimits(max_sessions=1, timeout_seconds=0.3), tmp_path)
     ref, mechanism = demo_keys["org1"]
     pool = bridge._pool(ref.token_serial)
@@ -276,5 +254,136 @@ def test_a_caller_that_stops_feeding_its_batch_never_wedges_the_token(
     batch.add(lambda session: b"added too late")
     first, late = batch.outcomes()
     _verify(bridge.certificate(ref), bytes(32), first)
-    assert isinstance(late, BridgeError) and late.code == "bridge_error"
+    assert isinstance(late, BridgeError) and late.code == "batch_abandoned" and late.retryable
     assert {h.serial: h.state for h in bridge.health()}[ref.token_serial] == "ok"
+
+
+def test_a_store_stalled_between_chunks_loses_no_request(installation, demo_keys, issuer, tmp_path):
+    T = 0.5
+    bridge = _bridge(installation, TokenLimits(max_sessions=1, timeout_seconds=T), tmp_path)
+    ref, mech = demo_keys["leader1"]
+    other, _ = demo_keys["clerk1"]
+    certificate = bridge.certificate(ref)
+
+    def request(text, cred=ref):
+        digest = hashlib.sha256(text.encode()).digest()
+        sad = issuer.issue(cred, digest, subject="s", now=time.time(), ttl_seconds=60)
+        return SignRequest(cred, digest, mech, sad)
+
+    requests = [request(f"a{n}") for n in range(5)]
+    store = bridge._verifier._used
+    # another process of the installation commits used activations to the same file
+    # (the stand-in: a second connection holding the write lock for 1.5 s)
+    blocker = sqlite3.connect(tmp_path / "used.db", isolation_level=None, check_same_thread=False)
+
+    def other_process() -> None:
+        blocker.execute("BEGIN IMMEDIATE")
+        time.sleep(1.5)
+        blocker.execute("COMMIT")
+
+    # a concurrent sign_many of this process reaches consume_many meanwhile
+    theirs = bridge._verifier.check(
+        (r := request("b", other)).activation, r.credential, r.digest, now=time.time()
+    )
+    concurrent = threading.Thread(
+        target=lambda: bridge._verifier.consume_many([theirs], now=time.time())
+    )
+    real, calls = bridge._verifier.already_used, []
+
+    def interleave(activations):  # only orders the threads; calls the real check
+        calls.append(1)
+        if len(calls) == 2:  # chunk 0 was added to the token; chunk 1 is next
+            threading.Thread(target=other_process).start()
+            time.sleep(0.05)
+            concurrent.start()
+            while not store._lock.locked():
+                time.sleep(0.001)
+        return real(activations)
+
+    bridge._verifier.already_used = interleave
+    outcomes = bridge.sign_many(requests)
+    concurrent.join()
+    bridge._verifier.already_used = real
+    _verify(certificate, requests[0].digest, outcomes[0])
+    lost = [o for o in outcomes[1:] if not isinstance(o, bytes)]
+    assert lost == [], [(o.code, o.retryable, str(o)) for o in lost]
+    for request, signature in zip(requests, outcomes, strict=True):
+        _verify(certificate, request.digest, signature)
+
+
+def test_the_timeout_runs_from_the_tokens_last_answer(installation, demo_keys, tmp_path):
+    T = 0.5
+    bridge = _bridge(installation, TokenLimits(max_sessions=1, timeout_seconds=T), tmp_path)
+    ref, mech = demo_keys["clerk1"]
+    pool = bridge._pool(ref.token_serial)
+    release = threading.Event()
+    first = threading.Event()
+    batch = pool.open_batch(ref.token_serial, "sign")
+    batch.add(lambda s: (first.set(), b"one")[1])
+    assert first.wait(5)
+    time.sleep(0.05)
+    batch.add(lambda s: release.wait(10) and b"two")
+    begin = time.monotonic()
+    out = batch.outcomes()
+    waited = time.monotonic() - begin
+    release.set()
+    assert isinstance(out[1], TokenTimeout)
+    assert waited < T * 1.5, f"caller blocked {waited:.2f}s for a {T}s timeout"
+
+
+def test_a_timed_out_batch_stops_after_the_stuck_call(installation, demo_keys, tmp_path):
+    T = 0.3
+    bridge = _bridge(installation, TokenLimits(max_sessions=1, timeout_seconds=T), tmp_path)
+    ref, _ = demo_keys["org1"]
+    pool = bridge._pool(ref.token_serial)
+    ran = []
+
+    def slow(n):
+        def work(session):
+            time.sleep(0.5)  # each call a bit longer than the timeout
+            ran.append((n, time.monotonic()))
+            return n
+
+        return work
+
+    begin = time.monotonic()
+    outcomes = pool.run_many(ref.token_serial, "sign", [slow(n) for n in range(5)])
+    answered = time.monotonic()
+    assert all(isinstance(o, TokenTimeout) for o in outcomes)
+    # the stuck call (item 0) returns at ~0.5 s; wait a little longer than that
+    time.sleep(0.5 - (answered - begin) + 0.2)
+    state = {h.serial: h.state for h in bridge.health()}[ref.token_serial]
+    time.sleep(2.5)
+    late = [n for n, at in ran if at > answered]
+    assert late == [0], "only the call that was already running should finish"
+    assert state == "ok"
+
+
+def test_items_of_a_batch_given_up_on_are_signed_in_a_new_one(
+    installation, demo_keys, issuer, tmp_path, monkeypatch, caplog
+):
+    monkeypatch.setattr("hsm_bridge.tokens.FEED_IDLE_SECONDS", 0.2)
+    bridge = _bridge(installation, TokenLimits(max_sessions=1, timeout_seconds=0.2), tmp_path)
+    ref, mechanism = demo_keys["leader1"]
+    digests = [hashlib.sha256(f"stall{n}".encode()).digest() for n in range(12)]
+    requests = [
+        SignRequest(
+            ref, d, mechanism, issuer.issue(ref, d, subject="s", now=time.time(), ttl_seconds=60)
+        )
+        for d in digests
+    ]
+    real, calls = bridge._verifier.already_used, []
+
+    def stalling(activations):  # the caller stalls between two chunks
+        calls.append(1)
+        if len(calls) == 2:
+            time.sleep(0.6)
+        return real(activations)
+
+    monkeypatch.setattr(bridge._verifier, "already_used", stalling)
+    with caplog.at_level("WARNING", logger="hsm_bridge.bridge"):
+        outcomes = bridge.sign_many(requests)
+    assert "items of a stalled batch are queued again" in caplog.text
+    certificate = bridge.certificate(ref)
+    for digest, signature in zip(digests, outcomes, strict=True):
+        _verify(certificate, digest, signature)

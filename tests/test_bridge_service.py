@@ -37,6 +37,7 @@ from hsm_bridge.provisioning import KeySpec
 from hsm_bridge.remote import RemoteBridge
 from hsm_bridge.router import BridgeRouter
 from hsm_bridge.softhsm import find_softhsm_module
+from hsm_bridge.wire import MAX_BODY_BYTES
 from tests.bridge_fixtures import (
     BridgeService,
     PlannedKey,
@@ -456,7 +457,7 @@ def test_odd_key_id_and_oversized_bodies_are_refused_cleanly(services: Services)
         assert odd.status_code == 422 and odd.json()["code"] == "invalid_request", odd.text
         huge = http.post(
             "/v1/sign",
-            content=b"{" + b" " * (5 * 1024 * 1024) + b"}",
+            content=b"{" + b" " * (MAX_BODY_BYTES + 1) + b"}",
             headers={"content-type": "application/json"},
         )
         assert huge.status_code == 413 and huge.json()["code"] == "request_too_large"
