@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import os
 import shutil
@@ -404,6 +405,57 @@ def _median_us(call: Callable[[], object], repeats: int, per_call: int = 1) -> f
     return statistics.median(times) * 1e6 / per_call
 
 
+def _binding_check() -> Callable[[], object]:
+    """:func:`hsm_bridge.binding.verify_signing_input` on the signing input pyHanko makes
+    for a one-page PDF (what the bridge adds per signature on the gateway's PAdES path:
+    the document and /ByteRange hashes and the signed attributes' messageDigest)."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from cryptography.x509.oid import NameOID
+
+    from gateway.pades import RemoteSigner, SignatureParameters, sign_pdf
+    from gateway.sample_pdf import sample_pdf
+    from hsm_bridge.binding import verify_signing_input
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    seen: list[Any] = []
+
+    def sign(signing_input: Any) -> bytes:
+        seen.append(signing_input)
+        return key.sign(signing_input.digest, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
+
+    document = sample_pdf(["bench"])
+    sign_pdf(
+        document,
+        SignatureParameters(),
+        RemoteSigner(certificate.public_bytes(Encoding.DER), [], sign),
+    )
+    given = seen[0]
+    document_sha256 = hashlib.sha256(document).digest()
+    return lambda: verify_signing_input(
+        given.prepared_pdf,
+        given.original_length,
+        given.signed_attributes,
+        document_sha256=document_sha256,
+    )
+
+
 def breakdown(token: BenchToken, session: Any, repeats: int, batch: int) -> dict[str, float]:
     """What each piece of the bridge's signing path costs on this machine, in
     microseconds per signature (median of ``repeats``): the PKCS#11 calls the bridge
@@ -470,6 +522,7 @@ def breakdown(token: BenchToken, session: Any, repeats: int, batch: int) -> dict
             lambda: pool.run_many(token.serial, "bench", noops),
             batch,
         ),
+        "binding check of a PAdES signing input (one-page PDF)": _binding_check(),
     }
     result: dict[str, float] = {}
     for name, spec in costs.items():
