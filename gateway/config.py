@@ -84,6 +84,12 @@ class Settings(BaseSettings):
     totp_max_failures: int = Field(5, gt=0)
     totp_lockout_seconds: int = Field(15 * 60, gt=0)
     login_max_failures: int = Field(10, gt=0)
+    login_rate_limit: str = Field(
+        "30/minute", description="logins per client address (limits' notation, e.g. 30/minute)"
+    )
+    rate_limit_storage_url: str = Field(
+        "memory://", description="where rate-limit counters live; redis://… with replicas"
+    )
     login_lockout_seconds: int = Field(15 * 60, gt=0)
     preview_max_width: int = Field(2000, gt=0)
     push_provider: Literal["log", "fcm"] = "log"

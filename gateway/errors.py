@@ -48,6 +48,7 @@ def _error(code: str, status: int, title: str) -> type[GatewayError]:
 Unauthenticated = _error("unauthenticated", 401, "Authentication required")
 CredentialsInvalid = _error("credentials_invalid", 401, "Wrong username or password")
 LoginLocked = _error("login_locked", 429, "Too many failed logins")
+LoginRateLimited = _error("login_rate_limited", 429, "Too many logins from this address")
 Forbidden = _error("forbidden", 403, "Not allowed")
 NotFound = _error("not_found", 404, "Not found")
 # Submission

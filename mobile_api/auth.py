@@ -6,21 +6,25 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Annotated
 
+import limits
+import limits.storage
+import limits.strategies
 from fastapi import Depends, Request
 from sqlalchemy import select
 
 from gateway import audit
 from gateway.context import GatewayContext, context_of
-from gateway.errors import CredentialsInvalid, LoginLocked, Unauthenticated
+from gateway.errors import CredentialsInvalid, LoginLocked, LoginRateLimited, Unauthenticated
 from gateway.models import MobileSession, User
 from gateway.passwords import verify_password
 from gateway.service import utcnow
 
-__all__ = ["IssuedSession", "current_user", "login", "revoke"]
+__all__ = ["IssuedSession", "LoginLimiter", "current_user", "login", "revoke"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +37,30 @@ class IssuedSession:
 
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+class LoginLimiter:
+    """Logins per client address in a moving window (the ``limits`` library): in memory
+    for the embedded default, in Redis (``rate_limit_storage_url``) when several replicas
+    must share the counts. Complements the per-user lock after failed logins: this one
+    slows a guesser who tries many usernames from one address."""
+
+    def __init__(self, rate: str, storage_url: str) -> None:
+        self._item = limits.parse(rate)
+        self._limiter = limits.strategies.MovingWindowRateLimiter(
+            limits.storage.storage_from_string(storage_url)
+        )
+
+    def hit(self, client_address: str | None) -> None:
+        """Count one login attempt; raises LoginRateLimited (429) past the rate, with
+        ``retry_after`` in seconds."""
+        key = client_address or "unknown"
+        if not self._limiter.hit(self._item, "login", key):
+            stats = self._limiter.get_window_stats(self._item, "login", key)
+            wait = max(1, int(stats.reset_time - time.time()) + 1)
+            raise LoginRateLimited(
+                f"too many logins from this address; try again in {wait} s", retry_after=wait
+            )
 
 
 def login(

@@ -51,7 +51,10 @@ class SessionView(BaseModel):
 
 @router.post("/sessions", response_model=SessionView, status_code=201)
 def create_session(body: LoginBody, request: Request, context: Context) -> SessionView:
-    """Log in; 401 ``credentials_invalid``, 429 ``login_locked``."""
+    """Log in; 401 ``credentials_invalid``, 429 ``login_locked`` or
+    ``login_rate_limited`` (too many logins from one address)."""
+    limiter: auth.LoginLimiter = request.app.state.login_limiter
+    limiter.hit(_address(request))
     issued = auth.login(context, body.username, body.password, client_address=_address(request))
     return SessionView(access_token=issued.access_token, expires_in=issued.expires_in)
 

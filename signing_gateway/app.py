@@ -17,6 +17,7 @@ from hsm_bridge.router import BridgeRouter
 from mobile_api import decisions as mobile_decisions
 from mobile_api import devices as mobile_devices
 from mobile_api import routes as mobile_routes
+from mobile_api.auth import LoginLimiter
 from mobile_api.push import FcmPushProvider, LogPushProvider, PushNotifier, PushProvider
 
 __all__ = ["create_app"]
@@ -62,6 +63,9 @@ def create_app(settings: Settings) -> FastAPI:
         "from a tablet.",
     )
     install_error_handlers(app)
+    app.state.login_limiter = LoginLimiter(
+        settings.login_rate_limit, settings.rate_limit_storage_url
+    )
     app.include_router(integration_api.router)
     app.include_router(mobile_routes.router)
     app.include_router(mobile_decisions.router)

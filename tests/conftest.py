@@ -162,7 +162,8 @@ def server(
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=dict(os.environ, GATEWAY_LOG_LEVEL="DEBUG"),
+            # every test logs in from 127.0.0.1: lift the per-address login rate
+            env=dict(os.environ, GATEWAY_LOG_LEVEL="DEBUG", GATEWAY_LOGIN_RATE_LIMIT="100/second"),
         )
         try:
             wait_until_up(f"http://127.0.0.1:{port}")
