@@ -32,6 +32,7 @@ def _reason(call) -> str:
     return caught.value.reason
 
 
+@pytest.mark.invariant(1)
 def test_valid_activation_is_accepted_once(verifier):
     sad = _sad()
     activation = verifier.verify_and_consume(sad, CRED, DIGEST, now=NOW + 10)
@@ -41,6 +42,7 @@ def test_valid_activation_is_accepted_once(verifier):
     )
 
 
+@pytest.mark.invariant(1)
 def test_replay_after_restart_is_refused(tmp_path):
     sad = _sad()
     ActivationVerifier(KEY, UsedActivationStore(tmp_path / "u.db")).verify_and_consume(
@@ -50,6 +52,7 @@ def test_replay_after_restart_is_refused(tmp_path):
     assert _reason(lambda: restarted.verify_and_consume(sad, CRED, DIGEST, now=NOW)) == "reused"
 
 
+@pytest.mark.invariant(1)
 def test_other_digest_other_credential_expired_forged(verifier):
     sad = _sad()
     other = hashlib.sha256(b"something else").digest()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+import pytest
 from sqlalchemy import select, update
 
 from gateway import audit
@@ -13,6 +14,7 @@ from gateway.db import Database
 from gateway.models import AuditEntry, Base
 
 
+@pytest.mark.invariant(5)
 def test_chain_detects_tampering(tmp_path):
     db = Database(f"sqlite:///{tmp_path / 'a.db'}")
     Base.metadata.create_all(db.engine)
@@ -30,6 +32,7 @@ def test_chain_detects_tampering(tmp_path):
     db.dispose()
 
 
+@pytest.mark.invariant(5)
 def test_a_rollback_drops_the_entry_with_the_change(tmp_path):
     db = Database(f"sqlite:///{tmp_path / 'b.db'}")
     Base.metadata.create_all(db.engine)
@@ -45,6 +48,7 @@ def test_a_rollback_drops_the_entry_with_the_change(tmp_path):
     db.dispose()
 
 
+@pytest.mark.invariant(5)
 def test_installation_log_is_intact_and_covers_a_signing(server, db, signer, corpus):
     from tests.conftest import approve, submit
 
@@ -99,6 +103,7 @@ def _rewrite_from(session, first_id: int) -> None:
         prev = entry.entry_hash
 
 
+@pytest.mark.invariant(5)
 def test_signed_checkpoints_catch_a_rewritten_chain(tmp_path):
     from gateway.audit_checkpoints import verify_checkpoints
     from gateway.models import AuditCheckpoint
@@ -116,6 +121,7 @@ def test_signed_checkpoints_catch_a_rewritten_chain(tmp_path):
     db.dispose()
 
 
+@pytest.mark.invariant(5)
 def test_signed_checkpoints_catch_a_log_cut_short_and_a_foreign_key(tmp_path):
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from sqlalchemy import delete
@@ -159,6 +165,7 @@ def test_audit_verify_on_the_installation_checks_chain_and_checkpoints(installat
     assert re.search(r"checkpoints: [1-9]\d* signed and matching", verified.stdout)
 
 
+@pytest.mark.invariant(5)
 def test_audit_verify_reports_a_rewritten_log_and_fails(tmp_path):
     import os
 

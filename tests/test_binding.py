@@ -74,6 +74,8 @@ def test_the_real_pipeline_passes_and_gives_the_digest_the_token_signed(signed_o
     assert _check(signing_input, document) == signing_input.digest
 
 
+@pytest.mark.invariant(1)
+@pytest.mark.invariant(2)
 def test_another_document_than_the_approved_one_is_refused(signed_once):
     document, s = signed_once
     other = document.replace(b"12/UBND", b"13/UBND")
@@ -87,6 +89,7 @@ def test_another_document_than_the_approved_one_is_refused(signed_once):
     _refused("document_mismatch", s.prepared_pdf, too_long, s.signed_attributes, document)
 
 
+@pytest.mark.invariant(1)
 def test_an_update_changed_outside_the_placeholder_is_refused(signed_once):
     document, s = signed_once
     changed = bytearray(s.prepared_pdf)
@@ -101,6 +104,7 @@ def test_an_update_changed_outside_the_placeholder_is_refused(signed_once):
     )
 
 
+@pytest.mark.invariant(1)
 def test_a_byte_range_that_leaves_more_than_the_placeholder_out_is_refused(signed_once):
     document, s = signed_once
     prepared = s.prepared_pdf
@@ -117,6 +121,7 @@ def test_a_byte_range_that_leaves_more_than_the_placeholder_out_is_refused(signe
     _refused("byte_range_invalid", doubled, s.original_length, s.signed_attributes, document)
 
 
+@pytest.mark.invariant(1)
 def test_a_placeholder_that_is_already_filled_is_refused(signed_once):
     document, s = signed_once
     prepared = s.prepared_pdf
@@ -125,6 +130,7 @@ def test_a_placeholder_that_is_already_filled_is_refused(signed_once):
     _refused("byte_range_invalid", filled, s.original_length, s.signed_attributes, document)
 
 
+@pytest.mark.invariant(1)
 def test_signed_attributes_for_another_digest_are_refused(signed_once):
     document, s = signed_once
     attributes = cms.CMSAttributes.load(s.signed_attributes)

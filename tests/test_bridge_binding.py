@@ -57,6 +57,7 @@ def test_an_approved_document_is_signed_from_its_signing_input(leader, issuer):
     _verify(certificate, seen[0].digest, signatures[0])
 
 
+@pytest.mark.invariant(1)
 def test_a_digest_or_another_document_under_a_document_activation_is_refused(leader, issuer):
     bridge, ref, mechanism, certificate = leader
     approved = sample_pdf(["Công văn được duyệt"])

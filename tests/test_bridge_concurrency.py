@@ -199,6 +199,7 @@ def test_a_forked_worker_initialises_pkcs11_again_and_signs(
     assert bridge.certificate(ref) == certificate
 
 
+@pytest.mark.invariant(1)
 def test_one_activation_replayed_by_ten_threads_releases_one_signature(
     installation, demo_keys, issuer, tmp_path
 ):

@@ -178,6 +178,7 @@ def test_a_batch_with_totp_signs_each_on_its_own(server, signer, plain):
 # ---- the attacker's view: each refusal with its code, and nothing signed ----------------
 
 
+@pytest.mark.invariant(2)
 def test_an_answer_for_request_a_does_not_approve_request_b(server, db, signer, plain):
     app = _enrolled(server, db, signer)
     a, b = (submit(server, plain, signer.username).json()["id"] for _ in range(2))
@@ -189,6 +190,7 @@ def test_an_answer_for_request_a_does_not_approve_request_b(server, db, signer, 
         assert _approve(tablet, a, plain, answer).json()["status"] == "signed"
 
 
+@pytest.mark.invariant(2)
 def test_a_replayed_answer_is_refused(server, db, signer, plain):
     app = _enrolled(server, db, signer)
     a, b = (submit(server, plain, signer.username).json()["id"] for _ in range(2))
@@ -206,6 +208,7 @@ def test_a_replayed_answer_is_refused(server, db, signer, plain):
         assert _status(tablet, b) == "pending_approval"
 
 
+@pytest.mark.invariant(2)
 @pytest.mark.parametrize("expires_in", [-5, 3600])
 def test_an_expired_or_far_future_answer_is_refused(server, db, signer, plain, expires_in):
     app = _enrolled(server, db, signer)
@@ -218,6 +221,7 @@ def test_an_expired_or_far_future_answer_is_refused(server, db, signer, plain, e
         assert _status(tablet, request_id) == "pending_approval"
 
 
+@pytest.mark.invariant(2)
 def test_a_revoked_device_and_another_users_device_are_refused(server, db, box, signer, plain):
     app = _enrolled(server, db, signer)
     other = make_signer(db, box)
@@ -241,6 +245,7 @@ def test_a_revoked_device_and_another_users_device_are_refused(server, db, box, 
         _refused(tablet.delete(f"/mobile/v1/devices/{app.device_id}"), "not_found", 404)
 
 
+@pytest.mark.invariant(2)
 def test_parameters_changed_before_the_answer_void_it(server, db, signer, plain):
     app = _enrolled(server, db, signer)
     request_id = submit(server, plain, signer.username, reason="Phê duyệt").json()["id"]
@@ -259,6 +264,7 @@ def test_parameters_changed_before_the_answer_void_it(server, db, signer, plain)
         assert _status(tablet, request_id) == "pending_approval"
 
 
+@pytest.mark.invariant(2)
 def test_a_batch_statement_with_one_id_swapped_is_refused(server, db, signer, plain):
     app = _enrolled(server, db, signer)
     a, b, c = (submit(server, plain, signer.username).json()["id"] for _ in range(3))

@@ -66,6 +66,7 @@ def test_expired_request_cannot_be_approved(server, db, signer, plain):
         assert http.get(f"/api/v1/signing-requests/{request_id}").json()["status"] == "expired"
 
 
+@pytest.mark.invariant(2)
 def test_stored_document_changed_after_submission_is_not_signed(
     server, installation, signer, plain
 ):
@@ -78,6 +79,7 @@ def test_stored_document_changed_after_submission_is_not_signed(
     assert not store.exists(request_id, DocumentStore.SIGNED)
 
 
+@pytest.mark.invariant(2)
 def test_parameters_changed_after_submission_void_the_approval(server, db, signer, plain):
     request_id = submit(server, plain, signer.username, reason="Phê duyệt").json()["id"]
     with db.transaction() as session:

@@ -32,6 +32,7 @@ def _not_signed(server, request_id: str, api_key: str | None = None) -> None:
     _problem(answer, 409, "request_not_signed")
 
 
+@pytest.mark.invariant(3)
 def test_wrong_otp_is_refused(server, signer, plain):
     request_id = submit(server, plain, signer.username).json()["id"]
     wrong = f"{(int(signer.otp()) + 1) % 1_000_000:06d}"
@@ -40,6 +41,7 @@ def test_wrong_otp_is_refused(server, signer, plain):
     _not_signed(server, request_id)
 
 
+@pytest.mark.invariant(3)
 def test_reused_otp_is_refused(server, signer, plain):
     first = submit(server, plain, signer.username).json()["id"]
     second = submit(server, plain, signer.username).json()["id"]
@@ -72,6 +74,7 @@ def test_another_clients_request_is_invisible(server, db, signer, plain):
         _problem(http.delete(f"/api/v1/signing-requests/{request_id}"), 404, "not_found")
 
 
+@pytest.mark.invariant(2)
 def test_document_hash_mismatch_voids_the_approval(server, signer, plain):
     request_id = submit(server, plain, signer.username).json()["id"]
     with server.tablet(signer.username, signer.password) as tablet:
@@ -200,6 +203,7 @@ def test_credential_revoked_after_submission_fails_at_signing(server, db, box, p
     _not_signed(server, request_id)
 
 
+@pytest.mark.invariant(3)
 def test_repeated_otp_failures_lock_approval(server, signer, plain):
     request_id = submit(server, plain, signer.username).json()["id"]
     wrong = f"{(int(signer.otp()) + 7) % 1_000_000:06d}"
@@ -224,6 +228,7 @@ def test_oversized_upload_is_refused(server, signer, installation, plain):
     _problem(submit(server, big, signer.username), 413, "document_too_large")
 
 
+@pytest.mark.invariant(1)
 def test_concurrent_approvals_sign_once(server, signer, plain):
     """Two tablets approving the same request at once: one signature, one refusal. Two
     requests approved at once with one code: the code is accepted once."""
@@ -271,6 +276,7 @@ def test_concurrent_submissions_with_one_idempotency_key(server, signer, plain):
     assert len({a.json()["id"] for a in answers}) == 1
 
 
+@pytest.mark.invariant(3)
 def test_totp_reenrolment_counts_failures_and_locks(server, signer):
     wrong = f"{(int(signer.otp()) + 3) % 1_000_000:06d}"
     with server.tablet(signer.username, signer.password) as tablet:

@@ -25,6 +25,7 @@ RFC6238_SHA1 = [
 SECRET = base64.b32encode(b"12345678901234567890").decode()
 
 
+@pytest.mark.invariant(3)
 @pytest.mark.parametrize(("now", "expected"), RFC6238_SHA1)
 def test_rfc6238_vectors(now, expected):
     assert pyotp.TOTP(SECRET, digits=8).at(now) == expected
@@ -32,6 +33,7 @@ def test_rfc6238_vectors(now, expected):
     assert totp.match_step(SECRET, expected[-6:], now=now) == now // 30
 
 
+@pytest.mark.invariant(3)
 def test_window_accepts_previous_step_only():
     now = 1_800_000_015
     code = pyotp.TOTP(SECRET).at(now)
@@ -43,6 +45,7 @@ def test_window_accepts_previous_step_only():
     assert totp.match_step(SECRET, "abcdef", now=now) is None
 
 
+@pytest.mark.invariant(3)
 def test_step_is_consumed_once(tmp_path):
     db = Database(f"sqlite:///{tmp_path / 't.db'}")
     Base.metadata.create_all(db.engine)
