@@ -7,25 +7,21 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field, model_validator
 
 from gateway.approvals import DecisionItem, DeviceProof, Proof, TotpProof, issue_nonce
-from gateway.context import GatewayContext, context_of
 from gateway.errors import ParameterInvalid
-from gateway.models import SigningRequest, User
+from gateway.models import SigningRequest
 from gateway.service import DecisionOutcome, utcnow
 from hsm_bridge.statement import Decision
-from mobile_api import auth
+from mobile_api.deps import Context, Signer, client_address
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/mobile/v1", tags=["mobile"])
-
-Context = Annotated[GatewayContext, Depends(context_of)]
-Signer = Annotated[User, Depends(auth.current_user)]
 
 _SHA256_HEX = r"^[0-9a-fA-F]{64}$"
 
@@ -115,7 +111,7 @@ def approve(
         body.document_sha256,
         body.proof(),
         token_pin=body.token_pin,
-        client_address=_address(request),
+        client_address=client_address(request),
     )
     return _view(result)
 
@@ -132,7 +128,7 @@ def reject(
 ) -> DecisionView:
     """Decline the request with a second factor; it becomes ``rejected`` at once."""
     result = context.service.reject(
-        user, request_id, body.reason, body.proof(), client_address=_address(request)
+        user, request_id, body.reason, body.proof(), client_address=client_address(request)
     )
     return _view(result)
 
@@ -180,7 +176,7 @@ def decide_batch(body: BatchBody, request: Request, context: Context, user: Sign
         Decision(body.decision),
         body.proof(),
         token_pin=body.token_pin,
-        client_address=_address(request),
+        client_address=client_address(request),
         reason=body.reason,
     )
     return BatchView(outcomes=[_outcome_view(o) for o in outcomes])

@@ -6,28 +6,20 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from gateway import devices
-from gateway.context import GatewayContext, context_of
 from gateway.errors import DeviceKeyInvalid, TotpNotEnrolled
-from gateway.models import Device, User
+from gateway.models import Device
 from gateway.service import utcnow
-from mobile_api import auth
+from mobile_api.deps import Context, Signer, client_address
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/mobile/v1", tags=["mobile"])
-
-Context = Annotated[GatewayContext, Depends(context_of)]
-Signer = Annotated[User, Depends(auth.current_user)]
-
-
-def _address(request: Request) -> str | None:
-    return request.client.host if request.client else None
 
 
 class ActivationCodeBody(BaseModel):
@@ -54,7 +46,7 @@ def create_activation_code(
     (``otp_invalid``, ``otp_reused``, ``otp_locked``, ``totp_not_enrolled``)."""
     if user.totp_secret is None:
         raise TotpNotEnrolled("enrol an authenticator first")
-    context.service.verify_totp(user, body.otp, client_address=_address(request))
+    context.service.verify_totp(user, body.otp, client_address=client_address(request))
     with context.db.transaction() as session:
         code = devices.create_activation_code(
             session,
@@ -63,7 +55,7 @@ def create_activation_code(
             now=utcnow(),
             ttl_seconds=context.settings.device_activation_code_ttl_seconds,
             server_url=context.settings.public_url,
-            client_address=_address(request),
+            client_address=client_address(request),
         )
     return ActivationCodeView(
         code=code.code,
@@ -123,7 +115,7 @@ def enrol(body: EnrolmentBody, request: Request, context: Context) -> DeviceView
         platform=body.platform,
         name=body.name,
         now=utcnow(),
-        client_address=_address(request),
+        client_address=client_address(request),
     )
     return _view(device)
 
@@ -143,6 +135,6 @@ def revoke(device_id: str, request: Request, context: Context, user: Signer) -> 
         actor=f"user:{user.username}",
         now=utcnow(),
         owner_id=user.id,
-        client_address=_address(request),
+        client_address=client_address(request),
     )
     return Response(status_code=204)

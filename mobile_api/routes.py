@@ -8,30 +8,23 @@ import io
 from typing import Annotated, Literal
 
 import segno
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from gateway import audit, totp
-from gateway.context import GatewayContext, context_of
 from gateway.errors import OtpInvalid, ParameterInvalid
 from gateway.lifecycle import RequestStatus
 from gateway.models import User
 from gateway.schemas import SigningRequestView
 from gateway.service import utcnow
 from mobile_api import auth
+from mobile_api.deps import Context, Signer, client_address
 from mobile_api.preview import render_page_png
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/mobile/v1", tags=["mobile"])
-
-Context = Annotated[GatewayContext, Depends(context_of)]
-Signer = Annotated[User, Depends(auth.current_user)]
-
-
-def _address(request: Request) -> str | None:
-    return request.client.host if request.client else None
 
 
 class LoginBody(BaseModel):
@@ -54,8 +47,10 @@ def create_session(body: LoginBody, request: Request, context: Context) -> Sessi
     """Log in; 401 ``credentials_invalid``, 429 ``login_locked`` or
     ``login_rate_limited`` (too many logins from one address)."""
     limiter: auth.LoginLimiter = request.app.state.login_limiter
-    limiter.hit(_address(request))
-    issued = auth.login(context, body.username, body.password, client_address=_address(request))
+    limiter.hit(client_address(request))
+    issued = auth.login(
+        context, body.username, body.password, client_address=client_address(request)
+    )
     return SessionView(access_token=issued.access_token, expires_in=issued.expires_in)
 
 
@@ -140,7 +135,7 @@ def enrol_totp(
     if user.totp_secret is not None:
         if body.otp is None:
             raise OtpInvalid("a current code from the enrolled authenticator is required")
-        context.service.verify_totp(user, body.otp, client_address=_address(request))
+        context.service.verify_totp(user, body.otp, client_address=client_address(request))
     secret = totp.new_secret()
     with context.db.transaction() as session:
         stored = session.get(User, user.id)
@@ -151,7 +146,7 @@ def enrol_totp(
             actor=f"user:{user.username}",
             action="totp.enrolment_started",
             now=now,
-            client_address=_address(request),
+            client_address=client_address(request),
         )
     uri = totp.provisioning_uri(secret, user.username, "Signing Gateway")
     buffer = io.BytesIO()
@@ -191,6 +186,6 @@ def confirm_totp(
             actor=f"user:{user.username}",
             action="totp.enrolled",
             now=now,
-            client_address=_address(request),
+            client_address=client_address(request),
         )
     return TotpEnrolmentView(otpauth_uri="", qr_png_base64="", confirmed=True)

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import typer
@@ -459,20 +459,15 @@ def devices_activation_code(
     """Create a one-time code with which one new device of USERNAME enrols (shown as a
     QR code in the terminal; the app scans it). Audited."""
     import segno
-    from sqlalchemy import select
 
     from gateway import devices
     from gateway.context import open_database
-    from gateway.models import User
 
     settings = load_settings(data_dir)
     db = open_database(settings)
     try:
         with db.transaction() as session:
-            user = session.scalar(select(User).where(User.username == username))
-            if user is None:
-                typer.echo(f"no user {username}", err=True)
-                raise typer.Exit(1)
+            user = _user_or_exit(session, username)
             code = devices.create_activation_code(
                 session,
                 user,
@@ -497,20 +492,15 @@ def devices_list(
     as_json: Annotated[bool, typer.Option("--json", help="JSON for scripts")] = False,
 ) -> None:
     """A signer's devices, revoked ones included."""
-    from sqlalchemy import select
 
     from gateway import devices
     from gateway.context import open_database
-    from gateway.models import User
 
     settings = load_settings(data_dir)
     db = open_database(settings)
     try:
         with db.transaction() as session:
-            user = session.scalar(select(User).where(User.username == username))
-        if user is None:
-            typer.echo(f"no user {username}", err=True)
-            raise typer.Exit(1)
+            user = _user_or_exit(session, username)
         rows = [
             {
                 "id": d.id,
@@ -552,6 +542,19 @@ def devices_revoke(
     finally:
         db.dispose()
     typer.echo(f"device {device_id} revoked")
+
+
+def _user_or_exit(session: Any, username: str) -> Any:
+    """The user named ``username``; prints a message and exits 1 when there is none."""
+    from sqlalchemy import select
+
+    from gateway.models import User
+
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        typer.echo(f"no user {username}", err=True)
+        raise typer.Exit(1)
+    return user
 
 
 def _chain_pem(path: Path | None) -> str:
