@@ -296,3 +296,36 @@ def test_a_batch_larger_than_the_limit_is_refused(server, signer, plain):
             },
         )
     _refused(answer, "batch_too_large", 422)
+
+
+def test_a_batch_of_fifty_is_signed_and_each_validates(server, db, signer, installation):
+    from pathlib import Path
+
+    from gateway.sample_pdf import sample_pdf
+    from gateway.validation import pdfsig_verdicts, validate_with_pyhanko
+
+    app = _enrolled(server, db, signer)
+    documents = [sample_pdf([f"Công văn số {n}/UBND", "Kính gửi: Sở Tài chính"]) for n in range(50)]
+    ids = [submit(server, d, signer.username).json()["id"] for d in documents]
+    with server.tablet(signer.username, signer.password) as tablet:
+        shown = [_shown(tablet, i) for i in ids]
+        answer = app.answer("approve", _nonce(tablet), shown)
+        batch = tablet.post(
+            "/mobile/v1/approvals",
+            json={
+                "requests": [
+                    {"id": s["id"], "document_sha256": s["document_sha256"]} for s in shown
+                ],
+                "device_approval": answer,
+            },
+        )
+    assert batch.status_code == 200, batch.text
+    assert [o["status"] for o in batch.json()["outcomes"]] == ["signed"] * 50
+    root = Path(installation.data_dir) / "pki" / "root-ca.pem"
+    with server.client() as http:
+        for request_id, document in zip(ids, documents, strict=True):
+            signed = http.get(f"/api/v1/signing-requests/{request_id}/signed-document").content
+            assert signed.startswith(document)
+            verdict = validate_with_pyhanko(signed, root)[-1]
+            assert verdict.intact and verdict.valid and verdict.trusted, verdict
+            assert pdfsig_verdicts(signed)[-1] == "Signature is Valid."
