@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     public_url: str | None = Field(
         None, description="the gateway's address as tablets reach it (put in activation QR codes)"
     )
+    callback_poll_seconds: float = Field(2.0, gt=0, description="outbox and expiry sweep period")
+    callback_retry_seconds: float = Field(10.0, gt=0, description="first retry delay, doubled")
+    callback_max_attempts: int = Field(15, gt=0)
+    callback_timeout_seconds: float = Field(10.0, gt=0)
     audit_checkpoint_every: int = Field(
         100, gt=0, description="a signed audit checkpoint every this many entries"
     )

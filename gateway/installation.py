@@ -121,6 +121,7 @@ def _create_demo(
     chain_pem = "".join(p.read_text() for p in (pki.issuing_path, pki.root_path))
     signers = []
     api_key = "sgw_" + secrets.token_urlsafe(32)
+    callback_secret = "whsec_" + secrets.token_urlsafe(32)
     try:
         with db.transaction() as session:
             for holder in DEMO_HOLDERS:
@@ -182,6 +183,7 @@ def _create_demo(
                     id=str(uuid.uuid4()),
                     name="demo-eoffice",
                     api_key_sha256=hashlib.sha256(api_key.encode()).hexdigest(),
+                    callback_secret=box.seal(callback_secret),
                     created_at=now,
                 )
             )
@@ -196,6 +198,7 @@ def _create_demo(
         db.dispose()
     payload = {
         "api_key": api_key,
+        "callback_secret": callback_secret,
         "signers": signers,
         "trust_anchor": str(pki.root_path),
     }

@@ -76,6 +76,7 @@ async def submit(
     pades_level: Annotated[str, Form()] = "B-B",
     page: Annotated[int | None, Form(ge=1)] = None,
     box: Annotated[str | None, Form()] = None,
+    callback_url: Annotated[str | None, Form(max_length=2000)] = None,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> SigningRequestView:
     """Submit a PDF for ``signer``. 201 with the new request; 200 with the earlier one
@@ -101,6 +102,7 @@ async def submit(
         params,
         idempotency_key=idempotency_key,
         client_address=request.client.host if request.client else None,
+        callback_url=callback_url,
     )
     if not result.created:
         response.status_code = 200

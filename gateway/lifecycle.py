@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from gateway import audit
+from gateway import audit, callbacks
 from gateway.errors import RequestNotPending
 from gateway.models import SigningRequest
 
@@ -54,7 +54,8 @@ def transition(
     failure_code: str | None = None,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    """Move ``request`` to ``to`` and append the audit entry, in ``session``'s
+    """Move ``request`` to ``to`` and append the audit entry (and the status callback the
+    document system asked for, :mod:`gateway.callbacks`), in ``session``'s
     transaction. Raises :class:`~gateway.errors.RequestNotPending` for a move the
     table does not allow."""
     current = RequestStatus(request.status)
@@ -64,6 +65,7 @@ def transition(
     request.updated_at = now
     if failure_code is not None:
         request.failure_code = failure_code
+    callbacks.enqueue(session, request, now=now)
     audit.record(
         session,
         actor=actor,

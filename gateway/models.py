@@ -24,6 +24,7 @@ __all__ = [
     "ApprovalNonce",
     "AuditCheckpoint",
     "AuditEntry",
+    "CallbackDelivery",
     "Base",
     "Credential",
     "Device",
@@ -88,6 +89,8 @@ class IntegrationClient(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     api_key_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    # signs status callbacks (HMAC-SHA256); Fernet-sealed, shown once at creation
+    callback_secret: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
@@ -133,6 +136,7 @@ class SigningRequest(Base):
     parameters_sha256: Mapped[str] = mapped_column(String(64))
     idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
     submission_sha256: Mapped[str] = mapped_column(String(64))
+    callback_url: Mapped[str | None] = mapped_column(String(2000), nullable=True)
     signed_document_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
@@ -230,3 +234,22 @@ class AuditCheckpoint(Base):
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     key_id: Mapped[str] = mapped_column(String(64))
     signature: Mapped[str] = mapped_column(String(128))
+
+
+class CallbackDelivery(Base):
+    """A status callback owed to a document system: written in the same transaction as
+    the state change it reports (a transactional outbox), delivered with retries until
+    ``delivered_at``; ``body`` is the exact JSON that is POSTed and signed."""
+
+    __tablename__ = "callback_deliveries"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("signing_requests.id"), index=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("integration_clients.id"))
+    url: Mapped[str] = mapped_column(String(2000))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(200), nullable=True)

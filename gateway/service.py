@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from gateway import audit, totp
 from gateway.approvals import DecisionItem, DeviceProof, Proof, TotpProof, check_device_proof
+from gateway.callbacks import check_callback_url
 from gateway.certificates import check_usable
 from gateway.config import Settings
 from gateway.db import Database
@@ -132,11 +133,21 @@ class SigningService:
         *,
         idempotency_key: str | None,
         client_address: str | None,
+        callback_url: str | None = None,
     ) -> Submission:
         """Check and store a document for ``signer_username`` to sign; notify them.
+        ``callback_url``: where to POST the final status (:mod:`gateway.callbacks`); the
+        client needs a callback secret.
 
         Raises the intake errors, SignerUnknown, SignerNoCredential, ParameterInvalid,
         IdempotencyConflict (same key, other body)."""
+        if callback_url is not None:
+            try:
+                callback_url = check_callback_url(callback_url)
+            except ValueError as exc:
+                raise ParameterInvalid(str(exc)) from exc
+            if client.callback_secret is None:
+                raise ParameterInvalid("this client has no callback secret to sign callbacks")
         now = self.clock()
         document_sha256 = hashlib.sha256(document).hexdigest()
         submission_sha256 = hashlib.sha256(
@@ -183,6 +194,7 @@ class SigningService:
                     parameters_sha256=params.sha256(),
                     idempotency_key=idempotency_key,
                     submission_sha256=submission_sha256,
+                    callback_url=callback_url,
                     created_at=now,
                     updated_at=now,
                     expires_at=now + dt.timedelta(seconds=self.settings.request_ttl_seconds),
@@ -712,6 +724,24 @@ class SigningService:
             transition(session, request, RequestStatus.EXPIRED, actor="system", now=now)
             return True
         return request.status == RequestStatus.EXPIRED
+
+    def expire_due(self) -> int:
+        """Move every pending request whose time ran out to ``expired`` (audited, with
+        its status callback); return how many. Run periodically, so that a document
+        system learns of an expiry without having to ask."""
+        now = self.clock()
+        with self.db.transaction() as session:
+            due = session.scalars(
+                select(SigningRequest)
+                .where(
+                    SigningRequest.status == RequestStatus.PENDING_APPROVAL,
+                    SigningRequest.expires_at <= now,
+                )
+                .with_for_update()
+            ).all()
+            for request in due:
+                transition(session, request, RequestStatus.EXPIRED, actor="system", now=now)
+        return len(due)
 
     def recover_interrupted(self) -> int:
         """Finish or roll back requests left in ``signing`` by a crash; return how many."""

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Response
 
 from gateway import integration_api
+from gateway.callbacks import CallbackDeliverer
 from gateway.config import Settings
 from gateway.context import build_context
 from gateway.errors import install_error_handlers
@@ -48,10 +50,28 @@ def create_app(settings: Settings) -> FastAPI:
         )
         context.service.notifiers.append(notifier)
         context.service.recover_interrupted()
+        deliverer = CallbackDeliverer(
+            context.db,
+            context.box,
+            retry_seconds=settings.callback_retry_seconds,
+            max_attempts=settings.callback_max_attempts,
+            timeout_seconds=settings.callback_timeout_seconds,
+        )
+        stop = threading.Event()
+        sweeper = threading.Thread(
+            target=deliverer.run,
+            args=(stop, settings.callback_poll_seconds, context.service.expire_due),
+            name="callbacks",
+            daemon=True,
+        )
+        sweeper.start()
         app.state.gateway = context
         try:
             yield
         finally:
+            stop.set()
+            sweeper.join(timeout=30)
+            deliverer.close()
             notifier.close()
             context.close()
 

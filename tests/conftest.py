@@ -163,7 +163,14 @@ def server(
             stdout=log,
             stderr=subprocess.STDOUT,
             # every test logs in from 127.0.0.1: lift the per-address login rate
-            env=dict(os.environ, GATEWAY_LOG_LEVEL="DEBUG", GATEWAY_LOGIN_RATE_LIMIT="100/second"),
+            # fast callback rounds and retries, so that tests see them in a second
+            env=dict(
+                os.environ,
+                GATEWAY_LOG_LEVEL="DEBUG",
+                GATEWAY_LOGIN_RATE_LIMIT="100/second",
+                GATEWAY_CALLBACK_POLL_SECONDS="0.1",
+                GATEWAY_CALLBACK_RETRY_SECONDS="0.2",
+            ),
         )
         try:
             wait_until_up(f"http://127.0.0.1:{port}")

@@ -89,6 +89,23 @@ def make_client(db: Database) -> str:
     return api_key
 
 
+def make_client_with_callbacks(db: Database, box: SecretBox) -> tuple[str, str]:
+    """A new integration client with a callback secret; returns (API key, secret)."""
+    api_key = "sgw_" + secrets.token_urlsafe(24)
+    secret = "whsec_" + secrets.token_urlsafe(24)
+    with db.transaction() as session:
+        session.add(
+            IntegrationClient(
+                id=str(uuid.uuid4()),
+                name=f"client-{secrets.token_hex(3)}",
+                api_key_sha256=hashlib.sha256(api_key.encode()).hexdigest(),
+                callback_secret=box.seal(secret),
+                created_at=dt.datetime.now(dt.UTC),
+            )
+        )
+    return api_key, secret
+
+
 def activation_code(db: Database, username: str) -> str:
     """A one-time device activation code for ``username``, as the admin creates it
     (``signing-gateway devices activation-code``)."""
