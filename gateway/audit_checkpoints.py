@@ -104,8 +104,9 @@ class CheckpointReport:
     """Result of :func:`verify_checkpoints`: how many checkpoints were checked, the
     entry id of the last good one, and the first problem (None when all are good):
     ``bad_signature`` (forged, or signed by another key), ``entry_changed`` (the entry it
-    names has another hash: the log was rewritten) or ``entry_missing`` (the log was cut
-    short), with the checkpointed entry id it concerns."""
+    names has another hash: the log was rewritten), ``entry_missing`` (the log was cut
+    short) or ``checkpoint_missing`` (a checkpoint that must exist is gone), with the
+    entry id it concerns."""
 
     checkpoints: int
     last_entry_id: int | None
@@ -118,13 +119,35 @@ class CheckpointReport:
         return self.problem is None
 
 
-def verify_checkpoints(session: Session, public_key: Ed25519PublicKey) -> CheckpointReport:
-    """Check every checkpoint, oldest first, against ``public_key`` and the log."""
+def verify_checkpoints(
+    session: Session, public_key: Ed25519PublicKey, *, every: int | None = None
+) -> CheckpointReport:
+    """Check every checkpoint, oldest first, against ``public_key`` and the log.
+
+    With ``every`` (the interval in force), also require a checkpoint at each multiple of
+    ``every`` after the first checkpoint, up to the last entry, and at least one once the
+    log reaches ``every`` entries: deleting checkpoints to hide a rewritten tail is then
+    ``checkpoint_missing``. (After upgrading an installation that had no checkpoints, run
+    ``signing-gateway audit checkpoint`` once.) A log cut back to just after a checkpoint
+    stays undetectable without a copy of the checkpoints kept elsewhere."""
     expected_key_id = key_id(public_key)
-    last_entry = session.scalar(select(func.max(AuditEntry.id)))
+    last_entry = session.scalar(select(func.max(AuditEntry.id))) or 0
+    checkpoints = list(session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.id)))
+    if every is not None:
+        present = {c.entry_id for c in checkpoints}
+        if not present:
+            if last_entry >= every:
+                return CheckpointReport(0, None, "checkpoint_missing", every)
+        else:
+            first = min(present)
+            start = (first // every + 1) * every
+            for entry_id in range(start, last_entry + 1, every):
+                if entry_id not in present:
+                    good = max((e for e in present if e < entry_id), default=None)
+                    return CheckpointReport(len(present), good, "checkpoint_missing", entry_id)
     checked = 0
     last_good: int | None = None
-    for checkpoint in session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.id)):
+    for checkpoint in checkpoints:
         checked += 1
         try:
             if checkpoint.key_id != expected_key_id:

@@ -114,6 +114,7 @@ def enrol_device(
         load_device_public_key(public_key_der)
     except StatementSignatureInvalid as exc:
         raise DeviceKeyInvalid("the device key must be a P-256 public key (DER SPKI)") from exc
+    device: Device | None = None
     with db.transaction() as session:
         spent = session.execute(
             update(DeviceActivationCode)
@@ -123,32 +124,51 @@ def enrol_device(
             .values(used_at=now)
         )
         if spent.rowcount != 1:
-            raise ActivationCodeInvalid("the activation code is unknown, used or expired")
-        activation = session.scalar(
-            select(DeviceActivationCode).where(DeviceActivationCode.code_sha256 == _code_hash(code))
-        )
-        assert activation is not None
-        user = session.get(User, activation.user_id)
-        assert user is not None
-        device = Device(
-            id=str(uuid.uuid4()),
-            user_id=user.id,
-            platform=platform,
-            name=name,
-            push_token=push_token,
-            public_key_der=public_key_der,
-            stale=False,
-            created_at=now,
-        )
-        session.add(device)
-        audit.record(
-            session,
-            actor=f"user:{user.username}",
-            action="device.enrolled",
-            now=now,
-            client_address=client_address,
-            detail={"device": device.id, "platform": platform},
-        )
+            # a wrong or replayed code is worth a trace (someone holds or guesses codes);
+            # committed, then refused
+            audit.record(
+                session,
+                actor="anonymous",
+                action="device.enrolment_refused",
+                now=now,
+                client_address=client_address,
+                detail={"platform": platform},
+            )
+        else:
+            activation = session.scalar(
+                select(DeviceActivationCode).where(
+                    DeviceActivationCode.code_sha256 == _code_hash(code)
+                )
+            )
+            assert activation is not None
+            user = session.get(User, activation.user_id)
+            assert user is not None
+            device = Device(
+                id=str(uuid.uuid4()),
+                user_id=user.id,
+                platform=platform,
+                name=name,
+                push_token=push_token,
+                public_key_der=public_key_der,
+                stale=False,
+                created_at=now,
+            )
+            session.add(device)
+            audit.record(
+                session,
+                actor=f"user:{user.username}",
+                action="device.enrolled",
+                now=now,
+                client_address=client_address,
+                detail={
+                    "device": device.id,
+                    "platform": platform,
+                    "activation_code_by": activation.created_by,
+                    "key_sha256": hashlib.sha256(public_key_der).hexdigest(),
+                },
+            )
+    if device is None:
+        raise ActivationCodeInvalid("the activation code is unknown, used or expired")
     return device
 
 

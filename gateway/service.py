@@ -12,6 +12,7 @@ never yields two signatures).
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import hmac
@@ -431,7 +432,13 @@ class SigningService:
                 factor = "totp" if isinstance(proof, TotpProof) else "device"
                 detail: dict[str, object] = {"factor": factor, "batch": len(items)}
                 if isinstance(proof, DeviceProof):
+                    # the signed decision itself, so that it can be verified again later
+                    # (with the device's public key and the requests' stored hashes)
                     detail["device"] = proof.device_id
+                    detail["nonce"] = proof.nonce
+                    detail["expires_at"] = proof.expires_at
+                    detail["signature"] = base64.b64encode(proof.signature).decode("ascii")
+                    detail["requests"] = ids
                 for request in decided:
                     if decision is Decision.REJECT:
                         transition(
@@ -458,17 +465,41 @@ class SigningService:
             raise refusal
         finished: dict[str, SigningRequest] = {r.id: r for r in decided}
         if decision is Decision.APPROVE:
+            refused_pin: BridgeError | None = None
             for request in decided:
+                if refused_pin is not None:
+                    # A typed PIN the token refused is never tried again: each try spends
+                    # one of a real token's few attempts. The rest wait for a new PIN.
+                    self._back_to_pending(request, refused_pin.code)
+                    errors[request.id] = refused_pin
+                    continue
                 try:
                     finished[request.id] = self._sign(
                         request, user, client_address, token_pin=token_pin
                     )
                 except BridgeError as exc:  # retryable: the request is pending again
                     errors[request.id] = exc
+                    if token_pin is not None and exc.code in ("pin_incorrect", "pin_locked"):
+                        refused_pin = exc
         return [
             DecisionOutcome(i, None, errors[i]) if i in errors else DecisionOutcome(i, finished[i])
             for i in ids
         ]
+
+    def _back_to_pending(self, request: SigningRequest, code: str) -> None:
+        """Return a request that was moved to ``signing`` but not signed to
+        ``pending_approval`` (audited with ``code``), for a new approval."""
+        with self.db.transaction() as session:
+            current = session.get(SigningRequest, request.id, with_for_update=True)
+            assert current is not None
+            transition(
+                session,
+                current,
+                RequestStatus.PENDING_APPROVAL,
+                actor="system",
+                now=self.clock(),
+                detail={"retryable": code, "not_tried": True},
+            )
 
     def _item_refusal(
         self,

@@ -29,7 +29,9 @@ from hsm_bridge.errors import ActivationInvalid
 
 __all__ = ["verify_signing_input"]
 
-_BYTE_RANGE = re.compile(rb"/ByteRange\s*\[\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*\]")
+_BYTE_RANGE = re.compile(
+    rb"/ByteRange\s*\[\s*(\d{1,15})\s+(\d{1,15})\s+(\d{1,15})\s+(\d{1,15})\s*\]"
+)
 
 
 def _refuse(message: str, reason: str) -> ActivationInvalid:

@@ -23,7 +23,7 @@ import enum
 from dataclasses import dataclass
 
 import rfc8785
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
@@ -104,7 +104,7 @@ def load_device_public_key(spki_der: bytes) -> ec.EllipticCurvePublicKey:
     (secp256r1) key. Raises :class:`StatementSignatureInvalid` for anything else."""
     try:
         key = load_der_public_key(spki_der)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise StatementSignatureInvalid("not a DER public key") from exc
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
         raise StatementSignatureInvalid("device keys are P-256")

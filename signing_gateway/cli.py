@@ -666,7 +666,7 @@ def audit_verify(
         raise typer.Exit(2)
     with db.transaction() as session:
         chain = verify_chain(session)
-        checkpoints = verify_checkpoints(session, key)
+        checkpoints = verify_checkpoints(session, key, every=settings.audit_checkpoint_every)
     db.dispose()
     broken = False
     if chain.intact:
@@ -685,6 +685,7 @@ def audit_verify(
             "bad_signature": "its signature does not verify with this key",
             "entry_changed": "the entry it signed was changed: the log was rewritten",
             "entry_missing": "the entry it signed is gone: the log was cut short",
+            "checkpoint_missing": "the checkpoint due at this entry is gone",
         }[checkpoints.problem or "bad_signature"]
         typer.echo(
             f"checkpoint at entry {checkpoints.problem_entry_id} BROKEN "

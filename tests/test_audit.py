@@ -203,3 +203,33 @@ def _cli_init(data_dir, env):
         timeout=120,
         env=env,
     )
+
+
+@pytest.mark.invariant(5)
+def test_deleted_checkpoints_and_a_rewritten_tail_are_caught(tmp_path):
+    from sqlalchemy import delete
+
+    from gateway.audit_checkpoints import verify_checkpoints
+    from gateway.models import AuditCheckpoint
+
+    db, key = _checkpointed_db(tmp_path, every=2)  # 7 entries, checkpoints at 2, 4, 6
+    # rewrite from entry 3 on and drop the checkpoints that covered it
+    with db.transaction() as session:
+        session.execute(delete(AuditCheckpoint).where(AuditCheckpoint.entry_id >= 3))
+        session.execute(delete(AuditEntry).where(AuditEntry.id >= 3))
+    unsigned = Database(f"sqlite:///{tmp_path / 'c.db'}")  # without the checkpoint key
+    now = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)
+    with unsigned.transaction() as session:
+        for i in range(4):
+            audit.record(session, actor="user:a", action=f"forged.{i}", now=now)
+    unsigned.dispose()
+    with db.transaction() as session:
+        assert audit.verify_chain(session).intact
+        report = verify_checkpoints(session, key.public_key(), every=2)
+        assert (report.problem, report.problem_entry_id) == ("checkpoint_missing", 4)
+        assert report.last_entry_id == 2
+        session.execute(delete(AuditCheckpoint))  # or drop them all
+    with db.transaction() as session:
+        report = verify_checkpoints(session, key.public_key(), every=2)
+        assert (report.problem, report.problem_entry_id) == ("checkpoint_missing", 2)
+    db.dispose()

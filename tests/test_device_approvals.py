@@ -13,7 +13,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import select
 
-from gateway.models import AuditEntry, SigningRequest
+from gateway.models import AuditEntry, Device, SigningRequest
+from hsm_bridge.statement import (
+    ApprovalStatement,
+    Decision,
+    StatementDocument,
+    verify_statement_signature,
+)
 from tests.conftest import submit
 from tests.device_app import DeviceApp
 from tests.factories import activation_code, make_signer
@@ -61,7 +67,7 @@ def _refused(answer, code: str, status: int = 403) -> None:
     assert answer.json()["code"] == code
 
 
-def test_an_activation_code_enrols_one_device_once(server, signer):
+def test_an_activation_code_enrols_one_device_once(server, db, signer):
     with server.tablet(signer.username, signer.password) as tablet:
         created = tablet.post("/mobile/v1/device-activation-codes", json={"otp": signer.otp()})
         assert created.status_code == 201, created.text
@@ -82,6 +88,14 @@ def test_an_activation_code_enrols_one_device_once(server, signer):
     with server.tablet(signer.username, signer.password) as tablet:
         listed = tablet.get("/mobile/v1/devices").json()
     assert [d["id"] for d in listed] == [app.device_id]
+    with db.transaction() as session:
+        enrolled = session.scalars(
+            select(AuditEntry.detail).where(AuditEntry.action == "device.enrolled")
+        ).all()
+        refused = session.scalars(
+            select(AuditEntry.id).where(AuditEntry.action == "device.enrolment_refused")
+        ).all()
+    assert any(app.device_id in detail for detail in enrolled) and refused
 
 
 def test_a_device_signature_approves_and_signs(server, db, signer, plain):
@@ -100,12 +114,26 @@ def test_a_device_signature_approves_and_signs(server, db, signer, plain):
                 AuditEntry.request_id == request_id, AuditEntry.action == "request.approved"
             )
         ).one()
-    assert json.loads(detail) == {
-        "from": "pending_approval",
-        "factor": "device",
-        "batch": 1,
-        "device": app.device_id,
-    }
+    evidence = json.loads(detail)
+    assert evidence["factor"] == "device" and evidence["device"] == app.device_id
+    assert evidence["requests"] == [request_id] and evidence["nonce"] == answer["nonce"]
+    # the signed decision is kept: it verifies again, later, from what is stored
+    with db.transaction() as session:
+        stored = session.get(SigningRequest, request_id)
+        statement = ApprovalStatement(
+            signer=signer.username,
+            device=app.device_id,
+            decision=Decision.APPROVE,
+            nonce=evidence["nonce"],
+            expires_at=evidence["expires_at"],
+            documents=(
+                StatementDocument(stored.id, stored.document_sha256, stored.parameters_sha256),
+            ),
+        )
+        device = session.get(Device, app.device_id)
+        verify_statement_signature(
+            statement, device.public_key_der, base64.b64decode(evidence["signature"])
+        )
 
 
 def test_a_signed_rejection_rejects_at_once(server, db, signer, plain):
@@ -329,3 +357,63 @@ def test_a_batch_of_fifty_is_signed_and_each_validates(server, db, signer, insta
             verdict = validate_with_pyhanko(signed, root)[-1]
             assert verdict.intact and verdict.valid and verdict.trusted, verdict
             assert pdfsig_verdicts(signed)[-1] == "Signature is Valid."
+
+
+@pytest.mark.parametrize(
+    "algorithm",
+    [("1.2.3.4.5", None), ("1.2.840.10045.2.1", "1.3.132.0.1")],
+    ids=["unknown-algorithm", "unsupported-curve"],
+)
+def test_a_key_of_an_unknown_kind_is_a_clear_refusal(server, algorithm):
+    from asn1crypto import core
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    def tlv(tag: int, body: bytes) -> bytes:
+        assert len(body) < 128
+        return bytes([tag, len(body)]) + body
+
+    point = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+    )
+    oid, curve = algorithm
+    identifier = core.ObjectIdentifier(oid).dump()
+    if curve:
+        identifier += core.ObjectIdentifier(curve).dump()
+    spki = tlv(0x30, tlv(0x30, identifier) + tlv(0x03, b"\x00" + point))
+    app = DeviceApp(server.base_url, "nobody")
+    app.public_key_b64 = lambda: base64.b64encode(spki).decode()  # type: ignore[method-assign]
+    _refused(app.enrol("not-a-real-activation-code"), "device_key_invalid", 422)
+
+
+def test_a_wrong_token_pin_is_tried_once_per_batch(server, db, box, extra_signers, plain):
+    import httpx
+
+    def pin_failures(serial: str) -> float:
+        with httpx.Client(base_url=server.base_url) as http:
+            lines = http.get("/metrics").text.splitlines()
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in lines
+            if line.startswith("bridge_errors_total") and serial in line and "pin_incorrect" in line
+        )
+
+    serial = extra_signers["pinsigner"]["token_serial"]
+    person = make_signer(db, box, like="x-pinsigner")
+    ids = [submit(server, plain, person.username).json()["id"] for _ in range(5)]
+    digest = hashlib.sha256(plain).hexdigest()
+    before = pin_failures(serial)
+    with server.tablet(person.username, person.password) as tablet:
+        batch = tablet.post(
+            "/mobile/v1/approvals",
+            json={
+                "requests": [{"id": i, "document_sha256": digest} for i in ids],
+                "otp": person.otp(),
+                "token_pin": "00000000",
+            },
+        )
+        statuses = {_status(tablet, i) for i in ids}
+    assert [o["code"] for o in batch.json()["outcomes"]] == ["pin_incorrect"] * 5
+    assert pin_failures(serial) - before == 1, "one C_Login with the wrong PIN, not five"
+    assert statuses == {"pending_approval"}, "all wait for the right PIN"

@@ -49,8 +49,8 @@ def test_server_log_holds_no_secret(server, installation, demo_credentials, sign
     keys = InstallationKeys.load(installation.secrets_dir)
     pins = PinStore(installation.data_dir / "bridge" / "pins.json", keys.fernet_key)
     stored = json.loads((installation.data_dir / "bridge" / "pins.json").read_text())
-    for one_time_code in (code, wrong):  # six digits: look for them as whole words only
-        assert not re.search(rf"\b{one_time_code}\b", server.log_path.read_text("utf-8"))
+    for otp in (code, wrong):  # six digits: look for them as whole words only
+        assert not re.search(rf"\b{otp}\b", server.log_path.read_text("utf-8"))
     secrets = {
         demo_credentials["api_key"],
         signer.password,
