@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from gateway.errors import (
@@ -43,6 +43,7 @@ __all__ = [
     "TotpProof",
     "check_device_proof",
     "issue_nonce",
+    "purge_nonces",
     "statement_for",
 ]
 
@@ -77,11 +78,24 @@ class DecisionItem:
     document_sha256: str
 
 
+# Unspent nonces a user may hold at once; beyond, the oldest are dropped.
+MAX_OPEN_NONCES = 200
+
+
 def issue_nonce(
     session: Session, user_id: str, *, now: dt.datetime, ttl_seconds: int
 ) -> ApprovalNonce:
     """A new 256-bit nonce (base64url) for one signed decision of ``user_id``, valid for
-    ``ttl_seconds``; added to ``session``."""
+    ``ttl_seconds``; added to ``session``. A user holds at most :data:`MAX_OPEN_NONCES`
+    unspent ones (the oldest go first), so fetching nonces cannot fill the database."""
+    open_nonces = session.scalars(
+        select(ApprovalNonce.nonce)
+        .where(ApprovalNonce.user_id == user_id, ApprovalNonce.used_at.is_(None))
+        .order_by(ApprovalNonce.created_at.desc())
+        .offset(MAX_OPEN_NONCES - 1)
+    ).all()
+    if open_nonces:
+        session.execute(delete(ApprovalNonce).where(ApprovalNonce.nonce.in_(open_nonces)))
     nonce = ApprovalNonce(
         nonce=secrets.token_urlsafe(32),
         user_id=user_id,
@@ -90,6 +104,13 @@ def issue_nonce(
     )
     session.add(nonce)
     return nonce
+
+
+def purge_nonces(session: Session, *, now: dt.datetime) -> int:
+    """Delete nonces past their expiry (spent or not: an expired nonce is refused
+    anyway); return how many."""
+    result = session.execute(delete(ApprovalNonce).where(ApprovalNonce.expires_at < now))
+    return int(result.rowcount or 0)
 
 
 def statement_for(

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from gateway import audit
 from gateway.db import Database
 from gateway.errors import ActivationCodeInvalid, DeviceKeyInvalid, NotFound
-from gateway.models import Device, DeviceActivationCode, User
+from gateway.models import Device, DeviceActivationCode, MobileSession, User
 from hsm_bridge.statement import StatementSignatureInvalid, load_device_public_key
 
 __all__ = [
@@ -191,20 +191,30 @@ def revoke_device(
     owner_id: str | None = None,
     client_address: str | None = None,
 ) -> Device:
-    """Revoke a device at once (idempotent). ``owner_id``: when given, only that user's
-    device may be revoked (NotFound otherwise, as for an unknown id)."""
+    """Revoke a device at once (idempotent) and end every live mobile session of its
+    user (the thief may hold one on the tablet; the owner signs in again).
+    ``owner_id``: when given, only that user's device may be revoked (NotFound
+    otherwise, as for an unknown id)."""
     with db.transaction() as session:
         device = session.get(Device, device_id, with_for_update=True)
         if device is None or (owner_id is not None and device.user_id != owner_id):
             raise NotFound("no such device")
         if device.revoked_at is None:
             device.revoked_at = now
+            # whoever holds the lost tablet may hold a live session on it too: end them all
+            ended = session.execute(
+                update(MobileSession)
+                .where(MobileSession.user_id == device.user_id)
+                .where(MobileSession.revoked_at.is_(None))
+                .where(MobileSession.expires_at > now)
+                .values(revoked_at=now)
+            ).rowcount
             audit.record(
                 session,
                 actor=actor,
                 action="device.revoked",
                 now=now,
                 client_address=client_address,
-                detail={"device": device.id, "user_id": device.user_id},
+                detail={"device": device.id, "user_id": device.user_id, "sessions_ended": ended},
             )
     return device

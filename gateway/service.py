@@ -29,7 +29,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gateway import audit, totp
-from gateway.approvals import DecisionItem, DeviceProof, Proof, TotpProof, check_device_proof
+from gateway.approvals import (
+    DecisionItem,
+    DeviceProof,
+    Proof,
+    TotpProof,
+    check_device_proof,
+    purge_nonces,
+)
 from gateway.callbacks import check_callback_url
 from gateway.certificates import check_usable
 from gateway.config import Settings
@@ -758,7 +765,8 @@ class SigningService:
 
     def expire_due(self) -> int:
         """Move every pending request whose time ran out to ``expired`` (audited, with
-        its status callback); return how many. Run periodically, so that a document
+        its status callback), and drop expired approval nonces; return how many requests
+        expired. Run periodically, so that a document
         system learns of an expiry without having to ask."""
         now = self.clock()
         with self.db.transaction() as session:
@@ -772,6 +780,7 @@ class SigningService:
             ).all()
             for request in due:
                 transition(session, request, RequestStatus.EXPIRED, actor="system", now=now)
+            purge_nonces(session, now=now)
         return len(due)
 
     def recover_interrupted(self) -> int:

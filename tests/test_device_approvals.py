@@ -261,8 +261,11 @@ def test_a_revoked_device_and_another_users_device_are_refused(server, db, box, 
         stranger.username = signer.username
         foreign = stranger.answer("approve", _nonce(tablet), [shown])
         _refused(_approve(tablet, request_id, plain, foreign), "device_unknown")
-        # the lost tablet is revoked: its key stops working at once
+        # the lost tablet is revoked: its key stops working at once, and every session of
+        # the user ends (whoever has the tablet may hold one)
         assert tablet.delete(f"/mobile/v1/devices/{app.device_id}").status_code == 204
+        _refused(tablet.get("/mobile/v1/devices"), "unauthenticated", 401)
+    with server.tablet(signer.username, signer.password) as tablet:
         answer = app.answer("approve", _nonce(tablet), [shown])
         _refused(_approve(tablet, request_id, plain, answer), "device_revoked")
         assert _status(tablet, request_id) == "pending_approval"
@@ -417,3 +420,37 @@ def test_a_wrong_token_pin_is_tried_once_per_batch(server, db, box, extra_signer
     assert [o["code"] for o in batch.json()["outcomes"]] == ["pin_incorrect"] * 5
     assert pin_failures(serial) - before == 1, "one C_Login with the wrong PIN, not five"
     assert statuses == {"pending_approval"}, "all wait for the right PIN"
+
+
+def test_nonces_are_capped_per_user_and_expired_ones_purged(tmp_path):
+    import datetime as dt
+
+    from gateway.approvals import MAX_OPEN_NONCES, issue_nonce, purge_nonces
+    from gateway.db import Database
+    from gateway.models import ApprovalNonce, Base, User
+
+    db = Database(f"sqlite:///{tmp_path / 'n.db'}")
+    Base.metadata.create_all(db.engine)
+    now = dt.datetime(2026, 12, 1, 7, 0, tzinfo=dt.UTC)
+    with db.transaction() as session:
+        session.add(
+            User(
+                id="u1",
+                username="u1",
+                display_name="U",
+                role="leader",
+                password_hash="x",
+                totp_failures=0,
+                login_failures=0,
+                created_at=now,
+            )
+        )
+        session.flush()
+        first = issue_nonce(session, "u1", now=now, ttl_seconds=60).nonce
+        for n in range(MAX_OPEN_NONCES + 20):
+            issue_nonce(session, "u1", now=now + dt.timedelta(seconds=n + 1), ttl_seconds=60)
+    with db.transaction() as session:
+        held = session.scalars(select(ApprovalNonce.nonce)).all()
+        assert len(held) == MAX_OPEN_NONCES and first not in held, "the oldest went first"
+        assert purge_nonces(session, now=now + dt.timedelta(hours=1)) == MAX_OPEN_NONCES
+    db.dispose()
