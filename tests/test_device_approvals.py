@@ -58,6 +58,18 @@ def _approve(tablet, request_id: str, document: bytes, device_approval) -> objec
     )
 
 
+def _approve_batch(tablet, app: DeviceApp, ids: list[str]) -> object:
+    """What the app does for a batch: show each request, sign one statement over all."""
+    shown = [_shown(tablet, i) for i in ids]
+    return tablet.post(
+        "/mobile/v1/approvals",
+        json={
+            "requests": [{"id": s["id"], "document_sha256": s["document_sha256"]} for s in shown],
+            "device_approval": app.answer("approve", _nonce(tablet), shown),
+        },
+    )
+
+
 def _status(tablet, request_id: str) -> str:
     return tablet.get(f"/mobile/v1/signing-requests/{request_id}").json()["status"]
 
@@ -166,17 +178,7 @@ def test_a_batch_is_approved_with_one_device_signature(server, db, signer, plain
     app = _enrolled(server, db, signer)
     ids = [submit(server, plain, signer.username).json()["id"] for _ in range(3)]
     with server.tablet(signer.username, signer.password) as tablet:
-        shown = [_shown(tablet, i) for i in ids]
-        answer = app.answer("approve", _nonce(tablet), shown)
-        batch = tablet.post(
-            "/mobile/v1/approvals",
-            json={
-                "requests": [
-                    {"id": s["id"], "document_sha256": s["document_sha256"]} for s in shown
-                ],
-                "device_approval": answer,
-            },
-        )
+        batch = _approve_batch(tablet, app, ids)
     assert batch.status_code == 200, batch.text
     outcomes = batch.json()["outcomes"]
     assert [o["id"] for o in outcomes] == ids
@@ -339,17 +341,7 @@ def test_a_batch_of_fifty_is_signed_and_each_validates(server, db, signer, insta
     documents = [sample_pdf([f"Công văn số {n}/UBND", "Kính gửi: Sở Tài chính"]) for n in range(50)]
     ids = [submit(server, d, signer.username).json()["id"] for d in documents]
     with server.tablet(signer.username, signer.password) as tablet:
-        shown = [_shown(tablet, i) for i in ids]
-        answer = app.answer("approve", _nonce(tablet), shown)
-        batch = tablet.post(
-            "/mobile/v1/approvals",
-            json={
-                "requests": [
-                    {"id": s["id"], "document_sha256": s["document_sha256"]} for s in shown
-                ],
-                "device_approval": answer,
-            },
-        )
+        batch = _approve_batch(tablet, app, ids)
     assert batch.status_code == 200, batch.text
     assert [o["status"] for o in batch.json()["outcomes"]] == ["signed"] * 50
     root = Path(installation.data_dir) / "pki" / "root-ca.pem"
