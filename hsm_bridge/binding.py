@@ -12,16 +12,26 @@ that chain itself instead of trusting a digest from the web tier:
 3. the SHA-256 over that /ByteRange is recomputed;
 4. the DER signed attributes (RFC 5652 §5.4) carry exactly one messageDigest, equal to
    that digest, and the content type id-data;
-5. the digest to sign is SHA-256 of those signed attributes (RFC 5652 §5.4).
+5. the update adds a signature and nothing else (:func:`_check_update`): of the objects
+   that existed before, it may change only the catalog's /AcroForm, /Extensions,
+   /Version and /Metadata, a page's /Annots (adding signature widgets only), the document information's
+   /ModDate and /Producer, the XMP metadata, the AcroForm's /Fields, /SigFlags and /DR,
+   an empty signature field's /V, /AP, /AS and /F, and arrays that only grow; new objects
+   are reachable only through those. A web tier that slips new page content into the
+   update is refused;
+6. the digest to sign is SHA-256 of those signed attributes (RFC 5652 §5.4).
 
 Anything else raises :class:`~hsm_bridge.errors.ActivationInvalid` with a ``reason``.
+What a signature widget's own appearance draws (inside its /Rect) is not checked here.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import re
+from typing import Any
 
 from asn1crypto import cms
 
@@ -51,8 +61,8 @@ def verify_signing_input(
     ``prepared_pdf``: the original bytes followed by the incremental update with the
     signature dictionary (placeholder not filled in); ``original_length`` in bytes;
     ``signed_attributes``: DER of the CMS SignedAttributes (the SET OF Attribute).
-    Raises ActivationInvalid with reason ``document_mismatch``, ``byte_range_invalid``
-    or ``signed_attributes_invalid``."""
+    Raises ActivationInvalid with reason ``document_mismatch``, ``byte_range_invalid``,
+    ``signed_attributes_invalid`` or ``update_not_allowed``."""
     if not 0 < original_length < len(prepared_pdf):
         raise _refuse("the prepared PDF does not extend the document", "document_mismatch")
     original = hashlib.sha256(memoryview(prepared_pdf)[:original_length]).digest()
@@ -62,6 +72,7 @@ def verify_signing_input(
         )
     digest = _byte_range_digest(prepared_pdf, original_length)
     _check_signed_attributes(signed_attributes, digest)
+    _check_update(prepared_pdf)
     return hashlib.sha256(signed_attributes).digest()
 
 
@@ -127,3 +138,98 @@ def _check_signed_attributes(signed_attributes: bytes, digest: bytes) -> None:
 
 def _encoded_oid(dotted: str) -> bytes:
     return cms.ContentType(dotted).contents  # type: ignore[no-any-return]
+
+
+# What an update that adds a signature may change in objects that existed before it,
+# by the object's kind (ISO 32000-2 §12.7, §12.8, §14.3).
+_CATALOG_KEYS = frozenset({"/AcroForm", "/Extensions", "/Version", "/Metadata"})
+_PAGE_KEYS = frozenset({"/Annots"})
+_INFO_KEYS = frozenset({"/ModDate", "/Producer"})
+_ACROFORM_KEYS = frozenset({"/Fields", "/SigFlags", "/DR"})
+_SIGNATURE_FIELD_KEYS = frozenset({"/V", "/AP", "/AS", "/F"})
+
+
+def _check_update(prepared_pdf: bytes) -> None:
+    """Refuse an update that changes more than adding a signature needs."""
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    try:
+        reader = PdfFileReader(io.BytesIO(prepared_pdf), strict=False)
+        last = reader.xrefs.total_revisions - 1
+        if last < 1:
+            raise _refuse("the prepared PDF has no update", "update_not_allowed")
+        before = reader.get_historical_resolver(last - 1)
+        info = _reference(reader.trailer_view, "/Info")
+        acroform_before = _reference(before.root, "/AcroForm")
+        for ref in reader.xrefs.explicit_refs_in_revision(last):
+            if reader.xrefs.get_introducing_revision(ref) == last:
+                continue  # new: reachable only through the changes checked below
+            new, old = ref.get_object(), before(ref)
+            if isinstance(new, generic.ArrayObject) and isinstance(old, generic.ArrayObject):
+                if list(old) != list(new)[: len(old)]:
+                    raise _refuse("an existing array was rewritten", "update_not_allowed")
+                continue
+            if not isinstance(new, generic.DictionaryObject) or not isinstance(
+                old, generic.DictionaryObject
+            ):
+                raise _refuse("an existing object was replaced", "update_not_allowed")
+            changed = {k for k in set(new) | set(old) if new.get(k) != old.get(k)}
+            if isinstance(new, generic.StreamObject) and new.data != old.data:
+                changed.add("(content)")
+            if not changed <= _allowed_changes(new, ref, info, acroform_before):
+                raise _refuse(
+                    f"the update changes {sorted(changed)} of an existing object",
+                    "update_not_allowed",
+                )
+            if "/Annots" in changed:
+                _check_new_annotations(old.get("/Annots"), new.get("/Annots"))
+    except ActivationInvalid:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any parse failure is a refusal
+        raise _refuse(
+            f"the prepared PDF cannot be read ({type(exc).__name__})", "update_not_allowed"
+        ) from exc
+
+
+def _reference(dictionary: Any, key: str) -> Any:
+    """The indirect reference under ``key``, or None (absent, or a direct object whose
+    changes then show in its container)."""
+    from pyhanko.pdf_utils.misc import IndirectObjectExpected
+
+    try:
+        return dictionary.get_value_as_reference(key, optional=True)
+    except IndirectObjectExpected:
+        return None
+
+
+def _allowed_changes(obj: Any, ref: Any, info: Any, acroform: Any) -> frozenset[str]:
+    kind = obj.get("/Type")
+    if kind == "/Catalog":
+        return _CATALOG_KEYS
+    if kind == "/Page":
+        return _PAGE_KEYS
+    if kind == "/Metadata":
+        return frozenset({"/Length", "(content)"})
+    if info is not None and ref == info:
+        return _INFO_KEYS
+    if acroform is not None and ref == acroform:
+        return _ACROFORM_KEYS
+    if obj.get("/FT") == "/Sig":
+        return _SIGNATURE_FIELD_KEYS
+    return frozenset()
+
+
+def _check_new_annotations(old: Any, new: Any) -> None:
+    """The page's annotations may only gain signature widgets."""
+    old_list = list(old.get_object()) if old is not None else []
+    new_list = list(new.get_object()) if new is not None else []
+    if new_list[: len(old_list)] != old_list:
+        raise _refuse("the update removes or reorders annotations", "update_not_allowed")
+    for annotation in new_list[len(old_list) :]:
+        widget = annotation.get_object()
+        field = widget.get("/Parent").get_object() if "/Parent" in widget else widget
+        if widget.get("/Subtype") != "/Widget" or field.get("/FT") != "/Sig":
+            raise _refuse(
+                "the update adds an annotation that is not a signature", "update_not_allowed"
+            )

@@ -21,6 +21,22 @@ from hsm_bridge.binding import verify_signing_input
 from hsm_bridge.errors import ActivationInvalid
 
 
+def _certificate(key) -> bytes:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Nguyễn Thị Ánh")])
+    now = dt.datetime.now(dt.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+        .public_bytes(Encoding.DER)
+    )
+
+
 @pytest.fixture(scope="module")
 def signed_once() -> tuple[bytes, SigningInput]:
     """A real signing: the original document and what the token was asked to sign."""
@@ -142,3 +158,37 @@ def test_signed_attributes_for_another_digest_are_refused(signed_once):
     _refused(
         "signed_attributes_invalid", s.prepared_pdf, s.original_length, b"\x31\x00junk", document
     )
+
+
+@pytest.mark.invariant(1)
+def test_an_update_that_also_rewrites_the_page_is_refused(monkeypatch):
+    """A compromised web tier slips new page content into the very update that adds the
+    signature (pyHanko alone would call the result valid: the content is signed)."""
+    from pyhanko.pdf_utils import generic
+
+    import gateway.pades as pades
+
+    approved = sample_pdf(["Công văn số 12/UBND", "Kính gửi: Sở Tài chính"])
+
+    class RewritingWriter(pades.IncrementalPdfFileWriter):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            data = b"q 1 1 1 rg 0 0 2000 2000 re f Q BT 72 700 Td (PAY 10 BILLION VND) Tj ET"
+            stream = self.add_object(generic.StreamObject(stream_data=data))
+            self.add_stream_to_page(0, stream)
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    refusals: list[str] = []
+
+    def sign(signing_input: SigningInput) -> bytes:
+        try:
+            _check(signing_input, approved)
+        except ActivationInvalid as exc:
+            refusals.append(exc.reason)
+            raise
+        return b""
+
+    monkeypatch.setattr(pades, "IncrementalPdfFileWriter", RewritingWriter)
+    with pytest.raises(ActivationInvalid):
+        sign_pdf(approved, SignatureParameters(), RemoteSigner(_certificate(key), [], sign))
+    assert refusals == ["update_not_allowed"]
