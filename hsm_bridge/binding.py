@@ -14,9 +14,10 @@ that chain itself instead of trusting a digest from the web tier:
    that digest, and the content type id-data;
 5. the update adds a signature and nothing else (:func:`_check_update`): of the objects
    that existed before, it may change only the catalog's /AcroForm, /Extensions,
-   /Version and /Metadata, a page's /Annots (adding signature widgets only), the document information's
-   /ModDate and /Producer, the XMP metadata, the AcroForm's /Fields, /SigFlags and /DR,
-   an empty signature field's /V, /AP, /AS and /F, and arrays that only grow; new objects
+   /Version and /Metadata, a page's /Annots (adding signature widgets only), the
+   document information's /ModDate and /Producer, the XMP metadata, the AcroForm's
+   /Fields, /SigFlags and /DR, an empty signature field's /V, /AP, /AS and /F, and
+   arrays that only grow; new objects
    are reachable only through those. A web tier that slips new page content into the
    update is refused;
 6. the digest to sign is SHA-256 of those signed attributes (RFC 5652 §5.4).
