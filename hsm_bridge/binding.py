@@ -17,9 +17,8 @@ that chain itself instead of trusting a digest from the web tier:
    /Version and /Metadata, a page's /Annots (adding signature widgets only), the
    document information's /ModDate and /Producer, the XMP metadata, the AcroForm's
    /Fields, /SigFlags and /DR, an empty signature field's /V, /AP, /AS and /F, and
-   arrays that only grow; new objects
-   are reachable only through those. A web tier that slips new page content into the
-   update is refused;
+   arrays that only grow; new objects are reachable only through those. A web tier that
+   slips new page content into the update is refused;
 6. the digest to sign is SHA-256 of those signed attributes (RFC 5652 §5.4).
 
 Anything else raises :class:`~hsm_bridge.errors.ActivationInvalid` with a ``reason``.
