@@ -725,8 +725,9 @@ class SigningService:
         mechanism = SignatureMechanism(credential.mechanism)
 
         def sign_on_token(signing_input: SigningInput) -> bytes:
-            # The activation names the approved document, not a digest: the bridge
-            # derives the digest from the prepared PDF and signed attributes itself.
+            # The activation names the approved document and parameters, not a digest:
+            # the bridge derives the digest from the prepared PDF and signed attributes
+            # itself, and checks the signature dictionary against the parameters.
             activation = self.issuer.issue(
                 ref,
                 subject=request.id,
@@ -734,6 +735,7 @@ class SigningService:
                 ttl_seconds=self.settings.activation_ttl_seconds,
                 mechanism=mechanism.value,
                 document_sha256=bytes.fromhex(request.document_sha256),
+                parameters=json.loads(request.parameters),
             )
             return self.bridge.sign(
                 SignRequest(

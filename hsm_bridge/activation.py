@@ -44,7 +44,9 @@ class Activation:
     signed; or ``document``, the 32-byte SHA-256 of the approved document, from which
     the bridge derives the digest itself (:mod:`hsm_bridge.binding`). ``expires_at``:
     POSIX seconds; ``nonce``: 128-bit random hex; ``subject``: what the approval was for
-    (the signing request id), for the audit trail.
+    (the signing request id), for the audit trail. ``parameters``: the approved
+    signature parameters (reason, location, contact_info, field_name, page, box...) that
+    the bridge checks in the prepared PDF, when the activation names a document.
     """
 
     credential: str
@@ -53,6 +55,7 @@ class Activation:
     nonce: str
     subject: str
     document: bytes | None = None
+    parameters: dict[str, object] | None = None
 
 
 class ActivationIssuer:
@@ -74,13 +77,16 @@ class ActivationIssuer:
         ttl_seconds: int,
         mechanism: str | None = None,
         document_sha256: bytes | None = None,
+        parameters: dict[str, object] | None = None,
     ) -> str:
         """Return a SAD (ASCII text) for signing with ``credential``, valid for
         ``ttl_seconds`` from ``now`` (POSIX seconds), bound to exactly one of ``digest``
         (32 bytes: that digest may be signed) and ``document_sha256`` (32 bytes: a
         signature of that document may be made; the bridge checks the prepared PDF and
         signed attributes against it). With ``mechanism`` (a :class:`SignatureMechanism`
-        value) it is bound to that one too."""
+        value) it is bound to that one too; with ``parameters`` (the approved signature
+        parameters as a JSON object) the bridge checks the signature dictionary and the
+        widget against them."""
         if (digest is None) == (document_sha256 is None):
             raise ValueError("bind the activation to a digest or to a document, not both")
         bound = digest if digest is not None else document_sha256
@@ -96,6 +102,8 @@ class ActivationIssuer:
         }
         if mechanism is not None:
             fields["mech"] = str(mechanism)
+        if parameters is not None:
+            fields["par"] = parameters
         payload = json.dumps(
             fields,
             sort_keys=True,
@@ -273,6 +281,7 @@ class ActivationVerifier:
                 nonce=str(fields["nonce"]),
                 subject=str(fields["sub"]),
                 document=bound_document,
+                parameters=dict(fields["par"]) if "par" in fields else None,
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise ActivationInvalid("the activation is malformed", reason="malformed") from exc

@@ -54,6 +54,7 @@ def verify_signing_input(
     signed_attributes: bytes,
     *,
     document_sha256: bytes,
+    parameters: dict[str, object] | None = None,
 ) -> bytes:
     """Check the chain from the approved document (``document_sha256``, 32 bytes) to
     the signed attributes, and return the 32-byte SHA-256 digest the token must sign.
@@ -61,6 +62,10 @@ def verify_signing_input(
     ``prepared_pdf``: the original bytes followed by the incremental update with the
     signature dictionary (placeholder not filled in); ``original_length`` in bytes;
     ``signed_attributes``: DER of the CMS SignedAttributes (the SET OF Attribute).
+    ``parameters``: the approved signature parameters (``reason``, ``location``,
+    ``contact_info``, ``field_name``, ``page`` 1-based, ``box`` in PDF points); when given,
+    the new signature dictionary and its widget must carry exactly those
+    (``parameters_mismatch`` otherwise).
     Raises ActivationInvalid with reason ``document_mismatch``, ``byte_range_invalid``,
     ``signed_attributes_invalid`` or ``update_not_allowed``."""
     if not 0 < original_length < len(prepared_pdf):
@@ -72,7 +77,7 @@ def verify_signing_input(
         )
     digest = _byte_range_digest(prepared_pdf, original_length)
     _check_signed_attributes(signed_attributes, digest)
-    _check_update(prepared_pdf)
+    _check_update(prepared_pdf, parameters)
     return hashlib.sha256(signed_attributes).digest()
 
 
@@ -149,8 +154,9 @@ _ACROFORM_KEYS = frozenset({"/Fields", "/SigFlags", "/DR"})
 _SIGNATURE_FIELD_KEYS = frozenset({"/V", "/AP", "/AS", "/F"})
 
 
-def _check_update(prepared_pdf: bytes) -> None:
-    """Refuse an update that changes more than adding a signature needs."""
+def _check_update(prepared_pdf: bytes, parameters: dict[str, object] | None = None) -> None:
+    """Refuse an update that changes more than adding a signature needs, or whose new
+    signature does not carry the approved ``parameters``."""
     from pyhanko.pdf_utils import generic
     from pyhanko.pdf_utils.reader import PdfFileReader
 
@@ -162,7 +168,11 @@ def _check_update(prepared_pdf: bytes) -> None:
         before = reader.get_historical_resolver(last - 1)
         info = _reference(reader.trailer_view, "/Info")
         acroform_before = _reference(before.root, "/AcroForm")
+        signatures: list[Any] = []
         for ref in reader.xrefs.explicit_refs_in_revision(last):
+            value = ref.get_object()
+            if isinstance(value, generic.DictionaryObject) and value.get("/Type") == "/Sig":
+                signatures.append(ref)
             if reader.xrefs.get_introducing_revision(ref) == last:
                 continue  # new: reachable only through the changes checked below
             new, old = ref.get_object(), before(ref)
@@ -184,6 +194,8 @@ def _check_update(prepared_pdf: bytes) -> None:
                 )
             if "/Annots" in changed:
                 _check_new_annotations(old.get("/Annots"), new.get("/Annots"))
+        if parameters is not None:
+            _check_parameters(reader, signatures, parameters)
     except ActivationInvalid:
         raise
     except Exception as exc:  # noqa: BLE001 - any parse failure is a refusal
@@ -233,3 +245,64 @@ def _check_new_annotations(old: Any, new: Any) -> None:
             raise _refuse(
                 "the update adds an annotation that is not a signature", "update_not_allowed"
             )
+
+
+def _check_parameters(reader: Any, signatures: list[Any], parameters: dict[str, object]) -> None:
+    """The update's one signature dictionary carries the approved /Reason, /Location and
+    /ContactInfo; its widget is in the approved field, and on the approved page and box
+    (a zero-sized widget when no box and no field were approved: an invisible one)."""
+    if len(signatures) != 1:
+        raise _refuse(f"the update holds {len(signatures)} signatures", "parameters_mismatch")
+    signature_ref = signatures[0]
+    signature = signature_ref.get_object()
+    for key, name in (
+        ("reason", "/Reason"),
+        ("location", "/Location"),
+        ("contact_info", "/ContactInfo"),
+    ):
+        found = signature.get(name)
+        if (None if found is None else str(found)) != parameters.get(key):
+            raise _refuse(f"the signature's {name} is not the approved one", "parameters_mismatch")
+    placed = _widget_of(reader, signature_ref.idnum)
+    if placed is None:
+        raise _refuse("no signature field holds the new signature", "parameters_mismatch")
+    page_index, widget, field = placed
+    field_name = parameters.get("field_name")
+    if field_name is not None and str(field.get("/T")) != field_name:
+        raise _refuse("the signature is not in the approved field", "parameters_mismatch")
+    x1, y1, x2, y2 = (float(v) for v in widget.get("/Rect", [0, 0, 0, 0]))
+    rect = (min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2))
+    box = parameters.get("box")
+    if box is None:
+        if field_name is None and rect[2] > rect[0] and rect[3] > rect[1]:
+            raise _refuse("an invisible signature was approved", "parameters_mismatch")
+        return
+    approved = tuple(float(v) for v in box)  # type: ignore[attr-defined]
+    if any(abs(a - b) > 0.01 for a, b in zip(rect, approved, strict=True)):
+        raise _refuse("the signature's box is not the approved one", "parameters_mismatch")
+    page = parameters.get("page")
+    if page is not None and page_index != int(page) - 1:  # type: ignore[call-overload]
+        raise _refuse("the signature is not on the approved page", "parameters_mismatch")
+
+
+def _widget_of(reader: Any, signature_idnum: int) -> tuple[int, Any, Any] | None:
+    """(page index, widget, field) of the signature field whose /V is the object
+    ``signature_idnum``, found through the pages' /Annots."""
+    for index, page in enumerate(_pages(reader.root["/Pages"])):
+        annotations = page.get("/Annots")
+        for annotation in annotations.get_object() if annotations is not None else []:
+            widget = annotation.get_object()
+            field = widget.get("/Parent").get_object() if "/Parent" in widget else widget
+            value = field.raw_get("/V") if "/V" in field else None
+            if getattr(value, "idnum", None) == signature_idnum:
+                return index, widget, field
+    return None
+
+
+def _pages(node: Any) -> list[Any]:
+    """The page dictionaries under a /Pages node, in order."""
+    found: list[Any] = []
+    for kid in node.get_object()["/Kids"]:
+        child = kid.get_object()
+        found.extend(_pages(child) if child.get("/Type") == "/Pages" else [child])
+    return found

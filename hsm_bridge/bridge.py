@@ -414,4 +414,5 @@ def _digest_to_sign(request: SignRequest, activation: Activation) -> bytes:
         signing_input.original_length,
         signing_input.signed_attributes,
         document_sha256=activation.document,
+        parameters=activation.parameters,
     )

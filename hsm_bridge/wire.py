@@ -103,7 +103,7 @@ class SignItemWire(BaseModel):
     digest: str | None = Field(None, min_length=44, max_length=44)
     signing_input: SigningInputWire | None = None
     mechanism: SignatureMechanism
-    activation: str = Field(min_length=1, max_length=8192)
+    activation: str = Field(min_length=1, max_length=32768)
     pin: str | None = Field(None, max_length=256, repr=False)
 
     def request(self) -> SignRequest:

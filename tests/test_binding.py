@@ -66,12 +66,13 @@ def signed_once() -> tuple[bytes, SigningInput]:
     return document, seen[0]
 
 
-def _check(signing_input: SigningInput, document: bytes) -> bytes:
+def _check(signing_input: SigningInput, document: bytes, parameters=None) -> bytes:
     return verify_signing_input(
         signing_input.prepared_pdf,
         signing_input.original_length,
         signing_input.signed_attributes,
         document_sha256=hashlib.sha256(document).digest(),
+        parameters=parameters,
     )
 
 
@@ -192,3 +193,41 @@ def test_an_update_that_also_rewrites_the_page_is_refused(monkeypatch):
     with pytest.raises(ActivationInvalid):
         sign_pdf(approved, SignatureParameters(), RemoteSigner(_certificate(key), [], sign))
     assert refusals == ["update_not_allowed"]
+
+
+def _capture(document: bytes, params: SignatureParameters) -> SigningInput:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    seen: list[SigningInput] = []
+
+    def sign(signing_input: SigningInput) -> bytes:
+        seen.append(signing_input)
+        return key.sign(signing_input.digest, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
+
+    sign_pdf(document, params, RemoteSigner(_certificate(key), [], sign))
+    return seen[0]
+
+
+@pytest.mark.invariant(2)
+def test_the_signature_must_carry_the_approved_parameters():
+    import json
+
+    document = sample_pdf(["Quyết định số 9/QĐ-UBND"])
+    approved = SignatureParameters(
+        reason="Phê duyệt", location="Hà Nội", page=1, box=(50, 60, 250, 130)
+    )
+    made = _capture(document, approved)
+    as_json = json.loads(approved.canonical_json())
+    assert _check(made, document, as_json) == made.digest
+    for changed in (
+        {**as_json, "reason": "Đồng ý chi 10 tỷ"},
+        {**as_json, "location": None},
+        {**as_json, "box": [50, 60, 550, 730]},
+        {**as_json, "box": None, "page": None},
+    ):
+        with pytest.raises(ActivationInvalid) as caught:
+            _check(made, document, changed)
+        assert caught.value.reason == "parameters_mismatch", changed
+    # an invisible signature checks out against parameters without a box
+    invisible = SignatureParameters(reason="Phê duyệt")
+    made = _capture(document, invisible)
+    assert _check(made, document, json.loads(invisible.canonical_json())) == made.digest
