@@ -168,11 +168,7 @@ def _check_update(prepared_pdf: bytes, parameters: dict[str, object] | None = No
         before = reader.get_historical_resolver(last - 1)
         info = _reference(reader.trailer_view, "/Info")
         acroform_before = _reference(before.root, "/AcroForm")
-        signatures: list[Any] = []
         for ref in reader.xrefs.explicit_refs_in_revision(last):
-            value = ref.get_object()
-            if isinstance(value, generic.DictionaryObject) and value.get("/Type") == "/Sig":
-                signatures.append(ref)
             if reader.xrefs.get_introducing_revision(ref) == last:
                 continue  # new: reachable only through the changes checked below
             new, old = ref.get_object(), before(ref)
@@ -195,7 +191,7 @@ def _check_update(prepared_pdf: bytes, parameters: dict[str, object] | None = No
             if "/Annots" in changed:
                 _check_new_annotations(old.get("/Annots"), new.get("/Annots"))
         if parameters is not None:
-            _check_parameters(reader, signatures, parameters)
+            _check_parameters(reader, last, parameters)
     except ActivationInvalid:
         raise
     except Exception as exc:  # noqa: BLE001 - any parse failure is a refusal
@@ -247,14 +243,21 @@ def _check_new_annotations(old: Any, new: Any) -> None:
             )
 
 
-def _check_parameters(reader: Any, signatures: list[Any], parameters: dict[str, object]) -> None:
-    """The update's one signature dictionary carries the approved /Reason, /Location and
-    /ContactInfo; its widget is in the approved field, and on the approved page and box
-    (a zero-sized widget when no box and no field were approved: an invisible one)."""
-    if len(signatures) != 1:
-        raise _refuse(f"the update holds {len(signatures)} signatures", "parameters_mismatch")
-    signature_ref = signatures[0]
-    signature = signature_ref.get_object()
+def _check_parameters(reader: Any, last: int, parameters: dict[str, object]) -> None:
+    """The update adds one signature; its dictionary carries the approved /Reason,
+    /Location and /ContactInfo; its widget is in the approved field, and on the approved
+    page and box (a zero-sized widget when no box and no field were approved)."""
+    placed = [
+        (index, widget, field, value)
+        for index, widget, field, value in _signature_widgets(reader)
+        if reader.xrefs.get_introducing_revision(value) == last
+    ]
+    if len(placed) != 1:
+        raise _refuse(f"the update adds {len(placed)} signatures, not one", "parameters_mismatch")
+    page_index, widget, field, value = placed[0]
+    signature = value.get_object()
+    if signature.get("/Type") != "/Sig":
+        raise _refuse("the new field value is not a signature", "parameters_mismatch")
     for key, name in (
         ("reason", "/Reason"),
         ("location", "/Location"),
@@ -263,10 +266,6 @@ def _check_parameters(reader: Any, signatures: list[Any], parameters: dict[str, 
         found = signature.get(name)
         if (None if found is None else str(found)) != parameters.get(key):
             raise _refuse(f"the signature's {name} is not the approved one", "parameters_mismatch")
-    placed = _widget_of(reader, signature_ref.idnum)
-    if placed is None:
-        raise _refuse("no signature field holds the new signature", "parameters_mismatch")
-    page_index, widget, field = placed
     field_name = parameters.get("field_name")
     if field_name is not None and str(field.get("/T")) != field_name:
         raise _refuse("the signature is not in the approved field", "parameters_mismatch")
@@ -285,18 +284,19 @@ def _check_parameters(reader: Any, signatures: list[Any], parameters: dict[str, 
         raise _refuse("the signature is not on the approved page", "parameters_mismatch")
 
 
-def _widget_of(reader: Any, signature_idnum: int) -> tuple[int, Any, Any] | None:
-    """(page index, widget, field) of the signature field whose /V is the object
-    ``signature_idnum``, found through the pages' /Annots."""
+def _signature_widgets(reader: Any) -> list[tuple[int, Any, Any, Any]]:
+    """(page index, widget, field, reference of the field's /V) of every filled
+    signature field reached through the pages' /Annots."""
+    found = []
     for index, page in enumerate(_pages(reader.root["/Pages"])):
         annotations = page.get("/Annots")
         for annotation in annotations.get_object() if annotations is not None else []:
             widget = annotation.get_object()
             field = widget.get("/Parent").get_object() if "/Parent" in widget else widget
             value = field.raw_get("/V") if "/V" in field else None
-            if getattr(value, "idnum", None) == signature_idnum:
-                return index, widget, field
-    return None
+            if field.get("/FT") == "/Sig" and hasattr(value, "idnum"):
+                found.append((index, widget, field, value))
+    return found
 
 
 def _pages(node: Any) -> list[Any]:
