@@ -40,30 +40,8 @@ def _certificate(key) -> bytes:
 @pytest.fixture(scope="module")
 def signed_once() -> tuple[bytes, SigningInput]:
     """A real signing: the original document and what the token was asked to sign."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Nguyễn Thị Ánh")])
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    seen: list[SigningInput] = []
-
-    def sign(signing_input: SigningInput) -> bytes:
-        seen.append(signing_input)
-        return key.sign(signing_input.digest, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
-
     document = sample_pdf(["Công văn số 12/UBND", "Kính gửi: Sở Tài chính"])
-    signer = RemoteSigner(certificate.public_bytes(Encoding.DER), [], sign)
-    sign_pdf(document, SignatureParameters(reason="Phê duyệt"), signer)
-    assert len(seen) == 1
-    return document, seen[0]
+    return document, _capture(document, SignatureParameters(reason="Phê duyệt"))
 
 
 def _check(signing_input: SigningInput, document: bytes, parameters=None) -> bytes:
@@ -204,6 +182,7 @@ def _capture(document: bytes, params: SignatureParameters) -> SigningInput:
         return key.sign(signing_input.digest, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
 
     sign_pdf(document, params, RemoteSigner(_certificate(key), [], sign))
+    assert len(seen) == 1, "one signature, one request to the token"
     return seen[0]
 
 
