@@ -117,3 +117,21 @@ def activation_code(db: Database, username: str) -> str:
         return devices.create_activation_code(
             session, user, actor="user:admin", now=utcnow(), ttl_seconds=600
         ).code
+
+
+def add_bare_user(session, user_id: str, now: dt.datetime) -> None:
+    """A minimal user row (no password that works, no TOTP) for tests on an empty
+    database; flushed, so that rows referring to it can follow."""
+    session.add(
+        User(
+            id=user_id,
+            username=user_id,
+            display_name=user_id,
+            role="leader",
+            password_hash="x",
+            totp_failures=0,
+            login_failures=0,
+            created_at=now,
+        )
+    )
+    session.flush()

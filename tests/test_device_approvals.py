@@ -22,7 +22,7 @@ from hsm_bridge.statement import (
 )
 from tests.conftest import submit
 from tests.device_app import DeviceApp
-from tests.factories import activation_code, make_signer
+from tests.factories import activation_code, add_bare_user, make_signer
 
 
 @pytest.fixture
@@ -419,25 +419,13 @@ def test_nonces_are_capped_per_user_and_expired_ones_purged(tmp_path):
 
     from gateway.approvals import MAX_OPEN_NONCES, issue_nonce, purge_nonces
     from gateway.db import Database
-    from gateway.models import ApprovalNonce, Base, User
+    from gateway.models import ApprovalNonce, Base
 
     db = Database(f"sqlite:///{tmp_path / 'n.db'}")
     Base.metadata.create_all(db.engine)
     now = dt.datetime(2026, 12, 1, 7, 0, tzinfo=dt.UTC)
     with db.transaction() as session:
-        session.add(
-            User(
-                id="u1",
-                username="u1",
-                display_name="U",
-                role="leader",
-                password_hash="x",
-                totp_failures=0,
-                login_failures=0,
-                created_at=now,
-            )
-        )
-        session.flush()
+        add_bare_user(session, "u1", now)
         first = issue_nonce(session, "u1", now=now, ttl_seconds=60).nonce
         for n in range(MAX_OPEN_NONCES + 20):
             issue_nonce(session, "u1", now=now + dt.timedelta(seconds=n + 1), ttl_seconds=60)

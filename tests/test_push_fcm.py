@@ -13,8 +13,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gateway.db import Database
-from gateway.models import ApprovalNonce, Base, Device, User
+from gateway.models import ApprovalNonce, Base, Device
 from mobile_api.push import FcmPushProvider, PushNotifier, PushOutcome
+from tests.factories import add_bare_user
 
 TOKEN_URI = "https://oauth2.googleapis.com/token"
 SEND_URL = "https://fcm.googleapis.com/v1/projects/demo-project/messages:send"
@@ -104,19 +105,7 @@ def test_unregistered_answer_marks_only_that_device_stale(service_account, fcm, 
     Base.metadata.create_all(db.engine)
     now = dt.datetime.now(dt.UTC)
     with db.transaction() as session:
-        session.add(
-            User(
-                id="u1",
-                username="leader",
-                display_name="L",
-                role="leader",
-                password_hash="x",
-                totp_failures=0,
-                login_failures=0,
-                created_at=now,
-            )
-        )
-        session.flush()
+        add_bare_user(session, "u1", now)
         for device_id, token in (
             ("d-dead", "dead-token"),
             ("d-live", "live-token"),
