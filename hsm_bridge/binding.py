@@ -70,18 +70,22 @@ def verify_signing_input(
     ``signed_attributes_invalid`` or ``update_not_allowed``."""
     if not 0 < original_length < len(prepared_pdf):
         raise _refuse("the prepared PDF does not extend the document", "document_mismatch")
-    original = hashlib.sha256(memoryview(prepared_pdf)[:original_length]).digest()
-    if not hmac.compare_digest(original, document_sha256):
+    # The /ByteRange starts with the original, so one pass hashes both: the prefix's
+    # state is copied for the document check and then carried on over the range.
+    prefix = hashlib.sha256(memoryview(prepared_pdf)[:original_length])
+    if not hmac.compare_digest(prefix.copy().digest(), document_sha256):
         raise _refuse(
             "the prepared PDF is not an update of the approved document", "document_mismatch"
         )
-    digest = _byte_range_digest(prepared_pdf, original_length)
+    digest = _byte_range_digest(prepared_pdf, original_length, prefix)
     _check_signed_attributes(signed_attributes, digest)
     _check_update(prepared_pdf, parameters)
     return hashlib.sha256(signed_attributes).digest()
 
 
-def _byte_range_digest(prepared_pdf: bytes, original_length: int) -> bytes:
+def _byte_range_digest(prepared_pdf: bytes, original_length: int, prefix: Any) -> bytes:
+    """SHA-256 over the /ByteRange, continuing ``prefix`` (a hasher that has taken the
+    first ``original_length`` bytes)."""
     update = prepared_pdf[original_length:]
     found = _BYTE_RANGE.findall(update)
     if len(found) != 1:
@@ -104,9 +108,9 @@ def _byte_range_digest(prepared_pdf: bytes, original_length: int) -> bytes:
             "byte_range_invalid",
         )
     view = memoryview(prepared_pdf)
-    hasher = hashlib.sha256(view[:first_length])
-    hasher.update(view[second_start:])
-    return hasher.digest()
+    prefix.update(view[original_length:first_length])
+    prefix.update(view[second_start:])
+    return prefix.digest()  # type: ignore[no-any-return]
 
 
 # OIDs of the two attributes that tie the signature to the document (RFC 5652 §11.1, §11.2)
