@@ -12,9 +12,16 @@ from gateway.secrets_at_rest import InstallationKeys
 from hsm_bridge import Bridge, BridgeClient, BridgeConfig, ModuleConfig, TokenLimits
 from hsm_bridge.remote import RemoteBridge, RemoteBridgeConfig
 from hsm_bridge.router import BridgeRouter
+from hsm_bridge.signers import SignerRegistry, TotpPolicy
 from hsm_bridge.softhsm import find_softhsm_module
 
-__all__ = ["SOFTHSM_MAX_SESSIONS", "bridge_config", "build_bridge", "module_configs"]
+__all__ = [
+    "SOFTHSM_MAX_SESSIONS",
+    "bridge_config",
+    "build_bridge",
+    "local_registry",
+    "module_configs",
+]
 
 # SoftHSM2 is software: a few concurrent sessions per token cost nothing.
 SOFTHSM_MAX_SESSIONS = 4
@@ -54,6 +61,21 @@ def bridge_config(settings: Settings, keys: InstallationKeys) -> BridgeConfig:
         pin_key=keys.fernet_key,
         activation_key=keys.activation_key,
         used_activations_file=bridge_dir / "activations.db",
+        signers_file=bridge_dir / "signers.db",
+        activation_ttl_seconds=settings.activation_ttl_seconds,
+        accept_totp=settings.bridge_accept_totp,
+        totp_policy=TotpPolicy(settings.totp_max_failures, settings.totp_lockout_seconds),
+    )
+
+
+def local_registry(settings: Settings, keys: InstallationKeys) -> SignerRegistry:
+    """The signer registry of the bridge that runs on this host (the in-process bridge,
+    or ``bridge serve`` on a secure host): for the administrator's CLI, which binds
+    signers to credentials and issues device enrolment codes, never over the network."""
+    return SignerRegistry(
+        settings.data_dir.resolve() / "bridge" / "signers.db",
+        keys.fernet_key,
+        totp_policy=TotpPolicy(settings.totp_max_failures, settings.totp_lockout_seconds),
     )
 
 

@@ -13,7 +13,7 @@ from gateway.db import Database
 from gateway.document_store import DocumentStore
 from gateway.secrets_at_rest import InstallationKeys, SecretBox
 from gateway.service import SigningService
-from hsm_bridge import ActivationIssuer, BridgeClient
+from hsm_bridge import BridgeClient
 
 __all__ = ["GatewayContext", "build_context", "context_of", "open_database"]
 
@@ -54,7 +54,6 @@ def build_context(settings: Settings) -> GatewayContext:
         db,
         DocumentStore(settings.documents_dir),
         bridge,
-        ActivationIssuer(keys.activation_key),
         box,
     )
     return GatewayContext(settings=settings, db=db, box=box, bridge=bridge, service=service)

@@ -1,11 +1,16 @@
-"""Device enrolment and revocation.
+"""Device enrolment and revocation, with the bridge as the authority on device keys.
 
-An admin (``signing-gateway devices activation-code USER``) or the signer from a session
-confirmed with TOTP creates a one-time activation code, shown as a QR code. The app sends
-it back with the public half of a P-256 key it generated on the device and its FCM
-registration token (:func:`enrol_device`); the code works once and expires. Revoking a
-device (a lost tablet) stops its key at once: its signatures are refused and it gets no
-more push messages.
+The bridge issues a one-time enrolment code for a signer: on the bridge host from its
+administrator's CLI (``signing-gateway devices activation-code USER`` in the embedded
+installation, ``signing-gateway bridge enrolment-code USER`` on a secure host), or for a
+signer who types a TOTP code the bridge checks itself (:func:`request_activation_code`).
+The code is shown as a QR code (``code_id.secret``). The app generates a P-256 key on
+the device and sends the code's id, its public key, and an HMAC keyed with the code's
+secret over that key (:func:`hsm_bridge.signers.enrolment_proof`); the secret itself never
+passes through the gateway, so a compromised gateway cannot enrol a key of its own. The
+bridge records the key and names the device; the gateway keeps a copy with the FCM
+registration token for push. Revoking a device (a lost tablet) stops its key at once, at
+the gateway and at the bridge.
 """
 
 from __future__ import annotations
@@ -13,8 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
-import secrets
-import uuid
+import logging
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -25,67 +29,96 @@ from sqlalchemy.orm import Session
 from gateway import audit
 from gateway.db import Database
 from gateway.errors import ActivationCodeInvalid, DeviceKeyInvalid, NotFound
-from gateway.models import Device, DeviceActivationCode, MobileSession, User
-from hsm_bridge.statement import StatementSignatureInvalid, load_device_public_key
+from gateway.models import Device, MobileSession, User
+from hsm_bridge import BridgeClient, BridgeError
+from hsm_bridge.errors import AuthorizationRefused
+from hsm_bridge.signers import EnrolmentCode
 
 __all__ = [
     "ActivationCode",
-    "create_activation_code",
+    "activation_code_of",
     "enrol_device",
     "list_devices",
     "qr_png",
+    "record_activation_code",
+    "request_activation_code",
     "revoke_device",
 ]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class ActivationCode:
-    """A new one-time code (128 bits, base64url), when it expires, and the URI the QR
-    code carries (``signing-gateway:activate?code=…[&server=…]``)."""
+    """A new one-time code as the signer sees it (``code_id.secret``), when it expires,
+    and the URI the QR code carries (``signing-gateway:activate?code=…[&server=…]``)."""
 
     code: str
     expires_at: dt.datetime
     uri: str
 
 
-def _code_hash(code: str) -> str:
-    return hashlib.sha256(code.strip().encode()).hexdigest()
+def activation_code_of(code: EnrolmentCode, server_url: str | None = None) -> ActivationCode:
+    """The bridge's enrolment code as shown to the signer."""
+    query = {"code": code.text, **({"server": server_url} if server_url else {})}
+    return ActivationCode(
+        code.text,
+        dt.datetime.fromtimestamp(code.expires_at, dt.UTC),
+        "signing-gateway:activate?" + urlencode(query),
+    )
 
 
-def create_activation_code(
+def record_activation_code(
     session: Session,
     user: User,
+    code: EnrolmentCode,
     *,
     actor: str,
     now: dt.datetime,
-    ttl_seconds: int,
-    server_url: str | None = None,
     client_address: str | None = None,
-) -> ActivationCode:
-    """Create a one-time device activation code for ``user`` (only its SHA-256 is
-    stored) and audit it, in ``session``'s transaction."""
-    code = secrets.token_urlsafe(16)
-    expires_at = now + dt.timedelta(seconds=ttl_seconds)
-    session.add(
-        DeviceActivationCode(
-            id=str(uuid.uuid4()),
-            user_id=user.id,
-            code_sha256=_code_hash(code),
-            created_by=actor,
-            created_at=now,
-            expires_at=expires_at,
-        )
-    )
+) -> None:
+    """Audit that ``actor`` had an enrolment code issued for ``user`` (its secret is not
+    recorded), in ``session``'s transaction."""
     audit.record(
         session,
         actor=actor,
         action="device.activation_code_created",
         now=now,
         client_address=client_address,
-        detail={"user": user.username, "expires_at": expires_at.isoformat()},
+        detail={
+            "user": user.username,
+            "code_id": code.code_id,
+            "expires_at": dt.datetime.fromtimestamp(code.expires_at, dt.UTC).isoformat(),
+        },
     )
-    query = {"code": code, **({"server": server_url} if server_url else {})}
-    return ActivationCode(code, expires_at, "signing-gateway:activate?" + urlencode(query))
+
+
+def request_activation_code(
+    db: Database,
+    bridge: BridgeClient,
+    user: User,
+    otp: str,
+    *,
+    ttl_seconds: int,
+    now: dt.datetime,
+    server_url: str | None = None,
+    client_address: str | None = None,
+) -> ActivationCode:
+    """An enrolment code for another device of ``user``, issued by the bridge after it
+    checked ``otp`` (a TOTP code) itself; audited. Raises the bridge's
+    AuthorizationRefused (``totp_invalid``, ``totp_reused``, ``totp_locked``,
+    ``totp_not_enrolled``, ``totp_not_accepted``)."""
+    code = bridge.enrolment_code(user.username, otp.strip(), ttl_seconds=ttl_seconds)
+    with db.transaction() as session:
+        record_activation_code(
+            session,
+            user,
+            code,
+            actor=f"user:{user.username}",
+            now=now,
+            client_address=client_address,
+        )
+    return activation_code_of(code, server_url)
 
 
 def qr_png(uri: str) -> bytes:
@@ -97,7 +130,9 @@ def qr_png(uri: str) -> bytes:
 
 def enrol_device(
     db: Database,
-    code: str,
+    bridge: BridgeClient,
+    code_id: str,
+    proof: bytes,
     *,
     public_key_der: bytes,
     push_token: str,
@@ -106,69 +141,55 @@ def enrol_device(
     now: dt.datetime,
     client_address: str | None = None,
 ) -> Device:
-    """Register a device with a one-time activation ``code`` and its P-256 public key
-    (DER SubjectPublicKeyInfo). Raises ActivationCodeInvalid (unknown, used or expired:
-    the code is spent by one conditional UPDATE, so it works once even under races) or
-    DeviceKeyInvalid (not a P-256 key; the code stays usable)."""
+    """Register a device: the bridge checks the enrolment code ``code_id`` and
+    ``proof`` (the code's HMAC over ``public_key_der``, a P-256 DER SPKI), spends the
+    code and names the device; the gateway then keeps the device for push. Raises
+    ActivationCodeInvalid (unknown, used, expired or wrong proof) or DeviceKeyInvalid
+    (not a P-256 key); a refusal is audited."""
     try:
-        load_device_public_key(public_key_der)
-    except StatementSignatureInvalid as exc:
-        raise DeviceKeyInvalid("the device key must be a P-256 public key (DER SPKI)") from exc
-    device: Device | None = None
-    with db.transaction() as session:
-        spent = session.execute(
-            update(DeviceActivationCode)
-            .where(DeviceActivationCode.code_sha256 == _code_hash(code))
-            .where(DeviceActivationCode.used_at.is_(None))
-            .where(DeviceActivationCode.expires_at > now)
-            .values(used_at=now)
-        )
-        if spent.rowcount != 1:
-            # a wrong or replayed code is worth a trace (someone holds or guesses codes);
-            # committed, then refused
+        enrolled = bridge.enrol_device(code_id, public_key_der, proof)
+    except AuthorizationRefused as exc:
+        with db.transaction() as session:
+            # a wrong or replayed code is worth a trace (someone holds or guesses codes)
             audit.record(
                 session,
                 actor="anonymous",
                 action="device.enrolment_refused",
                 now=now,
                 client_address=client_address,
-                detail={"platform": platform},
+                detail={"platform": platform, "reason": exc.reason},
             )
-        else:
-            activation = session.scalar(
-                select(DeviceActivationCode).where(
-                    DeviceActivationCode.code_sha256 == _code_hash(code)
-                )
-            )
-            assert activation is not None
-            user = session.get(User, activation.user_id)
-            assert user is not None
-            device = Device(
-                id=str(uuid.uuid4()),
-                user_id=user.id,
-                platform=platform,
-                name=name,
-                push_token=push_token,
-                public_key_der=public_key_der,
-                stale=False,
-                created_at=now,
-            )
-            session.add(device)
-            audit.record(
-                session,
-                actor=f"user:{user.username}",
-                action="device.enrolled",
-                now=now,
-                client_address=client_address,
-                detail={
-                    "device": device.id,
-                    "platform": platform,
-                    "activation_code_by": activation.created_by,
-                    "key_sha256": hashlib.sha256(public_key_der).hexdigest(),
-                },
-            )
-    if device is None:
-        raise ActivationCodeInvalid("the activation code is unknown, used or expired")
+        if exc.reason == "device_key_invalid":
+            raise DeviceKeyInvalid("the device key must be a P-256 public key (DER SPKI)") from exc
+        raise ActivationCodeInvalid("the activation code is unknown, used or expired") from exc
+    with db.transaction() as session:
+        user = session.scalar(select(User).where(User.username == enrolled.signer))
+        if user is None:
+            raise ActivationCodeInvalid("the activation code's signer is not a user here")
+        device = Device(
+            id=enrolled.device_id,
+            user_id=user.id,
+            platform=platform,
+            name=name,
+            push_token=push_token,
+            public_key_der=public_key_der,
+            stale=False,
+            created_at=now,
+        )
+        session.add(device)
+        audit.record(
+            session,
+            actor=f"user:{user.username}",
+            action="device.enrolled",
+            now=now,
+            client_address=client_address,
+            detail={
+                "device": device.id,
+                "platform": platform,
+                "code_id": code_id,
+                "key_sha256": hashlib.sha256(public_key_der).hexdigest(),
+            },
+        )
     return device
 
 
@@ -184,6 +205,7 @@ def list_devices(db: Database, user_id: str) -> list[Device]:
 
 def revoke_device(
     db: Database,
+    bridge: BridgeClient,
     device_id: str,
     *,
     actor: str,
@@ -191,8 +213,10 @@ def revoke_device(
     owner_id: str | None = None,
     client_address: str | None = None,
 ) -> Device:
-    """Revoke a device at once (idempotent) and end every live mobile session of its
-    user (the thief may hold one on the tablet; the owner signs in again).
+    """Revoke a device at once (idempotent), at the gateway and then at the bridge, and
+    end every live mobile session of its user (the thief may hold one on the tablet; the
+    owner signs in again). Raises the bridge's error when it could not be told (the
+    gateway's revocation stands; run it again).
     ``owner_id``: when given, only that user's device may be revoked (NotFound
     otherwise, as for an unknown id)."""
     with db.transaction() as session:
@@ -217,4 +241,11 @@ def revoke_device(
                 client_address=client_address,
                 detail={"device": device.id, "user_id": device.user_id, "sessions_ended": ended},
             )
+    try:
+        bridge.revoke_device(device.id)
+    except BridgeError as exc:
+        # Revoked here already (the gateway refuses its approvals); the bridge must hear
+        # it too: the caller is told to run the revocation again.
+        log.error("device %s: the bridge was not told of the revocation: %s", device.id, exc.code)
+        raise
     return device

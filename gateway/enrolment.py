@@ -21,6 +21,7 @@ from gateway.models import Credential, User
 from gateway.passwords import hash_password
 from hsm_bridge import BridgeClient, CredentialRef
 from hsm_bridge.credentials import SignatureMechanism
+from hsm_bridge.signers import SignerRegistry
 
 __all__ = ["ROLES", "NewUser", "add_user", "register_credential"]
 
@@ -83,11 +84,14 @@ def register_credential(
     pin_policy: str = "stored",
     chain_pem: str = "",
     now: dt.datetime,
+    registry: SignerRegistry | None = None,
 ) -> Credential:
     """Register the key with CKA_ID ``key_id`` on token ``token_serial`` as ``username``'s
     credential. The certificate is read from the token; the inventory must show the key
     as ``ok`` (certificate present, unambiguous, certifying this very key). The mechanism
-    defaults to RSA PKCS#1 v1.5 for RSA keys and ECDSA for EC keys.
+    defaults to RSA PKCS#1 v1.5 for RSA keys and ECDSA for EC keys. With ``registry``
+    (the signer registry of the bridge on this host), the bridge is told that the user
+    may sign with this key; a remote bridge's administrator does that on its host.
 
     Raises :class:`SignerUnknown`, :class:`ParameterInvalid` (ambiguous or mismatched
     key, mechanism that does not fit the key, unknown PIN policy) and bridge errors
@@ -144,4 +148,6 @@ def register_credential(
                 "pin_policy": pin_policy,
             },
         )
+        if registry is not None:
+            registry.bind_credential(username, CredentialRef(token_serial, key_id))
     return credential

@@ -103,6 +103,7 @@ CertificateRevoked = _error("certificate_revoked", 409, "The signer's certificat
 
 _BRIDGE_STATUS = {
     "activation_invalid": 403,
+    "authorization_refused": 403,
     "credential_not_found": 409,
     "pin_incorrect": 409,
     "pin_locked": 409,
@@ -142,7 +143,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(BridgeError)
     async def _bridge(_: Request, exc: BridgeError) -> JSONResponse:
         status = _BRIDGE_STATUS.get(exc.code, 503)
-        return problem(status, exc.code, "Signing device error", exc.message)
+        reason = getattr(exc, "reason", None)
+        extra = {"reason": reason} if reason is not None else {}
+        return problem(status, exc.code, "Signing device error", exc.message, **extra)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

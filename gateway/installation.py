@@ -26,7 +26,7 @@ from gateway.models import Credential, IntegrationClient, User
 from gateway.passwords import hash_password
 from gateway.secrets_at_rest import InstallationKeys, SecretBox
 from hsm_bridge import Bridge
-from hsm_bridge.credentials import SignatureMechanism
+from hsm_bridge.credentials import CredentialRef, SignatureMechanism
 from hsm_bridge.pins import PinStore
 from hsm_bridge.provisioning import KeySpec
 from hsm_bridge.softhsm import init_token, token_labels, write_config
@@ -150,6 +150,9 @@ def _create_demo(
                 )
                 session.add(user)
                 session.flush()
+                # the bridge's own records: it checks approvals itself
+                bridge.registry.set_totp(holder.username, totp_secret)
+                bridge.registry.bind_credential(holder.username, CredentialRef(serial, key_id))
                 credential_id = f"cred-{holder.username}-{key_id.hex()[:8]}"
                 session.add(
                     Credential(

@@ -28,7 +28,6 @@ __all__ = [
     "Base",
     "Credential",
     "Device",
-    "DeviceActivationCode",
     "IntegrationClient",
     "MobileSession",
     "SigningRequest",
@@ -174,22 +173,6 @@ class Device(Base):
     stale: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
-
-
-class DeviceActivationCode(Base):
-    """A one-time code that lets one new device enrol for ``user_id`` (shown as a QR
-    code). Only its SHA-256 is stored; it works once (``used_at``) and until
-    ``expires_at``."""
-
-    __tablename__ = "device_activation_codes"
-
-    id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
-    code_sha256: Mapped[str] = mapped_column(String(64), unique=True)
-    created_by: Mapped[str] = mapped_column(String(120))
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
-    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
-    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class ApprovalNonce(Base):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
 import io
 import json
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore
 from gateway.fonts import EmScaledFontFactory, find_font
 from hsm_bridge.credentials import SignatureMechanism
 from hsm_bridge.interface import SigningInput
+from hsm_bridge.statement import parameters_sha256
 
 # Signing times shown in appearances use Vietnam time, ISO 8601 (VN-SIGNATURE-FORMAT.md).
 VIETNAM_TIME = dt.timezone(dt.timedelta(hours=7), "ICT")
@@ -70,8 +70,9 @@ class SignatureParameters:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
     def sha256(self) -> str:
-        """Hex SHA-256 of :meth:`canonical_json` (UTF-8)."""
-        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+        """Hex SHA-256 of :meth:`canonical_json` (UTF-8), as the bridge computes it
+        (:func:`hsm_bridge.statement.parameters_sha256`)."""
+        return parameters_sha256(json.loads(self.canonical_json()))
 
     @classmethod
     def from_json(cls, text: str) -> SignatureParameters:

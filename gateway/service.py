@@ -18,7 +18,6 @@ import hashlib
 import hmac
 import json
 import logging
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -65,9 +64,15 @@ from gateway.lifecycle import RequestStatus, transition
 from gateway.models import Credential, IntegrationClient, SigningRequest, User
 from gateway.pades import PadesLevel, RemoteSigner, SignatureParameters, SigningInput, sign_pdf
 from gateway.secrets_at_rest import SecretBox
-from hsm_bridge import ActivationIssuer, BridgeClient, BridgeError, CredentialRef, SignRequest
+from hsm_bridge import BridgeClient, BridgeError, CredentialRef, SignRequest
+from hsm_bridge.authorization import (
+    AuthorizationItem,
+    AuthorizationRequest,
+    DeviceFactor,
+    TotpFactor,
+)
 from hsm_bridge.credentials import SignatureMechanism
-from hsm_bridge.errors import PinRequired
+from hsm_bridge.errors import ActivationInvalid, PinRequired
 from hsm_bridge.statement import Decision
 
 __all__ = ["DecisionOutcome", "Notifier", "SigningService", "Submission", "utcnow"]
@@ -116,7 +121,6 @@ class SigningService:
         db: Database,
         store: DocumentStore,
         bridge: BridgeClient,
-        issuer: ActivationIssuer,
         box: SecretBox,
         *,
         clock: Callable[[], dt.datetime] = utcnow,
@@ -125,7 +129,6 @@ class SigningService:
         self.db = db
         self.store = store
         self.bridge = bridge
-        self.issuer = issuer
         self.box = box
         self.clock = clock
         self.notifiers: list[Notifier] = []
@@ -420,7 +423,8 @@ class SigningService:
         if len(set(ids)) != len(ids):
             raise ParameterInvalid("a request is listed twice")
         now = self.clock()
-        refusal: GatewayError | None = None
+        refusal: GatewayError | BridgeError | None = None
+        activations: dict[str, str] = {}
         errors: dict[str, GatewayError | BridgeError] = {}
         decided: list[SigningRequest] = []
         with self.db.transaction() as session:
@@ -435,6 +439,31 @@ class SigningService:
                 refusal = self._check_proof(
                     session, user, decision, proof, requests, now, client_address
                 )
+            if decided and refusal is None and decision is Decision.APPROVE:
+                # The bridge checks the proof again with what *it* holds and issues the
+                # SADs; the gateway cannot make them (sole control, DESIGN invariant 1).
+                try:
+                    activations = self._authorize(
+                        session,
+                        user,
+                        proof,
+                        requests if isinstance(proof, DeviceProof) else decided,
+                    )
+                except BridgeError as exc:
+                    refusal = exc
+                    audit.record(
+                        session,
+                        actor=f"user:{user.username}",
+                        action="decision.refused",
+                        now=now,
+                        request_id=ids[0] if len(ids) == 1 else None,
+                        client_address=client_address,
+                        detail={
+                            "code": exc.code,
+                            "reason": getattr(exc, "reason", None),
+                            "batch": len(items),
+                        },
+                    )
             if decided and refusal is None:
                 factor = "totp" if isinstance(proof, TotpProof) else "device"
                 detail: dict[str, object] = {"factor": factor, "batch": len(items)}
@@ -482,7 +511,10 @@ class SigningService:
                     continue
                 try:
                     finished[request.id] = self._sign(
-                        request, user, client_address, token_pin=token_pin
+                        request,
+                        activations[request.id],
+                        client_address,
+                        token_pin=token_pin,
                     )
                 except BridgeError as exc:  # retryable: the request is pending again
                     errors[request.id] = exc
@@ -492,6 +524,38 @@ class SigningService:
             DecisionOutcome(i, None, errors[i]) if i in errors else DecisionOutcome(i, finished[i])
             for i in ids
         ]
+
+    def _authorize(
+        self,
+        session: Session,
+        user: User,
+        proof: Proof,
+        requests: Sequence[SigningRequest],
+    ) -> dict[str, str]:
+        """The bridge's SADs for ``requests`` (the whole statement for a device proof),
+        by request id. Raises the bridge's refusal."""
+        items = []
+        for request in requests:
+            credential = session.get(Credential, request.credential_id)
+            assert credential is not None
+            items.append(
+                AuthorizationItem(
+                    request.id,
+                    CredentialRef(credential.token_serial, bytes.fromhex(credential.key_id)),
+                    SignatureMechanism(credential.mechanism),
+                    request.document_sha256,
+                    json.loads(request.parameters),
+                )
+            )
+        factor: DeviceFactor | TotpFactor = (
+            TotpFactor(proof.otp)
+            if isinstance(proof, TotpProof)
+            else DeviceFactor(proof.device_id, proof.nonce, proof.expires_at, proof.signature)
+        )
+        issued = self.bridge.authorize(AuthorizationRequest(user.username, tuple(items), factor))
+        return {
+            item.request_id: sad for item, sad in zip(items, issued, strict=True) if sad is not None
+        }
 
     def _back_to_pending(self, request: SigningRequest, code: str) -> None:
         """Return a request that was moved to ``signing`` but not signed to
@@ -640,7 +704,7 @@ class SigningService:
     def _sign(
         self,
         request: SigningRequest,
-        user: User,
+        activation: str | None,
         client_address: str | None,
         *,
         token_pin: str | None = None,
@@ -649,7 +713,9 @@ class SigningService:
         retry_error: BridgeError | None = None
         signed: bytes | None = None
         try:
-            signed = self._produce_signature(request, token_pin=token_pin)
+            if activation is None:
+                raise ActivationInvalid("the bridge issued no activation", reason="missing")
+            signed = self._produce_signature(request, activation, token_pin=token_pin)
         except BridgeError as exc:
             log.warning("bridge refused or failed for request %s: %s", request.id, exc.code)
             if (
@@ -704,7 +770,9 @@ class SigningService:
             raise retry_error
         return current
 
-    def _produce_signature(self, request: SigningRequest, *, token_pin: str | None) -> bytes:
+    def _produce_signature(
+        self, request: SigningRequest, activation: str, *, token_pin: str | None
+    ) -> bytes:
         document = self.store.read(request.id, DocumentStore.ORIGINAL)
         if hashlib.sha256(document).hexdigest() != request.document_sha256:
             raise DocumentChanged("the stored document no longer matches the approved hash")
@@ -725,18 +793,9 @@ class SigningService:
         mechanism = SignatureMechanism(credential.mechanism)
 
         def sign_on_token(signing_input: SigningInput) -> bytes:
-            # The activation names the approved document and parameters, not a digest:
+            # The bridge's SAD names the approved document and parameters, not a digest:
             # the bridge derives the digest from the prepared PDF and signed attributes
             # itself, and checks the signature dictionary against the parameters.
-            activation = self.issuer.issue(
-                ref,
-                subject=request.id,
-                now=time.time(),
-                ttl_seconds=self.settings.activation_ttl_seconds,
-                mechanism=mechanism.value,
-                document_sha256=bytes.fromhex(request.document_sha256),
-                parameters=json.loads(request.parameters),
-            )
             return self.bridge.sign(
                 SignRequest(
                     ref, None, mechanism, activation, pin=token_pin, signing_input=signing_input

@@ -24,12 +24,15 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from hsm_bridge.activation import (
     Activation,
     ActivationInvalid,
+    ActivationIssuer,
     ActivationVerifier,
     UsedActivationStore,
 )
+from hsm_bridge.authorization import AuthorizationRequest, SignatureActivationModule
 from hsm_bridge.binding import verify_signing_input
 from hsm_bridge.credentials import CredentialRef
 from hsm_bridge.errors import (
+    AuthorizationRefused,
     BatchAbandoned,
     BridgeError,
     CredentialNotFound,
@@ -40,6 +43,7 @@ from hsm_bridge.interface import SignRequest
 from hsm_bridge.inventory import CredentialEntry, TokenEntry, describe_token, list_credentials
 from hsm_bridge.pins import PinStore
 from hsm_bridge.provisioning import KeySpec, generate_key_pair, store_certificate
+from hsm_bridge.signers import EnrolledDevice, EnrolmentCode, SignerRegistry, TotpPolicy
 from hsm_bridge.signing import find_certificate, sign_digest
 from hsm_bridge.tokens import PendingBatch, TokenHealth, TokenLimits, TokenPool
 
@@ -66,8 +70,12 @@ class ModuleConfig:
 @dataclass(frozen=True, slots=True)
 class BridgeConfig:
     """What the bridge needs: its PKCS#11 modules, the encrypted PIN file and its key
-    (Fernet, urlsafe base64), the SAD key (32+ bytes) and the SQLite file that records
-    used activations."""
+    (Fernet, urlsafe base64, also used for the TOTP secrets of the signer registry),
+    the SAD key (32+ bytes, the bridge's alone), the SQLite file that records used
+    activations and the signer registry's SQLite file (by default ``signers.db``
+    beside it). ``activation_ttl_seconds``: the life of a SAD and the furthest a device
+    statement may expire; ``accept_totp``: whether a TOTP code may authorise signing
+    (False: device approvals only); ``totp_policy``: the lockout."""
 
     modules: tuple[ModuleConfig, ...]
     pin_file: Path
@@ -75,6 +83,10 @@ class BridgeConfig:
     activation_key: bytes
     used_activations_file: Path
     name: str = "local"
+    signers_file: Path | None = None
+    activation_ttl_seconds: int = 300
+    accept_totp: bool = True
+    totp_policy: TotpPolicy = TotpPolicy()
 
 
 class Bridge:
@@ -95,6 +107,15 @@ class Bridge:
         )
         self._owner: dict[str, TokenPool] = {}
         self._owner_lock = threading.Lock()
+        signers_file = config.signers_file or config.used_activations_file.with_name("signers.db")
+        self.registry = SignerRegistry(signers_file, config.pin_key, totp_policy=config.totp_policy)
+        self._accept_totp = config.accept_totp
+        self._sam = SignatureActivationModule(
+            self.registry,
+            ActivationIssuer(config.activation_key),
+            activation_ttl_seconds=config.activation_ttl_seconds,
+            accept_totp=config.accept_totp,
+        )
 
     # ---- routing between modules --------------------------------------------------
 
@@ -153,6 +174,52 @@ class Bridge:
             lambda session: find_certificate(session, credential.key_id),
         )
         return der
+
+    # ---- signature activation (the gateway relays the signer's proof) --------------
+
+    def authorize(
+        self,
+        request: AuthorizationRequest,
+        *,
+        token_serials: frozenset[str] | None = None,
+        now: float | None = None,
+    ) -> list[str | None]:
+        """Verify the signer's proof and issue one SAD per item (see
+        :meth:`~hsm_bridge.authorization.SignatureActivationModule.authorize`); raises
+        :class:`~hsm_bridge.errors.AuthorizationRefused`."""
+        instant = time.time() if now is None else now
+        return self._sam.authorize(request, now=instant, token_serials=token_serials)
+
+    def enrol_device(self, code_id: str, public_key_der: bytes, proof: bytes) -> EnrolledDevice:
+        """Register a device key with a bridge-issued enrolment code and the code's HMAC
+        over the key (:func:`~hsm_bridge.signers.enrolment_proof`)."""
+        return self.registry.enrol_device(code_id, public_key_der, proof, now=time.time())
+
+    def revoke_device(self, device_id: str) -> bool:
+        """Revoke a device key at once; False when this bridge never knew it."""
+        return self.registry.revoke_device(device_id, now=time.time())
+
+    def enrolment_code(self, signer: str, otp: str, *, ttl_seconds: int) -> EnrolmentCode:
+        """A device enrolment code for ``signer``, who proves presence with a TOTP code
+        the bridge checks itself (refused with ``totp_not_accepted`` when this bridge
+        takes device approvals only: then codes come from the bridge host's CLI)."""
+        if not self._accept_totp:
+            raise AuthorizationRefused(
+                "enrolment codes come from the bridge host's administrator",
+                reason="totp_not_accepted",
+            )
+        now = time.time()
+        self.registry.check_totp(signer, otp, now=now)
+        return self.registry.issue_enrolment_code(signer, now=now, ttl_seconds=ttl_seconds)
+
+    def begin_totp_enrolment(self, signer: str, secret: str, current_otp: str | None) -> None:
+        """Keep a new TOTP secret pending for ``signer`` (a code of the current one is
+        needed when there is one)."""
+        self.registry.begin_totp_enrolment(signer, secret, current_otp, now=time.time())
+
+    def confirm_totp_enrolment(self, signer: str, otp: str) -> None:
+        """Activate the pending TOTP secret with a first code from it."""
+        self.registry.confirm_totp_enrolment(signer, otp, now=time.time())
 
     # ---- signing ------------------------------------------------------------------
 

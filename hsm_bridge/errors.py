@@ -11,6 +11,7 @@ import pkcs11.exceptions as p11e
 __all__ = [
     "BatchAbandoned",
     "ActivationInvalid",
+    "AuthorizationRefused",
     "BridgeError",
     "BridgeUnavailable",
     "CredentialNotFound",
@@ -140,6 +141,19 @@ class ActivationInvalid(BridgeError):
         self.reason = reason
 
 
+class AuthorizationRefused(BridgeError):
+    """The signature activation module refused to issue activations, or to enrol a
+    device or an authenticator: the signer's proof (device signature, TOTP code,
+    enrolment code) does not hold, or the signer may not use the credential.
+    ``reason`` says which check failed (e.g. ``device_revoked``, ``totp_reused``)."""
+
+    code = "authorization_refused"
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 _MAP: list[tuple[type[Exception], type[BridgeError], str]] = [
     (p11e.PinIncorrect, PinIncorrect, "the token rejected the PIN"),
     (p11e.PinLocked, PinLocked, "the token's user PIN is locked"),
@@ -179,8 +193,8 @@ def error_from_code(code: str, message: str, *, reason: object = None) -> Bridge
     :class:`BridgeError` carrying that code."""
     for cls in _subclasses(BridgeError):
         if cls.code == code:
-            if cls is ActivationInvalid:
-                return ActivationInvalid(message, reason=str(reason or "unknown"))
+            if cls in (ActivationInvalid, AuthorizationRefused):
+                return cls(message, reason=str(reason or "unknown"))  # type: ignore[call-arg]
             return cls(message)
     error = BridgeError(message)
     error.code = code

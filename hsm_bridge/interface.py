@@ -10,9 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from hsm_bridge.authorization import AuthorizationRequest
 from hsm_bridge.credentials import CredentialRef, SignatureMechanism
 from hsm_bridge.errors import BridgeError
 from hsm_bridge.inventory import CredentialEntry, TokenEntry
+from hsm_bridge.signers import EnrolledDevice, EnrolmentCode
 from hsm_bridge.tokens import TokenHealth
 
 __all__ = ["BridgeClient", "SignRequest", "SigningInput"]
@@ -82,6 +84,35 @@ class BridgeClient(Protocol):
 
     def certificate(self, credential: CredentialRef) -> bytes:
         """DER bytes of the credential's certificate, read from its token."""
+        ...
+
+    def authorize(
+        self, request: AuthorizationRequest, *, token_serials: frozenset[str] | None = None
+    ) -> list[str | None]:
+        """The bridge checks the signer's proof and returns one SAD per item (None for
+        items whose token is not among ``token_serials``); raises
+        :class:`~hsm_bridge.errors.AuthorizationRefused`."""
+        ...
+
+    def enrol_device(self, code_id: str, public_key_der: bytes, proof: bytes) -> EnrolledDevice:
+        """Register a device key with a bridge-issued code's HMAC over it."""
+        ...
+
+    def revoke_device(self, device_id: str) -> bool:
+        """Revoke a device key; False when the bridge never knew it."""
+        ...
+
+    def enrolment_code(self, signer: str, otp: str, *, ttl_seconds: int) -> EnrolmentCode:
+        """A device enrolment code for a signer who typed a TOTP code (checked by the
+        bridge)."""
+        ...
+
+    def begin_totp_enrolment(self, signer: str, secret: str, current_otp: str | None) -> None:
+        """Keep a new TOTP secret pending at the bridge."""
+        ...
+
+    def confirm_totp_enrolment(self, signer: str, otp: str) -> None:
+        """Activate the pending TOTP secret with a code from it."""
         ...
 
     def sign(self, request: SignRequest) -> bytes:

@@ -13,16 +13,24 @@ from urllib.parse import quote
 
 import httpx
 
+from hsm_bridge.authorization import AuthorizationRequest
 from hsm_bridge.credentials import CredentialRef
 from hsm_bridge.errors import BridgeError, BridgeUnavailable, TokenNotPresent, error_from_code
 from hsm_bridge.interface import SignRequest
 from hsm_bridge.inventory import CredentialEntry, TokenEntry
+from hsm_bridge.signers import EnrolledDevice, EnrolmentCode
 from hsm_bridge.tokens import TokenHealth
 from hsm_bridge.wire import (
     MAX_CHUNK_BYTES,
     MAX_SIGN_BATCH,
+    AuthorizeWire,
     CredentialWire,
+    DeviceEnrolmentWire,
+    EnrolmentCodeWire,
     SignItemWire,
+    TotpConfirmationWire,
+    TotpEnrolmentWire,
+    b64,
     from_json,
     outcome_from_json,
     unb64,
@@ -118,6 +126,45 @@ class RemoteBridge:
         """The credential's certificate (DER)."""
         payload = self._call("POST", "/v1/certificate", CredentialWire.of(credential).model_dump())
         return unb64(str(payload["certificate"]))
+
+    def authorize(
+        self, request: AuthorizationRequest, *, token_serials: frozenset[str] | None = None
+    ) -> list[str | None]:
+        """The bridge's SADs for a signer's proof (``POST /v1/authorize``)."""
+        body = AuthorizeWire.of(request, token_serials).model_dump(mode="json")
+        activations = self._call("POST", "/v1/authorize", body).get("activations")
+        if not isinstance(activations, list) or len(activations) != len(request.items):
+            raise BridgeUnavailable(f"bridge {self.name} answered a malformed authorization")
+        return [None if a is None else str(a) for a in activations]
+
+    def enrol_device(self, code_id: str, public_key_der: bytes, proof: bytes) -> EnrolledDevice:
+        """Register a device key at the bridge (``POST /v1/devices``)."""
+        body = DeviceEnrolmentWire(
+            code_id=code_id, public_key=b64(public_key_der), proof=b64(proof)
+        )
+        return from_json(EnrolledDevice, self._call("POST", "/v1/devices", body.model_dump()))
+
+    def revoke_device(self, device_id: str) -> bool:
+        """Revoke a device key at the bridge."""
+        path = f"/v1/devices/{quote(device_id, safe='')}/revocation"
+        return bool(self._call("POST", path).get("known"))
+
+    def enrolment_code(self, signer: str, otp: str, *, ttl_seconds: int) -> EnrolmentCode:
+        """A device enrolment code for a signer's TOTP code (``POST /v1/enrolment-codes``)."""
+        body = EnrolmentCodeWire(signer=signer, otp=otp, ttl_seconds=ttl_seconds)
+        return from_json(
+            EnrolmentCode, self._call("POST", "/v1/enrolment-codes", body.model_dump())
+        )
+
+    def begin_totp_enrolment(self, signer: str, secret: str, current_otp: str | None) -> None:
+        """Keep a new TOTP secret pending at the bridge (``POST /v1/totp``)."""
+        body = TotpEnrolmentWire(signer=signer, secret=secret, current_otp=current_otp)
+        self._call("POST", "/v1/totp", body.model_dump())
+
+    def confirm_totp_enrolment(self, signer: str, otp: str) -> None:
+        """Activate the pending TOTP secret (``POST /v1/totp/confirmation``)."""
+        body = TotpConfirmationWire(signer=signer, otp=otp)
+        self._call("POST", "/v1/totp/confirmation", body.model_dump())
 
     def sign(self, request: SignRequest) -> bytes:
         """Sign one digest on the bridge; raises the bridge's error for it."""

@@ -3,6 +3,11 @@
 A gateway may use several bridges (the in-process one and services on secure hosts).
 The router asks them which holds a token serial, remembers the answer, and asks again
 when the token is reported absent (a token moved to another host).
+
+Each bridge keeps its own signer records: a device is enrolled at the bridge that
+issued its enrolment code (the one binding the signer to a credential), an
+authorization is checked by every bridge holding one of the batch's tokens, a TOTP
+enrolment and a device revocation go to all of them.
 """
 
 from __future__ import annotations
@@ -12,10 +17,12 @@ import threading
 from collections import defaultdict
 from collections.abc import Sequence
 
+from hsm_bridge.authorization import AuthorizationRequest
 from hsm_bridge.credentials import CredentialRef
 from hsm_bridge.errors import BridgeError, TokenNotPresent
 from hsm_bridge.interface import BridgeClient, SignRequest
 from hsm_bridge.inventory import CredentialEntry, TokenEntry
+from hsm_bridge.signers import EnrolledDevice, EnrolmentCode
 from hsm_bridge.tokens import TokenHealth
 
 __all__ = ["BridgeRouter"]
@@ -103,6 +110,71 @@ class BridgeRouter:
         except TokenNotPresent:
             self._forget(credential.token_serial)
             raise
+
+    def authorize(
+        self, request: AuthorizationRequest, *, token_serials: frozenset[str] | None = None
+    ) -> list[str | None]:
+        """Each bridge holding one of the batch's tokens checks the proof and issues the
+        SADs for its own tokens; one SAD per item, in order. Raises the first refusal."""
+        wanted = {
+            item.credential.token_serial
+            for item in request.items
+            if token_serials is None or item.credential.token_serial in token_serials
+        }
+        serials: dict[str, set[str]] = defaultdict(set)
+        by_name: dict[str, BridgeClient] = {}
+        for serial in wanted:
+            bridge = self.bridge_for(serial)
+            by_name[bridge.name] = bridge
+            serials[bridge.name].add(serial)
+        activations: list[str | None] = [None] * len(request.items)
+        for name, held in serials.items():
+            issued = by_name[name].authorize(request, token_serials=frozenset(held))
+            for index, sad in enumerate(issued):
+                if sad is not None:
+                    activations[index] = sad
+        return activations
+
+    def enrol_device(self, code_id: str, public_key_der: bytes, proof: bytes) -> EnrolledDevice:
+        """Enrol at the bridge that issued the code (the others do not know it)."""
+        refusal: BridgeError | None = None
+        for bridge in self.bridges:
+            try:
+                return bridge.enrol_device(code_id, public_key_der, proof)
+            except BridgeError as exc:
+                # "unknown code" from a bridge that did not issue it says the least
+                if refusal is None or getattr(refusal, "reason", None) == "enrolment_code_invalid":
+                    refusal = exc
+        assert refusal is not None
+        raise refusal
+
+    def revoke_device(self, device_id: str) -> bool:
+        """Revoke at every bridge; raises the first failure after trying them all (a
+        revocation must reach every bridge: run it again)."""
+        known = False
+        failure: BridgeError | None = None
+        for bridge in self.bridges:
+            try:
+                known = bridge.revoke_device(device_id) or known
+            except BridgeError as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+        return known
+
+    def enrolment_code(self, signer: str, otp: str, *, ttl_seconds: int) -> EnrolmentCode:
+        """A code from the first bridge (in configuration order): devices enrol there."""
+        return self.bridges[0].enrolment_code(signer, otp, ttl_seconds=ttl_seconds)
+
+    def begin_totp_enrolment(self, signer: str, secret: str, current_otp: str | None) -> None:
+        """Keep the new secret pending at every bridge."""
+        for bridge in self.bridges:
+            bridge.begin_totp_enrolment(signer, secret, current_otp)
+
+    def confirm_totp_enrolment(self, signer: str, otp: str) -> None:
+        """Activate the pending secret at every bridge."""
+        for bridge in self.bridges:
+            bridge.confirm_totp_enrolment(signer, otp)
 
     def sign(self, request: SignRequest) -> bytes:
         """Sign on the bridge that holds the credential's token."""

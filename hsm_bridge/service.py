@@ -9,7 +9,16 @@ Endpoints (JSON; shapes in :mod:`hsm_bridge.wire`):
 - ``GET /v1/tokens``: the inventory; ``GET /v1/tokens/{serial}``: 200 if present, else 404.
 - ``GET /v1/tokens/{serial}/credentials``: keys and certificates of one token.
 - ``POST /v1/certificate``: ``{"token_serial", "key_id"}`` → ``{"certificate": base64 DER}``.
+- ``POST /v1/authorize``: the signer's proof for a batch → ``{"activations": [SAD | null]}``
+  (the bridge's signature activation module, :mod:`hsm_bridge.authorization`).
 - ``POST /v1/sign``: ``{"items": [...]}`` → ``{"results": [{"signature"} | {"error"}]}``.
+- ``POST /v1/devices``: enrol a device key with an enrolment code's HMAC;
+  ``POST /v1/devices/{id}/revocation``: revoke one.
+- ``POST /v1/enrolment-codes``: a device enrolment code for a signer's TOTP code.
+- ``POST /v1/totp``, ``POST /v1/totp/confirmation``: a signer's new authenticator.
+
+Binding signers to credentials and issuing enrolment codes without a TOTP code are not
+here: they are the bridge host's administration (``signing-gateway bridge ...``).
 
 Errors are ``{"code", "message", "retryable"}`` with a 4xx/5xx status. Every handler is a
 plain function, so FastAPI runs it on its thread pool: the event loop never waits on
@@ -31,11 +40,17 @@ from hsm_bridge.bridge import Bridge
 from hsm_bridge.errors import BridgeError, TokenNotPresent
 from hsm_bridge.wire import (
     MAX_BODY_BYTES,
+    AuthorizeWire,
     CredentialWire,
+    DeviceEnrolmentWire,
+    EnrolmentCodeWire,
     SignBatchWire,
+    TotpConfirmationWire,
+    TotpEnrolmentWire,
     as_json,
     b64,
     error_json,
+    unb64,
 )
 
 __all__ = ["create_bridge_app", "serve"]
@@ -44,6 +59,7 @@ _STATUS = {
     "token_not_present": 404,
     "credential_not_found": 404,
     "activation_invalid": 403,
+    "authorization_refused": 403,
     "pin_incorrect": 403,
     "pin_locked": 403,
     "pin_required": 403,
@@ -111,10 +127,7 @@ def create_bridge_app(bridge: Bridge) -> FastAPI:
         try:
             requests = [item.request() for item in body.items]
         except ValueError as exc:
-            return JSONResponse(
-                {"code": "invalid_request", "message": str(exc), "retryable": False},
-                status_code=422,
-            )
+            return _invalid_request(str(exc))
         results = []
         for outcome in bridge.sign_many(requests):
             if isinstance(outcome, BridgeError):
@@ -123,8 +136,50 @@ def create_bridge_app(bridge: Bridge) -> FastAPI:
                 results.append({"signature": b64(outcome)})
         return {"results": results}
 
+    @app.post("/v1/authorize")
+    def authorize(body: AuthorizeWire) -> Any:
+        try:
+            request = body.value()
+        except ValueError as exc:
+            return _invalid_request(str(exc))
+        serials = frozenset(body.token_serials) if body.token_serials is not None else None
+        return {"activations": bridge.authorize(request, token_serials=serials)}
+
+    @app.post("/v1/devices")
+    def enrol_device(body: DeviceEnrolmentWire) -> Any:
+        try:
+            key, proof = unb64(body.public_key), unb64(body.proof)
+        except ValueError as exc:
+            return _invalid_request(str(exc))
+        return as_json(bridge.enrol_device(body.code_id, key, proof))
+
+    @app.post("/v1/devices/{device_id}/revocation")
+    def revoke_device(device_id: str) -> Any:
+        return {"known": bridge.revoke_device(device_id)}
+
+    @app.post("/v1/enrolment-codes")
+    def enrolment_code(body: EnrolmentCodeWire) -> Any:
+        return as_json(bridge.enrolment_code(body.signer, body.otp, ttl_seconds=body.ttl_seconds))
+
+    @app.post("/v1/totp")
+    def begin_totp(body: TotpEnrolmentWire) -> Any:
+        bridge.begin_totp_enrolment(body.signer, body.secret, body.current_otp)
+        return {}
+
+    @app.post("/v1/totp/confirmation")
+    def confirm_totp(body: TotpConfirmationWire) -> Any:
+        bridge.confirm_totp_enrolment(body.signer, body.otp)
+        return {}
+
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     return app
+
+
+def _invalid_request(message: str) -> JSONResponse:
+    return JSONResponse(
+        {"code": "invalid_request", "message": message[:500], "retryable": False},
+        status_code=422,
+    )
 
 
 class BodyLimit:

@@ -20,6 +20,9 @@ signed, must be able to verify it too (EN 419 241's signature activation module)
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import rfc8785
@@ -34,10 +37,19 @@ __all__ = [
     "StatementDocument",
     "StatementSignatureInvalid",
     "load_device_public_key",
+    "parameters_sha256",
     "verify_statement_signature",
 ]
 
 STATEMENT_VERSION = 1
+
+
+def parameters_sha256(parameters: Mapping[str, object]) -> str:
+    """Lowercase hex SHA-256 of the canonical JSON of signature parameters (sorted keys,
+    no spaces, UTF-8, non-ASCII kept): what an approval statement binds them by. The
+    gateway's :meth:`~gateway.pades.SignatureParameters.sha256` is this function."""
+    text = json.dumps(dict(parameters), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class Decision(enum.StrEnum):

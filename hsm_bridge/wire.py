@@ -14,11 +14,23 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
 
+from hsm_bridge.authorization import (
+    MAX_AUTHORIZATION_ITEMS,
+    AuthorizationItem,
+    AuthorizationRequest,
+    DeviceFactor,
+    TotpFactor,
+)
 from hsm_bridge.credentials import CredentialRef, SignatureMechanism
 from hsm_bridge.errors import BridgeError, error_from_code
 from hsm_bridge.interface import SigningInput, SignRequest
 
 __all__ = [
+    "AuthorizeWire",
+    "DeviceEnrolmentWire",
+    "EnrolmentCodeWire",
+    "TotpConfirmationWire",
+    "TotpEnrolmentWire",
     "MAX_BODY_BYTES",
     "MAX_CHUNK_BYTES",
     "MAX_SIGN_BATCH",
@@ -148,9 +160,134 @@ class SignBatchWire(BaseModel):
     items: list[SignItemWire] = Field(min_length=1, max_length=MAX_SIGN_BATCH)
 
 
+class FactorWire(BaseModel):
+    """The signer's proof: a device's signed decision (``device_id``, ``nonce``,
+    ``expires_at``, ``signature`` base64 DER) or a TOTP code (``otp``)."""
+
+    device_id: str | None = Field(None, max_length=64)
+    nonce: str | None = Field(None, max_length=128)
+    expires_at: int | None = None
+    signature: str | None = Field(None, max_length=512, repr=False)
+    otp: str | None = Field(None, max_length=16, repr=False)
+
+    def value(self) -> DeviceFactor | TotpFactor:
+        """As a factor; ValueError when it is neither or both kinds."""
+        if self.otp is not None and self.device_id is None:
+            return TotpFactor(self.otp)
+        if (
+            self.otp is None
+            and self.device_id is not None
+            and self.nonce is not None
+            and self.expires_at is not None
+            and self.signature is not None
+        ):
+            return DeviceFactor(self.device_id, self.nonce, self.expires_at, unb64(self.signature))
+        raise ValueError("give a TOTP code or a complete device signature")
+
+    @classmethod
+    def of(cls, factor: DeviceFactor | TotpFactor) -> FactorWire:
+        """From a factor."""
+        if isinstance(factor, TotpFactor):
+            return cls(otp=factor.otp)
+        return cls(
+            device_id=factor.device_id,
+            nonce=factor.nonce,
+            expires_at=factor.expires_at,
+            signature=b64(factor.signature),
+        )
+
+
+class AuthorizationItemWire(BaseModel):
+    """One approved request of an authorization."""
+
+    request_id: str = Field(min_length=1, max_length=64)
+    credential: CredentialWire
+    mechanism: SignatureMechanism
+    document_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    parameters: dict[str, Any]
+
+
+class AuthorizeWire(BaseModel):
+    """``POST /v1/authorize``: the signer, the whole batch, one factor, and which tokens
+    this bridge should issue SADs for (all when absent)."""
+
+    signer: str = Field(min_length=1, max_length=64)
+    items: list[AuthorizationItemWire] = Field(min_length=1, max_length=MAX_AUTHORIZATION_ITEMS)
+    factor: FactorWire
+    token_serials: list[str] | None = Field(None, max_length=MAX_AUTHORIZATION_ITEMS)
+
+    def value(self) -> AuthorizationRequest:
+        """As an :class:`AuthorizationRequest`; ValueError for a bad factor."""
+        return AuthorizationRequest(
+            self.signer,
+            tuple(
+                AuthorizationItem(
+                    i.request_id, i.credential.ref(), i.mechanism, i.document_sha256, i.parameters
+                )
+                for i in self.items
+            ),
+            self.factor.value(),
+        )
+
+    @classmethod
+    def of(
+        cls, request: AuthorizationRequest, token_serials: frozenset[str] | None
+    ) -> AuthorizeWire:
+        """From an :class:`AuthorizationRequest`."""
+        return cls(
+            signer=request.signer,
+            items=[
+                AuthorizationItemWire(
+                    request_id=i.request_id,
+                    credential=CredentialWire.of(i.credential),
+                    mechanism=i.mechanism,
+                    document_sha256=i.document_sha256,
+                    parameters=dict(i.parameters),
+                )
+                for i in request.items
+            ],
+            factor=FactorWire.of(request.factor),
+            token_serials=sorted(token_serials) if token_serials is not None else None,
+        )
+
+
+class DeviceEnrolmentWire(BaseModel):
+    """``POST /v1/devices``: an enrolment code's id, the device key (base64 DER SPKI)
+    and the code's HMAC over it (base64)."""
+
+    code_id: str = Field(min_length=1, max_length=64)
+    public_key: str = Field(min_length=4, max_length=1024)
+    proof: str = Field(min_length=4, max_length=128)
+
+
+class EnrolmentCodeWire(BaseModel):
+    """``POST /v1/enrolment-codes``: a signer, a TOTP code of theirs, the code's life."""
+
+    signer: str = Field(min_length=1, max_length=64)
+    otp: str = Field(min_length=1, max_length=16, repr=False)
+    ttl_seconds: int = Field(ge=30, le=86400)
+
+
+class TotpEnrolmentWire(BaseModel):
+    """``POST /v1/totp``: a new pending secret (base32), with a code of the current
+    one when the signer has one."""
+
+    signer: str = Field(min_length=1, max_length=64)
+    secret: str = Field(min_length=16, max_length=128, repr=False)
+    current_otp: str | None = Field(None, max_length=16, repr=False)
+
+
+class TotpConfirmationWire(BaseModel):
+    """``POST /v1/totp/confirmation``: a first code of the pending secret."""
+
+    signer: str = Field(min_length=1, max_length=64)
+    otp: str = Field(min_length=1, max_length=16, repr=False)
+
+
 def error_json(error: BridgeError) -> dict[str, Any]:
     """``{"code", "message", "retryable"}`` of a bridge error, plus ``reason`` for an
-    :class:`~hsm_bridge.errors.ActivationInvalid`."""
+    :class:`~hsm_bridge.errors.ActivationInvalid` or
+    :class:`~hsm_bridge.errors.AuthorizationRefused`."""
     body: dict[str, Any] = {
         "code": error.code,
         "message": error.message,

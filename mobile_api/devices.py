@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from gateway import devices
-from gateway.errors import DeviceKeyInvalid, TotpNotEnrolled
+from gateway.errors import ActivationCodeInvalid, DeviceKeyInvalid, TotpNotEnrolled
 from gateway.models import Device
 from gateway.service import utcnow
 from mobile_api.deps import Context, Signer, client_address
@@ -46,17 +46,18 @@ def create_activation_code(
     (``otp_invalid``, ``otp_reused``, ``otp_locked``, ``totp_not_enrolled``)."""
     if user.totp_secret is None:
         raise TotpNotEnrolled("enrol an authenticator first")
+    # the gateway's own check (failures count towards its lockout), then the bridge's
     context.service.verify_totp(user, body.otp, client_address=client_address(request))
-    with context.db.transaction() as session:
-        code = devices.create_activation_code(
-            session,
-            user,
-            actor=f"user:{user.username}",
-            now=utcnow(),
-            ttl_seconds=context.settings.device_activation_code_ttl_seconds,
-            server_url=context.settings.public_url,
-            client_address=client_address(request),
-        )
+    code = devices.request_activation_code(
+        context.db,
+        context.bridge,
+        user,
+        body.otp,
+        ttl_seconds=context.settings.device_activation_code_ttl_seconds,
+        now=utcnow(),
+        server_url=context.settings.public_url,
+        client_address=client_address(request),
+    )
     return ActivationCodeView(
         code=code.code,
         uri=code.uri,
@@ -66,11 +67,15 @@ def create_activation_code(
 
 
 class EnrolmentBody(BaseModel):
-    """A new device: the one-time activation code, the device's P-256 public key (base64
-    of DER SubjectPublicKeyInfo; the private key never leaves the device), its FCM
-    registration token, platform and a name the signer recognises."""
+    """A new device: the activation code's id (the part before the dot), the device's
+    P-256 public key (base64 of DER SubjectPublicKeyInfo; the private key never leaves
+    the device), ``enrolment_proof`` (base64 of HMAC-SHA256 keyed with the code's secret,
+    the part after the dot, over ``"signing-gateway/device-enrolment/1\\0"`` followed by
+    the DER key: the secret itself is never sent), its FCM registration token, platform
+    and a name the signer recognises."""
 
-    activation_code: str = Field(min_length=8, max_length=64, repr=False)
+    activation_code_id: str = Field(min_length=4, max_length=64)
+    enrolment_proof: str = Field(min_length=40, max_length=64, repr=False)
     public_key: str = Field(min_length=16, max_length=400)
     push_token: str = Field(min_length=1, max_length=4096, repr=False)
     platform: Literal["android", "ios", "web"]
@@ -101,15 +106,22 @@ def _view(device: Device) -> DeviceView:
 
 @router.post("/devices", response_model=DeviceView, status_code=201)
 def enrol(body: EnrolmentBody, request: Request, context: Context) -> DeviceView:
-    """Enrol a device with a one-time activation code (no session needed: the code is
-    the proof). ``activation_code_invalid``, ``device_key_invalid``."""
+    """Enrol a device with a one-time activation code (no session needed: the code's
+    HMAC over the key is the proof, checked by the bridge). ``activation_code_invalid``,
+    ``device_key_invalid``."""
     try:
         key = base64.b64decode(body.public_key, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise DeviceKeyInvalid("public_key must be base64 of a DER public key") from exc
+    try:
+        proof = base64.b64decode(body.enrolment_proof, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ActivationCodeInvalid("enrolment_proof must be base64") from exc
     device = devices.enrol_device(
         context.db,
-        body.activation_code,
+        context.bridge,
+        body.activation_code_id,
+        proof,
         public_key_der=key,
         push_token=body.push_token,
         platform=body.platform,
@@ -131,6 +143,7 @@ def revoke(device_id: str, request: Request, context: Context, user: Signer) -> 
     """Revoke one of the caller's devices; its key stops working at once."""
     devices.revoke_device(
         context.db,
+        context.bridge,
         device_id,
         actor=f"user:{user.username}",
         now=utcnow(),

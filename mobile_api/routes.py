@@ -129,8 +129,9 @@ class TotpEnrolmentView(BaseModel):
 def enrol_totp(
     body: TotpEnrolmentBody, request: Request, context: Context, user: Signer
 ) -> TotpEnrolmentView:
-    """Start TOTP enrolment (RFC 6238, 160-bit secret). The new secret becomes active
-    once confirmed with a first valid code (``POST /mobile/v1/totp/confirmation``)."""
+    """Start TOTP enrolment (RFC 6238, 160-bit secret), at the gateway and at the bridge.
+    The new secret becomes active once confirmed with a first valid code
+    (``POST /mobile/v1/totp/confirmation``); replacing one needs a current code."""
     now = utcnow()
     if user.totp_secret is not None:
         if body.otp is None:
@@ -141,6 +142,11 @@ def enrol_totp(
         stored = session.get(User, user.id)
         assert stored is not None
         stored.totp_pending_secret = context.box.seal(secret)
+        # The bridge verifies approval codes itself: it keeps the secret too, and
+        # replaces one only for a code of the current authenticator.
+        context.bridge.begin_totp_enrolment(
+            user.username, secret, body.otp if user.totp_secret is not None else None
+        )
         audit.record(
             session,
             actor=f"user:{user.username}",
@@ -177,6 +183,7 @@ def confirm_totp(
         step = totp.match_step(secret, body.otp, now=now.timestamp())
         if step is None:
             raise OtpInvalid("the code does not match the new authenticator")
+        context.bridge.confirm_totp_enrolment(user.username, body.otp)
         stored.totp_secret = stored.totp_pending_secret
         stored.totp_pending_secret = None
         stored.totp_last_step = step  # this code cannot approve anything afterwards

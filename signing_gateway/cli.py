@@ -401,6 +401,7 @@ def credentials_register(
             pin_policy=pin_policy,
             chain_pem=_chain_pem(chain),
             now=dt.datetime.now(dt.UTC),
+            registry=_local_registry(settings) if settings.in_process_bridge else None,
         )
     except (GatewayError, BridgeError, ValueError) as exc:
         code = getattr(exc, "code", "parameter_invalid")
@@ -413,6 +414,11 @@ def credentials_register(
         f"credential {credential.id} registered for {username} "
         f"(certificate SHA-256 {credential.certificate_sha256})"
     )
+    if not settings.in_process_bridge:
+        typer.echo(
+            f"on the bridge host, let the bridge sign for {username} with it:\n"
+            f"  signing-gateway bridge bind {username} --token {token} --key-id {key_id}"
+        )
 
 
 @credentials_app.command("revoke")
@@ -424,7 +430,8 @@ def credentials_revoke(
     pending requests bound to it fail at signing with ``certificate_revoked``. Audited."""
     from gateway import audit
     from gateway.context import open_database
-    from gateway.models import Credential
+    from gateway.models import Credential, User
+    from hsm_bridge.credentials import CredentialRef
 
     settings = load_settings(data_dir)
     db = open_database(settings)
@@ -436,6 +443,12 @@ def credentials_revoke(
                 typer.echo(f"no credential {credential_id}", err=True)
                 raise typer.Exit(1)
             credential.revoked_at = credential.revoked_at or now
+            if settings.in_process_bridge:
+                owner = session.get(User, credential.user_id)
+                _local_registry(settings).unbind_credential(
+                    owner.username if owner else "",
+                    CredentialRef(credential.token_serial, bytes.fromhex(credential.key_id)),
+                )
             audit.record(
                 session,
                 actor="admin:cli",
@@ -457,27 +470,41 @@ def devices_activation_code(
     ] = None,
 ) -> None:
     """Create a one-time code with which one new device of USERNAME enrols (shown as a
-    QR code in the terminal; the app scans it). Audited."""
-    import segno
-
+    QR code in the terminal; the app scans it). The bridge of this installation issues
+    it; with a bridge on a secure host, run `signing-gateway bridge enrolment-code`
+    there. Audited."""
     from gateway import devices
     from gateway.context import open_database
 
     settings = load_settings(data_dir)
+    if not settings.in_process_bridge:
+        typer.echo(
+            "the bridge is on a secure host: run `signing-gateway bridge enrolment-code "
+            f"{username}` there",
+            err=True,
+        )
+        raise typer.Exit(1)
     db = open_database(settings)
+    now = dt.datetime.now(dt.UTC)
     try:
         with db.transaction() as session:
             user = _user_or_exit(session, username)
-            code = devices.create_activation_code(
-                session,
-                user,
-                actor="admin:cli",
-                now=dt.datetime.now(dt.UTC),
+            issued = _local_registry(settings).issue_enrolment_code(
+                username,
+                now=now.timestamp(),
                 ttl_seconds=settings.device_activation_code_ttl_seconds,
-                server_url=settings.public_url,
             )
+            devices.record_activation_code(session, user, issued, actor="admin:cli", now=now)
     finally:
         db.dispose()
+    _show_activation_code(devices.activation_code_of(issued, settings.public_url), png)
+
+
+def _show_activation_code(code: Any, png: Path | None) -> None:
+    import segno
+
+    from gateway import devices
+
     if png is not None:
         png.write_bytes(devices.qr_png(code.uri))
     segno.make(code.uri, error="m").terminal(compact=True)
@@ -535,10 +562,19 @@ def devices_revoke(
     settings = load_settings(data_dir)
     db = open_database(settings)
     try:
-        devices.revoke_device(db, device_id, actor="admin:cli", now=dt.datetime.now(dt.UTC))
+        devices.revoke_device(
+            db, _bridge(settings), device_id, actor="admin:cli", now=dt.datetime.now(dt.UTC)
+        )
     except NotFound:
         typer.echo(f"no device {device_id}", err=True)
         raise typer.Exit(1) from None
+    except BridgeError as exc:
+        typer.echo(
+            f"device {device_id} is revoked at the gateway, but the bridge was not told "
+            f"({exc.code}): run this again",
+            err=True,
+        )
+        raise typer.Exit(1) from exc
     finally:
         db.dispose()
     typer.echo(f"device {device_id} revoked")
@@ -579,6 +615,82 @@ def _bridge(settings: Settings) -> BridgeClient:
     from gateway.secrets_at_rest import InstallationKeys
 
     return build_bridge(settings, InstallationKeys.load(settings.secrets_dir))
+
+
+def _local_registry(settings: Settings) -> Any:
+    from gateway.bridges import local_registry
+    from gateway.secrets_at_rest import InstallationKeys
+
+    return local_registry(settings, InstallationKeys.load(settings.secrets_dir))
+
+
+@bridge_app.command("bind")
+def bridge_bind(
+    username: Annotated[str, typer.Argument(help="the signer")],
+    token: Annotated[str, typer.Option(help="token serial number")],
+    key_id: Annotated[str, typer.Option(help="CKA_ID of the key, hex")],
+    data_dir: DataDir = Path("var"),
+) -> None:
+    """On the bridge host: let USERNAME's approvals activate the key KEY_ID of TOKEN
+    (the bridge refuses every other signer's approval for it)."""
+    from hsm_bridge.credentials import CredentialRef
+
+    _local_registry(load_settings(data_dir)).bind_credential(
+        username, CredentialRef(token, bytes.fromhex(key_id))
+    )
+    typer.echo(f"{username} may sign with {token}:{key_id.lower()} on this bridge")
+
+
+@bridge_app.command("unbind")
+def bridge_unbind(
+    username: Annotated[str, typer.Argument(help="the signer")],
+    token: Annotated[str, typer.Option(help="token serial number")],
+    key_id: Annotated[str, typer.Option(help="CKA_ID of the key, hex")],
+    data_dir: DataDir = Path("var"),
+) -> None:
+    """On the bridge host: stop USERNAME from signing with that key."""
+    from hsm_bridge.credentials import CredentialRef
+
+    found = _local_registry(load_settings(data_dir)).unbind_credential(
+        username, CredentialRef(token, bytes.fromhex(key_id))
+    )
+    typer.echo(
+        f"{username} may no longer sign with {token}:{key_id.lower()}"
+        if found
+        else f"{username} was not bound to {token}:{key_id.lower()}"
+    )
+
+
+@bridge_app.command("enrolment-code")
+def bridge_enrolment_code(
+    username: Annotated[str, typer.Argument(help="the signer whose device enrols")],
+    data_dir: DataDir = Path("var"),
+    png: Annotated[
+        Path | None, typer.Option(help="also write the QR code to this PNG file")
+    ] = None,
+) -> None:
+    """On the bridge host: a one-time device enrolment code for USERNAME (the bridge
+    will know the device's key; hand the QR code to the signer)."""
+    from gateway import devices
+
+    settings = load_settings(data_dir)
+    issued = _local_registry(settings).issue_enrolment_code(
+        username,
+        now=dt.datetime.now(dt.UTC).timestamp(),
+        ttl_seconds=settings.device_activation_code_ttl_seconds,
+    )
+    _show_activation_code(devices.activation_code_of(issued, settings.public_url), png)
+
+
+@bridge_app.command("totp-reset")
+def bridge_totp_reset(
+    username: Annotated[str, typer.Argument(help="the signer who lost the authenticator")],
+    data_dir: DataDir = Path("var"),
+) -> None:
+    """On the bridge host: forget USERNAME's TOTP secret, so that the next enrolment
+    from the tablet is accepted without a code of the lost one."""
+    found = _local_registry(load_settings(data_dir)).reset_totp(username)
+    typer.echo(f"TOTP secret of {username} forgotten" if found else f"{username} had none")
 
 
 @bridge_app.command("init-tls")

@@ -27,7 +27,7 @@ from gateway.secrets_at_rest import InstallationKeys, SecretBox
 from hsm_bridge import ActivationIssuer, CredentialRef
 from hsm_bridge.credentials import SignatureMechanism
 from signing_gateway.demo import wait_until_up
-from tests.factories import TestSigner, make_signer
+from tests.factories import INSTALLATION_ENV, TestSigner, make_signer
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CORPUS = PROJECT_ROOT.parent / "shared" / "corpus"
@@ -85,6 +85,7 @@ def installation(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         timeout=300,
         cwd=PROJECT_ROOT,
     )
+    os.environ[INSTALLATION_ENV] = str(data_dir)
     return load_settings(data_dir)
 
 

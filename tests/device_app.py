@@ -11,6 +11,8 @@ the two is caught."""
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import time
 from dataclasses import dataclass, field
@@ -39,12 +41,23 @@ class DeviceApp:
     def enrol(
         self, activation_code: str, push_token: str = "fcm-registration-token"
     ) -> httpx.Response:
-        """POST /mobile/v1/devices without a session: the code is the proof."""
+        """POST /mobile/v1/devices without a session: the code's id, and the code's
+        secret used only as the key of an HMAC over the device's public key (the
+        secret never leaves the device). Written here from the API description, not
+        with ``hsm_bridge.signers``."""
+        code_id, _, secret = activation_code.partition(".")
+        public_der = base64.b64decode(self.public_key_b64())
+        proof = hmac.new(
+            secret.encode("ascii"),
+            b"signing-gateway/device-enrolment/1\x00" + public_der,
+            hashlib.sha256,
+        ).digest()
         with httpx.Client(base_url=self.base_url, timeout=30) as http:
             answer = http.post(
                 "/mobile/v1/devices",
                 json={
-                    "activation_code": activation_code,
+                    "activation_code_id": code_id,
+                    "enrolment_proof": base64.b64encode(proof).decode(),
                     "public_key": self.public_key_b64(),
                     "push_token": push_token,
                     "platform": "ios",

@@ -1,14 +1,16 @@
-"""Test data written straight to the installation's database: extra signers sharing a
-demo token key (each with its own TOTP secret, so approvals never wait for a new TOTP
-step), and extra integration clients."""
+"""Test data written straight to the installation's database and its bridge's signer
+registry: extra signers sharing a demo token key (each with its own TOTP secret, so
+approvals never wait for a new TOTP step), and extra integration clients."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import secrets
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import pyotp
 from sqlalchemy import select
@@ -16,7 +18,22 @@ from sqlalchemy import select
 from gateway.db import Database
 from gateway.models import Credential, IntegrationClient, User
 from gateway.passwords import hash_password
-from gateway.secrets_at_rest import SecretBox
+from gateway.secrets_at_rest import InstallationKeys, SecretBox
+from hsm_bridge.credentials import CredentialRef
+from hsm_bridge.signers import SignerRegistry
+
+# The session's test installation (set by conftest's ``installation`` fixture).
+INSTALLATION_ENV = "SGW_TEST_INSTALLATION"
+
+
+def bridge_registry() -> SignerRegistry:
+    """The signer registry of the test installation's in-process bridge, as its
+    administrator's CLI opens it (``signing-gateway bridge bind ...``)."""
+    from gateway.bridges import local_registry
+    from gateway.config import load_settings
+
+    settings = load_settings(Path(os.environ[INSTALLATION_ENV]))
+    return local_registry(settings, InstallationKeys.load(settings.secrets_dir))
 
 
 @dataclass
@@ -71,6 +88,11 @@ def make_signer(
             created_at=now,
         )
         session.add(credential)
+    registry = bridge_registry()
+    registry.set_totp(username, totp_secret)
+    registry.bind_credential(
+        username, CredentialRef(template.token_serial, bytes.fromhex(template.key_id))
+    )
     return TestSigner(username, password, totp_secret, credential.id, user.id)
 
 
@@ -107,16 +129,16 @@ def make_client_with_callbacks(db: Database, box: SecretBox) -> tuple[str, str]:
 
 
 def activation_code(db: Database, username: str) -> str:
-    """A one-time device activation code for ``username``, as the admin creates it
-    (``signing-gateway devices activation-code``)."""
+    """A one-time device activation code (``code_id.secret``) for ``username``, as the
+    bridge's administrator issues it (``signing-gateway devices activation-code``)."""
     from gateway import devices
-    from gateway.service import utcnow
 
+    now = dt.datetime.now(dt.UTC)
+    issued = bridge_registry().issue_enrolment_code(username, now=now.timestamp(), ttl_seconds=600)
     with db.transaction() as session:
         user = session.scalar(select(User).where(User.username == username))
-        return devices.create_activation_code(
-            session, user, actor="user:admin", now=utcnow(), ttl_seconds=600
-        ).code
+        devices.record_activation_code(session, user, issued, actor="user:admin", now=now)
+    return issued.text
 
 
 def add_bare_user(session, user_id: str, now: dt.datetime) -> None:

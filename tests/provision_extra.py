@@ -25,7 +25,7 @@ from gateway.models import Credential, User
 from gateway.passwords import hash_password
 from gateway.secrets_at_rest import InstallationKeys, SecretBox
 from hsm_bridge import Bridge
-from hsm_bridge.credentials import SignatureMechanism
+from hsm_bridge.credentials import CredentialRef, SignatureMechanism
 from hsm_bridge.pins import PinStore
 from hsm_bridge.provisioning import KeySpec
 from hsm_bridge.softhsm import init_token
@@ -101,6 +101,8 @@ def main(data_dir: Path) -> None:
             )
             session.add(user)
             session.flush()
+            bridge.registry.set_totp(user.username, totp_secret)
+            bridge.registry.bind_credential(user.username, CredentialRef(serial, key_id))
             session.add(
                 Credential(
                     id=f"cred-x-{label}",

@@ -5,8 +5,9 @@ document system sees it pending too."""
 from __future__ import annotations
 
 from gateway.models import Credential
+from hsm_bridge.credentials import CredentialRef
 from tests.conftest import approve, submit
-from tests.factories import make_signer
+from tests.factories import bridge_registry, make_signer
 
 
 def test_approval_while_the_token_is_unplugged_keeps_the_request_pending(server, corpus, db, box):
@@ -15,6 +16,10 @@ def test_approval_while_the_token_is_unplugged_keeps_the_request_pending(server,
     with db.transaction() as session:
         credential = session.get(Credential, person.credential_id)
         real_serial, credential.token_serial = credential.token_serial, "unplugged-0042"
+        # the bridge's administrator bound the signer to it; the token is just not there
+        bridge_registry().bind_credential(
+            person.username, CredentialRef("unplugged-0042", bytes.fromhex(credential.key_id))
+        )
     answer = submit(server, document, person.username)
     assert answer.status_code == 201, answer.text
     request_id = answer.json()["id"]
