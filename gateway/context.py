@@ -54,7 +54,6 @@ def build_context(settings: Settings) -> GatewayContext:
         db,
         DocumentStore(settings.documents_dir),
         bridge,
-        box,
     )
     return GatewayContext(settings=settings, db=db, box=box, bridge=bridge, service=service)
 

@@ -58,7 +58,6 @@ def add_user(
             display_name=display_name,
             role=role,
             password_hash=hash_password(password),
-            totp_failures=0,
             login_failures=0,
             created_at=now,
         )

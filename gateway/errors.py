@@ -80,6 +80,9 @@ OtpInvalid = _error("otp_invalid", 403, "The one-time code is wrong")
 OtpReused = _error("otp_reused", 403, "The one-time code was already used")
 OtpLocked = _error("otp_locked", 429, "Too many wrong one-time codes; approval is locked")
 TotpNotEnrolled = _error("totp_not_enrolled", 409, "No confirmed TOTP authenticator")
+TotpNotAccepted = _error(
+    "totp_not_accepted", 403, "This installation takes approvals from enrolled devices only"
+)
 # Devices and signed decisions
 ActivationCodeInvalid = _error(
     "activation_code_invalid", 403, "The device activation code is unknown, used or expired"

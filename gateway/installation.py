@@ -143,8 +143,7 @@ def _create_demo(
                     display_name=holder.holder.common_name,
                     role=holder.role,
                     password_hash=hash_password(password),
-                    totp_secret=box.seal(totp_secret),
-                    totp_failures=0,
+                    totp_enrolled_at=now,
                     login_failures=0,
                     created_at=now,
                 )

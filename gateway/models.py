@@ -61,7 +61,8 @@ class Base(DeclarativeBase):
 
 
 class User(Base):
-    """A person: leader, clerk or admin. ``totp_secret`` is encrypted at rest."""
+    """A person: leader, clerk or admin. ``totp_enrolled_at``: when an authenticator was
+    confirmed; its secret is the bridge's alone (:mod:`hsm_bridge.signers`)."""
 
     __tablename__ = "users"
 
@@ -70,11 +71,7 @@ class User(Base):
     display_name: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(16))
     password_hash: Mapped[str] = mapped_column(String(200))
-    totp_secret: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
-    totp_pending_secret: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
-    totp_last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    totp_failures: Mapped[int] = mapped_column(Integer, default=0)
-    totp_locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    totp_enrolled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     login_failures: Mapped[int] = mapped_column(Integer, default=0)
     login_locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

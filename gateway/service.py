@@ -48,22 +48,17 @@ from gateway.errors import (
     GatewayError,
     IdempotencyConflict,
     NotFound,
-    OtpInvalid,
-    OtpLocked,
-    OtpReused,
     ParameterInvalid,
     RequestExpired,
     RequestNotPending,
     RequestNotSigned,
     SignerNoCredential,
     SignerUnknown,
-    TotpNotEnrolled,
 )
 from gateway.intake import inspect_pdf
 from gateway.lifecycle import RequestStatus, transition
 from gateway.models import Credential, IntegrationClient, SigningRequest, User
 from gateway.pades import PadesLevel, RemoteSigner, SignatureParameters, SigningInput, sign_pdf
-from gateway.secrets_at_rest import SecretBox
 from hsm_bridge import BridgeClient, BridgeError, CredentialRef, SignRequest
 from hsm_bridge.authorization import (
     AuthorizationItem,
@@ -72,7 +67,7 @@ from hsm_bridge.authorization import (
     TotpFactor,
 )
 from hsm_bridge.credentials import SignatureMechanism
-from hsm_bridge.errors import ActivationInvalid, PinRequired
+from hsm_bridge.errors import ActivationInvalid, AuthorizationRefused, PinRequired
 from hsm_bridge.statement import Decision
 
 __all__ = ["DecisionOutcome", "Notifier", "SigningService", "Submission", "utcnow"]
@@ -121,7 +116,6 @@ class SigningService:
         db: Database,
         store: DocumentStore,
         bridge: BridgeClient,
-        box: SecretBox,
         *,
         clock: Callable[[], dt.datetime] = utcnow,
     ) -> None:
@@ -129,7 +123,6 @@ class SigningService:
         self.db = db
         self.store = store
         self.bridge = bridge
-        self.box = box
         self.clock = clock
         self.notifiers: list[Notifier] = []
 
@@ -451,19 +444,30 @@ class SigningService:
                     )
                 except BridgeError as exc:
                     refusal = exc
-                    audit.record(
-                        session,
-                        actor=f"user:{user.username}",
-                        action="decision.refused",
-                        now=now,
-                        request_id=ids[0] if len(ids) == 1 else None,
-                        client_address=client_address,
-                        detail={
-                            "code": exc.code,
-                            "reason": getattr(exc, "reason", None),
-                            "batch": len(items),
-                        },
-                    )
+                    if totp.is_totp_refusal(exc):
+                        assert isinstance(exc, AuthorizationRefused)
+                        refusal = totp.refusal_of(
+                            session,
+                            exc,
+                            username=user.username,
+                            now=now,
+                            request_id=ids[0] if len(ids) == 1 else None,
+                            client_address=client_address,
+                        )
+                    else:
+                        audit.record(
+                            session,
+                            actor=f"user:{user.username}",
+                            action="decision.refused",
+                            now=now,
+                            request_id=ids[0] if len(ids) == 1 else None,
+                            client_address=client_address,
+                            detail={
+                                "code": exc.code,
+                                "reason": getattr(exc, "reason", None),
+                                "batch": len(items),
+                            },
+                        )
             if decided and refusal is None:
                 factor = "totp" if isinstance(proof, TotpProof) else "device"
                 detail: dict[str, object] = {"factor": factor, "batch": len(items)}
@@ -610,7 +614,22 @@ class SigningService:
     ) -> GatewayError | None:
         request_id = requests[0].id if len(requests) == 1 else None
         if isinstance(proof, TotpProof):
-            return self._check_totp(session, user.id, proof.otp, now, client_address, request_id)
+            if decision is Decision.APPROVE:
+                return None  # the bridge checks the code when it authorises (_authorize)
+            try:
+                self.bridge.check_totp(user.username, proof.otp.strip())
+            except AuthorizationRefused as exc:
+                if not totp.is_totp_refusal(exc):
+                    raise
+                return totp.refusal_of(
+                    session,
+                    exc,
+                    username=user.username,
+                    now=now,
+                    request_id=request_id,
+                    client_address=client_address,
+                )
+            return None
         refusal = check_device_proof(
             session,
             user,
@@ -631,73 +650,6 @@ class SigningService:
                 detail={"code": refusal.code, "device": proof.device_id, "batch": len(requests)},
             )
         return refusal
-
-    def verify_totp(self, user: User, otp: str, *, client_address: str | None) -> None:
-        """Check a TOTP code outside an approval (e.g. to replace the authenticator),
-        with the same failure counting, lockout and once-per-step rule. Raises
-        OtpInvalid, OtpReused, OtpLocked or TotpNotEnrolled."""
-        now = self.clock()
-        with self.db.transaction() as session:
-            refusal = self._check_totp(session, user.id, otp, now, client_address, None)
-        if refusal is not None:
-            raise refusal
-
-    def _check_totp(
-        self,
-        session: Session,
-        user_id: str,
-        otp: str,
-        now: dt.datetime,
-        client_address: str | None,
-        request_id: str | None,
-    ) -> GatewayError | None:
-        user = session.get(User, user_id, with_for_update=True)
-        assert user is not None
-        if user.totp_locked_until is not None and now < user.totp_locked_until:
-            return OtpLocked("approval is locked after too many wrong codes; try later")
-        if user.totp_secret is None:
-            return TotpNotEnrolled("enrol an authenticator first")
-        step = totp.match_step(self.box.open(user.totp_secret), otp.strip(), now=now.timestamp())
-        if step is None:
-            user.totp_failures += 1
-            detail = {"failures": user.totp_failures}
-            audit.record(
-                session,
-                actor=f"user:{user.username}",
-                action="totp.failed",
-                now=now,
-                request_id=request_id,
-                client_address=client_address,
-                detail=detail,
-            )
-            if user.totp_failures >= self.settings.totp_max_failures:
-                user.totp_locked_until = now + dt.timedelta(
-                    seconds=self.settings.totp_lockout_seconds
-                )
-                user.totp_failures = 0
-                audit.record(
-                    session,
-                    actor="system",
-                    action="totp.locked",
-                    now=now,
-                    request_id=request_id,
-                    detail={"user": user.username},
-                )
-                return OtpLocked("too many wrong codes; approval is locked for a while")
-            return OtpInvalid("the code is wrong")
-        session.flush()
-        if not totp.consume_step(session, user.id, step):
-            audit.record(
-                session,
-                actor=f"user:{user.username}",
-                action="totp.reused",
-                now=now,
-                request_id=request_id,
-                client_address=client_address,
-            )
-            return OtpReused("this code was already used; wait for the next one")
-        session.refresh(user)
-        return None
 
     # ---- signing ----------------------------------------------------------------
 

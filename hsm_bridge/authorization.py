@@ -130,7 +130,7 @@ class SignatureActivationModule:
         ``credential_not_bound`` (the signer may not use a listed credential);
         ``device_unknown``, ``device_revoked``, ``approval_expired``,
         ``approval_signature_invalid``, ``approval_nonce_reused`` (device factor);
-        ``totp_not_accepted``, ``totp_not_enrolled``, ``totp_locked``,
+        ``totp_not_accepted``, ``totp_not_enrolled``, ``totp_locked``, ``totp_lockout``,
         ``totp_invalid``, ``totp_reused`` (TOTP factor). Nothing is issued unless
         everything holds; the nonce or TOTP step is spent only then."""
         items = request.items

@@ -212,6 +212,12 @@ class Bridge:
         self.registry.check_totp(signer, otp, now=now)
         return self.registry.issue_enrolment_code(signer, now=now, ttl_seconds=ttl_seconds)
 
+    def check_totp(self, signer: str, otp: str) -> None:
+        """Accept ``signer``'s TOTP code once (a rejection, which signs nothing, still
+        needs the signer's presence); raises AuthorizationRefused with a ``totp_*``
+        reason."""
+        self.registry.check_totp(signer, otp, now=time.time())
+
     def begin_totp_enrolment(self, signer: str, secret: str, current_otp: str | None) -> None:
         """Keep a new TOTP secret pending for ``signer`` (a code of the current one is
         needed when there is one)."""

@@ -107,6 +107,10 @@ class BridgeClient(Protocol):
         bridge)."""
         ...
 
+    def check_totp(self, signer: str, otp: str) -> None:
+        """Accept a signer's TOTP code once (the bridge holds the secret)."""
+        ...
+
     def begin_totp_enrolment(self, signer: str, secret: str, current_otp: str | None) -> None:
         """Keep a new TOTP secret pending at the bridge."""
         ...

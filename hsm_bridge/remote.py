@@ -156,6 +156,11 @@ class RemoteBridge:
             EnrolmentCode, self._call("POST", "/v1/enrolment-codes", body.model_dump())
         )
 
+    def check_totp(self, signer: str, otp: str) -> None:
+        """Accept a signer's TOTP code once (``POST /v1/totp/check``)."""
+        body = TotpConfirmationWire(signer=signer, otp=otp)
+        self._call("POST", "/v1/totp/check", body.model_dump())
+
     def begin_totp_enrolment(self, signer: str, secret: str, current_otp: str | None) -> None:
         """Keep a new TOTP secret pending at the bridge (``POST /v1/totp``)."""
         body = TotpEnrolmentWire(signer=signer, secret=secret, current_otp=current_otp)

@@ -166,6 +166,10 @@ class BridgeRouter:
         """A code from the first bridge (in configuration order): devices enrol there."""
         return self.bridges[0].enrolment_code(signer, otp, ttl_seconds=ttl_seconds)
 
+    def check_totp(self, signer: str, otp: str) -> None:
+        """Accept the code at the first bridge (in configuration order)."""
+        self.bridges[0].check_totp(signer, otp)
+
     def begin_totp_enrolment(self, signer: str, secret: str, current_otp: str | None) -> None:
         """Keep the new secret pending at every bridge."""
         for bridge in self.bridges:

@@ -15,7 +15,8 @@ Endpoints (JSON; shapes in :mod:`hsm_bridge.wire`):
 - ``POST /v1/devices``: enrol a device key with an enrolment code's HMAC;
   ``POST /v1/devices/{id}/revocation``: revoke one.
 - ``POST /v1/enrolment-codes``: a device enrolment code for a signer's TOTP code.
-- ``POST /v1/totp``, ``POST /v1/totp/confirmation``: a signer's new authenticator.
+- ``POST /v1/totp``, ``POST /v1/totp/confirmation``: a signer's new authenticator;
+  ``POST /v1/totp/check``: accept a code once (a rejection needs one).
 
 Binding signers to credentials and issuing enrolment codes without a TOTP code are not
 here: they are the bridge host's administration (``signing-gateway bridge ...``).
@@ -160,6 +161,11 @@ def create_bridge_app(bridge: Bridge) -> FastAPI:
     @app.post("/v1/enrolment-codes")
     def enrolment_code(body: EnrolmentCodeWire) -> Any:
         return as_json(bridge.enrolment_code(body.signer, body.otp, ttl_seconds=body.ttl_seconds))
+
+    @app.post("/v1/totp/check")
+    def check_totp(body: TotpConfirmationWire) -> Any:
+        bridge.check_totp(body.signer, body.otp)
+        return {}
 
     @app.post("/v1/totp")
     def begin_totp(body: TotpEnrolmentWire) -> Any:

@@ -286,15 +286,22 @@ class SignerRegistry:
         has one already, ``current_otp`` must be a valid, unused code of it (so that
         whoever relays this cannot swap the authenticator). Raises
         :class:`AuthorizationRefused` (the reasons of :meth:`check_totp`)."""
+        refusal: AuthorizationRefused | None = None
         with self._write() as conn:
             row = conn.execute("SELECT secret FROM totp WHERE signer = ?", (signer,)).fetchone()
             if row is not None and row[0] is not None:
-                self._accept_code(conn, signer, current_otp or "", now=now)
-            conn.execute(
-                "INSERT INTO totp (signer, pending_secret) VALUES (?, ?) ON CONFLICT (signer)"
-                " DO UPDATE SET pending_secret = excluded.pending_secret",
-                (signer, self._fernet.encrypt(secret.encode())),
-            )
+                try:
+                    self._accept_code(conn, signer, current_otp or "", now=now)
+                except AuthorizationRefused as exc:
+                    refusal = exc  # committed: the failure count must stick
+            if refusal is None:
+                conn.execute(
+                    "INSERT INTO totp (signer, pending_secret) VALUES (?, ?) ON CONFLICT"
+                    " (signer) DO UPDATE SET pending_secret = excluded.pending_secret",
+                    (signer, self._fernet.encrypt(secret.encode())),
+                )
+        if refusal is not None:
+            raise refusal
 
     def confirm_totp_enrolment(self, signer: str, otp: str, *, now: float) -> None:
         """Make the pending secret active when ``otp`` is a code of it; that code's step
@@ -350,7 +357,8 @@ class SignerRegistry:
         step, strictly newer than the last step accepted. A wrong code counts towards
         the lockout (kept even though the call fails). Raises
         :class:`AuthorizationRefused` with reason ``totp_not_enrolled``,
-        ``totp_locked``, ``totp_invalid`` or ``totp_reused``."""
+        ``totp_locked`` (locked already), ``totp_lockout`` (this wrong code locked it),
+        ``totp_invalid`` or ``totp_reused``."""
         refusal: AuthorizationRefused | None = None
         with self._write() as conn:
             try:
@@ -378,7 +386,7 @@ class SignerRegistry:
                     "UPDATE totp SET failures = 0, locked_until = ? WHERE signer = ?",
                     (int(now) + self._policy.lockout_seconds, signer),
                 )
-                raise _refused("totp_locked", "too many wrong codes; approval is locked")
+                raise _refused("totp_lockout", "too many wrong codes; approval is now locked")
             conn.execute("UPDATE totp SET failures = ? WHERE signer = ?", (failures, signer))
             raise _refused("totp_invalid", "the code is wrong")
         if last_step is not None and step <= int(last_step):

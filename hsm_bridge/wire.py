@@ -278,7 +278,8 @@ class TotpEnrolmentWire(BaseModel):
 
 
 class TotpConfirmationWire(BaseModel):
-    """``POST /v1/totp/confirmation``: a first code of the pending secret."""
+    """``POST /v1/totp/confirmation``: a first code of the pending secret;
+    ``POST /v1/totp/check``: a code to accept once."""
 
     signer: str = Field(min_length=1, max_length=64)
     otp: str = Field(min_length=1, max_length=16, repr=False)

@@ -11,7 +11,7 @@ from typing import Literal
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
-from gateway import devices
+from gateway import devices, totp
 from gateway.errors import ActivationCodeInvalid, DeviceKeyInvalid, TotpNotEnrolled
 from gateway.models import Device
 from gateway.service import utcnow
@@ -44,18 +44,23 @@ def create_activation_code(
 ) -> ActivationCodeView:
     """A one-time code to enrol another device of the caller, after a TOTP check
     (``otp_invalid``, ``otp_reused``, ``otp_locked``, ``totp_not_enrolled``)."""
-    if user.totp_secret is None:
+    if user.totp_enrolled_at is None:
         raise TotpNotEnrolled("enrol an authenticator first")
-    # the gateway's own check (failures count towards its lockout), then the bridge's
-    context.service.verify_totp(user, body.otp, client_address=client_address(request))
-    code = devices.request_activation_code(
+    now = utcnow()
+    code = totp.relay(
         context.db,
-        context.bridge,
-        user,
-        body.otp,
-        ttl_seconds=context.settings.device_activation_code_ttl_seconds,
-        now=utcnow(),
-        server_url=context.settings.public_url,
+        lambda: devices.request_activation_code(
+            context.db,
+            context.bridge,
+            user,
+            body.otp,
+            ttl_seconds=context.settings.device_activation_code_ttl_seconds,
+            now=now,
+            server_url=context.settings.public_url,
+            client_address=client_address(request),
+        ),
+        username=user.username,
+        now=now,
         client_address=client_address(request),
     )
     return ActivationCodeView(

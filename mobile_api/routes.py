@@ -18,6 +18,7 @@ from gateway.lifecycle import RequestStatus
 from gateway.models import User
 from gateway.schemas import SigningRequestView
 from gateway.service import utcnow
+from hsm_bridge.errors import AuthorizationRefused
 from mobile_api import auth
 from mobile_api.deps import Context, Signer, client_address
 from mobile_api.preview import render_page_png
@@ -129,24 +130,27 @@ class TotpEnrolmentView(BaseModel):
 def enrol_totp(
     body: TotpEnrolmentBody, request: Request, context: Context, user: Signer
 ) -> TotpEnrolmentView:
-    """Start TOTP enrolment (RFC 6238, 160-bit secret), at the gateway and at the bridge.
-    The new secret becomes active once confirmed with a first valid code
-    (``POST /mobile/v1/totp/confirmation``); replacing one needs a current code."""
+    """Start TOTP enrolment (RFC 6238, 160-bit secret) at the bridge. The new secret
+    becomes active once confirmed with a first valid code
+    (``POST /mobile/v1/totp/confirmation``); replacing one needs a current code
+    (``otp_invalid``, ``otp_reused``, ``otp_locked`` as for approvals)."""
     now = utcnow()
-    if user.totp_secret is not None:
-        if body.otp is None:
-            raise OtpInvalid("a current code from the enrolled authenticator is required")
-        context.service.verify_totp(user, body.otp, client_address=client_address(request))
+    enrolled = user.totp_enrolled_at is not None
+    if enrolled and body.otp is None:
+        raise OtpInvalid("a current code from the enrolled authenticator is required")
     secret = totp.new_secret()
+    # The secret is kept by the bridge alone, which replaces one only for a code of the
+    # current authenticator; the gateway shows it once, as the QR code, and forgets it.
+    totp.relay(
+        context.db,
+        lambda: context.bridge.begin_totp_enrolment(
+            user.username, secret, body.otp.strip() if enrolled and body.otp else None
+        ),
+        username=user.username,
+        now=now,
+        client_address=client_address(request),
+    )
     with context.db.transaction() as session:
-        stored = session.get(User, user.id)
-        assert stored is not None
-        stored.totp_pending_secret = context.box.seal(secret)
-        # The bridge verifies approval codes itself: it keeps the secret too, and
-        # replaces one only for a code of the current authenticator.
-        context.bridge.begin_totp_enrolment(
-            user.username, secret, body.otp if user.totp_secret is not None else None
-        )
         audit.record(
             session,
             actor=f"user:{user.username}",
@@ -172,22 +176,21 @@ class TotpConfirmationBody(BaseModel):
 def confirm_totp(
     body: TotpConfirmationBody, request: Request, context: Context, user: Signer
 ) -> TotpEnrolmentView:
-    """Activate the pending secret with a valid code from it."""
+    """Activate the pending secret with a valid code from it (checked by the bridge; that
+    code's step approves nothing afterwards)."""
     now = utcnow()
+    try:
+        context.bridge.confirm_totp_enrolment(user.username, body.otp.strip())
+    except AuthorizationRefused as exc:
+        if exc.reason == "totp_not_enrolled":
+            raise ParameterInvalid("no TOTP enrolment is pending") from exc
+        if exc.reason == "totp_invalid":
+            raise OtpInvalid("the code does not match the new authenticator") from exc
+        raise
     with context.db.transaction() as session:
         stored = session.get(User, user.id, with_for_update=True)
         assert stored is not None
-        if stored.totp_pending_secret is None:
-            raise ParameterInvalid("no TOTP enrolment is pending")
-        secret = context.box.open(stored.totp_pending_secret)
-        step = totp.match_step(secret, body.otp, now=now.timestamp())
-        if step is None:
-            raise OtpInvalid("the code does not match the new authenticator")
-        context.bridge.confirm_totp_enrolment(user.username, body.otp)
-        stored.totp_secret = stored.totp_pending_secret
-        stored.totp_pending_secret = None
-        stored.totp_last_step = step  # this code cannot approve anything afterwards
-        stored.totp_failures = 0
+        stored.totp_enrolled_at = now
         audit.record(
             session,
             actor=f"user:{user.username}",

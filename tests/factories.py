@@ -67,8 +67,7 @@ def make_signer(
             display_name=f"Người thử {username}",
             role="leader",
             password_hash=hash_password(password),
-            totp_secret=box.seal(totp_secret),
-            totp_failures=0,
+            totp_enrolled_at=now,
             login_failures=0,
             created_at=now,
         )
@@ -151,7 +150,6 @@ def add_bare_user(session, user_id: str, now: dt.datetime) -> None:
             display_name=user_id,
             role="leader",
             password_hash="x",
-            totp_failures=0,
             login_failures=0,
             created_at=now,
         )

@@ -23,7 +23,7 @@ from gateway.db import Database
 from gateway.demo_pki import DemoPki, HolderName
 from gateway.models import Credential, User
 from gateway.passwords import hash_password
-from gateway.secrets_at_rest import InstallationKeys, SecretBox
+from gateway.secrets_at_rest import InstallationKeys
 from hsm_bridge import Bridge
 from hsm_bridge.credentials import CredentialRef, SignatureMechanism
 from hsm_bridge.pins import PinStore
@@ -67,7 +67,6 @@ def main(data_dir: Path) -> None:
     pki = DemoPki(settings.data_dir / "pki")
     now = dt.datetime.now(dt.UTC)
     chain_pem = "".join(p.read_text() for p in (pki.issuing_path, pki.root_path))
-    box = SecretBox(keys.fernet_key)
     db = Database(settings.effective_database_url)
     signers = {}
     with db.transaction() as session:
@@ -94,8 +93,7 @@ def main(data_dir: Path) -> None:
                 display_name=name,
                 role="leader",
                 password_hash=hash_password(password),
-                totp_secret=box.seal(totp_secret),
-                totp_failures=0,
+                totp_enrolled_at=now,
                 login_failures=0,
                 created_at=now,
             )

@@ -256,7 +256,7 @@ def test_a_totp_code_authorises_once_per_step_and_wrong_codes_lock(rig):
         "totp_invalid", "alice", items, TotpFactor("000000" if totp.now() != "000000" else "111111")
     )
     rig.refused("totp_invalid", "alice", items, TotpFactor("12345x"))
-    rig.refused("totp_locked", "alice", items, TotpFactor("99999"))  # third failure: locked
+    rig.refused("totp_lockout", "alice", items, TotpFactor("99999"))  # third failure: locked
     rig.refused("totp_locked", "alice", items, TotpFactor(totp.at(time.time() + 30)))
 
 

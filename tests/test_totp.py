@@ -1,17 +1,18 @@
 """RFC 6238 TOTP: the standard's test vectors, the window, and the once-per-step rule
-(DESIGN.md invariant 3) enforced by one atomic UPDATE."""
+and lockout (DESIGN.md invariant 3) that the bridge enforces in one transaction."""
 
 from __future__ import annotations
 
 import base64
-import datetime as dt
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import pyotp
 import pytest
 
-from gateway import totp
-from gateway.db import Database
-from gateway.models import Base, User
+from hsm_bridge import otp as totp
+from hsm_bridge.errors import AuthorizationRefused
+from hsm_bridge.signers import SignerRegistry, TotpPolicy
 
 # RFC 6238 Appendix B, SHA-1 secret "12345678901234567890": (time, 8-digit TOTP)
 RFC6238_SHA1 = [
@@ -46,30 +47,45 @@ def test_window_accepts_previous_step_only():
 
 
 @pytest.mark.invariant(3)
-def test_step_is_consumed_once(tmp_path):
-    db = Database(f"sqlite:///{tmp_path / 't.db'}")
-    Base.metadata.create_all(db.engine)
-    with db.transaction() as session:
-        session.add(
-            User(
-                id="u",
-                username="u",
-                display_name="u",
-                role="leader",
-                password_hash="x",
-                totp_failures=3,
-                login_failures=0,
-                created_at=dt.datetime.now(dt.UTC),
-            )
-        )
-    with db.transaction() as session:
-        assert totp.consume_step(session, "u", 100) is True
-    with db.transaction() as session:
-        assert totp.consume_step(session, "u", 100) is False  # same step again
-        assert totp.consume_step(session, "u", 99) is False  # an older step
-        assert totp.consume_step(session, "u", 101) is True
-        assert session.get(User, "u").totp_failures == 0
-    db.dispose()
+def test_the_bridge_accepts_a_step_once_even_from_concurrent_callers(tmp_path):
+    registry = SignerRegistry(
+        tmp_path / "signers.db",
+        base64.urlsafe_b64encode(os.urandom(32)),
+        totp_policy=TotpPolicy(max_failures=3, lockout_seconds=600),
+    )
+    registry.set_totp("u", SECRET)
+    now = 1_000_000_020.0
+    code = pyotp.TOTP(SECRET).at(now)
+
+    def attempt(_: int) -> str:
+        try:
+            registry.check_totp("u", code, now=now)
+        except AuthorizationRefused as exc:
+            return exc.reason
+        return "accepted"
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = sorted(pool.map(attempt, range(8)))
+    assert outcomes == ["accepted"] + ["totp_reused"] * 7
+    older = pyotp.TOTP(SECRET).at(now - 30)
+    with pytest.raises(AuthorizationRefused, match="already used"):
+        registry.check_totp("u", older, now=now)  # an older step, after a newer one
+    # two wrong codes, then a right one: the count starts again (no lock at the third)
+    for _ in range(2):
+        with pytest.raises(AuthorizationRefused):
+            registry.check_totp("u", "000001", now=now + 30)
+    registry.check_totp("u", pyotp.TOTP(SECRET).at(now + 30), now=now + 30)
+    for _ in range(2):
+        with pytest.raises(AuthorizationRefused) as caught:
+            registry.check_totp("u", "000001", now=now + 60)
+        assert caught.value.reason == "totp_invalid"
+    with pytest.raises(AuthorizationRefused) as caught:
+        registry.check_totp("u", "000001", now=now + 60)
+    assert caught.value.reason == "totp_lockout"
+    with pytest.raises(AuthorizationRefused) as caught:
+        registry.check_totp("u", pyotp.TOTP(SECRET).at(now + 60), now=now + 60)
+    assert caught.value.reason == "totp_locked"  # even the right code, while locked
+    registry.check_totp("u", pyotp.TOTP(SECRET).at(now + 700), now=now + 700)
 
 
 def test_new_secrets_are_160_bits():
