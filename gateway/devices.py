@@ -166,17 +166,21 @@ def enrol_device(
         user = session.scalar(select(User).where(User.username == enrolled.signer))
         if user is None:
             raise ActivationCodeInvalid("the activation code's signer is not a user here")
-        device = Device(
-            id=enrolled.device_id,
-            user_id=user.id,
-            platform=platform,
-            name=name,
-            push_token=push_token,
-            public_key_der=public_key_der,
-            stale=False,
-            created_at=now,
-        )
-        session.add(device)
+        device = session.get(Device, enrolled.device_id, with_for_update=True)
+        if device is not None and (device.user_id != user.id or device.revoked_at is not None):
+            raise DeviceKeyInvalid("this key is revoked or belongs to someone else")
+        if device is None:
+            device = Device(
+                id=enrolled.device_id,
+                user_id=user.id,
+                public_key_der=public_key_der,
+                created_at=now,
+            )
+            session.add(device)
+        # the same key enrolled again (at another bridge, or after a reinstall): the
+        # newest push token and name count
+        device.platform, device.name, device.push_token = platform, name, push_token
+        device.stale = False
         audit.record(
             session,
             actor=f"user:{user.username}",

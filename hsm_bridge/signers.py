@@ -23,7 +23,6 @@ import hmac
 import secrets
 import sqlite3
 import threading
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ __all__ = [
     "EnrolmentCode",
     "SignerRegistry",
     "TotpPolicy",
+    "device_id_of",
     "enrolment_proof",
 ]
 
@@ -66,6 +66,13 @@ CREATE TABLE IF NOT EXISTS totp (
 CREATE TABLE IF NOT EXISTS spent_nonce (
     nonce TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
 """
+
+
+def device_id_of(public_key_der: bytes) -> str:
+    """A device's id: the first 16 bytes of the SHA-256 of its DER SPKI, hex (32
+    characters). Derived from the key, so the same device has the same id at every
+    bridge it enrols with, and one statement can be checked by all of them."""
+    return hashlib.sha256(public_key_der).hexdigest()[:32]
 
 
 def enrolment_proof(code_secret: str, public_key_der: bytes) -> bytes:
@@ -180,7 +187,8 @@ class SignerRegistry:
             return cursor.rowcount == 1
 
     def credentials_of(self, signer: str) -> set[str]:
-        """The credentials (``serial:key-id`` text) ``signer`` may sign with."""
+        """The credentials (``serial/key-id-hex`` text, as ``str(CredentialRef)``) ``signer``
+        may sign with."""
         rows = self._read("SELECT credential FROM signer_credential WHERE signer = ?", (signer,))
         return {str(row[0]) for row in rows}
 
@@ -226,7 +234,9 @@ class SignerRegistry:
         """Register a device key with an enrolment code: ``proof`` must be
         :func:`enrolment_proof` of the code's secret and ``public_key_der`` (DER SPKI,
         P-256). The code is spent here; it is void after
-        :data:`MAX_ENROLMENT_ATTEMPTS` wrong proofs. Raises
+        :data:`MAX_ENROLMENT_ATTEMPTS` wrong proofs. The device is named by
+        :func:`device_id_of`; enrolling a key the signer has already is accepted (a
+        new push token), a revoked key or another signer's is not. Raises
         :class:`AuthorizationRefused` (``enrolment_code_invalid``,
         ``device_key_invalid``)."""
         try:
@@ -249,17 +259,27 @@ class SignerRegistry:
                 secret = self._fernet.decrypt(bytes(row[1])).decode()
                 expected = enrolment_proof(secret, public_key_der)
                 if hmac.compare_digest(expected, proof):
-                    device = EnrolledDevice(str(uuid.uuid4()), str(row[0]))
+                    device = EnrolledDevice(device_id_of(public_key_der), str(row[0]))
                     conn.execute(
                         "UPDATE enrolment_code SET used_at = ? WHERE code_id = ?",
                         (int(now), code_id),
                     )
-                    conn.execute(
-                        "INSERT INTO device (device_id, signer, public_key, created_at)"
-                        " VALUES (?, ?, ?, ?)",
-                        (device.device_id, device.signer, public_key_der, int(now)),
+                    known = conn.execute(
+                        "SELECT signer, revoked_at FROM device WHERE device_id = ?",
+                        (device.device_id,),
+                    ).fetchone()
+                    if known is None:
+                        conn.execute(
+                            "INSERT INTO device (device_id, signer, public_key, created_at)"
+                            " VALUES (?, ?, ?, ?)",
+                            (device.device_id, device.signer, public_key_der, int(now)),
+                        )
+                        return device
+                    if known[0] == device.signer and known[1] is None:
+                        return device  # enrolled again (a new push token): the same key
+                    raise _refused(  # rolled back: the code stays as it was
+                        "device_key_invalid", "this key is revoked or belongs to someone else"
                     )
-                    return device
             if row is not None:
                 conn.execute(
                     "UPDATE enrolment_code SET attempts = attempts + 1 WHERE code_id = ?",

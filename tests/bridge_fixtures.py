@@ -38,6 +38,7 @@ from hsm_bridge.errors import BridgeError
 from hsm_bridge.link_tls import LinkFiles, create_link_credentials
 from hsm_bridge.provisioning import KeySpec
 from hsm_bridge.remote import RemoteBridge, RemoteBridgeConfig
+from hsm_bridge.signers import SignerRegistry
 from hsm_bridge.softhsm import init_token, write_config
 
 __all__ = [
@@ -91,6 +92,14 @@ class BridgeService:
     def log(self) -> str:
         """What the child printed so far."""
         return self.log_path.read_text("utf-8", "replace")
+
+    def registry(self) -> SignerRegistry:
+        """The service's signer registry, opened as its host's administrator would
+        (``signing-gateway bridge bind``, ``bridge enrolment-code``): the file beside the
+        service's state, with its key. Never reachable over the link."""
+        folder = self.log_path.parent
+        state = json.loads((folder / "service.json").read_text("utf-8"))
+        return SignerRegistry(folder / "signers.db", state["pin_key"].encode("ascii"))
 
     def remote(
         self,

@@ -9,10 +9,15 @@ import os
 import re
 import subprocess
 import sys
+import time
 
+import pytest
 from sqlalchemy import select
 
 from gateway.models import AuditEntry, Credential, User
+from hsm_bridge.credentials import CredentialRef
+from hsm_bridge.errors import AuthorizationRefused
+from tests.factories import bridge_registry, make_signer
 
 
 def _cli(installation, *args: str) -> subprocess.CompletedProcess[str]:
@@ -58,6 +63,8 @@ def test_add_a_user_register_a_credential_and_revoke_it(installation, db, server
         assert credential.mechanism == "rsa_pkcs_sha256" and credential.pin_policy == "stored"
         actions = set(session.scalars(select(AuditEntry.action)))
     assert {"user.added", "credential.registered"} <= actions
+    bound = str(CredentialRef(serial, bytes.fromhex(key_id)))
+    assert bridge_registry().credentials_of("vt-mai") == {bound}  # the bridge was told
 
     with server.tablet("vt-mai", password) as tablet:
         assert tablet.get("/mobile/v1/signing-requests").status_code == 200
@@ -66,6 +73,7 @@ def test_add_a_user_register_a_credential_and_revoke_it(installation, db, server
     assert revoked.returncode == 0, revoked.stderr
     with db.transaction() as session:
         assert session.get(Credential, credential_id).revoked_at is not None
+    assert bridge_registry().credentials_of("vt-mai") == set()
     verified = _cli(installation, "audit", "verify")
     assert verified.returncode == 0 and "intact" in verified.stdout
 
@@ -107,7 +115,6 @@ def test_tokens_list_shows_present_tokens_and_the_missing_ones_credentials_need(
 ):
     import json
 
-    from tests.factories import make_signer
 
     person = make_signer(db, box, like="clerk1")
     with db.transaction() as session:
@@ -221,7 +228,46 @@ def test_the_admin_enrols_lists_and_revokes_a_device(installation, db, server):
     assert {row["id"]: row for row in json.loads(listed.stdout)}[app.device_id][
         "state"
     ] == "revoked"
+    assert bridge_registry().device(app.device_id).revoked_at is not None
     assert _cli(installation, "devices", "revoke", "no-such-device").returncode == 1
     with db.transaction() as session:
         actions = set(session.scalars(select(AuditEntry.action)))
     assert {"device.activation_code_created", "device.enrolled", "device.revoked"} <= actions
+
+
+def test_the_bridge_hosts_administrator_binds_signers_and_issues_codes(
+    installation, db, box, server
+):
+    """What `signing-gateway bridge ...` does on a secure host, run here against the
+    installation's own bridge records."""
+    from tests.device_app import DeviceApp
+
+    person = make_signer(db, box, like="clerk1")
+    registry = bridge_registry()
+    (bound,) = registry.credentials_of(person.username)
+    serial, key_id = bound.split("/")
+    assert (
+        _cli(
+            installation, "bridge", "unbind", person.username, "--token", serial, "--key-id", key_id
+        ).returncode
+        == 0
+    )
+    assert registry.credentials_of(person.username) == set()
+    assert (
+        _cli(
+            installation, "bridge", "bind", person.username, "--token", serial, "--key-id", key_id
+        ).returncode
+        == 0
+    )
+    assert registry.credentials_of(person.username) == {bound}
+    issued = _cli(installation, "bridge", "enrolment-code", person.username)
+    assert issued.returncode == 0, issued.stderr
+    code = re.search(r"activation code: (\S+)", issued.stdout).group(1)
+    app = DeviceApp(server.base_url, person.username)
+    assert app.enrol(code).status_code == 201
+    assert registry.device(app.device_id).signer == person.username
+    reset = _cli(installation, "bridge", "totp-reset", person.username)
+    assert reset.returncode == 0 and "forgotten" in reset.stdout
+    with pytest.raises(AuthorizationRefused) as caught:
+        registry.check_totp(person.username, person.otp(), now=time.time())
+    assert caught.value.reason == "totp_not_enrolled"

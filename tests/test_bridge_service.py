@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import os
 import ssl
 import time
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pyotp
 import pytest
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -23,10 +25,14 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from prometheus_client.parser import text_string_to_metric_families
 
-from hsm_bridge import ActivationIssuer, CredentialRef, SignRequest
+from gateway.pades import RemoteSigner, SignatureParameters, sign_pdf
+from gateway.sample_pdf import sample_pdf
+from hsm_bridge import ActivationIssuer, CredentialRef, SigningInput, SignRequest
+from hsm_bridge.authorization import AuthorizationItem, AuthorizationRequest
 from hsm_bridge.credentials import SignatureMechanism
 from hsm_bridge.errors import (
     ActivationInvalid,
+    AuthorizationRefused,
     BridgeError,
     BridgeUnavailable,
     CredentialNotFound,
@@ -36,6 +42,7 @@ from hsm_bridge.link_tls import LinkFiles, create_link_credentials
 from hsm_bridge.provisioning import KeySpec
 from hsm_bridge.remote import RemoteBridge
 from hsm_bridge.router import BridgeRouter
+from hsm_bridge.signers import enrolment_proof
 from hsm_bridge.softhsm import find_softhsm_module
 from hsm_bridge.wire import MAX_BODY_BYTES
 from tests.bridge_fixtures import (
@@ -45,6 +52,7 @@ from tests.bridge_fixtures import (
     start_bridge_service,
     tls_client,
 )
+from tests.test_sole_control import Phone
 
 RSA_ID = b"\x0a\x01"
 EC_ID = b"\x0e\xc1"
@@ -463,3 +471,124 @@ def test_odd_key_id_and_oversized_bodies_are_refused_cleanly(services: Services)
         assert huge.status_code == 413 and huge.json()["code"] == "request_too_large"
         # the service still answers afterwards
         assert http.get("/health").status_code in (200, 503)
+
+
+# ---- the signature activation module over the link ------------------------------------
+
+
+def _approved_item(ref: CredentialRef, request_id: str, document: bytes) -> AuthorizationItem:
+    return AuthorizationItem(
+        request_id,
+        ref,
+        _mechanism(ref.key_id),
+        hashlib.sha256(document).hexdigest(),
+        json.loads(SignatureParameters().canonical_json()),
+    )
+
+
+def _enrol(service: BridgeService, remote: RemoteBridge, phone: Phone, signer: str) -> None:
+    code = service.registry().issue_enrolment_code(signer, now=time.time(), ttl_seconds=60)
+    proof = enrolment_proof(code.secret, phone.public_der)
+    enrolled = remote.enrol_device(code.code_id, phone.public_der, proof)
+    assert enrolled.signer == signer
+    phone.device_id = enrolled.device_id
+
+
+def _sign_document(bridge, ref: CredentialRef, sad: str, document: bytes) -> bytes:
+    mechanism = _mechanism(ref.key_id)
+
+    def sign(signing_input: SigningInput) -> bytes:
+        return bridge.sign(SignRequest(ref, None, mechanism, sad, signing_input=signing_input))
+
+    signer = RemoteSigner(bridge.certificate(ref), [], sign, mechanism)
+    return sign_pdf(document, SignatureParameters(), signer)
+
+
+@pytest.mark.invariant(1)
+def test_a_device_approval_over_the_link_signs_that_document_once(
+    services: Services, remote_a: RemoteBridge
+) -> None:
+    ref = services.a.ref(RSA_ID)
+    services.a.registry().bind_credential("ana", ref)
+    phone = Phone()
+    _enrol(services.a, remote_a, phone, "ana")
+    document = sample_pdf(["Tờ trình số 12/TTr-STC"])
+    item = _approved_item(ref, "req-ana-1", document)
+    approval = AuthorizationRequest("ana", (item,), phone.approve("ana", [item]))
+    (sad,) = remote_a.authorize(approval)
+    assert sad is not None
+    signed = _sign_document(remote_a, ref, sad, document)
+    assert signed.startswith(document)
+    # the refusals and their reasons travel over the link
+    with pytest.raises(AuthorizationRefused) as caught:
+        remote_a.authorize(approval)
+    assert caught.value.reason == "approval_nonce_reused"
+    with pytest.raises(ActivationInvalid) as caught_sad:
+        _sign_document(remote_a, ref, sad, document)
+    assert caught_sad.value.reason == "reused"
+    services.a.registry().set_totp("ana", pyotp.random_base32(32))
+    with pytest.raises(AuthorizationRefused) as caught:
+        remote_a.check_totp("ana", "abcdef")
+    assert caught.value.reason == "totp_invalid"
+    assert remote_a.revoke_device(phone.device_id)
+    with pytest.raises(AuthorizationRefused) as caught:
+        remote_a.authorize(AuthorizationRequest("ana", (item,), phone.approve("ana", [item])))
+    assert caught.value.reason == "device_revoked"
+
+
+def test_one_statement_is_checked_by_each_bridge_of_a_batch(
+    services: Services, remote_a: RemoteBridge, remote_b: RemoteBridge
+) -> None:
+    """A batch whose credentials sit on two secure hosts: the phone enrolled with both
+    (one code from each host, the same device id), one statement, and each bridge
+    issues the SADs for its own tokens."""
+    ref_a, ref_b = services.a.ref(EC_ID), services.b.ref(B_EC_ID)
+    services.a.registry().bind_credential("bao", ref_a)
+    services.b.registry().bind_credential("bao", ref_b)
+    phone = Phone()
+    _enrol(services.a, remote_a, phone, "bao")
+    first_id = phone.device_id
+    _enrol(services.b, remote_b, phone, "bao")
+    assert phone.device_id == first_id
+    documents = [sample_pdf(["Văn bản A"]), sample_pdf(["Văn bản B"])]
+    items = [
+        _approved_item(ref_a, "req-bao-a", documents[0]),
+        _approved_item(ref_b, "req-bao-b", documents[1]),
+    ]
+    router = BridgeRouter([remote_b, remote_a])
+    sads = router.authorize(AuthorizationRequest("bao", tuple(items), phone.approve("bao", items)))
+    assert all(sads)
+    for item, sad, document in zip(items, sads, documents, strict=True):
+        assert sad is not None
+        assert _sign_document(router, item.credential, sad, document).startswith(document)
+
+
+def test_the_link_offers_no_administration_of_signers() -> None:
+    """Binding signers to keys, issuing enrolment codes without a TOTP code and
+    installing TOTP secrets are the bridge host's alone: the service exposes exactly
+    these routes (a new one must be added here, on purpose)."""
+    from hsm_bridge.service import create_bridge_app
+
+    app = create_bridge_app(object())  # type: ignore[arg-type]
+    routes = {
+        (method, route.path)
+        for route in app.routes
+        for method in getattr(route, "methods", ())
+        if method != "HEAD"
+    }
+    assert routes == {
+        ("GET", "/health"),
+        ("GET", "/metrics"),
+        ("GET", "/v1/tokens"),
+        ("GET", "/v1/tokens/{serial}"),
+        ("GET", "/v1/tokens/{serial}/credentials"),
+        ("POST", "/v1/certificate"),
+        ("POST", "/v1/authorize"),
+        ("POST", "/v1/sign"),
+        ("POST", "/v1/devices"),
+        ("POST", "/v1/devices/{device_id}/revocation"),
+        ("POST", "/v1/enrolment-codes"),
+        ("POST", "/v1/totp/check"),
+        ("POST", "/v1/totp"),
+        ("POST", "/v1/totp/confirmation"),
+    }
