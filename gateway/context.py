@@ -13,6 +13,7 @@ from gateway.db import Database
 from gateway.document_store import DocumentStore
 from gateway.secrets_at_rest import InstallationKeys, SecretBox
 from gateway.service import SigningService
+from gateway.submission import Submissions
 from hsm_bridge import BridgeClient
 
 __all__ = ["GatewayContext", "build_context", "context_of", "open_database"]
@@ -20,13 +21,15 @@ __all__ = ["GatewayContext", "build_context", "context_of", "open_database"]
 
 @dataclass
 class GatewayContext:
-    """The long-lived objects of one gateway process."""
+    """The long-lived objects of one gateway process: ``submissions`` serves the
+    document system, ``service`` the signers (and signs what they approve)."""
 
     settings: Settings
     db: Database
     box: SecretBox
     bridge: BridgeClient
     service: SigningService
+    submissions: Submissions
 
     def close(self) -> None:
         """Release database connections."""
@@ -49,13 +52,15 @@ def build_context(settings: Settings) -> GatewayContext:
     db = open_database(settings, keys)
     box = SecretBox(keys.fernet_key)
     bridge = build_bridge(settings, keys)
-    service = SigningService(
-        settings,
-        db,
-        DocumentStore(settings.documents_dir),
-        bridge,
+    store = DocumentStore(settings.documents_dir)
+    return GatewayContext(
+        settings=settings,
+        db=db,
+        box=box,
+        bridge=bridge,
+        service=SigningService(settings, db, store, bridge),
+        submissions=Submissions(settings, db, store),
     )
-    return GatewayContext(settings=settings, db=db, box=box, bridge=bridge, service=service)
 
 
 def context_of(request: Request) -> GatewayContext:

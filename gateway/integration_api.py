@@ -95,7 +95,7 @@ async def submit(
         box=_parse_box(box, page),
     )
     result = await run_in_threadpool(
-        context.service.submit,
+        context.submissions.submit,
         client,
         data,
         signer,
@@ -113,7 +113,7 @@ async def submit(
 @router.get("/signing-requests/{request_id}", response_model=SigningRequestView)
 def status(request_id: str, context: Context, client: Client) -> SigningRequestView:
     """The request's status; once signed, ``signed_document_sha256`` too."""
-    return SigningRequestView.of(context.service.get_for_client(client, request_id))
+    return SigningRequestView.of(context.submissions.get_for_client(client, request_id))
 
 
 @router.get(
@@ -123,7 +123,7 @@ def status(request_id: str, context: Context, client: Client) -> SigningRequestV
 )
 def signed_document(request_id: str, context: Context, client: Client) -> Response:
     """The signed PDF; 409 ``request_not_signed`` while it is not signed."""
-    data = context.service.signed_document_for_client(client, request_id)
+    data = context.submissions.signed_document_for_client(client, request_id)
     return Response(
         data,
         media_type="application/pdf",
@@ -137,7 +137,7 @@ def cancel(
 ) -> SigningRequestView:
     """Cancel a pending request; 409 ``request_not_pending`` otherwise."""
     return SigningRequestView.of(
-        context.service.cancel(
+        context.submissions.cancel(
             client, request_id, client_address=request.client.host if request.client else None
         )
     )

@@ -311,7 +311,9 @@ class SignerRegistry:
             row = conn.execute("SELECT secret FROM totp WHERE signer = ?", (signer,)).fetchone()
             if row is not None and row[0] is not None:
                 try:
-                    self._accept_code(conn, signer, current_otp or "", now=now)
+                    if current_otp is None:
+                        raise _refused("totp_invalid", "a code of the current authenticator")
+                    self._accept_code(conn, signer, current_otp, now=now)
                 except AuthorizationRefused as exc:
                     refusal = exc  # committed: the failure count must stick
             if refusal is None:

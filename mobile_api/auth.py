@@ -22,7 +22,7 @@ from gateway.context import GatewayContext, context_of
 from gateway.errors import CredentialsInvalid, LoginLocked, LoginRateLimited, Unauthenticated
 from gateway.models import MobileSession, User
 from gateway.passwords import verify_password
-from gateway.service import utcnow
+from gateway.request_access import utcnow
 
 __all__ = ["IssuedSession", "LoginLimiter", "current_user", "login", "revoke"]
 

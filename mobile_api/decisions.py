@@ -15,7 +15,8 @@ from pydantic import BaseModel, Field, model_validator
 from gateway.approvals import DecisionItem, DeviceProof, Proof, TotpProof, issue_nonce
 from gateway.errors import ParameterInvalid
 from gateway.models import SigningRequest
-from gateway.service import DecisionOutcome, utcnow
+from gateway.request_access import utcnow
+from gateway.service import DecisionOutcome
 from hsm_bridge.statement import Decision
 from mobile_api.deps import Context, Signer, client_address
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from gateway import devices, totp
 from gateway.errors import ActivationCodeInvalid, DeviceKeyInvalid, TotpNotEnrolled
 from gateway.models import Device
-from gateway.service import utcnow
+from gateway.request_access import utcnow
 from mobile_api.deps import Context, Signer, client_address
 
 __all__ = ["router"]

@@ -16,8 +16,8 @@ from gateway import audit, totp
 from gateway.errors import OtpInvalid, ParameterInvalid
 from gateway.lifecycle import RequestStatus
 from gateway.models import User
+from gateway.request_access import utcnow
 from gateway.schemas import SigningRequestView
-from gateway.service import utcnow
 from hsm_bridge.errors import AuthorizationRefused
 from mobile_api import auth
 from mobile_api.deps import Context, Signer, client_address
@@ -135,16 +135,14 @@ def enrol_totp(
     (``POST /mobile/v1/totp/confirmation``); replacing one needs a current code
     (``otp_invalid``, ``otp_reused``, ``otp_locked`` as for approvals)."""
     now = utcnow()
-    enrolled = user.totp_enrolled_at is not None
-    if enrolled and body.otp is None:
-        raise OtpInvalid("a current code from the enrolled authenticator is required")
     secret = totp.new_secret()
     # The secret is kept by the bridge alone, which replaces one only for a code of the
-    # current authenticator; the gateway shows it once, as the QR code, and forgets it.
+    # current authenticator (after `bridge totp-reset`, none is needed); the gateway
+    # shows it once, as the QR code, and forgets it.
     totp.relay(
         context.db,
         lambda: context.bridge.begin_totp_enrolment(
-            user.username, secret, body.otp.strip() if enrolled and body.otp else None
+            user.username, secret, body.otp.strip() if body.otp else None
         ),
         username=user.username,
         now=now,

@@ -48,8 +48,8 @@ def create_app(settings: Settings) -> FastAPI:
             settings.push_title,
             nonce_ttl_seconds=settings.approval_nonce_ttl_seconds,
         )
-        context.service.notifiers.append(notifier)
-        context.service.recover_interrupted()
+        context.submissions.notifiers.append(notifier)
+        context.service.pipeline.recover_interrupted()
         deliverer = CallbackDeliverer(
             context.db,
             context.box,

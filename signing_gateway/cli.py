@@ -624,6 +624,37 @@ def _local_registry(settings: Settings) -> Any:
     return local_registry(settings, InstallationKeys.load(settings.secrets_dir))
 
 
+def _bridge_admin_audit(settings: Settings, action: str, detail: dict[str, Any]) -> None:
+    """An audit entry for an administrator's change to the bridge's signer records, in
+    this host's installation (the gateway's log in the embedded default; the bridge
+    host's own log on a secure host)."""
+    from gateway import audit
+    from gateway.context import open_database
+
+    db = open_database(settings)
+    try:
+        with db.transaction() as session:
+            audit.record(
+                session,
+                actor="admin:cli",
+                action=action,
+                now=dt.datetime.now(dt.UTC),
+                detail=detail,
+            )
+    finally:
+        db.dispose()
+
+
+def _credential_ref(token: str, key_id: str) -> Any:
+    from hsm_bridge.credentials import CredentialRef
+
+    try:
+        return CredentialRef(token, bytes.fromhex(key_id))
+    except ValueError:
+        typer.echo(f"--key-id {key_id!r} is not hex", err=True)
+        raise typer.Exit(2) from None
+
+
 @bridge_app.command("bind")
 def bridge_bind(
     username: Annotated[str, typer.Argument(help="the signer")],
@@ -632,13 +663,14 @@ def bridge_bind(
     data_dir: DataDir = Path("var"),
 ) -> None:
     """On the bridge host: let USERNAME's approvals activate the key KEY_ID of TOKEN
-    (the bridge refuses every other signer's approval for it)."""
-    from hsm_bridge.credentials import CredentialRef
-
-    _local_registry(load_settings(data_dir)).bind_credential(
-        username, CredentialRef(token, bytes.fromhex(key_id))
+    (the bridge refuses every other signer's approval for it). Audited."""
+    settings = load_settings(data_dir)
+    ref = _credential_ref(token, key_id)
+    _local_registry(settings).bind_credential(username, ref)
+    _bridge_admin_audit(
+        settings, "bridge.credential_bound", {"user": username, "credential": str(ref)}
     )
-    typer.echo(f"{username} may sign with {token}:{key_id.lower()} on this bridge")
+    typer.echo(f"{username} may sign with {ref} on this bridge")
 
 
 @bridge_app.command("unbind")
@@ -648,16 +680,19 @@ def bridge_unbind(
     key_id: Annotated[str, typer.Option(help="CKA_ID of the key, hex")],
     data_dir: DataDir = Path("var"),
 ) -> None:
-    """On the bridge host: stop USERNAME from signing with that key."""
-    from hsm_bridge.credentials import CredentialRef
-
-    found = _local_registry(load_settings(data_dir)).unbind_credential(
-        username, CredentialRef(token, bytes.fromhex(key_id))
+    """On the bridge host: stop USERNAME from signing with that key. Audited."""
+    settings = load_settings(data_dir)
+    ref = _credential_ref(token, key_id)
+    found = _local_registry(settings).unbind_credential(username, ref)
+    _bridge_admin_audit(
+        settings,
+        "bridge.credential_unbound",
+        {"user": username, "credential": str(ref), "was_bound": found},
     )
     typer.echo(
-        f"{username} may no longer sign with {token}:{key_id.lower()}"
+        f"{username} may no longer sign with {ref}"
         if found
-        else f"{username} was not bound to {token}:{key_id.lower()}"
+        else f"{username} was not bound to {ref}"
     )
 
 
@@ -670,7 +705,7 @@ def bridge_enrolment_code(
     ] = None,
 ) -> None:
     """On the bridge host: a one-time device enrolment code for USERNAME (the bridge
-    will know the device's key; hand the QR code to the signer)."""
+    will know the device's key; hand the QR code to the signer). Audited."""
     from gateway import devices
 
     settings = load_settings(data_dir)
@@ -678,6 +713,11 @@ def bridge_enrolment_code(
         username,
         now=dt.datetime.now(dt.UTC).timestamp(),
         ttl_seconds=settings.device_activation_code_ttl_seconds,
+    )
+    _bridge_admin_audit(
+        settings,
+        "device.activation_code_created",
+        {"user": username, "code_id": issued.code_id, "by": "bridge"},
     )
     _show_activation_code(devices.activation_code_of(issued, settings.public_url), png)
 
@@ -688,8 +728,23 @@ def bridge_totp_reset(
     data_dir: DataDir = Path("var"),
 ) -> None:
     """On the bridge host: forget USERNAME's TOTP secret, so that the next enrolment
-    from the tablet is accepted without a code of the lost one."""
-    found = _local_registry(load_settings(data_dir)).reset_totp(username)
+    from the tablet is accepted without a code of the lost one. Audited."""
+    from sqlalchemy import update
+
+    from gateway.context import open_database
+    from gateway.models import User
+
+    settings = load_settings(data_dir)
+    found = _local_registry(settings).reset_totp(username)
+    db = open_database(settings)
+    try:
+        with db.transaction() as session:  # this host's users (the embedded default)
+            session.execute(
+                update(User).where(User.username == username).values(totp_enrolled_at=None)
+            )
+    finally:
+        db.dispose()
+    _bridge_admin_audit(settings, "bridge.totp_reset", {"user": username, "had_one": found})
     typer.echo(f"TOTP secret of {username} forgotten" if found else f"{username} had none")
 
 

@@ -10,7 +10,9 @@ import re
 import subprocess
 import sys
 import time
+from urllib.parse import parse_qs, urlparse
 
+import pyotp
 import pytest
 from sqlalchemy import select
 
@@ -114,7 +116,6 @@ def test_tokens_list_shows_present_tokens_and_the_missing_ones_credentials_need(
     installation, db, box
 ):
     import json
-
 
     person = make_signer(db, box, like="clerk1")
     with db.transaction() as session:
@@ -271,3 +272,23 @@ def test_the_bridge_hosts_administrator_binds_signers_and_issues_codes(
     with pytest.raises(AuthorizationRefused) as caught:
         registry.check_totp(person.username, person.otp(), now=time.time())
     assert caught.value.reason == "totp_not_enrolled"
+    # the signer enrols a new authenticator from the tablet, with no code of the lost one
+    with server.tablet(person.username, person.password) as tablet:
+        started = tablet.post("/mobile/v1/totp", json={})
+        assert started.status_code == 201, started.text
+        secret = parse_qs(urlparse(started.json()["otpauth_uri"]).query)["secret"][0]
+        confirmed = tablet.post(
+            "/mobile/v1/totp/confirmation", json={"otp": pyotp.TOTP(secret).now()}
+        )
+        assert confirmed.status_code == 200, confirmed.text
+        # and a second enrolment needs a code of the new one again
+        refused = tablet.post("/mobile/v1/totp", json={})
+        assert refused.status_code == 403 and refused.json()["code"] == "otp_invalid"
+    with db.transaction() as session:
+        actions = set(session.scalars(select(AuditEntry.action)))
+    assert {
+        "bridge.credential_bound",
+        "bridge.credential_unbound",
+        "bridge.totp_reset",
+        "totp.enrolled",
+    } <= actions

@@ -146,7 +146,7 @@ def test_crash_while_signing_is_recovered(installation, db, signer, plain, serve
     store.write(finished, DocumentStore.SIGNED, plain + b"\n% signed part\n")
     context = build_context(installation)
     try:
-        assert context.service.recover_interrupted() >= 2
+        assert context.service.pipeline.recover_interrupted() >= 2
     finally:
         context.close()
     with db.transaction() as session:

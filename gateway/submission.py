@@ -1,0 +1,229 @@
+"""The document system's side of a signing request: submission (intake checks before
+anyone is notified, Idempotency-Key replays), status, the signed document, and
+cancellation. Only the client that submitted a request sees it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from gateway import audit
+from gateway.callbacks import check_callback_url
+from gateway.config import Settings
+from gateway.db import Database
+from gateway.document_store import DocumentStore
+from gateway.errors import (
+    IdempotencyConflict,
+    ParameterInvalid,
+    RequestExpired,
+    RequestNotSigned,
+    SignerNoCredential,
+    SignerUnknown,
+)
+from gateway.intake import inspect_pdf
+from gateway.lifecycle import RequestStatus, transition
+from gateway.models import Credential, IntegrationClient, SigningRequest, User
+from gateway.pades import PadesLevel, SignatureParameters
+from gateway.request_access import expire_if_due, load_owned, utcnow
+
+__all__ = ["Notifier", "Submission", "Submissions"]
+
+
+class Notifier(Protocol):
+    """Told after commit that a signer has a new request (push delivery lives in
+    ``mobile_api``; the composition root wires it in). Must never raise."""
+
+    def signing_request_created(self, signer_id: str, request_id: str) -> None:
+        """Notify ``signer_id``'s devices about ``request_id``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """The outcome of :meth:`SigningService.submit`: the request, and whether this call
+    created it (False when an Idempotency-Key replay returned an earlier one)."""
+
+    request: SigningRequest
+    created: bool
+
+
+class Submissions:
+    """Use cases of the integration API. ``clock`` returns aware UTC now; ``notifiers``
+    are told (after commit) of each new request."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        store: DocumentStore,
+        *,
+        clock: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.store = store
+        self.clock = clock
+        self.notifiers: list[Notifier] = []
+
+    def submit(
+        self,
+        client: IntegrationClient,
+        document: bytes,
+        signer_username: str,
+        params: SignatureParameters,
+        *,
+        idempotency_key: str | None,
+        client_address: str | None,
+        callback_url: str | None = None,
+    ) -> Submission:
+        """Check and store a document for ``signer_username`` to sign; notify them.
+        ``callback_url``: where to POST the final status (:mod:`gateway.callbacks`); the
+        client needs a callback secret.
+
+        Raises the intake errors, SignerUnknown, SignerNoCredential, ParameterInvalid,
+        IdempotencyConflict (same key, other body)."""
+        if callback_url is not None:
+            try:
+                callback_url = check_callback_url(callback_url)
+            except ValueError as exc:
+                raise ParameterInvalid(str(exc)) from exc
+            if client.callback_secret is None:
+                raise ParameterInvalid("this client has no callback secret to sign callbacks")
+        now = self.clock()
+        document_sha256 = hashlib.sha256(document).hexdigest()
+        submission_sha256 = hashlib.sha256(
+            f"{document_sha256}\n{signer_username}\n{params.canonical_json()}".encode()
+        ).hexdigest()
+        if idempotency_key is not None:
+            earlier = self._idempotent_replay(client, idempotency_key, submission_sha256)
+            if earlier is not None:
+                return Submission(earlier, created=False)
+        report = inspect_pdf(document, max_bytes=self.settings.max_document_bytes)
+        if params.pades_level not in PadesLevel.ALL:
+            raise ParameterInvalid(f"pades_level must be one of {', '.join(PadesLevel.ALL)}")
+        if params.pades_level == PadesLevel.B_T and not self.settings.tsa_url:
+            raise ParameterInvalid("B-T needs a TSA; none is configured (GATEWAY_TSA_URL)")
+        if params.field_name is not None and params.field_name in report.signature_fields:
+            raise ParameterInvalid(f"the field {params.field_name!r} is already signed")
+        if params.page is not None and not 1 <= params.page <= report.page_count:
+            raise ParameterInvalid(f"page must be between 1 and {report.page_count}")
+        request_id = str(uuid.uuid4())
+        self.store.write(request_id, DocumentStore.ORIGINAL, document)
+        try:
+            with self.db.transaction() as session:
+                signer = session.scalar(select(User).where(User.username == signer_username))
+                if signer is None:
+                    raise SignerUnknown(f"no signer named {signer_username!r}")
+                credential = session.scalar(
+                    select(Credential)
+                    .where(Credential.user_id == signer.id, Credential.revoked_at.is_(None))
+                    .order_by(Credential.created_at.desc())
+                )
+                if credential is None:
+                    raise SignerNoCredential(f"{signer_username!r} has no active credential")
+                request = SigningRequest(
+                    id=request_id,
+                    client_id=client.id,
+                    signer_id=signer.id,
+                    credential_id=credential.id,
+                    status=RequestStatus.PENDING_APPROVAL.value,
+                    document_sha256=document_sha256,
+                    document_size=len(document),
+                    page_count=report.page_count,
+                    warnings=json.dumps(report.warnings),
+                    parameters=params.canonical_json(),
+                    parameters_sha256=params.sha256(),
+                    idempotency_key=idempotency_key,
+                    submission_sha256=submission_sha256,
+                    callback_url=callback_url,
+                    created_at=now,
+                    updated_at=now,
+                    expires_at=now + dt.timedelta(seconds=self.settings.request_ttl_seconds),
+                )
+                session.add(request)
+                audit.record(
+                    session,
+                    actor=f"client:{client.name}",
+                    action="request.submitted",
+                    now=now,
+                    request_id=request_id,
+                    client_address=client_address,
+                    detail={
+                        "document_sha256": document_sha256,
+                        "signer": signer_username,
+                        "warnings": report.warnings,
+                    },
+                )
+        except IntegrityError as exc:
+            # a concurrent submission with the same Idempotency-Key committed first
+            self.store.discard(request_id)
+            if idempotency_key is None:
+                raise
+            earlier = self._idempotent_replay(client, idempotency_key, submission_sha256)
+            if earlier is None:
+                raise IdempotencyConflict("the Idempotency-Key is being used") from exc
+            return Submission(earlier, created=False)
+        except BaseException:
+            self.store.discard(request_id)
+            raise
+        for notifier in self.notifiers:
+            notifier.signing_request_created(request.signer_id, request.id)
+        return Submission(request, created=True)
+
+    def _idempotent_replay(
+        self, client: IntegrationClient, key: str, submission_sha256: str
+    ) -> SigningRequest | None:
+        with self.db.transaction() as session:
+            earlier = session.scalar(
+                select(SigningRequest).where(
+                    SigningRequest.client_id == client.id,
+                    SigningRequest.idempotency_key == key,
+                )
+            )
+        if earlier is None:
+            return None
+        if earlier.submission_sha256 != submission_sha256:
+            raise IdempotencyConflict("this Idempotency-Key was used with a different request")
+        return earlier
+
+    def get_for_client(self, client: IntegrationClient, request_id: str) -> SigningRequest:
+        """The request if ``client`` submitted it (else NotFound); expires it if due."""
+        with self.db.transaction() as session:
+            request = load_owned(session, request_id, client_id=client.id)
+            expire_if_due(session, request, now=self.clock())
+            return request
+
+    def signed_document_for_client(self, client: IntegrationClient, request_id: str) -> bytes:
+        """The signed PDF bytes; RequestNotSigned (409) while not signed."""
+        request = self.get_for_client(client, request_id)
+        if request.status != RequestStatus.SIGNED:
+            raise RequestNotSigned(f"the request is {request.status}")
+        return self.store.read(request_id, DocumentStore.SIGNED)
+
+    def cancel(
+        self, client: IntegrationClient, request_id: str, *, client_address: str | None
+    ) -> SigningRequest:
+        """Cancel a pending request of ``client``; RequestNotPending otherwise."""
+        now = self.clock()
+        with self.db.transaction() as session:
+            request = load_owned(session, request_id, client_id=client.id, for_update=True)
+            expired = expire_if_due(session, request, now=self.clock())
+            if not expired:
+                transition(
+                    session,
+                    request,
+                    RequestStatus.CANCELLED,
+                    actor=f"client:{client.name}",
+                    now=now,
+                    client_address=client_address,
+                )
+        if expired:
+            raise RequestExpired("the request expired before it was cancelled")
+        return request
