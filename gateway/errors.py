@@ -60,6 +60,18 @@ DocumentEncrypted = _error("document_encrypted", 422, "The PDF is encrypted")
 DocumentCertifiedNoChanges = _error(
     "document_certified_no_changes", 422, "The PDF is certified with no changes allowed"
 )
+DocumentCertifiedFieldRequired = _error(
+    "document_certified_field_required",
+    422,
+    "The author's certification allows a signature only in one of the document's empty"
+    " signature fields: name it (field_name)",
+)
+DocumentCertifiedNoEmptyField = _error(
+    "document_certified_no_empty_field",
+    422,
+    "The author's certification allows no visible new signature field, and the document"
+    " has no empty one",
+)
 DocumentXfa = _error("document_xfa_unsupported", 422, "Dynamic XFA forms cannot be signed")
 DocumentEmpty = _error("document_empty", 422, "The PDF has no pages")
 SignerUnknown = _error("signer_unknown", 422, "Unknown signer")

@@ -15,6 +15,7 @@ from typing import Any
 
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign import fields
 from pyhanko.sign.fields import MDPPerm
 from pyhanko.sign.validation import read_certification_data, validate_pdf_signature
 from pyhanko.sign.validation.status import SignatureCoverageLevel
@@ -37,13 +38,18 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class DocumentReport:
-    """What intake learned: page count, existing signature fields' names and warning
-    codes (``document_javascript``, ``document_usage_rights``,
-    ``existing_signature_invalid``, ``document_certified``)."""
+    """What intake learned: page count, the names of the signature fields already
+    signed and of the empty ones (decoded text, UTF-16 names included), the author's
+    certification when there is one (``fill_forms``: DocMDP P=2, a new signature may go
+    only into an existing empty field; ``annotate``: P=3), and warning codes
+    (``document_javascript``, ``document_usage_rights``, ``existing_signature_invalid``,
+    ``document_certified``)."""
 
     page_count: int
     signature_fields: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    empty_signature_fields: list[str] = field(default_factory=list)
+    certification: str | None = None
 
 
 def _get(obj: Any, key: str) -> Any:
@@ -97,10 +103,12 @@ def _examine(reader: PdfFileReader) -> DocumentReport:
     if _get(acroform, "/XFA") is not None and bool(_get(root, "/NeedsRendering")):
         raise DocumentXfa("the signer would see a placeholder page, not the form")
     certification = read_certification_data(reader)
+    certified: str | None = None
     if certification is not None:
         if certification.permission == MDPPerm.NO_CHANGES:
             raise DocumentCertifiedNoChanges("the author's certification forbids any change")
         warnings.append("document_certified")
+        certified = "fill_forms" if certification.permission == MDPPerm.FILL_FORMS else "annotate"
     perms = _get(root, "/Perms")
     if _get(perms, "/UR3") is not None:
         warnings.append("document_usage_rights")
@@ -112,8 +120,13 @@ def _examine(reader: PdfFileReader) -> DocumentReport:
         signature_fields.append(sig.field_name)
         if not _signature_intact(sig):
             warnings.append("existing_signature_invalid")
+    empty = [name for name, value, _ in fields.enumerate_sig_fields(reader) if value is None]
     return DocumentReport(
-        page_count=page_count, signature_fields=signature_fields, warnings=sorted(set(warnings))
+        page_count=page_count,
+        signature_fields=signature_fields,
+        warnings=sorted(set(warnings)),
+        empty_signature_fields=empty,
+        certification=certified,
     )
 
 

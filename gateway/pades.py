@@ -219,7 +219,8 @@ def sign_pdf(
         meta,
         signer=signer,
         timestamper=timestamper if params.pades_level == PadesLevel.B_T else None,
-        stamp_style=_stamp_style() if new_field else None,
+        # also for an existing visible field: its appearance gets the Vietnamese font
+        stamp_style=_stamp_style() if new_field or params.field_name else None,
         new_field_spec=new_field,
     )
     local_time = dt.datetime.now(VIETNAM_TIME).isoformat(timespec="seconds")

@@ -9,7 +9,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from sqlalchemy import select
@@ -21,6 +21,8 @@ from gateway.config import Settings
 from gateway.db import Database
 from gateway.document_store import DocumentStore
 from gateway.errors import (
+    DocumentCertifiedFieldRequired,
+    DocumentCertifiedNoEmptyField,
     IdempotencyConflict,
     ParameterInvalid,
     RequestExpired,
@@ -28,7 +30,7 @@ from gateway.errors import (
     SignerNoCredential,
     SignerUnknown,
 )
-from gateway.intake import inspect_pdf
+from gateway.intake import DocumentReport, inspect_pdf
 from gateway.lifecycle import RequestStatus, transition
 from gateway.models import Credential, IntegrationClient, SigningRequest, User
 from gateway.pades import PadesLevel, SignatureParameters
@@ -114,6 +116,7 @@ class Submissions:
             raise ParameterInvalid(f"the field {params.field_name!r} is already signed")
         if params.page is not None and not 1 <= params.page <= report.page_count:
             raise ParameterInvalid(f"page must be between 1 and {report.page_count}")
+        params = _placement(params, report)
         request_id = str(uuid.uuid4())
         self.store.write(request_id, DocumentStore.ORIGINAL, document)
         try:
@@ -227,3 +230,36 @@ class Submissions:
         if expired:
             raise RequestExpired("the request expired before it was cancelled")
         return request
+
+
+def _placement(params: SignatureParameters, report: DocumentReport) -> SignatureParameters:
+    """Where the signature goes, decided before anyone approves it: into an existing
+    empty field when one is named (its box is the document's: no page or box then).
+
+    On a document certified with P=2 (ISO 32000-1 §12.8.2.2: form filling and signing
+    only) a signature goes into an existing empty field: the one there is, or the one
+    named. Only when the author left no empty field may a new one be made, and then
+    invisible (a new widget on a page is the change a strict reader refuses; a new
+    invisible signature is what pyHanko's difference analysis and poppler accept, as
+    on the certified government documents of ../shared/corpus). Raises
+    ParameterInvalid, DocumentCertifiedFieldRequired, DocumentCertifiedNoEmptyField."""
+    existing = params.field_name is not None and params.field_name in report.empty_signature_fields
+    if existing and (params.page is not None or params.box is not None):
+        raise ParameterInvalid(
+            f"the field {params.field_name!r} exists: its place is the document's (no page/box)"
+        )
+    if report.certification != "fill_forms" or existing:
+        return params
+    empty = report.empty_signature_fields
+    if not empty:
+        if params.box is not None:
+            raise DocumentCertifiedNoEmptyField(
+                "the document is certified for form filling and signing only and has no"
+                " empty signature field: only an invisible signature can be added"
+            )
+        return params
+    if params.field_name is None and params.box is None and len(empty) == 1:
+        return replace(params, field_name=empty[0])
+    raise DocumentCertifiedFieldRequired(
+        "sign into one of the empty signature fields: " + ", ".join(repr(n) for n in empty)
+    )

@@ -1,0 +1,156 @@
+"""Small PDFs as they come from the wild, built by the tests themselves: signed or
+certified by someone else (pyHanko with a throwaway key), with empty signature fields
+(also with non-ASCII names, which PDF stores as UTF-16BE text strings), and a hybrid
+cross-reference file as Microsoft Word writes it (a classic xref table whose trailer
+points with /XRefStm to a cross-reference stream for objects kept in an object stream).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import zlib
+
+from asn1crypto import keys as asn1_keys
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from cryptography.x509.oid import NameOID
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.sign import fields, signers
+from pyhanko.sign.fields import MDPPerm
+from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+__all__ = [
+    "certified",
+    "hybrid_xref_pdf",
+    "someone_else",
+    "signed_by_someone_else",
+    "with_empty_field",
+]
+
+
+def someone_else(name: str = "Trần Văn Bình") -> signers.SimpleSigner:
+    """A pyHanko signer with a fresh EC P-256 key and a self-signed certificate."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    cert = asn1_x509.Certificate.load(certificate.public_bytes(Encoding.DER))
+    private = asn1_keys.PrivateKeyInfo.load(
+        key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
+    )
+    return signers.SimpleSigner(
+        signing_cert=cert, signing_key=private, cert_registry=SimpleCertificateStore()
+    )
+
+
+def _sign(document: bytes, meta: signers.PdfSignatureMetadata) -> bytes:
+    writer = IncrementalPdfFileWriter(io.BytesIO(document), strict=False)
+    output = io.BytesIO()
+    signers.PdfSigner(meta, signer=someone_else()).sign_pdf(writer, output=output)
+    return output.getvalue()
+
+
+def signed_by_someone_else(document: bytes, field_name: str = "ChuKyKhac") -> bytes:
+    """``document`` with an approval signature by another signer (PAdES, invisible)."""
+    return _sign(
+        document,
+        signers.PdfSignatureMetadata(
+            field_name=field_name, subfilter=fields.SigSeedSubFilter.PADES, md_algorithm="sha256"
+        ),
+    )
+
+
+def with_empty_field(
+    document: bytes,
+    name: str,
+    *,
+    page: int = 0,
+    box: tuple[float, float, float, float] = (300, 80, 520, 180),
+) -> bytes:
+    """``document`` with an empty signature field ``name`` (a widget on ``page``, 0-based)
+    added as an incremental update; a non-ASCII name is written as UTF-16BE."""
+    writer = IncrementalPdfFileWriter(io.BytesIO(document), strict=False)
+    fields.append_signature_field(writer, fields.SigFieldSpec(name, on_page=page, box=box))
+    output = io.BytesIO()
+    writer.write(output)
+    return output.getvalue()
+
+
+def certified(document: bytes, permission: MDPPerm) -> bytes:
+    """``document`` certified (author signature with DocMDP, ISO 32000-1 §12.8.2.2) by
+    another signer with ``permission``."""
+    return _sign(
+        document,
+        signers.PdfSignatureMetadata(
+            field_name="Certification",
+            certify=True,
+            docmdp_permissions=permission,
+            subfilter=fields.SigSeedSubFilter.PADES,
+            md_algorithm="sha256",
+        ),
+    )
+
+
+def hybrid_xref_pdf(text: str = "Cong van so 7") -> bytes:
+    """A one-page PDF with a hybrid cross-reference (ISO 32000-1 §7.5.8.4): the page's
+    font dictionary lives only in an object stream, listed by the cross-reference
+    stream that the classic table's trailer names in /XRefStm; a reader of PDF 1.4
+    sees the table alone (and the font as free, as in Word's files)."""
+    out = bytearray(b"%PDF-1.5\n%\xe2\xe3\xcf\xd3\n")
+    offsets: dict[int, int] = {}
+
+    def put(number: int, body: bytes) -> None:
+        offsets[number] = len(out)
+        out.extend(b"%d 0 obj\n" % number + body + b"\nendobj\n")
+
+    content = b"BT /F1 18 Tf 72 720 Td (" + text.encode("latin-1") + b") Tj ET"
+    put(1, b"<< /Type /Catalog /Pages 2 0 R >>")
+    put(2, b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>")
+    put(
+        3,
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R"
+        b" /Resources << /Font << /F1 5 0 R >> >> >>",
+    )
+    put(4, b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream")
+    font = b"<< /Type /Font /Subtype /Type1 /BaseFont /Times-Roman >>"
+    header = b"5 0 "
+    packed = header + font
+    put(
+        6,
+        b"<< /Type /ObjStm /N 1 /First %d /Length %d >>\nstream\n" % (len(header), len(packed))
+        + packed
+        + b"\nendstream",
+    )
+    # the cross-reference stream for object 5 (compressed, in object stream 6, index 0)
+    rows = bytes([2]) + (6).to_bytes(2, "big") + (0).to_bytes(1, "big")
+    data = zlib.compress(rows)
+    put(
+        7,
+        b"<< /Type /XRef /Size 8 /Index [5 1] /W [1 2 1] /Filter /FlateDecode /Length %d >>"
+        b"\nstream\n" % len(data) + data + b"\nendstream",
+    )
+    table_at = len(out)
+    out.extend(b"xref\n0 8\n0000000000 65535 f \n")
+    for number in range(1, 8):
+        if number == 5:
+            out.extend(b"0000000000 00000 f \n")  # compressed: only the stream knows it
+        else:
+            out.extend(b"%010d 00000 n \n" % offsets[number])
+    out.extend(
+        b"trailer\n<< /Size 8 /Root 1 0 R /XRefStm %d >>\nstartxref\n%d\n%%%%EOF\n"
+        % (offsets[7], table_at)
+    )
+    return bytes(out)
