@@ -30,6 +30,7 @@ from gateway.errors import (
     DocumentUnreadable,
     DocumentXfa,
 )
+from hsm_bridge.page_geometry import page_geometries
 
 __all__ = ["DocumentReport", "inspect_pdf"]
 
@@ -39,7 +40,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class DocumentReport:
     """What intake learned: page count, the names of the signature fields already
-    signed and of the empty ones (decoded text, UTF-16 names included), the author's
+    signed and of the empty ones (decoded text, UTF-16 names included), each page's
+    width and height as displayed (points, after CropBox and /Rotate), the author's
     certification when there is one (``fill_forms``: DocMDP P=2, a new signature may go
     only into an existing empty field; ``annotate``: P=3), and warning codes
     (``document_javascript``, ``document_usage_rights``, ``existing_signature_invalid``,
@@ -50,6 +52,7 @@ class DocumentReport:
     warnings: list[str] = field(default_factory=list)
     empty_signature_fields: list[str] = field(default_factory=list)
     certification: str | None = None
+    page_sizes: list[tuple[float, float]] = field(default_factory=list)
 
 
 def _get(obj: Any, key: str) -> Any:
@@ -127,6 +130,7 @@ def _examine(reader: PdfFileReader) -> DocumentReport:
         warnings=sorted(set(warnings)),
         empty_signature_fields=empty,
         certification=certified,
+        page_sizes=[g.displayed_size for g in page_geometries(root["/Pages"])],
     )
 
 

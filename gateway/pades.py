@@ -15,19 +15,23 @@ import io
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from asn1crypto import algos, x509
+from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.layout import BoxConstraints
 from pyhanko.pdf_utils.text import TextBoxStyle
 from pyhanko.sign import fields, signers
 from pyhanko.sign.signers.pdf_signer import PdfCMSSignedAttributes
 from pyhanko.sign.timestamps import TimeStamper
-from pyhanko.stamp import TextStampStyle
+from pyhanko.stamp import TextStamp, TextStampStyle
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from gateway.fonts import EmScaledFontFactory, find_font
 from hsm_bridge.credentials import SignatureMechanism
 from hsm_bridge.interface import SigningInput
+from hsm_bridge.page_geometry import page_geometry, to_user_space
 from hsm_bridge.statement import parameters_sha256
 
 # Signing times shown in appearances use Vietnam time, ISO 8601 (VN-SIGNATURE-FORMAT.md).
@@ -55,7 +59,9 @@ class PadesLevel:
 class SignatureParameters:
     """What the signer approves besides the document: PDF signature dictionary entries,
     the level and the visible box. ``page`` is 1-based; ``box`` is (x1, y1, x2, y2) in
-    PDF points in the page's default user space; both or neither."""
+    PDF points on the page as the reader sees it: from the bottom-left corner of the
+    visible page (CropBox, after /Rotate), x right, y up
+    (:mod:`hsm_bridge.page_geometry`); both or neither."""
 
     reason: str | None = None
     location: str | None = None
@@ -163,7 +169,40 @@ class RemoteSigner(signers.Signer):
         return self._sign(SigningInput(prepared_pdf, original_length, bytes(data)))
 
 
-def _stamp_style() -> TextStampStyle:
+@dataclass(frozen=True)
+class UprightTextStampStyle(TextStampStyle):
+    """A text stamp that reads upright on a page with /Rotate: drawn in the box as the
+    reader sees it and turned by the page's rotation through the appearance's /Matrix
+    (ISO 32000-1 §12.5.5 maps the turned /BBox onto the widget's /Rect)."""
+
+    page_rotation: int = 0
+
+    def create_stamp(self, writer: Any, box: BoxConstraints, text_params: dict) -> TextStamp:
+        """A :class:`_TurnedTextStamp` for ``box`` (the widget's width and height in
+        user space; swapped for a quarter turn)."""
+        if self.page_rotation in (90, 270):
+            box = BoxConstraints(width=box.height, height=box.width)
+        stamp = _TurnedTextStamp(writer=writer, style=self, box=box, text_params=text_params)
+        stamp.rotation = self.page_rotation
+        return stamp
+
+
+class _TurnedTextStamp(TextStamp):
+    rotation = 0
+
+    def as_form_xobject(self) -> Any:
+        xobject = super().as_form_xobject()
+        if self.rotation:
+            w, h = self.box.width, self.box.height
+            # counter-clockwise by the page's clockwise /Rotate, kept in the first quadrant
+            matrix = {90: (0, 1, -1, 0, h, 0), 180: (-1, 0, 0, -1, w, h), 270: (0, -1, 1, 0, 0, w)}
+            xobject[generic.pdf_name("/Matrix")] = generic.ArrayObject(
+                generic.FloatObject(v) for v in matrix[self.rotation]
+            )
+        return xobject
+
+
+def _stamp_style(page_rotation: int = 0) -> TextStampStyle:
     font = find_font()
     # the font engine and the text box must agree on the size (pyHanko issue #733)
     size = 9
@@ -177,7 +216,9 @@ def _stamp_style() -> TextStampStyle:
         if font
         else "Signed by: %(signer)s\n%(local_time)s"
     )
-    return TextStampStyle(stamp_text=text, text_box_style=text_box)
+    return UprightTextStampStyle(
+        stamp_text=text, text_box_style=text_box, page_rotation=page_rotation
+    )
 
 
 def _free_field_name(writer: IncrementalPdfFileWriter) -> str:
@@ -203,9 +244,16 @@ def sign_pdf(
     writer = IncrementalPdfFileWriter(io.BytesIO(document), strict=False)
     field_name = params.field_name or _free_field_name(writer)
     new_field = None
+    rotation = 0
     if params.box is not None and params.page is not None:
+        # the box is as the reader sees the page; the widget's /Rect is in user space
+        geometry = page_geometry(writer.root["/Pages"], params.page - 1)
+        rotation = geometry.rotate
+        rect = to_user_space(params.box, geometry)
         new_field = fields.SigFieldSpec(
-            sig_field_name=field_name, on_page=params.page - 1, box=params.box
+            sig_field_name=field_name,
+            on_page=params.page - 1,
+            box=(round(rect[0], 4), round(rect[1], 4), round(rect[2], 4), round(rect[3], 4)),
         )
     meta = signers.PdfSignatureMetadata(
         field_name=field_name,
@@ -220,7 +268,7 @@ def sign_pdf(
         signer=signer,
         timestamper=timestamper if params.pades_level == PadesLevel.B_T else None,
         # also for an existing visible field: its appearance gets the Vietnamese font
-        stamp_style=_stamp_style() if new_field or params.field_name else None,
+        stamp_style=_stamp_style(rotation) if new_field or params.field_name else None,
         new_field_spec=new_field,
     )
     local_time = dt.datetime.now(VIETNAM_TIME).isoformat(timespec="seconds")

@@ -116,6 +116,14 @@ class Submissions:
             raise ParameterInvalid(f"the field {params.field_name!r} is already signed")
         if params.page is not None and not 1 <= params.page <= report.page_count:
             raise ParameterInvalid(f"page must be between 1 and {report.page_count}")
+        if params.page is not None and params.box is not None:
+            width, height = report.page_sizes[params.page - 1]
+            x1, y1, x2, y2 = params.box
+            if min(x1, x2) < 0 or min(y1, y2) < 0 or max(x1, x2) > width or max(y1, y2) > height:
+                raise ParameterInvalid(
+                    f"the box must lie on the visible page {params.page}, "
+                    f"{width:g} x {height:g} points as displayed"
+                )
         params = _placement(params, report)
         request_id = str(uuid.uuid4())
         self.store.write(request_id, DocumentStore.ORIGINAL, document)

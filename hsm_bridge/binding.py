@@ -36,6 +36,7 @@ from typing import Any
 from asn1crypto import cms
 
 from hsm_bridge.errors import ActivationInvalid
+from hsm_bridge.page_geometry import page_geometry, to_user_space
 
 __all__ = ["verify_signing_input"]
 
@@ -280,12 +281,14 @@ def _check_parameters(reader: Any, last: int, parameters: dict[str, object]) -> 
         if field_name is None and rect[2] > rect[0] and rect[3] > rect[1]:
             raise _refuse("an invisible signature was approved", "parameters_mismatch")
         return
-    approved = tuple(float(v) for v in box)  # type: ignore[attr-defined]
-    if any(abs(a - b) > 0.01 for a, b in zip(rect, approved, strict=True)):
-        raise _refuse("the signature's box is not the approved one", "parameters_mismatch")
     page = parameters.get("page")
     if page is not None and page_index != int(page) - 1:  # type: ignore[call-overload]
         raise _refuse("the signature is not on the approved page", "parameters_mismatch")
+    # the approved box is as the page is displayed; the /Rect is in user space
+    shown = tuple(float(v) for v in box)  # type: ignore[attr-defined]
+    approved = to_user_space(shown, page_geometry(reader.root["/Pages"], page_index))  # type: ignore[arg-type]
+    if any(abs(a - b) > 0.01 for a, b in zip(rect, approved, strict=True)):
+        raise _refuse("the signature's box is not the approved one", "parameters_mismatch")
 
 
 def _signature_widgets(reader: Any) -> list[tuple[int, Any, Any, Any]]:

@@ -20,7 +20,8 @@ _PDFIUM_LOCK = threading.Lock()
 
 def render_page_png(document: bytes, page_number: int, width: int, *, max_width: int) -> bytes:
     """PNG bytes of page ``page_number`` (1-based) scaled to ``width`` pixels wide,
-    honouring /Rotate and the CropBox as viewers do.
+    honouring /Rotate and the CropBox as viewers do, with the appearances of form fields
+    (e.g. earlier visible signatures).
 
     Raises NotFound for a page outside the document and ParameterInvalid for a width
     outside 16..``max_width``."""
@@ -29,6 +30,8 @@ def render_page_png(document: bytes, page_number: int, width: int, *, max_width:
     with _PDFIUM_LOCK:
         pdf = pdfium.PdfDocument(document)
         try:
+            # form fields (earlier signatures' widgets) are drawn only with a form env
+            pdf.init_forms()
             if not 1 <= page_number <= len(pdf):
                 raise NotFound(f"the document has {len(pdf)} pages")
             page = pdf[page_number - 1]

@@ -154,3 +154,41 @@ def hybrid_xref_pdf(text: str = "Cong van so 7") -> bytes:
         % (offsets[7], table_at)
     )
     return bytes(out)
+
+
+def page_with_geometry(
+    rotate: int,
+    *,
+    media: tuple[float, float, float, float] = (0, 0, 595, 842),
+    crop: tuple[float, float, float, float] | None = (30, 40, 565, 802),
+) -> bytes:
+    """A one-page PDF whose page has /Rotate ``rotate`` and a CropBox offset from the
+    MediaBox (none when ``crop`` is None), with a line of text."""
+    out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+    offsets: dict[int, int] = {}
+
+    def put(number: int, body: bytes) -> None:
+        offsets[number] = len(out)
+        out.extend(b"%d 0 obj\n" % number + body + b"\nendobj\n")
+
+    content = b"BT /F1 14 Tf 80 700 Td (Trang xoay) Tj ET"
+    boxes = b"/MediaBox [%g %g %g %g]" % media
+    if crop is not None:
+        boxes += b" /CropBox [%g %g %g %g]" % crop
+    put(1, b"<< /Type /Catalog /Pages 2 0 R >>")
+    put(2, b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>")
+    put(
+        3,
+        b"<< /Type /Page /Parent 2 0 R "
+        + boxes
+        + b" /Rotate %d /Contents 4 0 R" % rotate
+        + b" /Resources << /Font << /F1 5 0 R >> >> >>",
+    )
+    put(4, b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream")
+    put(5, b"<< /Type /Font /Subtype /Type1 /BaseFont /Times-Roman >>")
+    table_at = len(out)
+    out.extend(b"xref\n0 6\n0000000000 65535 f \n")
+    for number in range(1, 6):
+        out.extend(b"%010d 00000 n \n" % offsets[number])
+    out.extend(b"trailer\n<< /Size 6 /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % table_at)
+    return bytes(out)
