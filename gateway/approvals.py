@@ -129,7 +129,10 @@ def statement_for(
         nonce=proof.nonce,
         expires_at=proof.expires_at,
         documents=tuple(
-            StatementDocument(r.id, r.document_sha256, r.parameters_sha256) for r in requests
+            StatementDocument(
+                r.id, r.document_sha256, r.parameters_sha256, r.certificate_sha256, r.mechanism
+            )
+            for r in requests
         ),
     )
 

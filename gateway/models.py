@@ -130,6 +130,10 @@ class SigningRequest(Base):
     warnings: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of codes
     parameters: Mapped[str] = mapped_column(Text)  # canonical JSON
     parameters_sha256: Mapped[str] = mapped_column(String(64))
+    # the credential's certificate (DER, SHA-256 hex) and mechanism, fixed at submission:
+    # the signer approves a signature with that certificate
+    certificate_sha256: Mapped[str] = mapped_column(String(64))
+    mechanism: Mapped[str] = mapped_column(String(32))
     idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
     submission_sha256: Mapped[str] = mapped_column(String(64))
     callback_url: Mapped[str | None] = mapped_column(String(2000), nullable=True)

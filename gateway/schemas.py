@@ -26,6 +26,10 @@ class SigningRequestView(BaseModel):
     parameters: dict[str, object]
     # SHA-256 of the parameters as sorted-key compact UTF-8 JSON: what a device signs
     parameters_sha256: str
+    # the certificate (SHA-256 of its DER) and mechanism that will sign: a device's
+    # approval statement names them too
+    certificate_sha256: str
+    mechanism: str
     signed_document_sha256: str | None = None
     created_at: dt.datetime
     updated_at: dt.datetime
@@ -44,6 +48,8 @@ class SigningRequestView(BaseModel):
             warnings=json.loads(request.warnings),
             parameters=json.loads(request.parameters),
             parameters_sha256=request.parameters_sha256,
+            certificate_sha256=request.certificate_sha256,
+            mechanism=request.mechanism,
             signed_document_sha256=request.signed_document_sha256,
             created_at=request.created_at,
             updated_at=request.updated_at,

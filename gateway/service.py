@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from gateway import audit, totp
@@ -38,7 +38,7 @@ from gateway.errors import (
     RequestNotPending,
 )
 from gateway.lifecycle import RequestStatus, transition
-from gateway.models import Credential, SigningRequest, User
+from gateway.models import ApprovalNonce, Credential, SigningRequest, User
 from gateway.request_access import expire_if_due, load_owned, utcnow
 from gateway.signing import SignaturePipeline
 from hsm_bridge import BridgeClient, BridgeError, CredentialRef
@@ -245,6 +245,14 @@ class SigningService:
                     )
                 except BridgeError as exc:
                     refusal = exc
+                    if isinstance(proof, DeviceProof):
+                        # the bridge refused before spending it: the device may answer
+                        # again with the same nonce once the cause is fixed
+                        session.execute(
+                            update(ApprovalNonce)
+                            .where(ApprovalNonce.nonce == proof.nonce)
+                            .values(used_at=None)
+                        )
                     if totp.is_totp_refusal(exc):
                         assert isinstance(exc, AuthorizationRefused)
                         refusal = totp.refusal_of(
@@ -347,9 +355,10 @@ class SigningService:
                 AuthorizationItem(
                     request.id,
                     CredentialRef(credential.token_serial, bytes.fromhex(credential.key_id)),
-                    SignatureMechanism(credential.mechanism),
+                    SignatureMechanism(request.mechanism),
                     request.document_sha256,
                     json.loads(request.parameters),
+                    request.certificate_sha256,
                 )
             )
         factor: DeviceFactor | TotpFactor = (

@@ -139,13 +139,13 @@ class SignaturePipeline:
             assert credential is not None
         ref = CredentialRef(credential.token_serial, bytes.fromhex(credential.key_id))
         token_certificate = self.bridge.certificate(ref)
-        if hashlib.sha256(token_certificate).hexdigest() != credential.certificate_sha256:
+        if hashlib.sha256(token_certificate).hexdigest() != request.certificate_sha256:
             raise CertificateNotValid("the token holds another certificate for this credential")
         chain = chain_der(credential.chain_pem)
         check_usable(
             [token_certificate, *chain], revoked_at=credential.revoked_at, now=self.clock()
         )
-        mechanism = SignatureMechanism(credential.mechanism)
+        mechanism = SignatureMechanism(request.mechanism)
 
         def sign_on_token(signing_input: SigningInput) -> bytes:
             # The bridge's SAD names the approved document and parameters, not a digest:

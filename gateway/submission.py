@@ -151,6 +151,8 @@ class Submissions:
                     warnings=json.dumps(report.warnings),
                     parameters=params.canonical_json(),
                     parameters_sha256=params.sha256(),
+                    certificate_sha256=credential.certificate_sha256,
+                    mechanism=credential.mechanism,
                     idempotency_key=idempotency_key,
                     submission_sha256=submission_sha256,
                     callback_url=callback_url,

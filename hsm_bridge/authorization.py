@@ -18,9 +18,11 @@ the full sense, README "Approval model").
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from hsm_bridge.activation import ActivationIssuer
@@ -54,15 +56,17 @@ _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 @dataclass(frozen=True, slots=True)
 class AuthorizationItem:
     """One approved request: its id, the credential and mechanism it will be signed
-    with, the lowercase hex SHA-256 of the original document, and the signature
-    parameters (JSON object) whose :func:`~hsm_bridge.statement.parameters_sha256` the
-    statement carries."""
+    with, the lowercase hex SHA-256 of the original document, the signature parameters
+    (JSON object) whose :func:`~hsm_bridge.statement.parameters_sha256` the statement
+    carries, and the lowercase hex SHA-256 of the credential's certificate (DER), which
+    the bridge checks against the token's for its own credentials."""
 
     request_id: str
     credential: CredentialRef
     mechanism: SignatureMechanism
     document_sha256: str
     parameters: Mapping[str, object] = field(hash=False)
+    certificate_sha256: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +101,8 @@ class SignatureActivationModule:
     """Verifies a signer's proof and issues one SAD per approved request.
 
     ``registry``: the bridge's signer records; ``issuer``: mints SADs with the bridge's
-    own key (the gateway never holds it); ``activation_ttl_seconds``: how long a SAD,
+    own key (the gateway never holds it); ``certificate_of``: a credential's certificate
+    (DER) as its token holds it; ``activation_ttl_seconds``: how long a SAD,
     and at most how far ahead a device statement's expiry, may be; ``accept_totp``:
     whether TOTP codes count as a proof at all."""
 
@@ -105,12 +110,14 @@ class SignatureActivationModule:
         self,
         registry: SignerRegistry,
         issuer: ActivationIssuer,
+        certificate_of: Callable[[CredentialRef], bytes],
         *,
         activation_ttl_seconds: int = 300,
         accept_totp: bool = True,
     ) -> None:
         self.registry = registry
         self._issuer = issuer
+        self._certificate_of = certificate_of
         self._ttl = activation_ttl_seconds
         self._accept_totp = accept_totp
 
@@ -128,6 +135,7 @@ class SignatureActivationModule:
         Raises :class:`~hsm_bridge.errors.AuthorizationRefused` with ``reason``:
         ``malformed`` (no items, too many, a repeated id, a bad hash);
         ``credential_not_bound`` (the signer may not use a listed credential);
+        ``certificate_mismatch`` (the token holds another certificate than listed);
         ``device_unknown``, ``device_revoked``, ``approval_expired``,
         ``approval_signature_invalid``, ``approval_nonce_reused`` (device factor);
         ``totp_not_accepted``, ``totp_not_enrolled``, ``totp_locked``, ``totp_lockout``,
@@ -137,18 +145,29 @@ class SignatureActivationModule:
         ids = [item.request_id for item in items]
         if not items or len(items) > MAX_AUTHORIZATION_ITEMS or len(set(ids)) != len(ids):
             raise self._refuse(request, "malformed", "list 1 to 1000 distinct requests")
-        if not all(_SHA256_HEX.match(item.document_sha256) for item in items):
-            raise self._refuse(request, "malformed", "document_sha256 is lowercase hex")
+        if not all(
+            _SHA256_HEX.match(item.document_sha256) and _SHA256_HEX.match(item.certificate_sha256)
+            for item in items
+        ):
+            raise self._refuse(request, "malformed", "the SHA-256 values are lowercase hex")
         mine = [
             item
             for item in items
             if token_serials is None or item.credential.token_serial in token_serials
         ]
         allowed = self.registry.credentials_of(request.signer)
+        certificates: dict[CredentialRef, str] = {}
         for item in mine:
             if str(item.credential) not in allowed:
                 raise self._refuse(
                     request, "credential_not_bound", "the signer may not use this credential"
+                )
+            if item.credential not in certificates:
+                der = self._certificate_of(item.credential)
+                certificates[item.credential] = hashlib.sha256(der).hexdigest()
+            if not hmac.compare_digest(certificates[item.credential], item.certificate_sha256):
+                raise self._refuse(
+                    request, "certificate_mismatch", "the token holds another certificate"
                 )
         if isinstance(request.factor, DeviceFactor):
             self._check_device(request, request.factor, now=now)
@@ -202,7 +221,11 @@ class SignatureActivationModule:
             expires_at=factor.expires_at,
             documents=tuple(
                 StatementDocument(
-                    item.request_id, item.document_sha256, parameters_sha256(item.parameters)
+                    item.request_id,
+                    item.document_sha256,
+                    parameters_sha256(item.parameters),
+                    item.certificate_sha256,
+                    item.mechanism.value,
                 )
                 for item in request.items
             ),

@@ -113,6 +113,7 @@ class Bridge:
         self._sam = SignatureActivationModule(
             self.registry,
             ActivationIssuer(config.activation_key),
+            self.certificate,
             activation_ttl_seconds=config.activation_ttl_seconds,
             accept_totp=config.accept_totp,
         )
@@ -202,11 +203,16 @@ class Bridge:
     def enrolment_code(self, signer: str, otp: str, *, ttl_seconds: int) -> EnrolmentCode:
         """A device enrolment code for ``signer``, who proves presence with a TOTP code
         the bridge checks itself (refused with ``totp_not_accepted`` when this bridge
-        takes device approvals only: then codes come from the bridge host's CLI)."""
+        takes device approvals only: then codes come from the bridge host's CLI; with
+        ``signer_unknown`` when the signer may use none of this bridge's credentials)."""
         if not self._accept_totp:
             raise AuthorizationRefused(
                 "enrolment codes come from the bridge host's administrator",
                 reason="totp_not_accepted",
+            )
+        if not self.registry.credentials_of(signer):
+            raise AuthorizationRefused(
+                "this bridge lets the signer use no credential", reason="signer_unknown"
             )
         now = time.time()
         self.registry.check_totp(signer, otp, now=now)

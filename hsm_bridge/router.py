@@ -163,8 +163,18 @@ class BridgeRouter:
         return known
 
     def enrolment_code(self, signer: str, otp: str, *, ttl_seconds: int) -> EnrolmentCode:
-        """A code from the first bridge (in configuration order): devices enrol there."""
-        return self.bridges[0].enrolment_code(signer, otp, ttl_seconds=ttl_seconds)
+        """A code from the first bridge (in configuration order) that lets the signer use
+        one of its credentials: the device enrols there."""
+        refusal: BridgeError | None = None
+        for bridge in self.bridges:
+            try:
+                return bridge.enrolment_code(signer, otp, ttl_seconds=ttl_seconds)
+            except BridgeError as exc:
+                if getattr(exc, "reason", None) != "signer_unknown":
+                    raise
+                refusal = exc
+        assert refusal is not None
+        raise refusal
 
     def check_totp(self, signer: str, otp: str) -> None:
         """Accept the code at the first bridge (in configuration order)."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import sqlite3
 import threading
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from hsm_bridge.credentials import CredentialRef
 from hsm_bridge.errors import AuthorizationRefused
@@ -48,6 +50,7 @@ __all__ = [
 
 # What a device's enrolment proof is an HMAC of (followed by its DER SPKI).
 ENROLMENT_PROOF_CONTEXT = b"signing-gateway/device-enrolment/1\x00"
+_BASE32 = re.compile(r"^[A-Z2-7]+=*$")
 # Wrong proofs a code survives; then it is void (it is shown once, on one screen).
 MAX_ENROLMENT_ATTEMPTS = 3
 
@@ -62,15 +65,15 @@ CREATE TABLE IF NOT EXISTS enrolment_code (
     expires_at INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, used_at INTEGER);
 CREATE TABLE IF NOT EXISTS totp (
     signer TEXT PRIMARY KEY, secret BLOB, pending_secret BLOB, last_step INTEGER,
-    failures INTEGER NOT NULL DEFAULT 0, locked_until INTEGER);
+    failures INTEGER NOT NULL DEFAULT 0, locked_until INTEGER, open_until INTEGER);
 CREATE TABLE IF NOT EXISTS spent_nonce (
     nonce TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
 """
 
 
 def device_id_of(public_key_der: bytes) -> str:
-    """A device's id: the first 16 bytes of the SHA-256 of its DER SPKI, hex (32
-    characters). Derived from the key, so the same device has the same id at every
+    """A device's id: the first 16 bytes of the SHA-256 of its DER SPKI (uncompressed
+    point), hex (32 characters). Derived from the key, so the same device has the same id at every
     bridge it enrols with, and one statement can be checked by all of them."""
     return hashlib.sha256(public_key_der).hexdigest()[:32]
 
@@ -151,6 +154,9 @@ class SignerRegistry:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.executescript(_SCHEMA)
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(totp)")}
+        if "open_until" not in columns:  # a registry made before the column existed
+            self._conn.execute("ALTER TABLE totp ADD COLUMN open_until INTEGER")
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -220,11 +226,19 @@ class SignerRegistry:
                 (signer, self._fernet.encrypt(secret.encode())),
             )
 
-    def reset_totp(self, signer: str) -> bool:
-        """Forget ``signer``'s TOTP secret (a lost phone); the next enrolment from the
-        gateway is then accepted without a code of the old one. False when none."""
+    def reset_totp(self, signer: str, *, now: float, open_seconds: int = 86400) -> bool:
+        """Forget ``signer``'s TOTP secret (a lost phone) and allow, for ``open_seconds``,
+        one new enrolment from the gateway without a code of the old one (even for a
+        signer with an enrolled device). False when there was no secret."""
         with self._write() as conn:
-            return conn.execute("DELETE FROM totp WHERE signer = ?", (signer,)).rowcount == 1
+            found = conn.execute("SELECT secret FROM totp WHERE signer = ?", (signer,)).fetchone()
+            conn.execute(
+                "INSERT INTO totp (signer, open_until) VALUES (?, ?) ON CONFLICT (signer) DO"
+                " UPDATE SET secret = NULL, pending_secret = NULL, last_step = NULL,"
+                " failures = 0, locked_until = NULL, open_until = excluded.open_until",
+                (signer, int(now) + open_seconds),
+            )
+            return found is not None and found[0] is not None
 
     # ---- what the gateway may forward ---------------------------------------------
 
@@ -240,9 +254,12 @@ class SignerRegistry:
         :class:`AuthorizationRefused` (``enrolment_code_invalid``,
         ``device_key_invalid``)."""
         try:
-            load_device_public_key(public_key_der)
+            key = load_device_public_key(public_key_der)
         except StatementSignatureInvalid as exc:
             raise _refused("device_key_invalid", "device keys are P-256 (DER SPKI)") from exc
+        # One key, one encoding (uncompressed point): a revoked key sent again in another
+        # encoding (a compressed point) is still that revoked key.
+        canonical = key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
         with self._write() as conn:
             row = conn.execute(
                 "SELECT signer, secret, expires_at, attempts, used_at FROM enrolment_code"
@@ -259,7 +276,7 @@ class SignerRegistry:
                 secret = self._fernet.decrypt(bytes(row[1])).decode()
                 expected = enrolment_proof(secret, public_key_der)
                 if hmac.compare_digest(expected, proof):
-                    device = EnrolledDevice(device_id_of(public_key_der), str(row[0]))
+                    device = EnrolledDevice(device_id_of(canonical), str(row[0]))
                     conn.execute(
                         "UPDATE enrolment_code SET used_at = ? WHERE code_id = ?",
                         (int(now), code_id),
@@ -272,7 +289,7 @@ class SignerRegistry:
                         conn.execute(
                             "INSERT INTO device (device_id, signer, public_key, created_at)"
                             " VALUES (?, ?, ?, ?)",
-                            (device.device_id, device.signer, public_key_der, int(now)),
+                            (device.device_id, device.signer, canonical, int(now)),
                         )
                         return device
                     if known[0] == device.signer and known[1] is None:
@@ -302,13 +319,30 @@ class SignerRegistry:
     def begin_totp_enrolment(
         self, signer: str, secret: str, current_otp: str | None, *, now: float
     ) -> None:
-        """Keep ``secret`` (base32) as ``signer``'s pending TOTP secret. When the signer
-        has one already, ``current_otp`` must be a valid, unused code of it (so that
-        whoever relays this cannot swap the authenticator). Raises
-        :class:`AuthorizationRefused` (the reasons of :meth:`check_totp`)."""
+        """Keep ``secret`` (base32, 128 bits or more) as ``signer``'s pending TOTP secret.
+        When the signer has one already, ``current_otp`` must be a valid, unused code of
+        it; a signer with no TOTP but an enrolled device gets none this way (whoever
+        relays this could otherwise give them an authenticator of its own). Raises
+        :class:`AuthorizationRefused` (``totp_secret_invalid``,
+        ``totp_enrolment_refused``, and the reasons of :meth:`check_totp`)."""
+        if not _BASE32.match(secret) or len(secret) < 26:
+            raise _refused("totp_secret_invalid", "a TOTP secret is base32, 128 bits or more")
         refusal: AuthorizationRefused | None = None
         with self._write() as conn:
-            row = conn.execute("SELECT secret FROM totp WHERE signer = ?", (signer,)).fetchone()
+            row = conn.execute(
+                "SELECT secret, open_until FROM totp WHERE signer = ?", (signer,)
+            ).fetchone()
+            devices = conn.execute(
+                "SELECT 1 FROM device WHERE signer = ? AND revoked_at IS NULL", (signer,)
+            ).fetchone()
+            opened = row is not None and row[1] is not None and now < int(row[1])
+            if (row is None or row[0] is None) and devices is not None and not opened:
+                # whoever relays this could give a device-only signer an authenticator
+                # of its own: the bridge's administrator adds one (set_totp)
+                raise _refused(
+                    "totp_enrolment_refused",
+                    "this signer approves with a device; the bridge's administrator adds TOTP",
+                )
             if row is not None and row[0] is not None:
                 try:
                     if current_otp is None:
@@ -341,7 +375,7 @@ class SignerRegistry:
                 raise _refused("totp_invalid", "the code does not match the new authenticator")
             conn.execute(
                 "UPDATE totp SET secret = ?, pending_secret = NULL, last_step = ?,"
-                " failures = 0, locked_until = NULL WHERE signer = ?",
+                " failures = 0, locked_until = NULL, open_until = NULL WHERE signer = ?",
                 (pending, step, signer),
             )
 

@@ -4,7 +4,8 @@ A device answers a signing request (or a batch of them) by signing, with its own
 key (Secure Enclave / Android Keystore), the canonical bytes of an approval statement:
 the signer, the device, the decision (``approve`` or ``reject``), the server's nonce, an
 expiry, and per request its id, the SHA-256 of the exact document shown and the SHA-256
-of the signature parameters (field, level, reason, appearance). The verifier rebuilds
+of the signature parameters (field, level, reason, appearance), the SHA-256 of the
+certificate that will sign and the mechanism. The verifier rebuilds
 the statement from its *own* stored values, never from copies the client sends, so a
 signature over anything else does not verify.
 
@@ -41,7 +42,7 @@ __all__ = [
     "verify_statement_signature",
 ]
 
-STATEMENT_VERSION = 1
+STATEMENT_VERSION = 2
 
 
 def parameters_sha256(parameters: Mapping[str, object]) -> str:
@@ -61,13 +62,16 @@ class Decision(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class StatementDocument:
-    """One request in a statement: its id and two lowercase SHA-256 hex digests (64
-    characters each): of the original document bytes and of the canonical signature
-    parameters."""
+    """One request in a statement: its id; three lowercase SHA-256 hex digests (64
+    characters each): of the original document bytes, of the canonical signature
+    parameters and of the signing certificate (DER); and the signature mechanism
+    (a :class:`~hsm_bridge.credentials.SignatureMechanism` value)."""
 
     request_id: str
     document_sha256: str
     parameters_sha256: str
+    certificate_sha256: str
+    mechanism: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +103,8 @@ class ApprovalStatement:
                         "id": d.request_id,
                         "document_sha256": d.document_sha256,
                         "parameters_sha256": d.parameters_sha256,
+                        "certificate_sha256": d.certificate_sha256,
+                        "mechanism": d.mechanism,
                     }
                     for d in sorted(self.documents, key=lambda d: d.request_id)
                 ],

@@ -205,6 +205,7 @@ class AuthorizationItemWire(BaseModel):
     mechanism: SignatureMechanism
     document_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     parameters: dict[str, Any]
+    certificate_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
 class AuthorizeWire(BaseModel):
@@ -222,7 +223,12 @@ class AuthorizeWire(BaseModel):
             self.signer,
             tuple(
                 AuthorizationItem(
-                    i.request_id, i.credential.ref(), i.mechanism, i.document_sha256, i.parameters
+                    i.request_id,
+                    i.credential.ref(),
+                    i.mechanism,
+                    i.document_sha256,
+                    i.parameters,
+                    i.certificate_sha256,
                 )
                 for i in self.items
             ),
@@ -243,6 +249,7 @@ class AuthorizeWire(BaseModel):
                     mechanism=i.mechanism,
                     document_sha256=i.document_sha256,
                     parameters=dict(i.parameters),
+                    certificate_sha256=i.certificate_sha256,
                 )
                 for i in request.items
             ],

@@ -727,15 +727,15 @@ def bridge_totp_reset(
     username: Annotated[str, typer.Argument(help="the signer who lost the authenticator")],
     data_dir: DataDir = Path("var"),
 ) -> None:
-    """On the bridge host: forget USERNAME's TOTP secret, so that the next enrolment
-    from the tablet is accepted without a code of the lost one. Audited."""
+    """On the bridge host: forget USERNAME's TOTP secret, and for 24 hours accept one new
+    enrolment from the tablet without a code of the lost one. Audited."""
     from sqlalchemy import update
 
     from gateway.context import open_database
     from gateway.models import User
 
     settings = load_settings(data_dir)
-    found = _local_registry(settings).reset_totp(username)
+    found = _local_registry(settings).reset_totp(username, now=dt.datetime.now(dt.UTC).timestamp())
     db = open_database(settings)
     try:
         with db.transaction() as session:  # this host's users (the embedded default)
@@ -745,7 +745,10 @@ def bridge_totp_reset(
     finally:
         db.dispose()
     _bridge_admin_audit(settings, "bridge.totp_reset", {"user": username, "had_one": found})
-    typer.echo(f"TOTP secret of {username} forgotten" if found else f"{username} had none")
+    typer.echo(
+        f"TOTP secret of {username} forgotten" if found else f"{username} had no TOTP secret"
+    )
+    typer.echo("a new enrolment from the tablet, without a code, is open for 24 hours")
 
 
 @bridge_app.command("init-tls")

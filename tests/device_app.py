@@ -72,9 +72,10 @@ class DeviceApp:
         self, decision: str, nonce: str, expires_at: int, requests: list[dict[str, str]]
     ) -> bytes:
         """The canonical statement over ``requests`` (dicts with ``id``,
-        ``document_sha256``, ``parameters_sha256``)."""
+        ``document_sha256``, ``parameters_sha256``, ``certificate_sha256``,
+        ``mechanism``, as the request's JSON shows them)."""
         body = {
-            "v": 1,
+            "v": 2,
             "type": "signing-decision",
             "signer": self.username,
             "device": self.device_id,
@@ -87,6 +88,8 @@ class DeviceApp:
                         "id": r["id"],
                         "document_sha256": r["document_sha256"],
                         "parameters_sha256": r["parameters_sha256"],
+                        "certificate_sha256": r["certificate_sha256"],
+                        "mechanism": r["mechanism"],
                     }
                     for r in requests
                 ),

@@ -476,13 +476,16 @@ def test_odd_key_id_and_oversized_bodies_are_refused_cleanly(services: Services)
 # ---- the signature activation module over the link ------------------------------------
 
 
-def _approved_item(ref: CredentialRef, request_id: str, document: bytes) -> AuthorizationItem:
+def _approved_item(
+    bridge, ref: CredentialRef, request_id: str, document: bytes
+) -> AuthorizationItem:
     return AuthorizationItem(
         request_id,
         ref,
         _mechanism(ref.key_id),
         hashlib.sha256(document).hexdigest(),
         json.loads(SignatureParameters().canonical_json()),
+        hashlib.sha256(bridge.certificate(ref)).hexdigest(),
     )
 
 
@@ -513,7 +516,7 @@ def test_a_device_approval_over_the_link_signs_that_document_once(
     phone = Phone()
     _enrol(services.a, remote_a, phone, "ana")
     document = sample_pdf(["Tờ trình số 12/TTr-STC"])
-    item = _approved_item(ref, "req-ana-1", document)
+    item = _approved_item(remote_a, ref, "req-ana-1", document)
     approval = AuthorizationRequest("ana", (item,), phone.approve("ana", [item]))
     (sad,) = remote_a.authorize(approval)
     assert sad is not None
@@ -552,8 +555,8 @@ def test_one_statement_is_checked_by_each_bridge_of_a_batch(
     assert phone.device_id == first_id
     documents = [sample_pdf(["Văn bản A"]), sample_pdf(["Văn bản B"])]
     items = [
-        _approved_item(ref_a, "req-bao-a", documents[0]),
-        _approved_item(ref_b, "req-bao-b", documents[1]),
+        _approved_item(remote_a, ref_a, "req-bao-a", documents[0]),
+        _approved_item(remote_b, ref_b, "req-bao-b", documents[1]),
     ]
     router = BridgeRouter([remote_b, remote_a])
     sads = router.authorize(AuthorizationRequest("bao", tuple(items), phone.approve("bao", items)))
@@ -592,3 +595,25 @@ def test_the_link_offers_no_administration_of_signers() -> None:
         ("POST", "/v1/totp"),
         ("POST", "/v1/totp/confirmation"),
     }
+
+
+def test_through_the_router_a_device_enrols_at_the_bridge_of_the_signers_key(
+    services: Services, remote_a: RemoteBridge, remote_b: RemoteBridge
+) -> None:
+    """A signer whose key is on the second host asks for an enrolment code with TOTP:
+    the first host, which lets the signer use nothing, passes; the code, the device and
+    its approvals are the second host's."""
+    ref = services.b.ref(B_EC_ID)
+    services.b.registry().bind_credential("cuc", ref)
+    secret = pyotp.random_base32(32)
+    services.b.registry().set_totp("cuc", secret)
+    router = BridgeRouter([remote_a, remote_b])
+    code = router.enrolment_code("cuc", pyotp.TOTP(secret).now(), ttl_seconds=60)
+    phone = Phone()
+    proof = enrolment_proof(code.secret, phone.public_der)
+    phone.device_id = router.enrol_device(code.code_id, phone.public_der, proof).device_id
+    document = sample_pdf(["Giấy mời họp"])
+    item = _approved_item(remote_b, ref, "req-cuc-1", document)
+    (sad,) = router.authorize(AuthorizationRequest("cuc", (item,), phone.approve("cuc", [item])))
+    assert sad is not None
+    assert _sign_document(router, ref, sad, document).startswith(document)

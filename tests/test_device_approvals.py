@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import select
 
-from gateway.models import AuditEntry, Device, SigningRequest
+from gateway.models import AuditEntry, Credential, Device, SigningRequest
 from hsm_bridge.statement import (
     ApprovalStatement,
     Decision,
@@ -37,9 +37,10 @@ def _enrolled(server, db, signer) -> DeviceApp:
 
 
 def _shown(tablet, request_id: str) -> dict[str, str]:
-    """What the app shows and signs for one request: id and the two hashes."""
+    """What the app shows and signs for one request: id, hashes, certificate, mechanism."""
     view = tablet.get(f"/mobile/v1/signing-requests/{request_id}").json()
-    return {k: view[k] for k in ("id", "document_sha256", "parameters_sha256")}
+    keys = ("id", "document_sha256", "parameters_sha256", "certificate_sha256", "mechanism")
+    return {k: view[k] for k in keys}
 
 
 def _nonce(tablet) -> str:
@@ -139,7 +140,13 @@ def test_a_device_signature_approves_and_signs(server, db, signer, plain):
             nonce=evidence["nonce"],
             expires_at=evidence["expires_at"],
             documents=(
-                StatementDocument(stored.id, stored.document_sha256, stored.parameters_sha256),
+                StatementDocument(
+                    stored.id,
+                    stored.document_sha256,
+                    stored.parameters_sha256,
+                    stored.certificate_sha256,
+                    stored.mechanism,
+                ),
             ),
         )
         device = session.get(Device, app.device_id)
@@ -434,3 +441,30 @@ def test_nonces_are_capped_per_user_and_expired_ones_purged(tmp_path):
         assert len(held) == MAX_OPEN_NONCES and first not in held, "the oldest went first"
         assert purge_nonces(session, now=now + dt.timedelta(hours=1)) == MAX_OPEN_NONCES
     db.dispose()
+
+
+def test_when_the_bridge_refuses_the_nonce_stays_usable(server, db, signer, plain):
+    """The gateway accepted the statement, the bridge did not (here: the bridge's
+    administrator had not bound the signer to the key yet): nothing is signed, and the
+    same answer works once the cause is fixed."""
+    from hsm_bridge.credentials import CredentialRef
+    from tests.factories import bridge_registry
+
+    app = _enrolled(server, db, signer)
+    with db.transaction() as session:
+        credential = session.get(Credential, signer.credential_id)
+        ref = CredentialRef(credential.token_serial, bytes.fromhex(credential.key_id))
+    registry = bridge_registry()
+    assert registry.unbind_credential(signer.username, ref)
+    request_id = submit(server, plain, signer.username).json()["id"]
+    with server.tablet(signer.username, signer.password) as tablet:
+        answer = app.answer("approve", _nonce(tablet), [_shown(tablet, request_id)])
+        refused = _approve(tablet, request_id, plain, answer)
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["code"] == "authorization_refused"
+        assert refused.json()["reason"] == "credential_not_bound"
+        assert _status(tablet, request_id) == "pending_approval"
+        registry.bind_credential(signer.username, ref)
+        again = _approve(tablet, request_id, plain, answer)
+    assert again.status_code == 200, again.text
+    assert again.json()["status"] == "signed"

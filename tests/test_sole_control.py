@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pyotp
 import pytest
+from asn1crypto import keys as asn1_keys
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -49,7 +50,14 @@ from tests.factories import bridge_registry
 
 ALICE_KEY = CredentialRef("serial-a", bytes.fromhex("a1"))
 MALLORY_KEY = CredentialRef("serial-m", bytes.fromhex("b2"))
+ALICE_SEAL = CredentialRef("serial-org", bytes.fromhex("5e"))
 PARAMETERS = {"reason": "Phê duyệt", "location": "Hà Nội", "page": None}
+# what each token holds (stand-ins for DER certificates: only their SHA-256 matters here)
+CERTIFICATES = {
+    ALICE_KEY: b"certificate of Alice's personal key",
+    MALLORY_KEY: b"certificate of Mallory's key",
+    ALICE_SEAL: b"certificate of the organisation's seal",
+}
 
 
 class Phone:
@@ -82,7 +90,13 @@ class Phone:
             nonce=nonce,
             expires_at=expires_at,
             documents=tuple(
-                StatementDocument(i.request_id, i.document_sha256, parameters_sha256(i.parameters))
+                StatementDocument(
+                    i.request_id,
+                    i.document_sha256,
+                    parameters_sha256(i.parameters),
+                    i.certificate_sha256,
+                    i.mechanism.value,
+                )
                 for i in items
             ),
         )
@@ -97,6 +111,7 @@ def _item(request_id: str, document: bytes, credential: CredentialRef = ALICE_KE
         SignatureMechanism.RSA_PKCS_SHA256,
         hashlib.sha256(document).hexdigest(),
         PARAMETERS,
+        hashlib.sha256(CERTIFICATES[credential]).hexdigest(),
     )
 
 
@@ -120,7 +135,10 @@ class Rig:
             self.folder / "signers.db", self.fernet, totp_policy=TotpPolicy(3, 600)
         )
         self.sam = SignatureActivationModule(
-            self.registry, ActivationIssuer(self.key), accept_totp=self.accept_totp
+            self.registry,
+            ActivationIssuer(self.key),
+            CERTIFICATES.__getitem__,
+            accept_totp=self.accept_totp,
         )
 
     def code(self, signer: str) -> str:
@@ -182,6 +200,27 @@ def test_a_signed_approval_works_once_even_after_a_restart(rig):
     rig.refused("approval_nonce_reused", "alice", items, factor)
     rig.restart()
     rig.refused("approval_nonce_reused", "alice", items, factor)
+
+
+@pytest.mark.invariant(1)
+def test_an_approval_names_the_certificate_and_mechanism_that_sign(rig):
+    """The web tier cannot turn a device's approval of a signature with Alice's personal
+    key into one with the organisation's seal (also bound to Alice), into one with
+    another mechanism, or into a second SAD at the bridge holding the seal."""
+    rig.registry.bind_credential("alice", ALICE_SEAL)
+    approved = _item("req-1", b"%PDF personal letter")
+    factor = rig.phone.approve("alice", [approved])
+    as_seal = replace(
+        approved,
+        credential=ALICE_SEAL,
+        certificate_sha256=hashlib.sha256(CERTIFICATES[ALICE_SEAL]).hexdigest(),
+    )
+    rig.refused("approval_signature_invalid", "alice", [as_seal], factor)
+    # listing the approved certificate with the seal's key: the token says otherwise
+    rig.refused("certificate_mismatch", "alice", [replace(approved, credential=ALICE_SEAL)], factor)
+    other_mechanism = replace(approved, mechanism=SignatureMechanism.RSA_PSS_SHA256)
+    rig.refused("approval_signature_invalid", "alice", [other_mechanism], factor)
+    assert rig.authorize("alice", [approved], factor)[0]
 
 
 def test_expired_revoked_and_foreign_devices_are_refused(rig):
@@ -323,6 +362,7 @@ def test_on_a_real_token_only_the_approved_document_is_signed(installation, demo
         mechanism,
         hashlib.sha256(approved).hexdigest(),
         json.loads(params.canonical_json()),
+        hashlib.sha256(bridge.certificate(ref)).hexdigest(),
     )
     (sad,) = bridge.authorize(
         AuthorizationRequest("leader1", (item,), phone.approve("leader1", [item]))
@@ -346,3 +386,54 @@ def test_on_a_real_token_only_the_approved_document_is_signed(installation, demo
     with pytest.raises(ActivationInvalid) as caught:
         sign_pdf(approved, params, sign_with(sad))
     assert caught.value.reason == "reused"
+
+
+def test_a_device_only_signer_gets_no_authenticator_from_the_web_tier(rig):
+    """A relayed TOTP enrolment must not give a signer who approves with a device an
+    authenticator whose secret the relay chose; the bridge's administrator can open
+    one enrolment (after a lost phone, or on request)."""
+    rig.registry.bind_credential("bob", MALLORY_KEY)
+    bob = Phone()
+    bob.enrol(rig.registry, rig.code("bob"))
+    ours = pyotp.random_base32(32)
+    with pytest.raises(AuthorizationRefused) as caught:
+        rig.registry.begin_totp_enrolment("bob", ours, None, now=time.time())
+    assert caught.value.reason == "totp_enrolment_refused"
+    with pytest.raises(AuthorizationRefused) as caught:
+        rig.registry.confirm_totp_enrolment("bob", pyotp.TOTP(ours).now(), now=time.time())
+    assert caught.value.reason == "totp_not_enrolled"
+    # the administrator opens an enrolment: the signer's own authenticator is accepted
+    rig.registry.reset_totp("bob", now=time.time())
+    rig.registry.begin_totp_enrolment("bob", ours, None, now=time.time())
+    rig.registry.confirm_totp_enrolment("bob", pyotp.TOTP(ours).now(), now=time.time())
+    # and closed again by it: the next replacement needs a code of this one
+    with pytest.raises(AuthorizationRefused) as caught:
+        rig.registry.begin_totp_enrolment("bob", pyotp.random_base32(32), None, now=time.time())
+    assert caught.value.reason == "totp_invalid"
+
+
+def test_a_totp_secret_that_is_not_base32_is_refused_at_once(rig):
+    for bad in ("!" * 20, "abcdefghijklmnopqrstuvwxyz", "AAAA"):
+        with pytest.raises(AuthorizationRefused) as caught:
+            rig.registry.begin_totp_enrolment("carol", bad, None, now=time.time())
+        assert caught.value.reason == "totp_secret_invalid"
+
+
+def test_a_revoked_key_stays_revoked_in_any_encoding(rig):
+    phone = rig.phone
+    assert rig.registry.revoke_device(phone.device_id, now=time.time())
+    compressed = asn1_keys.PublicKeyInfo(
+        {
+            "algorithm": asn1_keys.PublicKeyInfo.load(phone.public_der)["algorithm"],
+            "public_key": phone.key.public_key().public_bytes(
+                Encoding.X962, PublicFormat.CompressedPoint
+            ),
+        }
+    ).dump()
+    assert compressed != phone.public_der
+    code_id, _, secret = rig.code("alice").partition(".")
+    with pytest.raises(AuthorizationRefused) as caught:
+        rig.registry.enrol_device(
+            code_id, compressed, enrolment_proof(secret, compressed), now=time.time()
+        )
+    assert caught.value.reason == "device_key_invalid"
