@@ -134,6 +134,15 @@ _BRIDGE_STATUS = {
 }
 
 
+_BRIDGE_TITLES = {
+    "activation_invalid": "The bridge refused to sign: the activation does not hold",
+    "authorization_refused": "The bridge refused the approval",
+    "pin_required": "The token's PIN is needed",
+    "pin_incorrect": "The token refused the PIN",
+    "pin_locked": "The token's PIN is locked",
+}
+
+
 def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
     """An ``application/problem+json`` response (RFC 9457) with our ``code`` member."""
     body = {
@@ -160,7 +169,8 @@ def install_error_handlers(app: FastAPI) -> None:
         status = _BRIDGE_STATUS.get(exc.code, 503)
         reason = getattr(exc, "reason", None)
         extra = {"reason": reason} if reason is not None else {}
-        return problem(status, exc.code, "Signing device error", exc.message, **extra)
+        title = _BRIDGE_TITLES.get(exc.code, "Signing device error")
+        return problem(status, exc.code, title, exc.message, **extra)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -139,15 +139,20 @@ def enrol_totp(
     # The secret is kept by the bridge alone, which replaces one only for a code of the
     # current authenticator (after `bridge totp-reset`, none is needed); the gateway
     # shows it once, as the QR code, and forgets it.
-    totp.relay(
-        context.db,
-        lambda: context.bridge.begin_totp_enrolment(
-            user.username, secret, body.otp.strip() if body.otp else None
-        ),
-        username=user.username,
-        now=now,
-        client_address=client_address(request),
-    )
+    try:
+        totp.relay(
+            context.db,
+            lambda: context.bridge.begin_totp_enrolment(
+                user.username, secret, body.otp.strip() if body.otp else None
+            ),
+            username=user.username,
+            now=now,
+            client_address=client_address(request),
+        )
+    except OtpInvalid as exc:
+        if body.otp is None:
+            raise OtpInvalid("a current code from the enrolled authenticator is required") from exc
+        raise
     with context.db.transaction() as session:
         audit.record(
             session,

@@ -389,6 +389,11 @@ def credentials_register(
     from hsm_bridge.credentials import SignatureMechanism
 
     settings = load_settings(data_dir)
+    ref = _credential_ref(token, key_id)
+    if mechanism is not None and mechanism not in {m.value for m in SignatureMechanism}:
+        choices = ", ".join(m.value for m in SignatureMechanism)
+        typer.echo(f"parameter_invalid: --mechanism must be one of {choices}", err=True)
+        raise typer.Exit(1)
     db = open_database(settings)
     try:
         credential = register_credential(
@@ -396,7 +401,7 @@ def credentials_register(
             _bridge(settings),
             username,
             token,
-            bytes.fromhex(key_id),
+            ref.key_id,
             mechanism=SignatureMechanism(mechanism) if mechanism else None,
             pin_policy=pin_policy,
             chain_pem=_chain_pem(chain),
