@@ -20,6 +20,7 @@ from gateway import audit, totp
 from gateway.bridges import bridge_config
 from gateway.config import SETTINGS_FILE_NAME, Settings
 from gateway.context import open_database
+from gateway.demo_images import demo_signature_png
 from gateway.demo_pki import DemoPki, HolderName
 from gateway.migrate import upgrade
 from gateway.models import Credential, IntegrationClient, User
@@ -144,6 +145,8 @@ def _create_demo(
                     role=holder.role,
                     password_hash=hash_password(password),
                     totp_enrolled_at=now,
+                    # the leader's handwritten signature, drawn in visible signatures
+                    signature_image=demo_signature_png() if holder.role == "leader" else None,
                     login_failures=0,
                     created_at=now,
                 )

@@ -72,6 +72,8 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))
     password_hash: Mapped[str] = mapped_column(String(200))
     totp_enrolled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # PNG with transparency, drawn in the user's visible signatures (signature_images.py)
+    signature_image: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     login_failures: Mapped[int] = mapped_column(Integer, default=0)
     login_locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

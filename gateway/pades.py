@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import io
 import json
 from collections.abc import Callable
@@ -18,9 +19,16 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from asn1crypto import algos, x509
+from PIL import Image
 from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.images import PdfImage
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-from pyhanko.pdf_utils.layout import BoxConstraints
+from pyhanko.pdf_utils.layout import (
+    AxisAlignment,
+    BoxConstraints,
+    Margins,
+    SimpleBoxLayoutRule,
+)
 from pyhanko.pdf_utils.text import TextBoxStyle
 from pyhanko.sign import fields, signers
 from pyhanko.sign.signers.pdf_signer import PdfCMSSignedAttributes
@@ -61,7 +69,9 @@ class SignatureParameters:
     the level and the visible box. ``page`` is 1-based; ``box`` is (x1, y1, x2, y2) in
     PDF points on the page as the reader sees it: from the bottom-left corner of the
     visible page (CropBox, after /Rotate), x right, y up
-    (:mod:`hsm_bridge.page_geometry`); both or neither."""
+    (:mod:`hsm_bridge.page_geometry`); both or neither. ``image_sha256``: the signer's
+    signature image (hex SHA-256 of the PNG) drawn in the visible signature, or None for
+    the text appearance."""
 
     reason: str | None = None
     location: str | None = None
@@ -70,6 +80,7 @@ class SignatureParameters:
     pades_level: str = PadesLevel.B_B
     page: int | None = None
     box: tuple[float, float, float, float] | None = None
+    image_sha256: str | None = None
 
     def canonical_json(self) -> str:
         """Sorted-key compact JSON; its SHA-256 binds an approval to these parameters."""
@@ -202,6 +213,23 @@ class _TurnedTextStamp(TextStamp):
         return xobject
 
 
+def _image_stamp_style(image: Image.Image, page_rotation: int) -> TextStampStyle:
+    """The signer's image alone, centred in the box and scaled to fit it (its aspect
+    kept), fully opaque where the PNG is; no border, no text."""
+    return UprightTextStampStyle(
+        stamp_text="",
+        border_width=0,
+        background=PdfImage(image),
+        background_opacity=1.0,
+        background_layout=SimpleBoxLayoutRule(
+            x_align=AxisAlignment.ALIGN_MID,
+            y_align=AxisAlignment.ALIGN_MID,
+            margins=Margins.uniform(2),
+        ),
+        page_rotation=page_rotation,
+    )
+
+
 def _stamp_style(page_rotation: int = 0) -> TextStampStyle:
     font = find_font()
     # the font engine and the text box must agree on the size (pyHanko issue #733)
@@ -234,13 +262,23 @@ def sign_pdf(
     signer: RemoteSigner,
     *,
     timestamper: TimeStamper | None = None,
+    signature_image: bytes | None = None,
 ) -> bytes:
     """Sign ``document`` (PDF bytes) as an incremental update; return the signed PDF
-    bytes, of which ``document`` is an exact prefix.
+    bytes, of which ``document`` is an exact prefix. ``signature_image``: the PNG whose
+    SHA-256 ``params.image_sha256`` names (required then).
 
     Raises pyHanko's errors (the caller maps them) and ValueError when the output does
-    not start with the input (never expected: it would mean the original was rewritten).
+    not start with the input (never expected: it would mean the original was rewritten)
+    or the image is not the approved one.
     """
+    image: Image.Image | None = None
+    if params.image_sha256 is not None:
+        if signature_image is None or (
+            hashlib.sha256(signature_image).hexdigest() != params.image_sha256
+        ):
+            raise ValueError("the signature image is not the approved one")
+        image = Image.open(io.BytesIO(signature_image)).convert("RGBA")
     writer = IncrementalPdfFileWriter(io.BytesIO(document), strict=False)
     field_name = params.field_name or _free_field_name(writer)
     new_field = None
@@ -268,7 +306,13 @@ def sign_pdf(
         signer=signer,
         timestamper=timestamper if params.pades_level == PadesLevel.B_T else None,
         # also for an existing visible field: its appearance gets the Vietnamese font
-        stamp_style=_stamp_style(rotation) if new_field or params.field_name else None,
+        stamp_style=(
+            None
+            if not (new_field or params.field_name)
+            else _image_stamp_style(image, rotation)
+            if image is not None
+            else _stamp_style(rotation)
+        ),
         new_field_spec=new_field,
     )
     local_time = dt.datetime.now(VIETNAM_TIME).isoformat(timespec="seconds")

@@ -25,7 +25,7 @@ from gateway.db import Database
 from gateway.document_store import DocumentStore
 from gateway.errors import CertificateNotValid, DocumentChanged, GatewayError
 from gateway.lifecycle import RequestStatus, transition
-from gateway.models import Credential, SigningRequest
+from gateway.models import Credential, SigningRequest, User
 from gateway.pades import PadesLevel, RemoteSigner, SignatureParameters, SigningInput, sign_pdf
 from gateway.request_access import utcnow
 from hsm_bridge import BridgeClient, BridgeError, CredentialRef, SignRequest
@@ -137,6 +137,12 @@ class SignaturePipeline:
         with self.db.transaction() as session:
             credential = session.get(Credential, request.credential_id)
             assert credential is not None
+            owner = session.get(User, request.signer_id)
+            image = owner.signature_image if owner is not None else None
+        if params.image_sha256 is not None and (
+            image is None or hashlib.sha256(image).hexdigest() != params.image_sha256
+        ):
+            raise DocumentChanged("the signature image changed after approval")
         ref = CredentialRef(credential.token_serial, bytes.fromhex(credential.key_id))
         token_certificate = self.bridge.certificate(ref)
         if hashlib.sha256(token_certificate).hexdigest() != request.certificate_sha256:
@@ -163,7 +169,7 @@ class SignaturePipeline:
             from pyhanko.sign.timestamps.requests_client import RequestsHTTPTimeStamper
 
             timestamper = RequestsHTTPTimeStamper(self.settings.tsa_url)
-        signed = sign_pdf(document, params, signer, timestamper=timestamper)
+        signed = sign_pdf(document, params, signer, timestamper=timestamper, signature_image=image)
         self.store.write(request.id, DocumentStore.SIGNED, signed)
         return signed
 

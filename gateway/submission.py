@@ -139,6 +139,13 @@ class Submissions:
                 )
                 if credential is None:
                     raise SignerNoCredential(f"{signer_username!r} has no active credential")
+                if signer.signature_image is not None and (
+                    params.box is not None or params.field_name is not None
+                ):
+                    # a visible signature shows the signer's image: they approve it too
+                    params = replace(
+                        params, image_sha256=hashlib.sha256(signer.signature_image).hexdigest()
+                    )
                 request = SigningRequest(
                     id=request_id,
                     client_id=client.id,

@@ -369,6 +369,35 @@ def users_add(
     typer.echo(f"user {user.username} added; one-time password: {user.password}")
 
 
+@users_app.command("signature-image")
+def users_signature_image(
+    username: Annotated[str, typer.Argument(help="the signer")],
+    image: Annotated[Path, typer.Argument(help="PNG with a transparent background")],
+    data_dir: DataDir = Path("var"),
+) -> None:
+    """Keep IMAGE (the signer's handwritten signature, e.g. blue ink on a transparent
+    background) to draw in USERNAME's visible signatures from now on. Audited."""
+    from gateway.context import open_database
+    from gateway.errors import GatewayError
+    from gateway.signature_images import set_signature_image
+
+    settings = load_settings(data_dir)
+    try:
+        data = image.read_bytes()
+    except OSError as exc:
+        typer.echo(f"cannot read {image}: {exc.strerror}", err=True)
+        raise typer.Exit(1) from exc
+    db = open_database(settings)
+    try:
+        digest = set_signature_image(db, username, data, now=dt.datetime.now(dt.UTC))
+    except GatewayError as exc:
+        typer.echo(f"{exc.code}: {exc.detail}", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        db.dispose()
+    typer.echo(f"signature image of {username} kept (SHA-256 {digest})")
+
+
 @credentials_app.command("register")
 def credentials_register(
     username: Annotated[str, typer.Argument(help="the signer")],
