@@ -72,6 +72,12 @@ DocumentCertifiedNoEmptyField = _error(
     "The author's certification allows no visible new signature field, and the document"
     " has no empty one",
 )
+SignerBlockNotFound = _error(
+    "signer_block_not_found",
+    422,
+    "Automatic placement found no signer block (title line, then the signer's name) on the"
+    " last page",
+)
 DocumentXfa = _error("document_xfa_unsupported", 422, "Dynamic XFA forms cannot be signed")
 DocumentEmpty = _error("document_empty", 422, "The PDF has no pages")
 SignerUnknown = _error("signer_unknown", 422, "Unknown signer")

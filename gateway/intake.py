@@ -41,7 +41,8 @@ log = logging.getLogger(__name__)
 class DocumentReport:
     """What intake learned: page count, the names of the signature fields already
     signed and of the empty ones (decoded text, UTF-16 names included), each page's
-    width and height as displayed (points, after CropBox and /Rotate), the author's
+    width and height as displayed (points, after CropBox and /Rotate) and the CropBox's
+    lower-left corner in user space, the author's
     certification when there is one (``fill_forms``: DocMDP P=2, a new signature may go
     only into an existing empty field; ``annotate``: P=3), and warning codes
     (``document_javascript``, ``document_usage_rights``, ``existing_signature_invalid``,
@@ -53,6 +54,7 @@ class DocumentReport:
     empty_signature_fields: list[str] = field(default_factory=list)
     certification: str | None = None
     page_sizes: list[tuple[float, float]] = field(default_factory=list)
+    page_origins: list[tuple[float, float]] = field(default_factory=list)
 
 
 def _get(obj: Any, key: str) -> Any:
@@ -124,13 +126,15 @@ def _examine(reader: PdfFileReader) -> DocumentReport:
         if not _signature_intact(sig):
             warnings.append("existing_signature_invalid")
     empty = [name for name, value, _ in fields.enumerate_sig_fields(reader) if value is None]
+    geometries = page_geometries(root["/Pages"])
     return DocumentReport(
         page_count=page_count,
         signature_fields=signature_fields,
         warnings=sorted(set(warnings)),
         empty_signature_fields=empty,
         certification=certified,
-        page_sizes=[g.displayed_size for g in page_geometries(root["/Pages"])],
+        page_sizes=[g.displayed_size for g in geometries],
+        page_origins=[(g.crop[0], g.crop[1]) for g in geometries],
     )
 
 

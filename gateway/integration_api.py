@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Header, Request, Response, UploadFile
 from sqlalchemy import select
@@ -76,11 +76,14 @@ async def submit(
     pades_level: Annotated[str, Form()] = "B-B",
     page: Annotated[int | None, Form(ge=1)] = None,
     box: Annotated[str | None, Form()] = None,
+    placement: Annotated[Literal["auto"] | None, Form()] = None,
     callback_url: Annotated[str | None, Form(max_length=2000)] = None,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> SigningRequestView:
     """Submit a PDF for ``signer``. 201 with the new request; 200 with the earlier one
-    when the Idempotency-Key and body repeat an earlier submission."""
+    when the Idempotency-Key and body repeat an earlier submission. ``placement=auto``
+    puts a visible signature in the signer block on the last page (instead of ``page``
+    and ``box``)."""
     limit = context.settings.max_document_bytes
     data = await document.read(limit + 1)
     if len(data) > limit:
@@ -103,6 +106,7 @@ async def submit(
         idempotency_key=idempotency_key,
         client_address=request.client.host if request.client else None,
         callback_url=callback_url,
+        placement=placement,
     )
     if not result.created:
         response.status_code = 200

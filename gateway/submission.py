@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+from PIL import Image
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -34,6 +36,7 @@ from gateway.intake import DocumentReport, inspect_pdf
 from gateway.lifecycle import RequestStatus, transition
 from gateway.models import Credential, IntegrationClient, SigningRequest, User
 from gateway.pades import PadesLevel, SignatureParameters
+from gateway.placement import signer_block_box
 from gateway.request_access import expire_if_due, load_owned, utcnow
 
 __all__ = ["Notifier", "Submission", "Submissions"]
@@ -84,10 +87,13 @@ class Submissions:
         idempotency_key: str | None,
         client_address: str | None,
         callback_url: str | None = None,
+        placement: str | None = None,
     ) -> Submission:
         """Check and store a document for ``signer_username`` to sign; notify them.
         ``callback_url``: where to POST the final status (:mod:`gateway.callbacks`); the
-        client needs a callback secret.
+        client needs a callback secret. ``placement="auto"``: a visible signature in the
+        signer block of the last page (:mod:`gateway.placement`), decided now so that the
+        signer approves it.
 
         Raises the intake errors, SignerUnknown, SignerNoCredential, ParameterInvalid,
         IdempotencyConflict (same key, other body)."""
@@ -101,7 +107,7 @@ class Submissions:
         now = self.clock()
         document_sha256 = hashlib.sha256(document).hexdigest()
         submission_sha256 = hashlib.sha256(
-            f"{document_sha256}\n{signer_username}\n{params.canonical_json()}".encode()
+            f"{document_sha256}\n{signer_username}\n{params.canonical_json()}\n{placement}".encode()
         ).hexdigest()
         if idempotency_key is not None:
             earlier = self._idempotent_replay(client, idempotency_key, submission_sha256)
@@ -125,6 +131,10 @@ class Submissions:
                     f"{width:g} x {height:g} points as displayed"
                 )
         params = _placement(params, report)
+        if placement == "auto" and (
+            params.page is not None or params.box is not None or params.field_name is not None
+        ):
+            raise ParameterInvalid("placement=auto decides the page and box: give neither")
         request_id = str(uuid.uuid4())
         self.store.write(request_id, DocumentStore.ORIGINAL, document)
         try:
@@ -139,6 +149,8 @@ class Submissions:
                 )
                 if credential is None:
                     raise SignerNoCredential(f"{signer_username!r} has no active credential")
+                if placement == "auto":
+                    params = _signer_block(params, document, report, signer)
                 if signer.signature_image is not None and (
                     params.box is not None or params.field_name is not None
                 ):
@@ -280,3 +292,21 @@ def _placement(params: SignatureParameters, report: DocumentReport) -> Signature
     raise DocumentCertifiedFieldRequired(
         "sign into one of the empty signature fields: " + ", ".join(repr(n) for n in empty)
     )
+
+
+def _signer_block(
+    params: SignatureParameters, document: bytes, report: DocumentReport, signer: User
+) -> SignatureParameters:
+    """``params`` with the page and box of ``signer``'s block on the last page, the box
+    shaped like their signature image (or 3:1 without one), as the page is displayed.
+    Raises SignerBlockNotFound."""
+    aspect = 3.0
+    if signer.signature_image is not None:
+        with Image.open(io.BytesIO(signer.signature_image)) as image:
+            aspect = image.width / image.height
+    page, found = signer_block_box(document, report.page_count, signer.display_name, aspect=aspect)
+    cx1, cy1 = report.page_origins[page - 1]
+    width, height = report.page_sizes[page - 1]
+    x1, y1, x2, y2 = found[0] - cx1, found[1] - cy1, found[2] - cx1, found[3] - cy1
+    box = (max(x1, 0.0), max(y1, 0.0), min(x2, width), min(y2, height))
+    return replace(params, page=page, box=box)

@@ -192,3 +192,36 @@ def page_with_geometry(
         out.extend(b"%010d 00000 n \n" % offsets[number])
     out.extend(b"trailer\n<< /Size 6 /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % table_at)
     return bytes(out)
+
+
+def signer_block_pdf(title: str, name: str, *, x: float = 330, y: float = 150) -> bytes:
+    """A one-page document ending with a signer block as Decree 30 lays it out: the
+    signer's title, blank lines for the signature, then the full name, in a Vietnamese
+    font (embedded subset, page content, so that text extraction finds each line)."""
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.text import TextBox, TextBoxStyle
+
+    from gateway.fonts import EmScaledFontFactory, find_font
+
+    writer = IncrementalPdfFileWriter(io.BytesIO(page_with_geometry(0, crop=None)))
+    style = TextBoxStyle(
+        font=EmScaledFontFactory(find_font(), font_size=13), font_size=13, leading=18
+    )
+    box = TextBox(style, writer=writer)
+    box.content = f"{title}\n\n\n\n\n{name}"
+    commands = box.render()
+    fonts = box.resources.as_pdf_object()["/Font"]
+    resources = generic.DictionaryObject(
+        {
+            generic.pdf_name("/Font"): generic.DictionaryObject(
+                {generic.pdf_name("/FV"): font for _, font in fonts.items()}
+            )
+        }
+    )
+    stream = b"q 1 0 0 1 %g %g cm " % (x, y) + commands.replace(b"/F1 ", b"/FV ") + b" Q"
+    writer.add_stream_to_page(
+        0, writer.add_object(generic.StreamObject(stream_data=stream)), resources
+    )
+    output = io.BytesIO()
+    writer.write(output)
+    return output.getvalue()

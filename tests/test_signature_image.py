@@ -14,10 +14,12 @@ import pypdfium2
 from PIL import Image
 
 from gateway.demo_images import demo_signature_png
+from gateway.placement import text_lines
 from gateway.sample_pdf import sample_pdf
 from gateway.validation import pdfsig_verdicts
 from tests.conftest import approve, submit
 from tests.factories import make_signer
+from tests.pdf_builders import signer_block_pdf
 
 SCALE = 2
 BOX = (320.0, 90.0, 520.0, 170.0)
@@ -128,3 +130,43 @@ def sample_pdf_height(document: bytes) -> float:
         return pdf[0].get_height()
     finally:
         pdf.close()
+
+
+def test_automatic_placement_centres_the_image_between_title_and_name(
+    installation, server, db, box, tmp_path
+):
+    person = make_signer(db, box)
+    png = demo_signature_png(seed=5)
+    (tmp_path / "ky.png").write_bytes(png)
+    assert (
+        _cli(
+            installation, "users", "signature-image", person.username, str(tmp_path / "ky.png")
+        ).returncode
+        == 0
+    )
+    display_name = f"Người thử {person.username}"
+    document = signer_block_pdf("GIÁM ĐỐC", display_name)
+    lines = {line.text: line.box for line in text_lines(document, 0)}
+    title, name = lines["GIÁM ĐỐC"], lines[display_name]
+    answer = submit(server, document, person.username, placement="auto")
+    assert answer.status_code == 201, answer.text
+    created = answer.json()
+    assert created["parameters"]["page"] == 1
+    x1, y1, x2, y2 = created["parameters"]["box"]
+    assert name[3] <= y1 < y2 <= title[1]  # between the name line and the title line
+    assert abs((x1 + x2) / 2 - (name[0] + name[2]) / 2) < 1  # centred on the name
+    with server.tablet(person.username, person.password) as tablet:
+        decision = approve(tablet, created["id"], person.otp(), document)
+    assert decision.json()["status"] == "signed", decision.text
+    with server.client() as http:
+        signed = http.get(f"/api/v1/signing-requests/{created['id']}/signed-document").content
+    blue = _blue_pixels(signed)
+    assert len(blue) > 300
+    height = round(sample_pdf_height(document) * SCALE)
+    ys = [height - y / 1 for _, y in blue]  # rows counted from the bottom, in pixels
+    assert min(ys) >= name[3] * SCALE - 1 and max(ys) <= title[1] * SCALE + 1
+    # a document without the signer's name on its last page is refused at intake
+    other = submit(
+        server, signer_block_pdf("GIÁM ĐỐC", "Trần Văn Khác"), person.username, placement="auto"
+    )
+    assert other.status_code == 422 and other.json()["code"] == "signer_block_not_found"
