@@ -160,8 +160,15 @@ _SIGNATURE_FIELD_KEYS = frozenset({"/V", "/AP", "/AS", "/F"})
 
 
 def _check_update(prepared_pdf: bytes, parameters: dict[str, object] | None = None) -> None:
-    """Refuse an update that changes more than adding a signature needs, or whose new
-    signature does not carry the approved ``parameters``."""
+    """Refuse an update that changes more than adding one signature needs, or whose new
+    signature does not carry the approved ``parameters``.
+
+    Of the objects that existed before: the catalog, pages, Info, XMP metadata and the
+    AcroForm may change only the keys a signature needs; an empty signature field may
+    get its value and appearance (a signed one may not change); an existing array may
+    only grow, and only a page's /Annots (by signature widgets) or the AcroForm's
+    /Fields; nothing else may change at all. The update adds exactly one annotation:
+    the new signature's widget."""
     from pyhanko.pdf_utils import generic
     from pyhanko.pdf_utils.reader import PdfFileReader
 
@@ -173,13 +180,20 @@ def _check_update(prepared_pdf: bytes, parameters: dict[str, object] | None = No
         before = reader.get_historical_resolver(last - 1)
         info = _reference(reader.trailer_view, "/Info")
         acroform_before = _reference(before.root, "/AcroForm")
+        growable = _growable_arrays(before)
+        added_annotations = 0
         for ref in reader.xrefs.explicit_refs_in_revision(last):
             if reader.xrefs.get_introducing_revision(ref) == last:
                 continue  # new: reachable only through the changes checked below
             new, old = ref.get_object(), before(ref)
             if isinstance(new, generic.ArrayObject) and isinstance(old, generic.ArrayObject):
-                if list(old) != list(new)[: len(old)]:
-                    raise _refuse("an existing array was rewritten", "update_not_allowed")
+                if list(new) == list(old):
+                    continue
+                kind = growable.get((ref.idnum, ref.generation))
+                if kind is None or list(old) != list(new)[: len(old)]:
+                    raise _refuse("an existing array was changed", "update_not_allowed")
+                if kind == "/Annots":
+                    added_annotations += _check_new_annotations(old, new)
                 continue
             if not isinstance(new, generic.DictionaryObject) or not isinstance(
                 old, generic.DictionaryObject
@@ -188,15 +202,18 @@ def _check_update(prepared_pdf: bytes, parameters: dict[str, object] | None = No
             changed = {k for k in set(new) | set(old) if new.get(k) != old.get(k)}
             if isinstance(new, generic.StreamObject) and new.data != old.data:
                 changed.add("(content)")
-            if not changed <= _allowed_changes(new, ref, info, acroform_before):
+            if not changed <= _allowed_changes(old, ref, info, acroform_before):
                 raise _refuse(
                     f"the update changes {sorted(changed)} of an existing object",
                     "update_not_allowed",
                 )
             if "/Annots" in changed:
-                _check_new_annotations(old.get("/Annots"), new.get("/Annots"))
+                added_annotations += _check_new_annotations(old.get("/Annots"), new.get("/Annots"))
+        if added_annotations > 1:
+            raise _refuse("the update adds more than one widget", "update_not_allowed")
+        _check_new_acroform(reader, before)
         if parameters is not None:
-            _check_parameters(reader, last, parameters)
+            _check_parameters(reader, before, last, parameters)
     except ActivationInvalid:
         raise
     except Exception as exc:  # noqa: BLE001 - any parse failure is a refusal
@@ -216,8 +233,24 @@ def _reference(dictionary: Any, key: str) -> Any:
         return None
 
 
-def _allowed_changes(obj: Any, ref: Any, info: Any, acroform: Any) -> frozenset[str]:
-    kind = obj.get("/Type")
+def _growable_arrays(before: Any) -> dict[tuple[int, int], str]:
+    """The arrays stored as objects of their own that a signature may extend: each
+    page's /Annots and the AcroForm's /Fields, by (object number, generation)."""
+    found: dict[tuple[int, int], str] = {}
+    for page in _pages(before.root["/Pages"]):
+        ref = _reference(page, "/Annots")
+        if ref is not None:
+            found[(ref.idnum, ref.generation)] = "/Annots"
+    acroform = before.root.get("/AcroForm")
+    if acroform is not None:
+        ref = _reference(acroform.get_object(), "/Fields")
+        if ref is not None:
+            found[(ref.idnum, ref.generation)] = "/Fields"
+    return found
+
+
+def _allowed_changes(old: Any, ref: Any, info: Any, acroform: Any) -> frozenset[str]:
+    kind = old.get("/Type")
     if kind == "/Catalog":
         return _CATALOG_KEYS
     if kind == "/Page":
@@ -228,38 +261,86 @@ def _allowed_changes(obj: Any, ref: Any, info: Any, acroform: Any) -> frozenset[
         return _INFO_KEYS
     if acroform is not None and ref == acroform:
         return _ACROFORM_KEYS
-    if obj.get("/FT") == "/Sig":
-        return _SIGNATURE_FIELD_KEYS
+    if _field_type(old) == "/Sig" and "/V" not in old:
+        return _SIGNATURE_FIELD_KEYS  # an empty signature field, being filled
     return frozenset()
 
 
-def _check_new_annotations(old: Any, new: Any) -> None:
-    """The page's annotations may only gain signature widgets."""
+def _field_type(node: Any) -> Any:
+    """A field's /FT, inherited from its ancestors (ISO 32000-1 §12.7.3.1)."""
+    seen = 0
+    while node is not None and seen < 32:
+        if "/FT" in node:
+            return node.get("/FT")
+        node = node.get("/Parent")
+        node = node.get_object() if node is not None else None
+        seen += 1
+    return None
+
+
+def _qualified_name(field: Any) -> str:
+    """A field's fully qualified name: the /T of it and its ancestors, joined by dots."""
+    parts: list[str] = []
+    node, seen = field, 0
+    while node is not None and seen < 32:
+        if "/T" in node:
+            parts.append(str(node.get("/T")))
+        node = node.get("/Parent")
+        node = node.get_object() if node is not None else None
+        seen += 1
+    return ".".join(reversed(parts))
+
+
+def _check_new_annotations(old: Any, new: Any) -> int:
+    """The page's annotations may only gain signature widgets; returns how many."""
     old_list = list(old.get_object()) if old is not None else []
     new_list = list(new.get_object()) if new is not None else []
     if new_list[: len(old_list)] != old_list:
         raise _refuse("the update removes or reorders annotations", "update_not_allowed")
     for annotation in new_list[len(old_list) :]:
         widget = annotation.get_object()
-        field = widget.get("/Parent").get_object() if "/Parent" in widget else widget
-        if widget.get("/Subtype") != "/Widget" or field.get("/FT") != "/Sig":
+        if widget.get("/Subtype") != "/Widget" or _field_type(widget) != "/Sig":
             raise _refuse(
                 "the update adds an annotation that is not a signature", "update_not_allowed"
             )
+    return len(new_list) - len(old_list)
 
 
-def _check_parameters(reader: Any, last: int, parameters: dict[str, object]) -> None:
+# What an AcroForm that the update creates may hold.
+_NEW_ACROFORM_KEYS = frozenset({"/Fields", "/SigFlags", "/DR", "/DA"})
+
+
+def _check_new_acroform(reader: Any, before: Any) -> None:
+    """An AcroForm created by the update holds signature fields only, and nothing that
+    would make a viewer redraw or replace what the signer saw (/NeedAppearances,
+    /XFA)."""
+    if before.root.get("/AcroForm") is not None:
+        return
+    acroform = reader.root.get("/AcroForm")
+    if acroform is None:
+        return
+    acroform = acroform.get_object()
+    if not set(acroform) <= _NEW_ACROFORM_KEYS:
+        raise _refuse("the update adds an AcroForm with more than fields", "update_not_allowed")
+    for field in acroform.get("/Fields", []):
+        if _field_type(field.get_object()) != "/Sig":
+            raise _refuse("the update adds a field that is not a signature", "update_not_allowed")
+
+
+def _check_parameters(reader: Any, before: Any, last: int, parameters: dict[str, object]) -> None:
     """The update adds one signature; its dictionary carries the approved /Reason,
-    /Location and /ContactInfo; its widget is in the approved field, and on the approved
-    page and box (a zero-sized widget when no box and no field were approved)."""
+    /Location and /ContactInfo; its widget is in the approved field (the empty field of
+    that fully qualified name that was there before, when there was one), and on the
+    approved page and box (a zero-sized widget when no box and no field were
+    approved)."""
     placed = [
-        (index, widget, field, value)
-        for index, widget, field, value in _signature_widgets(reader)
+        (index, widget, field, field_ref, value)
+        for index, widget, field, field_ref, value in _signature_widgets(reader)
         if reader.xrefs.get_introducing_revision(value) == last
     ]
     if len(placed) != 1:
         raise _refuse(f"the update adds {len(placed)} signatures, not one", "parameters_mismatch")
-    page_index, widget, field, value = placed[0]
+    page_index, widget, field, field_ref, value = placed[0]
     signature = value.get_object()
     if signature.get("/Type") != "/Sig":
         raise _refuse("the new field value is not a signature", "parameters_mismatch")
@@ -272,8 +353,18 @@ def _check_parameters(reader: Any, last: int, parameters: dict[str, object]) -> 
         if (None if found is None else str(found)) != parameters.get(key):
             raise _refuse(f"the signature's {name} is not the approved one", "parameters_mismatch")
     field_name = parameters.get("field_name")
-    if field_name is not None and str(field.get("/T")) != field_name:
-        raise _refuse("the signature is not in the approved field", "parameters_mismatch")
+    if field_name is not None:
+        if _qualified_name(field) != field_name:
+            raise _refuse("the signature is not in the approved field", "parameters_mismatch")
+        existing = [ref for name, ref in _signature_fields(before) if name == field_name]
+        if existing and (existing[0].idnum, existing[0].generation) != (
+            field_ref.idnum,
+            field_ref.generation,
+        ):
+            raise _refuse(
+                "the signature is not in the document's field of that name",
+                "parameters_mismatch",
+            )
     x1, y1, x2, y2 = (float(v) for v in widget.get("/Rect", [0, 0, 0, 0]))
     rect = (min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2))
     box = parameters.get("box")
@@ -291,18 +382,42 @@ def _check_parameters(reader: Any, last: int, parameters: dict[str, object]) -> 
         raise _refuse("the signature's box is not the approved one", "parameters_mismatch")
 
 
-def _signature_widgets(reader: Any) -> list[tuple[int, Any, Any, Any]]:
-    """(page index, widget, field, reference of the field's /V) of every filled
-    signature field reached through the pages' /Annots."""
+def _signature_widgets(reader: Any) -> list[tuple[int, Any, Any, Any, Any]]:
+    """(page index, widget, field, the field's reference, the reference of its /V) of
+    every filled signature field reached through the pages' /Annots. A widget with a
+    /T is its own (terminal) field; one without is a kid of its /Parent field."""
     found = []
     for index, page in enumerate(_pages(reader.root["/Pages"])):
         annotations = page.get("/Annots")
         for annotation in annotations.get_object() if annotations is not None else []:
             widget = annotation.get_object()
-            field = widget.get("/Parent").get_object() if "/Parent" in widget else widget
+            if "/T" in widget or "/Parent" not in widget:
+                field, field_ref = widget, annotation
+            else:
+                field_ref = widget.raw_get("/Parent")
+                field = field_ref.get_object()
             value = field.raw_get("/V") if "/V" in field else None
-            if field.get("/FT") == "/Sig" and hasattr(value, "idnum"):
-                found.append((index, widget, field, value))
+            if _field_type(field) == "/Sig" and hasattr(value, "idnum"):
+                found.append((index, widget, field, field_ref, value))
+    return found
+
+
+def _signature_fields(resolver: Any) -> list[tuple[str, Any]]:
+    """(fully qualified name, reference) of every signature field of the document as
+    ``resolver`` (a revision) sees it, through the AcroForm's field tree."""
+    found: list[tuple[str, Any]] = []
+    acroform = resolver.root.get("/AcroForm")
+    if acroform is None:
+        return found
+    stack = [(ref, 0) for ref in acroform.get_object().get("/Fields", [])]
+    while stack:
+        ref, depth = stack.pop()
+        node = ref.get_object()
+        kids = [k for k in node.get("/Kids", []) if "/T" in k.get_object()]
+        if kids and depth < 32:
+            stack.extend((kid, depth + 1) for kid in kids)
+        elif _field_type(node) == "/Sig":
+            found.append((_qualified_name(node), ref))
     return found
 
 

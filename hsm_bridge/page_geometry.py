@@ -64,9 +64,9 @@ def page_geometries(pages_root: Any) -> list[PageGeometry]:
         for key in ("/MediaBox", "/CropBox", "/Rotate"):
             if key in node:
                 here[key] = node[key]
-        if "/Kids" in node:
+        if node.get("/Type") != "/Page" and "/Kids" in node:
             stack.extend((kid.get_object(), here) for kid in reversed(list(node["/Kids"])))
-        else:
+        else:  # a page (a stray /Kids on a page is ignored, as readers do)
             found.append(_geometry(here))
     return found
 
@@ -83,11 +83,12 @@ def page_geometry(pages_root: Any, index: int) -> PageGeometry:
         for key in ("/MediaBox", "/CropBox", "/Rotate"):
             if key in node:
                 inherited[key] = node[key]
-        if node.get("/Type") != "/Pages" and "/Kids" not in node:
+        if node.get("/Type") == "/Page" or "/Kids" not in node:
             break
         for kid in node["/Kids"]:
             child = kid.get_object()
-            count = int(child.get("/Count", 1)) if "/Kids" in child else 1
+            leaf = child.get("/Type") == "/Page" or "/Kids" not in child
+            count = 1 if leaf else int(child.get("/Count", 1))
             if remaining < count:
                 node = child
                 break

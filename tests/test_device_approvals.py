@@ -37,10 +37,24 @@ def _enrolled(server, db, signer) -> DeviceApp:
 
 
 def _shown(tablet, request_id: str) -> dict[str, str]:
-    """What the app shows and signs for one request: id, hashes, certificate, mechanism."""
+    """What the app shows and signs for one request. Like a careful app, it hashes the
+    bytes it shows and the parameters it shows itself (it does not sign the server's
+    word for them), and checks them against the request's."""
     view = tablet.get(f"/mobile/v1/signing-requests/{request_id}").json()
-    keys = ("id", "document_sha256", "parameters_sha256", "certificate_sha256", "mechanism")
-    return {k: view[k] for k in keys}
+    document = tablet.get(f"/mobile/v1/signing-requests/{request_id}/document").content
+    parameters = json.dumps(
+        view["parameters"], sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    shown = {
+        "id": view["id"],
+        "document_sha256": hashlib.sha256(document).hexdigest(),
+        "parameters_sha256": hashlib.sha256(parameters.encode()).hexdigest(),
+        "certificate_sha256": view["certificate_sha256"],
+        "mechanism": view["mechanism"],
+    }
+    assert shown["document_sha256"] == view["document_sha256"]
+    assert shown["parameters_sha256"] == view["parameters_sha256"]
+    return shown
 
 
 def _nonce(tablet) -> str:
