@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import subprocess
-import sys
 
 import pypdfium2
 from PIL import Image
@@ -20,26 +17,10 @@ from gateway.validation import pdfsig_verdicts
 from tests.conftest import approve, submit
 from tests.factories import make_signer
 from tests.pdf_builders import signer_block_pdf
+from tests.test_admin_cli import _cli
 
 SCALE = 2
 BOX = (320.0, 90.0, 520.0, 170.0)
-
-
-def _cli(installation, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "signing_gateway.cli",
-            *args,
-            "--data-dir",
-            str(installation.data_dir),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=dict(os.environ),
-    )
 
 
 def _blue_pixels(pdf: bytes) -> list[tuple[int, int]]:
