@@ -41,6 +41,8 @@ def check_signature_image(data: bytes) -> Image.Image:
         if image.width * image.height > MAX_IMAGE_PIXELS:
             raise ParameterInvalid("the signature image is larger than 2000 x 2000 pixels")
         image.load()
+    except Image.DecompressionBombError as exc:
+        raise ParameterInvalid("the signature image claims too many pixels") from exc
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise ParameterInvalid("the signature image is not a readable PNG") from exc
     transparent = image.mode in ("RGBA", "LA") or "transparency" in image.info

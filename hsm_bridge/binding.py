@@ -80,7 +80,7 @@ def verify_signing_input(
         )
     digest = _byte_range_digest(prepared_pdf, original_length, prefix)
     _check_signed_attributes(signed_attributes, digest)
-    _check_update(prepared_pdf, parameters)
+    _check_update(prepared_pdf, original_length, parameters)
     return hashlib.sha256(signed_attributes).digest()
 
 
@@ -159,16 +159,22 @@ _ACROFORM_KEYS = frozenset({"/Fields", "/SigFlags", "/DR"})
 _SIGNATURE_FIELD_KEYS = frozenset({"/V", "/AP", "/AS", "/F"})
 
 
-def _check_update(prepared_pdf: bytes, parameters: dict[str, object] | None = None) -> None:
+_STARTXREF = re.compile(rb"startxref\s+(\d{1,15})")
+
+
+def _check_update(
+    prepared_pdf: bytes, original_length: int, parameters: dict[str, object] | None = None
+) -> None:
     """Refuse an update that changes more than adding one signature needs, or whose new
     signature does not carry the approved ``parameters``.
 
-    Of the objects that existed before: the catalog, pages, Info, XMP metadata and the
-    AcroForm may change only the keys a signature needs; an empty signature field may
-    get its value and appearance (a signed one may not change); an existing array may
-    only grow, and only a page's /Annots (by signature widgets) or the AcroForm's
-    /Fields; nothing else may change at all. The update adds exactly one annotation:
-    the new signature's widget."""
+    The update is one revision, chained by /Prev to the original's last one. Of the
+    objects that existed before: the catalog, pages, Info, the document's XMP metadata
+    and the AcroForm may change only the keys a signature needs; the signature field
+    being signed gets its value and appearance; an existing array may only grow, and
+    only a page's /Annots (by the new widget) or the AcroForm's /Fields; nothing else
+    changes. A new object takes a number the original never used nor referred to. The
+    update adds exactly one annotation: the new signature's widget."""
     from pyhanko.pdf_utils import generic
     from pyhanko.pdf_utils.reader import PdfFileReader
 
@@ -177,13 +183,22 @@ def _check_update(prepared_pdf: bytes, parameters: dict[str, object] | None = No
         last = reader.xrefs.total_revisions - 1
         if last < 1:
             raise _refuse("the prepared PDF has no update", "update_not_allowed")
+        _check_one_revision(reader, prepared_pdf, original_length, last)
         before = reader.get_historical_resolver(last - 1)
         info = _reference(reader.trailer_view, "/Info")
         acroform_before = _reference(before.root, "/AcroForm")
+        metadata_before = _reference(before.root, "/Metadata")
         growable = _growable_arrays(before)
+        used_before = _numbers_of_original(reader, before, last)
         added_annotations = 0
+        filled_fields: set[tuple[int, int]] = set()
         for ref in reader.xrefs.explicit_refs_in_revision(last):
             if reader.xrefs.get_introducing_revision(ref) == last:
+                if ref.idnum in used_before:
+                    raise _refuse(
+                        f"the update redefines object {ref.idnum} of the original",
+                        "update_not_allowed",
+                    )
                 continue  # new: reachable only through the changes checked below
             new, old = ref.get_object(), before(ref)
             if isinstance(new, generic.ArrayObject) and isinstance(old, generic.ArrayObject):
@@ -194,6 +209,8 @@ def _check_update(prepared_pdf: bytes, parameters: dict[str, object] | None = No
                     raise _refuse("an existing array was changed", "update_not_allowed")
                 if kind == "/Annots":
                     added_annotations += _check_new_annotations(old, new)
+                else:
+                    _check_new_fields(list(new)[len(old) :])
                 continue
             if not isinstance(new, generic.DictionaryObject) or not isinstance(
                 old, generic.DictionaryObject
@@ -202,24 +219,85 @@ def _check_update(prepared_pdf: bytes, parameters: dict[str, object] | None = No
             changed = {k for k in set(new) | set(old) if new.get(k) != old.get(k)}
             if isinstance(new, generic.StreamObject) and new.data != old.data:
                 changed.add("(content)")
-            if not changed <= _allowed_changes(old, ref, info, acroform_before):
+            allowed = _allowed_changes(old, ref, info, acroform_before, metadata_before)
+            if allowed is _ACROFORM_KEYS:
+                changed = _without_harmless(changed, new)
+            if not changed <= allowed:
                 raise _refuse(
                     f"the update changes {sorted(changed)} of an existing object",
                     "update_not_allowed",
                 )
+            if allowed is _SIGNATURE_FIELD_KEYS and changed:
+                filled_fields.add((ref.idnum, ref.generation))
             if "/Annots" in changed:
                 added_annotations += _check_new_annotations(old.get("/Annots"), new.get("/Annots"))
+            if allowed is _CATALOG_KEYS and "/AcroForm" in changed and acroform_before is None:
+                _check_acroform_change(old.get("/AcroForm"), new.get("/AcroForm"))
+            if allowed is _ACROFORM_KEYS and "/Fields" in changed:
+                _check_acroform_change(old, new)
         if added_annotations > 1:
             raise _refuse("the update adds more than one widget", "update_not_allowed")
-        _check_new_acroform(reader, before)
+        placed = _placed_signature(reader, last)
+        # only the field being signed may change; no other empty field gets a look
+        if not filled_fields <= {placed[3], placed[5]}:
+            raise _refuse("the update changes another signature field", "update_not_allowed")
         if parameters is not None:
-            _check_parameters(reader, before, last, parameters)
+            _check_parameters(reader, before, last, placed, parameters)
     except ActivationInvalid:
         raise
     except Exception as exc:  # noqa: BLE001 - any parse failure is a refusal
         raise _refuse(
             f"the prepared PDF cannot be read ({type(exc).__name__})", "update_not_allowed"
         ) from exc
+
+
+def _check_one_revision(reader: Any, prepared_pdf: bytes, original_length: int, last: int) -> None:
+    """The update is exactly one cross-reference section, after the original, whose
+    /Prev is the original's own startxref (so no revision of the original is skipped
+    and no extra revision hides in the update)."""
+    found = _STARTXREF.findall(prepared_pdf[max(0, original_length - 2048) : original_length])
+    if not found:
+        raise _refuse("the original has no startxref", "update_not_allowed")
+    xrefs = reader.xrefs
+    if xrefs.get_xref_container_info(last).start_location < original_length:
+        raise _refuse("the update's cross-reference is not in the update", "update_not_allowed")
+    for revision in range(last):
+        if xrefs.get_xref_container_info(revision).start_location >= original_length:
+            raise _refuse("the update holds more than one revision", "update_not_allowed")
+    if xrefs.get_startxref_for_revision(last - 1) != int(found[-1]):
+        raise _refuse(
+            "the update does not follow the original's last revision", "update_not_allowed"
+        )
+
+
+def _numbers_of_original(reader: Any, before: Any, last: int) -> set[int]:
+    """Object numbers the original defines (in any revision, any generation) or refers
+    to from anything reachable (a number it refers to without defining must not be
+    defined by the update: that would change what an unchanged object shows)."""
+    from pyhanko.pdf_utils import generic
+
+    numbers: set[int] = set()
+    for revision in range(last):
+        numbers.update(ref.idnum for ref in reader.xrefs.explicit_refs_in_revision(revision))
+    seen: set[tuple[int, int]] = set()
+    stack: list[Any] = [before.root, before.trailer_view]
+    while stack:
+        obj = stack.pop()
+        if isinstance(obj, generic.IndirectObject):
+            numbers.add(obj.idnum)
+            key = (obj.idnum, obj.generation)
+            if key in seen:
+                continue
+            seen.add(key)
+            try:
+                stack.append(before(obj.reference))
+            except Exception:  # noqa: BLE001, S112 - a dangling reference: its number stays taken
+                continue
+        elif isinstance(obj, generic.DictionaryObject):
+            stack.extend(obj.raw_get(k) for k in obj)
+        elif isinstance(obj, generic.ArrayObject):
+            stack.extend(obj.raw_get(i) for i in range(len(obj)))
+    return numbers
 
 
 def _reference(dictionary: Any, key: str) -> Any:
@@ -249,14 +327,17 @@ def _growable_arrays(before: Any) -> dict[tuple[int, int], str]:
     return found
 
 
-def _allowed_changes(old: Any, ref: Any, info: Any, acroform: Any) -> frozenset[str]:
+_METADATA_KEYS = frozenset({"/Length", "(content)"})
+
+
+def _allowed_changes(old: Any, ref: Any, info: Any, acroform: Any, metadata: Any) -> frozenset[str]:
     kind = old.get("/Type")
     if kind == "/Catalog":
         return _CATALOG_KEYS
     if kind == "/Page":
         return _PAGE_KEYS
-    if kind == "/Metadata":
-        return frozenset({"/Length", "(content)"})
+    if metadata is not None and ref == metadata:
+        return _METADATA_KEYS  # the document's XMP, by reference (not by its /Type)
     if info is not None and ref == info:
         return _INFO_KEYS
     if acroform is not None and ref == acroform:
@@ -310,37 +391,78 @@ def _check_new_annotations(old: Any, new: Any) -> int:
 _NEW_ACROFORM_KEYS = frozenset({"/Fields", "/SigFlags", "/DR", "/DA"})
 
 
-def _check_new_acroform(reader: Any, before: Any) -> None:
-    """An AcroForm created by the update holds signature fields only, and nothing that
-    would make a viewer redraw or replace what the signer saw (/NeedAppearances,
-    /XFA)."""
-    if before.root.get("/AcroForm") is not None:
-        return
-    acroform = reader.root.get("/AcroForm")
-    if acroform is None:
-        return
-    acroform = acroform.get_object()
-    if not set(acroform) <= _NEW_ACROFORM_KEYS:
-        raise _refuse("the update adds an AcroForm with more than fields", "update_not_allowed")
-    for field in acroform.get("/Fields", []):
+def _check_new_fields(added: list[Any]) -> None:
+    """Fields an update adds to the AcroForm are signature fields."""
+    for field in added:
         if _field_type(field.get_object()) != "/Sig":
             raise _refuse("the update adds a field that is not a signature", "update_not_allowed")
 
 
-def _check_parameters(reader: Any, before: Any, last: int, parameters: dict[str, object]) -> None:
-    """The update adds one signature; its dictionary carries the approved /Reason,
-    /Location and /ContactInfo; its widget is in the approved field (the empty field of
-    that fully qualified name that was there before, when there was one), and on the
-    approved page and box (a zero-sized widget when no box and no field were
-    approved)."""
+def _check_acroform_change(old: Any, new: Any) -> None:
+    """An AcroForm the update creates holds signature fields and nothing that would make
+    a viewer redraw or replace what the signer saw (/NeedAppearances, /XFA); one that
+    existed changes only /Fields (which may only grow, by signature fields), /SigFlags
+    and /DR."""
+    old = old.get_object() if old is not None else None
+    new = new.get_object() if new is not None else None
+    if new is None:
+        raise _refuse("the update removes the AcroForm", "update_not_allowed")
+    if old is None:
+        if not set(new) <= _NEW_ACROFORM_KEYS:
+            raise _refuse("the update adds an AcroForm with more than fields", "update_not_allowed")
+        _check_new_fields(list(new.get("/Fields", [])))
+        return
+    changed = _without_harmless({k for k in set(new) | set(old) if new.get(k) != old.get(k)}, new)
+    if not changed <= _ACROFORM_KEYS:
+        raise _refuse(f"the update changes {sorted(changed)} of the AcroForm", "update_not_allowed")
+    old_fields = list(old.get("/Fields", []))
+    new_fields = list(new.get("/Fields", []))
+    if new_fields[: len(old_fields)] != old_fields:
+        raise _refuse("the update removes or reorders fields", "update_not_allowed")
+    _check_new_fields(new_fields[len(old_fields) :])
+
+
+def _without_harmless(changed: set[str], new: Any) -> set[str]:
+    """``changed`` keys of an AcroForm less /NeedAppearances when the update turns it
+    off or drops it (pyHanko does, so that viewers keep the appearances as signed;
+    turning it on would let them redraw fields)."""
+    if "/NeedAppearances" in changed and not bool(new.get("/NeedAppearances", False)):
+        return changed - {"/NeedAppearances"}
+    return changed
+
+
+def _placed_signature(
+    reader: Any, last: int
+) -> tuple[int, Any, Any, tuple[int, int], Any, tuple[int, int]]:
+    """The one signature the update makes: (page index, widget, field, the field's
+    (number, generation), the /V reference, the widget's (number, generation))."""
     placed = [
-        (index, widget, field, field_ref, value)
-        for index, widget, field, field_ref, value in _signature_widgets(reader)
-        if reader.xrefs.get_introducing_revision(value) == last
+        found
+        for found in _signature_widgets(reader)
+        if reader.xrefs.get_introducing_revision(found[4]) == last
     ]
     if len(placed) != 1:
         raise _refuse(f"the update adds {len(placed)} signatures, not one", "parameters_mismatch")
-    page_index, widget, field, field_ref, value = placed[0]
+    index, widget, field, field_ref, value, widget_ref = placed[0]
+    return (
+        index,
+        widget,
+        field,
+        (field_ref.idnum, field_ref.generation),
+        value,
+        (widget_ref.idnum, widget_ref.generation),
+    )
+
+
+def _check_parameters(
+    reader: Any, before: Any, last: int, placed: Any, parameters: dict[str, object]
+) -> None:
+    """The update's signature (``placed``, from :func:`_placed_signature`) carries the
+    approved /Reason, /Location and /ContactInfo; its widget is in the approved field
+    (the empty field of that fully qualified name that was there before, when there was
+    one), and on the approved page and box (a zero-sized widget when no box was
+    approved, unless it fills a field the document had)."""
+    page_index, widget, field, field_ref, value, _ = placed
     signature = value.get_object()
     if signature.get("/Type") != "/Sig":
         raise _refuse("the new field value is not a signature", "parameters_mismatch")
@@ -353,23 +475,23 @@ def _check_parameters(reader: Any, before: Any, last: int, parameters: dict[str,
         if (None if found is None else str(found)) != parameters.get(key):
             raise _refuse(f"the signature's {name} is not the approved one", "parameters_mismatch")
     field_name = parameters.get("field_name")
+    pre_existing = False
     if field_name is not None:
         if _qualified_name(field) != field_name:
             raise _refuse("the signature is not in the approved field", "parameters_mismatch")
         existing = [ref for name, ref in _signature_fields(before) if name == field_name]
-        if existing and (existing[0].idnum, existing[0].generation) != (
-            field_ref.idnum,
-            field_ref.generation,
-        ):
+        if existing and (existing[0].idnum, existing[0].generation) != field_ref:
             raise _refuse(
                 "the signature is not in the document's field of that name",
                 "parameters_mismatch",
             )
+        pre_existing = bool(existing)
     x1, y1, x2, y2 = (float(v) for v in widget.get("/Rect", [0, 0, 0, 0]))
     rect = (min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2))
     box = parameters.get("box")
     if box is None:
-        if field_name is None and rect[2] > rect[0] and rect[3] > rect[1]:
+        # a field the document had keeps its place; a new one is invisible
+        if not pre_existing and rect[2] > rect[0] and rect[3] > rect[1]:
             raise _refuse("an invisible signature was approved", "parameters_mismatch")
         return
     page = parameters.get("page")
@@ -382,10 +504,11 @@ def _check_parameters(reader: Any, before: Any, last: int, parameters: dict[str,
         raise _refuse("the signature's box is not the approved one", "parameters_mismatch")
 
 
-def _signature_widgets(reader: Any) -> list[tuple[int, Any, Any, Any, Any]]:
-    """(page index, widget, field, the field's reference, the reference of its /V) of
-    every filled signature field reached through the pages' /Annots. A widget with a
-    /T is its own (terminal) field; one without is a kid of its /Parent field."""
+def _signature_widgets(reader: Any) -> list[tuple[int, Any, Any, Any, Any, Any]]:
+    """(page index, widget, field, the field's reference, the reference of its /V, the
+    widget's reference) of every filled signature field reached through the pages'
+    /Annots. A widget with a /T is its own (terminal) field; one without is a kid of
+    its /Parent field."""
     found = []
     for index, page in enumerate(_pages(reader.root["/Pages"])):
         annotations = page.get("/Annots")
@@ -398,7 +521,7 @@ def _signature_widgets(reader: Any) -> list[tuple[int, Any, Any, Any, Any]]:
                 field = field_ref.get_object()
             value = field.raw_get("/V") if "/V" in field else None
             if _field_type(field) == "/Sig" and hasattr(value, "idnum"):
-                found.append((index, widget, field, field_ref, value))
+                found.append((index, widget, field, field_ref, value, annotation))
     return found
 
 
