@@ -352,7 +352,7 @@ def users_add(
     role: Annotated[str, typer.Option(help="leader, clerk or admin")] = "leader",
     data_dir: DataDir = Path("var"),
 ) -> None:
-    """Add a user; prints a one-time password (the user enrols TOTP on the tablet)."""
+    """Add a user; prints its initial password, shown once (the user enrols TOTP on the tablet)."""
     from gateway.context import open_database
     from gateway.enrolment import add_user
     from gateway.errors import GatewayError
@@ -366,7 +366,7 @@ def users_add(
         raise typer.Exit(1) from exc
     finally:
         db.dispose()
-    typer.echo(f"user {user.username} added; one-time password: {user.password}")
+    typer.echo(f"user {user.username} added; initial password (shown once): {user.password}")
 
 
 @users_app.command("signature-image")
@@ -679,6 +679,24 @@ def _bridge_admin_audit(settings: Settings, action: str, detail: dict[str, Any])
         db.dispose()
 
 
+def _user_exists(settings: Settings, username: str) -> bool | None:
+    """Whether this installation's database has ``username``; None when it has no users
+    at all (a secure host's bridge installation, whose signers live at the gateway)."""
+    from sqlalchemy import select
+
+    from gateway.context import open_database
+    from gateway.models import User
+
+    db = open_database(settings)
+    try:
+        with db.transaction() as session:
+            if session.scalar(select(User.id).limit(1)) is None:
+                return None
+            return session.scalar(select(User.id).where(User.username == username)) is not None
+    finally:
+        db.dispose()
+
+
 def _credential_ref(token: str, key_id: str) -> Any:
     from hsm_bridge.credentials import CredentialRef
 
@@ -700,6 +718,9 @@ def bridge_bind(
     (the bridge refuses every other signer's approval for it). Audited."""
     settings = load_settings(data_dir)
     ref = _credential_ref(token, key_id)
+    if _user_exists(settings, username) is False:
+        typer.echo(f"no user {username} in this installation: nothing bound", err=True)
+        raise typer.Exit(1)
     _local_registry(settings).bind_credential(username, ref)
     _bridge_admin_audit(
         settings, "bridge.credential_bound", {"user": username, "credential": str(ref)}

@@ -51,7 +51,7 @@ def test_add_a_user_register_a_credential_and_revoke_it(installation, db, server
         installation, "users", "add", "vt-mai", "--display-name", "Lê Thị Mai", "--role", "clerk"
     )
     assert added.returncode == 0, added.stderr
-    password = re.search(r"one-time password: (\S+)", added.stdout).group(1)
+    password = re.search(r"initial password \(shown once\): (\S+)", added.stdout).group(1)
     serial, key_id = _org1_key(db)
 
     registered = _cli(
@@ -261,6 +261,11 @@ def test_the_bridge_hosts_administrator_binds_signers_and_issues_codes(
         == 0
     )
     assert registry.credentials_of(person.username) == {bound}
+    nobody = _cli(
+        installation, "bridge", "bind", "nobody-here", "--token", serial, "--key-id", key_id
+    )
+    assert nobody.returncode == 1 and "no user nobody-here" in nobody.stderr
+    assert registry.credentials_of("nobody-here") == set()
     issued = _cli(installation, "bridge", "enrolment-code", person.username)
     assert issued.returncode == 0, issued.stderr
     code = re.search(r"activation code: (\S+)", issued.stdout).group(1)
