@@ -185,6 +185,7 @@ def _check_update(
             raise _refuse("the prepared PDF has no update", "update_not_allowed")
         _check_one_revision(reader, prepared_pdf, original_length, last)
         before = reader.get_historical_resolver(last - 1)
+        _check_trailer(reader, before)
         info = _reference(reader.trailer_view, "/Info")
         acroform_before = _reference(before.root, "/AcroForm")
         metadata_before = _reference(before.root, "/Metadata")
@@ -229,11 +230,14 @@ def _check_update(
                 )
             if allowed is _SIGNATURE_FIELD_KEYS and changed:
                 filled_fields.add((ref.idnum, ref.generation))
+                if "/F" in changed and _unhides(old.get("/F"), new.get("/F")):
+                    raise _refuse("the update shows a hidden field", "update_not_allowed")
             if "/Annots" in changed:
                 added_annotations += _check_new_annotations(old.get("/Annots"), new.get("/Annots"))
-            if allowed is _CATALOG_KEYS and "/AcroForm" in changed and acroform_before is None:
+            if allowed is _CATALOG_KEYS and "/AcroForm" in changed:
+                # another AcroForm (direct, or a new object): checked as a change of it
                 _check_acroform_change(old.get("/AcroForm"), new.get("/AcroForm"))
-            if allowed is _ACROFORM_KEYS and "/Fields" in changed:
+            if allowed is _ACROFORM_KEYS:
                 _check_acroform_change(old, new)
         if added_annotations > 1:
             raise _refuse("the update adds more than one widget", "update_not_allowed")
@@ -268,6 +272,45 @@ def _check_one_revision(reader: Any, prepared_pdf: bytes, original_length: int, 
         raise _refuse(
             "the update does not follow the original's last revision", "update_not_allowed"
         )
+
+
+def _check_trailer(reader: Any, before: Any) -> None:
+    """The update's trailer names the original's catalog and Info (a new /Info only
+    when the original had none, holding /ModDate and /Producer), no /Encrypt, and the
+    original's permanent /ID."""
+    new, old = reader.trailer_view, before.trailer_view
+    if _same_ref(new, old, "/Root") is not True:
+        raise _refuse("the update names another catalog", "update_not_allowed")
+    same_info = _same_ref(new, old, "/Info")
+    if same_info is False:
+        if "/Info" in old or not set(new["/Info"].get_object()) <= _INFO_KEYS:
+            raise _refuse("the update names another Info dictionary", "update_not_allowed")
+    if "/Encrypt" in new:
+        raise _refuse("the update adds encryption", "update_not_allowed")
+    if "/ID" in old and ("/ID" not in new or new["/ID"][0] != old["/ID"][0]):
+        raise _refuse("the update changes the document's permanent ID", "update_not_allowed")
+
+
+def _same_ref(new: Any, old: Any, key: str) -> bool | None:
+    """Whether both name the same object under ``key``; None when neither has it."""
+    if key not in new and key not in old:
+        return None
+    if key not in new or key not in old:
+        return False
+    a, b = new.raw_get(key), old.raw_get(key)
+    if not (hasattr(a, "idnum") and hasattr(b, "idnum")):
+        return False
+    return (a.idnum, a.generation) == (b.idnum, b.generation)
+
+
+# Annotation flags (ISO 32000-1 §12.5.3): Invisible, Hidden, NoView.
+_HIDING_FLAGS = 1 | 2 | 32
+
+
+def _unhides(old: Any, new: Any) -> bool:
+    """Whether a change of an annotation's /F clears a flag that kept it from view."""
+    before = int(old or 0) & _HIDING_FLAGS
+    return bool(before & ~(int(new or 0)))
 
 
 def _numbers_of_original(reader: Any, before: Any, last: int) -> set[int]:
@@ -415,11 +458,39 @@ def _check_acroform_change(old: Any, new: Any) -> None:
     changed = _without_harmless({k for k in set(new) | set(old) if new.get(k) != old.get(k)}, new)
     if not changed <= _ACROFORM_KEYS:
         raise _refuse(f"the update changes {sorted(changed)} of the AcroForm", "update_not_allowed")
+    if "/DR" in changed:
+        _check_default_resources(old.get("/DR"), new.get("/DR"))
     old_fields = list(old.get("/Fields", []))
     new_fields = list(new.get("/Fields", []))
     if new_fields[: len(old_fields)] != old_fields:
         raise _refuse("the update removes or reorders fields", "update_not_allowed")
     _check_new_fields(new_fields[len(old_fields) :])
+
+
+def _check_default_resources(old: Any, new: Any) -> None:
+    """The AcroForm's default resources may gain entries (a font for the signature's
+    appearance) but not redefine one: a viewer draws fields without their own
+    appearance with them."""
+    old = old.get_object() if old is not None else None
+    new = new.get_object() if new is not None else None
+    if old is None:
+        return
+    if new is None:
+        raise _refuse("the update removes the default resources", "update_not_allowed")
+    for category in old:
+        before, after = old.get(category), new.get(category)
+        if category not in new:
+            raise _refuse("the update removes default resources", "update_not_allowed")
+        if isinstance(before, dict) or hasattr(before, "items"):
+            before, after = before.get_object(), after.get_object()
+            for name in before:
+                if name not in after or after.raw_get(name) != before.raw_get(name):
+                    raise _refuse(
+                        f"the update redefines the default resource {category} {name}",
+                        "update_not_allowed",
+                    )
+        elif after != before:
+            raise _refuse(f"the update changes the default {category}", "update_not_allowed")
 
 
 def _without_harmless(changed: set[str], new: Any) -> set[str]:
