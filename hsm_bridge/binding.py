@@ -155,7 +155,7 @@ def _encoded_oid(dotted: str) -> bytes:
 _CATALOG_KEYS = frozenset({"/AcroForm", "/Extensions", "/Version", "/Metadata"})
 _PAGE_KEYS = frozenset({"/Annots"})
 _INFO_KEYS = frozenset({"/ModDate", "/Producer"})
-_ACROFORM_KEYS = frozenset({"/Fields", "/SigFlags", "/DR"})
+_ACROFORM_KEYS = frozenset({"/Fields", "/SigFlags", "/DR"})  # /DR: see _check_acroform_change
 _SIGNATURE_FIELD_KEYS = frozenset({"/V", "/AP", "/AS", "/F"})
 
 
@@ -184,6 +184,7 @@ def _check_update(
         if last < 1:
             raise _refuse("the prepared PDF has no update", "update_not_allowed")
         _check_one_revision(reader, prepared_pdf, original_length, last)
+        _check_update_objects(reader, prepared_pdf, original_length, last)
         before = reader.get_historical_resolver(last - 1)
         _check_trailer(reader, before)
         info = _reference(reader.trailer_view, "/Info")
@@ -230,7 +231,7 @@ def _check_update(
                 )
             if allowed is _SIGNATURE_FIELD_KEYS and changed:
                 filled_fields.add((ref.idnum, ref.generation))
-                if "/F" in changed and _unhides(old.get("/F"), new.get("/F")):
+                if "/F" in changed and _unhides(_value(old, "/F"), _value(new, "/F")):
                     raise _refuse("the update shows a hidden field", "update_not_allowed")
             if "/Annots" in changed:
                 added_annotations += _check_new_annotations(old.get("/Annots"), new.get("/Annots"))
@@ -241,7 +242,11 @@ def _check_update(
                 _check_acroform_change(old, new)
         if added_annotations > 1:
             raise _refuse("the update adds more than one widget", "update_not_allowed")
+        _check_title(reader, before)
         placed = _placed_signature(reader, last)
+        widget, field = placed[1], placed[2]
+        if any(key in widget for key in ("/A", "/AA")) or "/AA" in field:
+            raise _refuse("the signature's widget carries actions", "update_not_allowed")
         # only the field being signed may change; no other empty field gets a look
         if not filled_fields <= {placed[3], placed[5]}:
             raise _refuse("the update changes another signature field", "update_not_allowed")
@@ -272,6 +277,33 @@ def _check_one_revision(reader: Any, prepared_pdf: bytes, original_length: int, 
         raise _refuse(
             "the update does not follow the original's last revision", "update_not_allowed"
         )
+
+
+_DC_TITLE = re.compile(rb"<dc:title\b.*?</dc:title>", re.DOTALL)
+_TAG = re.compile(rb"<[^>]*>")
+
+
+def _title_of(resolver: Any) -> str | None:
+    """The document title a viewer may show: the XMP dc:title (text, tags stripped),
+    else the Info /Title."""
+    catalog = resolver.root
+    if "/Metadata" in catalog:
+        xmp = catalog["/Metadata"]
+        found = _DC_TITLE.search(bytes(getattr(xmp, "data", b"")))
+        if found:
+            return " ".join(_TAG.sub(b" ", found.group(0)).decode("utf-8", "replace").split())
+    info = resolver.trailer_view["/Info"] if "/Info" in resolver.trailer_view else None
+    if info is not None and "/Title" in info:
+        return " ".join(str(info["/Title"]).split())
+    return None
+
+
+def _check_title(reader: Any, before: Any) -> None:
+    """The update may refresh the XMP metadata (pyHanko writes its producer and dates)
+    but not retitle the document: viewers show the title."""
+    old, new = _title_of(before), _title_of(reader)
+    if new is not None and new != old:
+        raise _refuse("the update changes the document's title", "update_not_allowed")
 
 
 def _check_trailer(reader: Any, before: Any) -> None:
@@ -311,6 +343,49 @@ def _unhides(old: Any, new: Any) -> bool:
     """Whether a change of an annotation's /F clears a flag that kept it from view."""
     before = int(old or 0) & _HIDING_FLAGS
     return bool(before & ~(int(new or 0)))
+
+
+_OBJECT_HEADER = re.compile(rb"(?m)^[ \t]*(\d{1,10})[ \t\r\n]+(\d{1,5})[ \t\r\n]+obj\b")
+_XREF_ENTRY = re.compile(rb"^\d{10} \d{5} [nf](?: \r| \n|\r\n)$")
+
+
+def _check_update_objects(
+    reader: Any, prepared_pdf: bytes, original_length: int, last: int
+) -> None:
+    """Every object the update's bytes define is the one its cross-reference names at
+    that offset, and a classic table's entries are well formed: a viewer that rebuilds
+    a damaged cross-reference by scanning the file (poppler, pdfium do) must find
+    nothing else than what this check read."""
+    data = reader.xrefs.get_xref_data(last)
+    entries = dict(data.standard_xrefs)
+    stream_ref = reader.xrefs.get_xref_container_info(last).stream_ref
+    update = prepared_pdf[original_length:]
+    for match in _OBJECT_HEADER.finditer(update):
+        number, generation = int(match.group(1)), int(match.group(2))
+        offset = original_length + match.start(1)
+        if stream_ref is not None and (number, generation) == (
+            stream_ref.idnum,
+            stream_ref.generation,
+        ):
+            continue
+        if entries.get(number) != (generation, offset):
+            raise _refuse(
+                f"the update defines object {number} where its cross-reference does not",
+                "update_not_allowed",
+            )
+    start = update.find(b"xref")
+    if stream_ref is None:
+        end = update.find(b"trailer", start)
+        if start < 0 or end < 0:
+            raise _refuse("the update's cross-reference table is unreadable", "update_not_allowed")
+        for line in update[start + 4 : end].splitlines(keepends=True):
+            body = line.strip()
+            if not body or re.fullmatch(rb"\d+ \d+", body):
+                continue  # a subsection header
+            if not _XREF_ENTRY.match(line if line.endswith((b"\n", b"\r")) else line + b"\n"):
+                raise _refuse(
+                    "the update's cross-reference table is malformed", "update_not_allowed"
+                )
 
 
 def _numbers_of_original(reader: Any, before: Any, last: int) -> set[int]:
@@ -453,44 +528,25 @@ def _check_acroform_change(old: Any, new: Any) -> None:
     if old is None:
         if not set(new) <= _NEW_ACROFORM_KEYS:
             raise _refuse("the update adds an AcroForm with more than fields", "update_not_allowed")
-        _check_new_fields(list(new.get("/Fields", [])))
+        _check_new_fields(list(_value(new, "/Fields", [])))
         return
     changed = _without_harmless({k for k in set(new) | set(old) if new.get(k) != old.get(k)}, new)
     if not changed <= _ACROFORM_KEYS:
         raise _refuse(f"the update changes {sorted(changed)} of the AcroForm", "update_not_allowed")
     if "/DR" in changed:
-        _check_default_resources(old.get("/DR"), new.get("/DR"))
-    old_fields = list(old.get("/Fields", []))
-    new_fields = list(new.get("/Fields", []))
+        # a viewer draws fields without their own appearance with these: a new entry
+        # can give an existing field's /DA a font of the update's choosing
+        raise _refuse("the update changes the default resources", "update_not_allowed")
+    old_fields = list(_value(old, "/Fields", []))
+    new_fields = list(_value(new, "/Fields", []))
     if new_fields[: len(old_fields)] != old_fields:
         raise _refuse("the update removes or reorders fields", "update_not_allowed")
     _check_new_fields(new_fields[len(old_fields) :])
 
 
-def _check_default_resources(old: Any, new: Any) -> None:
-    """The AcroForm's default resources may gain entries (a font for the signature's
-    appearance) but not redefine one: a viewer draws fields without their own
-    appearance with them."""
-    old = old.get_object() if old is not None else None
-    new = new.get_object() if new is not None else None
-    if old is None:
-        return
-    if new is None:
-        raise _refuse("the update removes the default resources", "update_not_allowed")
-    for category in old:
-        before, after = old.get(category), new.get(category)
-        if category not in new:
-            raise _refuse("the update removes default resources", "update_not_allowed")
-        if isinstance(before, dict) or hasattr(before, "items"):
-            before, after = before.get_object(), after.get_object()
-            for name in before:
-                if name not in after or after.raw_get(name) != before.raw_get(name):
-                    raise _refuse(
-                        f"the update redefines the default resource {category} {name}",
-                        "update_not_allowed",
-                    )
-        elif after != before:
-            raise _refuse(f"the update changes the default {category}", "update_not_allowed")
+def _value(dictionary: Any, key: str, default: Any = None) -> Any:
+    """``dictionary[key]`` resolved (an indirect value followed), or ``default``."""
+    return dictionary[key] if key in dictionary else default
 
 
 def _without_harmless(changed: set[str], new: Any) -> set[str]:
@@ -557,7 +613,7 @@ def _check_parameters(
                 "parameters_mismatch",
             )
         pre_existing = bool(existing)
-    x1, y1, x2, y2 = (float(v) for v in widget.get("/Rect", [0, 0, 0, 0]))
+    x1, y1, x2, y2 = (float(v) for v in _value(widget, "/Rect", [0, 0, 0, 0]))
     rect = (min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2))
     box = parameters.get("box")
     if box is None:
@@ -603,11 +659,11 @@ def _signature_fields(resolver: Any) -> list[tuple[str, Any]]:
     acroform = resolver.root.get("/AcroForm")
     if acroform is None:
         return found
-    stack = [(ref, 0) for ref in acroform.get_object().get("/Fields", [])]
+    stack = [(ref, 0) for ref in _value(acroform.get_object(), "/Fields", [])]
     while stack:
         ref, depth = stack.pop()
         node = ref.get_object()
-        kids = [k for k in node.get("/Kids", []) if "/T" in k.get_object()]
+        kids = [k for k in _value(node, "/Kids", []) if "/T" in k.get_object()]
         if kids and depth < 32:
             stack.extend((kid, depth + 1) for kid in kids)
         elif _field_type(node) == "/Sig":
