@@ -345,44 +345,62 @@ def _unhides(old: Any, new: Any) -> bool:
     return bool(before & ~(int(new or 0)))
 
 
-_OBJECT_HEADER = re.compile(rb"(?m)^[ \t]*(\d{1,10})[ \t\r\n]+(\d{1,5})[ \t\r\n]+obj\b")
+# "N G obj" as a viewer rebuilding a cross-reference finds it: anywhere, whatever the
+# whitespace (poppler also takes CR and form feed; pdfium any token boundary).
+_ANY_OBJECT_HEADER = re.compile(
+    rb"(?<![0-9])(\d{1,10})[\x00\t\n\x0c\r ]+(\d{1,5})[\x00\t\n\x0c\r ]+obj"
+)
 _XREF_ENTRY = re.compile(rb"^\d{10} \d{5} [nf](?: \r| \n|\r\n)$")
 
 
 def _check_update_objects(
     reader: Any, prepared_pdf: bytes, original_length: int, last: int
 ) -> None:
-    """Every object the update's bytes define is the one its cross-reference names at
-    that offset, and a classic table's entries are well formed: a viewer that rebuilds
-    a damaged cross-reference by scanning the file (poppler, pdfium do) must find
-    nothing else than what this check read."""
+    """The update's bytes and its cross-reference agree exactly: every entry points at
+    the header of that very object, every object header anywhere in the update is one
+    of them, and a classic table (read from the update's own startxref) has only
+    well-formed entries. A viewer that rebuilds a cross-reference by scanning the file
+    (poppler, pdfium do, on a damaged entry or a missing object) must find nothing
+    else than what this check read."""
     data = reader.xrefs.get_xref_data(last)
+    info = reader.xrefs.get_xref_container_info(last)
     entries = dict(data.standard_xrefs)
-    stream_ref = reader.xrefs.get_xref_container_info(last).stream_ref
-    update = prepared_pdf[original_length:]
-    for match in _OBJECT_HEADER.finditer(update):
-        number, generation = int(match.group(1)), int(match.group(2))
-        offset = original_length + match.start(1)
-        if stream_ref is not None and (number, generation) == (
+    named: set[int] = set()
+    for number, (generation, offset) in entries.items():
+        found = _ANY_OBJECT_HEADER.match(prepared_pdf, offset)
+        if (
+            offset < original_length
+            or found is None
+            or (int(found.group(1)), int(found.group(2))) != (number, generation)
+        ):
+            raise _refuse(
+                f"the update's cross-reference names object {number} where it is not",
+                "update_not_allowed",
+            )
+        named.add(offset)
+    stream_ref = info.stream_ref
+    for found in _ANY_OBJECT_HEADER.finditer(prepared_pdf, original_length):
+        if found.start() in named:
+            continue
+        if stream_ref is not None and (int(found.group(1)), int(found.group(2))) == (
             stream_ref.idnum,
             stream_ref.generation,
         ):
             continue
-        if entries.get(number) != (generation, offset):
-            raise _refuse(
-                f"the update defines object {number} where its cross-reference does not",
-                "update_not_allowed",
-            )
-    start = update.find(b"xref")
+        raise _refuse(
+            f"the update defines object {found.group(1).decode()} outside its cross-reference",
+            "update_not_allowed",
+        )
     if stream_ref is None:
-        end = update.find(b"trailer", start)
-        if start < 0 or end < 0:
+        table = prepared_pdf[info.declared_startxref : info.end_location]
+        if not table.startswith(b"xref"):
             raise _refuse("the update's cross-reference table is unreadable", "update_not_allowed")
-        for line in update[start + 4 : end].splitlines(keepends=True):
+        for line in table[4:].splitlines(keepends=True):
             body = line.strip()
-            if not body or re.fullmatch(rb"\d+ \d+", body):
-                continue  # a subsection header
-            if not _XREF_ENTRY.match(line if line.endswith((b"\n", b"\r")) else line + b"\n"):
+            if not body or re.fullmatch(rb"\d+ \d+", body) or body.startswith(b"trailer"):
+                continue  # a subsection header, or where the table ends
+            entry = line if line.endswith((b"\n", b"\r")) else line + b"\n"
+            if not _XREF_ENTRY.match(entry):
                 raise _refuse(
                     "the update's cross-reference table is malformed", "update_not_allowed"
                 )
