@@ -364,6 +364,13 @@ def _check_update_objects(
     else than what this check read."""
     data = reader.xrefs.get_xref_data(last)
     info = reader.xrefs.get_xref_container_info(last)
+    # pyHanko writes a signature's update with a classic table, or a cross-reference
+    # stream when the original has one; never a hybrid of both (whose stream entries
+    # some viewers read and others do not) nor objects packed in object streams
+    if data.hybrid is not None or "/XRefStm" in reader.trailer_view or data.xrefs_in_objstm:
+        raise _refuse(
+            "the update's cross-reference is hybrid or packs objects", "update_not_allowed"
+        )
     entries = dict(data.standard_xrefs)
     named: set[int] = set()
     for number, (generation, offset) in entries.items():
@@ -382,28 +389,30 @@ def _check_update_objects(
     for found in _ANY_OBJECT_HEADER.finditer(prepared_pdf, original_length):
         if found.start() in named:
             continue
-        if stream_ref is not None and (int(found.group(1)), int(found.group(2))) == (
-            stream_ref.idnum,
-            stream_ref.generation,
+        header = (int(found.group(1)), int(found.group(2)))
+        if (
+            stream_ref is not None
+            and found.start() == info.declared_startxref
+            and header == (stream_ref.idnum, stream_ref.generation)
         ):
-            continue
+            continue  # the cross-reference stream itself, where startxref points
         raise _refuse(
-            f"the update defines object {found.group(1).decode()} outside its cross-reference",
+            f"the update defines object {header[0]} outside its cross-reference",
             "update_not_allowed",
         )
-    if stream_ref is None:
-        table = prepared_pdf[info.declared_startxref : info.end_location]
-        if not table.startswith(b"xref"):
-            raise _refuse("the update's cross-reference table is unreadable", "update_not_allowed")
-        for line in table[4:].splitlines(keepends=True):
-            body = line.strip()
-            if not body or re.fullmatch(rb"\d+ \d+", body) or body.startswith(b"trailer"):
-                continue  # a subsection header, or where the table ends
-            entry = line if line.endswith((b"\n", b"\r")) else line + b"\n"
-            if not _XREF_ENTRY.match(entry):
-                raise _refuse(
-                    "the update's cross-reference table is malformed", "update_not_allowed"
-                )
+    if stream_ref is not None:
+        return
+    # the classic table, read from the update's own startxref
+    table = prepared_pdf[info.declared_startxref : info.end_location]
+    if not table.startswith(b"xref"):
+        raise _refuse("the update's cross-reference table is unreadable", "update_not_allowed")
+    for line in table[4:].splitlines(keepends=True):
+        body = line.strip()
+        if not body or re.fullmatch(rb"\d+ \d+", body) or body.startswith(b"trailer"):
+            continue  # a subsection header, or where the table ends
+        entry = line if line.endswith((b"\n", b"\r")) else line + b"\n"
+        if not _XREF_ENTRY.match(entry):
+            raise _refuse("the update's cross-reference table is malformed", "update_not_allowed")
 
 
 def _numbers_of_original(reader: Any, before: Any, last: int) -> set[int]:
