@@ -365,13 +365,12 @@ def _check_update_objects(
     data = reader.xrefs.get_xref_data(last)
     info = reader.xrefs.get_xref_container_info(last)
     # pyHanko writes a signature's update with a classic table, or a cross-reference
-    # stream when the original has one; never a hybrid of both (whose stream entries
-    # some viewers read and others do not) nor objects packed in object streams
-    if data.hybrid is not None or "/XRefStm" in reader.trailer_view or data.xrefs_in_objstm:
-        raise _refuse(
-            "the update's cross-reference is hybrid or packs objects", "update_not_allowed"
-        )
+    # stream (and object streams) when the original has one; never a hybrid of both,
+    # whose stream entries some viewers read and others do not
+    if data.hybrid is not None or "/XRefStm" in reader.trailer_view:
+        raise _refuse("the update's cross-reference is hybrid", "update_not_allowed")
     entries = dict(data.standard_xrefs)
+    _check_object_streams(reader, data, entries)
     named: set[int] = set()
     for number, (generation, offset) in entries.items():
         found = _ANY_OBJECT_HEADER.match(prepared_pdf, offset)
@@ -413,6 +412,31 @@ def _check_update_objects(
         entry = line if line.endswith((b"\n", b"\r")) else line + b"\n"
         if not _XREF_ENTRY.match(entry):
             raise _refuse("the update's cross-reference table is malformed", "update_not_allowed")
+
+
+def _check_object_streams(reader: Any, data: Any, entries: dict[int, Any]) -> None:
+    """Objects the update packs in object streams sit in streams the update itself
+    defines, and each such stream holds exactly the objects its cross-reference says
+    (nothing a viewer rebuilding the cross-reference would find besides)."""
+    from pyhanko.pdf_utils import generic
+
+    packed: dict[int, set[int]] = {}
+    for number, where in data.xrefs_in_objstm.items():
+        packed.setdefault(where.obj_stream_id, set()).add(number)
+    for stream_id, numbers in packed.items():
+        if stream_id not in entries:
+            raise _refuse(
+                "the update packs objects in a stream it does not define", "update_not_allowed"
+            )
+        stream = generic.Reference(stream_id, entries[stream_id][0], pdf=reader).get_object()
+        first = int(stream["/First"])
+        header = stream.data[:first].split()
+        held = {int(header[k]) for k in range(0, len(header), 2)}
+        if held != numbers or len(header) != 2 * int(stream["/N"]):
+            raise _refuse(
+                "an object stream of the update holds other objects than listed",
+                "update_not_allowed",
+            )
 
 
 def _numbers_of_original(reader: Any, before: Any, last: int) -> set[int]:
