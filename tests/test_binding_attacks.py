@@ -9,166 +9,32 @@ than the approved signature."""
 
 from __future__ import annotations
 
-import hashlib
 import io
-import subprocess
-import tempfile
-from pathlib import Path
 
 import pytest
-from asn1crypto import cms
 
-from hsm_bridge.binding import verify_signing_input
 from hsm_bridge.errors import ActivationInvalid
+from tests.binding_harness import (
+    CLAUSE,
+    FONT,
+    INVISIBLE,
+    PAGE_KEYS,
+    SIG_FIELD,
+    TEXT,
+    _page,
+    _pdf,
+    _stream,
+    check,
+    original,
+    pdftotext,
+    update,
+)
 
 # ---------------------------------------------------------------------------------
 # hand-made PDFs
 
 
-def _pdf(objects: dict[int, bytes]) -> bytes:
-    out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
-    offsets: dict[int, int] = {}
-    for number in sorted(objects):
-        offsets[number] = len(out)
-        out.extend(b"%d 0 obj\n" % number + objects[number] + b"\nendobj\n")
-    size = max(objects) + 1
-    table_at = len(out)
-    out.extend(b"xref\n0 %d\n0000000000 65535 f \n" % size)
-    for number in range(1, size):
-        if number in offsets:
-            out.extend(b"%010d 00000 n \n" % offsets[number])
-        else:
-            out.extend(b"0000000000 00000 f \n")
-    out.extend(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (size, table_at))
-    return bytes(out)
-
-
-def _stream(data: bytes, extra: bytes = b"") -> bytes:
-    return b"<< /Length %d %s>>\nstream\n" % (len(data), extra) + data + b"\nendstream"
-
-
-PAGE_KEYS = (
-    b"/Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 5 0 R >> >>"
-)
-TEXT = b"BT /F1 18 Tf 72 720 Td (Cong van so 12 - duoc phe duyet) Tj ET"
-CLAUSE = b"BT /F1 18 Tf 72 680 Td (Khong duoc chi qua 10 trieu dong) Tj ET"
-FONT = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"
-
-
-def original(contents: bytes = b"4 0 R", annots: bytes | None = None, extra: dict | None = None):
-    objects = {
-        1: b"<< /Type /Catalog /Pages 2 0 R >>",
-        2: b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        3: b"<< "
-        + PAGE_KEYS
-        + b" /Contents "
-        + contents
-        + (b" /Annots " + annots if annots is not None else b"")
-        + b" >>",
-        4: _stream(TEXT),
-        5: FONT,
-    }
-    objects.update(extra or {})
-    return _pdf(objects)
-
-
 # the parameters of an invisible signature (what SignatureParameters() canonicalises to)
-INVISIBLE = {
-    "box": None,
-    "contact_info": None,
-    "field_name": None,
-    "location": None,
-    "page": None,
-    "pades_level": "B-B",
-    "reason": None,
-}
-
-
-def update(
-    document: bytes,
-    objects: dict[int, bytes],
-    *,
-    freed: tuple[int, ...] = (),
-    freed_generation: int = 1,
-) -> tuple[bytes, bytes]:
-    """``document`` + an incremental update holding ``objects`` (number -> body; one of
-    them must contain ``SIGDICT``, replaced by a signature dictionary with /ByteRange
-    and placeholder), with ``freed`` object numbers marked free. Returns the prepared
-    PDF and DER signed attributes whose messageDigest is that of the /ByteRange."""
-    startxref = int(document.rsplit(b"startxref", 1)[1].split()[0])
-    size = int(document.rsplit(b"/Size", 1)[1].split()[0])
-    placeholder = b"<" + b"0" * 2048 + b">"
-    sigdict = (
-        b"<< /Type /Sig /Filter /Adobe.PPKLite /SubFilter /ETSI.CAdES.detached "
-        b"/ByteRange [0000000000 0000000000 0000000000 0000000000] /Contents "
-        + placeholder
-        + b" >>"
-    )
-    out = bytearray(document)
-    if not out.endswith(b"\n"):
-        out.extend(b"\n")
-    offsets: dict[int, int] = {}
-    for number in sorted(objects):
-        offsets[number] = len(out)
-        out.extend(
-            b"%d 0 obj\n" % number + objects[number].replace(b"SIGDICT", sigdict) + b"\nendobj\n"
-        )
-    new_size = max([size, *(n + 1 for n in objects), *(n + 1 for n in freed)])
-    table_at = len(out)
-    out.extend(b"xref\n")
-    for number in sorted(set(objects) | set(freed)):
-        if number in freed:
-            out.extend(b"%d 1\n0000000000 %05d f \n" % (number, freed_generation))
-        else:
-            out.extend(b"%d 1\n%010d 00000 n \n" % (number, offsets[number]))
-    out.extend(
-        b"trailer\n<< /Size %d /Root 1 0 R /Prev %d >>\nstartxref\n%d\n%%%%EOF\n"
-        % (new_size, startxref, table_at)
-    )
-    prepared = bytes(out)
-    # fill in the /ByteRange
-    gap_start = prepared.index(placeholder, len(document))
-    gap_end = gap_start + len(placeholder)
-    ranges = b"[%010d %010d %010d %010d]" % (0, gap_start, gap_end, len(prepared) - gap_end)
-    at = prepared.index(b"/ByteRange [", len(document)) + len(b"/ByteRange ")
-    prepared = prepared[:at] + ranges + prepared[at + len(ranges) :]
-    digest = hashlib.sha256(prepared[:gap_start] + prepared[gap_end:]).digest()
-    attributes = cms.CMSAttributes(
-        [
-            cms.CMSAttribute({"type": "content_type", "values": ["data"]}),
-            cms.CMSAttribute({"type": "message_digest", "values": [digest]}),
-        ]
-    ).dump()
-    return prepared, attributes
-
-
-def check(document: bytes, prepared: bytes, attributes: bytes, parameters=INVISIBLE) -> bytes:
-    return verify_signing_input(
-        prepared,
-        len(document),
-        attributes,
-        document_sha256=hashlib.sha256(document).digest(),
-        parameters=parameters,
-    )
-
-
-SIG_FIELD = (
-    b"<< /Type /Annot /Subtype /Widget /FT /Sig /T (Signature1) /F 132 /Rect [0 0 0 0]"
-    b" /P 3 0 R /V 12 0 R >>"
-)
-
-
-def _page(contents: bytes = b"4 0 R", annots: bytes = b"[10 0 R]") -> bytes:
-    return b"<< " + PAGE_KEYS + b" /Contents " + contents + b" /Annots " + annots + b" >>"
-
-
-def pdftotext(pdf: bytes) -> str:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "p.pdf"
-        path.write_bytes(pdf)
-        return subprocess.run(
-            ["pdftotext", str(path), "-"], capture_output=True, check=False, timeout=30
-        ).stdout.decode("latin-1")
 
 
 def test_sanity_a_plain_hand_made_signature_update_is_accepted():

@@ -14,9 +14,16 @@ import pypdfium2
 import pytest
 
 from hsm_bridge.errors import ActivationInvalid
-from tests.test_binding_attacks import _page, _stream, check, pdftotext, update
-from tests.test_binding_attacks_more import FORGED, _rehash
-from tests.test_binding_attacks_rebuild import _two_page_document
+from tests.binding_harness import (
+    FORGED,
+    _page,
+    _rehash,
+    _stream,
+    _two_page_document,
+    check,
+    pdftotext,
+    update,
+)
 
 # ---------------------------------------------------------------------------------
 # H1 (critical): a hybrid update. The classic table carries the signature objects and

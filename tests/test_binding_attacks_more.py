@@ -7,109 +7,36 @@ over the page, a direct AcroForm replaced; and a PNG bomb at the CLI."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import struct
-import subprocess
-import tempfile
 import zlib
-from pathlib import Path
 
 import pytest
-from asn1crypto import cms
 
 from hsm_bridge.errors import ActivationInvalid
-from tests.test_binding_attacks import (
+from tests.binding_harness import (
     CLAUSE,
     FONT,
+    FORGED,
     INVISIBLE,
     PAGE_KEYS,
     SIG_FIELD,
+    SIGNATURE,
     TEXT,
     _page,
     _pdf,
+    _rehash,
     _stream,
     check,
     original,
     pdftotext,
+    render_ink,
+    revision,
+    sign_on_top,
     update,
 )
 
-FORGED = b"BT /F1 30 Tf 72 600 Td (PAY 10 BILLION VND) Tj ET"
 # the objects of a plain, accepted signature update (see the sanity test of the harness)
-SIGNATURE = {
-    1: b"<< /Type /Catalog /Pages 2 0 R /AcroForm 11 0 R >>",
-    3: _page(),
-    10: SIG_FIELD,
-    11: b"<< /Fields [10 0 R] /SigFlags 3 >>",
-    12: b"SIGDICT",
-}
-
-
-def revision(
-    document: bytes,
-    objects: dict[int, bytes],
-    *,
-    prev: int | None = None,
-    generations: dict[int, int] | None = None,
-) -> bytes:
-    """``document`` + one plain incremental update (no signature) holding ``objects``;
-    /Prev is ``prev`` (default: the document's startxref)."""
-    generations = generations or {}
-    startxref = int(document.rsplit(b"startxref", 1)[1].split()[0])
-    size = int(document.rsplit(b"/Size", 1)[1].split()[0])
-    out = bytearray(document)
-    offsets = {}
-    for number in sorted(objects):
-        offsets[number] = len(out)
-        out.extend(
-            b"%d %d obj\n" % (number, generations.get(number, 0)) + objects[number] + b"\nendobj\n"
-        )
-    table_at = len(out)
-    out.extend(b"xref\n")
-    for number in sorted(objects):
-        out.extend(b"%d 1\n%010d %05d n \n" % (number, offsets[number], generations.get(number, 0)))
-    out.extend(
-        b"trailer\n<< /Size %d /Root 1 0 R /Prev %d >>\nstartxref\n%d\n%%%%EOF\n"
-        % (max(size, max(objects) + 1), startxref if prev is None else prev, table_at)
-    )
-    return bytes(out)
-
-
-def sign_on_top(prepared_so_far: bytes, objects: dict[int, bytes]) -> tuple[bytes, bytes]:
-    """The harness's signature update, appended after ``prepared_so_far``."""
-    return update(prepared_so_far, objects)
-
-
-def render_ink(pdf: bytes) -> int:
-    """Dark pixels of page 1 as poppler renders it (annotations included)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "p.pdf"
-        path.write_bytes(pdf)
-        subprocess.run(
-            [
-                "pdftoppm",
-                "-r",
-                "20",
-                "-gray",
-                "-f",
-                "1",
-                "-l",
-                "1",
-                str(path),
-                str(Path(tmp) / "out"),
-            ],
-            check=True,
-            timeout=60,
-            capture_output=True,
-        )
-        (image,) = Path(tmp).glob("out*.pgm")
-        data = image.read_bytes()
-    # P5 header: 'P5\n<w> <h>\n255\n'
-    header_end = 0
-    for _ in range(3):
-        header_end = data.index(b"\n", header_end) + 1
-    return sum(1 for b in data[header_end:] if b < 128)
 
 
 # ---------------------------------------------------------------------------------
@@ -163,26 +90,6 @@ def test_a_single_update_with_prev_to_an_earlier_revision_is_refused():
     assert "PAY 10 BILLION VND" in pdftotext(prepared)
     with pytest.raises(ActivationInvalid):
         check(doc, prepared, attributes)
-
-
-def _rehash(prepared: bytes, original_length: int) -> tuple[bytes, bytes]:
-    """Signed attributes for ``prepared`` (its /ByteRange already filled in)."""
-    import re
-
-    a, b, c, d = (
-        int(x)
-        for x in re.search(
-            rb"/ByteRange\s*\[(\d+) (\d+) (\d+) (\d+)\]", prepared[original_length:]
-        ).groups()
-    )
-    digest = hashlib.sha256(prepared[a : a + b] + prepared[c : c + d]).digest()
-    attributes = cms.CMSAttributes(
-        [
-            cms.CMSAttribute({"type": "content_type", "values": ["data"]}),
-            cms.CMSAttribute({"type": "message_digest", "values": [digest]}),
-        ]
-    ).dump()
-    return prepared, attributes
 
 
 # ---------------------------------------------------------------------------------

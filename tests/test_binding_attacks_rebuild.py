@@ -10,43 +10,19 @@ from __future__ import annotations
 import pytest
 
 from hsm_bridge.errors import ActivationInvalid
-from tests.test_binding_attacks import (
-    CLAUSE,
-    FONT,
-    PAGE_KEYS,
-    SIG_FIELD,
-    TEXT,
-    _page,
-    _pdf,
-    _stream,
+from tests.binding_harness import (
+    SIGNATURE,
+    _hidden,
+    _rehash,
+    _two_page_document,
+    _unheader,
     check,
     original,
+    pdfium_text,
     pdftotext,
+    render_ink,
     update,
 )
-from tests.test_binding_attacks_more import FORGED, _rehash, render_ink
-from tests.test_binding_attacks_trailer import pdfium_text
-
-SIGNATURE = {
-    1: b"<< /Type /Catalog /Pages 2 0 R /AcroForm 11 0 R >>",
-    3: _page(),
-    10: SIG_FIELD,
-    11: b"<< /Fields [10 0 R] /SigFlags 3 >>",
-    12: b"SIGDICT",
-}
-
-
-def _hidden(number: int, separator: bytes = b"\r") -> bytes:
-    """A definition of object ``number`` glued after an "endobj" so that no "\\n"
-    precedes its number: `_OBJECT_HEADER` misses it, poppler/pdfium rebuilds find it."""
-    return b"endobj" + separator + b"%d 0 obj\n" % number + _stream(FORGED) + b"\nendobj\n"
-
-
-def _unheader(tail: bytes, number: int) -> bytes:
-    """Drop the "N 0 obj" header of a harness object (same length): its cross-reference
-    entry then names an offset where no object starts."""
-    return tail.replace(b"\n%d 0 obj\n" % number, b"\n%%%d 0 obj\n" % (number % 10))
-
 
 # ---------------------------------------------------------------------------------
 # G1 (critical): the classic-table check validates the lines between the update's
@@ -97,20 +73,6 @@ def test_a_decoy_xref_string_cannot_hide_a_malformed_table_from_the_check(separa
 # fetches /AP 13 0 R, finds no "13 0 obj" there and rebuilds the cross-reference by
 # scanning: the hidden "7 0 obj" (after "endobj\r") replaces page 2's contents. The
 # clause "Khong duoc chi qua 10 trieu dong" on page 2 becomes "PAY 10 BILLION VND".
-
-
-def _two_page_document() -> bytes:
-    return _pdf(
-        {
-            1: b"<< /Type /Catalog /Pages 2 0 R >>",
-            2: b"<< /Type /Pages /Kids [3 0 R 6 0 R] /Count 2 >>",
-            3: b"<< " + PAGE_KEYS + b" /Contents 4 0 R >>",
-            4: _stream(TEXT),
-            5: FONT,
-            6: b"<< " + PAGE_KEYS + b" /Contents 7 0 R >>",
-            7: _stream(CLAUSE),
-        }
-    )
 
 
 def test_an_xref_entry_pointing_at_no_object_cannot_make_poppler_rebuild():

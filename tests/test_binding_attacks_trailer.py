@@ -6,61 +6,28 @@ Each test first shows that a viewer displays what the signer did not approve."""
 
 from __future__ import annotations
 
-import io
-import subprocess
-import tempfile
-from pathlib import Path
-
 import pytest
 
 from hsm_bridge.errors import ActivationInvalid
-from tests.test_binding_attacks import (
+from tests.binding_harness import (
     FONT,
+    FORGED,
     INVISIBLE,
     PAGE_KEYS,
     SIG_FIELD,
     TEXT,
     _page,
     _pdf,
+    _retrailer,
     _stream,
     check,
     original,
+    pdfinfo,
+    pdfium_text,
     pdftotext,
+    render_ink,
     update,
 )
-from tests.test_binding_attacks_more import FORGED, _rehash
-
-
-def pdfium_text(pdf: bytes) -> str:
-    import pypdfium2
-
-    document = pypdfium2.PdfDocument(io.BytesIO(pdf))
-    try:
-        return document[0].get_textpage().get_text_range()
-    finally:
-        document.close()
-
-
-def pdfinfo(pdf: bytes) -> str:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "p.pdf"
-        path.write_bytes(pdf)
-        return subprocess.run(
-            ["pdfinfo", str(path)], capture_output=True, check=False, timeout=30
-        ).stdout.decode("latin-1")
-
-
-def _retrailer(document: bytes, prepared: bytes, old: bytes, new: bytes) -> tuple[bytes, bytes]:
-    """Rewrite the update's trailer (``old`` -> ``new``, after the placeholder), fix the
-    /ByteRange's last length and re-derive the signed attributes."""
-    tail = prepared[len(document) :]
-    assert tail.count(old) == 1
-    prepared = document + tail.replace(old, new)
-    at = prepared.index(b"/ByteRange [", len(document)) + len(b"/ByteRange [")
-    a, b, c, _ = (int(n) for n in prepared[at : at + 43].split())
-    ranges = b"%010d %010d %010d %010d" % (a, b, c, len(prepared) - c)
-    return _rehash(prepared[:at] + ranges + prepared[at + 43 :], len(document))
-
 
 # ---------------------------------------------------------------------------------
 # C1: the update's trailer is never compared with the original's: a new /Root (a new
@@ -211,7 +178,6 @@ def test_the_update_trailer_cannot_bring_a_new_document_information_dictionary()
 
 
 def test_signing_a_hidden_field_cannot_unhide_it_over_the_page():
-    from tests.test_binding_attacks_more import render_ink
 
     doc = _pdf(
         {

@@ -16,29 +16,24 @@ from pathlib import Path
 import pytest
 
 from hsm_bridge.errors import ActivationInvalid
-from tests.test_binding_attacks import (
+from tests.binding_harness import (
     FONT,
+    FORGED,
     PAGE_KEYS,
     SIG_FIELD,
+    SIGNATURE,
     TEXT,
     _page,
     _pdf,
+    _rehash,
     _stream,
     check,
     original,
+    pdfium_text,
     pdftotext,
+    render_ink,
     update,
 )
-from tests.test_binding_attacks_more import FORGED, _rehash, render_ink
-from tests.test_binding_attacks_trailer import pdfium_text
-
-SIGNATURE = {
-    1: b"<< /Type /Catalog /Pages 2 0 R /AcroForm 11 0 R >>",
-    3: _page(),
-    10: SIG_FIELD,
-    11: b"<< /Fields [10 0 R] /SigFlags 3 >>",
-    12: b"SIGDICT",
-}
 
 
 def _poppler(tool: str, pdf: bytes, *args: str) -> str:
