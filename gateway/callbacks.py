@@ -75,6 +75,11 @@ def enqueue(session: Session, request: SigningRequest, *, now: dt.datetime) -> N
             "failure_code": request.failure_code,
             "signed_document_sha256": request.signed_document_sha256,
             "occurred_at": now.astimezone(dt.UTC).isoformat(timespec="seconds"),
+            **(
+                {"workflow_id": request.workflow_id, "step": request.step}
+                if request.workflow_id is not None
+                else {}
+            ),
         },
         sort_keys=True,
         separators=(",", ":"),

@@ -1,5 +1,6 @@
-"""Plausible images for the demo installation: a handwritten signature in blue ink on a
-transparent background (PNG), drawn with Pillow from a few strokes."""
+"""Plausible images for the demo installation, drawn with Pillow: a handwritten signature
+in blue ink and an organisation's round seal in red, both on a transparent background
+(PNG)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ import math
 
 from PIL import Image, ImageDraw
 
-__all__ = ["BLUE_INK", "demo_signature_png"]
+__all__ = ["BLUE_INK", "DEMO_SEAL_DIAMETER_MM", "RED_INK", "demo_seal_png", "demo_signature_png"]
 
 BLUE_INK = (20, 40, 170, 255)
+RED_INK = (210, 20, 30, 255)
+# a common size of a provincial department's seal
+DEMO_SEAL_DIAMETER_MM = 36.0
 
 
 def demo_signature_png(seed: int = 7, *, width: int = 600, height: int = 240) -> bytes:
@@ -33,6 +37,42 @@ def demo_signature_png(seed: int = 7, *, width: int = 600, height: int = 240) ->
         width=5,
         joint="curve",
     )
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def demo_seal_png(size: int = 600) -> bytes:
+    """A round seal (PNG bytes, RGBA, ``size`` pixels square, red, transparent
+    elsewhere) filling the image edge to edge: two outer rings, a band of marks where
+    the organisation's name would run, an inner ring and a five-pointed star."""
+    image = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    c = size / 2
+    for radius, width in ((c - 2, 14), (c - 26, 5), (c * 0.55, 6)):
+        draw.ellipse((c - radius, c - radius, c + radius, c + radius), outline=RED_INK, width=width)
+    # the band between the rings: short strokes standing for the lettering
+    for i in range(48):
+        if 20 <= i <= 28:
+            continue  # a gap at the bottom, as on real seals
+        angle = math.radians(90 + i * 7.5)
+        inner, outer = c * 0.64, c * 0.82
+        draw.line(
+            [
+                (c + inner * math.cos(angle), c - inner * math.sin(angle)),
+                (c + outer * math.cos(angle), c - outer * math.sin(angle)),
+            ],
+            fill=RED_INK,
+            width=9,
+        )
+    star = [
+        (
+            c + (c * 0.42 if k % 2 == 0 else c * 0.17) * math.cos(math.radians(90 + k * 36)),
+            c - (c * 0.42 if k % 2 == 0 else c * 0.17) * math.sin(math.radians(90 + k * 36)),
+        )
+        for k in range(10)
+    ]
+    draw.polygon(star, fill=RED_INK)
     out = io.BytesIO()
     image.save(out, format="PNG")
     return out.getvalue()

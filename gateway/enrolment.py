@@ -18,6 +18,7 @@ from gateway import audit
 from gateway.db import Database
 from gateway.errors import ParameterInvalid, SignerUnknown
 from gateway.models import Credential, User
+from gateway.organisations import organisation_named
 from gateway.passwords import hash_password
 from hsm_bridge import BridgeClient, CredentialRef
 from hsm_bridge.credentials import SignatureMechanism
@@ -38,12 +39,20 @@ class NewUser:
 
 
 def add_user(
-    db: Database, username: str, display_name: str, role: str, *, now: dt.datetime
+    db: Database,
+    username: str,
+    display_name: str,
+    role: str,
+    *,
+    now: dt.datetime,
+    organisation: str | None = None,
 ) -> NewUser:
-    """Create a user with a random password (argon2-hashed; returned once). The user
-    enrols an authenticator (TOTP) from the tablet after the first login.
+    """Create a user with a random password (argon2-hashed; returned once), a member of
+    ``organisation`` (short name) when given. The user enrols an authenticator (TOTP)
+    from the tablet after the first login.
 
-    Raises :class:`ParameterInvalid` for an unknown role or a username already taken."""
+    Raises :class:`ParameterInvalid` for an unknown role or a username already taken,
+    OrganisationUnknown."""
     if role not in ROLES:
         raise ParameterInvalid(f"role must be one of {', '.join(ROLES)}")
     if not username or len(username) > 64 or not username.isprintable():
@@ -52,11 +61,13 @@ def add_user(
     with db.transaction() as session:
         if session.scalar(select(User).where(User.username == username)) is not None:
             raise ParameterInvalid(f"the username {username!r} is taken")
+        unit = organisation_named(session, organisation) if organisation else None
         user = User(
             id=str(uuid.uuid4()),
             username=username,
             display_name=display_name,
             role=role,
+            organisation_id=unit.id if unit is not None else None,
             password_hash=hash_password(password),
             login_failures=0,
             created_at=now,
@@ -67,7 +78,7 @@ def add_user(
             actor="admin:cli",
             action="user.added",
             now=now,
-            detail={"user": username, "role": role},
+            detail={"user": username, "role": role, "organisation": organisation},
         )
     return NewUser(user.id, username, password)
 
@@ -84,6 +95,7 @@ def register_credential(
     chain_pem: str = "",
     now: dt.datetime,
     registry: SignerRegistry | None = None,
+    organisation: str | None = None,
 ) -> Credential:
     """Register the key with CKA_ID ``key_id`` on token ``token_serial`` as ``username``'s
     credential. The certificate is read from the token; the inventory must show the key
@@ -91,6 +103,8 @@ def register_credential(
     defaults to RSA PKCS#1 v1.5 for RSA keys and ECDSA for EC keys. With ``registry``
     (the signer registry of the bridge on this host), the bridge is told that the user
     may sign with this key; a remote bridge's administrator does that on its host.
+    With ``organisation`` (short name) the key is that organisation's seal, kept by
+    ``username``, who must be one of its clerks: nobody else may sign with it.
 
     Raises :class:`SignerUnknown`, :class:`ParameterInvalid` (ambiguous or mismatched
     key, mechanism that does not fit the key, unknown PIN policy) and bridge errors
@@ -121,9 +135,16 @@ def register_credential(
         user = session.scalar(select(User).where(User.username == username))
         if user is None:
             raise SignerUnknown(f"no user {username!r}")
+        unit = organisation_named(session, organisation) if organisation else None
+        if unit is not None and (user.role != "clerk" or user.organisation_id != unit.id):
+            raise ParameterInvalid(
+                f"an organisation's key is kept by one of its clerks; {username!r} is not"
+                f" a clerk of {organisation!r}"
+            )
         credential = Credential(
             id=f"cred-{username}-{key_id.hex()[:8]}-{secrets.token_hex(2)}",
             user_id=user.id,
+            organisation_id=unit.id if unit is not None else None,
             token_serial=token_serial,
             key_id=key_id.hex(),
             mechanism=mechanism.value,
@@ -145,6 +166,7 @@ def register_credential(
                 "token_serial": token_serial,
                 "certificate_sha256": credential.certificate_sha256,
                 "pin_policy": pin_policy,
+                "organisation": organisation,
             },
         )
         if registry is not None:

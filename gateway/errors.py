@@ -83,6 +83,13 @@ DocumentEmpty = _error("document_empty", 422, "The PDF has no pages")
 SignerUnknown = _error("signer_unknown", 422, "Unknown signer")
 SignerNoCredential = _error("signer_no_credential", 422, "The signer has no signing credential")
 ParameterInvalid = _error("parameter_invalid", 422, "A parameter is invalid")
+OrganisationUnknown = _error("organisation_unknown", 422, "Unknown organisation")
+OrganisationNoCredential = _error(
+    "organisation_no_credential",
+    422,
+    "The organisation has no signing credential kept by one of its clerks",
+)
+OrganisationNoSeal = _error("organisation_no_seal", 422, "The organisation has no seal image")
 IdempotencyConflict = _error(
     "idempotency_conflict", 409, "The Idempotency-Key was used with another request"
 )

@@ -20,10 +20,10 @@ from gateway import audit, totp
 from gateway.bridges import bridge_config
 from gateway.config import SETTINGS_FILE_NAME, Settings
 from gateway.context import open_database
-from gateway.demo_images import demo_signature_png
+from gateway.demo_images import DEMO_SEAL_DIAMETER_MM, demo_seal_png, demo_signature_png
 from gateway.demo_pki import DemoPki, HolderName
 from gateway.migrate import upgrade
-from gateway.models import Credential, IntegrationClient, User
+from gateway.models import Credential, IntegrationClient, Organisation, User
 from gateway.passwords import hash_password
 from gateway.secrets_at_rest import InstallationKeys, SecretBox
 from hsm_bridge import Bridge
@@ -39,12 +39,19 @@ DEMO_CREDENTIALS_FILE = "demo-credentials.json"
 
 @dataclass(frozen=True, slots=True)
 class DemoHolder:
-    """A demo token holder: username, role, key type and certificate subject."""
+    """A demo token holder: username (also the token's label), role, key type and
+    certificate subject. ``keeper``: for the organisation's token, the clerk who keeps
+    it (no user of its own; its credential is the organisation's)."""
 
     username: str
     role: str
     key: KeySpec
     holder: HolderName
+    keeper: str | None = None
+
+
+# The demo's organisation: short name and full name (its seal: demo_images).
+DEMO_ORGANISATION = ("stc-hanam", "Sở Tài chính tỉnh Hà Nam")
 
 
 DEMO_HOLDERS = (
@@ -65,6 +72,7 @@ DEMO_HOLDERS = (
         "organisation",
         KeySpec.RSA_2048,
         HolderName("Sở Tài chính tỉnh Hà Nam", "Cơ quan", "Sở Tài chính tỉnh Hà Nam"),
+        keeper="clerk1",
     ),
 )
 
@@ -123,8 +131,18 @@ def _create_demo(
     signers = []
     api_key = "sgw_" + secrets.token_urlsafe(32)
     callback_secret = "whsec_" + secrets.token_urlsafe(32)
+    organisation = Organisation(
+        id=str(uuid.uuid4()),
+        name=DEMO_ORGANISATION[0],
+        display_name=DEMO_ORGANISATION[1],
+        seal_image=demo_seal_png(),
+        seal_diameter_mm=DEMO_SEAL_DIAMETER_MM,
+        created_at=now,
+    )
+    users: dict[str, User] = {}
     try:
         with db.transaction() as session:
+            session.add(organisation)
             for holder in DEMO_HOLDERS:
                 serial = serials[holder.username]
                 pin_store.put(serial, pins[holder.username])
@@ -136,6 +154,17 @@ def _create_demo(
                     holder.username,
                     lambda public_key, h=holder: pki.certify(public_key, h.holder, now),
                 )
+                credential_id = f"cred-{holder.username}-{key_id.hex()[:8]}"
+                if holder.keeper is not None:
+                    # the organisation's seal: kept by its clerk, who alone signs with it
+                    keeper = users[holder.keeper]
+                    bridge.registry.bind_credential(keeper.username, CredentialRef(serial, key_id))
+                    credential = _demo_credential(
+                        credential_id, keeper, holder, serial, key_id, cert_der, chain_pem, now
+                    )
+                    credential.organisation_id = organisation.id
+                    session.add(credential)
+                    continue
                 password = secrets.token_urlsafe(12)
                 totp_secret = totp.new_secret()
                 user = User(
@@ -143,6 +172,7 @@ def _create_demo(
                     username=holder.username,
                     display_name=holder.holder.common_name,
                     role=holder.role,
+                    organisation_id=organisation.id,
                     password_hash=hash_password(password),
                     totp_enrolled_at=now,
                     # the leader's handwritten signature, drawn in visible signatures
@@ -152,25 +182,13 @@ def _create_demo(
                 )
                 session.add(user)
                 session.flush()
+                users[holder.username] = user
                 # the bridge's own records: it checks approvals itself
                 bridge.registry.set_totp(holder.username, totp_secret)
                 bridge.registry.bind_credential(holder.username, CredentialRef(serial, key_id))
-                credential_id = f"cred-{holder.username}-{key_id.hex()[:8]}"
                 session.add(
-                    Credential(
-                        id=credential_id,
-                        user_id=user.id,
-                        token_serial=serial,
-                        key_id=key_id.hex(),
-                        mechanism=(
-                            SignatureMechanism.RSA_PKCS_SHA256
-                            if holder.key is KeySpec.RSA_2048
-                            else SignatureMechanism.ECDSA_SHA256
-                        ).value,
-                        certificate_der=cert_der,
-                        certificate_sha256=hashlib.sha256(cert_der).hexdigest(),
-                        chain_pem=chain_pem,
-                        created_at=now,
+                    _demo_credential(
+                        credential_id, user, holder, serial, key_id, cert_der, chain_pem, now
                     )
                 )
                 signers.append(
@@ -197,7 +215,10 @@ def _create_demo(
                 actor="system",
                 action="installation.demo_created",
                 now=now,
-                detail={"signers": [h.username for h in DEMO_HOLDERS]},
+                detail={
+                    "signers": [h.username for h in DEMO_HOLDERS if h.keeper is None],
+                    "organisation": organisation.name,
+                },
             )
     finally:
         db.dispose()
@@ -205,6 +226,11 @@ def _create_demo(
         "api_key": api_key,
         "callback_secret": callback_secret,
         "signers": signers,
+        "organisation": {
+            "name": organisation.name,
+            "display_name": organisation.display_name,
+            "keeper": next(h.keeper for h in DEMO_HOLDERS if h.keeper),
+        },
         "trust_anchor": str(pki.root_path),
     }
     tmp = credentials_file.with_suffix(".tmp")
@@ -212,3 +238,30 @@ def _create_demo(
     os.chmod(tmp, 0o600)
     os.replace(tmp, credentials_file)
     return credentials_file
+
+
+def _demo_credential(
+    credential_id: str,
+    user: User,
+    holder: DemoHolder,
+    serial: str,
+    key_id: bytes,
+    cert_der: bytes,
+    chain_pem: str,
+    now: dt.datetime,
+) -> Credential:
+    return Credential(
+        id=credential_id,
+        user_id=user.id,
+        token_serial=serial,
+        key_id=key_id.hex(),
+        mechanism=(
+            SignatureMechanism.RSA_PKCS_SHA256
+            if holder.key is KeySpec.RSA_2048
+            else SignatureMechanism.ECDSA_SHA256
+        ).value,
+        certificate_der=cert_der,
+        certificate_sha256=hashlib.sha256(cert_der).hexdigest(),
+        chain_pem=chain_pem,
+        created_at=now,
+    )

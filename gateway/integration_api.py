@@ -16,9 +16,10 @@ from starlette.concurrency import run_in_threadpool
 
 from gateway.context import GatewayContext, context_of
 from gateway.errors import DocumentTooLarge, ParameterInvalid, Unauthenticated
-from gateway.models import IntegrationClient
+from gateway.models import IntegrationClient, SigningRequest
 from gateway.pades import SignatureParameters
 from gateway.schemas import SigningRequestView
+from gateway.submission import WorkflowOrder
 
 __all__ = ["router"]
 
@@ -68,7 +69,7 @@ async def submit(
     context: Context,
     client: Client,
     document: Annotated[UploadFile, File(description="the PDF to sign")],
-    signer: Annotated[str, Form(min_length=1, max_length=64)],
+    signer: Annotated[str | None, Form(min_length=1, max_length=64)] = None,
     reason: Annotated[str | None, Form(max_length=500)] = None,
     location: Annotated[str | None, Form(max_length=200)] = None,
     contact_info: Annotated[str | None, Form(max_length=200)] = None,
@@ -78,12 +79,23 @@ async def submit(
     box: Annotated[str | None, Form()] = None,
     placement: Annotated[Literal["auto"] | None, Form()] = None,
     callback_url: Annotated[str | None, Form(max_length=2000)] = None,
+    workflow: Annotated[Literal["official_document", "organisation_only"] | None, Form()] = None,
+    organisation: Annotated[str | None, Form(min_length=1, max_length=64)] = None,
+    document_number: Annotated[str | None, Form(min_length=1, max_length=100)] = None,
+    copy_type: Annotated[str | None, Form(min_length=1, max_length=100)] = None,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> SigningRequestView:
     """Submit a PDF for ``signer``. 201 with the new request; 200 with the earlier one
     when the Idempotency-Key and body repeat an earlier submission. ``placement=auto``
     puts a visible signature in the signer block on the last page (instead of ``page``
-    and ``box``)."""
+    and ``box``).
+
+    ``workflow=official_document``: the leader ``signer`` signs first (visibly: page
+    and box, or placement=auto), then the clerk of ``organisation`` (default: the
+    leader's) seals; the answer's ``workflow`` lists the steps.
+    ``workflow=organisation_only`` (no ``signer``): the ``organisation`` alone signs an
+    attachment (``document_number``) or a copy (``copy_type``) at the top right of
+    page 1."""
     limit = context.settings.max_document_bytes
     data = await document.read(limit + 1)
     if len(data) > limit:
@@ -107,17 +119,27 @@ async def submit(
         client_address=request.client.host if request.client else None,
         callback_url=callback_url,
         placement=placement,
+        workflow=(
+            WorkflowOrder(workflow, organisation, document_number, copy_type)
+            if workflow is not None
+            else None
+        ),
     )
     if not result.created:
         response.status_code = 200
     response.headers["Location"] = f"/api/v1/signing-requests/{result.request.id}"
-    return SigningRequestView.of(result.request)
+    return _view(context, result.request)
+
+
+def _view(context: GatewayContext, request: SigningRequest) -> SigningRequestView:
+    return SigningRequestView.of(request, context.submissions.workflow_view(request))
 
 
 @router.get("/signing-requests/{request_id}", response_model=SigningRequestView)
 def status(request_id: str, context: Context, client: Client) -> SigningRequestView:
-    """The request's status; once signed, ``signed_document_sha256`` too."""
-    return SigningRequestView.of(context.submissions.get_for_client(client, request_id))
+    """The request's status; once signed, ``signed_document_sha256`` too; for a step of
+    a workflow, the workflow and its steps."""
+    return _view(context, context.submissions.get_for_client(client, request_id))
 
 
 @router.get(
@@ -140,8 +162,9 @@ def cancel(
     request_id: str, request: Request, context: Context, client: Client
 ) -> SigningRequestView:
     """Cancel a pending request; 409 ``request_not_pending`` otherwise."""
-    return SigningRequestView.of(
+    return _view(
+        context,
         context.submissions.cancel(
             client, request_id, client_address=request.client.host if request.client else None
-        )
+        ),
     )

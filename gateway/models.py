@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     LargeBinary,
@@ -30,6 +31,7 @@ __all__ = [
     "Device",
     "IntegrationClient",
     "MobileSession",
+    "Organisation",
     "SigningRequest",
     "User",
 ]
@@ -60,9 +62,25 @@ class Base(DeclarativeBase):
     """Declarative base of every table."""
 
 
+class Organisation(Base):
+    """A state body (unit) whose digital seal is its own credential, kept by one of its
+    clerks (../shared/VN-SIGNATURE-FORMAT.md). ``seal_image``: PNG with transparency,
+    drawn at its real size, ``seal_diameter_mm`` millimetres across."""
+
+    __tablename__ = "organisations"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    seal_image: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    seal_diameter_mm: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
 class User(Base):
-    """A person: leader, clerk or admin. ``totp_enrolled_at``: when an authenticator was
-    confirmed; its secret is the bridge's alone (:mod:`hsm_bridge.signers`)."""
+    """A person: leader, clerk or admin, of an organisation or none.
+    ``totp_enrolled_at``: when an authenticator was confirmed; its secret is the
+    bridge's alone (:mod:`hsm_bridge.signers`)."""
 
     __tablename__ = "users"
 
@@ -70,6 +88,9 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(64), unique=True)
     display_name: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(16))
+    organisation_id: Mapped[str | None] = mapped_column(
+        ForeignKey("organisations.id"), nullable=True, index=True
+    )
     password_hash: Mapped[str] = mapped_column(String(200))
     totp_enrolled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # PNG with transparency, drawn in the user's visible signatures (signature_images.py)
@@ -94,12 +115,17 @@ class IntegrationClient(Base):
 
 class Credential(Base):
     """A signing credential: a key on a token (serial + CKA_ID) and its certificate.
-    Never a slot number."""
+    Never a slot number. A personal credential has no ``organisation_id``; an
+    organisation's (its seal) has one, and ``user_id`` is the clerk who keeps its token
+    and alone may sign with it."""
 
     __tablename__ = "credentials"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    organisation_id: Mapped[str | None] = mapped_column(
+        ForeignKey("organisations.id"), nullable=True
+    )
     token_serial: Mapped[str] = mapped_column(String(64))
     key_id: Mapped[str] = mapped_column(String(128))  # CKA_ID, hex
     mechanism: Mapped[str] = mapped_column(String(32))
@@ -115,7 +141,10 @@ class Credential(Base):
 
 class SigningRequest(Base):
     """One document to be signed by one signer; ``status`` follows
-    :mod:`gateway.lifecycle`."""
+    :mod:`gateway.lifecycle`. A step of a workflow (:mod:`gateway.workflows`) names it
+    (``workflow``), the request that started it (``workflow_id``, the first step's id)
+    and its ``step`` (1-based); ``organisation_id`` is set when the organisation signs
+    (its clerk is ``signer_id``)."""
 
     __tablename__ = "signing_requests"
     __table_args__ = (UniqueConstraint("client_id", "idempotency_key"),)
@@ -124,6 +153,12 @@ class SigningRequest(Base):
     client_id: Mapped[str] = mapped_column(ForeignKey("integration_clients.id"))
     signer_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
     credential_id: Mapped[str] = mapped_column(ForeignKey("credentials.id"))
+    organisation_id: Mapped[str | None] = mapped_column(
+        ForeignKey("organisations.id"), nullable=True
+    )
+    workflow: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    workflow_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    step: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     status: Mapped[str] = mapped_column(String(24), index=True)
     failure_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
     document_sha256: Mapped[str] = mapped_column(String(64))

@@ -42,11 +42,14 @@ from hsm_bridge.interface import SigningInput
 from hsm_bridge.page_geometry import page_geometry, to_user_space
 from hsm_bridge.statement import parameters_sha256
 
+# Points between a signature image and its box's edge (the seal has none: real size).
+IMAGE_MARGIN = 2.0
 # Signing times shown in appearances use Vietnam time, ISO 8601 (VN-SIGNATURE-FORMAT.md).
 VIETNAM_TIME = dt.timezone(dt.timedelta(hours=7), "ICT")
 
 __all__ = [
     "VIETNAM_TIME",
+    "EmptyField",
     "PadesLevel",
     "RemoteSigner",
     "SignatureParameters",
@@ -64,6 +67,18 @@ class PadesLevel:
 
 
 @dataclass(frozen=True, slots=True)
+class EmptyField:
+    """An empty signature field that the signature's update creates besides its own, for
+    a later signer (the organisation's seal after the leader's signature): its name, its
+    page (1-based) and its box as the page is displayed (points, as
+    :attr:`SignatureParameters.box`)."""
+
+    name: str
+    page: int
+    box: tuple[float, float, float, float]
+
+
+@dataclass(frozen=True, slots=True)
 class SignatureParameters:
     """What the signer approves besides the document: PDF signature dictionary entries,
     the level and the visible box. ``page`` is 1-based; ``box`` is (x1, y1, x2, y2) in
@@ -71,7 +86,11 @@ class SignatureParameters:
     visible page (CropBox, after /Rotate), x right, y up
     (:mod:`hsm_bridge.page_geometry`); both or neither. ``image_sha256``: the signer's
     signature image (hex SHA-256 of the PNG) drawn in the visible signature, or None for
-    the text appearance."""
+    the text appearance. ``stamp_text``: the text of a visible signature without image
+    (an attachment's number and symbol, or a copy's type and organisation), drawn with
+    the signing time under it. ``empty_fields``: the fields the update creates empty for
+    the next signers of a workflow (ISO 32000-1 §12.7.4.5), so that their signatures
+    only fill them. The last two are left out of the canonical JSON when unset."""
 
     reason: str | None = None
     location: str | None = None
@@ -81,10 +100,16 @@ class SignatureParameters:
     page: int | None = None
     box: tuple[float, float, float, float] | None = None
     image_sha256: str | None = None
+    stamp_text: str | None = None
+    empty_fields: tuple[EmptyField, ...] = ()
 
     def canonical_json(self) -> str:
         """Sorted-key compact JSON; its SHA-256 binds an approval to these parameters."""
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        data = asdict(self)
+        for key, unset in (("stamp_text", None), ("empty_fields", ())):
+            if data[key] == unset:
+                del data[key]
+        return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
     def sha256(self) -> str:
         """Hex SHA-256 of :meth:`canonical_json` (UTF-8), as the bridge computes it
@@ -97,6 +122,10 @@ class SignatureParameters:
         data = json.loads(text)
         if data.get("box") is not None:
             data["box"] = tuple(data["box"])
+        data["empty_fields"] = tuple(
+            EmptyField(f["name"], int(f["page"]), tuple(f["box"]))
+            for f in data.get("empty_fields", ())
+        )
         return cls(**data)
 
 
@@ -213,9 +242,12 @@ class _TurnedTextStamp(TextStamp):
         return xobject
 
 
-def _image_stamp_style(image: Image.Image, page_rotation: int) -> TextStampStyle:
-    """The signer's image alone, centred in the box and scaled to fit it (its aspect
-    kept), fully opaque where the PNG is; no border, no text."""
+def _image_stamp_style(
+    image: Image.Image, page_rotation: int, margin: float = IMAGE_MARGIN
+) -> TextStampStyle:
+    """The signer's image alone, centred in the box less ``margin`` points on each side
+    and scaled to fit it (its aspect kept), fully opaque where the PNG is; no border,
+    no text. A seal is drawn with no margin: its box is its real size."""
     return UprightTextStampStyle(
         stamp_text="",
         border_width=0,
@@ -224,7 +256,7 @@ def _image_stamp_style(image: Image.Image, page_rotation: int) -> TextStampStyle
         background_layout=SimpleBoxLayoutRule(
             x_align=AxisAlignment.ALIGN_MID,
             y_align=AxisAlignment.ALIGN_MID,
-            margins=Margins.uniform(2),
+            margins=Margins.uniform(margin),
         ),
         page_rotation=page_rotation,
     )
@@ -249,11 +281,43 @@ def _stamp_style(page_rotation: int = 0) -> TextStampStyle:
     )
 
 
+def _plain_text_style(text: str, page_rotation: int) -> TextStampStyle:
+    """``text`` (escaped for pyHanko's %-interpolation) and the signing time under it:
+    10 pt upright black text in the embedded Vietnamese font, no border
+    (../shared/VN-SIGNATURE-FORMAT.md, attachments signed by the organisation)."""
+    font = find_font()
+    size = 10
+    text_box = (
+        TextBoxStyle(font=EmScaledFontFactory(font, font_size=size), font_size=size)
+        if font
+        else TextBoxStyle(font_size=size)
+    )
+    return UprightTextStampStyle(
+        stamp_text=text.replace("%", "%%") + "\n%(local_time)s",
+        text_box_style=text_box,
+        border_width=0,
+        page_rotation=page_rotation,
+    )
+
+
 def _free_field_name(writer: IncrementalPdfFileWriter) -> str:
     """``SignatureN`` with the smallest N not used by a signature field of the document
     (so that an earlier, filled field is never chosen)."""
     taken = {name for name, _, _ in fields.enumerate_sig_fields(writer.prev)}
     return next(f"Signature{n}" for n in range(1, len(taken) + 2) if f"Signature{n}" not in taken)
+
+
+def _field_spec(
+    writer: IncrementalPdfFileWriter, name: str, page: int, box: tuple[float, float, float, float]
+) -> fields.SigFieldSpec:
+    """A signature field ``name`` on ``page`` (1-based) at ``box`` as the reader sees
+    the page; the widget's /Rect is in user space (:mod:`hsm_bridge.page_geometry`)."""
+    rect = to_user_space(box, page_geometry(writer.root["/Pages"], page - 1))
+    return fields.SigFieldSpec(
+        sig_field_name=name,
+        on_page=page - 1,
+        box=(round(rect[0], 4), round(rect[1], 4), round(rect[2], 4), round(rect[3], 4)),
+    )
 
 
 def sign_pdf(
@@ -263,10 +327,13 @@ def sign_pdf(
     *,
     timestamper: TimeStamper | None = None,
     signature_image: bytes | None = None,
+    image_margin: float = IMAGE_MARGIN,
 ) -> bytes:
     """Sign ``document`` (PDF bytes) as an incremental update; return the signed PDF
     bytes, of which ``document`` is an exact prefix. ``signature_image``: the PNG whose
-    SHA-256 ``params.image_sha256`` names (required then).
+    SHA-256 ``params.image_sha256`` names (required then), drawn ``image_margin``
+    points inside the box. The fields of ``params.empty_fields`` are created empty in
+    the same update, after the signature's own (so that they are drawn over it).
 
     Raises pyHanko's errors (the caller maps them) and ValueError when the output does
     not start with the input (never expected: it would mean the original was rewritten)
@@ -284,15 +351,18 @@ def sign_pdf(
     new_field = None
     rotation = 0
     if params.box is not None and params.page is not None:
-        # the box is as the reader sees the page; the widget's /Rect is in user space
-        geometry = page_geometry(writer.root["/Pages"], params.page - 1)
-        rotation = geometry.rotate
-        rect = to_user_space(params.box, geometry)
-        new_field = fields.SigFieldSpec(
-            sig_field_name=field_name,
-            on_page=params.page - 1,
-            box=(round(rect[0], 4), round(rect[1], 4), round(rect[2], 4), round(rect[3], 4)),
-        )
+        new_field = _field_spec(writer, field_name, params.page, params.box)
+        rotation = page_geometry(writer.root["/Pages"], params.page - 1).rotate
+    if params.empty_fields:
+        # the signature's own field first, then the empty ones, in one update
+        if new_field is not None:
+            fields.append_signature_field(writer, new_field)
+            new_field = None
+        for empty in params.empty_fields:
+            fields.append_signature_field(
+                writer, _field_spec(writer, empty.name, empty.page, empty.box)
+            )
+    visible = params.box is not None or params.field_name is not None
     meta = signers.PdfSignatureMetadata(
         field_name=field_name,
         md_algorithm="sha256",
@@ -308,9 +378,11 @@ def sign_pdf(
         # also for an existing visible field: its appearance gets the Vietnamese font
         stamp_style=(
             None
-            if not (new_field or params.field_name)
-            else _image_stamp_style(image, rotation)
+            if not visible
+            else _image_stamp_style(image, rotation, image_margin)
             if image is not None
+            else _plain_text_style(params.stamp_text, rotation)
+            if params.stamp_text is not None
             else _stamp_style(rotation)
         ),
         new_field_spec=new_field,

@@ -18,7 +18,7 @@ import pypdfium2
 
 from gateway.errors import SignerBlockNotFound
 
-__all__ = ["TextLine", "signer_block_box", "text_lines"]
+__all__ = ["TOP_RIGHT_OFFSETS", "TextLine", "signer_block_box", "text_lines", "top_right_box"]
 
 Box = tuple[float, float, float, float]
 # the gap between the two lines must hold a signature at least this tall (points)
@@ -86,3 +86,27 @@ def signer_block_box(
     bottom = name.box[3] + gap * 0.1
     box = (centre_x - width / 2, bottom, centre_x + width / 2, bottom + height)
     return page_count, tuple(round(v, 2) for v in box)  # type: ignore[return-value]
+
+
+# Where an attachment's or copy's text line goes (VN-SIGNATURE-FORMAT.md: the top right
+# of the first page): its box's top this far below the page's top, its right edge this
+# far from the page's right edge (points; 8 mm and 15 mm, inside the top margin of
+# 20 mm and the right margin of 15 to 20 mm of Decree 30's page layout).
+TOP_RIGHT_OFFSETS = (8 * 72 / 25.4, 15 * 72 / 25.4)
+# 10 pt Times-like text: line height and a generous average glyph width (points)
+_LINE_HEIGHT = 12.5
+_GLYPH_WIDTH = 5.2
+
+
+def top_right_box(lines: list[str], page_size: tuple[float, float]) -> Box:
+    """The box (points, page as displayed, ``page_size``: width, height) of a 10 pt text
+    of ``lines`` plus the signing time line, at the top right of the page
+    (:data:`TOP_RIGHT_OFFSETS`), wide enough for the longest line, never wider than
+    half the page."""
+    width, height = page_size
+    longest = max([len(line) for line in lines] + [len("2026-12-01T14:05:09+07:00")])
+    box_width = min(longest * _GLYPH_WIDTH + 12, width / 2)
+    box_height = (len(lines) + 1) * _LINE_HEIGHT + 8
+    top, right = TOP_RIGHT_OFFSETS
+    x2, y2 = max(width - right, box_width), max(height - top, box_height)
+    return (round(x2 - box_width, 2), round(y2 - box_height, 2), round(x2, 2), round(y2, 2))

@@ -9,7 +9,32 @@ from pydantic import BaseModel
 
 from gateway.models import SigningRequest
 
-__all__ = ["SigningRequestView"]
+__all__ = ["SigningRequestView", "WorkflowStepView", "WorkflowView"]
+
+
+class WorkflowStepView(BaseModel):
+    """One step of a workflow: who signs it (``leader`` or ``organisation``), its
+    request's id and status; once signed, the hash of its output."""
+
+    step: int
+    request_id: str
+    signed_by: str
+    status: str
+    failure_code: str | None = None
+    signed_document_sha256: str | None = None
+
+
+class WorkflowView(BaseModel):
+    """The workflow a request is a step of: its name, id (the first step's request id),
+    organisation (short name), overall ``status`` (``pending`` until its last step is
+    signed, or the final status of the step that ended it) and its steps so far. The
+    finished document is the last step's signed document."""
+
+    name: str
+    id: str
+    organisation: str | None = None
+    status: str
+    steps: list[WorkflowStepView]
 
 
 class SigningRequestView(BaseModel):
@@ -31,14 +56,22 @@ class SigningRequestView(BaseModel):
     certificate_sha256: str
     mechanism: str
     signed_document_sha256: str | None = None
+    # the workflow step this request is (1 outside workflows) and, for the document
+    # system, its workflow
+    step: int = 1
+    workflow: WorkflowView | None = None
     created_at: dt.datetime
     updated_at: dt.datetime
     expires_at: dt.datetime
 
     @classmethod
-    def of(cls, request: SigningRequest) -> SigningRequestView:
-        """Build the view of a stored request."""
+    def of(
+        cls, request: SigningRequest, workflow: WorkflowView | None = None
+    ) -> SigningRequestView:
+        """Build the view of a stored request (with its ``workflow``, when given)."""
         return cls(
+            step=request.step,
+            workflow=workflow,
             id=request.id,
             status=request.status,
             failure_code=request.failure_code,

@@ -18,16 +18,26 @@ import logging
 from collections.abc import Callable
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from gateway import workflows
 from gateway.certificates import check_usable
 from gateway.config import Settings
 from gateway.db import Database
 from gateway.document_store import DocumentStore
 from gateway.errors import CertificateNotValid, DocumentChanged, GatewayError
 from gateway.lifecycle import RequestStatus, transition
-from gateway.models import Credential, SigningRequest, User
-from gateway.pades import PadesLevel, RemoteSigner, SignatureParameters, SigningInput, sign_pdf
+from gateway.models import Credential, Organisation, SigningRequest, User
+from gateway.pades import (
+    IMAGE_MARGIN,
+    PadesLevel,
+    RemoteSigner,
+    SignatureParameters,
+    SigningInput,
+    sign_pdf,
+)
 from gateway.request_access import utcnow
+from gateway.submission import Notifier
 from hsm_bridge import BridgeClient, BridgeError, CredentialRef, SignRequest
 from hsm_bridge.credentials import SignatureMechanism
 from hsm_bridge.errors import ActivationInvalid
@@ -57,6 +67,8 @@ class SignaturePipeline:
         self.store = store
         self.bridge = bridge
         self.clock = clock
+        # told (after commit) of each workflow step created for a clerk
+        self.notifiers: list[Notifier] = []
 
     def sign(
         self,
@@ -91,6 +103,7 @@ class SignaturePipeline:
             log.error("signing request %s failed: %s", request.id, type(exc).__name__, exc_info=exc)
             failure = "signing_error"
         now = self.clock()
+        next_step: SigningRequest | None = None
         with self.db.transaction() as session:
             current = session.get(SigningRequest, request.id, with_for_update=True)
             assert current is not None
@@ -104,6 +117,7 @@ class SignaturePipeline:
                     now=now,
                     detail={"signed_document_sha256": current.signed_document_sha256},
                 )
+                next_step = self._advance(session, current, signed, now)
             elif retry_error is not None:
                 transition(
                     session,
@@ -125,7 +139,23 @@ class SignaturePipeline:
                 )
         if retry_error is not None:
             raise retry_error
+        if next_step is not None:
+            for notifier in self.notifiers:
+                notifier.signing_request_created(next_step.signer_id, next_step.id)
         return current
+
+    def _advance(
+        self, session: Session, request: SigningRequest, signed: bytes, now: dt.datetime
+    ) -> SigningRequest | None:
+        """The workflow's next step after ``request`` was signed (same transaction)."""
+        return workflows.advance(
+            session,
+            request,
+            signed,
+            self.store,
+            ttl_seconds=self.settings.request_ttl_seconds,
+            now=now,
+        )
 
     def produce(self, request: SigningRequest, activation: str, *, token_pin: str | None) -> bytes:
         document = self.store.read(request.id, DocumentStore.ORIGINAL)
@@ -137,8 +167,7 @@ class SignaturePipeline:
         with self.db.transaction() as session:
             credential = session.get(Credential, request.credential_id)
             assert credential is not None
-            owner = session.get(User, request.signer_id)
-            image = owner.signature_image if owner is not None else None
+            image = _signature_image(session, request, credential)
         if params.image_sha256 is not None and (
             image is None or hashlib.sha256(image).hexdigest() != params.image_sha256
         ):
@@ -169,7 +198,15 @@ class SignaturePipeline:
             from pyhanko.sign.timestamps.requests_client import RequestsHTTPTimeStamper
 
             timestamper = RequestsHTTPTimeStamper(self.settings.tsa_url)
-        signed = sign_pdf(document, params, signer, timestamper=timestamper, signature_image=image)
+        signed = sign_pdf(
+            document,
+            params,
+            signer,
+            timestamper=timestamper,
+            signature_image=image,
+            # a seal is drawn at its real size: its box is its diameter
+            image_margin=0.0 if credential.organisation_id is not None else IMAGE_MARGIN,
+        )
         self.store.write(request.id, DocumentStore.SIGNED, signed)
         return signed
 
@@ -210,6 +247,7 @@ class SignaturePipeline:
                             now=now,
                             detail={"recovered": True},
                         )
+                        self._advance(session, request, signed, now)
                         continue
                 transition(
                     session,
@@ -220,6 +258,18 @@ class SignaturePipeline:
                     detail={"recovered": True},
                 )
         return count
+
+
+def _signature_image(
+    session: Session, request: SigningRequest, credential: Credential
+) -> bytes | None:
+    """The image a visible signature draws: the organisation's seal when its credential
+    signs, else the signer's handwritten signature."""
+    if credential.organisation_id is not None:
+        organisation = session.get(Organisation, credential.organisation_id)
+        return organisation.seal_image if organisation is not None else None
+    owner = session.get(User, request.signer_id)
+    return owner.signature_image if owner is not None else None
 
 
 def chain_der(chain_pem: str) -> list[bytes]:

@@ -16,6 +16,7 @@ from typing import Protocol
 from PIL import Image
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from gateway import audit
 from gateway.callbacks import check_callback_url
@@ -34,12 +35,27 @@ from gateway.errors import (
 )
 from gateway.intake import DocumentReport, inspect_pdf
 from gateway.lifecycle import RequestStatus, transition
-from gateway.models import Credential, IntegrationClient, SigningRequest, User
-from gateway.pades import PadesLevel, SignatureParameters
-from gateway.placement import signer_block_box
+from gateway.models import Credential, IntegrationClient, Organisation, SigningRequest, User
+from gateway.organisations import (
+    image_rect,
+    organisation_credential,
+    organisation_named,
+    seal_box,
+)
+from gateway.pades import IMAGE_MARGIN, EmptyField, PadesLevel, SignatureParameters
+from gateway.placement import signer_block_box, top_right_box
 from gateway.request_access import expire_if_due, load_owned, utcnow
+from gateway.schemas import WorkflowStepView, WorkflowView
+from gateway.workflows import (
+    OFFICIAL_DOCUMENT,
+    ORGANISATION_ONLY,
+    WORKFLOWS,
+    step_summary,
+    steps_of,
+    workflow_status,
+)
 
-__all__ = ["Notifier", "Submission", "Submissions"]
+__all__ = ["Notifier", "Submission", "Submissions", "WorkflowOrder"]
 
 
 class Notifier(Protocol):
@@ -81,22 +97,29 @@ class Submissions:
         self,
         client: IntegrationClient,
         document: bytes,
-        signer_username: str,
+        signer_username: str | None,
         params: SignatureParameters,
         *,
         idempotency_key: str | None,
         client_address: str | None,
         callback_url: str | None = None,
         placement: str | None = None,
+        workflow: WorkflowOrder | None = None,
     ) -> Submission:
         """Check and store a document for ``signer_username`` to sign; notify them.
         ``callback_url``: where to POST the final status (:mod:`gateway.callbacks`); the
         client needs a callback secret. ``placement="auto"``: a visible signature in the
         signer block of the last page (:mod:`gateway.placement`), decided now so that the
-        signer approves it.
+        signer approves it. ``workflow``: the request is the first step of an
+        ``official_document`` (the leader ``signer_username`` signs visibly, then the
+        organisation's clerk seals) or the one step of an ``organisation_only``
+        signature (no ``signer_username``: the organisation's clerk signs, at the top
+        right of page 1); see :mod:`gateway.workflows`.
 
         Raises the intake errors, SignerUnknown, SignerNoCredential, ParameterInvalid,
+        OrganisationUnknown, OrganisationNoCredential, OrganisationNoSeal,
         IdempotencyConflict (same key, other body)."""
+        _check_workflow_order(workflow, signer_username, params, placement)
         if callback_url is not None:
             try:
                 callback_url = check_callback_url(callback_url)
@@ -107,7 +130,8 @@ class Submissions:
         now = self.clock()
         document_sha256 = hashlib.sha256(document).hexdigest()
         submission_sha256 = hashlib.sha256(
-            f"{document_sha256}\n{signer_username}\n{params.canonical_json()}\n{placement}".encode()
+            f"{document_sha256}\n{signer_username}\n{params.canonical_json()}\n{placement}"
+            f"\n{workflow}".encode()
         ).hexdigest()
         if idempotency_key is not None:
             earlier = self._idempotent_replay(client, idempotency_key, submission_sha256)
@@ -139,30 +163,38 @@ class Submissions:
         self.store.write(request_id, DocumentStore.ORIGINAL, document)
         try:
             with self.db.transaction() as session:
-                signer = session.scalar(select(User).where(User.username == signer_username))
-                if signer is None:
-                    raise SignerUnknown(f"no signer named {signer_username!r}")
-                credential = session.scalar(
-                    select(Credential)
-                    .where(Credential.user_id == signer.id, Credential.revoked_at.is_(None))
-                    .order_by(Credential.created_at.desc())
-                )
-                if credential is None:
-                    raise SignerNoCredential(f"{signer_username!r} has no active credential")
+                organisation: Organisation | None = None
+                if workflow is not None and workflow.name == ORGANISATION_ONLY:
+                    organisation = _organisation(session, workflow, None)
+                    credential, signer = organisation_credential(
+                        session, organisation, need_seal=False
+                    )
+                    params = _attachment_line(params, workflow, organisation, report)
+                else:
+                    signer, credential = _personal(session, signer_username)
                 if placement == "auto":
                     params = _signer_block(params, document, report, signer)
-                if signer.signature_image is not None and (
-                    params.box is not None or params.field_name is not None
+                if (
+                    organisation is None
+                    and signer.signature_image is not None
+                    and (params.box is not None or params.field_name is not None)
                 ):
                     # a visible signature shows the signer's image: they approve it too
                     params = replace(
                         params, image_sha256=hashlib.sha256(signer.signature_image).hexdigest()
                     )
+                if workflow is not None and workflow.name == OFFICIAL_DOCUMENT:
+                    organisation = _organisation(session, workflow, signer)
+                    params = _seal_field(params, report, signer, organisation)
                 request = SigningRequest(
                     id=request_id,
                     client_id=client.id,
                     signer_id=signer.id,
                     credential_id=credential.id,
+                    organisation_id=organisation.id if organisation is not None else None,
+                    workflow=workflow.name if workflow is not None else None,
+                    workflow_id=request_id if workflow is not None else None,
+                    step=1,
                     status=RequestStatus.PENDING_APPROVAL.value,
                     document_sha256=document_sha256,
                     document_size=len(document),
@@ -189,8 +221,13 @@ class Submissions:
                     client_address=client_address,
                     detail={
                         "document_sha256": document_sha256,
-                        "signer": signer_username,
+                        "signer": signer.username,
                         "warnings": report.warnings,
+                        **(
+                            {"workflow": workflow.name, "organisation": organisation.name}
+                            if workflow is not None and organisation is not None
+                            else {}
+                        ),
                     },
                 )
         except IntegrityError as exc:
@@ -231,6 +268,26 @@ class Submissions:
             request = load_owned(session, request_id, client_id=client.id)
             expire_if_due(session, request, now=self.clock())
             return request
+
+    def workflow_view(self, request: SigningRequest) -> WorkflowView | None:
+        """The workflow ``request`` is a step of, as the document system sees it; None
+        outside workflows."""
+        if request.workflow is None or request.workflow_id is None:
+            return None
+        with self.db.transaction() as session:
+            steps = steps_of(session, request)
+            organisation = (
+                session.get(Organisation, request.organisation_id)
+                if request.organisation_id
+                else None
+            )
+            return WorkflowView(
+                name=request.workflow,
+                id=request.workflow_id,
+                organisation=organisation.name if organisation is not None else None,
+                status=workflow_status(request.workflow, steps),
+                steps=[WorkflowStepView(**step_summary(step)) for step in steps],  # type: ignore[arg-type]
+            )
 
     def signed_document_for_client(self, client: IntegrationClient, request_id: str) -> bytes:
         """The signed PDF bytes; RequestNotSigned (409) while not signed."""
@@ -310,3 +367,140 @@ def _signer_block(
     x1, y1, x2, y2 = found[0] - cx1, found[1] - cy1, found[2] - cx1, found[3] - cy1
     box = (max(x1, 0.0), max(y1, 0.0), min(x2, width), min(y2, height))
     return replace(params, page=page, box=box)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowOrder:
+    """What the document system asked of a workflow (:mod:`gateway.workflows`): its
+    ``name``; the ``organisation`` (short name) that seals (for an official document,
+    the leader's own by default); for ``organisation_only``, the attachment's
+    ``document_number`` (number and symbol, e.g. "15/QĐ-STC") or the ``copy_type`` of a
+    copy (e.g. "Sao y")."""
+
+    name: str
+    organisation: str | None = None
+    document_number: str | None = None
+    copy_type: str | None = None
+
+
+def _check_workflow_order(
+    workflow: WorkflowOrder | None,
+    signer_username: str | None,
+    params: SignatureParameters,
+    placement: str | None,
+) -> None:
+    """Refuse combinations that cannot be meant (ParameterInvalid), before any work."""
+    if workflow is None:
+        if not signer_username:
+            raise ParameterInvalid("name the signer")
+        return
+    if workflow.name not in WORKFLOWS:
+        raise ParameterInvalid(f"workflow must be one of {', '.join(WORKFLOWS)}")
+    if workflow.name == ORGANISATION_ONLY:
+        if signer_username:
+            raise ParameterInvalid(
+                "organisation_only is signed by the organisation's clerk: name the"
+                " organisation, not a signer"
+            )
+        if not workflow.organisation:
+            raise ParameterInvalid("organisation_only needs the organisation")
+        if placement or params.page or params.box or params.field_name:
+            raise ParameterInvalid(
+                "organisation_only signs at the top right of page 1: give no placement"
+            )
+        if bool(workflow.document_number) == bool(workflow.copy_type):
+            raise ParameterInvalid(
+                "give document_number (an attachment or appendix) or copy_type (a copy)"
+            )
+        return
+    if not signer_username:
+        raise ParameterInvalid("official_document needs the leader as signer")
+    if workflow.document_number or workflow.copy_type:
+        raise ParameterInvalid("document_number and copy_type are for organisation_only")
+    if params.field_name is not None:
+        raise ParameterInvalid(
+            "official_document places the leader's signature by page and box, or"
+            " placement=auto (the seal is placed against it)"
+        )
+    if placement != "auto" and params.box is None:
+        raise ParameterInvalid(
+            "official_document needs the leader's visible signature: page and box, or"
+            " placement=auto"
+        )
+
+
+def _personal(session: Session, username: str | None) -> tuple[User, Credential]:
+    """The signer ``username`` and their newest active personal credential (never an
+    organisation's). Raises SignerUnknown, SignerNoCredential."""
+    signer = session.scalar(select(User).where(User.username == username))
+    if signer is None:
+        raise SignerUnknown(f"no signer named {username!r}")
+    credential = session.scalar(
+        select(Credential)
+        .where(
+            Credential.user_id == signer.id,
+            Credential.organisation_id.is_(None),
+            Credential.revoked_at.is_(None),
+        )
+        .order_by(Credential.created_at.desc())
+    )
+    if credential is None:
+        raise SignerNoCredential(f"{username!r} has no active credential")
+    return signer, credential
+
+
+def _organisation(session: Session, workflow: WorkflowOrder, leader: User | None) -> Organisation:
+    """The organisation the workflow names, else the leader's own; checked able to sign
+    (an official document's also to seal) now, before anyone is notified."""
+    if workflow.organisation:
+        organisation = organisation_named(session, workflow.organisation)
+    elif leader is not None and leader.organisation_id is not None:
+        organisation = session.get(Organisation, leader.organisation_id)
+        assert organisation is not None
+    else:
+        raise ParameterInvalid("the leader belongs to no organisation: name one (organisation)")
+    organisation_credential(session, organisation, need_seal=workflow.name == OFFICIAL_DOCUMENT)
+    return organisation
+
+
+def _attachment_line(
+    params: SignatureParameters,
+    workflow: WorkflowOrder,
+    organisation: Organisation,
+    report: DocumentReport,
+) -> SignatureParameters:
+    """The organisation-only signature: its text (the attachment's number and symbol,
+    or the copy's type and the copying organisation; the signing time is added when it
+    is drawn) at the top right of page 1 as displayed."""
+    lines = (
+        [workflow.document_number.strip()]
+        if workflow.document_number
+        else [str(workflow.copy_type).strip(), organisation.display_name]
+    )
+    box = top_right_box(lines, report.page_sizes[0])
+    return replace(params, page=1, box=box, stamp_text="\n".join(lines))
+
+
+def _seal_field(
+    params: SignatureParameters,
+    report: DocumentReport,
+    leader: User,
+    organisation: Organisation,
+) -> SignatureParameters:
+    """``params`` of the leader's signature with the organisation's seal field added
+    (created empty by the leader's update): at the seal's real size, over the left
+    third of where the leader's image is drawn."""
+    assert params.box is not None and params.page is not None
+    assert organisation.seal_diameter_mm is not None
+    drawn = params.box
+    if leader.signature_image is not None:
+        with Image.open(io.BytesIO(leader.signature_image)) as image:
+            drawn = image_rect(params.box, image.width / image.height, IMAGE_MARGIN)
+    taken = set(report.signature_fields) | set(report.empty_signature_fields)
+    name = next(
+        f"OrganisationSeal{n}" if n else "OrganisationSeal"
+        for n in range(len(taken) + 1)
+        if (f"OrganisationSeal{n}" if n else "OrganisationSeal") not in taken
+    )
+    box = seal_box(drawn, organisation.seal_diameter_mm, report.page_sizes[params.page - 1])
+    return replace(params, empty_fields=(EmptyField(name, params.page, box),))

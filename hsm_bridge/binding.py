@@ -18,7 +18,10 @@ that chain itself instead of trusting a digest from the web tier:
    document information's /ModDate and /Producer, the XMP metadata, the AcroForm's
    /Fields, /SigFlags and /DR, an empty signature field's /V, /AP, /AS and /F, and
    arrays that only grow; new objects are reachable only through those. A web tier that
-   slips new page content into the update is refused;
+   slips new page content into the update is refused. Besides the signature's own
+   widget, the update may add only the empty signature fields the parameters approve
+   (``empty_fields``: the seal's field of a workflow), each by name, page and box, with
+   no value and an empty appearance;
 6. the digest to sign is SHA-256 of those signed attributes (RFC 5652 §5.4).
 
 Anything else raises :class:`~hsm_bridge.errors.ActivationInvalid` with a ``reason``.
@@ -194,6 +197,11 @@ def _check_update(
         used_before = _numbers_of_original(reader, before, last)
         added_annotations = 0
         filled_fields: set[tuple[int, int]] = set()
+        empty_fields = list((parameters or {}).get("empty_fields") or [])  # type: ignore[call-overload]
+
+        def is_new(ref: Any) -> bool:
+            return hasattr(ref, "idnum") and reader.xrefs.get_introducing_revision(ref) == last
+
         for ref in reader.xrefs.explicit_refs_in_revision(last):
             if reader.xrefs.get_introducing_revision(ref) == last:
                 if ref.idnum in used_before:
@@ -210,7 +218,7 @@ def _check_update(
                 if kind is None or list(old) != list(new)[: len(old)]:
                     raise _refuse("an existing array was changed", "update_not_allowed")
                 if kind == "/Annots":
-                    added_annotations += _check_new_annotations(old, new)
+                    added_annotations += _check_new_annotations(old, new, is_new)
                 else:
                     _check_new_fields(list(new)[len(old) :])
                 continue
@@ -234,14 +242,16 @@ def _check_update(
                 if "/F" in changed and _unhides(_value(old, "/F"), _value(new, "/F")):
                     raise _refuse("the update shows a hidden field", "update_not_allowed")
             if "/Annots" in changed:
-                added_annotations += _check_new_annotations(old.get("/Annots"), new.get("/Annots"))
+                added_annotations += _check_new_annotations(
+                    old.get("/Annots"), new.get("/Annots"), is_new
+                )
             if allowed is _CATALOG_KEYS and "/AcroForm" in changed:
                 # another AcroForm (direct, or a new object): checked as a change of it
                 _check_acroform_change(old.get("/AcroForm"), new.get("/AcroForm"))
             if allowed is _ACROFORM_KEYS:
                 _check_acroform_change(old, new)
-        if added_annotations > 1:
-            raise _refuse("the update adds more than one widget", "update_not_allowed")
+        if added_annotations > 1 + len(empty_fields):
+            raise _refuse("the update adds more widgets than approved", "update_not_allowed")
         _check_title(reader, before)
         placed = _placed_signature(reader, last)
         widget, field = placed[1], placed[2]
@@ -252,6 +262,7 @@ def _check_update(
             raise _refuse("the update changes another signature field", "update_not_allowed")
         if parameters is not None:
             _check_parameters(reader, before, last, placed, parameters)
+        _check_empty_fields(reader, last, placed[5], empty_fields)
     except ActivationInvalid:
         raise
     except Exception as exc:  # noqa: BLE001 - any parse failure is a refusal
@@ -541,8 +552,9 @@ def _qualified_name(field: Any) -> str:
     return ".".join(reversed(parts))
 
 
-def _check_new_annotations(old: Any, new: Any) -> int:
-    """The page's annotations may only gain signature widgets; returns how many."""
+def _check_new_annotations(old: Any, new: Any, is_new: Any) -> int:
+    """The page's annotations may only gain signature widgets that the update itself
+    defines (``is_new`` of their reference); returns how many."""
     old_list = list(old.get_object()) if old is not None else []
     new_list = list(new.get_object()) if new is not None else []
     if new_list[: len(old_list)] != old_list:
@@ -553,7 +565,67 @@ def _check_new_annotations(old: Any, new: Any) -> int:
             raise _refuse(
                 "the update adds an annotation that is not a signature", "update_not_allowed"
             )
+        if not is_new(annotation):
+            raise _refuse("the update shows an earlier widget again", "update_not_allowed")
     return len(new_list) - len(old_list)
+
+
+def _check_empty_fields(
+    reader: Any, last: int, signature_widget: tuple[int, int], approved: list[Any]
+) -> None:
+    """Every widget the update adds besides the signature's (``signature_widget``: its
+    number and generation) is one of the ``approved`` empty fields (dicts with
+    ``name``, ``page`` 1-based and ``box`` as the page is displayed), each exactly once:
+    a terminal signature field of that name, on that page and at that box, with no
+    value, no actions and an appearance that draws nothing."""
+    remaining = {str(f["name"]): f for f in approved}
+    if len(remaining) != len(approved):
+        raise _refuse("an empty field is approved twice", "parameters_mismatch")
+    for index, page in enumerate(_pages(reader.root["/Pages"])):
+        annotations = page.get("/Annots")
+        for annotation in annotations.get_object() if annotations is not None else []:
+            if not hasattr(annotation, "idnum"):
+                raise _refuse("a direct annotation dictionary", "update_not_allowed")
+            ref = (annotation.idnum, annotation.generation)
+            if ref == signature_widget or reader.xrefs.get_introducing_revision(annotation) != last:
+                continue
+            widget = annotation.get_object()
+            name = str(widget.get("/T", ""))
+            expected = remaining.pop(name, None)
+            if (
+                expected is None
+                or _field_type(widget) != "/Sig"
+                or any(key in widget for key in ("/V", "/Kids", "/Parent", "/A", "/AA"))
+            ):
+                raise _refuse(
+                    "the update adds a field that was not approved", "parameters_mismatch"
+                )
+            if index != int(expected["page"]) - 1:
+                raise _refuse("an empty field is not on its approved page", "parameters_mismatch")
+            if not _draws_nothing(widget):
+                raise _refuse("an empty field has an appearance", "update_not_allowed")
+            x1, y1, x2, y2 = (float(v) for v in _value(widget, "/Rect", [0, 0, 0, 0]))
+            rect = (min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2))
+            shown = tuple(float(v) for v in expected["box"])
+            wanted = to_user_space(shown, page_geometry(reader.root["/Pages"], index))  # type: ignore[arg-type]
+            if any(abs(a - b) > 0.01 for a, b in zip(rect, wanted, strict=True)):
+                raise _refuse("an empty field's box is not the approved one", "parameters_mismatch")
+    if remaining:
+        raise _refuse("an approved empty field is missing", "parameters_mismatch")
+
+
+def _draws_nothing(widget: Any) -> bool:
+    """Whether a widget's appearance is absent or one normal appearance stream with no
+    content (as pyHanko writes an empty signature field)."""
+    if "/AP" not in widget:
+        return True
+    appearance = widget["/AP"]
+    if set(appearance) != {"/N"}:
+        return False
+    normal = appearance["/N"]
+    if not hasattr(normal, "data") or normal.data.strip():
+        return False
+    return "/Resources" not in normal or not normal["/Resources"]
 
 
 # What an AcroForm that the update creates may hold.

@@ -49,6 +49,7 @@ def create_app(settings: Settings) -> FastAPI:
             nonce_ttl_seconds=settings.approval_nonce_ttl_seconds,
         )
         context.submissions.notifiers.append(notifier)
+        context.service.pipeline.notifiers.append(notifier)
         context.service.pipeline.recover_interrupted()
         deliverer = CallbackDeliverer(
             context.db,

@@ -36,6 +36,10 @@ users_app = typer.Typer(no_args_is_help=True, help="Signers and administrators."
 app.add_typer(users_app, name="users")
 devices_app = typer.Typer(no_args_is_help=True, help="Signers' phones and tablets.")
 app.add_typer(devices_app, name="devices")
+organisations_app = typer.Typer(
+    no_args_is_help=True, help="Organisations: their seal and the clerk who keeps it."
+)
+app.add_typer(organisations_app, name="organisations")
 bridge_app = typer.Typer(
     no_args_is_help=True, help="The bridge as a service on the secure host with the tokens."
 )
@@ -350,6 +354,9 @@ def users_add(
     username: Annotated[str, typer.Argument()],
     display_name: Annotated[str, typer.Option(help="full name, as on the certificate")],
     role: Annotated[str, typer.Option(help="leader, clerk or admin")] = "leader",
+    organisation: Annotated[
+        str | None, typer.Option(help="the organisation (short name) the user works for")
+    ] = None,
     data_dir: DataDir = Path("var"),
 ) -> None:
     """Add a user; prints its initial password, shown once (the user enrols TOTP on the tablet)."""
@@ -360,7 +367,14 @@ def users_add(
     settings = load_settings(data_dir)
     db = open_database(settings)
     try:
-        user = add_user(db, username, display_name, role, now=dt.datetime.now(dt.UTC))
+        user = add_user(
+            db,
+            username,
+            display_name,
+            role,
+            now=dt.datetime.now(dt.UTC),
+            organisation=organisation,
+        )
     except GatewayError as exc:
         typer.echo(f"{exc.code}: {exc.detail}", err=True)
         raise typer.Exit(1) from exc
@@ -398,6 +412,84 @@ def users_signature_image(
     typer.echo(f"signature image of {username} kept (SHA-256 {digest})")
 
 
+@organisations_app.command("add")
+def organisations_add(
+    name: Annotated[str, typer.Argument(help="short name, e.g. stc-hanam")],
+    display_name: Annotated[str, typer.Option(help='full name, e.g. "Sở Tài chính tỉnh Hà Nam"')],
+    data_dir: DataDir = Path("var"),
+) -> None:
+    """Add an organisation (audited). Then: its seal image (`organisations seal`), its
+    clerks (`users add --role clerk --organisation NAME`) and its key
+    (`credentials register CLERK --organisation NAME`)."""
+    from gateway.context import open_database
+    from gateway.errors import GatewayError
+    from gateway.organisations import add_organisation
+
+    db = open_database(load_settings(data_dir))
+    try:
+        add_organisation(db, name, display_name, now=dt.datetime.now(dt.UTC))
+    except GatewayError as exc:
+        typer.echo(f"{exc.code}: {exc.detail}", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        db.dispose()
+    typer.echo(f"organisation {name} added")
+
+
+@organisations_app.command("seal")
+def organisations_seal(
+    name: Annotated[str, typer.Argument(help="the organisation's short name")],
+    image: Annotated[Path, typer.Argument(help="PNG of the seal, transparent background")],
+    diameter_mm: Annotated[float, typer.Option(help="the seal's real diameter, millimetres")],
+    data_dir: DataDir = Path("var"),
+) -> None:
+    """Keep IMAGE (the seal filling the image edge to edge, red on a transparent
+    background) as NAME's seal, drawn DIAMETER_MM across on its official documents from
+    now on. Audited."""
+    from gateway.context import open_database
+    from gateway.errors import GatewayError
+    from gateway.organisations import set_seal
+
+    try:
+        data = image.read_bytes()
+    except OSError as exc:
+        typer.echo(f"cannot read {image}: {exc.strerror}", err=True)
+        raise typer.Exit(1) from exc
+    db = open_database(load_settings(data_dir))
+    try:
+        digest = set_seal(db, name, data, diameter_mm, now=dt.datetime.now(dt.UTC))
+    except GatewayError as exc:
+        typer.echo(f"{exc.code}: {exc.detail}", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        db.dispose()
+    typer.echo(f"seal of {name} kept ({diameter_mm:g} mm, SHA-256 {digest})")
+
+
+@organisations_app.command("list")
+def organisations_list(data_dir: DataDir = Path("var")) -> None:
+    """Organisations, whether their seal is uploaded, and who keeps their key."""
+    from sqlalchemy import select
+
+    from gateway.context import open_database
+    from gateway.models import Credential, Organisation, User
+
+    db = open_database(load_settings(data_dir))
+    try:
+        with db.transaction() as session:
+            for unit in session.scalars(select(Organisation).order_by(Organisation.name)):
+                keepers = session.execute(
+                    select(User.username, Credential.id)
+                    .join(Credential, Credential.user_id == User.id)
+                    .where(Credential.organisation_id == unit.id, Credential.revoked_at.is_(None))
+                ).all()
+                seal = f"{unit.seal_diameter_mm:g} mm" if unit.seal_image else "no seal image"
+                kept = ", ".join(f"{u} ({c})" for u, c in keepers) or "no credential"
+                typer.echo(f"{unit.name}\t{unit.display_name}\t{seal}\tkept by: {kept}")
+    finally:
+        db.dispose()
+
+
 @credentials_app.command("register")
 def credentials_register(
     username: Annotated[str, typer.Argument(help="the signer")],
@@ -408,10 +500,16 @@ def credentials_register(
     ] = None,
     pin_policy: Annotated[str, typer.Option(help="stored or signer")] = "stored",
     chain: Annotated[Path | None, typer.Option(help="PEM file with the issuing CA chain")] = None,
+    organisation: Annotated[
+        str | None,
+        typer.Option(help="the key is this organisation's seal, kept by USERNAME (a clerk)"),
+    ] = None,
     data_dir: DataDir = Path("var"),
 ) -> None:
     """Register a key found on a token (see `credentials list`) as the user's credential;
-    the newest registered credential of a user is the one used for new requests."""
+    the newest registered credential of a user is the one used for new requests. With
+    --organisation it is the organisation's credential instead, which only USERNAME,
+    one of its clerks, signs with."""
     from gateway.context import open_database
     from gateway.enrolment import register_credential
     from gateway.errors import GatewayError
@@ -436,6 +534,7 @@ def credentials_register(
             chain_pem=_chain_pem(chain),
             now=dt.datetime.now(dt.UTC),
             registry=_local_registry(settings) if settings.in_process_bridge else None,
+            organisation=organisation,
         )
     except (GatewayError, BridgeError, ValueError) as exc:
         code = getattr(exc, "code", "parameter_invalid")

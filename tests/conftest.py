@@ -17,17 +17,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, text
 
 from gateway.config import Settings, load_settings
 from gateway.context import open_database
 from gateway.db import Database
-from gateway.models import Credential, User
 from gateway.secrets_at_rest import InstallationKeys, SecretBox
 from hsm_bridge import ActivationIssuer, CredentialRef
 from hsm_bridge.credentials import SignatureMechanism
 from signing_gateway.demo import wait_until_up
-from tests.factories import INSTALLATION_ENV, TestSigner, make_signer
+from tests.factories import INSTALLATION_ENV, TestSigner, demo_credential, make_signer
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CORPUS = PROJECT_ROOT.parent / "shared" / "corpus"
@@ -210,8 +209,7 @@ def demo_keys(db) -> dict[str, tuple[CredentialRef, SignatureMechanism]]:
     found = {}
     with db.transaction() as session:
         for username in ("leader1", "clerk1", "org1"):
-            user = session.scalar(select(User).where(User.username == username))
-            cred = session.scalar(select(Credential).where(Credential.user_id == user.id))
+            cred = demo_credential(session, username)
             found[username] = (
                 CredentialRef(cred.token_serial, bytes.fromhex(cred.key_id)),
                 SignatureMechanism(cred.mechanism),

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pyotp
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from gateway.db import Database
 from gateway.models import Credential, IntegrationClient, User
@@ -49,18 +50,31 @@ class TestSigner:
         return totp.at(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30 * offset_steps))
 
 
+def demo_credential(session: Session, label: str) -> Credential:
+    """The demo installation's credential on the token labelled ``label`` (leader1,
+    clerk1, or org1: the organisation's, kept by clerk1)."""
+    return session.scalars(
+        select(Credential)
+        .where(Credential.id.like(f"cred-{label}-%"))
+        .order_by(Credential.created_at)
+    ).first()
+
+
 def make_signer(
     db: Database, box: SecretBox, *, like: str = "leader1", revoked: bool = False
 ) -> TestSigner:
-    """A new signer whose credential is the key of demo user ``like`` (same token, same
-    CKA_ID, same certificate)."""
+    """A new signer whose credential is the key of user ``like`` (or of the demo token
+    labelled ``like``: same token, same CKA_ID, same certificate)."""
     now = dt.datetime.now(dt.UTC)
     username = f"t{secrets.token_hex(5)}"
     password = secrets.token_urlsafe(10)
     totp_secret = pyotp.random_base32(32)
     with db.transaction() as session:
-        template_user = session.scalar(select(User).where(User.username == like))
-        template = session.scalar(select(Credential).where(Credential.user_id == template_user.id))
+        template = session.scalars(
+            select(Credential)
+            .join(User, User.id == Credential.user_id)
+            .where(User.username == like, Credential.organisation_id.is_(None))
+        ).first() or demo_credential(session, like)
         user = User(
             id=str(uuid.uuid4()),
             username=username,

@@ -16,10 +16,10 @@ import pyotp
 import pytest
 from sqlalchemy import select
 
-from gateway.models import AuditEntry, Credential, User
+from gateway.models import AuditEntry, Credential
 from hsm_bridge.credentials import CredentialRef
 from hsm_bridge.errors import AuthorizationRefused
-from tests.factories import bridge_registry, make_signer
+from tests.factories import bridge_registry, demo_credential, make_signer
 
 
 def _cli(installation, *args: str) -> subprocess.CompletedProcess[str]:
@@ -41,8 +41,7 @@ def _cli(installation, *args: str) -> subprocess.CompletedProcess[str]:
 
 def _org1_key(db) -> tuple[str, str]:
     with db.transaction() as session:
-        user = session.scalar(select(User).where(User.username == "org1"))
-        cred = session.scalar(select(Credential).where(Credential.user_id == user.id))
+        cred = demo_credential(session, "org1")
         return cred.token_serial, cred.key_id
 
 
@@ -86,7 +85,7 @@ def test_registration_refuses_what_does_not_fit(installation, db):
         installation,
         "credentials",
         "register",
-        "org1",
+        "leader1",
         "--token",
         serial,
         "--key-id",
@@ -97,18 +96,25 @@ def test_registration_refuses_what_does_not_fit(installation, db):
     assert wrong_mechanism.returncode == 1
     assert "parameter_invalid" in wrong_mechanism.stderr and "RSA" in wrong_mechanism.stderr
     no_token = _cli(
-        installation, "credentials", "register", "org1", "--token", "nosuchserial", "--key-id", "01"
+        installation,
+        "credentials",
+        "register",
+        "leader1",
+        "--token",
+        "nosuchserial",
+        "--key-id",
+        "01",
     )
     assert no_token.returncode == 1 and "token_not_present" in no_token.stderr
     no_key = _cli(
-        installation, "credentials", "register", "org1", "--token", serial, "--key-id", "abcdef"
+        installation, "credentials", "register", "leader1", "--token", serial, "--key-id", "abcdef"
     )
     assert no_key.returncode == 1 and "no private key with this CKA_ID" in no_key.stderr
     no_user = _cli(
         installation, "credentials", "register", "nobody", "--token", serial, "--key-id", key_id
     )
     assert no_user.returncode == 1 and "signer_unknown" in no_user.stderr
-    taken = _cli(installation, "users", "add", "org1", "--display-name", "x")
+    taken = _cli(installation, "users", "add", "leader1", "--display-name", "x")
     assert taken.returncode == 1 and "taken" in taken.stderr
 
 

@@ -1,0 +1,170 @@
+"""Organisations and their digital seal (../shared/VN-SIGNATURE-FORMAT.md): the unit's
+own credential, kept by one of its clerks, and the seal's image, red on a transparent
+background, drawn at the seal's real size over the left third of the leader's signature
+image.
+
+An administrator creates an organisation, uploads its seal once (``signing-gateway
+organisations add|seal``) and registers its token's key for the clerk who keeps it
+(``credentials register CLERK --organisation NAME``); every change is audited.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import math
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway import audit
+from gateway.db import Database
+from gateway.errors import (
+    OrganisationNoCredential,
+    OrganisationNoSeal,
+    OrganisationUnknown,
+    ParameterInvalid,
+)
+from gateway.models import Credential, Organisation, User
+from gateway.signature_images import check_signature_image
+
+__all__ = [
+    "MAX_SEAL_DIAMETER_MM",
+    "MIN_SEAL_DIAMETER_MM",
+    "POINTS_PER_MM",
+    "add_organisation",
+    "image_rect",
+    "organisation_credential",
+    "organisation_named",
+    "seal_box",
+    "set_seal",
+]
+
+POINTS_PER_MM = 72 / 25.4
+# Vietnamese seals are 30 to 45 mm across; anything outside this is a typing error.
+MIN_SEAL_DIAMETER_MM = 20.0
+MAX_SEAL_DIAMETER_MM = 60.0
+
+Box = tuple[float, float, float, float]
+
+
+def add_organisation(db: Database, name: str, display_name: str, *, now: dt.datetime) -> str:
+    """Create the organisation ``name`` (a short handle, e.g. ``stc-hanam``) shown as
+    ``display_name`` (e.g. "Sở Tài chính tỉnh Hà Nam"); return its id. Audited.
+    Raises ParameterInvalid (empty, too long or taken name)."""
+    if not name or len(name) > 64 or not name.isprintable() or " " in name:
+        raise ParameterInvalid("the name must be 1 to 64 printable characters without spaces")
+    if not display_name.strip() or len(display_name) > 200:
+        raise ParameterInvalid("the display name must be 1 to 200 characters")
+    with db.transaction() as session:
+        if session.scalar(select(Organisation).where(Organisation.name == name)) is not None:
+            raise ParameterInvalid(f"the organisation {name!r} exists")
+        organisation = Organisation(
+            id=str(uuid.uuid4()), name=name, display_name=display_name.strip(), created_at=now
+        )
+        session.add(organisation)
+        audit.record(
+            session,
+            actor="admin:cli",
+            action="organisation.added",
+            now=now,
+            detail={"organisation": name, "display_name": organisation.display_name},
+        )
+    return organisation.id
+
+
+def set_seal(db: Database, name: str, image: bytes, diameter_mm: float, *, now: dt.datetime) -> str:
+    """Keep ``image`` (PNG with transparency, see
+    :func:`gateway.signature_images.check_signature_image`; the seal filling it edge to
+    edge) as organisation ``name``'s seal, ``diameter_mm`` millimetres across on paper;
+    return its SHA-256 (hex). Audited. Raises OrganisationUnknown, ParameterInvalid
+    (unreadable or opaque image, a diameter outside 20 to 60 mm)."""
+    if not (
+        math.isfinite(diameter_mm) and MIN_SEAL_DIAMETER_MM <= diameter_mm <= MAX_SEAL_DIAMETER_MM
+    ):
+        raise ParameterInvalid(
+            f"the seal's diameter must be {MIN_SEAL_DIAMETER_MM:g} to {MAX_SEAL_DIAMETER_MM:g} mm"
+        )
+    check_signature_image(image)
+    digest = hashlib.sha256(image).hexdigest()
+    with db.transaction() as session:
+        organisation = organisation_named(session, name)
+        organisation.seal_image = image
+        organisation.seal_diameter_mm = float(diameter_mm)
+        audit.record(
+            session,
+            actor="admin:cli",
+            action="organisation.seal_set",
+            now=now,
+            detail={"organisation": name, "image_sha256": digest, "diameter_mm": diameter_mm},
+        )
+    return digest
+
+
+def organisation_named(session: Session, name: str) -> Organisation:
+    """The organisation ``name``; OrganisationUnknown otherwise."""
+    organisation = session.scalar(select(Organisation).where(Organisation.name == name))
+    if organisation is None:
+        raise OrganisationUnknown(f"no organisation {name!r}")
+    return organisation
+
+
+def organisation_credential(
+    session: Session, organisation: Organisation, *, need_seal: bool
+) -> tuple[Credential, User]:
+    """The organisation's newest unrevoked credential and the clerk who keeps it. The
+    keeper must be a clerk of that very organisation: the seal is usable by no one
+    else. Raises OrganisationNoCredential, and OrganisationNoSeal when ``need_seal``
+    and no seal image was uploaded."""
+    if need_seal and (organisation.seal_image is None or organisation.seal_diameter_mm is None):
+        raise OrganisationNoSeal(f"{organisation.name!r} has no seal image")
+    credential = session.scalar(
+        select(Credential)
+        .where(
+            Credential.organisation_id == organisation.id,
+            Credential.revoked_at.is_(None),
+        )
+        .order_by(Credential.created_at.desc())
+    )
+    keeper = session.get(User, credential.user_id) if credential is not None else None
+    if (
+        credential is None
+        or keeper is None
+        or keeper.role != "clerk"
+        or keeper.organisation_id != organisation.id
+    ):
+        raise OrganisationNoCredential(
+            f"{organisation.name!r} has no active credential kept by one of its clerks"
+        )
+    return credential, keeper
+
+
+def image_rect(box: Box, aspect: float, margin: float) -> Box:
+    """Where an image of ``aspect`` (width / height) lands in ``box`` (points): scaled
+    to fit the box less ``margin`` on each side, centred (as
+    :func:`gateway.pades.sign_pdf` draws it)."""
+    x1, y1, x2, y2 = box
+    width, height = max(x2 - x1 - 2 * margin, 0.0), max(y2 - y1 - 2 * margin, 0.0)
+    if width / max(height, 1e-9) > aspect:
+        width = height * aspect
+    else:
+        height = width / aspect
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    return (cx - width / 2, cy - height / 2, cx + width / 2, cy + height / 2)
+
+
+def seal_box(leader_image: Box, diameter_mm: float, page_size: tuple[float, float]) -> Box:
+    """The seal's box (points, as the page is displayed): a square of the seal's real
+    diameter, centred on the height of ``leader_image`` (where the leader's signature
+    image lies) and overlapping the left third of it (VN-SIGNATURE-FORMAT.md: "about one
+    third of the leader's signature image, on its left"); moved onto the page where it
+    would stick out of it (``page_size``: width, height)."""
+    size = diameter_mm * POINTS_PER_MM
+    x1, y1, x2, y2 = leader_image
+    right = x1 + (x2 - x1) / 3
+    left, bottom = right - size, (y1 + y2) / 2 - size / 2
+    width, height = page_size
+    left = min(max(left, 0.0), max(width - size, 0.0))
+    bottom = min(max(bottom, 0.0), max(height - size, 0.0))
+    return (round(left, 2), round(bottom, 2), round(left + size, 2), round(bottom + size, 2))
