@@ -42,14 +42,19 @@ from hsm_bridge.interface import SigningInput
 from hsm_bridge.page_geometry import page_geometry, to_user_space
 from hsm_bridge.statement import parameters_sha256
 
-# Points between a signature image and its box's edge (the seal has none: real size).
+# Points between a signature image and its box's edge. The seal is drawn at its real
+# size: its box is its diameter, and its margin is only what keeps pyHanko's layout from
+# finding the image wider than the box by a rounding error.
 IMAGE_MARGIN = 2.0
+SEAL_MARGIN = 0.01
 # Signing times shown in appearances use Vietnam time, ISO 8601 (VN-SIGNATURE-FORMAT.md).
 VIETNAM_TIME = dt.timezone(dt.timedelta(hours=7), "ICT")
 
 __all__ = [
     "VIETNAM_TIME",
     "EmptyField",
+    "IMAGE_MARGIN",
+    "SEAL_MARGIN",
     "PadesLevel",
     "RemoteSigner",
     "SignatureParameters",

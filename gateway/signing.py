@@ -30,6 +30,7 @@ from gateway.lifecycle import RequestStatus, transition
 from gateway.models import Credential, Organisation, SigningRequest, User
 from gateway.pades import (
     IMAGE_MARGIN,
+    SEAL_MARGIN,
     PadesLevel,
     RemoteSigner,
     SignatureParameters,
@@ -205,7 +206,7 @@ class SignaturePipeline:
             timestamper=timestamper,
             signature_image=image,
             # a seal is drawn at its real size: its box is its diameter
-            image_margin=0.0 if credential.organisation_id is not None else IMAGE_MARGIN,
+            image_margin=SEAL_MARGIN if credential.organisation_id is not None else IMAGE_MARGIN,
         )
         self.store.write(request.id, DocumentStore.SIGNED, signed)
         return signed

@@ -22,7 +22,10 @@ __all__ = ["SignatureVerdict", "pdfsig_verdicts", "validate_with_pyhanko"]
 class SignatureVerdict:
     """One signature's result: field name, whether the covered bytes are unchanged
     (``intact``), the signature value checks out (``valid``), the signer chains to the
-    trust anchor (``trusted``), and the coverage level."""
+    trust anchor (``trusted``), the coverage level, and pyHanko's difference analysis of
+    what later revisions changed (``modification_level``: ``NONE``, ``LTA_UPDATES``,
+    ``FORM_FILLING``, ``ANNOTATIONS`` or ``OTHER``; ``docmdp_ok``: whether that fits the
+    document's modification policy, None when it was not assessed)."""
 
     field_name: str
     intact: bool
@@ -30,11 +33,20 @@ class SignatureVerdict:
     trusted: bool
     coverage: str
     signer: str
+    modification_level: str = "NONE"
+    docmdp_ok: bool | None = None
 
     @property
     def ok(self) -> bool:
-        """intact, valid and trusted."""
-        return self.intact and self.valid and self.trusted
+        """intact, valid and trusted, and later changes (if any) allowed: at most form
+        filling (another signature into a field), within the modification policy."""
+        return (
+            self.intact
+            and self.valid
+            and self.trusted
+            and self.modification_level in ("NONE", "LTA_UPDATES", "FORM_FILLING")
+            and self.docmdp_ok is not False
+        )
 
 
 def _load_certificate(path: Path) -> x509.Certificate:
@@ -65,6 +77,10 @@ def validate_with_pyhanko(pdf: bytes, trust_anchor: Path) -> list[SignatureVerdi
                 trusted=bool(status.trusted),
                 coverage=status.coverage.name if status.coverage else "NONE",
                 signer=status.signing_cert.subject.human_friendly,
+                modification_level=(
+                    status.modification_level.name if status.modification_level else "NONE"
+                ),
+                docmdp_ok=status.docmdp_ok,
             )
         )
     return verdicts

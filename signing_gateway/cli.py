@@ -128,8 +128,18 @@ def demo(
         for line in result.pyhanko_summary:
             typer.echo(f"   pyHanko: {line}")
         typer.echo(f"   pdfsig: {result.pdfsig if result.pdfsig is not None else 'not installed'}")
-        verdict = result.pyhanko_ok and (
-            result.pdfsig is None or result.pdfsig[-1] == "Signature is Valid."
+        typer.echo(f"6. the signed page, rendered: {result.page_png.resolve()}")
+        typer.echo(f"   {result.look}")
+        verdict = (
+            result.pyhanko_ok
+            and result.look_ok
+            and (
+                result.pdfsig is None
+                or (
+                    len(result.pdfsig) >= 2
+                    and all(v == "Signature is Valid." for v in result.pdfsig[-2:])
+                )
+            )
         )
         typer.echo("VERDICT: " + ("VALID" if verdict else "NOT VALID"))
         if not verdict:

@@ -169,3 +169,68 @@ def add_bare_user(session, user_id: str, now: dt.datetime) -> None:
         )
     )
     session.flush()
+
+
+@dataclass(frozen=True, slots=True)
+class TestOrganisation:
+    """An organisation made for one test: its short name, its leader (with a blue
+    signature image) and the clerk who keeps its key (the demo org1 token's), each with
+    a personal credential too."""
+
+    name: str
+    display_name: str
+    leader: TestSigner
+    leader_name: str
+    clerk: TestSigner
+    credential_id: str
+
+
+def make_organisation(db: Database, box: SecretBox, *, seal_mm: float = 36.0) -> TestOrganisation:
+    """A new organisation with the demo seal (``seal_mm`` across), a leader and a clerk
+    who keeps the organisation's key, the bridge told that the clerk signs with it."""
+    from gateway.demo_images import demo_seal_png, demo_signature_png
+    from gateway.models import Organisation
+
+    now = dt.datetime.now(dt.UTC)
+    suffix = secrets.token_hex(3)
+    name, display_name = f"org-{suffix}", f"Sở Thử nghiệm {suffix}"
+    leader = make_signer(db, box)
+    clerk = make_signer(db, box, like="clerk1")
+    with db.transaction() as session:
+        organisation = Organisation(
+            id=str(uuid.uuid4()),
+            name=name,
+            display_name=display_name,
+            seal_image=demo_seal_png(),
+            seal_diameter_mm=seal_mm,
+            created_at=now,
+        )
+        session.add(organisation)
+        session.flush()
+        lead = session.get(User, leader.user_id)
+        lead.organisation_id = organisation.id
+        lead.display_name = f"Nguyễn Thị Ánh {suffix}"
+        lead.signature_image = demo_signature_png()
+        keeper = session.get(User, clerk.user_id)
+        keeper.role, keeper.organisation_id = "clerk", organisation.id
+        seal = demo_credential(session, "org1")
+        credential = Credential(
+            id=f"cred-{name}",
+            user_id=keeper.id,
+            organisation_id=organisation.id,
+            token_serial=seal.token_serial,
+            key_id=seal.key_id,
+            mechanism=seal.mechanism,
+            pin_policy=seal.pin_policy,
+            certificate_der=seal.certificate_der,
+            certificate_sha256=seal.certificate_sha256,
+            chain_pem=seal.chain_pem,
+            created_at=now,
+        )
+        session.add(credential)
+    bridge_registry().bind_credential(
+        clerk.username, CredentialRef(seal.token_serial, bytes.fromhex(seal.key_id))
+    )
+    return TestOrganisation(
+        name, display_name, leader, f"Nguyễn Thị Ánh {suffix}", clerk, credential.id
+    )

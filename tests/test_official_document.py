@@ -1,0 +1,453 @@
+"""Official documents (../shared/VN-SIGNATURE-FORMAT.md): the leader signs, then the clerk
+who keeps the organisation's token seals the leader's output; the seal's field is made
+by the leader's update, so the seal only fills it. Checked as a reader sees the result:
+pyHanko's difference analysis and poppler's pdfsig on both signatures, and the rendered
+page (blue in the leader's box, the red seal at its real size over the left third of
+the leader's image)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import time
+from pathlib import Path
+
+import pypdfium2
+from PIL import Image
+from sqlalchemy import select
+
+from gateway.demo_images import demo_signature_png
+from gateway.models import AuditEntry
+from gateway.organisations import POINTS_PER_MM, image_rect
+from gateway.pades import IMAGE_MARGIN
+from gateway.placement import text_lines
+from gateway.sample_pdf import sample_pdf
+from gateway.validation import pdfsig_verdicts, validate_with_pyhanko
+from tests.conftest import approve
+from tests.device_app import DeviceApp
+from tests.factories import activation_code, make_organisation
+from tests.pdf_builders import signer_block_pdf
+
+SCALE = 2  # pixels per point in the renderings
+
+
+def _submit(server, document: bytes, **fields: str):
+    with server.client() as http:
+        return http.post(
+            "/api/v1/signing-requests",
+            files={"document": ("document.pdf", document, "application/pdf")},
+            data=fields,
+        )
+
+
+def _status(server, request_id: str) -> dict:
+    with server.client() as http:
+        answer = http.get(f"/api/v1/signing-requests/{request_id}")
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def _signed_document(server, request_id: str) -> bytes:
+    with server.client() as http:
+        answer = http.get(f"/api/v1/signing-requests/{request_id}/signed-document")
+    assert answer.status_code == 200, answer.text
+    return answer.content
+
+
+def _render(pdf: bytes, page: int = 0) -> Image.Image:
+    document = pypdfium2.PdfDocument(io.BytesIO(pdf))
+    document.init_forms()
+    try:
+        return document[page].render(scale=SCALE, may_draw_forms=True).to_pil().convert("RGB")
+    finally:
+        document.close()
+
+
+def _pixels(image: Image.Image, colour: str) -> list[tuple[float, float]]:
+    """(x, y) in points from the page's bottom-left corner of the blue ink or the red
+    seal (strict colours: the fringes pdfium's subpixel text leaves are not ink)."""
+    found = []
+    for i, (r, g, b) in enumerate(image.get_flattened_data()):
+        blue = b > 150 and r < 60 and g < 60
+        red = r > 180 and g < 60 and b < 70
+        if blue if colour == "blue" else red:
+            x, y = i % image.width, i // image.width
+            found.append((x / SCALE, (image.height - y) / SCALE))
+    return found
+
+
+def _inside(points, box, slack: float = 1.0) -> bool:
+    x1, y1, x2, y2 = box
+    return all(x1 - slack <= x <= x2 + slack and y1 - slack <= y <= y2 + slack for x, y in points)
+
+
+def _approve(server, person, request_id: str, document: bytes) -> dict:
+    with server.tablet(person.username, person.password) as tablet:
+        decision = approve(tablet, request_id, person.otp(), document)
+    assert decision.status_code == 200, decision.text
+    return decision.json()
+
+
+def _both_signatures_hold(signed: bytes, trust_anchor: str) -> None:
+    leader, seal = validate_with_pyhanko(signed, Path(trust_anchor))
+    # the leader's signature: intact, and what came after it (the seal filling its
+    # field) is what pyHanko's difference analysis allows
+    assert leader.intact and leader.valid and leader.trusted, leader
+    assert leader.modification_level == "FORM_FILLING" and leader.docmdp_ok is not False, leader
+    assert seal.ok and seal.coverage == "ENTIRE_FILE", seal
+    assert "Sở Tài chính tỉnh Hà Nam" in seal.signer  # the organisation's certificate
+    assert pdfsig_verdicts(signed) == ["Signature is Valid.", "Signature is Valid."]
+
+
+def test_the_leader_signs_then_the_clerk_seals_over_the_left_third(
+    server, db, box, demo_credentials, installation
+):
+    org = make_organisation(db, box)
+    document = signer_block_pdf("GIÁM ĐỐC SỞ TÀI CHÍNH", org.leader_name)
+    lines = {line.text: line.box for line in text_lines(document, 0)}
+    title, name = lines["GIÁM ĐỐC SỞ TÀI CHÍNH"], lines[org.leader_name]
+    # the clerk's tablet is enrolled: it gets the push for step 2
+    clerk_app = DeviceApp(server.base_url, org.clerk.username)
+    assert clerk_app.enrol(activation_code(db, org.clerk.username)).status_code == 201
+
+    answer = _submit(
+        server,
+        document,
+        signer=org.leader.username,
+        workflow="official_document",
+        organisation=org.name,
+        placement="auto",
+        reason="Ban hành quyết định",
+        location="Hà Nam",
+    )
+    assert answer.status_code == 201, answer.text
+    step1 = answer.json()
+    assert step1["step"] == 1
+    assert step1["workflow"]["name"] == "official_document"
+    assert step1["workflow"]["status"] == "pending"
+    assert [s["signed_by"] for s in step1["workflow"]["steps"]] == ["leader"]
+    # what the leader approves names the seal's empty field: real size, 36 mm
+    leader_box = step1["parameters"]["box"]
+    assert name[3] <= leader_box[1] < leader_box[3] <= title[1]
+    (seal_field,) = step1["parameters"]["empty_fields"]
+    sx1, sy1, sx2, sy2 = seal_field["box"]
+    assert abs((sx2 - sx1) - 36 * POINTS_PER_MM) < 0.05 and abs((sy2 - sy1) - (sx2 - sx1)) < 0.05
+
+    assert _approve(server, org.leader, step1["id"], document)["status"] == "signed"
+    after_leader = _signed_document(server, step1["id"])
+    seen = _status(server, step1["id"])["workflow"]
+    assert seen["status"] == "pending"
+    assert [(s["signed_by"], s["status"]) for s in seen["steps"]] == [
+        ("leader", "signed"),
+        ("organisation", "pending_approval"),
+    ]
+    step2_id = seen["steps"][1]["request_id"]
+
+    # the clerk: a push, a pending item, the leader's output to look at
+    deadline = time.monotonic() + 10
+    while f"new signing request {step2_id}" not in server.log_path.read_text("utf-8", "replace"):
+        assert time.monotonic() < deadline, "no push for the clerk"
+        time.sleep(0.1)
+    with server.tablet(org.clerk.username, org.clerk.password) as tablet:
+        pending = tablet.get("/mobile/v1/signing-requests", params={"status": "pending_approval"})
+        assert [(r["id"], r["step"]) for r in pending.json()] == [(step2_id, 2)]
+        shown = tablet.get(f"/mobile/v1/signing-requests/{step2_id}/document").content
+    assert shown == after_leader
+    # the leader does not see the seal's step, let alone approve it
+    with server.tablet(org.leader.username, org.leader.password) as tablet:
+        assert tablet.get(f"/mobile/v1/signing-requests/{step2_id}").status_code == 404
+
+    assert _approve(server, org.clerk, step2_id, shown)["status"] == "signed"
+    final = _status(server, step1["id"])["workflow"]
+    assert final["status"] == "signed"
+    signed = _signed_document(server, step2_id)
+    assert signed.startswith(after_leader) and after_leader.startswith(document)
+    _both_signatures_hold(signed, demo_credentials["trust_anchor"])
+
+    # the look: blue inside the leader's box, red at the seal's box, over the left third
+    page = _render(signed)
+    blue, red = _pixels(page, "blue"), _pixels(page, "red")
+    assert len(blue) > 300 and _inside(blue, leader_box)
+    assert len(red) > 1000 and _inside(red, seal_field["box"])
+    reds_x = [x for x, _ in red]
+    reds_y = [y for _, y in red]
+    assert max(reds_x) - min(reds_x) > 0.95 * (sx2 - sx1)  # drawn at its real size
+    assert max(reds_y) - min(reds_y) > 0.95 * (sy2 - sy1)
+    with Image.open(io.BytesIO(demo_signature_png())) as png:
+        drawn = image_rect(tuple(leader_box), png.width / png.height, IMAGE_MARGIN)
+    third = drawn[0] + (drawn[2] - drawn[0]) / 3
+    assert abs(max(reds_x) - third) < 2  # the seal ends one third into the image
+    overlap = [p for p in red if drawn[0] <= p[0] <= third and drawn[1] <= p[1] <= drawn[3]]
+    assert len(overlap) > 100
+    assert not any(x > third + 2 for x, _ in red)
+    # the leader's output showed no seal yet
+    assert _pixels(_render(after_leader), "red") == []
+
+    with db.transaction() as session:
+        uses = session.scalars(
+            select(AuditEntry).where(AuditEntry.request_id == step2_id).order_by(AuditEntry.id)
+        ).all()
+    actions = [(entry.action, entry.actor) for entry in uses]
+    assert ("request.step_created", "system") in actions
+    assert ("request.approved", f"user:{org.clerk.username}") in actions
+    assert ("request.signed", "system") in actions
+
+
+def test_a_real_document_goes_through_both_steps(server, db, box, demo_credentials, corpus):
+    org = make_organisation(db, box, seal_mm=40.0)
+    document = (corpus / "pdf" / "vn-word-text-hybrid-xref.pdf").read_bytes()
+    answer = _submit(
+        server,
+        document,
+        signer=org.leader.username,
+        workflow="official_document",
+        organisation=org.name,
+        page="4",
+        box="330,380,530,450",
+    )
+    assert answer.status_code == 201, answer.text
+    step1 = answer.json()
+    assert _approve(server, org.leader, step1["id"], document)["status"] == "signed"
+    step2_id = _status(server, step1["id"])["workflow"]["steps"][1]["request_id"]
+    after_leader = _signed_document(server, step1["id"])
+    assert _approve(server, org.clerk, step2_id, after_leader)["status"] == "signed"
+    signed = _signed_document(server, step2_id)
+    _both_signatures_hold(signed, demo_credentials["trust_anchor"])
+    page = _render(signed, 3)
+    assert _inside(_pixels(page, "blue"), (330, 380, 530, 450))
+    assert len(_pixels(page, "red")) > 1000
+
+
+def test_a_rejection_at_either_step_ends_the_workflow(server, db, box):
+    org = make_organisation(db, box)
+    document = sample_pdf(["QUYẾT ĐỊNH", "Về việc điều động cán bộ"])
+    fields = {
+        "signer": org.leader.username,
+        "workflow": "official_document",
+        "organisation": org.name,
+        "page": "1",
+        "box": "330,90,530,160",
+    }
+    first = _submit(server, document, **fields).json()
+    with server.tablet(org.leader.username, org.leader.password) as tablet:
+        refused = tablet.post(
+            f"/mobile/v1/signing-requests/{first['id']}/rejection",
+            json={"otp": org.leader.otp(), "reason": "chưa đúng thể thức"},
+        )
+    assert refused.status_code == 200, refused.text
+    seen = _status(server, first["id"])["workflow"]
+    assert seen["status"] == "rejected" and len(seen["steps"]) == 1  # no seal is asked for
+
+    org = make_organisation(db, box)  # a fresh leader: one TOTP code per step
+    fields |= {"signer": org.leader.username, "organisation": org.name}
+    second = _submit(server, document, **fields).json()
+    assert _approve(server, org.leader, second["id"], document)["status"] == "signed"
+    step2_id = _status(server, second["id"])["workflow"]["steps"][1]["request_id"]
+    with server.tablet(org.clerk.username, org.clerk.password) as tablet:
+        refused = tablet.post(
+            f"/mobile/v1/signing-requests/{step2_id}/rejection",
+            json={"otp": org.clerk.otp(), "reason": "thiếu phụ lục"},
+        )
+    assert refused.status_code == 200, refused.text
+    seen = _status(server, second["id"])["workflow"]
+    assert seen["status"] == "rejected"
+    assert [s["status"] for s in seen["steps"]] == ["signed", "rejected"]
+
+
+def test_an_attachment_is_signed_by_the_organisation_alone_at_the_top_right(
+    server, db, box, demo_credentials
+):
+    org = make_organisation(db, box)
+    document = sample_pdf(["PHỤ LỤC", "Danh mục kèm theo Quyết định số 15/QĐ-STC"])
+    answer = _submit(
+        server,
+        document,
+        workflow="organisation_only",
+        organisation=org.name,
+        document_number="15/QĐ-STC",
+    )
+    assert answer.status_code == 201, answer.text
+    created = answer.json()
+    assert created["workflow"]["steps"][0]["signed_by"] == "organisation"
+    assert created["parameters"]["stamp_text"] == "15/QĐ-STC"
+    x1, y1, x2, y2 = created["parameters"]["box"]
+    assert x2 > 595 - 50 and y2 > 842 - 30  # the top right of an A4 page
+    with server.tablet(org.clerk.username, org.clerk.password) as tablet:
+        pending = tablet.get("/mobile/v1/signing-requests", params={"status": "pending_approval"})
+        assert [r["id"] for r in pending.json()] == [created["id"]]
+    assert _approve(server, org.clerk, created["id"], document)["status"] == "signed"
+    signed = _signed_document(server, created["id"])
+    (seal,) = validate_with_pyhanko(signed, Path(demo_credentials["trust_anchor"]))
+    assert seal.ok and "Sở Tài chính tỉnh Hà Nam" in seal.signer, seal
+    assert pdfsig_verdicts(signed) == ["Signature is Valid."]
+    page = _render(signed)
+    assert _pixels(page, "red") == [] and _pixels(page, "blue") == []  # no image
+    text = _flattened_text(signed)
+    assert "15/QĐ-STC" in text, text
+    assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+07:00", text), text
+    dark = _dark_points(page)
+    assert dark and _inside(dark, (x1, y1, x2, y2), slack=0.5) is False  # the page's own text
+    assert [p for p in dark if p[1] > y1 and p[0] > x1]  # and the line at the top right
+
+
+def test_a_copy_names_its_type_and_the_copying_organisation(server, db, box):
+    org = make_organisation(db, box)
+    document = sample_pdf(["QUYẾT ĐỊNH", "Bản sao"])
+    created = _submit(
+        server, document, workflow="organisation_only", organisation=org.name, copy_type="Sao y"
+    ).json()
+    assert created["parameters"]["stamp_text"] == f"Sao y\n{org.display_name}"
+    assert _approve(server, org.clerk, created["id"], document)["status"] == "signed"
+    text = _flattened_text(_signed_document(server, created["id"]))
+    assert "Sao y" in text and org.display_name in text, text
+
+
+def test_workflow_requests_that_cannot_be_meant_are_refused(server, db, box, installation):
+    org = make_organisation(db, box)
+    document = sample_pdf(["CÔNG VĂN"])
+    leader = org.leader.username
+    cases = [
+        ({"signer": leader, "workflow": "official_document"}, "parameter_invalid"),
+        (
+            {"signer": leader, "workflow": "official_document", "field_name": "Sig1"},
+            "parameter_invalid",
+        ),
+        (
+            {"signer": leader, "workflow": "official_document", "organisation": "nope"}
+            | {"page": "1", "box": "300,90,500,160"},
+            "organisation_unknown",
+        ),
+        (
+            {"workflow": "organisation_only", "organisation": org.name, "signer": leader}
+            | {"document_number": "1/QĐ"},
+            "parameter_invalid",
+        ),
+        (
+            {"workflow": "organisation_only", "organisation": org.name}
+            | {"document_number": "1/QĐ", "copy_type": "Sao y"},
+            "parameter_invalid",
+        ),
+        (
+            {"workflow": "organisation_only", "organisation": org.name}
+            | {"document_number": "1/QĐ", "page": "1", "box": "1,1,50,50"},
+            "parameter_invalid",
+        ),
+        ({"workflow": "something_else", "signer": leader}, "parameter_invalid"),
+        ({}, "parameter_invalid"),
+    ]
+    for fields, code in cases:
+        answer = _submit(server, document, **fields)
+        assert answer.status_code == 422, (fields, answer.text)
+        assert answer.json()["code"] == code, (fields, answer.text)
+
+
+def test_the_organisations_key_is_kept_by_one_of_its_clerks_only(server, db, box, installation):
+    from gateway.models import Credential, Organisation, User
+    from tests.test_admin_cli import _cli
+
+    org = make_organisation(db, box)
+    # a leader is no keeper: registering the seal's key for them is refused
+    with db.transaction() as session:
+        seal = session.get(Credential, org.credential_id)
+        serial, key_id = seal.token_serial, seal.key_id
+    refused = _cli(
+        installation,
+        "credentials",
+        "register",
+        org.leader.username,
+        "--token",
+        serial,
+        "--key-id",
+        key_id,
+        "--organisation",
+        org.name,
+    )
+    assert refused.returncode == 1 and "clerk" in refused.stderr, refused.stderr
+    # a plain request for the clerk uses the clerk's own key, never the seal
+    document = sample_pdf(["CÔNG VĂN"])
+    plain = _submit(server, document, signer=org.clerk.username).json()
+    with db.transaction() as session:
+        assert plain["certificate_sha256"] != seal.certificate_sha256
+        # a keeper who leaves the organisation takes the seal with nobody
+        clerk = session.get(User, org.clerk.user_id)
+        clerk.organisation_id = None
+        assert session.scalar(select(Organisation).where(Organisation.name == org.name))
+    orphan = _submit(
+        server, document, workflow="organisation_only", organisation=org.name, copy_type="Sao y"
+    )
+    assert orphan.status_code == 422 and orphan.json()["code"] == "organisation_no_credential"
+
+
+def test_organisations_are_set_up_from_the_command_line(installation, tmp_path, db):
+    from gateway.demo_images import demo_seal_png
+    from gateway.models import Organisation
+    from tests.test_admin_cli import _cli
+
+    suffix = hashlib.sha256(str(tmp_path).encode()).hexdigest()[:6]
+    name = f"ubnd-{suffix}"
+    added = _cli(installation, "organisations", "add", name, "--display-name", "UBND xã Thử")
+    assert added.returncode == 0, added.stderr
+    (tmp_path / "dau.png").write_bytes(demo_seal_png())
+    too_big = _cli(
+        installation,
+        "organisations",
+        "seal",
+        name,
+        str(tmp_path / "dau.png"),
+        "--diameter-mm",
+        "90",
+    )
+    assert too_big.returncode == 1 and "diameter" in too_big.stderr
+    kept = _cli(
+        installation,
+        "organisations",
+        "seal",
+        name,
+        str(tmp_path / "dau.png"),
+        "--diameter-mm",
+        "34",
+    )
+    assert kept.returncode == 0, kept.stderr
+    clerk = _cli(
+        installation,
+        "users",
+        "add",
+        f"vt-{suffix}",
+        "--display-name",
+        "Văn thư",
+        "--role",
+        "clerk",
+        "--organisation",
+        name,
+    )
+    assert clerk.returncode == 0, clerk.stderr
+    listed = _cli(installation, "organisations", "list")
+    assert f"{name}\tUBND xã Thử\t34 mm\tkept by: no credential" in listed.stdout
+    with db.transaction() as session:
+        unit = session.scalar(select(Organisation).where(Organisation.name == name))
+        assert unit.seal_diameter_mm == 34.0 and unit.seal_image == demo_seal_png()
+
+
+def _flattened_text(pdf: bytes) -> str:
+    document = pypdfium2.PdfDocument(io.BytesIO(pdf))
+    document.init_forms()
+    try:
+        document[0].flatten()
+        flattened = io.BytesIO()
+        document.save(flattened)
+    finally:
+        document.close()
+    again = pypdfium2.PdfDocument(flattened.getvalue())
+    try:
+        return again[0].get_textpage().get_text_range()
+    finally:
+        again.close()
+
+
+def _dark_points(image: Image.Image) -> list[tuple[float, float]]:
+    found = []
+    for i, (r, g, b) in enumerate(image.get_flattened_data()):
+        if r < 80 and g < 80 and b < 80:
+            found.append(((i % image.width) / SCALE, (image.height - i // image.width) / SCALE))
+    return found
