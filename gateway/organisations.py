@@ -14,6 +14,7 @@ import datetime as dt
 import hashlib
 import math
 import uuid
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -26,14 +27,19 @@ from gateway.errors import (
     OrganisationUnknown,
     ParameterInvalid,
 )
-from gateway.models import Credential, Organisation, User
+from gateway.lifecycle import RequestStatus
+from gateway.models import Credential, Organisation, SigningRequest, User
 from gateway.signature_images import check_signature_image
+from hsm_bridge.credentials import CredentialRef
+from hsm_bridge.signers import SignerRegistry
 
 __all__ = [
     "MAX_SEAL_DIAMETER_MM",
     "MIN_SEAL_DIAMETER_MM",
     "POINTS_PER_MM",
+    "Handover",
     "add_organisation",
+    "hand_over",
     "image_rect",
     "organisation_credential",
     "organisation_named",
@@ -100,6 +106,95 @@ def set_seal(db: Database, name: str, image: bytes, diameter_mm: float, *, now: 
             detail={"organisation": name, "image_sha256": digest, "diameter_mm": diameter_mm},
         )
     return digest
+
+
+@dataclass(frozen=True, slots=True)
+class Handover:
+    """What a handover of an organisation's token did: from and to whom (usernames),
+    the credentials (token serial and CKA_ID, as the bridge names them) and the pending
+    requests now addressed to the new keeper."""
+
+    previous: list[str]
+    keeper: str
+    credentials: list[CredentialRef]
+    readdressed: list[str]
+
+
+def hand_over(
+    db: Database,
+    name: str,
+    to_username: str,
+    permission: str,
+    *,
+    now: dt.datetime,
+    registry: SignerRegistry | None = None,
+) -> Handover:
+    """Hand organisation ``name``'s token to the clerk ``to_username``, under the written
+    ``permission`` (e.g. the decision's number and date; VN-SIGNATURE-FORMAT.md: "a
+    handover needs written permission and is recorded"). Every active credential of the
+    organisation is kept by the new clerk from now on; its pending requests are
+    addressed to them. With ``registry`` (the bridge on this host) the bridge is told
+    at once; a remote bridge's administrator binds and unbinds on its host. Audited.
+    Raises OrganisationUnknown, OrganisationNoCredential, SignerUnknown,
+    ParameterInvalid (not a clerk of the organisation, no permission given)."""
+    from gateway.errors import SignerUnknown
+
+    if not permission.strip() or len(permission) > 500:
+        raise ParameterInvalid("name the written permission (1 to 500 characters)")
+    with db.transaction() as session:
+        organisation = organisation_named(session, name)
+        keeper = session.scalar(select(User).where(User.username == to_username))
+        if keeper is None:
+            raise SignerUnknown(f"no user {to_username!r}")
+        if keeper.role != "clerk" or keeper.organisation_id != organisation.id:
+            raise ParameterInvalid(f"{to_username!r} is not a clerk of {name!r}")
+        credentials = list(
+            session.scalars(
+                select(Credential).where(
+                    Credential.organisation_id == organisation.id,
+                    Credential.revoked_at.is_(None),
+                )
+            )
+        )
+        if not credentials:
+            raise OrganisationNoCredential(f"{name!r} has no active credential to hand over")
+        previous = {}
+        for credential in credentials:
+            before = session.get(User, credential.user_id)
+            previous[credential.id] = before.username if before is not None else ""
+            credential.user_id = keeper.id
+        pending = list(
+            session.scalars(
+                select(SigningRequest).where(
+                    SigningRequest.credential_id.in_([c.id for c in credentials]),
+                    SigningRequest.status == RequestStatus.PENDING_APPROVAL,
+                )
+            )
+        )
+        for request in pending:
+            request.signer_id = keeper.id
+            request.updated_at = now
+        refs = [CredentialRef(c.token_serial, bytes.fromhex(c.key_id)) for c in credentials]
+        audit.record(
+            session,
+            actor="admin:cli",
+            action="organisation.handed_over",
+            now=now,
+            detail={
+                "organisation": name,
+                "from": sorted(set(previous.values())),
+                "to": to_username,
+                "permission": permission.strip(),
+                "credentials": [c.id for c in credentials],
+                "readdressed": [r.id for r in pending],
+            },
+        )
+        if registry is not None:
+            for credential, ref in zip(credentials, refs, strict=True):
+                registry.bind_credential(to_username, ref)
+                if previous[credential.id] and previous[credential.id] != to_username:
+                    registry.unbind_credential(previous[credential.id], ref)
+    return Handover(sorted(set(previous.values())), to_username, refs, [r.id for r in pending])
 
 
 def organisation_named(session: Session, name: str) -> Organisation:

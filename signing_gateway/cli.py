@@ -476,6 +476,56 @@ def organisations_seal(
     typer.echo(f"seal of {name} kept ({diameter_mm:g} mm, SHA-256 {digest})")
 
 
+@organisations_app.command("handover")
+def organisations_handover(
+    name: Annotated[str, typer.Argument(help="the organisation's short name")],
+    to: Annotated[str, typer.Option(help="the clerk who keeps the token from now on")],
+    permission: Annotated[
+        str, typer.Option(help="the written permission: its number, date and signer")
+    ],
+    data_dir: DataDir = Path("var"),
+) -> None:
+    """Hand NAME's token to another of its clerks (staff rotation). Its pending seals
+    go to the new clerk; the old one can no longer sign with it. Audited with the
+    permission."""
+    from gateway.context import open_database
+    from gateway.errors import GatewayError
+    from gateway.organisations import hand_over
+
+    settings = load_settings(data_dir)
+    db = open_database(settings)
+    try:
+        done = hand_over(
+            db,
+            name,
+            to,
+            permission,
+            now=dt.datetime.now(dt.UTC),
+            registry=_local_registry(settings) if settings.in_process_bridge else None,
+        )
+    except GatewayError as exc:
+        typer.echo(f"{exc.code}: {exc.detail}", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        db.dispose()
+    typer.echo(
+        f"the token of {name} is kept by {to} (before: {', '.join(done.previous) or 'nobody'});"
+        f" {len(done.readdressed)} pending request(s) now wait for {to}"
+    )
+    if not settings.in_process_bridge:
+        for ref in done.credentials:
+            typer.echo(
+                "on the bridge host:\n"
+                f"  signing-gateway bridge bind {to} --token {ref.token_serial}"
+                f" --key-id {ref.key_id.hex()}"
+            )
+            for old in done.previous:
+                typer.echo(
+                    f"  signing-gateway bridge unbind {old} --token {ref.token_serial}"
+                    f" --key-id {ref.key_id.hex()}"
+                )
+
+
 @organisations_app.command("list")
 def organisations_list(data_dir: DataDir = Path("var")) -> None:
     """Organisations, whether their seal is uploaded, and who keeps their key."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import re
 import time
 from pathlib import Path
@@ -451,3 +452,61 @@ def _dark_points(image: Image.Image) -> list[tuple[float, float]]:
         if r < 80 and g < 80 and b < 80:
             found.append(((i % image.width) / SCALE, (image.height - i // image.width) / SCALE))
     return found
+
+
+def test_a_handover_moves_the_seal_and_its_pending_requests_to_the_new_clerk(
+    server, db, box, installation
+):
+    from gateway.models import Credential, User
+    from hsm_bridge.credentials import CredentialRef
+    from tests.factories import bridge_registry, make_signer
+    from tests.test_admin_cli import _cli
+
+    org = make_organisation(db, box)
+    document = sample_pdf(["PHỤ LỤC"])
+    waiting = _submit(
+        server, document, workflow="organisation_only", organisation=org.name, copy_type="Sao y"
+    ).json()
+    successor = make_signer(db, box, like="clerk1")
+    refused = _cli(
+        installation,
+        "organisations",
+        "handover",
+        org.name,
+        "--to",
+        successor.username,
+        "--permission",
+        "Quyết định số 7/QĐ-STC",
+    )
+    assert refused.returncode == 1 and "not a clerk" in refused.stderr  # not one of its own
+    with db.transaction() as session:
+        new = session.get(User, successor.user_id)
+        new.role = "clerk"
+        new.organisation_id = session.get(User, org.clerk.user_id).organisation_id
+        seal = session.get(Credential, org.credential_id)
+        ref = str(CredentialRef(seal.token_serial, bytes.fromhex(seal.key_id)))
+    handed = _cli(
+        installation,
+        "organisations",
+        "handover",
+        org.name,
+        "--to",
+        successor.username,
+        "--permission",
+        "Quyết định số 7/QĐ-STC ngày 01/12/2026",
+    )
+    assert handed.returncode == 0, handed.stderr
+    assert "1 pending request(s)" in handed.stdout
+    assert ref in bridge_registry().credentials_of(successor.username)
+    assert ref not in bridge_registry().credentials_of(org.clerk.username)
+    with server.tablet(org.clerk.username, org.clerk.password) as tablet:
+        assert tablet.get(f"/mobile/v1/signing-requests/{waiting['id']}").status_code == 404
+    assert _approve(server, successor, waiting["id"], document)["status"] == "signed"
+    with db.transaction() as session:
+        entry = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "organisation.handed_over")
+        ).all()[-1]
+    detail = json.loads(entry.detail)
+    assert detail["permission"] == "Quyết định số 7/QĐ-STC ngày 01/12/2026"
+    assert detail["readdressed"] == [waiting["id"]]
+    assert detail["from"] == [org.clerk.username] and detail["to"] == successor.username
