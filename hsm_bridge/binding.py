@@ -570,14 +570,20 @@ def _check_new_annotations(old: Any, new: Any, is_new: Any) -> int:
     return len(new_list) - len(old_list)
 
 
+# What an empty signature field the update creates may hold (as pyHanko writes one): no
+# value, kids, parent, actions, seed value, lock, appearance characteristics or default
+# appearance, nothing a viewer could draw or a later signer would have to obey.
+_EMPTY_FIELD_KEYS = frozenset({"/FT", "/T", "/Type", "/Subtype", "/F", "/Rect", "/P", "/AP"})
+
+
 def _check_empty_fields(
     reader: Any, last: int, signature_widget: tuple[int, int], approved: list[Any]
 ) -> None:
     """Every widget the update adds besides the signature's (``signature_widget``: its
     number and generation) is one of the ``approved`` empty fields (dicts with
     ``name``, ``page`` 1-based and ``box`` as the page is displayed), each exactly once:
-    a terminal signature field of that name, on that page and at that box, with no
-    value, no actions and an appearance that draws nothing."""
+    a terminal signature field of that name, on that page and at that box, holding no
+    more than :data:`_EMPTY_FIELD_KEYS`, with an appearance that draws nothing."""
     remaining = {str(f["name"]): f for f in approved}
     if len(remaining) != len(approved):
         raise _refuse("an empty field is approved twice", "parameters_mismatch")
@@ -595,7 +601,7 @@ def _check_empty_fields(
             if (
                 expected is None
                 or _field_type(widget) != "/Sig"
-                or any(key in widget for key in ("/V", "/Kids", "/Parent", "/A", "/AA"))
+                or not set(widget) <= _EMPTY_FIELD_KEYS
             ):
                 raise _refuse(
                     "the update adds a field that was not approved", "parameters_mismatch"

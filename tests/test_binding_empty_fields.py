@@ -142,3 +142,47 @@ def test_an_empty_field_that_draws_something_is_refused(software_key, monkeypatc
     with pytest.raises(ActivationInvalid) as refused:
         _sign(software_key, document, _leader(), _leader())
     assert "appearance" in str(refused.value), str(refused.value)
+
+
+def _name(text: str) -> generic.NameObject:
+    return generic.pdf_name(text)
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        (
+            "/MK",
+            generic.DictionaryObject(
+                {
+                    generic.pdf_name("/BG"): generic.ArrayObject(
+                        [generic.NumberObject(1), generic.NumberObject(0), generic.NumberObject(0)]
+                    )
+                }
+            ),
+        ),
+        ("/SV", generic.DictionaryObject({generic.pdf_name("/Type"): generic.pdf_name("/SV")})),
+        ("/DA", generic.TextStringObject("/Helv 0 Tf 1 0 0 rg")),
+        ("/Lock", generic.DictionaryObject({generic.pdf_name("/Action"): _name("/All")})),
+    ],
+)
+def test_an_empty_field_with_more_than_it_needs_is_refused(software_key, monkeypatch, key, value):
+    """Appearance characteristics a viewer may draw, a seed value or lock the next signer
+    would have to obey, a default appearance: none belongs in an approved empty field."""
+    real = pades.fields.append_signature_field
+
+    def extended(writer, spec):
+        real(writer, spec)
+        if spec.sig_field_name == SEAL.name:
+            field = next(
+                ref.get_object()
+                for ref in writer.root["/AcroForm"]["/Fields"]
+                if ref.get_object().get("/T") == SEAL.name
+            )
+            field[generic.pdf_name(key)] = value
+
+    monkeypatch.setattr(pades.fields, "append_signature_field", extended)
+    document = sample_pdf(["QUYẾT ĐỊNH"])
+    with pytest.raises(ActivationInvalid) as refused:
+        _sign(software_key, document, _leader(), _leader())
+    assert "was not approved" in str(refused.value), str(refused.value)
