@@ -83,6 +83,7 @@ async def submit(
     organisation: Annotated[str | None, Form(min_length=1, max_length=64)] = None,
     document_number: Annotated[str | None, Form(min_length=1, max_length=100)] = None,
     copy_type: Annotated[str | None, Form(min_length=1, max_length=100)] = None,
+    seal_field_name: Annotated[str | None, Form(min_length=1, max_length=100)] = None,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> SigningRequestView:
     """Submit a PDF for ``signer``. 201 with the new request; 200 with the earlier one
@@ -92,7 +93,9 @@ async def submit(
 
     ``workflow=official_document``: the leader ``signer`` signs first (visibly: page
     and box, or placement=auto), then the clerk of ``organisation`` (default: the
-    leader's) seals; the answer's ``workflow`` lists the steps.
+    leader's) seals; the answer's ``workflow`` lists the steps. On a document with an
+    empty field for each, name them: ``field_name`` (the leader's) and
+    ``seal_field_name``.
     ``workflow=organisation_only`` (no ``signer``): the ``organisation`` alone signs an
     attachment (``document_number``) or a copy (``copy_type``) at the top right of
     page 1."""
@@ -100,6 +103,10 @@ async def submit(
     data = await document.read(limit + 1)
     if len(data) > limit:
         raise DocumentTooLarge(f"the limit is {limit} bytes")
+    if workflow is None and any((organisation, document_number, copy_type, seal_field_name)):
+        raise ParameterInvalid(
+            "organisation, document_number, copy_type and seal_field_name go with a workflow"
+        )
     params = SignatureParameters(
         reason=reason,
         location=location,
@@ -120,7 +127,7 @@ async def submit(
         callback_url=callback_url,
         placement=placement,
         workflow=(
-            WorkflowOrder(workflow, organisation, document_number, copy_type)
+            WorkflowOrder(workflow, organisation, document_number, copy_type, seal_field_name)
             if workflow is not None
             else None
         ),

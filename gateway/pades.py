@@ -95,7 +95,9 @@ class SignatureParameters:
     (an attachment's number and symbol, or a copy's type and organisation), drawn with
     the signing time under it. ``empty_fields``: the fields the update creates empty for
     the next signers of a workflow (ISO 32000-1 §12.7.4.5), so that their signatures
-    only fill them. The last two are left out of the canonical JSON when unset."""
+    only fill them. ``next_field_name``: the (empty) field the workflow's next step signs
+    into, one of those or one the document has. The last three are left out of the
+    canonical JSON when unset."""
 
     reason: str | None = None
     location: str | None = None
@@ -107,11 +109,12 @@ class SignatureParameters:
     image_sha256: str | None = None
     stamp_text: str | None = None
     empty_fields: tuple[EmptyField, ...] = ()
+    next_field_name: str | None = None
 
     def canonical_json(self) -> str:
         """Sorted-key compact JSON; its SHA-256 binds an approval to these parameters."""
         data = asdict(self)
-        for key, unset in (("stamp_text", None), ("empty_fields", ())):
+        for key, unset in (("stamp_text", None), ("empty_fields", ()), ("next_field_name", None)):
             if data[key] == unset:
                 del data[key]
         return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

@@ -185,7 +185,11 @@ class Submissions:
                     )
                 if workflow is not None and workflow.name == OFFICIAL_DOCUMENT:
                     organisation = _organisation(session, workflow, signer)
-                    params = _seal_field(params, report, signer, organisation)
+                    params = (
+                        _seal_field(params, report, signer, organisation)
+                        if workflow.seal_field_name is None
+                        else _existing_seal_field(params, report, workflow.seal_field_name)
+                    )
                 request = SigningRequest(
                     id=request_id,
                     client_id=client.id,
@@ -375,12 +379,14 @@ class WorkflowOrder:
     ``name``; the ``organisation`` (short name) that seals (for an official document,
     the leader's own by default); for ``organisation_only``, the attachment's
     ``document_number`` (number and symbol, e.g. "15/QĐ-STC") or the ``copy_type`` of a
-    copy (e.g. "Sao y")."""
+    copy (e.g. "Sao y"); for an official document whose leader signs into an existing
+    empty field, the existing empty field for the seal (``seal_field_name``)."""
 
     name: str
     organisation: str | None = None
     document_number: str | None = None
     copy_type: str | None = None
+    seal_field_name: str | None = None
 
 
 def _check_workflow_order(
@@ -397,6 +403,8 @@ def _check_workflow_order(
     if workflow.name not in WORKFLOWS:
         raise ParameterInvalid(f"workflow must be one of {', '.join(WORKFLOWS)}")
     if workflow.name == ORGANISATION_ONLY:
+        if workflow.seal_field_name:
+            raise ParameterInvalid("seal_field_name is for official_document")
         if signer_username:
             raise ParameterInvalid(
                 "organisation_only is signed by the organisation's clerk: name the"
@@ -417,15 +425,18 @@ def _check_workflow_order(
         raise ParameterInvalid("official_document needs the leader as signer")
     if workflow.document_number or workflow.copy_type:
         raise ParameterInvalid("document_number and copy_type are for organisation_only")
-    if params.field_name is not None:
+    if (params.field_name is None) != (workflow.seal_field_name is None):
         raise ParameterInvalid(
-            "official_document places the leader's signature by page and box, or"
-            " placement=auto (the seal is placed against it)"
+            "the leader's field (field_name) and the seal's (seal_field_name) go together:"
+            " name both empty fields of the document, or neither and give a page and box"
+            " (or placement=auto) for the leader; the seal is then placed against it"
         )
-    if placement != "auto" and params.box is None:
+    if params.field_name is not None and params.field_name == workflow.seal_field_name:
+        raise ParameterInvalid("the leader and the seal need two different fields")
+    if placement != "auto" and params.box is None and params.field_name is None:
         raise ParameterInvalid(
-            "official_document needs the leader's visible signature: page and box, or"
-            " placement=auto"
+            "official_document needs the leader's visible signature: page and box,"
+            " placement=auto, or an empty field (field_name)"
         )
 
 
@@ -503,4 +514,17 @@ def _seal_field(
         if (f"OrganisationSeal{n}" if n else "OrganisationSeal") not in taken
     )
     box = seal_box(drawn, organisation.seal_diameter_mm, report.page_sizes[params.page - 1])
-    return replace(params, empty_fields=(EmptyField(name, params.page, box),))
+    return replace(params, empty_fields=(EmptyField(name, params.page, box),), next_field_name=name)
+
+
+def _existing_seal_field(
+    params: SignatureParameters, report: DocumentReport, seal_field_name: str
+) -> SignatureParameters:
+    """``params`` of the leader's signature into an existing empty field, naming the
+    document's other empty field that the seal will fill (its place and size are the
+    document author's)."""
+    if params.field_name not in report.empty_signature_fields:
+        raise ParameterInvalid(f"the document has no empty signature field {params.field_name!r}")
+    if seal_field_name not in report.empty_signature_fields:
+        raise ParameterInvalid(f"the document has no empty signature field {seal_field_name!r}")
+    return replace(params, next_field_name=seal_field_name)

@@ -3,7 +3,9 @@
 
 ``official_document``: step 1, the leader signs with a personal certificate; its update
 also creates the organisation's seal field, empty, so that step 2 only fills it (a later
-signature adds nothing that the first one's modification policy would forbid). Once
+signature adds nothing that the first one's modification policy would forbid). A
+document that has both fields already (a template with the leader's and the seal's)
+is signed into them. Once
 step 1 is signed, step 2 is created in the same transaction, on step 1's output, for the
 clerk who keeps the organisation's token; the clerk is notified like any signer. A step
 that is rejected, expires, is cancelled or fails ends the workflow.
@@ -71,14 +73,14 @@ def advance(
     if request.workflow is None or request.step >= _STEPS.get(request.workflow, 1):
         return None
     first = SignatureParameters.from_json(request.parameters)
-    if not first.empty_fields:
-        raise ValueError("step 1 of an official document created no seal field")
+    if first.next_field_name is None:
+        raise ValueError("step 1 of an official document names no field for the seal")
     organisation = session.get(Organisation, request.organisation_id)
     assert organisation is not None
     step_id = str(uuid.uuid4())
     params = SignatureParameters(
         location=first.location,
-        field_name=first.empty_fields[0].name,
+        field_name=first.next_field_name,
         pades_level=first.pades_level,
     )
     failure: GatewayError | None = None

@@ -335,6 +335,17 @@ def test_workflow_requests_that_cannot_be_meant_are_refused(server, db, box, ins
             "parameter_invalid",
         ),
         ({"workflow": "something_else", "signer": leader}, "parameter_invalid"),
+        ({"signer": leader, "organisation": org.name}, "parameter_invalid"),
+        (
+            {"signer": leader, "workflow": "official_document", "field_name": "Sig1"}
+            | {"seal_field_name": "Sig1"},
+            "parameter_invalid",
+        ),
+        (
+            {"signer": leader, "workflow": "official_document", "field_name": "Sig1"}
+            | {"seal_field_name": "Sig2"},
+            "parameter_invalid",  # the document has no such fields
+        ),
         ({}, "parameter_invalid"),
     ]
     for fields, code in cases:
@@ -510,3 +521,32 @@ def test_a_handover_moves_the_seal_and_its_pending_requests_to_the_new_clerk(
     assert detail["permission"] == "Quyết định số 7/QĐ-STC ngày 01/12/2026"
     assert detail["readdressed"] == [waiting["id"]]
     assert detail["from"] == [org.clerk.username] and detail["to"] == successor.username
+
+
+def test_a_template_with_both_fields_is_signed_into_them(server, db, box, demo_credentials, corpus):
+    org = make_organisation(db, box)
+    document = (corpus / "pdf" / "form-two-empty-sigfields.pdf").read_bytes()
+    answer = _submit(
+        server,
+        document,
+        signer=org.leader.username,
+        workflow="official_document",
+        organisation=org.name,
+        field_name="Sig1",
+        seal_field_name="Sig2",
+    )
+    assert answer.status_code == 201, answer.text
+    step1 = answer.json()
+    assert step1["parameters"]["next_field_name"] == "Sig2"
+    assert "empty_fields" not in step1["parameters"]  # both fields are the document's
+    assert _approve(server, org.leader, step1["id"], document)["status"] == "signed"
+    step2 = _status(server, step1["id"])["workflow"]["steps"][1]
+    assert step2["status"] == "pending_approval"
+    after_leader = _signed_document(server, step1["id"])
+    assert _approve(server, org.clerk, step2["request_id"], after_leader)["status"] == "signed"
+    signed = _signed_document(server, step2["request_id"])
+    leader, seal = validate_with_pyhanko(signed, Path(demo_credentials["trust_anchor"]))
+    assert (leader.field_name, seal.field_name) == ("Sig1", "Sig2")
+    assert leader.intact and leader.valid and leader.modification_level == "FORM_FILLING"
+    assert seal.ok and seal.coverage == "ENTIRE_FILE"
+    assert pdfsig_verdicts(signed) == ["Signature is Valid.", "Signature is Valid."]
