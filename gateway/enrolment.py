@@ -141,6 +141,20 @@ def register_credential(
                 f"an organisation's key is kept by one of its clerks; {username!r} is not"
                 f" a clerk of {organisation!r}"
             )
+        if unit is not None:
+            kept_by = set(
+                session.scalars(
+                    select(User.username)
+                    .join(Credential, Credential.user_id == User.id)
+                    .where(Credential.organisation_id == unit.id, Credential.revoked_at.is_(None))
+                )
+            )
+            if kept_by - {username}:
+                # one keeper at a time; changing hands needs the written permission
+                raise ParameterInvalid(
+                    f"{organisation!r}'s token is kept by {', '.join(sorted(kept_by))}: hand it"
+                    " over first (organisations handover), or revoke that credential"
+                )
         credential = Credential(
             id=f"cred-{username}-{key_id.hex()[:8]}-{secrets.token_hex(2)}",
             user_id=user.id,

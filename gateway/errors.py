@@ -90,6 +90,11 @@ OrganisationNoCredential = _error(
     "The organisation has no signing credential kept by one of its clerks",
 )
 OrganisationNoSeal = _error("organisation_no_seal", 422, "The organisation has no seal image")
+SignerNotLeader = _error(
+    "signer_not_leader",
+    422,
+    "An official document is signed first by a leader of the organisation that seals it",
+)
 IdempotencyConflict = _error(
     "idempotency_conflict", 409, "The Idempotency-Key was used with another request"
 )

@@ -32,7 +32,7 @@ from gateway.errors import (
 )
 from hsm_bridge.page_geometry import page_geometries
 
-__all__ = ["DocumentReport", "inspect_pdf"]
+__all__ = ["DocumentReport", "field_names", "inspect_pdf"]
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,9 @@ class DocumentReport:
     width and height as displayed (points, after CropBox and /Rotate) and the CropBox's
     lower-left corner in user space, the author's
     certification when there is one (``fill_forms``: DocMDP P=2, a new signature may go
-    only into an existing empty field; ``annotate``: P=3), and warning codes
+    only into an existing empty field; ``annotate``: P=3), the fully qualified names of
+    all form fields of any type (``field_names``: a new field must take another), and
+    warning codes
     (``document_javascript``, ``document_usage_rights``, ``existing_signature_invalid``,
     ``document_certified``)."""
 
@@ -55,6 +57,7 @@ class DocumentReport:
     certification: str | None = None
     page_sizes: list[tuple[float, float]] = field(default_factory=list)
     page_origins: list[tuple[float, float]] = field(default_factory=list)
+    field_names: list[str] = field(default_factory=list)
 
 
 def _get(obj: Any, key: str) -> Any:
@@ -135,7 +138,28 @@ def _examine(reader: PdfFileReader) -> DocumentReport:
         certification=certified,
         page_sizes=[g.displayed_size for g in geometries],
         page_origins=[(g.crop[0], g.crop[1]) for g in geometries],
+        field_names=field_names(acroform),
     )
+
+
+def field_names(acroform: Any) -> list[str]:
+    """The fully qualified names (ISO 32000-1 §12.7.3.2: partial names joined by dots)
+    of every field under ``acroform`` (a pyHanko dictionary or None), parents included,
+    whatever their type."""
+    found: list[str] = []
+    if hasattr(acroform, "get_object"):
+        acroform = acroform.get_object()
+    stack = [(kid, "", 0) for kid in (_get(acroform, "/Fields") or [])]
+    while stack:
+        ref, prefix, depth = stack.pop()
+        node = ref.get_object() if hasattr(ref, "get_object") else ref
+        partial = _get(node, "/T")
+        name = prefix if partial is None else (f"{prefix}.{partial}" if prefix else str(partial))
+        if partial is not None:
+            found.append(name)
+        if depth < 32:
+            stack.extend((kid, name, depth + 1) for kid in (_get(node, "/Kids") or []))
+    return found
 
 
 def _has_javascript_action(root: Any) -> bool:

@@ -206,15 +206,17 @@ def organisation_named(session: Session, name: str) -> Organisation:
 
 
 def organisation_credential(
-    session: Session, organisation: Organisation, *, need_seal: bool
+    session: Session, organisation: Organisation, *, need_seal: bool, for_update: bool = False
 ) -> tuple[Credential, User]:
     """The organisation's newest unrevoked credential and the clerk who keeps it. The
     keeper must be a clerk of that very organisation: the seal is usable by no one
-    else. Raises OrganisationNoCredential, and OrganisationNoSeal when ``need_seal``
-    and no seal image was uploaded."""
+    else. ``for_update``: lock the credential's row until the transaction ends, so that
+    a concurrent handover (:func:`hand_over`) comes before or after, never between.
+    Raises OrganisationNoCredential, and OrganisationNoSeal when ``need_seal`` and no
+    seal image was uploaded."""
     if need_seal and (organisation.seal_image is None or organisation.seal_diameter_mm is None):
         raise OrganisationNoSeal(f"{organisation.name!r} has no seal image")
-    credential = session.scalar(
+    query = (
         select(Credential)
         .where(
             Credential.organisation_id == organisation.id,
@@ -222,6 +224,7 @@ def organisation_credential(
         )
         .order_by(Credential.created_at.desc())
     )
+    credential = session.scalar(query.with_for_update() if for_update else query)
     keeper = session.get(User, credential.user_id) if credential is not None else None
     if (
         credential is None

@@ -37,9 +37,10 @@ from pyhanko.stamp import TextStamp, TextStampStyle
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from gateway.fonts import EmScaledFontFactory, find_font
+from gateway.intake import field_names
 from hsm_bridge.credentials import SignatureMechanism
 from hsm_bridge.interface import SigningInput
-from hsm_bridge.page_geometry import page_geometry, to_user_space
+from hsm_bridge.page_geometry import page_geometries, page_geometry, to_user_space
 from hsm_bridge.statement import parameters_sha256
 
 # Points between a signature image and its box's edge. The seal is drawn at its real
@@ -308,11 +309,34 @@ def _plain_text_style(text: str, page_rotation: int) -> TextStampStyle:
     )
 
 
-def _free_field_name(writer: IncrementalPdfFileWriter) -> str:
-    """``SignatureN`` with the smallest N not used by a signature field of the document
-    (so that an earlier, filled field is never chosen)."""
-    taken = {name for name, _, _ in fields.enumerate_sig_fields(writer.prev)}
+def _free_field_name(writer: IncrementalPdfFileWriter, params: SignatureParameters) -> str:
+    """``SignatureN`` with the smallest N not used by any field of the document nor by
+    the empty fields the update creates (so that an earlier field, filled or of another
+    type, is never chosen)."""
+    taken = set(field_names(writer.prev.root.get("/AcroForm"))) | {
+        empty.name for empty in params.empty_fields
+    }
     return next(f"Signature{n}" for n in range(1, len(taken) + 2) if f"Signature{n}" not in taken)
+
+
+def _field_rotation(writer: IncrementalPdfFileWriter, name: str) -> int:
+    """The /Rotate of the page that shows the widget of the document's field ``name``
+    (fully qualified), so that its appearance reads upright too; 0 when not found."""
+    targets: set[tuple[int, int]] = set()
+    for found, _, ref in fields.enumerate_sig_fields(writer.prev):
+        if found == name and ref is not None:
+            targets.add((ref.idnum, ref.generation))
+            for kid in ref.get_object().get("/Kids", ()):
+                targets.add((kid.idnum, kid.generation))
+    geometries = page_geometries(writer.root["/Pages"])
+    for index in range(len(geometries)):
+        page = writer.find_page_for_modification(index)[0].get_object()
+        for annotation in page["/Annots"] if "/Annots" in page else ():
+            if (getattr(annotation, "idnum", None), getattr(annotation, "generation", None)) in (
+                targets
+            ):
+                return geometries[index].rotate
+    return 0
 
 
 def _field_spec(
@@ -355,7 +379,7 @@ def sign_pdf(
             raise ValueError("the signature image is not the approved one")
         image = Image.open(io.BytesIO(signature_image)).convert("RGBA")
     writer = IncrementalPdfFileWriter(io.BytesIO(document), strict=False)
-    field_name = params.field_name or _free_field_name(writer)
+    field_name = params.field_name or _free_field_name(writer, params)
     new_field = None
     rotation = 0
     if params.box is not None and params.page is not None:
@@ -371,6 +395,8 @@ def sign_pdf(
                 writer, _field_spec(writer, empty.name, empty.page, empty.box)
             )
     visible = params.box is not None or params.field_name is not None
+    if params.field_name is not None and new_field is None and not params.empty_fields:
+        rotation = _field_rotation(writer, params.field_name)  # the document's own field
     meta = signers.PdfSignatureMetadata(
         field_name=field_name,
         md_algorithm="sha256",

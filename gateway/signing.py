@@ -230,6 +230,7 @@ class SignaturePipeline:
         """Finish or roll back requests left in ``signing`` by a crash; return how many."""
         now = self.clock()
         count = 0
+        created: list[SigningRequest] = []
         with self.db.transaction() as session:
             stuck = session.scalars(
                 select(SigningRequest).where(SigningRequest.status == RequestStatus.SIGNING)
@@ -248,7 +249,9 @@ class SignaturePipeline:
                             now=now,
                             detail={"recovered": True},
                         )
-                        self._advance(session, request, signed, now)
+                        step = self._advance(session, request, signed, now)
+                        if step is not None:
+                            created.append(step)
                         continue
                 transition(
                     session,
@@ -258,6 +261,9 @@ class SignaturePipeline:
                     now=now,
                     detail={"recovered": True},
                 )
+        for step in created:  # a workflow's next step, made as the signature was recovered
+            for notifier in self.notifiers:
+                notifier.signing_request_created(step.signer_id, step.id)
         return count
 
 

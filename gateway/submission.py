@@ -31,6 +31,7 @@ from gateway.errors import (
     RequestExpired,
     RequestNotSigned,
     SignerNoCredential,
+    SignerNotLeader,
     SignerUnknown,
 )
 from gateway.intake import DocumentReport, inspect_pdf
@@ -55,7 +56,11 @@ from gateway.workflows import (
     workflow_status,
 )
 
-__all__ = ["Notifier", "Submission", "Submissions", "WorkflowOrder"]
+__all__ = ["MIN_BOX_POINTS", "Notifier", "Submission", "Submissions", "WorkflowOrder"]
+
+# The smallest visible signature box (points each way): a signature's appearance needs
+# room, and a box a reader cannot see is not a visible signature.
+MIN_BOX_POINTS = 12.0
 
 
 class Notifier(Protocol):
@@ -149,6 +154,10 @@ class Submissions:
         if params.page is not None and params.box is not None:
             width, height = report.page_sizes[params.page - 1]
             x1, y1, x2, y2 = params.box
+            if abs(x2 - x1) < MIN_BOX_POINTS or abs(y2 - y1) < MIN_BOX_POINTS:
+                raise ParameterInvalid(
+                    f"the box must be at least {MIN_BOX_POINTS:g} points wide and high"
+                )
             if min(x1, x2) < 0 or min(y1, y2) < 0 or max(x1, x2) > width or max(y1, y2) > height:
                 raise ParameterInvalid(
                     f"the box must lie on the visible page {params.page}, "
@@ -185,11 +194,16 @@ class Submissions:
                     )
                 if workflow is not None and workflow.name == OFFICIAL_DOCUMENT:
                     organisation = _organisation(session, workflow, signer)
+                    if signer.role != "leader" or signer.organisation_id != organisation.id:
+                        raise SignerNotLeader(
+                            f"{signer.username!r} is not a leader of {organisation.name!r}"
+                        )
                     params = (
                         _seal_field(params, report, signer, organisation)
                         if workflow.seal_field_name is None
                         else _existing_seal_field(params, report, workflow.seal_field_name)
                     )
+                _check_final_placement(params, report)
                 request = SigningRequest(
                     id=request_id,
                     client_id=client.id,
@@ -420,6 +434,11 @@ def _check_workflow_order(
             raise ParameterInvalid(
                 "give document_number (an attachment or appendix) or copy_type (a copy)"
             )
+        for text in (workflow.document_number, workflow.copy_type):
+            if text is not None and (not text.strip() or not text.isprintable()):
+                raise ParameterInvalid(
+                    "document_number and copy_type are one line of printable text"
+                )
         return
     if not signer_username:
         raise ParameterInvalid("official_document needs the leader as signer")
@@ -507,7 +526,7 @@ def _seal_field(
     if leader.signature_image is not None:
         with Image.open(io.BytesIO(leader.signature_image)) as image:
             drawn = image_rect(params.box, image.width / image.height, IMAGE_MARGIN)
-    taken = set(report.signature_fields) | set(report.empty_signature_fields)
+    taken = set(report.field_names) | set(report.signature_fields)
     name = next(
         f"OrganisationSeal{n}" if n else "OrganisationSeal"
         for n in range(len(taken) + 1)
@@ -528,3 +547,28 @@ def _existing_seal_field(
     if seal_field_name not in report.empty_signature_fields:
         raise ParameterInvalid(f"the document has no empty signature field {seal_field_name!r}")
     return replace(params, next_field_name=seal_field_name)
+
+
+def _check_final_placement(params: SignatureParameters, report: DocumentReport) -> None:
+    """Refuse, before anyone is notified, what the decided parameters cannot do: a box
+    for a field the document already has (its place is the document's), or on a
+    document certified for form filling and signing only (DocMDP P=2) any new visible
+    field, the signer's or an empty one for a later signer. Raises ParameterInvalid,
+    DocumentCertifiedFieldRequired, DocumentCertifiedNoEmptyField."""
+    existing = params.field_name is not None and params.field_name in report.empty_signature_fields
+    if report.certification == "fill_forms" and (params.box is not None or params.empty_fields):
+        if not report.empty_signature_fields:
+            raise DocumentCertifiedNoEmptyField(
+                "the document is certified for form filling and signing only and has no"
+                " empty signature field: no visible signature or new field can be added"
+            )
+        raise DocumentCertifiedFieldRequired(
+            "the document is certified for form filling and signing only: sign into its"
+            " empty signature fields ("
+            + ", ".join(repr(n) for n in report.empty_signature_fields)
+            + ") and add no new one"
+        )
+    if existing and params.box is not None:
+        raise ParameterInvalid(
+            f"the field {params.field_name!r} exists: its place is the document's (no page/box)"
+        )

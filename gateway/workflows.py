@@ -85,7 +85,9 @@ def advance(
     )
     failure: GatewayError | None = None
     try:
-        credential, keeper = organisation_credential(session, organisation, need_seal=True)
+        credential, keeper = organisation_credential(
+            session, organisation, need_seal=True, for_update=True
+        )
         assert organisation.seal_image is not None
         params = SignatureParameters(
             location=params.location,

@@ -610,6 +610,9 @@ def _check_empty_fields(
                 raise _refuse("an empty field is not on its approved page", "parameters_mismatch")
             if not _draws_nothing(widget):
                 raise _refuse("an empty field has an appearance", "update_not_allowed")
+            if int(_value(widget, "/F", 0)) & _HIDING_FLAGS:
+                # the later signature would be made, and never be seen
+                raise _refuse("an empty field is hidden", "update_not_allowed")
             x1, y1, x2, y2 = (float(v) for v in _value(widget, "/Rect", [0, 0, 0, 0]))
             rect = (min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2))
             shown = tuple(float(v) for v in expected["box"])

@@ -3,7 +3,9 @@
 #   softhsm2       - the embedded-default PKCS#11 token (keys live there, never in files)
 #   poppler-utils  - pdfsig, the independent validator the demo and tests use
 #   python3-venv   - to create the project's virtual environment
-#   fonts-dejavu-core - a font with full Vietnamese coverage for visible signatures
+#   fonts-liberation2 - Liberation Serif, metric-compatible with Times New Roman (which
+#                    Decree 30 names) and with full Vietnamese coverage, for the text
+#                    of visible signatures (DejaVu, when present, is the fallback)
 # With --test also:
 #   gcc, libc6-dev - the tests compile a small PKCS#11 fault-injection shim
 set -euo pipefail
@@ -15,7 +17,7 @@ fi
 command -v softhsm2-util >/dev/null 2>&1 || need+=(softhsm2)
 command -v pdfsig >/dev/null 2>&1 || need+=(poppler-utils)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
-[ -e /usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf ] || need+=(fonts-dejavu-core)
+[ -e /usr/share/fonts/truetype/liberation2/LiberationSerif-Regular.ttf ] || need+=(fonts-liberation2)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

@@ -186,3 +186,24 @@ def test_an_empty_field_with_more_than_it_needs_is_refused(software_key, monkeyp
     with pytest.raises(ActivationInvalid) as refused:
         _sign(software_key, document, _leader(), _leader())
     assert "was not approved" in str(refused.value), str(refused.value)
+
+
+def test_a_hidden_empty_field_is_refused(software_key, monkeypatch):
+    """A seal field nobody could see would let the seal be made and never shown."""
+    real = pades.fields.append_signature_field
+
+    def hidden(writer, spec):
+        real(writer, spec)
+        if spec.sig_field_name == SEAL.name:
+            field = next(
+                ref.get_object()
+                for ref in writer.root["/AcroForm"]["/Fields"]
+                if ref.get_object().get("/T") == SEAL.name
+            )
+            field[generic.pdf_name("/F")] = generic.NumberObject(2 | 4)  # hidden, print
+
+    monkeypatch.setattr(pades.fields, "append_signature_field", hidden)
+    document = sample_pdf(["QUYẾT ĐỊNH"])
+    with pytest.raises(ActivationInvalid) as refused:
+        _sign(software_key, document, _leader(), _leader())
+    assert "hidden" in str(refused.value), str(refused.value)

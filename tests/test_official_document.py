@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pypdfium2
 from PIL import Image
+from pyhanko.pdf_utils.reader import PdfFileReader
 from sqlalchemy import select
 
 from gateway.demo_images import demo_signature_png
@@ -286,6 +287,13 @@ def test_an_attachment_is_signed_by_the_organisation_alone_at_the_top_right(
     assert _pixels(page, "red") == [] and _pixels(page, "blue") == []  # no image
     text = _flattened_text(signed)
     assert "15/QĐ-STC" in text, text
+    # 10 pt Liberation Serif (metric-compatible with Times New Roman), an embedded subset
+    (ours,) = PdfFileReader(io.BytesIO(signed)).embedded_signatures
+    appearance = ours.sig_field["/AP"]["/N"]
+    fonts = appearance["/Resources"]["/Font"]
+    (font,) = (fonts[key] for key in fonts)
+    assert re.match(r"/[A-Z]{6}\+LiberationSerif\b", str(font["/BaseFont"])), font
+    assert b" 10 Tf" in appearance.data
     assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+07:00", text), text
     dark = _dark_points(page)
     assert dark and _inside(dark, (x1, y1, x2, y2), slack=0.5) is False  # the page's own text
@@ -550,3 +558,31 @@ def test_a_template_with_both_fields_is_signed_into_them(server, db, box, demo_c
     assert leader.intact and leader.valid and leader.modification_level == "FORM_FILLING"
     assert seal.ok and seal.coverage == "ENTIRE_FILE"
     assert pdfsig_verdicts(signed) == ["Signature is Valid.", "Signature is Valid."]
+
+
+def test_the_token_has_one_keeper_at_a_time(db, box, installation):
+    from gateway.models import Credential, User
+    from tests.factories import make_signer
+    from tests.test_admin_cli import _cli
+
+    org = make_organisation(db, box)
+    second = make_signer(db, box, like="clerk1")
+    with db.transaction() as session:
+        clerk = session.get(User, second.user_id)
+        clerk.role = "clerk"
+        clerk.organisation_id = session.get(User, org.clerk.user_id).organisation_id
+        seal = session.get(Credential, org.credential_id)
+        serial, key_id = seal.token_serial, seal.key_id
+    refused = _cli(
+        installation,
+        "credentials",
+        "register",
+        second.username,
+        "--token",
+        serial,
+        "--key-id",
+        key_id,
+        "--organisation",
+        org.name,
+    )
+    assert refused.returncode == 1 and "organisations handover" in refused.stderr, refused.stderr
