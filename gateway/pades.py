@@ -271,18 +271,21 @@ def _image_stamp_style(
     )
 
 
-def _stamp_style(page_rotation: int = 0) -> TextStampStyle:
+def _text_box_style(size: float) -> tuple[TextBoxStyle, bool]:
+    """Text of ``size`` points in the embedded Vietnamese font (:func:`find_font`), and
+    whether that font was found (else pyHanko's Latin-only default)."""
     font = find_font()
+    if font is None:
+        return TextBoxStyle(font_size=size), False
     # the font engine and the text box must agree on the size (pyHanko issue #733)
-    size = 9
-    text_box = (
-        TextBoxStyle(font=EmScaledFontFactory(font, font_size=size), font_size=size)
-        if font
-        else TextBoxStyle(font_size=size)
-    )
+    return TextBoxStyle(font=EmScaledFontFactory(font, font_size=size), font_size=size), True
+
+
+def _stamp_style(page_rotation: int = 0) -> TextStampStyle:
+    text_box, vietnamese = _text_box_style(9)
     text = (
         "Ký số bởi: %(signer)s\nThời gian: %(local_time)s"
-        if font
+        if vietnamese
         else "Signed by: %(signer)s\n%(local_time)s"
     )
     return UprightTextStampStyle(
@@ -294,13 +297,7 @@ def _plain_text_style(text: str, page_rotation: int) -> TextStampStyle:
     """``text`` (escaped for pyHanko's %-interpolation) and the signing time under it:
     10 pt upright black text in the embedded Vietnamese font, no border
     (../shared/VN-SIGNATURE-FORMAT.md, attachments signed by the organisation)."""
-    font = find_font()
-    size = 10
-    text_box = (
-        TextBoxStyle(font=EmScaledFontFactory(font, font_size=size), font_size=size)
-        if font
-        else TextBoxStyle(font_size=size)
-    )
+    text_box, _ = _text_box_style(10)
     return UprightTextStampStyle(
         stamp_text=text.replace("%", "%%") + "\n%(local_time)s",
         text_box_style=text_box,

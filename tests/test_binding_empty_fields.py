@@ -60,6 +60,15 @@ def _sign(software_key, document: bytes, prepared_with: SignatureParameters, app
     return sign_pdf(document, prepared_with, RemoteSigner(certificate, [], bridge))
 
 
+def _seal_field(writer) -> generic.DictionaryObject:
+    """The seal's field as pyHanko just added it to ``writer``."""
+    return next(
+        ref.get_object()
+        for ref in writer.root["/AcroForm"]["/Fields"]
+        if ref.get_object().get("/T") == SEAL.name
+    )
+
+
 def _leader(**changes) -> SignatureParameters:
     return SignatureParameters(page=1, box=LEADER_BOX, empty_fields=(SEAL,), **changes)
 
@@ -120,11 +129,7 @@ def test_an_empty_field_that_draws_something_is_refused(software_key, monkeypatc
         real(writer, spec)
         if spec.sig_field_name != SEAL.name:
             return
-        field = next(
-            ref.get_object()
-            for ref in writer.root["/AcroForm"]["/Fields"]
-            if ref.get_object().get("/T") == SEAL.name
-        )
+        field = _seal_field(writer)
         ink = generic.StreamObject(
             {
                 generic.pdf_name("/Type"): generic.pdf_name("/XObject"),
@@ -174,11 +179,7 @@ def test_an_empty_field_with_more_than_it_needs_is_refused(software_key, monkeyp
     def extended(writer, spec):
         real(writer, spec)
         if spec.sig_field_name == SEAL.name:
-            field = next(
-                ref.get_object()
-                for ref in writer.root["/AcroForm"]["/Fields"]
-                if ref.get_object().get("/T") == SEAL.name
-            )
+            field = _seal_field(writer)
             field[generic.pdf_name(key)] = value
 
     monkeypatch.setattr(pades.fields, "append_signature_field", extended)
@@ -195,11 +196,7 @@ def test_a_hidden_empty_field_is_refused(software_key, monkeypatch):
     def hidden(writer, spec):
         real(writer, spec)
         if spec.sig_field_name == SEAL.name:
-            field = next(
-                ref.get_object()
-                for ref in writer.root["/AcroForm"]["/Fields"]
-                if ref.get_object().get("/T") == SEAL.name
-            )
+            field = _seal_field(writer)
             field[generic.pdf_name("/F")] = generic.NumberObject(2 | 4)  # hidden, print
 
     monkeypatch.setattr(pades.fields, "append_signature_field", hidden)

@@ -30,6 +30,7 @@ from tests.conftest import approve
 from tests.device_app import DeviceApp
 from tests.factories import activation_code, make_organisation
 from tests.pdf_builders import signer_block_pdf
+from tests.test_appearance_text import _appearance_text
 
 SCALE = 2  # pixels per point in the renderings
 
@@ -89,6 +90,39 @@ def _approve(server, person, request_id: str, document: bytes) -> dict:
         decision = approve(tablet, request_id, person.otp(), document)
     assert decision.status_code == 200, decision.text
     return decision.json()
+
+
+def _official(server, org, document: bytes, **extra: str):
+    """Submit ``document`` as an official document of ``org``, its leader first."""
+    fields = {
+        "signer": org.leader.username,
+        "workflow": "official_document",
+        "organisation": org.name,
+    }
+    return _submit(server, document, **(fields | extra))
+
+
+def _both_steps(server, org, step1_id: str, document: bytes) -> tuple[bytes, bytes]:
+    """The leader approves step 1, the clerk step 2 on its output: (the leader's
+    output, the finished document)."""
+    assert _approve(server, org.leader, step1_id, document)["status"] == "signed"
+    after_leader = _signed_document(server, step1_id)
+    step2_id = _status(server, step1_id)["workflow"]["steps"][1]["request_id"]
+    assert _approve(server, org.clerk, step2_id, after_leader)["status"] == "signed"
+    return after_leader, _signed_document(server, step2_id)
+
+
+def _second_clerk(db, box, org):
+    """Another clerk of ``org`` (no key of the organisation)."""
+    from gateway.models import User
+    from tests.factories import make_signer
+
+    person = make_signer(db, box, like="clerk1")
+    with db.transaction() as session:
+        clerk = session.get(User, person.user_id)
+        clerk.role = "clerk"
+        clerk.organisation_id = session.get(User, org.clerk.user_id).organisation_id
+    return person
 
 
 def _both_signatures_hold(signed: bytes, trust_anchor: str) -> None:
@@ -199,59 +233,38 @@ def test_the_leader_signs_then_the_clerk_seals_over_the_left_third(
 def test_a_real_document_goes_through_both_steps(server, db, box, demo_credentials, corpus):
     org = make_organisation(db, box, seal_mm=40.0)
     document = (corpus / "pdf" / "vn-word-text-hybrid-xref.pdf").read_bytes()
-    answer = _submit(
-        server,
-        document,
-        signer=org.leader.username,
-        workflow="official_document",
-        organisation=org.name,
-        page="4",
-        box="330,380,530,450",
-    )
+    answer = _official(server, org, document, page="4", box="330,380,530,450")
     assert answer.status_code == 201, answer.text
-    step1 = answer.json()
-    assert _approve(server, org.leader, step1["id"], document)["status"] == "signed"
-    step2_id = _status(server, step1["id"])["workflow"]["steps"][1]["request_id"]
-    after_leader = _signed_document(server, step1["id"])
-    assert _approve(server, org.clerk, step2_id, after_leader)["status"] == "signed"
-    signed = _signed_document(server, step2_id)
+    _, signed = _both_steps(server, org, answer.json()["id"], document)
     _both_signatures_hold(signed, demo_credentials["trust_anchor"])
     page = _render(signed, 3)
     assert _inside(_pixels(page, "blue"), (330, 380, 530, 450))
     assert len(_pixels(page, "red")) > 1000
 
 
+def _reject(server, person, request_id: str, reason: str) -> None:
+    with server.tablet(person.username, person.password) as tablet:
+        refused = tablet.post(
+            f"/mobile/v1/signing-requests/{request_id}/rejection",
+            json={"otp": person.otp(), "reason": reason},
+        )
+    assert refused.status_code == 200, refused.text
+
+
 def test_a_rejection_at_either_step_ends_the_workflow(server, db, box):
     org = make_organisation(db, box)
     document = sample_pdf(["QUYẾT ĐỊNH", "Về việc điều động cán bộ"])
-    fields = {
-        "signer": org.leader.username,
-        "workflow": "official_document",
-        "organisation": org.name,
-        "page": "1",
-        "box": "330,90,530,160",
-    }
-    first = _submit(server, document, **fields).json()
-    with server.tablet(org.leader.username, org.leader.password) as tablet:
-        refused = tablet.post(
-            f"/mobile/v1/signing-requests/{first['id']}/rejection",
-            json={"otp": org.leader.otp(), "reason": "chưa đúng thể thức"},
-        )
-    assert refused.status_code == 200, refused.text
+    placed = {"page": "1", "box": "330,90,530,160"}
+    first = _official(server, org, document, **placed).json()
+    _reject(server, org.leader, first["id"], "chưa đúng thể thức")
     seen = _status(server, first["id"])["workflow"]
     assert seen["status"] == "rejected" and len(seen["steps"]) == 1  # no seal is asked for
 
     org = make_organisation(db, box)  # a fresh leader: one TOTP code per step
-    fields |= {"signer": org.leader.username, "organisation": org.name}
-    second = _submit(server, document, **fields).json()
+    second = _official(server, org, document, **placed).json()
     assert _approve(server, org.leader, second["id"], document)["status"] == "signed"
     step2_id = _status(server, second["id"])["workflow"]["steps"][1]["request_id"]
-    with server.tablet(org.clerk.username, org.clerk.password) as tablet:
-        refused = tablet.post(
-            f"/mobile/v1/signing-requests/{step2_id}/rejection",
-            json={"otp": org.clerk.otp(), "reason": "thiếu phụ lục"},
-        )
-    assert refused.status_code == 200, refused.text
+    _reject(server, org.clerk, step2_id, "thiếu phụ lục")
     seen = _status(server, second["id"])["workflow"]
     assert seen["status"] == "rejected"
     assert [s["status"] for s in seen["steps"]] == ["signed", "rejected"]
@@ -285,7 +298,7 @@ def test_an_attachment_is_signed_by_the_organisation_alone_at_the_top_right(
     assert pdfsig_verdicts(signed) == ["Signature is Valid."]
     page = _render(signed)
     assert _pixels(page, "red") == [] and _pixels(page, "blue") == []  # no image
-    text = _flattened_text(signed)
+    text = _appearance_text(signed)
     assert "15/QĐ-STC" in text, text
     # 10 pt Liberation Serif (metric-compatible with Times New Roman), an embedded subset
     (ours,) = PdfFileReader(io.BytesIO(signed)).embedded_signatures
@@ -308,7 +321,7 @@ def test_a_copy_names_its_type_and_the_copying_organisation(server, db, box):
     ).json()
     assert created["parameters"]["stamp_text"] == f"Sao y\n{org.display_name}"
     assert _approve(server, org.clerk, created["id"], document)["status"] == "signed"
-    text = _flattened_text(_signed_document(server, created["id"]))
+    text = _appearance_text(_signed_document(server, created["id"]))
     assert "Sao y" in text and org.display_name in text, text
 
 
@@ -449,22 +462,6 @@ def test_organisations_are_set_up_from_the_command_line(installation, tmp_path, 
         assert unit.seal_diameter_mm == 34.0 and unit.seal_image == demo_seal_png()
 
 
-def _flattened_text(pdf: bytes) -> str:
-    document = pypdfium2.PdfDocument(io.BytesIO(pdf))
-    document.init_forms()
-    try:
-        document[0].flatten()
-        flattened = io.BytesIO()
-        document.save(flattened)
-    finally:
-        document.close()
-    again = pypdfium2.PdfDocument(flattened.getvalue())
-    try:
-        return again[0].get_textpage().get_text_range()
-    finally:
-        again.close()
-
-
 def _dark_points(image: Image.Image) -> list[tuple[float, float]]:
     found = []
     for i, (r, g, b) in enumerate(image.get_flattened_data()):
@@ -476,7 +473,7 @@ def _dark_points(image: Image.Image) -> list[tuple[float, float]]:
 def test_a_handover_moves_the_seal_and_its_pending_requests_to_the_new_clerk(
     server, db, box, installation
 ):
-    from gateway.models import Credential, User
+    from gateway.models import Credential
     from hsm_bridge.credentials import CredentialRef
     from tests.factories import bridge_registry, make_signer
     from tests.test_admin_cli import _cli
@@ -486,22 +483,20 @@ def test_a_handover_moves_the_seal_and_its_pending_requests_to_the_new_clerk(
     waiting = _submit(
         server, document, workflow="organisation_only", organisation=org.name, copy_type="Sao y"
     ).json()
-    successor = make_signer(db, box, like="clerk1")
+    outsider = make_signer(db, box, like="clerk1")
     refused = _cli(
         installation,
         "organisations",
         "handover",
         org.name,
         "--to",
-        successor.username,
+        outsider.username,
         "--permission",
         "Quyết định số 7/QĐ-STC",
     )
     assert refused.returncode == 1 and "not a clerk" in refused.stderr  # not one of its own
+    successor = _second_clerk(db, box, org)
     with db.transaction() as session:
-        new = session.get(User, successor.user_id)
-        new.role = "clerk"
-        new.organisation_id = session.get(User, org.clerk.user_id).organisation_id
         seal = session.get(Credential, org.credential_id)
         ref = str(CredentialRef(seal.token_serial, bytes.fromhex(seal.key_id)))
     handed = _cli(
@@ -534,25 +529,12 @@ def test_a_handover_moves_the_seal_and_its_pending_requests_to_the_new_clerk(
 def test_a_template_with_both_fields_is_signed_into_them(server, db, box, demo_credentials, corpus):
     org = make_organisation(db, box)
     document = (corpus / "pdf" / "form-two-empty-sigfields.pdf").read_bytes()
-    answer = _submit(
-        server,
-        document,
-        signer=org.leader.username,
-        workflow="official_document",
-        organisation=org.name,
-        field_name="Sig1",
-        seal_field_name="Sig2",
-    )
+    answer = _official(server, org, document, field_name="Sig1", seal_field_name="Sig2")
     assert answer.status_code == 201, answer.text
     step1 = answer.json()
     assert step1["parameters"]["next_field_name"] == "Sig2"
     assert "empty_fields" not in step1["parameters"]  # both fields are the document's
-    assert _approve(server, org.leader, step1["id"], document)["status"] == "signed"
-    step2 = _status(server, step1["id"])["workflow"]["steps"][1]
-    assert step2["status"] == "pending_approval"
-    after_leader = _signed_document(server, step1["id"])
-    assert _approve(server, org.clerk, step2["request_id"], after_leader)["status"] == "signed"
-    signed = _signed_document(server, step2["request_id"])
+    _, signed = _both_steps(server, org, step1["id"], document)
     leader, seal = validate_with_pyhanko(signed, Path(demo_credentials["trust_anchor"]))
     assert (leader.field_name, seal.field_name) == ("Sig1", "Sig2")
     assert leader.intact and leader.valid and leader.modification_level == "FORM_FILLING"
@@ -561,16 +543,12 @@ def test_a_template_with_both_fields_is_signed_into_them(server, db, box, demo_c
 
 
 def test_the_token_has_one_keeper_at_a_time(db, box, installation):
-    from gateway.models import Credential, User
-    from tests.factories import make_signer
+    from gateway.models import Credential
     from tests.test_admin_cli import _cli
 
     org = make_organisation(db, box)
-    second = make_signer(db, box, like="clerk1")
+    second = _second_clerk(db, box, org)
     with db.transaction() as session:
-        clerk = session.get(User, second.user_id)
-        clerk.role = "clerk"
-        clerk.organisation_id = session.get(User, org.clerk.user_id).organisation_id
         seal = session.get(Credential, org.credential_id)
         serial, key_id = seal.token_serial, seal.key_id
     refused = _cli(

@@ -17,16 +17,7 @@ from gateway.demo_images import demo_seal_png
 from gateway.sample_pdf import sample_pdf
 from tests.factories import make_organisation
 from tests.pdf_builders import certified, page_with_geometry, signer_block_pdf, with_empty_field
-from tests.test_official_document import _approve, _render, _signed_document, _status, _submit
-
-
-def _official(server, org, document, **extra):
-    fields = {
-        "signer": org.leader.username,
-        "workflow": "official_document",
-        "organisation": org.name,
-    }
-    return _submit(server, document, **(fields | extra))
+from tests.test_official_document import _both_steps, _official, _render, _submit
 
 
 def test_certified_documents_get_no_new_field_from_a_workflow(server, db, box):
@@ -62,11 +53,7 @@ def test_the_seal_reads_upright_on_a_rotated_page(server, db, box, rotate):
     document = page_with_geometry(rotate)
     step1 = _official(server, org, document, page="1", box="200,100,400,170").json()
     seal_box = step1["parameters"]["empty_fields"][0]["box"]
-    assert _approve(server, org.leader, step1["id"], document)["status"] == "signed"
-    after = _signed_document(server, step1["id"])
-    step2 = _status(server, step1["id"])["workflow"]["steps"][1]["request_id"]
-    assert _approve(server, org.clerk, step2, after)["status"] == "signed"
-    page = _render(_signed_document(server, step2))
+    page = _render(_both_steps(server, org, step1["id"], document)[1])
     x1, y1, x2, y2 = seal_box
     shown = page.crop(
         (int(x1 * 2), int(page.height - y2 * 2), int(x2 * 2), int(page.height - y1 * 2))
@@ -111,10 +98,7 @@ def test_a_text_field_with_the_seals_name_gets_it_another_name(server, db, box):
     document = out.getvalue()
     step1 = _official(server, org, document, page="1", box="300,90,500,160").json()
     assert step1["parameters"]["next_field_name"] == "OrganisationSeal1"
-    assert _approve(server, org.leader, step1["id"], document)["status"] == "signed"
-    step2 = _status(server, step1["id"])["workflow"]["steps"][1]["request_id"]
-    after = _signed_document(server, step1["id"])
-    assert _approve(server, org.clerk, step2, after)["status"] == "signed"
+    _both_steps(server, org, step1["id"], document)
 
 
 def test_only_a_leader_of_the_sealing_organisation_signs_first(server, db, box):
