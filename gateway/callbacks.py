@@ -75,11 +75,7 @@ def enqueue(session: Session, request: SigningRequest, *, now: dt.datetime) -> N
             "failure_code": request.failure_code,
             "signed_document_sha256": request.signed_document_sha256,
             "occurred_at": now.astimezone(dt.UTC).isoformat(timespec="seconds"),
-            **(
-                {"workflow_id": request.workflow_id, "step": request.step}
-                if request.workflow_id is not None
-                else {}
-            ),
+            **(_workflow_fields(session, request) if request.workflow_id is not None else {}),
         },
         sort_keys=True,
         separators=(",", ":"),
@@ -96,6 +92,20 @@ def enqueue(session: Session, request: SigningRequest, *, now: dt.datetime) -> N
             next_attempt_at=now,
         )
     )
+
+
+def _workflow_fields(session: Session, request: SigningRequest) -> dict[str, object]:
+    """A workflow step's callback also says which step it is and where the whole
+    workflow stands (``pending`` after step 1 of an official document is signed)."""
+    # imported here: gateway.workflows builds on the life cycle, which enqueues callbacks
+    from gateway.workflows import steps_of, workflow_status
+
+    assert request.workflow is not None
+    return {
+        "workflow_id": request.workflow_id,
+        "step": request.step,
+        "workflow_status": workflow_status(request.workflow, steps_of(session, request)),
+    }
 
 
 def signature_header(secret: bytes, timestamp: int, body: bytes) -> str:

@@ -152,8 +152,8 @@ def register_credential(
             if kept_by - {username}:
                 # one keeper at a time; changing hands needs the written permission
                 raise ParameterInvalid(
-                    f"{organisation!r}'s token is kept by {', '.join(sorted(kept_by))}: hand it"
-                    " over first (organisations handover), or revoke that credential"
+                    f"the token of {organisation!r} is kept by {', '.join(sorted(kept_by))}:"
+                    " hand it over first (organisations handover), or revoke that credential"
                 )
         credential = Credential(
             id=f"cred-{username}-{key_id.hex()[:8]}-{secrets.token_hex(2)}",

@@ -92,7 +92,7 @@ def set_seal(db: Database, name: str, image: bytes, diameter_mm: float, *, now: 
         raise ParameterInvalid(
             f"the seal's diameter must be {MIN_SEAL_DIAMETER_MM:g} to {MAX_SEAL_DIAMETER_MM:g} mm"
         )
-    check_signature_image(image)
+    check_signature_image(image, "seal image")
     digest = hashlib.sha256(image).hexdigest()
     with db.transaction() as session:
         organisation = organisation_named(session, name)
@@ -116,6 +116,7 @@ class Handover:
 
     previous: list[str]
     keeper: str
+    keeper_id: str
     credentials: list[CredentialRef]
     readdressed: list[str]
 
@@ -158,6 +159,8 @@ def hand_over(
         )
         if not credentials:
             raise OrganisationNoCredential(f"{name!r} has no active credential to hand over")
+        if all(c.user_id == keeper.id for c in credentials):
+            raise ParameterInvalid(f"{to_username!r} already keeps the token of {name!r}")
         previous = {}
         for credential in credentials:
             before = session.get(User, credential.user_id)
@@ -175,6 +178,7 @@ def hand_over(
             request.signer_id = keeper.id
             request.updated_at = now
         refs = [CredentialRef(c.token_serial, bytes.fromhex(c.key_id)) for c in credentials]
+        keeper_id, readdressed = keeper.id, [r.id for r in pending]
         audit.record(
             session,
             actor="admin:cli",
@@ -194,7 +198,7 @@ def hand_over(
                 registry.bind_credential(to_username, ref)
                 if previous[credential.id] and previous[credential.id] != to_username:
                     registry.unbind_credential(previous[credential.id], ref)
-    return Handover(sorted(set(previous.values())), to_username, refs, [r.id for r in pending])
+    return Handover(sorted(set(previous.values())), to_username, keeper_id, refs, readdressed)
 
 
 def organisation_named(session: Session, name: str) -> Organisation:

@@ -28,26 +28,27 @@ MAX_IMAGE_BYTES = 2 * 1024 * 1024
 MAX_IMAGE_PIXELS = 2000 * 2000
 
 
-def check_signature_image(data: bytes) -> Image.Image:
+def check_signature_image(data: bytes, what: str = "signature image") -> Image.Image:
     """The decoded image of ``data`` (PNG bytes, at most :data:`MAX_IMAGE_BYTES`, at
     most :data:`MAX_IMAGE_PIXELS` pixels) with a transparent background (an alpha
-    channel or a transparent palette entry). Raises ParameterInvalid."""
+    channel or a transparent palette entry); ``what`` names it in the refusals (a
+    signature image, a seal image). Raises ParameterInvalid."""
     if len(data) > MAX_IMAGE_BYTES:
-        raise ParameterInvalid(f"the image has {len(data)} bytes; at most {MAX_IMAGE_BYTES}")
+        raise ParameterInvalid(f"the {what} has {len(data)} bytes; at most {MAX_IMAGE_BYTES}")
     try:
         image = Image.open(io.BytesIO(data))
         if image.format != "PNG":
-            raise ParameterInvalid("the signature image must be a PNG")
+            raise ParameterInvalid(f"the {what} must be a PNG")
         if image.width * image.height > MAX_IMAGE_PIXELS:
-            raise ParameterInvalid("the signature image is larger than 2000 x 2000 pixels")
+            raise ParameterInvalid(f"the {what} is larger than 2000 x 2000 pixels")
         image.load()
     except Image.DecompressionBombError as exc:
-        raise ParameterInvalid("the signature image claims too many pixels") from exc
+        raise ParameterInvalid(f"the {what} claims too many pixels") from exc
     except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise ParameterInvalid("the signature image is not a readable PNG") from exc
+        raise ParameterInvalid(f"the {what} is not a readable PNG") from exc
     transparent = image.mode in ("RGBA", "LA") or "transparency" in image.info
     if not transparent:
-        raise ParameterInvalid("the signature image needs a transparent background (alpha)")
+        raise ParameterInvalid(f"the {what} needs a transparent background (alpha)")
     return image.convert("RGBA")
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, load_der_public_key
+from cryptography.x509.oid import NameOID
 from pkcs11 import Attribute, KeyType, ObjectClass, TokenFlag
 from pkcs11.util.ec import encode_ec_public_key
 
@@ -31,6 +32,10 @@ _FLAG_NAMES = {
     TokenFlag.USER_PIN_TO_BE_CHANGED: "pin_to_be_changed",
     TokenFlag.WRITE_PROTECTED: "write_protected",
 }
+
+# Names for the subject attributes RFC 4514 leaves as dotted OIDs: Vietnamese personal
+# certificates carry the holder's title (id-at-title, 2.5.4.12).
+_ATTRIBUTE_NAMES = {NameOID.TITLE: "title"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +191,9 @@ def list_credentials(session: Any) -> list[CredentialEntry]:
                 ).hexdigest()
                 if certificate
                 else None,
-                subject=certificate.subject.rfc4514_string() if certificate else None,
+                subject=(
+                    certificate.subject.rfc4514_string(_ATTRIBUTE_NAMES) if certificate else None
+                ),
                 not_after=certificate.not_valid_after_utc.isoformat() if certificate else None,
                 status=status,
                 problems=problems,
@@ -214,6 +221,6 @@ def _chain_on_token(certificate: x509.Certificate, objects: list[Any]) -> list[s
         issuer = by_subject.get(current.issuer.public_bytes())
         if issuer is None:
             break
-        chain.append(issuer.subject.rfc4514_string())
+        chain.append(issuer.subject.rfc4514_string(_ATTRIBUTE_NAMES))
         current = issuer
     return chain

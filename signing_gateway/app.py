@@ -25,7 +25,9 @@ from mobile_api.push import FcmPushProvider, LogPushProvider, PushNotifier, Push
 __all__ = ["create_app"]
 
 
-def _push_provider(settings: Settings) -> PushProvider:
+def push_provider(settings: Settings) -> PushProvider:
+    """The push provider the settings name: FCM (with its service-account file) or the
+    log (the embedded default). RuntimeError when FCM lacks its file."""
     if settings.push_provider == "fcm":
         if settings.fcm_service_account_file is None:
             raise RuntimeError("push_provider=fcm needs GATEWAY_FCM_SERVICE_ACCOUNT_FILE")
@@ -44,7 +46,7 @@ def create_app(settings: Settings) -> FastAPI:
         context = build_context(settings)
         notifier = PushNotifier(
             context.db,
-            _push_provider(settings),
+            push_provider(settings),
             settings.push_title,
             nonce_ttl_seconds=settings.approval_nonce_ttl_seconds,
         )

@@ -155,6 +155,9 @@ def demo(
             err=True,
         )
         raise typer.Exit(1) from exc
+    except RuntimeError as exc:
+        typer.echo(f"the demo could not go on: {exc}", err=True)
+        raise typer.Exit(1) from exc
     finally:
         if server.poll() is None:
             server.send_signal(signal.SIGINT)
@@ -491,6 +494,8 @@ def organisations_handover(
     from gateway.context import open_database
     from gateway.errors import GatewayError
     from gateway.organisations import hand_over
+    from mobile_api.push import PushNotifier
+    from signing_gateway.app import push_provider
 
     settings = load_settings(data_dir)
     db = open_database(settings)
@@ -503,6 +508,16 @@ def organisations_handover(
             now=dt.datetime.now(dt.UTC),
             registry=_local_registry(settings) if settings.in_process_bridge else None,
         )
+        # the new keeper's devices learn of the seals that now wait for them
+        notifier = PushNotifier(
+            db,
+            push_provider(settings),
+            settings.push_title,
+            nonce_ttl_seconds=settings.approval_nonce_ttl_seconds,
+        )
+        for request_id in done.readdressed:
+            notifier.deliver(done.keeper_id, request_id)
+        notifier.close()
     except GatewayError as exc:
         typer.echo(f"{exc.code}: {exc.detail}", err=True)
         raise typer.Exit(1) from exc
@@ -510,7 +525,7 @@ def organisations_handover(
         db.dispose()
     typer.echo(
         f"the token of {name} is kept by {to} (before: {', '.join(done.previous) or 'nobody'});"
-        f" {len(done.readdressed)} pending request(s) now wait for {to}"
+        f" {len(done.readdressed)} pending request(s) now wait for {to}, who was notified"
     )
     if not settings.in_process_bridge:
         for ref in done.credentials:
@@ -1099,6 +1114,54 @@ def audit_checkpoint(data_dir: DataDir = Path("var")) -> None:
         typer.echo("nothing new to checkpoint")
     else:
         typer.echo(f"checkpoint signed at entry {entry_id}")
+
+
+@audit_app.command("show")
+def audit_show(
+    request: Annotated[str | None, typer.Option(help="only this signing request's entries")] = None,
+    action: Annotated[
+        str | None, typer.Option(help="only actions starting so, e.g. organisation.")
+    ] = None,
+    last: Annotated[int, typer.Option(min=1, help="at most this many, the newest")] = 50,
+    data_dir: DataDir = Path("var"),
+) -> None:
+    """Print audit entries, oldest first, one JSON object a line (id, at, actor, action,
+    request_id, client_address, detail): who did what, e.g. a handover's permission."""
+    import json
+
+    from sqlalchemy import select
+
+    from gateway.context import open_database
+    from gateway.models import AuditEntry
+
+    db = open_database(load_settings(data_dir))
+    try:
+        with db.transaction() as session:
+            query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(last)
+            if request is not None:
+                query = query.where(AuditEntry.request_id == request)
+            if action is not None:
+                query = query.where(AuditEntry.action.startswith(action, autoescape=True))
+            entries = list(session.scalars(query))
+            lines = [
+                json.dumps(
+                    {
+                        "id": e.id,
+                        "at": e.at.isoformat(timespec="seconds"),
+                        "actor": e.actor,
+                        "action": e.action,
+                        "request_id": e.request_id,
+                        "client_address": e.client_address,
+                        "detail": json.loads(e.detail),
+                    },
+                    ensure_ascii=False,
+                )
+                for e in reversed(entries)
+            ]
+    finally:
+        db.dispose()
+    for line in lines:
+        typer.echo(line)
 
 
 def main() -> None:

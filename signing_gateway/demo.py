@@ -189,7 +189,11 @@ def _sign_as(
         .json()
     )
     if request_id not in [r["id"] for r in pending]:
-        raise RuntimeError(f"{person['username']} does not see request {request_id} pending")
+        raise RuntimeError(
+            f"{person['username']} does not see request {request_id} pending (was the"
+            " organisation's token handed to another clerk? hand it back with"
+            " `organisations handover`, or run the demo in a fresh data folder)"
+        )
     shown = (
         http.get(f"/mobile/v1/signing-requests/{request_id}/document", headers=tablet)
         .raise_for_status()

@@ -168,3 +168,40 @@ def test_bad_callback_urls_and_clients_without_a_secret_are_refused(server, db, 
         server, document, signer.username, api_key=plain_client, callback_url="https://x.org/h"
     )
     assert answer.status_code == 422 and answer.json()["code"] == "parameter_invalid"
+
+
+def test_each_step_of_an_official_document_is_called_back_with_the_workflows_status(
+    server, db, box, receiver
+):
+    from gateway.sample_pdf import sample_pdf
+    from tests.factories import make_organisation
+
+    org = make_organisation(db, box)
+    api_key, secret = make_client_with_callbacks(db, box)
+    hook = receiver()
+    document = sample_pdf(["QUYẾT ĐỊNH"])
+    step1 = submit(
+        server,
+        document,
+        org.leader.username,
+        api_key=api_key,
+        callback_url=hook.url,
+        workflow="official_document",
+        organisation=org.name,
+        page="1",
+        box="330,90,530,160",
+    ).json()
+    with server.tablet(org.leader.username, org.leader.password) as tablet:
+        assert approve(tablet, step1["id"], org.leader.otp(), document).json()["status"] == "signed"
+    first = _verified(*hook.wait_for(1)[0], secret)
+    assert (first["id"], first["step"], first["status"]) == (step1["id"], 1, "signed")
+    assert first["workflow_id"] == step1["id"] and first["workflow_status"] == "pending"
+    with server.client(api_key) as http:
+        steps = http.get(f"/api/v1/signing-requests/{step1['id']}").json()["workflow"]["steps"]
+        after_leader = http.get(f"/api/v1/signing-requests/{step1['id']}/signed-document").content
+    with server.tablet(org.clerk.username, org.clerk.password) as tablet:
+        sealed = approve(tablet, steps[1]["request_id"], org.clerk.otp(), after_leader).json()
+    assert sealed["status"] == "signed"
+    last = _verified(*hook.wait_for(2)[1], secret)
+    assert (last["id"], last["step"], last["status"]) == (steps[1]["request_id"], 2, "signed")
+    assert last["workflow_id"] == step1["id"] and last["workflow_status"] == "signed"

@@ -496,9 +496,12 @@ def test_a_handover_moves_the_seal_and_its_pending_requests_to_the_new_clerk(
     )
     assert refused.returncode == 1 and "not a clerk" in refused.stderr  # not one of its own
     successor = _second_clerk(db, box, org)
+    tablet_app = DeviceApp(server.base_url, successor.username)
+    assert tablet_app.enrol(activation_code(db, successor.username)).status_code == 201
     with db.transaction() as session:
         seal = session.get(Credential, org.credential_id)
         ref = str(CredentialRef(seal.token_serial, bytes.fromhex(seal.key_id)))
+        nonces_before = len(_nonces_of(session, successor.user_id))
     handed = _cli(
         installation,
         "organisations",
@@ -511,16 +514,18 @@ def test_a_handover_moves_the_seal_and_its_pending_requests_to_the_new_clerk(
     )
     assert handed.returncode == 0, handed.stderr
     assert "1 pending request(s)" in handed.stdout
+    with db.transaction() as session:
+        # the push to the new keeper's tablet carried a fresh nonce for its answer
+        assert len(_nonces_of(session, successor.user_id)) == nonces_before + 1
     assert ref in bridge_registry().credentials_of(successor.username)
     assert ref not in bridge_registry().credentials_of(org.clerk.username)
     with server.tablet(org.clerk.username, org.clerk.password) as tablet:
         assert tablet.get(f"/mobile/v1/signing-requests/{waiting['id']}").status_code == 404
     assert _approve(server, successor, waiting["id"], document)["status"] == "signed"
-    with db.transaction() as session:
-        entry = session.scalars(
-            select(AuditEntry).where(AuditEntry.action == "organisation.handed_over")
-        ).all()[-1]
-    detail = json.loads(entry.detail)
+    shown = _cli(installation, "audit", "show", "--action", "organisation.hand", "--last", "1")
+    assert shown.returncode == 0, shown.stderr
+    (line,) = shown.stdout.splitlines()
+    detail = json.loads(line)["detail"]
     assert detail["permission"] == "Quyết định số 7/QĐ-STC ngày 01/12/2026"
     assert detail["readdressed"] == [waiting["id"]]
     assert detail["from"] == [org.clerk.username] and detail["to"] == successor.username
@@ -564,3 +569,9 @@ def test_the_token_has_one_keeper_at_a_time(db, box, installation):
         org.name,
     )
     assert refused.returncode == 1 and "organisations handover" in refused.stderr, refused.stderr
+
+
+def _nonces_of(session, user_id: str) -> list:
+    from gateway.models import ApprovalNonce
+
+    return list(session.scalars(select(ApprovalNonce).where(ApprovalNonce.user_id == user_id)))
