@@ -100,6 +100,11 @@ class Settings(BaseSettings):
     fcm_service_account_file: Path | None = None
     push_title: str = "Văn bản chờ ký số"
     tsa_url: str | None = Field(None, description="RFC 3161 TSA for PAdES B-T")
+    signature_text_with_image: bool = Field(
+        False,
+        description="write the signer, position and time over a signer's signature image"
+        " (Decree 30 prescribes no such text on the main document: unconfirmed)",
+    )
     batch_max_requests: int = Field(50, gt=0, le=500, description="requests per decision")
     approval_nonce_ttl_seconds: int = Field(
         24 * 3600, gt=0, description="lifetime of a server nonce for a signed decision"

@@ -252,13 +252,21 @@ class _TurnedTextStamp(TextStamp):
 
 
 def _image_stamp_style(
-    image: Image.Image, page_rotation: int, margin: float = IMAGE_MARGIN
+    image: Image.Image,
+    page_rotation: int,
+    margin: float = IMAGE_MARGIN,
+    *,
+    text: bool = False,
+    position: str = "",
 ) -> TextStampStyle:
-    """The signer's image alone, centred in the box less ``margin`` points on each side
-    and scaled to fit it (its aspect kept), fully opaque where the PNG is; no border,
-    no text. A seal is drawn with no margin: its box is its real size."""
+    """The signer's image, centred in the box less ``margin`` points on each side and
+    scaled to fit it (its aspect kept), fully opaque where the PNG is; no border. With
+    ``text``, the signature's text (:func:`_stamp_style`) is written over it; else none.
+    A seal is drawn with no margin: its box is its real size."""
+    words = _stamp_style(page_rotation, position) if text else None
     return UprightTextStampStyle(
-        stamp_text="",
+        stamp_text=words.stamp_text if words is not None else "",
+        text_box_style=words.text_box_style if words is not None else TextBoxStyle(),
         border_width=0,
         background=PdfImage(image),
         background_opacity=1.0,
@@ -281,12 +289,15 @@ def _text_box_style(size: float) -> tuple[TextBoxStyle, bool]:
     return TextBoxStyle(font=EmScaledFontFactory(font, font_size=size), font_size=size), True
 
 
-def _stamp_style(page_rotation: int = 0) -> TextStampStyle:
+def _stamp_style(page_rotation: int = 0, position: str = "") -> TextStampStyle:
+    """The signature's text: who signed (the certificate's common name), their
+    ``position`` when known, and the signing time; Vietnamese in the embedded font."""
     text_box, vietnamese = _text_box_style(9)
+    line = position.replace("%", "%%") + "\n" if position else ""
     text = (
-        "Ký số bởi: %(signer)s\nThời gian: %(local_time)s"
+        f"Ký số bởi: %(signer)s\n{line}Thời gian: %(local_time)s"
         if vietnamese
-        else "Signed by: %(signer)s\n%(local_time)s"
+        else f"Signed by: %(signer)s\n{line}%(local_time)s"
     )
     return UprightTextStampStyle(
         stamp_text=text, text_box_style=text_box, page_rotation=page_rotation
@@ -336,6 +347,15 @@ def _field_rotation(writer: IncrementalPdfFileWriter, name: str) -> int:
     return 0
 
 
+def _position(signer: RemoteSigner) -> str:
+    """The signer's position as their certificate names it: its title and organisation
+    (X.520 title, organizationName), e.g. "Giám đốc Sở Tài chính tỉnh Hà Nam"; "" when
+    it names neither."""
+    subject = signer.signing_cert.subject.native
+    parts = [subject.get("title"), subject.get("organization_name")]
+    return " ".join(str(p) for p in parts if p)
+
+
 def _field_spec(
     writer: IncrementalPdfFileWriter, name: str, page: int, box: tuple[float, float, float, float]
 ) -> fields.SigFieldSpec:
@@ -357,12 +377,16 @@ def sign_pdf(
     timestamper: TimeStamper | None = None,
     signature_image: bytes | None = None,
     image_margin: float = IMAGE_MARGIN,
+    text_with_image: bool = False,
 ) -> bytes:
     """Sign ``document`` (PDF bytes) as an incremental update; return the signed PDF
     bytes, of which ``document`` is an exact prefix. ``signature_image``: the PNG whose
     SHA-256 ``params.image_sha256`` names (required then), drawn ``image_margin``
-    points inside the box. The fields of ``params.empty_fields`` are created empty in
-    the same update, after the signature's own (so that they are drawn over it).
+    points inside the box, with the signature's text over it when ``text_with_image``.
+    The fields of ``params.empty_fields`` are created empty in the same update, after
+    the signature's own (so that they are drawn over it). The text names the signer,
+    their position (the certificate's title and organisation, e.g. "Giám đốc Sở Tài
+    chính tỉnh Hà Nam") and the signing time in Vietnam time, ISO 8601.
 
     Raises pyHanko's errors (the caller maps them) and ValueError when the output does
     not start with the input (never expected: it would mean the original was rewritten)
@@ -410,11 +434,13 @@ def sign_pdf(
         stamp_style=(
             None
             if not visible
-            else _image_stamp_style(image, rotation, image_margin)
+            else _image_stamp_style(
+                image, rotation, image_margin, text=text_with_image, position=_position(signer)
+            )
             if image is not None
             else _plain_text_style(params.stamp_text, rotation)
             if params.stamp_text is not None
-            else _stamp_style(rotation)
+            else _stamp_style(rotation, _position(signer))
         ),
         new_field_spec=new_field,
     )
@@ -424,7 +450,9 @@ def sign_pdf(
         # pyHanko's interrupted signing: prepare and digest the document, hand the
         # prepared bytes to the signer, then build the CMS (which calls the token).
         prepared_digest, tbs_document, output = await pdf_signer.async_digest_doc_for_signing(
-            writer, appearance_text_params={"local_time": local_time}, output=io.BytesIO()
+            writer,
+            appearance_text_params={"local_time": local_time},
+            output=io.BytesIO(),
         )
         signer.prepared(output.getvalue(), len(document))
         post_signature = await tbs_document.perform_signature(

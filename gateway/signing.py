@@ -207,6 +207,9 @@ class SignaturePipeline:
             signature_image=image,
             # a seal is drawn at its real size: its box is its diameter
             image_margin=SEAL_MARGIN if credential.organisation_id is not None else IMAGE_MARGIN,
+            text_with_image=(
+                self.settings.signature_text_with_image and credential.organisation_id is None
+            ),
         )
         self.store.write(request.id, DocumentStore.SIGNED, signed)
         return signed

@@ -60,3 +60,74 @@ def test_the_appearance_reads_in_vietnamese_with_the_vietnam_time(server, db, bo
         "/FontFile2" in descendant["/FontDescriptor"]
         or "/FontFile3" in descendant["/FontDescriptor"]
     )
+
+
+def test_the_text_names_the_signers_position_from_the_certificate(server, db, box):
+    person = make_signer(db, box)  # leader1's certificate: title and organisation
+    document = sample_pdf(["QUYẾT ĐỊNH"])
+    created = submit(server, document, person.username, page="1", box="300,70,570,150").json()
+    with server.tablet(person.username, person.password) as tablet:
+        decision = approve(tablet, created["id"], person.otp(), document)
+    assert decision.json()["status"] == "signed", decision.text
+    with server.client() as http:
+        signed = http.get(f"/api/v1/signing-requests/{created['id']}/signed-document").content
+    lines = [line.strip() for line in _appearance_text(signed).splitlines()]
+    at = lines.index("Ký số bởi: Nguyễn Văn An")
+    assert lines[at + 1] == "Giám đốc Sở Tài chính tỉnh Hà Nam", lines
+    assert re.fullmatch(r"Thời gian: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+07:00", lines[at + 2]), lines
+
+
+def test_text_over_a_signature_image_is_a_setting(tmp_path):
+    """VN-SIGNATURE-FORMAT.md marks "no visible name/time text on the main document" as
+    unconfirmed: off by default, on with SIGNATURE_TEXT_WITH_IMAGE."""
+    import datetime as dt
+    import hashlib
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+    from cryptography.x509.oid import NameOID
+
+    from gateway.demo_images import demo_signature_png
+    from gateway.pades import RemoteSigner, SignatureParameters, sign_pdf
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, "Nguyễn Thị Ánh"),
+            x509.NameAttribute(NameOID.TITLE, "Giám đốc"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Sở Tài chính"),
+        ]
+    )
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(9)
+        .not_valid_before(dt.datetime(2025, 1, 1))
+        .not_valid_after(dt.datetime(2035, 1, 1))
+        .sign(key, hashes.SHA256())
+        .public_bytes(serialization.Encoding.DER)
+    )
+    png = demo_signature_png()
+    params = SignatureParameters(
+        page=1, box=(300.0, 70.0, 570.0, 170.0), image_sha256=hashlib.sha256(png).hexdigest()
+    )
+    document = sample_pdf(["QUYẾT ĐỊNH"])
+
+    def signed(text_with_image: bool) -> str:
+        signer = RemoteSigner(
+            certificate,
+            [],
+            lambda i: key.sign(i.signed_attributes, padding.PKCS1v15(), hashes.SHA256()),
+        )
+        pdf = sign_pdf(
+            document, params, signer, signature_image=png, text_with_image=text_with_image
+        )
+        return _appearance_text(pdf)
+
+    assert "Ký số bởi" not in signed(False)
+    with_text = signed(True)
+    assert "Ký số bởi: Nguyễn Thị Ánh" in with_text, with_text
+    assert "Giám đốc Sở Tài chính" in with_text, with_text
