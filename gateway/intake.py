@@ -30,9 +30,9 @@ from gateway.errors import (
     DocumentUnreadable,
     DocumentXfa,
 )
-from hsm_bridge.page_geometry import page_geometries
+from hsm_bridge.page_geometry import from_user_space, page_geometries, page_objects
 
-__all__ = ["DocumentReport", "field_names", "inspect_pdf"]
+__all__ = ["DocumentReport", "field_names", "inspect_pdf", "signature_field_places"]
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +45,10 @@ class DocumentReport:
     lower-left corner in user space, the author's
     certification when there is one (``fill_forms``: DocMDP P=2, a new signature may go
     only into an existing empty field; ``annotate``: P=3), the fully qualified names of
-    all form fields of any type (``field_names``: a new field must take another), and
-    warning codes
+    all form fields of any type (``field_names``: a new field must take another), where
+    each empty signature field shows (``empty_field_places``: its 1-based page and its
+    box as that page is displayed, points; fields with no widget on a page are left
+    out), and warning codes
     (``document_javascript``, ``document_usage_rights``, ``existing_signature_invalid``,
     ``document_certified``)."""
 
@@ -58,6 +60,9 @@ class DocumentReport:
     page_sizes: list[tuple[float, float]] = field(default_factory=list)
     page_origins: list[tuple[float, float]] = field(default_factory=list)
     field_names: list[str] = field(default_factory=list)
+    empty_field_places: dict[str, tuple[int, tuple[float, float, float, float]]] = field(
+        default_factory=dict
+    )
 
 
 def _get(obj: Any, key: str) -> Any:
@@ -139,7 +144,38 @@ def _examine(reader: PdfFileReader) -> DocumentReport:
         page_sizes=[g.displayed_size for g in geometries],
         page_origins=[(g.crop[0], g.crop[1]) for g in geometries],
         field_names=field_names(acroform),
+        empty_field_places={
+            name: (index + 1, from_user_space(rect, geometries[index]))
+            for name, (index, rect) in signature_field_places(reader, root["/Pages"]).items()
+            if name in empty
+        },
     )
+
+
+def signature_field_places(
+    handler: Any, pages_root: Any
+) -> dict[str, tuple[int, tuple[float, float, float, float]]]:
+    """For each signature field of the document that ``handler`` (a pyHanko reader or
+    writer's previous revision) reads: the 0-based index of the page whose /Annots
+    shows its widget (the field itself, or its first kid) and the widget's /Rect in
+    that page's user space."""
+    widgets: dict[tuple[int, int], str] = {}
+    for name, _, ref in fields.enumerate_sig_fields(handler):
+        if ref is None:
+            continue
+        widgets.setdefault((ref.idnum, ref.generation), name)
+        for kid in _get(ref.get_object(), "/Kids") or []:
+            widgets.setdefault((kid.idnum, kid.generation), name)
+    places: dict[str, tuple[int, tuple[float, float, float, float]]] = {}
+    for index, page in enumerate(page_objects(pages_root)):
+        for annotation in _get(page, "/Annots") or []:
+            key = (getattr(annotation, "idnum", None), getattr(annotation, "generation", None))
+            name = widgets.get(key)  # type: ignore[arg-type]
+            rect = _get(annotation.get_object(), "/Rect") if name else None
+            if name is not None and rect is not None and name not in places:
+                x1, y1, x2, y2 = (float(v) for v in rect)
+                places[name] = (index, (x1, y1, x2, y2))
+    return places
 
 
 def field_names(acroform: Any) -> list[str]:

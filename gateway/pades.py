@@ -37,7 +37,7 @@ from pyhanko.stamp import TextStamp, TextStampStyle
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from gateway.fonts import EmScaledFontFactory, find_font
-from gateway.intake import field_names
+from gateway.intake import field_names, signature_field_places
 from hsm_bridge.credentials import SignatureMechanism
 from hsm_bridge.interface import SigningInput
 from hsm_bridge.page_geometry import page_geometries, page_geometry, to_user_space
@@ -330,21 +330,10 @@ def _free_field_name(writer: IncrementalPdfFileWriter, params: SignatureParamete
 def _field_rotation(writer: IncrementalPdfFileWriter, name: str) -> int:
     """The /Rotate of the page that shows the widget of the document's field ``name``
     (fully qualified), so that its appearance reads upright too; 0 when not found."""
-    targets: set[tuple[int, int]] = set()
-    for found, _, ref in fields.enumerate_sig_fields(writer.prev):
-        if found == name and ref is not None:
-            targets.add((ref.idnum, ref.generation))
-            for kid in ref.get_object().get("/Kids", ()):
-                targets.add((kid.idnum, kid.generation))
-    geometries = page_geometries(writer.root["/Pages"])
-    for index in range(len(geometries)):
-        page = writer.find_page_for_modification(index)[0].get_object()
-        for annotation in page["/Annots"] if "/Annots" in page else ():
-            if (getattr(annotation, "idnum", None), getattr(annotation, "generation", None)) in (
-                targets
-            ):
-                return geometries[index].rotate
-    return 0
+    place = signature_field_places(writer.prev, writer.root["/Pages"]).get(name)
+    if place is None:
+        return 0
+    return page_geometries(writer.root["/Pages"])[place[0]].rotate
 
 
 def _position(signer: RemoteSigner) -> str:
@@ -416,7 +405,7 @@ def sign_pdf(
                 writer, _field_spec(writer, empty.name, empty.page, empty.box)
             )
     visible = params.box is not None or params.field_name is not None
-    if params.field_name is not None and new_field is None and not params.empty_fields:
+    if params.field_name is not None and params.box is None:
         rotation = _field_rotation(writer, params.field_name)  # the document's own field
     meta = signers.PdfSignatureMetadata(
         field_name=field_name,

@@ -444,11 +444,11 @@ def _check_workflow_order(
         raise ParameterInvalid("official_document needs the leader as signer")
     if workflow.document_number or workflow.copy_type:
         raise ParameterInvalid("document_number and copy_type are for organisation_only")
-    if (params.field_name is None) != (workflow.seal_field_name is None):
+    if workflow.seal_field_name is not None and params.field_name is None:
         raise ParameterInvalid(
-            "the leader's field (field_name) and the seal's (seal_field_name) go together:"
-            " name both empty fields of the document, or neither and give a page and box"
-            " (or placement=auto) for the leader; the seal is then placed against it"
+            "seal_field_name goes with the leader's empty field (field_name): name both"
+            " fields of the document, or give the leader's place only and the seal is"
+            " placed against it"
         )
     if params.field_name is not None and params.field_name == workflow.seal_field_name:
         raise ParameterInvalid("the leader and the seal need two different fields")
@@ -519,21 +519,29 @@ def _seal_field(
 ) -> SignatureParameters:
     """``params`` of the leader's signature with the organisation's seal field added
     (created empty by the leader's update): at the seal's real size, over the left
-    third of where the leader's image is drawn."""
-    assert params.box is not None and params.page is not None
+    third of where the leader's image is drawn (in the approved box, or in the
+    document's empty field the leader signs into). Raises ParameterInvalid."""
     assert organisation.seal_diameter_mm is not None
-    drawn = params.box
+    if params.box is not None and params.page is not None:
+        page, leader_box = params.page, params.box
+    elif params.field_name in report.empty_field_places:
+        page, leader_box = report.empty_field_places[params.field_name]
+    else:
+        raise ParameterInvalid(
+            f"the field {params.field_name!r} shows on no page: the seal has nothing to overlap"
+        )
+    drawn = leader_box
     if leader.signature_image is not None:
         with Image.open(io.BytesIO(leader.signature_image)) as image:
-            drawn = image_rect(params.box, image.width / image.height, IMAGE_MARGIN)
+            drawn = image_rect(leader_box, image.width / image.height, IMAGE_MARGIN)
     taken = set(report.field_names) | set(report.signature_fields)
     name = next(
         f"OrganisationSeal{n}" if n else "OrganisationSeal"
         for n in range(len(taken) + 1)
         if (f"OrganisationSeal{n}" if n else "OrganisationSeal") not in taken
     )
-    box = seal_box(drawn, organisation.seal_diameter_mm, report.page_sizes[params.page - 1])
-    return replace(params, empty_fields=(EmptyField(name, params.page, box),), next_field_name=name)
+    box = seal_box(drawn, organisation.seal_diameter_mm, report.page_sizes[page - 1])
+    return replace(params, empty_fields=(EmptyField(name, page, box),), next_field_name=name)
 
 
 def _existing_seal_field(

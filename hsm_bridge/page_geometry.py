@@ -14,7 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["PageGeometry", "page_geometries", "page_geometry", "to_user_space"]
+__all__ = [
+    "PageGeometry",
+    "from_user_space",
+    "page_geometries",
+    "page_geometry",
+    "page_objects",
+    "to_user_space",
+]
 
 Box = tuple[float, float, float, float]
 
@@ -56,7 +63,17 @@ def _geometry(inherited: dict[str, Any]) -> PageGeometry:
 def page_geometries(pages_root: Any) -> list[PageGeometry]:
     """The geometry of every page under the /Pages node ``pages_root``, in order, in
     one walk of the page tree."""
-    found: list[PageGeometry] = []
+    return [_geometry(inherited) for _, inherited in _walk(pages_root)]
+
+
+def page_objects(pages_root: Any) -> list[Any]:
+    """The page dictionaries under the /Pages node ``pages_root``, in order (the same
+    walk as :func:`page_geometries`)."""
+    return [page for page, _ in _walk(pages_root)]
+
+
+def _walk(pages_root: Any) -> list[tuple[Any, dict[str, Any]]]:
+    found: list[tuple[Any, dict[str, Any]]] = []
     stack: list[tuple[Any, dict[str, Any]]] = [(pages_root.get_object(), {})]
     while stack:
         node, inherited = stack.pop()
@@ -67,7 +84,7 @@ def page_geometries(pages_root: Any) -> list[PageGeometry]:
         if node.get("/Type") != "/Page" and "/Kids" in node:
             stack.extend((kid.get_object(), here) for kid in reversed(list(node["/Kids"])))
         else:  # a page (a stray /Kids on a page is ignored, as readers do)
-            found.append(_geometry(here))
+            found.append((node, here))
     return found
 
 
@@ -115,3 +132,23 @@ def to_user_space(box: Box, geometry: PageGeometry) -> Box:
 
     (ax, ay), (bx, by) = point(u1, v1), point(u2, v2)
     return (min(ax, bx), min(ay, by), max(ax, bx), max(ay, by))
+
+
+def from_user_space(rect: Box, geometry: PageGeometry) -> Box:
+    """The box as the page is displayed (points from the visible page's bottom-left
+    corner) of ``rect`` (x1, y1, x2, y2 in default user space): the inverse of
+    :func:`to_user_space`."""
+    x1, y1, x2, y2 = _normalised(rect)
+    cx1, cy1, cx2, cy2 = geometry.crop
+
+    def point(x: float, y: float) -> tuple[float, float]:
+        if geometry.rotate == 90:
+            return y - cy1, cx2 - x
+        if geometry.rotate == 180:
+            return cx2 - x, cy2 - y
+        if geometry.rotate == 270:
+            return cy2 - y, x - cx1
+        return x - cx1, y - cy1
+
+    (au, av), (bu, bv) = point(x1, y1), point(x2, y2)
+    return (min(au, bu), min(av, bv), max(au, bu), max(av, bv))

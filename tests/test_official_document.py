@@ -332,7 +332,7 @@ def test_workflow_requests_that_cannot_be_meant_are_refused(server, db, box, ins
     cases = [
         ({"signer": leader, "workflow": "official_document"}, "parameter_invalid"),
         (
-            {"signer": leader, "workflow": "official_document", "field_name": "Sig1"},
+            {"signer": leader, "workflow": "official_document", "seal_field_name": "Sig1"},
             "parameter_invalid",
         ),
         (
@@ -545,6 +545,25 @@ def test_a_template_with_both_fields_is_signed_into_them(server, db, box, demo_c
     assert leader.intact and leader.valid and leader.modification_level == "FORM_FILLING"
     assert seal.ok and seal.coverage == "ENTIRE_FILE"
     assert pdfsig_verdicts(signed) == ["Signature is Valid.", "Signature is Valid."]
+
+
+def test_the_seal_is_placed_against_the_leaders_own_empty_field(
+    server, db, box, demo_credentials, corpus
+):
+    org = make_organisation(db, box)
+    document = (corpus / "pdf" / "form-empty-sigfield.pdf").read_bytes()
+    answer = _official(server, org, document, field_name="Sig1")
+    assert answer.status_code == 201, answer.text
+    params = answer.json()["parameters"]
+    (seal,) = params["empty_fields"]
+    assert params["next_field_name"] == seal["name"] != "Sig1"
+    _, signed = _both_steps(server, org, answer.json()["id"], document)
+    leader, sealed = validate_with_pyhanko(signed, Path(demo_credentials["trust_anchor"]))
+    assert leader.field_name == "Sig1" and leader.modification_level == "FORM_FILLING"
+    assert leader.intact and leader.valid and sealed.ok
+    assert pdfsig_verdicts(signed) == ["Signature is Valid.", "Signature is Valid."]
+    page = _render(signed)
+    assert _inside(_pixels(page, "red"), seal["box"]) and _pixels(page, "blue")
 
 
 def test_the_token_has_one_keeper_at_a_time(db, box, installation):

@@ -85,3 +85,17 @@ def signer(db, box):
     from tests.factories import make_signer
 
     return make_signer(db, box)
+
+
+@pytest.mark.parametrize("rotate", [0, 90, 180, 270])
+def test_a_widget_rectangle_maps_back_to_the_box_the_reader_sees(rotate):
+    """from_user_space undoes to_user_space on a cropped, rotated page, so a field the
+    document already has is known by where it shows."""
+    from hsm_bridge.page_geometry import PageGeometry, from_user_space, to_user_space
+
+    geometry = PageGeometry((10.0, 20.0, 582.0, 752.0), rotate)
+    shown = (40.5, 60.25, 210.0, 130.0)
+    rect = to_user_space(shown, geometry)
+    if rotate == 0:
+        assert rect == pytest.approx((50.5, 80.25, 220.0, 150.0))  # moved by the crop's corner
+    assert from_user_space(rect, geometry) == pytest.approx(shown)
