@@ -48,7 +48,12 @@ class DocumentReport:
     all form fields of any type (``field_names``: a new field must take another), where
     each empty signature field shows (``empty_field_places``: its 1-based page and its
     box as that page is displayed, points; fields with no widget on a page are left
-    out), and warning codes
+    out) and what each carries that a signer's own signature cannot honour
+    (``empty_field_flags``: ``hidden``, ``lock`` for a /Lock that the signature would
+    apply, ``seed_value`` for /SV constraints), the fields that earlier signatures'
+    field locks (FieldMDP, ISO 32000-1 §12.8.2.4) forbid to change (``locked_fields``;
+    a lock with /P 1 refuses the document, /P 2 and 3 count as a certification), and
+    warning codes
     (``document_javascript``, ``document_usage_rights``, ``existing_signature_invalid``,
     ``document_certified``)."""
 
@@ -63,6 +68,8 @@ class DocumentReport:
     empty_field_places: dict[str, tuple[int, tuple[float, float, float, float]]] = field(
         default_factory=dict
     )
+    empty_field_flags: dict[str, list[str]] = field(default_factory=dict)
+    locked_fields: list[str] = field(default_factory=list)
 
 
 def _get(obj: Any, key: str) -> Any:
@@ -128,12 +135,19 @@ def _examine(reader: PdfFileReader) -> DocumentReport:
     names = _get(root, "/Names")
     if _get(names, "/JavaScript") is not None or _has_javascript_action(root):
         warnings.append("document_javascript")
+    all_fields = field_names(acroform)
+    locked, permission = _field_locks(reader, all_fields)
+    if permission == 1:
+        raise DocumentCertifiedNoChanges("an earlier signature's field lock forbids any change")
+    if permission == 2 or (permission == 3 and certified is None):
+        certified = "fill_forms" if permission == 2 else "annotate"
     signature_fields: list[str] = []
     for sig in reader.embedded_signatures:
         signature_fields.append(sig.field_name)
         if not _signature_intact(sig):
             warnings.append("existing_signature_invalid")
-    empty = [name for name, value, _ in fields.enumerate_sig_fields(reader) if value is None]
+    sig_fields = list(fields.enumerate_sig_fields(reader))
+    empty = [name for name, value, _ in sig_fields if value is None]
     geometries = page_geometries(root["/Pages"])
     return DocumentReport(
         page_count=page_count,
@@ -143,7 +157,9 @@ def _examine(reader: PdfFileReader) -> DocumentReport:
         certification=certified,
         page_sizes=[g.displayed_size for g in geometries],
         page_origins=[(g.crop[0], g.crop[1]) for g in geometries],
-        field_names=field_names(acroform),
+        field_names=all_fields,
+        empty_field_flags={name: _flags(ref) for name, value, ref in sig_fields if value is None},
+        locked_fields=locked,
         empty_field_places={
             name: (index + 1, from_user_space(rect, geometries[index]))
             for name, (index, rect) in signature_field_places(reader, root["/Pages"]).items()
@@ -196,6 +212,53 @@ def field_names(acroform: Any) -> list[str]:
         if depth < 32:
             stack.extend((kid, name, depth + 1) for kid in (_get(node, "/Kids") or []))
     return found
+
+
+# annotation flags that keep a widget from view (ISO 32000-1 §12.5.3: Hidden, NoView)
+_HIDING_FLAGS = 2 | 32
+
+
+def _flags(ref: Any) -> list[str]:
+    """What an empty signature field carries that our signature into it cannot honour:
+    ``hidden`` (its widget's Hidden or NoView flag), ``lock`` (/Lock: a field lock our
+    signature would apply), ``seed_value`` (/SV constraints)."""
+    node = ref.get_object() if ref is not None else None
+    if node is None:
+        return []
+    kids = _get(node, "/Kids") or []
+    widget = kids[0].get_object() if kids and _get(node, "/Rect") is None else node
+    found = []
+    if int(_get(widget, "/F") or 0) & _HIDING_FLAGS:
+        found.append("hidden")
+    if _get(node, "/Lock") is not None:
+        found.append("lock")
+    if _get(node, "/SV") is not None:
+        found.append("seed_value")
+    return found
+
+
+def _field_locks(reader: PdfFileReader, names: list[str]) -> tuple[list[str], int | None]:
+    """The fields that the field locks (/Lock) of signed fields forbid to change
+    (Action /All: every field; /Include: those listed; /Exclude: all others), and the
+    strictest /P among those locks (PDF 2.0), or None."""
+    locked: set[str] = set()
+    permission: int | None = None
+    for sig in reader.embedded_signatures:
+        lock = _get(sig.sig_field, "/Lock")
+        if lock is None:
+            continue
+        action = str(_get(lock, "/Action") or "/All")
+        listed = {str(name) for name in (_get(lock, "/Fields") or [])}
+        if action == "/Include":
+            locked |= listed
+        elif action == "/Exclude":
+            locked |= set(names) - listed
+        else:
+            locked |= set(names)
+        value = _get(lock, "/P")
+        if value is not None:
+            permission = int(value) if permission is None else min(permission, int(value))
+    return sorted(locked), permission
 
 
 def _has_javascript_action(root: Any) -> bool:

@@ -152,17 +152,7 @@ class Submissions:
         if params.page is not None and not 1 <= params.page <= report.page_count:
             raise ParameterInvalid(f"page must be between 1 and {report.page_count}")
         if params.page is not None and params.box is not None:
-            width, height = report.page_sizes[params.page - 1]
-            x1, y1, x2, y2 = params.box
-            if abs(x2 - x1) < MIN_BOX_POINTS or abs(y2 - y1) < MIN_BOX_POINTS:
-                raise ParameterInvalid(
-                    f"the box must be at least {MIN_BOX_POINTS:g} points wide and high"
-                )
-            if min(x1, x2) < 0 or min(y1, y2) < 0 or max(x1, x2) > width or max(y1, y2) > height:
-                raise ParameterInvalid(
-                    f"the box must lie on the visible page {params.page}, "
-                    f"{width:g} x {height:g} points as displayed"
-                )
+            _check_box(params.page, params.box, report, "the box")
         params = _placement(params, report)
         if placement == "auto" and (
             params.page is not None or params.box is not None or params.field_name is not None
@@ -198,6 +188,10 @@ class Submissions:
                         raise SignerNotLeader(
                             f"{signer.username!r} is not a leader of {organisation.name!r}"
                         )
+                    if params.field_name is not None:
+                        _check_workflow_field(params.field_name, report, "the leader")
+                    if workflow.seal_field_name is not None:
+                        _check_workflow_field(workflow.seal_field_name, report, "the seal")
                     params = (
                         _seal_field(params, report, signer, organisation)
                         if workflow.seal_field_name is None
@@ -550,32 +544,87 @@ def _existing_seal_field(
     """``params`` of the leader's signature into an existing empty field, naming the
     document's other empty field that the seal will fill (its place and size are the
     document author's)."""
-    if params.field_name not in report.empty_signature_fields:
-        raise ParameterInvalid(f"the document has no empty signature field {params.field_name!r}")
-    if seal_field_name not in report.empty_signature_fields:
-        raise ParameterInvalid(f"the document has no empty signature field {seal_field_name!r}")
+    for name in (params.field_name, seal_field_name):
+        if name not in report.empty_signature_fields:
+            raise ParameterInvalid(f"the document has no empty signature field {name!r}")
     return replace(params, next_field_name=seal_field_name)
 
 
+def _check_box(
+    page: int, box: tuple[float, float, float, float], report: DocumentReport, what: str
+) -> None:
+    """``box`` (as page ``page`` is displayed) lies on that visible page and is at least
+    :data:`MIN_BOX_POINTS` each way; ParameterInvalid names ``what`` otherwise."""
+    width, height = report.page_sizes[page - 1]
+    x1, y1, x2, y2 = box
+    if abs(x2 - x1) < MIN_BOX_POINTS - 0.005 or abs(y2 - y1) < MIN_BOX_POINTS - 0.005:
+        raise ParameterInvalid(f"{what} must be at least {MIN_BOX_POINTS:g} points wide and high")
+    slack = 0.01  # derived boxes are rounded to hundredths of a point
+    if (
+        min(x1, x2) < -slack
+        or min(y1, y2) < -slack
+        or max(x1, x2) > width + slack
+        or max(y1, y2) > height + slack
+    ):
+        raise ParameterInvalid(
+            f"{what} must lie on the visible page {page}, {width:g} x {height:g} points as"
+            " displayed"
+        )
+
+
+def _check_workflow_field(name: str, report: DocumentReport, whose: str) -> None:
+    """A document's own empty field that a workflow step signs visibly: shown on a page
+    (not hidden, on the visible page, at least :data:`MIN_BOX_POINTS` each way), with
+    no field lock or seed values that would bind the signature beyond what was
+    approved (a lock could make the next step break this one). Raises
+    ParameterInvalid."""
+    if name not in report.empty_signature_fields:
+        raise ParameterInvalid(f"the document has no empty signature field {name!r}")
+    if name not in report.empty_field_places or "hidden" in report.empty_field_flags.get(name, []):
+        raise ParameterInvalid(f"the field {name!r} for {whose} shows on no page")
+    page, box = report.empty_field_places[name]
+    _check_box(page, box, report, f"the field {name!r} for {whose}")
+    carried = {"lock", "seed_value"} & set(report.empty_field_flags.get(name, []))
+    if carried:
+        raise ParameterInvalid(
+            f"the field {name!r} for {whose} carries a "
+            + " and ".join(sorted(c.replace("_", " ") for c in carried))
+            + " (/Lock, /SV), which would bind its signature beyond what is approved"
+        )
+
+
 def _check_final_placement(params: SignatureParameters, report: DocumentReport) -> None:
-    """Refuse, before anyone is notified, what the decided parameters cannot do: a box
-    for a field the document already has (its place is the document's), or on a
-    document certified for form filling and signing only (DocMDP P=2) any new visible
-    field, the signer's or an empty one for a later signer. Raises ParameterInvalid,
-    DocumentCertifiedFieldRequired, DocumentCertifiedNoEmptyField."""
+    """Refuse, before anyone is notified, what the decided parameters cannot do: on a
+    certified document (DocMDP P=2 or 3, or a field lock's /P) any new visible field,
+    the signer's or an empty one for a later signer; filling a field an earlier
+    signature's lock covers; a box (given, found or derived: the attachment's line, the
+    seal's field) off its visible page or under :data:`MIN_BOX_POINTS`; a box for a
+    field the document already has (its place is the document's). Raises
+    ParameterInvalid, DocumentCertifiedFieldRequired, DocumentCertifiedNoEmptyField."""
     existing = params.field_name is not None and params.field_name in report.empty_signature_fields
-    if report.certification == "fill_forms" and (params.box is not None or params.empty_fields):
+    if report.certification is not None and (params.box is not None or params.empty_fields):
+        # a new widget after a certification signature is a change its policy forbids
+        # (pyHanko's difference analysis: not allowed after a certification signature)
         if not report.empty_signature_fields:
             raise DocumentCertifiedNoEmptyField(
-                "the document is certified for form filling and signing only and has no"
-                " empty signature field: no visible signature or new field can be added"
+                "the document is certified and has no empty signature field: no visible"
+                " signature or new field can be added"
             )
         raise DocumentCertifiedFieldRequired(
-            "the document is certified for form filling and signing only: sign into its"
-            " empty signature fields ("
+            "the document is certified: sign into its empty signature fields ("
             + ", ".join(repr(n) for n in report.empty_signature_fields)
             + ") and add no new one"
         )
+    for name in (params.field_name, params.next_field_name):
+        if name is not None and name in report.locked_fields:
+            raise ParameterInvalid(
+                f"the field {name!r} is locked by an earlier signature: filling it would"
+                " break that signature"
+            )
+    if params.page is not None and params.box is not None:
+        _check_box(params.page, params.box, report, "the signature's box")
+    for empty in params.empty_fields:
+        _check_box(empty.page, empty.box, report, f"the field {empty.name!r}")
     if existing and params.box is not None:
         raise ParameterInvalid(
             f"the field {params.field_name!r} exists: its place is the document's (no page/box)"

@@ -196,6 +196,7 @@ def _check_update(
         growable = _growable_arrays(before)
         used_before = _numbers_of_original(reader, before, last)
         added_annotations = 0
+        added_fields: list[Any] = []  # what the update appends to the AcroForm's /Fields
         filled_fields: set[tuple[int, int]] = set()
         empty_fields = list((parameters or {}).get("empty_fields") or [])  # type: ignore[call-overload]
 
@@ -220,7 +221,7 @@ def _check_update(
                 if kind == "/Annots":
                     added_annotations += _check_new_annotations(old, new, is_new)
                 else:
-                    _check_new_fields(list(new)[len(old) :])
+                    _check_new_fields(list(new)[len(old) :], added_fields)
                 continue
             if not isinstance(new, generic.DictionaryObject) or not isinstance(
                 old, generic.DictionaryObject
@@ -247,9 +248,9 @@ def _check_update(
                 )
             if allowed is _CATALOG_KEYS and "/AcroForm" in changed:
                 # another AcroForm (direct, or a new object): checked as a change of it
-                _check_acroform_change(old.get("/AcroForm"), new.get("/AcroForm"))
+                _check_acroform_change(old.get("/AcroForm"), new.get("/AcroForm"), added_fields)
             if allowed is _ACROFORM_KEYS:
-                _check_acroform_change(old, new)
+                _check_acroform_change(old, new, added_fields)
         if added_annotations > 1 + len(empty_fields):
             raise _refuse("the update adds more widgets than approved", "update_not_allowed")
         _check_title(reader, before)
@@ -262,7 +263,8 @@ def _check_update(
             raise _refuse("the update changes another signature field", "update_not_allowed")
         if parameters is not None:
             _check_parameters(reader, before, last, placed, parameters)
-        _check_empty_fields(reader, last, placed[5], empty_fields)
+        made_empty = _check_empty_fields(reader, last, placed[5], empty_fields)
+        _check_added_fields(added_fields, {placed[3]}, made_empty)
     except ActivationInvalid:
         raise
     except Exception as exc:  # noqa: BLE001 - any parse failure is a refusal
@@ -578,13 +580,15 @@ _EMPTY_FIELD_KEYS = frozenset({"/FT", "/T", "/Type", "/Subtype", "/F", "/Rect", 
 
 def _check_empty_fields(
     reader: Any, last: int, signature_widget: tuple[int, int], approved: list[Any]
-) -> None:
+) -> set[tuple[int, int]]:
     """Every widget the update adds besides the signature's (``signature_widget``: its
     number and generation) is one of the ``approved`` empty fields (dicts with
     ``name``, ``page`` 1-based and ``box`` as the page is displayed), each exactly once:
     a terminal signature field of that name, on that page and at that box, holding no
-    more than :data:`_EMPTY_FIELD_KEYS`, with an appearance that draws nothing."""
+    more than :data:`_EMPTY_FIELD_KEYS`, with an appearance that draws nothing.
+    Returns their numbers and generations."""
     remaining = {str(f["name"]): f for f in approved}
+    made: set[tuple[int, int]] = set()
     if len(remaining) != len(approved):
         raise _refuse("an empty field is approved twice", "parameters_mismatch")
     for index, page in enumerate(_pages(reader.root["/Pages"])):
@@ -619,8 +623,10 @@ def _check_empty_fields(
             wanted = to_user_space(shown, page_geometry(reader.root["/Pages"], index))  # type: ignore[arg-type]
             if any(abs(a - b) > 0.01 for a, b in zip(rect, wanted, strict=True)):
                 raise _refuse("an empty field's box is not the approved one", "parameters_mismatch")
+            made.add(ref)
     if remaining:
         raise _refuse("an approved empty field is missing", "parameters_mismatch")
+    return made
 
 
 def _draws_nothing(widget: Any) -> bool:
@@ -641,14 +647,34 @@ def _draws_nothing(widget: Any) -> bool:
 _NEW_ACROFORM_KEYS = frozenset({"/Fields", "/SigFlags", "/DR", "/DA"})
 
 
-def _check_new_fields(added: list[Any]) -> None:
-    """Fields an update adds to the AcroForm are signature fields."""
+def _check_new_fields(added: list[Any], collected: list[Any]) -> None:
+    """Fields an update adds to the AcroForm are signature fields; they are kept in
+    ``collected`` for :func:`_check_added_fields`."""
     for field in added:
         if _field_type(field.get_object()) != "/Sig":
             raise _refuse("the update adds a field that is not a signature", "update_not_allowed")
+        collected.append(field)
 
 
-def _check_acroform_change(old: Any, new: Any) -> None:
+def _check_added_fields(
+    added: list[Any], signature: set[tuple[int, int]], empty: set[tuple[int, int]]
+) -> None:
+    """The fields the update appends to the AcroForm are the signature's own and the
+    approved empty fields (``empty``: their numbers and generations), each by
+    reference, and every approved empty field is among them (a widget on a page that
+    the form does not list would be another, unsigned field)."""
+    refs = set()
+    for field in added:
+        if not hasattr(field, "idnum"):
+            raise _refuse("the update adds a direct field dictionary", "update_not_allowed")
+        refs.add((field.idnum, field.generation))
+    if not refs <= signature | empty:
+        raise _refuse("the update adds a field that was not approved", "parameters_mismatch")
+    if not empty <= refs:
+        raise _refuse("an approved empty field is not in the form", "parameters_mismatch")
+
+
+def _check_acroform_change(old: Any, new: Any, collected: list[Any]) -> None:
     """An AcroForm the update creates holds signature fields and nothing that would make
     a viewer redraw or replace what the signer saw (/NeedAppearances, /XFA); one that
     existed changes only /Fields (which may only grow, by signature fields), /SigFlags
@@ -660,7 +686,7 @@ def _check_acroform_change(old: Any, new: Any) -> None:
     if old is None:
         if not set(new) <= _NEW_ACROFORM_KEYS:
             raise _refuse("the update adds an AcroForm with more than fields", "update_not_allowed")
-        _check_new_fields(list(_value(new, "/Fields", [])))
+        _check_new_fields(list(_value(new, "/Fields", [])), collected)
         return
     changed = _without_harmless({k for k in set(new) | set(old) if new.get(k) != old.get(k)}, new)
     if not changed <= _ACROFORM_KEYS:
@@ -673,7 +699,7 @@ def _check_acroform_change(old: Any, new: Any) -> None:
     new_fields = list(_value(new, "/Fields", []))
     if new_fields[: len(old_fields)] != old_fields:
         raise _refuse("the update removes or reorders fields", "update_not_allowed")
-    _check_new_fields(new_fields[len(old_fields) :])
+    _check_new_fields(new_fields[len(old_fields) :], collected)
 
 
 def _value(dictionary: Any, key: str, default: Any = None) -> Any:

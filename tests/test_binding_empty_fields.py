@@ -204,3 +204,35 @@ def test_a_hidden_empty_field_is_refused(software_key, monkeypatch):
     with pytest.raises(ActivationInvalid) as refused:
         _sign(software_key, document, _leader(), _leader())
     assert "hidden" in str(refused.value), str(refused.value)
+
+
+@pytest.mark.parametrize("where", ["fields_only", "annots_only"])
+def test_fields_and_widgets_outside_the_approved_ones_are_refused(software_key, monkeypatch, where):
+    """A signature field with no widget appended to the form besides the approved seal
+    field (a second, unapproved field), or the approved seal widget shown on the page but
+    left out of the form (the seal would then go into a new, invisible field)."""
+    real = pades.fields.append_signature_field
+
+    def tampered(writer, spec):
+        real(writer, spec)
+        if spec.sig_field_name != SEAL.name:
+            return
+        form = writer.root["/AcroForm"]["/Fields"]
+        if where == "fields_only":
+            unapproved = generic.DictionaryObject(
+                {
+                    generic.pdf_name("/FT"): generic.pdf_name("/Sig"),
+                    generic.pdf_name("/T"): generic.pdf_string("Unapproved"),
+                }
+            )
+            form.append(writer.add_object(unapproved))
+        else:
+            seal = next(ref for ref in form if ref.get_object().get("/T") == SEAL.name)
+            form.remove(seal)
+
+    monkeypatch.setattr(pades.fields, "append_signature_field", tampered)
+    document = sample_pdf(["QUYẾT ĐỊNH"])
+    with pytest.raises(ActivationInvalid) as refused:
+        _sign(software_key, document, _leader(), _leader())
+    expected = "was not approved" if where == "fields_only" else "not in the form"
+    assert expected in str(refused.value), str(refused.value)

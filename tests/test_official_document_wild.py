@@ -138,3 +138,122 @@ def test_a_box_too_small_to_see_is_refused(server, signer):
         server, sample_pdf(["CÔNG VĂN"]), signer=signer.username, page="1", box="0,0,1,1"
     )
     assert answer.status_code == 422 and "at least 12 points" in answer.json()["detail"]
+
+
+# A second review's cases: templates whose own fields would bind, hide or shrink a
+# signature, seals that do not fit the page, certified documents of every level.
+
+LEADER = (330, 90, 530, 160)
+SEAL = (300, 74, 402, 176)
+
+
+def _template(*, lock=None, seal_box=SEAL, seal_flags=None, seal_sv=None) -> bytes:
+    """A template with the leader's empty field Sig1 and the seal's Sig2."""
+    from pyhanko.sign import fields
+
+    writer = IncrementalPdfFileWriter(io.BytesIO(sample_pdf(["QUYẾT ĐỊNH"])), strict=False)
+    fields.append_signature_field(
+        writer, fields.SigFieldSpec("Sig1", on_page=0, box=LEADER, field_mdp_spec=lock)
+    )
+    fields.append_signature_field(
+        writer, fields.SigFieldSpec("Sig2", on_page=0, box=seal_box, seed_value_dict=seal_sv)
+    )
+    if seal_flags is not None:
+        for ref in writer.root["/AcroForm"]["/Fields"]:
+            if ref.get_object()["/T"] == "Sig2":
+                ref.get_object()["/F"] = generic.NumberObject(seal_flags)
+                writer.mark_update(ref)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def _seed_value():
+    from pyhanko.sign.fields import SigSeedSubFilter, SigSeedValFlags, SigSeedValueSpec
+
+    return SigSeedValueSpec(
+        flags=SigSeedValFlags.SUBFILTER, subfilters=[SigSeedSubFilter.ADOBE_PKCS7_DETACHED]
+    )
+
+
+def _lock_all():
+    from pyhanko.sign.fields import FieldMDPAction, FieldMDPSpec
+
+    return FieldMDPSpec(FieldMDPAction.ALL)
+
+
+@pytest.mark.parametrize(
+    ("template", "words"),
+    [
+        # the leader's signature would lock the seal's field: the seal would break it
+        ({"lock": "all"}, "lock"),
+        # a seal nobody sees
+        ({"seal_flags": 2}, "shows on no page"),
+        ({"seal_flags": 32}, "shows on no page"),
+        ({"seal_box": (300, 74, 302, 76)}, "at least 12 points"),
+        # constraints our seal cannot honour: it would fail after the leader signed
+        ({"seal_sv": "subfilter"}, "seed value"),
+    ],
+)
+def test_template_fields_that_would_bind_or_hide_a_signature_are_refused(
+    server, db, box, template, words
+):
+    org = make_organisation(db, box)
+    options = dict(template)
+    if options.get("lock") == "all":
+        options["lock"] = _lock_all()
+    if options.get("seal_sv") == "subfilter":
+        options["seal_sv"] = _seed_value()
+    answer = _official(server, org, _template(**options), field_name="Sig1", seal_field_name="Sig2")
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["code"] == "parameter_invalid" and words in answer.json()["detail"]
+
+
+def test_a_seal_that_does_not_fit_the_page_is_refused(server, db, box):
+    org = make_organisation(db, box, seal_mm=60.0)  # 170 points across
+    document = page_with_geometry(0, media=(0, 0, 150, 150), crop=None)
+    answer = _official(server, org, document, page="1", box="20,20,140,80")
+    assert answer.status_code == 422, answer.text
+    assert "OrganisationSeal" in answer.json()["detail"]
+
+
+@pytest.mark.parametrize("permission", [MDPPerm.FILL_FORMS, MDPPerm.ANNOTATE])
+def test_no_certification_level_lets_a_workflow_add_a_field(server, db, box, permission):
+    org = make_organisation(db, box)
+    document = certified(sample_pdf(["QUYẾT ĐỊNH"]), permission)
+    answer = _official(server, org, document, page="1", box="330,90,530,160")
+    assert answer.status_code == 422
+    assert answer.json()["code"] == "document_certified_no_empty_field"
+
+
+def test_a_field_an_earlier_signature_locked_is_not_filled(server, db, box, signer):
+    """An earlier signature whose field lock covers the empty field: filling it would
+    break that signature, so the request is refused before anyone is notified."""
+    from pyhanko.sign import signers as pyhanko_signers
+    from pyhanko.sign.fields import FieldMDPAction, FieldMDPSpec, SigFieldSpec
+
+    from tests.pdf_builders import someone_else
+
+    writer = IncrementalPdfFileWriter(io.BytesIO(sample_pdf(["HỢP ĐỒNG"])), strict=False)
+    from pyhanko.sign import fields
+
+    fields.append_signature_field(
+        writer,
+        SigFieldSpec(
+            "BenA",
+            on_page=0,
+            box=(50, 50, 200, 100),
+            field_mdp_spec=FieldMDPSpec(FieldMDPAction.INCLUDE, fields=["BenB"]),
+        ),
+    )
+    fields.append_signature_field(writer, SigFieldSpec("BenB", on_page=0, box=(300, 50, 450, 100)))
+    out = io.BytesIO()
+    writer.write(out)
+    document = pyhanko_signers.sign_pdf(
+        IncrementalPdfFileWriter(io.BytesIO(out.getvalue()), strict=False),
+        pyhanko_signers.PdfSignatureMetadata(field_name="BenA"),
+        signer=someone_else(),
+    ).getvalue()
+    answer = _submit(server, document, signer=signer.username, field_name="BenB")
+    assert answer.status_code == 422, answer.text
+    assert "locked by an earlier signature" in answer.json()["detail"]
