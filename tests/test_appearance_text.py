@@ -33,15 +33,20 @@ def _appearance_text(pdf: bytes) -> str:
         again.close()
 
 
-def test_the_appearance_reads_in_vietnamese_with_the_vietnam_time(server, db, box):
-    person = make_signer(db, box, like="clerk1")  # no signature image: the text appearance
+def _signed_visibly(server, person, box: str) -> bytes:
+    """A one-page document signed by ``person`` in ``box`` (x1,y1,x2,y2) on page 1."""
     document = sample_pdf(["CÔNG VĂN"])
-    created = submit(server, document, person.username, page="1", box="300,80,560,150").json()
+    created = submit(server, document, person.username, page="1", box=box).json()
     with server.tablet(person.username, person.password) as tablet:
         decision = approve(tablet, created["id"], person.otp(), document)
     assert decision.json()["status"] == "signed", decision.text
     with server.client() as http:
-        signed = http.get(f"/api/v1/signing-requests/{created['id']}/signed-document").content
+        return http.get(f"/api/v1/signing-requests/{created['id']}/signed-document").content
+
+
+def test_the_appearance_reads_in_vietnamese_with_the_vietnam_time(server, db, box):
+    person = make_signer(db, box, like="clerk1")  # no signature image: the text appearance
+    signed = _signed_visibly(server, person, "300,80,560,150")
 
     (ours,) = PdfFileReader(io.BytesIO(signed)).embedded_signatures
     signer_name = ours.signer_cert.subject.native["common_name"]
@@ -64,13 +69,7 @@ def test_the_appearance_reads_in_vietnamese_with_the_vietnam_time(server, db, bo
 
 def test_the_text_names_the_signers_position_from_the_certificate(server, db, box):
     person = make_signer(db, box)  # leader1's certificate: title and organisation
-    document = sample_pdf(["QUYẾT ĐỊNH"])
-    created = submit(server, document, person.username, page="1", box="300,70,570,150").json()
-    with server.tablet(person.username, person.password) as tablet:
-        decision = approve(tablet, created["id"], person.otp(), document)
-    assert decision.json()["status"] == "signed", decision.text
-    with server.client() as http:
-        signed = http.get(f"/api/v1/signing-requests/{created['id']}/signed-document").content
+    signed = _signed_visibly(server, person, "300,70,570,150")
     lines = [line.strip() for line in _appearance_text(signed).splitlines()]
     at = lines.index("Ký số bởi: Nguyễn Văn An")
     assert lines[at + 1] == "Giám đốc Sở Tài chính tỉnh Hà Nam", lines

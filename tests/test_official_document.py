@@ -377,26 +377,13 @@ def test_workflow_requests_that_cannot_be_meant_are_refused(server, db, box, ins
 
 def test_the_organisations_key_is_kept_by_one_of_its_clerks_only(server, db, box, installation):
     from gateway.models import Credential, Organisation, User
-    from tests.test_admin_cli import _cli
 
     org = make_organisation(db, box)
     # a leader is no keeper: registering the seal's key for them is refused
+    refused = _register_seal_key(installation, db, org, org.leader.username)
+    assert refused.returncode == 1 and "clerk" in refused.stderr, refused.stderr
     with db.transaction() as session:
         seal = session.get(Credential, org.credential_id)
-        serial, key_id = seal.token_serial, seal.key_id
-    refused = _cli(
-        installation,
-        "credentials",
-        "register",
-        org.leader.username,
-        "--token",
-        serial,
-        "--key-id",
-        key_id,
-        "--organisation",
-        org.name,
-    )
-    assert refused.returncode == 1 and "clerk" in refused.stderr, refused.stderr
     # a plain request for the clerk uses the clerk's own key, never the seal
     document = sample_pdf(["CÔNG VĂN"])
     plain = _submit(server, document, signer=org.clerk.username).json()
@@ -567,19 +554,26 @@ def test_the_seal_is_placed_against_the_leaders_own_empty_field(
 
 
 def test_the_token_has_one_keeper_at_a_time(db, box, installation):
-    from gateway.models import Credential
-    from tests.test_admin_cli import _cli
 
     org = make_organisation(db, box)
     second = _second_clerk(db, box, org)
+    refused = _register_seal_key(installation, db, org, second.username)
+    assert refused.returncode == 1 and "organisations handover" in refused.stderr, refused.stderr
+
+
+def _register_seal_key(installation, db, org, username: str):
+    """``credentials register USERNAME --organisation ORG`` for ``org``'s key."""
+    from gateway.models import Credential
+    from tests.test_admin_cli import _cli
+
     with db.transaction() as session:
         seal = session.get(Credential, org.credential_id)
         serial, key_id = seal.token_serial, seal.key_id
-    refused = _cli(
+    return _cli(
         installation,
         "credentials",
         "register",
-        second.username,
+        username,
         "--token",
         serial,
         "--key-id",
@@ -587,7 +581,6 @@ def test_the_token_has_one_keeper_at_a_time(db, box, installation):
         "--organisation",
         org.name,
     )
-    assert refused.returncode == 1 and "organisations handover" in refused.stderr, refused.stderr
 
 
 def _nonces_of(session, user_id: str) -> list:
