@@ -72,6 +72,11 @@ DocumentCertifiedNoEmptyField = _error(
     "The author's certification allows no visible new signature field, and the document"
     " has no empty one",
 )
+DocumentLocked = _error(
+    "document_locked",
+    422,
+    "An earlier signature locks every field a new signature would need",
+)
 SignerBlockNotFound = _error(
     "signer_block_not_found",
     422,

@@ -49,11 +49,14 @@ class DocumentReport:
     each empty signature field shows (``empty_field_places``: its 1-based page and its
     box as that page is displayed, points; fields with no widget on a page are left
     out) and what each carries that a signer's own signature cannot honour
-    (``empty_field_flags``: ``hidden``, ``lock`` for a /Lock that the signature would
-    apply, ``seed_value`` for /SV constraints), the fields that earlier signatures'
-    field locks (FieldMDP, ISO 32000-1 §12.8.2.4) forbid to change (``locked_fields``;
-    a lock with /P 1 refuses the document, /P 2 and 3 count as a certification), and
-    warning codes
+    (``empty_field_flags``: ``hidden`` (flags or optional content), ``widgets`` (not
+    exactly one widget), ``lock`` for a /Lock that the signature would apply,
+    ``seed_value`` for /SV constraints), the fields that earlier signatures' field
+    locks (FieldMDP, ISO 32000-1 §12.8.2.4, from the signature's /Reference or the
+    field's /Lock) forbid to change (``locked_fields``) and whether they also cover any
+    field a new signature would create (``new_fields_locked``: /All or /Exclude); a
+    signature's DocMDP level (/P) of 1 refuses the document, 2 and 3 count as a
+    certification; and warning codes
     (``document_javascript``, ``document_usage_rights``, ``existing_signature_invalid``,
     ``document_certified``)."""
 
@@ -70,6 +73,7 @@ class DocumentReport:
     )
     empty_field_flags: dict[str, list[str]] = field(default_factory=dict)
     locked_fields: list[str] = field(default_factory=list)
+    new_fields_locked: bool = False
 
 
 def _get(obj: Any, key: str) -> Any:
@@ -136,11 +140,12 @@ def _examine(reader: PdfFileReader) -> DocumentReport:
     if _get(names, "/JavaScript") is not None or _has_javascript_action(root):
         warnings.append("document_javascript")
     all_fields = field_names(acroform)
-    locked, permission = _field_locks(reader, all_fields)
+    locked, new_fields_locked, permission = _field_locks(reader, all_fields)
     if permission == 1:
-        raise DocumentCertifiedNoChanges("an earlier signature's field lock forbids any change")
+        raise DocumentCertifiedNoChanges("an earlier signature's lock forbids any change")
     if permission == 2 or (permission == 3 and certified is None):
         certified = "fill_forms" if permission == 2 else "annotate"
+        warnings.append("document_certified")
     signature_fields: list[str] = []
     for sig in reader.embedded_signatures:
         signature_fields.append(sig.field_name)
@@ -160,6 +165,7 @@ def _examine(reader: PdfFileReader) -> DocumentReport:
         field_names=all_fields,
         empty_field_flags={name: _flags(ref) for name, value, ref in sig_fields if value is None},
         locked_fields=locked,
+        new_fields_locked=new_fields_locked,
         empty_field_places={
             name: (index + 1, from_user_space(rect, geometries[index]))
             for name, (index, rect) in signature_field_places(reader, root["/Pages"]).items()
@@ -225,11 +231,15 @@ def _flags(ref: Any) -> list[str]:
     node = ref.get_object() if ref is not None else None
     if node is None:
         return []
-    kids = _get(node, "/Kids") or []
-    widget = kids[0].get_object() if kids and _get(node, "/Rect") is None else node
+    kids = [kid.get_object() for kid in _get(node, "/Kids") or []]
     found = []
-    if int(_get(widget, "/F") or 0) & _HIDING_FLAGS:
-        found.append("hidden")
+    if kids and (len(kids) != 1 or _get(kids[0], "/T") is not None):
+        found.append("widgets")  # pyHanko signs a field with exactly one widget
+    for widget in kids or [node]:
+        # hidden by its flags, or by optional content some viewers turn off
+        if int(_get(widget, "/F") or 0) & _HIDING_FLAGS or _get(widget, "/OC") is not None:
+            found.append("hidden")
+            break
     if _get(node, "/Lock") is not None:
         found.append("lock")
     if _get(node, "/SV") is not None:
@@ -237,28 +247,40 @@ def _flags(ref: Any) -> list[str]:
     return found
 
 
-def _field_locks(reader: PdfFileReader, names: list[str]) -> tuple[list[str], int | None]:
-    """The fields that the field locks (/Lock) of signed fields forbid to change
-    (Action /All: every field; /Include: those listed; /Exclude: all others), and the
-    strictest /P among those locks (PDF 2.0), or None."""
+def _field_locks(reader: PdfFileReader, names: list[str]) -> tuple[list[str], bool, int | None]:
+    """What the signatures already made lock: the existing fields they forbid to change
+    (Action /All: every field; /Include: those listed; /Exclude: all others), whether
+    that covers fields a later signature would create (/All, /Exclude), and the
+    strictest DocMDP level (/P) any of them requires, or None. A lock is read where
+    pyHanko's validation reads it (the signature's /Reference, FieldMDP) and from the
+    field's /Lock; one that cannot be read locks everything."""
     locked: set[str] = set()
+    new_fields_locked = False
     permission: int | None = None
     for sig in reader.embedded_signatures:
+        specs: list[tuple[str, set[str]]] = []
+        try:
+            spec = sig.fieldmdp
+            if spec is not None:
+                specs.append((str(spec.action.value), set(spec.fields or ())))
+            level = sig.docmdp_level
+        except Exception:  # noqa: BLE001 - an unreadable policy is the strictest one
+            specs.append(("/All", set()))
+            level = None
         lock = _get(sig.sig_field, "/Lock")
-        if lock is None:
-            continue
-        action = str(_get(lock, "/Action") or "/All")
-        listed = {str(name) for name in (_get(lock, "/Fields") or [])}
-        if action == "/Include":
-            locked |= listed
-        elif action == "/Exclude":
-            locked |= set(names) - listed
-        else:
-            locked |= set(names)
-        value = _get(lock, "/P")
-        if value is not None:
-            permission = int(value) if permission is None else min(permission, int(value))
-    return sorted(locked), permission
+        if lock is not None:
+            listed = {str(name) for name in (_get(lock, "/Fields") or [])}
+            specs.append((str(_get(lock, "/Action") or "/All"), listed))
+        for action, listed in specs:
+            if action == "/Include":
+                locked |= listed
+            else:
+                locked |= set(names) - listed if action == "/Exclude" else set(names)
+                new_fields_locked = True
+        if level is not None:
+            value = int(level.value)
+            permission = value if permission is None else min(permission, value)
+    return sorted(locked), new_fields_locked, permission
 
 
 def _has_javascript_action(root: Any) -> bool:

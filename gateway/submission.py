@@ -26,6 +26,7 @@ from gateway.document_store import DocumentStore
 from gateway.errors import (
     DocumentCertifiedFieldRequired,
     DocumentCertifiedNoEmptyField,
+    DocumentLocked,
     IdempotencyConflict,
     ParameterInvalid,
     RequestExpired,
@@ -584,6 +585,11 @@ def _check_workflow_field(name: str, report: DocumentReport, whose: str) -> None
         raise ParameterInvalid(f"the field {name!r} for {whose} shows on no page")
     page, box = report.empty_field_places[name]
     _check_box(page, box, report, f"the field {name!r} for {whose}")
+    if "widgets" in report.empty_field_flags.get(name, []):
+        raise ParameterInvalid(
+            f"the field {name!r} for {whose} has several widgets: a signature goes into a"
+            " field with exactly one"
+        )
     carried = {"lock", "seed_value"} & set(report.empty_field_flags.get(name, []))
     if carried:
         raise ParameterInvalid(
@@ -614,6 +620,21 @@ def _check_final_placement(params: SignatureParameters, report: DocumentReport) 
             "the document is certified: sign into its empty signature fields ("
             + ", ".join(repr(n) for n in report.empty_signature_fields)
             + ") and add no new one"
+        )
+    if report.new_fields_locked and (not existing or params.empty_fields):
+        raise DocumentLocked(
+            "an earlier signature locks every form field but those it names: a new"
+            " signature field would break it"
+            + (
+                "; sign into one of the empty fields it leaves open"
+                if set(report.empty_signature_fields) - set(report.locked_fields)
+                else ""
+            )
+        )
+    if existing and "widgets" in report.empty_field_flags.get(str(params.field_name), []):
+        raise ParameterInvalid(
+            f"the field {params.field_name!r} has several widgets (or kid fields): a"
+            " signature goes into a field with exactly one"
         )
     for name in (params.field_name, params.next_field_name):
         if name is not None and name in report.locked_fields:

@@ -829,10 +829,20 @@ def _signature_fields(resolver: Any) -> list[tuple[str, Any]]:
     return found
 
 
-def _pages(node: Any) -> list[Any]:
-    """The page dictionaries under a /Pages node, in order."""
+def _pages(node: Any, seen: set[tuple[int, int]] | None = None) -> list[Any]:
+    """The page dictionaries under a /Pages node, in order. A node met twice (a cycle
+    in the page tree, or a page listed twice) is refused."""
+    seen = set() if seen is None else seen
     found: list[Any] = []
     for kid in node.get_object()["/Kids"]:
+        key = (kid.idnum, kid.generation) if hasattr(kid, "idnum") else (-1, id(kid))
+        if key in seen or len(seen) > _MAX_PAGE_NODES:
+            raise _refuse("the page tree repeats a node", "update_not_allowed")
+        seen.add(key)
         child = kid.get_object()
-        found.extend(_pages(child) if child.get("/Type") == "/Pages" else [child])
+        found.extend(_pages(child, seen) if child.get("/Type") == "/Pages" else [child])
     return found
+
+
+# More page-tree nodes than any document has (the deepest real trees are a few levels).
+_MAX_PAGE_NODES = 1_000_000

@@ -24,6 +24,8 @@ __all__ = [
 ]
 
 Box = tuple[float, float, float, float]
+# deeper than any real page tree (a few levels); a deeper walk is a cycle
+_MAX_DEPTH = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +75,12 @@ def page_objects(pages_root: Any) -> list[Any]:
 
 
 def _walk(pages_root: Any) -> list[tuple[Any, dict[str, Any]]]:
+    """(page, inherited /MediaBox /CropBox /Rotate) in order. ValueError when the tree
+    meets a node twice (a cycle, which would otherwise never end, or a page listed
+    twice)."""
     found: list[tuple[Any, dict[str, Any]]] = []
     stack: list[tuple[Any, dict[str, Any]]] = [(pages_root.get_object(), {})]
+    seen: set[tuple[int, int]] = set()
     while stack:
         node, inherited = stack.pop()
         here = dict(inherited)
@@ -82,7 +88,13 @@ def _walk(pages_root: Any) -> list[tuple[Any, dict[str, Any]]]:
             if key in node:
                 here[key] = node[key]
         if node.get("/Type") != "/Page" and "/Kids" in node:
-            stack.extend((kid.get_object(), here) for kid in reversed(list(node["/Kids"])))
+            kids = list(node["/Kids"])
+            for kid in kids:
+                key = (kid.idnum, kid.generation) if hasattr(kid, "idnum") else (-1, id(kid))
+                if key in seen:
+                    raise ValueError("the page tree meets a node twice")
+                seen.add(key)
+            stack.extend((kid.get_object(), here) for kid in reversed(kids))
         else:  # a page (a stray /Kids on a page is ignored, as readers do)
             found.append((node, here))
     return found
@@ -96,7 +108,7 @@ def page_geometry(pages_root: Any, index: int) -> PageGeometry:
     inherited: dict[str, Any] = {}
     node = pages_root.get_object()
     remaining = index
-    while True:
+    for _ in range(_MAX_DEPTH):
         for key in ("/MediaBox", "/CropBox", "/Rotate"):
             if key in node:
                 inherited[key] = node[key]
@@ -112,6 +124,8 @@ def page_geometry(pages_root: Any, index: int) -> PageGeometry:
             remaining -= count
         else:
             raise IndexError(f"no page {index}")
+    else:
+        raise IndexError(f"no page {index}: the page tree does not end")
     return _geometry(inherited)
 
 
