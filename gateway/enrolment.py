@@ -57,6 +57,8 @@ def add_user(
         raise ParameterInvalid(f"role must be one of {', '.join(ROLES)}")
     if not username or len(username) > 64 or not username.isprintable():
         raise ParameterInvalid("username must be 1 to 64 printable characters")
+    if not display_name.strip() or len(display_name) > 200 or not display_name.isprintable():
+        raise ParameterInvalid("the display name must be 1 to 200 printable characters")
     password = secrets.token_urlsafe(12)
     with db.transaction() as session:
         if session.scalar(select(User).where(User.username == username)) is not None:
@@ -155,6 +157,25 @@ def register_credential(
                     f"the token of {organisation!r} is kept by {', '.join(sorted(kept_by))}:"
                     " hand it over first (organisations handover), or revoke that credential"
                 )
+        other_use = session.scalar(
+            select(Credential).where(
+                Credential.token_serial == token_serial,
+                Credential.key_id == key_id.hex(),
+                Credential.revoked_at.is_(None),
+                (
+                    Credential.organisation_id.is_distinct_from(unit.id)
+                    if unit is not None
+                    else Credential.organisation_id.is_not(None)
+                ),
+            )
+        )
+        if other_use is not None:
+            # an organisation's key serves that organisation only, through its keeper
+            raise ParameterInvalid(
+                "this key is another credential's ("
+                + ("an organisation's seal" if other_use.organisation_id else "a person's")
+                + "): an organisation's key is never also a personal one"
+            )
         credential = Credential(
             id=f"cred-{username}-{key_id.hex()[:8]}-{secrets.token_hex(2)}",
             user_id=user.id,

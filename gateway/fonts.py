@@ -9,13 +9,15 @@ space the letters twice too wide. :class:`EmScaledGlyphAccumulator` scales them.
 
 from __future__ import annotations
 
+import functools
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pyhanko.pdf_utils.font.opentype import GlyphAccumulator, GlyphAccumulatorFactory
 
-__all__ = ["FONT_CANDIDATES", "EmScaledFontFactory", "find_font"]
+__all__ = ["FONT_CANDIDATES", "EmScaledFontFactory", "find_font", "missing_glyphs", "text_width"]
 
 FONT_CANDIDATES = (
     "/usr/share/fonts/truetype/liberation2/LiberationSerif-Regular.ttf",
@@ -28,6 +30,39 @@ FONT_CANDIDATES = (
 def find_font() -> str | None:
     """Path of the first installed font of :data:`FONT_CANDIDATES`, or None."""
     return next((p for p in FONT_CANDIDATES if Path(p).exists()), None)
+
+
+@functools.lru_cache(maxsize=4)
+def _metrics(path: str) -> tuple[dict[int, str], dict[str, tuple[int, int]], int]:
+    from fontTools.ttLib import TTFont
+
+    with TTFont(path, lazy=True) as font:
+        return dict(font.getBestCmap()), dict(font["hmtx"].metrics), font["head"].unitsPerEm
+
+
+def missing_glyphs(text: str) -> list[str]:
+    """The characters of ``text`` (NFC) that the appearance font (:func:`find_font`)
+    cannot draw, in order of appearance; every non-ASCII one when no font is installed
+    (pyHanko's default is Latin-only)."""
+    path = find_font()
+    text = unicodedata.normalize("NFC", text)
+    if path is None:
+        return list(dict.fromkeys(c for c in text if ord(c) > 126))
+    cmap = _metrics(path)[0]
+    return list(dict.fromkeys(c for c in text if ord(c) not in cmap and not c.isspace()))
+
+
+def text_width(text: str, size: float) -> float:
+    """The advance width of ``text`` (NFC) in points at ``size`` points in the
+    appearance font, from its horizontal metrics (no kerning); an estimate of half an
+    em a character when no font is installed."""
+    path = find_font()
+    text = unicodedata.normalize("NFC", text)
+    if path is None:
+        return len(text) * size * 0.5
+    cmap, advances, units = _metrics(path)
+    total = sum(advances.get(cmap.get(ord(c), ".notdef"), (units // 2, 0))[0] for c in text)
+    return total * size / units
 
 
 class EmScaledGlyphAccumulator(GlyphAccumulator):

@@ -31,7 +31,8 @@ class RequestStatus(enum.StrEnum):
 
 S = RequestStatus
 TRANSITIONS: dict[RequestStatus, frozenset[RequestStatus]] = {
-    S.PENDING_APPROVAL: frozenset({S.APPROVED, S.REJECTED, S.EXPIRED, S.CANCELLED}),
+    # failed before approval: its credential was revoked (nobody can sign it any more)
+    S.PENDING_APPROVAL: frozenset({S.APPROVED, S.REJECTED, S.EXPIRED, S.CANCELLED, S.FAILED}),
     S.APPROVED: frozenset({S.SIGNING, S.FAILED}),
     # a crash while signing sends the request back for a new approval (never re-using one)
     S.SIGNING: frozenset({S.SIGNED, S.FAILED, S.PENDING_APPROVAL}),

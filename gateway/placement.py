@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import pypdfium2
 
-from gateway.errors import SignerBlockNotFound
+from gateway.errors import ParameterInvalid, SignerBlockNotFound
+from gateway.fonts import text_width
 
 __all__ = ["TOP_RIGHT_OFFSETS", "TextLine", "signer_block_box", "text_lines", "top_right_box"]
 
@@ -93,19 +94,28 @@ def signer_block_box(
 # far from the page's right edge (points; 8 mm and 15 mm, inside the top margin of
 # 20 mm and the right margin of 15 to 20 mm of Decree 30's page layout).
 TOP_RIGHT_OFFSETS = (8 * 72 / 25.4, 15 * 72 / 25.4)
-# 10 pt Times-like text: line height and a generous average glyph width (points)
+# 10 pt text: its size, line height and the room the stamp leaves around it (points)
+TEXT_SIZE = 10.0
 _LINE_HEIGHT = 12.5
-_GLYPH_WIDTH = 5.2
+_PADDING = 16.0
+# the widest signing time, as written under the text (ISO 8601, +07:00)
+_TIME_SAMPLE = "2026-12-31T23:59:59+07:00"
 
 
 def top_right_box(lines: list[str], page_size: tuple[float, float]) -> Box:
     """The box (points, page as displayed, ``page_size``: width, height) of a 10 pt text
     of ``lines`` plus the signing time line, at the top right of the page
-    (:data:`TOP_RIGHT_OFFSETS`), wide enough for the longest line, never wider than
-    half the page."""
+    (:data:`TOP_RIGHT_OFFSETS`), as wide as the longest line in the appearance font
+    (:func:`gateway.fonts.text_width`) so that it is drawn at its size. Raises
+    ParameterInvalid when a line does not fit half the page's width."""
     width, height = page_size
-    longest = max([len(line) for line in lines] + [len("2026-12-01T14:05:09+07:00")])
-    box_width = min(longest * _GLYPH_WIDTH + 12, width / 2)
+    widest = max(text_width(line, TEXT_SIZE) for line in [*lines, _TIME_SAMPLE])
+    box_width = widest + _PADDING
+    if box_width > width / 2:
+        raise ParameterInvalid(
+            f"the text is {widest:.0f} points wide at {TEXT_SIZE:g} pt: more than the top"
+            f" right of page 1 holds ({width / 2 - _PADDING:.0f} points)"
+        )
     box_height = (len(lines) + 1) * _LINE_HEIGHT + 8
     top, right = TOP_RIGHT_OFFSETS
     x2, y2 = max(width - right, box_width), max(height - top, box_height)

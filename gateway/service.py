@@ -221,12 +221,25 @@ class SigningService:
         activations: dict[str, str] = {}
         errors: dict[str, GatewayError | BridgeError] = {}
         decided: list[SigningRequest] = []
+        revoked: list[SigningRequest] = []
         with self.db.transaction() as session:
             requests = [self._load_for_signer(session, user, i) for i in ids]
             for item, request in zip(items, requests, strict=True):
                 error = self._item_refusal(session, request, item, decision, token_pin)
                 if error is not None:
                     errors[request.id] = error
+                elif decision is Decision.APPROVE and _credential_revoked(session, request):
+                    # nobody can sign it any more: it fails on its own, the rest go on
+                    transition(
+                        session,
+                        request,
+                        RequestStatus.FAILED,
+                        actor=f"user:{user.username}",
+                        now=now,
+                        failure_code="certificate_revoked",
+                        client_address=client_address,
+                    )
+                    revoked.append(request)
                 else:
                     decided.append(request)
             if decided:
@@ -312,7 +325,7 @@ class SigningService:
                     transition(session, request, RequestStatus.SIGNING, actor="system", now=now)
         if refusal is not None:
             raise refusal
-        finished: dict[str, SigningRequest] = {r.id: r for r in decided}
+        finished: dict[str, SigningRequest] = {r.id: r for r in [*decided, *revoked]}
         if decision is Decision.APPROVE:
             refused_pin: BridgeError | None = None
             for request in decided:
@@ -468,6 +481,11 @@ class SigningService:
                 transition(session, request, RequestStatus.EXPIRED, actor="system", now=now)
             purge_nonces(session, now=now)
         return len(due)
+
+
+def _credential_revoked(session: Session, request: SigningRequest) -> bool:
+    credential = session.get(Credential, request.credential_id)
+    return credential is not None and credential.revoked_at is not None
 
 
 def _pin_policy(session: Session, request: SigningRequest) -> str:

@@ -120,6 +120,7 @@ class SignaturePipeline:
                 )
                 next_step = self._advance(session, current, signed, now)
             elif retry_error is not None:
+                _readdress(session, current)
                 transition(
                     session,
                     current,
@@ -220,6 +221,7 @@ class SignaturePipeline:
         with self.db.transaction() as session:
             current = session.get(SigningRequest, request.id, with_for_update=True)
             assert current is not None
+            _readdress(session, current)
             transition(
                 session,
                 current,
@@ -256,6 +258,7 @@ class SignaturePipeline:
                         if step is not None:
                             created.append(step)
                         continue
+                _readdress(session, request)
                 transition(
                     session,
                     request,
@@ -268,6 +271,14 @@ class SignaturePipeline:
             for notifier in self.notifiers:
                 notifier.signing_request_created(step.signer_id, step.id)
         return count
+
+
+def _readdress(session: Session, request: SigningRequest) -> None:
+    """A request going back to ``pending_approval`` on an organisation's credential
+    waits for whoever keeps its token now (a handover may have come in between)."""
+    credential = session.get(Credential, request.credential_id)
+    if credential is not None and credential.organisation_id is not None:
+        request.signer_id = credential.user_id
 
 
 def _signature_image(

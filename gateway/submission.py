@@ -8,6 +8,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+import unicodedata
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -35,6 +36,7 @@ from gateway.errors import (
     SignerNotLeader,
     SignerUnknown,
 )
+from gateway.fonts import missing_glyphs
 from gateway.intake import DocumentReport, inspect_pdf
 from gateway.lifecycle import RequestStatus, transition
 from gateway.models import Credential, IntegrationClient, Organisation, SigningRequest, User
@@ -497,11 +499,20 @@ def _attachment_line(
     """The organisation-only signature: its text (the attachment's number and symbol,
     or the copy's type and the copying organisation; the signing time is added when it
     is drawn) at the top right of page 1 as displayed."""
-    lines = (
-        [workflow.document_number.strip()]
-        if workflow.document_number
-        else [str(workflow.copy_type).strip(), organisation.display_name]
-    )
+    lines = [
+        unicodedata.normalize("NFC", line)
+        for line in (
+            [workflow.document_number.strip()]
+            if workflow.document_number
+            else [str(workflow.copy_type).strip(), organisation.display_name]
+        )
+    ]
+    missing = missing_glyphs("".join(lines))
+    if missing:
+        # the reader would see the text without them: not what the clerk approved
+        raise ParameterInvalid(
+            "the appearance font cannot draw " + ", ".join(repr(c) for c in missing)
+        )
     box = top_right_box(lines, report.page_sizes[0])
     return replace(params, page=1, box=box, stamp_text="\n".join(lines))
 

@@ -635,10 +635,14 @@ def credentials_revoke(
     data_dir: DataDir = Path("var"),
 ) -> None:
     """Stop using a credential at once (staff rotation, lost token, revoked certificate);
-    pending requests bound to it fail at signing with ``certificate_revoked``. Audited."""
+    its pending requests fail now with ``certificate_revoked`` (their document systems
+    are called back; a workflow ends). Audited."""
+    from sqlalchemy import select
+
     from gateway import audit
     from gateway.context import open_database
-    from gateway.models import Credential, User
+    from gateway.lifecycle import RequestStatus, transition
+    from gateway.models import Credential, SigningRequest, User
     from hsm_bridge.credentials import CredentialRef
 
     settings = load_settings(data_dir)
@@ -651,7 +655,31 @@ def credentials_revoke(
                 typer.echo(f"no credential {credential_id}", err=True)
                 raise typer.Exit(1)
             credential.revoked_at = credential.revoked_at or now
-            if settings.in_process_bridge:
+            pending = session.scalars(
+                select(SigningRequest).where(
+                    SigningRequest.credential_id == credential_id,
+                    SigningRequest.status == RequestStatus.PENDING_APPROVAL,
+                )
+            ).all()
+            for request in pending:
+                transition(
+                    session,
+                    request,
+                    RequestStatus.FAILED,
+                    actor="admin:cli",
+                    now=now,
+                    failure_code="certificate_revoked",
+                )
+            same_key = session.scalar(
+                select(Credential.id).where(
+                    Credential.user_id == credential.user_id,
+                    Credential.token_serial == credential.token_serial,
+                    Credential.key_id == credential.key_id,
+                    Credential.revoked_at.is_(None),
+                    Credential.id != credential_id,
+                )
+            )
+            if settings.in_process_bridge and same_key is None:
                 owner = session.get(User, credential.user_id)
                 _local_registry(settings).unbind_credential(
                     owner.username if owner else "",
@@ -662,11 +690,12 @@ def credentials_revoke(
                 actor="admin:cli",
                 action="credential.revoked",
                 now=now,
-                detail={"credential": credential_id},
+                detail={"credential": credential_id, "failed": [r.id for r in pending]},
             )
+            failed = len(pending)
     finally:
         db.dispose()
-    typer.echo(f"credential {credential_id} revoked")
+    typer.echo(f"credential {credential_id} revoked; {failed} pending request(s) failed")
 
 
 @devices_app.command("activation-code")
@@ -1122,7 +1151,9 @@ def audit_show(
     action: Annotated[
         str | None, typer.Option(help="only actions starting so, e.g. organisation.")
     ] = None,
-    last: Annotated[int, typer.Option(min=1, help="at most this many, the newest")] = 50,
+    last: Annotated[
+        int, typer.Option(min=1, max=100_000, help="at most this many, the newest")
+    ] = 50,
     data_dir: DataDir = Path("var"),
 ) -> None:
     """Print audit entries, oldest first, one JSON object a line (id, at, actor, action,

@@ -39,9 +39,9 @@ def _cli(installation, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _org1_key(db) -> tuple[str, str]:
+def _demo_key(db, label: str) -> tuple[str, str]:
     with db.transaction() as session:
-        cred = demo_credential(session, "org1")
+        cred = demo_credential(session, label)
         return cred.token_serial, cred.key_id
 
 
@@ -51,7 +51,7 @@ def test_add_a_user_register_a_credential_and_revoke_it(installation, db, server
     )
     assert added.returncode == 0, added.stderr
     password = re.search(r"initial password \(shown once\): (\S+)", added.stdout).group(1)
-    serial, key_id = _org1_key(db)
+    serial, key_id = _demo_key(db, "leader1")  # a person's key (an organisation's is refused)
 
     registered = _cli(
         installation, "credentials", "register", "vt-mai", "--token", serial, "--key-id", key_id
@@ -80,7 +80,7 @@ def test_add_a_user_register_a_credential_and_revoke_it(installation, db, server
 
 
 def test_registration_refuses_what_does_not_fit(installation, db):
-    serial, key_id = _org1_key(db)
+    serial, key_id = _demo_key(db, "org1")
     wrong_mechanism = _cli(
         installation,
         "credentials",
@@ -110,6 +110,10 @@ def test_registration_refuses_what_does_not_fit(installation, db):
         installation, "credentials", "register", "leader1", "--token", serial, "--key-id", "abcdef"
     )
     assert no_key.returncode == 1 and "no private key with this CKA_ID" in no_key.stderr
+    personal = _cli(
+        installation, "credentials", "register", "leader1", "--token", serial, "--key-id", key_id
+    )
+    assert personal.returncode == 1 and "an organisation's seal" in personal.stderr
     no_user = _cli(
         installation, "credentials", "register", "nobody", "--token", serial, "--key-id", key_id
     )
