@@ -471,16 +471,7 @@ def test_a_handover_moves_the_seal_and_its_pending_requests_to_the_new_clerk(
         server, document, workflow="organisation_only", organisation=org.name, copy_type="Sao y"
     ).json()
     outsider = make_signer(db, box, like="clerk1")
-    refused = _cli(
-        installation,
-        "organisations",
-        "handover",
-        org.name,
-        "--to",
-        outsider.username,
-        "--permission",
-        "Quyết định số 7/QĐ-STC",
-    )
+    refused = _hand_over(installation, org, outsider, "Quyết định số 7/QĐ-STC")
     assert refused.returncode == 1 and "not a clerk" in refused.stderr  # not one of its own
     successor = _second_clerk(db, box, org)
     tablet_app = DeviceApp(server.base_url, successor.username)
@@ -489,16 +480,7 @@ def test_a_handover_moves_the_seal_and_its_pending_requests_to_the_new_clerk(
         seal = session.get(Credential, org.credential_id)
         ref = str(CredentialRef(seal.token_serial, bytes.fromhex(seal.key_id)))
         nonces_before = len(_nonces_of(session, successor.user_id))
-    handed = _cli(
-        installation,
-        "organisations",
-        "handover",
-        org.name,
-        "--to",
-        successor.username,
-        "--permission",
-        "Quyết định số 7/QĐ-STC ngày 01/12/2026",
-    )
+    handed = _hand_over(installation, org, successor, "Quyết định số 7/QĐ-STC ngày 01/12/2026")
     assert handed.returncode == 0, handed.stderr
     assert "1 pending request(s)" in handed.stdout
     with db.transaction() as session:
@@ -559,6 +541,22 @@ def test_the_token_has_one_keeper_at_a_time(db, box, installation):
     second = _second_clerk(db, box, org)
     refused = _register_seal_key(installation, db, org, second.username)
     assert refused.returncode == 1 and "organisations handover" in refused.stderr, refused.stderr
+
+
+def _hand_over(installation, org, to, permission: str):
+    """``organisations handover ORG --to TO --permission PERMISSION``."""
+    from tests.test_admin_cli import _cli
+
+    return _cli(
+        installation,
+        "organisations",
+        "handover",
+        org.name,
+        "--to",
+        to.username,
+        "--permission",
+        permission,
+    )
 
 
 def _register_seal_key(installation, db, org, username: str):

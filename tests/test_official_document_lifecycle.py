@@ -18,6 +18,7 @@ from tests.factories import make_organisation
 from tests.test_admin_cli import _cli
 from tests.test_official_document import (
     _approve,
+    _hand_over,
     _official,
     _second_clerk,
     _signed_document,
@@ -105,16 +106,7 @@ def test_a_seal_caught_mid_signing_by_a_handover_goes_to_the_new_keeper(
     with db.transaction() as session:
         session.get(SigningRequest, step2).status = RequestStatus.SIGNING.value
     successor = _second_clerk(db, box, org)
-    handed = _cli(
-        installation,
-        "organisations",
-        "handover",
-        org.name,
-        "--to",
-        successor.username,
-        "--permission",
-        "QĐ 9/QĐ-STC",
-    )
+    handed = _hand_over(installation, org, successor, "QĐ 9/QĐ-STC")
     assert handed.returncode == 0, handed.stderr
     _recover(installation)  # the crash is over: back to pending, for whoever keeps it now
     with db.transaction() as session:

@@ -16,29 +16,12 @@ from pyhanko.sign.fields import FieldMDPAction, FieldMDPSpec, SigFieldSpec
 from gateway.errors import DocumentUnreadable
 from gateway.intake import inspect_pdf
 from gateway.sample_pdf import sample_pdf
+from tests.binding_harness import _pdf
 from tests.conftest import submit
 from tests.factories import make_organisation
 from tests.pdf_builders import someone_else
 from tests.test_official_document import _both_steps, _official, _pixels, _render
 from tests.test_official_document_wild import _template
-
-
-def _raw_pdf(objects: dict[int, bytes]) -> bytes:
-    out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
-    offsets = {}
-    for number in sorted(objects):
-        offsets[number] = len(out)
-        out.extend(b"%d 0 obj\n" % number + objects[number] + b"\nendobj\n")
-    size = max(objects) + 1
-    at = len(out)
-    out.extend(b"xref\n0 %d\n0000000000 65535 f \n" % size)
-    for number in range(1, size):
-        out.extend(
-            b"%010d 00000 n \n" % offsets[number] if number in offsets else b"0000000000 65535 f \n"
-        )
-    out.extend(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (size, at))
-    return bytes(out)
-
 
 _CONTENT = b"BT /F1 14 Tf 80 700 Td (Quyet dinh) Tj ET"
 _PAGE = (
@@ -59,7 +42,7 @@ def test_a_page_tree_that_never_ends_is_unreadable():
     objects[3] = _PAGE % b""
     objects[6] = b"<< /Type /Pages /Kids [2 0 R] /Count 0 /Parent 2 0 R >>"
     with pytest.raises(DocumentUnreadable):
-        inspect_pdf(_raw_pdf(objects), max_bytes=10**8)
+        inspect_pdf(_pdf(objects), max_bytes=10**8)
 
 
 def _locked_all(action: FieldMDPAction = FieldMDPAction.ALL) -> bytes:
@@ -203,7 +186,7 @@ def _two_widget_template(which: str) -> bytes:
         second,
         b"[330 90 530 160]" if which != "leader" else b"[300 74 402 176]",
     )
-    return _raw_pdf(objects)
+    return _pdf(objects)
 
 
 @pytest.mark.parametrize("which", ["leader", "seal"])
@@ -231,7 +214,7 @@ def test_nested_utf16_template_fields_are_signed(server, db, box):
     objects[13] = (
         b"<< /Type /Annot /Subtype /Widget /Parent 12 0 R /Rect [300 74 402 176] /P 3 0 R /F 4 >>"
     )
-    document = _raw_pdf(objects)
+    document = _pdf(objects)
     answer = _official(server, org, document, field_name="Ky.Lãnh", seal_field_name="Ky.Dau")
     assert answer.status_code == 201, answer.text
     _, signed = _both_steps(server, org, answer.json()["id"], document)
