@@ -189,6 +189,8 @@ def signature_field_places(
         for kid in _get(ref.get_object(), "/Kids") or []:
             widgets.setdefault((kid.idnum, kid.generation), name)
     places: dict[str, tuple[int, tuple[float, float, float, float]]] = {}
+    if not widgets:
+        return places  # no signature field: no page to walk (a 117-page book has none)
     for index, page in enumerate(page_objects(pages_root)):
         for annotation in _get(page, "/Annots") or []:
             key = (getattr(annotation, "idnum", None), getattr(annotation, "generation", None))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -9,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -373,13 +375,9 @@ def users_add(
     data_dir: DataDir = Path("var"),
 ) -> None:
     """Add a user; prints its initial password, shown once (the user enrols TOTP on the tablet)."""
-    from gateway.context import open_database
     from gateway.enrolment import add_user
-    from gateway.errors import GatewayError
 
-    settings = load_settings(data_dir)
-    db = open_database(settings)
-    try:
+    with _admin_db(load_settings(data_dir)) as db:
         user = add_user(
             db,
             username,
@@ -388,11 +386,6 @@ def users_add(
             now=dt.datetime.now(dt.UTC),
             organisation=organisation,
         )
-    except GatewayError as exc:
-        typer.echo(f"{exc.code}: {exc.detail}", err=True)
-        raise typer.Exit(1) from exc
-    finally:
-        db.dispose()
     typer.echo(f"user {user.username} added; initial password (shown once): {user.password}")
 
 
@@ -404,24 +397,11 @@ def users_signature_image(
 ) -> None:
     """Keep IMAGE (the signer's handwritten signature, e.g. blue ink on a transparent
     background) to draw in USERNAME's visible signatures from now on. Audited."""
-    from gateway.context import open_database
-    from gateway.errors import GatewayError
     from gateway.signature_images import set_signature_image
 
-    settings = load_settings(data_dir)
-    try:
-        data = image.read_bytes()
-    except OSError as exc:
-        typer.echo(f"cannot read {image}: {exc.strerror}", err=True)
-        raise typer.Exit(1) from exc
-    db = open_database(settings)
-    try:
+    data = _read_or_exit(image)
+    with _admin_db(load_settings(data_dir)) as db:
         digest = set_signature_image(db, username, data, now=dt.datetime.now(dt.UTC))
-    except GatewayError as exc:
-        typer.echo(f"{exc.code}: {exc.detail}", err=True)
-        raise typer.Exit(1) from exc
-    finally:
-        db.dispose()
     typer.echo(f"signature image of {username} kept (SHA-256 {digest})")
 
 
@@ -434,18 +414,10 @@ def organisations_add(
     """Add an organisation (audited). Then: its seal image (`organisations seal`), its
     clerks (`users add --role clerk --organisation NAME`) and its key
     (`credentials register CLERK --organisation NAME`)."""
-    from gateway.context import open_database
-    from gateway.errors import GatewayError
     from gateway.organisations import add_organisation
 
-    db = open_database(load_settings(data_dir))
-    try:
+    with _admin_db(load_settings(data_dir)) as db:
         add_organisation(db, name, display_name, now=dt.datetime.now(dt.UTC))
-    except GatewayError as exc:
-        typer.echo(f"{exc.code}: {exc.detail}", err=True)
-        raise typer.Exit(1) from exc
-    finally:
-        db.dispose()
     typer.echo(f"organisation {name} added")
 
 
@@ -459,23 +431,11 @@ def organisations_seal(
     """Keep IMAGE (the seal filling the image edge to edge, red on a transparent
     background) as NAME's seal, drawn DIAMETER_MM across on its official documents from
     now on. Audited."""
-    from gateway.context import open_database
-    from gateway.errors import GatewayError
     from gateway.organisations import set_seal
 
-    try:
-        data = image.read_bytes()
-    except OSError as exc:
-        typer.echo(f"cannot read {image}: {exc.strerror}", err=True)
-        raise typer.Exit(1) from exc
-    db = open_database(load_settings(data_dir))
-    try:
+    data = _read_or_exit(image)
+    with _admin_db(load_settings(data_dir)) as db:
         digest = set_seal(db, name, data, diameter_mm, now=dt.datetime.now(dt.UTC))
-    except GatewayError as exc:
-        typer.echo(f"{exc.code}: {exc.detail}", err=True)
-        raise typer.Exit(1) from exc
-    finally:
-        db.dispose()
     typer.echo(f"seal of {name} kept ({diameter_mm:g} mm, SHA-256 {digest})")
 
 
@@ -491,15 +451,12 @@ def organisations_handover(
     """Hand NAME's token to another of its clerks (staff rotation). Its pending seals
     go to the new clerk; the old one can no longer sign with it. Audited with the
     permission."""
-    from gateway.context import open_database
-    from gateway.errors import GatewayError
     from gateway.organisations import hand_over
     from mobile_api.push import PushNotifier
     from signing_gateway.app import push_provider
 
     settings = load_settings(data_dir)
-    db = open_database(settings)
-    try:
+    with _admin_db(settings) as db:
         done = hand_over(
             db,
             name,
@@ -518,11 +475,6 @@ def organisations_handover(
         for request_id in done.readdressed:
             notifier.deliver(done.keeper_id, request_id)
         notifier.close()
-    except GatewayError as exc:
-        typer.echo(f"{exc.code}: {exc.detail}", err=True)
-        raise typer.Exit(1) from exc
-    finally:
-        db.dispose()
     typer.echo(
         f"the token of {name} is kept by {to} (before: {', '.join(done.previous) or 'nobody'});"
         f" {len(done.readdressed)} pending request(s) now wait for {to}, who was notified"
@@ -815,6 +767,33 @@ def devices_revoke(
     finally:
         db.dispose()
     typer.echo(f"device {device_id} revoked")
+
+
+@contextlib.contextmanager
+def _admin_db(settings: Settings) -> Iterator[Any]:
+    """The installation's database for one administration command; a refusal
+    (GatewayError) is printed as ``code: detail`` and exits 1; the connections are
+    released either way."""
+    from gateway.context import open_database
+    from gateway.errors import GatewayError
+
+    db = open_database(settings)
+    try:
+        yield db
+    except GatewayError as exc:
+        typer.echo(f"{exc.code}: {exc.detail}", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        db.dispose()
+
+
+def _read_or_exit(path: Path) -> bytes:
+    """The bytes of ``path``; a clear message and exit 1 when it cannot be read."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        typer.echo(f"cannot read {path}: {exc.strerror}", err=True)
+        raise typer.Exit(1) from exc
 
 
 def _user_or_exit(session: Any, username: str) -> Any:
