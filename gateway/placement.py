@@ -10,14 +10,12 @@ the name).
 
 from __future__ import annotations
 
-import io
 import unicodedata
 from dataclasses import dataclass
 
-import pypdfium2
-
 from gateway.errors import ParameterInvalid, SignerBlockNotFound
 from gateway.fonts import text_width
+from gateway.pdfium import open_pdf
 
 __all__ = ["TOP_RIGHT_OFFSETS", "TextLine", "signer_block_box", "text_lines", "top_right_box"]
 
@@ -40,8 +38,7 @@ def _normalised(text: str) -> str:
 
 def text_lines(document: bytes, page_index: int) -> list[TextLine]:
     """The text runs pdfium finds on page ``page_index`` (0-based), top to bottom."""
-    pdf = pypdfium2.PdfDocument(io.BytesIO(document))
-    try:
+    with open_pdf(document) as pdf:
         page = pdf[page_index]
         textpage = page.get_textpage()
         lines = []
@@ -51,8 +48,6 @@ def text_lines(document: bytes, page_index: int) -> list[TextLine]:
             if text:
                 lines.append(TextLine(text, (x1, y1, x2, y2)))
         rotation = page.get_rotation()
-    finally:
-        pdf.close()
     if rotation % 360:
         raise SignerBlockNotFound("automatic placement needs an upright last page")
     return sorted(lines, key=lambda line: -line.box[3])

@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import io
-import threading
-
-import pypdfium2 as pdfium
 
 from gateway.errors import NotFound, ParameterInvalid
+from gateway.pdfium import open_pdf
 
 __all__ = ["render_page_png"]
 
 # Largest bitmap rendered (pixels): 2000 x 4000, about 32 MB of RGBA.
 MAX_PIXELS = 8_000_000
-
-# PDFium is not thread-safe: one render at a time per process.
-_PDFIUM_LOCK = threading.Lock()
 
 
 def render_page_png(document: bytes, page_number: int, width: int, *, max_width: int) -> bytes:
@@ -27,25 +22,21 @@ def render_page_png(document: bytes, page_number: int, width: int, *, max_width:
     outside 16..``max_width``."""
     if not 16 <= width <= max_width:
         raise ParameterInvalid(f"width must be between 16 and {max_width} pixels")
-    with _PDFIUM_LOCK:
-        pdf = pdfium.PdfDocument(document)
-        try:
-            # form fields (earlier signatures' widgets) are drawn only with a form env
-            pdf.init_forms()
-            if not 1 <= page_number <= len(pdf):
-                raise NotFound(f"the document has {len(pdf)} pages")
-            page = pdf[page_number - 1]
-            upright = page.get_rotation() % 180 == 0
-            page_width = page.get_width() if upright else page.get_height()
-            page_height = page.get_height() if upright else page.get_width()
-            if width * (page_height * width / page_width) > MAX_PIXELS:
-                page.close()
-                raise ParameterInvalid("this page is too tall to preview at that width")
-            bitmap = page.render(scale=width / page_width, may_draw_forms=True)
-            image = bitmap.to_pil()
-            out = io.BytesIO()
-            image.save(out, format="PNG", optimize=False)
+    with open_pdf(document) as pdf:
+        # form fields (earlier signatures' widgets) are drawn only with a form env
+        pdf.init_forms()
+        if not 1 <= page_number <= len(pdf):
+            raise NotFound(f"the document has {len(pdf)} pages")
+        page = pdf[page_number - 1]
+        upright = page.get_rotation() % 180 == 0
+        page_width = page.get_width() if upright else page.get_height()
+        page_height = page.get_height() if upright else page.get_width()
+        if width * (page_height * width / page_width) > MAX_PIXELS:
             page.close()
-            return out.getvalue()
-        finally:
-            pdf.close()
+            raise ParameterInvalid("this page is too tall to preview at that width")
+        bitmap = page.render(scale=width / page_width, may_draw_forms=True)
+        image = bitmap.to_pil()
+        out = io.BytesIO()
+        image.save(out, format="PNG", optimize=False)
+        page.close()
+        return out.getvalue()

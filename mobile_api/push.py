@@ -14,6 +14,7 @@ import datetime as dt
 import enum
 import logging
 import uuid
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
@@ -80,13 +81,18 @@ class FcmPushProvider:
         """Send one message (``messaging.send``); map FCM's answer to an outcome."""
         from firebase_admin import exceptions, messaging
 
-        message = messaging.Message(
-            token=push_token,
-            data={"type": "signing_request", "request_id": request_id, "nonce": nonce},
-            notification=messaging.Notification(title=title),
-            android=messaging.AndroidConfig(priority="high"),
-            apns=messaging.APNSConfig(headers={"apns-priority": "10"}),
-        )
+        with warnings.catch_warnings():
+            # firebase-admin 7.7 deprecates ``token`` for ``fid`` (a Firebase installation
+            # ID); the native apps register FCM registration tokens, which FCM's v1 API
+            # still addresses as ``message.token``.
+            warnings.filterwarnings("ignore", "Message.token is deprecated", DeprecationWarning)
+            message = messaging.Message(
+                token=push_token,
+                data={"type": "signing_request", "request_id": request_id, "nonce": nonce},
+                notification=messaging.Notification(title=title),
+                android=messaging.AndroidConfig(priority="high"),
+                apns=messaging.APNSConfig(headers={"apns-priority": "10"}),
+            )
         try:
             messaging.send(message, app=self._app)
         except (messaging.UnregisteredError, messaging.SenderIdMismatchError):

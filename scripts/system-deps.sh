@@ -28,5 +28,37 @@ if [ "$(id -u)" -ne 0 ]; then
   sudo="sudo"
 fi
 export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
+# Another apt-get or an unattended upgrade may hold the package locks: wait for it (up to
+# APT_LOCK_WAIT seconds, 10 minutes by default) instead of failing at once.
+wait=${APT_LOCK_WAIT:-600}
+locked() {
+  # prints the lock files some process holds now (fcntl locks, as apt and dpkg take them)
+  python3 - "$@" <<'PY'
+import fcntl, sys
+for path in sys.argv[1:]:
+    try:
+        with open(path, "a") as f:
+            fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except FileNotFoundError:
+        pass
+    except PermissionError:
+        pass
+    except OSError:
+        print(path)
+PY
+}
+locks=(/var/lib/dpkg/lock-frontend /var/lib/dpkg/lock /var/lib/apt/lists/lock /var/cache/apt/archives/lock)
+deadline=$((SECONDS + wait))
+while held=$(locked "${locks[@]}"); [ -n "$held" ]; do
+  if [ "$SECONDS" -ge "$deadline" ]; then
+    echo "system-deps: another package manager still holds $held after ${wait} s;" \
+      "let it finish (or set APT_LOCK_WAIT) and run this again" >&2
+    exit 1
+  fi
+  echo "system-deps: waiting for another package manager to release $held" \
+    "(up to $((deadline - SECONDS)) s more)"
+  sleep 5
+done
+apt_wait=(-o "DPkg::Lock::Timeout=$((deadline > SECONDS ? deadline - SECONDS : 1))")
+$sudo apt-get "${apt_wait[@]}" update -qq
+$sudo apt-get "${apt_wait[@]}" install -y -qq --no-install-recommends "${need[@]}"
