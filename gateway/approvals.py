@@ -50,9 +50,12 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class TotpProof:
-    """A TOTP code (RFC 6238, 6 digits) typed by the signer."""
+    """A TOTP code (RFC 6238, 6 digits) typed by the signer, and the server nonce the
+    app fetched for this approval when a sealed token PIN goes with it (the PIN is
+    bound to that nonce)."""
 
     otp: str
+    nonce: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

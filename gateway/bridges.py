@@ -6,10 +6,16 @@ credential to the bridge holding its token."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from gateway.config import Settings
 from gateway.secrets_at_rest import InstallationKeys
 from hsm_bridge import Bridge, BridgeClient, BridgeConfig, ModuleConfig, TokenLimits
+from hsm_bridge.authorization import Profile
+from hsm_bridge.chain import load_ca_file
 from hsm_bridge.remote import RemoteBridge, RemoteBridgeConfig
 from hsm_bridge.router import BridgeRouter
 from hsm_bridge.signers import SignerRegistry, TotpPolicy
@@ -17,7 +23,9 @@ from hsm_bridge.softhsm import find_softhsm_module
 
 __all__ = [
     "SOFTHSM_MAX_SESSIONS",
+    "add_ca_certificates",
     "bridge_config",
+    "bridge_dir",
     "build_bridge",
     "local_registry",
     "module_configs",
@@ -50,22 +58,58 @@ def module_configs(settings: Settings) -> tuple[ModuleConfig, ...]:
     return (ModuleConfig(path=path, limits=TokenLimits(SOFTHSM_MAX_SESSIONS, 30.0)),)
 
 
-def bridge_config(settings: Settings, keys: InstallationKeys) -> BridgeConfig:
-    """The in-process bridge's configuration for this installation. Points SoftHSM2 at
-    the installation's own configuration (SOFTHSM2_CONF) before the module is loaded."""
+def bridge_dir(settings: Settings) -> Path:
+    """The folder of the bridge running on this host: its PIN file, spent SADs, signer
+    records, HPKE key and CA certificates."""
+    return settings.data_dir.resolve() / "bridge"
+
+
+def bridge_config(
+    settings: Settings, keys: InstallationKeys, *, serving: bool = False
+) -> BridgeConfig:
+    """The configuration of the bridge running on this host: in the gateway's process
+    (profile ``embedded`` unless ``bridge_profile`` says otherwise), or ``bridge serve``
+    on a secure host (``serving``: profile ``secure_host`` unless it says otherwise).
+    Points SoftHSM2 at the installation's own configuration (SOFTHSM2_CONF) before the
+    module is loaded."""
     os.environ.setdefault("SOFTHSM2_CONF", str(settings.effective_softhsm2_conf))
-    bridge_dir = settings.data_dir.resolve() / "bridge"
+    folder = bridge_dir(settings)
+    default = Profile.SECURE_HOST if serving else Profile.EMBEDDED
     return BridgeConfig(
         modules=module_configs(settings),
-        pin_file=bridge_dir / "pins.json",
+        pin_file=folder / "pins.json",
         pin_key=keys.fernet_key,
         activation_key=keys.activation_key,
-        used_activations_file=bridge_dir / "activations.db",
-        signers_file=bridge_dir / "signers.db",
+        used_activations_file=folder / "activations.db",
+        signers_file=folder / "signers.db",
         activation_ttl_seconds=settings.activation_ttl_seconds,
-        accept_totp=settings.bridge_accept_totp,
+        profile=Profile(settings.bridge_profile) if settings.bridge_profile else default,
+        max_batch=settings.batch_max_requests,
         totp_policy=TotpPolicy(settings.totp_max_failures, settings.totp_lockout_seconds),
+        ca_certificates_file=folder / "ca-certificates.pem",
+        pin_envelope_key_file=folder / "pin-envelope-key.pem",
+        tsa_url=settings.tsa_url,
     )
+
+
+def add_ca_certificates(settings: Settings, chain_pem: str) -> int:
+    """Add the CA certificates of ``chain_pem`` (PEM) to the CA file of the bridge on
+    this host, for chains its tokens do not hold; returns how many were new."""
+    if not chain_pem.strip():
+        return 0
+    path = bridge_dir(settings) / "ca-certificates.pem"
+    known = set(load_ca_file(path))
+    new = [
+        c.public_bytes(Encoding.DER)
+        for c in x509.load_pem_x509_certificates(chain_pem.encode())
+        if c.public_bytes(Encoding.DER) not in known
+    ]
+    if new:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("ab") as out:
+            for der in dict.fromkeys(new):
+                out.write(x509.load_der_x509_certificate(der).public_bytes(Encoding.PEM))
+    return len(set(new))
 
 
 def local_registry(settings: Settings, keys: InstallationKeys) -> SignerRegistry:

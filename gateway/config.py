@@ -72,9 +72,11 @@ class Settings(BaseSettings):
     remote_bridges: list[RemoteBridgeSettings] = Field(
         default_factory=list, description="bridge services on secure hosts"
     )
-    bridge_accept_totp: bool = Field(
-        True,
-        description="the bridge accepts a TOTP code as approval; false: device approvals only",
+    bridge_profile: Literal["embedded", "secure_host"] | None = Field(
+        None,
+        description="what the bridge on this host accepts as an approval: embedded (TOTP"
+        " approves; the default in the gateway's process) or secure_host (device-bound"
+        " factors only; the default for `bridge serve`)",
     )
     bridge_listen_host: str = Field("127.0.0.1", description="bridge serve: address")
     bridge_listen_port: int = Field(8443, description="bridge serve: TCP port")

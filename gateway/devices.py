@@ -9,8 +9,14 @@ the device and sends the code's id, its public key, and an HMAC keyed with the c
 secret over that key (:func:`hsm_bridge.signers.enrolment_proof`); the secret itself never
 passes through the gateway, so a compromised gateway cannot enrol a key of its own. The
 bridge records the key and names the device; the gateway keeps a copy with the FCM
-registration token for push. Revoking a device (a lost tablet) stops its key at once, at
-the gateway and at the bridge.
+registration token for push.
+
+The bridge is the source of truth: a signer's devices are the bridge's list
+(:func:`list_devices`, with the gateway's names and push state beside them), and only
+the bridge decides a revocation: the signer revokes with their own factor
+(:func:`revoke_by_signer`: a revocation statement signed by one of their devices, or a
+TOTP code where TOTP approves), the bridge's administrator on the bridge's host
+(:func:`revoke_by_administrator`). A compromised web tier can do neither.
 """
 
 from __future__ import annotations
@@ -18,7 +24,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
-import logging
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -30,22 +35,24 @@ from gateway import audit
 from gateway.db import Database
 from gateway.errors import ActivationCodeInvalid, DeviceKeyInvalid, NotFound
 from gateway.models import Device, MobileSession, User
-from hsm_bridge import BridgeClient, BridgeError
+from hsm_bridge import BridgeClient
+from hsm_bridge.authorization import Factor
 from hsm_bridge.errors import AuthorizationRefused
-from hsm_bridge.signers import EnrolmentCode
+from hsm_bridge.signers import DeviceRecord, EnrolmentCode, SignerRegistry
 
 __all__ = [
     "ActivationCode",
+    "DeviceListing",
     "activation_code_of",
     "enrol_device",
     "list_devices",
     "qr_png",
     "record_activation_code",
+    "record_revocation",
     "request_activation_code",
-    "revoke_device",
+    "revoke_by_administrator",
+    "revoke_by_signer",
 ]
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,39 +204,87 @@ def enrol_device(
     return device
 
 
-def list_devices(db: Database, user_id: str) -> list[Device]:
-    """The user's devices, newest first, revoked ones included."""
+@dataclass(frozen=True, slots=True)
+class DeviceListing:
+    """One of a signer's devices as the bridge holds it (``record``), with what the
+    gateway knows of it (``local``: name, platform, push state), None for a device the
+    bridge knows but that was not enrolled through this gateway."""
+
+    record: DeviceRecord
+    local: Device | None
+
+    @property
+    def revoked(self) -> bool:
+        """Whether the bridge revoked it (the gateway's copy follows)."""
+        return self.record.revoked_at is not None
+
+
+def list_devices(db: Database, bridge: BridgeClient, user: User) -> list[DeviceListing]:
+    """``user``'s devices as the bridge holds them (revoked ones included, newest
+    first), each with the gateway's copy when it has one. Raises the bridge's error when
+    it cannot be asked."""
+    records = bridge.devices(user.username)
     with db.transaction() as session:
-        return list(
-            session.scalars(
-                select(Device).where(Device.user_id == user_id).order_by(Device.created_at.desc())
-            )
-        )
+        local = {
+            d.id: d for d in session.scalars(select(Device).where(Device.user_id == user.id))
+        }
+    listings = [DeviceListing(r, local.get(r.device_id)) for r in records]
+    return sorted(listings, key=lambda listing: listing.record.created_at, reverse=True)
 
 
-def revoke_device(
+def revoke_by_signer(
     db: Database,
     bridge: BridgeClient,
+    user: User,
+    device_id: str,
+    factor: Factor,
+    *,
+    now: dt.datetime,
+    client_address: str | None = None,
+) -> None:
+    """The signer revokes one of their devices with their own ``factor``: the bridge
+    checks it and revokes, then the gateway records it (:func:`record_revocation`).
+    Raises NotFound for a device that is not the signer's, and the bridge's refusal."""
+    if not bridge.revoke_device(user.username, device_id, factor):
+        raise NotFound("no such device")
+    record_revocation(
+        db, device_id, actor=f"user:{user.username}", now=now, client_address=client_address
+    )
+
+
+def revoke_by_administrator(
+    db: Database, registry: SignerRegistry, device_id: str, *, actor: str, now: dt.datetime
+) -> bool:
+    """The administrator of the bridge on this host revokes a device in its records,
+    then the gateway records it. False when this bridge never knew the device (a bridge
+    on another host revokes it there: ``signing-gateway bridge devices revoke``)."""
+    known = registry.revoke_device(device_id, now=now.timestamp())
+    if known:
+        record_revocation(db, device_id, actor=actor, now=now, missing_ok=True)
+    return known
+
+
+def record_revocation(
+    db: Database,
     device_id: str,
     *,
     actor: str,
     now: dt.datetime,
-    owner_id: str | None = None,
     client_address: str | None = None,
-) -> Device:
-    """Revoke a device at once (idempotent), at the gateway and then at the bridge, and
-    end every live mobile session of its user (the thief may hold one on the tablet; the
-    owner signs in again). Raises the bridge's error when it could not be told (the
-    gateway's revocation stands; run it again).
-    ``owner_id``: when given, only that user's device may be revoked (NotFound
-    otherwise, as for an unknown id)."""
+    missing_ok: bool = False,
+) -> Device | None:
+    """Record a revocation the bridge made: the gateway's copy is marked revoked (its
+    push stops) and every live mobile session of its user ends (the thief may hold one
+    on the lost tablet; the owner signs in again); audited. Idempotent. None when the
+    gateway has no copy (``missing_ok``), else NotFound."""
     with db.transaction() as session:
         device = session.get(Device, device_id, with_for_update=True)
-        if device is None or (owner_id is not None and device.user_id != owner_id):
+        if device is None:
+            if missing_ok:
+                return None
             raise NotFound("no such device")
         if device.revoked_at is None:
             device.revoked_at = now
-            # whoever holds the lost tablet may hold a live session on it too: end them all
             ended = session.execute(
                 update(MobileSession)
                 .where(MobileSession.user_id == device.user_id)
@@ -245,11 +300,4 @@ def revoke_device(
                 client_address=client_address,
                 detail={"device": device.id, "user_id": device.user_id, "sessions_ended": ended},
             )
-    try:
-        bridge.revoke_device(device.id)
-    except BridgeError as exc:
-        # Revoked here already (the gateway refuses its approvals); the bridge must hear
-        # it too: the caller is told to run the revocation again.
-        log.error("device %s: the bridge was not told of the revocation: %s", device.id, exc.code)
-        raise
     return device

@@ -1,8 +1,12 @@
 """The document store: original and signed PDFs on disk, written atomically.
 
-Layout: ``<root>/<request id>/original.pdf`` and ``signed.pdf``. A write goes to a
-temporary file in the same folder, is fsynced, then renamed, so a reader never sees a
-half-written file and a crash leaves either the old state or the new one.
+Layout: ``<root>/<request id>/original.pdf`` and ``signed.update``: a signed PDF is
+the original followed by one incremental update, so only the update is written (a few
+kilobytes, where the document may be 50 MB) and the signed PDF is read back as the two
+joined (``signed.pdf``, a whole signed PDF, is still read where an earlier version wrote
+one). A write goes to a temporary file in the same folder, is fsynced, then renamed, so a
+reader never sees a half-written file and a crash leaves either the old state or the new
+one.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ class DocumentStore:
     """Files of signing requests under ``root``."""
 
     ORIGINAL = "original.pdf"
-    SIGNED = "signed.pdf"
+    SIGNED_UPDATE = "signed.update"
+    _SIGNED_WHOLE = "signed.pdf"
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -48,6 +53,26 @@ class DocumentStore:
     def read(self, request_id: str, name: str) -> bytes:
         """The bytes of ``name`` of ``request_id``; FileNotFoundError if absent."""
         return self._path(request_id, name).read_bytes()
+
+    def write_signed(self, request_id: str, signed: bytes, original_length: int) -> Path:
+        """Keep the signed PDF ``signed`` of ``request_id``, whose first
+        ``original_length`` bytes are its original: only what follows them is written."""
+        return self.write(request_id, self.SIGNED_UPDATE, signed[original_length:])
+
+    def read_signed(self, request_id: str) -> bytes:
+        """The signed PDF of ``request_id``: its original followed by the update;
+        FileNotFoundError when it was not signed."""
+        whole = self._path(request_id, self._SIGNED_WHOLE)
+        if whole.exists():
+            return whole.read_bytes()
+        update = self._path(request_id, self.SIGNED_UPDATE).read_bytes()
+        return self.read(request_id, self.ORIGINAL) + update
+
+    def has_signed(self, request_id: str) -> bool:
+        """Whether a signed PDF of ``request_id`` was kept."""
+        return self.exists(request_id, self.SIGNED_UPDATE) or self.exists(
+            request_id, self._SIGNED_WHOLE
+        )
 
     def exists(self, request_id: str, name: str) -> bool:
         """Whether ``name`` of ``request_id`` was written."""

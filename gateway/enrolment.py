@@ -22,6 +22,7 @@ from gateway.organisations import organisation_named
 from gateway.passwords import hash_password
 from hsm_bridge import BridgeClient, CredentialRef
 from hsm_bridge.credentials import SignatureMechanism
+from hsm_bridge.errors import CredentialNotFound
 from hsm_bridge.signers import SignerRegistry
 
 __all__ = ["ROLES", "NewUser", "add_user", "register_credential"]
@@ -113,12 +114,13 @@ def register_credential(
     (``token_not_present``, ``credential_not_found``)."""
     if pin_policy not in ("stored", "signer"):
         raise ParameterInvalid("pin_policy must be stored or signer")
-    entries = [e for e in bridge.credentials(token_serial) if e.key_id == key_id.hex()]
-    if not entries:
-        raise ParameterInvalid("no private key with this CKA_ID on the token")
-    if entries[0].status != "ok":
+    try:
+        entry = bridge.credential_status(CredentialRef(token_serial, key_id))
+    except CredentialNotFound as exc:
+        raise ParameterInvalid("no private key with this CKA_ID on the token") from exc
+    if entry.status != "ok":
         raise ParameterInvalid(
-            f"the key is {entries[0].status}: {'; '.join(entries[0].problems) or 'no certificate'}"
+            f"the key is {entry.status}: {'; '.join(entry.problems) or 'no certificate'}"
         )
     der = bridge.certificate(CredentialRef(token_serial, key_id))
     public = x509.load_der_x509_certificate(der).public_key()

@@ -139,30 +139,15 @@ CertificateNotValid = _error(
 )
 CertificateRevoked = _error("certificate_revoked", 409, "The signer's certificate is revoked")
 
-_BRIDGE_STATUS = {
-    "activation_invalid": 403,
-    "authorization_refused": 403,
-    "credential_not_found": 409,
-    "pin_incorrect": 409,
-    "pin_locked": 409,
-    "pin_required": 422,
-    "mechanism_unsupported": 409,
-    "token_not_present": 503,
-    "token_error": 503,
-    "token_busy": 503,
-    "batch_abandoned": 503,
-    "token_timeout": 503,
-    "token_unhealthy": 503,
-    "bridge_unavailable": 503,
-}
-
-
 _BRIDGE_TITLES = {
     "activation_invalid": "The bridge refused to sign: the activation does not hold",
     "authorization_refused": "The bridge refused the approval",
     "pin_required": "The token's PIN is needed",
     "pin_incorrect": "The token refused the PIN",
     "pin_locked": "The token's PIN is locked",
+    "pin_envelope_invalid": "The sealed PIN does not open for this approval",
+    "certificate_not_usable": "The signer's certificate is expired or not yet valid",
+    "signature_build_failed": "The signature could not be built",
 }
 
 
@@ -189,7 +174,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(BridgeError)
     async def _bridge(_: Request, exc: BridgeError) -> JSONResponse:
-        status = _BRIDGE_STATUS.get(exc.code, 503)
+        status = exc.status
         reason = getattr(exc, "reason", None)
         extra = {"reason": reason} if reason is not None else {}
         title = _BRIDGE_TITLES.get(exc.code, "Signing device error")

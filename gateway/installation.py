@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway import audit, totp
-from gateway.bridges import bridge_config
+from gateway.bridges import add_ca_certificates, bridge_config
 from gateway.config import SETTINGS_FILE_NAME, Settings
 from gateway.context import open_database
 from gateway.demo_images import DEMO_SEAL_DIAMETER_MM, demo_seal_png, demo_signature_png
@@ -128,6 +128,8 @@ def _create_demo(
     box = SecretBox(keys.fernet_key)
     db = open_database(settings, keys)
     chain_pem = "".join(p.read_text() for p in (pki.issuing_path, pki.root_path))
+    # the bridge embeds the chain its tokens do not hold from its administrator's CA file
+    add_ca_certificates(settings, chain_pem)
     signers = []
     api_key = "sgw_" + secrets.token_urlsafe(32)
     callback_secret = "whsec_" + secrets.token_urlsafe(32)

@@ -30,9 +30,10 @@ from gateway.errors import (
     DocumentUnreadable,
     DocumentXfa,
 )
-from hsm_bridge.page_geometry import from_user_space, page_geometries, page_objects
+from pdf_structure.fields import empty_field_flags, field_names, signature_field_places
+from pdf_structure.geometry import from_user_space, page_geometries
 
-__all__ = ["DocumentReport", "field_names", "inspect_pdf", "signature_field_places"]
+__all__ = ["DocumentReport", "inspect_pdf"]
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +164,9 @@ def _examine(reader: PdfFileReader) -> DocumentReport:
         page_sizes=[g.displayed_size for g in geometries],
         page_origins=[(g.crop[0], g.crop[1]) for g in geometries],
         field_names=all_fields,
-        empty_field_flags={name: _flags(ref) for name, value, ref in sig_fields if value is None},
+        empty_field_flags={
+            name: empty_field_flags(ref) for name, value, ref in sig_fields if value is None
+        },
         locked_fields=locked,
         new_fields_locked=new_fields_locked,
         empty_field_places={
@@ -172,81 +175,6 @@ def _examine(reader: PdfFileReader) -> DocumentReport:
             if name in empty
         },
     )
-
-
-def signature_field_places(
-    handler: Any, pages_root: Any
-) -> dict[str, tuple[int, tuple[float, float, float, float]]]:
-    """For each signature field of the document that ``handler`` (a pyHanko reader or
-    writer's previous revision) reads: the 0-based index of the page whose /Annots
-    shows its widget (the field itself, or its first kid) and the widget's /Rect in
-    that page's user space."""
-    widgets: dict[tuple[int, int], str] = {}
-    for name, _, ref in fields.enumerate_sig_fields(handler):
-        if ref is None:
-            continue
-        widgets.setdefault((ref.idnum, ref.generation), name)
-        for kid in _get(ref.get_object(), "/Kids") or []:
-            widgets.setdefault((kid.idnum, kid.generation), name)
-    places: dict[str, tuple[int, tuple[float, float, float, float]]] = {}
-    if not widgets:
-        return places  # no signature field: no page to walk (a 117-page book has none)
-    for index, page in enumerate(page_objects(pages_root)):
-        for annotation in _get(page, "/Annots") or []:
-            key = (getattr(annotation, "idnum", None), getattr(annotation, "generation", None))
-            name = widgets.get(key)  # type: ignore[arg-type]
-            rect = _get(annotation.get_object(), "/Rect") if name else None
-            if name is not None and rect is not None and name not in places:
-                x1, y1, x2, y2 = (float(v) for v in rect)
-                places[name] = (index, (x1, y1, x2, y2))
-    return places
-
-
-def field_names(acroform: Any) -> list[str]:
-    """The fully qualified names (ISO 32000-1 §12.7.3.2: partial names joined by dots)
-    of every field under ``acroform`` (a pyHanko dictionary or None), parents included,
-    whatever their type."""
-    found: list[str] = []
-    if hasattr(acroform, "get_object"):
-        acroform = acroform.get_object()
-    stack = [(kid, "", 0) for kid in (_get(acroform, "/Fields") or [])]
-    while stack:
-        ref, prefix, depth = stack.pop()
-        node = ref.get_object() if hasattr(ref, "get_object") else ref
-        partial = _get(node, "/T")
-        name = prefix if partial is None else (f"{prefix}.{partial}" if prefix else str(partial))
-        if partial is not None:
-            found.append(name)
-        if depth < 32:
-            stack.extend((kid, name, depth + 1) for kid in (_get(node, "/Kids") or []))
-    return found
-
-
-# annotation flags that keep a widget from view (ISO 32000-1 §12.5.3: Hidden, NoView)
-_HIDING_FLAGS = 2 | 32
-
-
-def _flags(ref: Any) -> list[str]:
-    """What an empty signature field carries that our signature into it cannot honour:
-    ``hidden`` (its widget's Hidden or NoView flag), ``lock`` (/Lock: a field lock our
-    signature would apply), ``seed_value`` (/SV constraints)."""
-    node = ref.get_object() if ref is not None else None
-    if node is None:
-        return []
-    kids = [kid.get_object() for kid in _get(node, "/Kids") or []]
-    found = []
-    if kids and (len(kids) != 1 or _get(kids[0], "/T") is not None):
-        found.append("widgets")  # pyHanko signs a field with exactly one widget
-    for widget in kids or [node]:
-        # hidden by its flags, or by optional content some viewers turn off
-        if int(_get(widget, "/F") or 0) & _HIDING_FLAGS or _get(widget, "/OC") is not None:
-            found.append("hidden")
-            break
-    if _get(node, "/Lock") is not None:
-        found.append("lock")
-    if _get(node, "/SV") is not None:
-        found.append("seed_value")
-    return found
 
 
 def _field_locks(reader: PdfFileReader, names: list[str]) -> tuple[list[str], bool, int | None]:

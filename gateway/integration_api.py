@@ -17,9 +17,9 @@ from starlette.concurrency import run_in_threadpool
 from gateway.context import GatewayContext, context_of
 from gateway.errors import DocumentTooLarge, ParameterInvalid, Unauthenticated
 from gateway.models import IntegrationClient, SigningRequest
-from gateway.pades import SignatureParameters
 from gateway.schemas import SigningRequestView
 from gateway.submission import WorkflowOrder
+from hsm_bridge.pades import SignatureParameters
 
 __all__ = ["router"]
 

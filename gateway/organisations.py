@@ -245,7 +245,7 @@ def organisation_credential(
 def image_rect(box: Box, aspect: float, margin: float) -> Box:
     """Where an image of ``aspect`` (width / height) lands in ``box`` (points): scaled
     to fit the box less ``margin`` on each side, centred (as
-    :func:`gateway.pades.sign_pdf` draws it)."""
+    :func:`hsm_bridge.pades.build_signed_pdf` draws it)."""
     x1, y1, x2, y2 = box
     width, height = max(x2 - x1 - 2 * margin, 0.0), max(y2 - y1 - 2 * margin, 0.0)
     if width / max(height, 1e-9) > aspect:

@@ -14,8 +14,8 @@ import unicodedata
 from dataclasses import dataclass
 
 from gateway.errors import ParameterInvalid, SignerBlockNotFound
-from gateway.fonts import text_width
 from gateway.pdfium import open_pdf
+from hsm_bridge.pades.fonts import text_width
 
 __all__ = ["TOP_RIGHT_OFFSETS", "TextLine", "signer_block_box", "text_lines", "top_right_box"]
 
@@ -101,7 +101,7 @@ def top_right_box(lines: list[str], page_size: tuple[float, float]) -> Box:
     """The box (points, page as displayed, ``page_size``: width, height) of a 10 pt text
     of ``lines`` plus the signing time line, at the top right of the page
     (:data:`TOP_RIGHT_OFFSETS`), as wide as the longest line in the appearance font
-    (:func:`gateway.fonts.text_width`) so that it is drawn at its size. Raises
+    (:func:`hsm_bridge.pades.fonts.text_width`) so that it is drawn at its size. Raises
     ParameterInvalid when a line does not fit half the page's width."""
     width, height = page_size
     widest = max(text_width(line, TEXT_SIZE) for line in [*lines, _TIME_SAMPLE])

@@ -40,6 +40,7 @@ from gateway.errors import (
 from gateway.lifecycle import RequestStatus, transition
 from gateway.models import ApprovalNonce, Credential, SigningRequest, User
 from gateway.request_access import expire_if_due, load_owned, utcnow
+from gateway.signature_preview import preview_pdf
 from gateway.signing import SignaturePipeline
 from hsm_bridge import BridgeClient, BridgeError, CredentialRef
 from hsm_bridge.authorization import (
@@ -53,6 +54,7 @@ from hsm_bridge.errors import AuthorizationRefused, PinRequired
 from hsm_bridge.statement import Decision
 
 __all__ = ["DecisionOutcome", "SigningService"]
+
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +110,24 @@ class SigningService:
         self.get_for_signer(user, request_id)
         return self.store.read(request_id, DocumentStore.ORIGINAL)
 
+    def preview_for_signer(self, user: User, request_id: str) -> bytes:
+        """The request's document with the signature the bridge will build drawn on it
+        (:func:`gateway.signature_preview.preview_pdf`), PDF bytes."""
+        document = self.document_for_signer(user, request_id)
+        with self.db.transaction() as session:
+            request = load_owned(session, request_id, signer_id=user.id)
+            return preview_pdf(session, request, document, now=self.clock())
+
+    def pin_key_for_signer(self, user: User, request_id: str) -> bytes:
+        """The HPKE public key (65-byte uncompressed P-256 point) of the bridge holding
+        the request's token, to which the tablet seals the token PIN."""
+        request = self.get_for_signer(user, request_id)
+        with self.db.transaction() as session:
+            credential = session.get(Credential, request.credential_id)
+            assert credential is not None
+            serial = credential.token_serial
+        return self.bridge.pin_key(serial)
+
     def reject(
         self,
         user: User,
@@ -140,7 +160,7 @@ class SigningService:
         document_sha256: str,
         proof: Proof,
         *,
-        token_pin: str | None = None,
+        pin_envelope: bytes | None = None,
         client_address: str | None,
     ) -> SigningRequest:
         """Approve one request with a second factor and sign it (see :meth:`decide`).
@@ -151,7 +171,7 @@ class SigningService:
             [DecisionItem(request_id, document_sha256)],
             Decision.APPROVE,
             proof,
-            token_pin=token_pin,
+            pin_envelope=pin_envelope,
             client_address=client_address,
         )[0]
         if outcome.error is not None:
@@ -166,7 +186,7 @@ class SigningService:
         otp: str,
         document_sha256: str,
         *,
-        token_pin: str | None = None,
+        pin_envelope: bytes | None = None,
         client_address: str | None,
     ) -> SigningRequest:
         """:meth:`approve` with a TOTP code."""
@@ -175,7 +195,7 @@ class SigningService:
             request_id,
             document_sha256,
             TotpProof(otp),
-            token_pin=token_pin,
+            pin_envelope=pin_envelope,
             client_address=client_address,
         )
 
@@ -186,7 +206,7 @@ class SigningService:
         decision: Decision,
         proof: Proof,
         *,
-        token_pin: str | None = None,
+        pin_envelope: bytes | None = None,
         client_address: str | None,
         reason: str = "",
     ) -> list[DecisionOutcome]:
@@ -200,13 +220,14 @@ class SigningService:
         :func:`gateway.approvals.check_device_proof`). Each request is then decided on
         its own: one that expired, is no longer pending, whose ``document_sha256`` is not
         the stored document's (DocumentChanged), or whose PIN policy does not fit
-        ``token_pin`` (PinRequired, ParameterInvalid) gets its refusal while the others
+        ``pin_envelope`` (PinRequired, ParameterInvalid) gets its refusal while the others
         go on; the proof is spent only when at least one request can be decided.
-        ``token_pin``: the token PIN typed by the signer for credentials with PIN policy
-        ``signer``, used for these signatures only and never stored. Returns one outcome
-        per item, in order: the request (``signed``, ``failed`` with ``failure_code``, or
-        ``rejected``) or the error (a retryable BridgeError leaves it
-        ``pending_approval``)."""
+        ``pin_envelope``: for credentials with PIN policy ``signer``, the token PIN the
+        signer typed, sealed by the tablet to the bridge for this approval
+        (:mod:`hsm_bridge.pin_envelope`): the gateway relays it and cannot read it.
+        Returns one outcome per item, in order: the request (``signed``, ``failed`` with
+        ``failure_code``, or ``rejected``) or the error (a retryable BridgeError leaves
+        it ``pending_approval``)."""
         if not items:
             raise ParameterInvalid("no request to decide on")
         if len(items) > self.settings.batch_max_requests:
@@ -225,7 +246,7 @@ class SigningService:
         with self.db.transaction() as session:
             requests = [self._load_for_signer(session, user, i) for i in ids]
             for item, request in zip(items, requests, strict=True):
-                error = self._item_refusal(session, request, item, decision, token_pin)
+                error = self._item_refusal(session, request, item, decision, pin_envelope)
                 if error is not None:
                     errors[request.id] = error
                 elif decision is Decision.APPROVE and _credential_revoked(session, request):
@@ -326,26 +347,15 @@ class SigningService:
         if refusal is not None:
             raise refusal
         finished: dict[str, SigningRequest] = {r.id: r for r in [*decided, *revoked]}
-        if decision is Decision.APPROVE:
-            refused_pin: BridgeError | None = None
-            for request in decided:
-                if refused_pin is not None:
-                    # A typed PIN the token refused is never tried again: each try spends
-                    # one of a real token's few attempts. The rest wait for a new PIN.
-                    self.pipeline.back_to_pending(request, refused_pin.code)
-                    errors[request.id] = refused_pin
-                    continue
-                try:
-                    finished[request.id] = self.pipeline.sign(
-                        request,
-                        activations[request.id],
-                        client_address,
-                        token_pin=token_pin,
-                    )
-                except BridgeError as exc:  # retryable: the request is pending again
-                    errors[request.id] = exc
-                    if token_pin is not None and exc.code in ("pin_incorrect", "pin_locked"):
-                        refused_pin = exc
+        if decision is Decision.APPROVE and decided:
+            signed = self.pipeline.sign_batch(
+                decided, activations, client_address, pin_envelope=pin_envelope
+            )
+            for request_id, result in signed.items():
+                if isinstance(result, BridgeError):  # retryable: the request is pending again
+                    errors[request_id] = result
+                else:
+                    finished[request_id] = result
         return [
             DecisionOutcome(i, None, errors[i]) if i in errors else DecisionOutcome(i, finished[i])
             for i in ids
@@ -375,7 +385,7 @@ class SigningService:
                 )
             )
         factor: DeviceFactor | TotpFactor = (
-            TotpFactor(proof.otp)
+            TotpFactor(proof.otp, proof.nonce)
             if isinstance(proof, TotpProof)
             else DeviceFactor(proof.device_id, proof.nonce, proof.expires_at, proof.signature)
         )
@@ -390,7 +400,7 @@ class SigningService:
         request: SigningRequest,
         item: DecisionItem,
         decision: Decision,
-        token_pin: str | None,
+        pin_envelope: bytes | None,
     ) -> GatewayError | None:
         if expire_if_due(session, request, now=self.clock()):
             return RequestExpired("the request has expired")
@@ -403,9 +413,9 @@ class SigningService:
         ):
             return DocumentChanged("document_sha256 is not the hash of this document")
         policy = _pin_policy(session, request)
-        if token_pin is None and policy == "signer":
-            return PinRequired("this signature needs the token's PIN (token_pin)")
-        if token_pin is not None and policy != "signer":
+        if pin_envelope is None and policy == "signer":
+            return PinRequired("this signature needs the token's PIN (pin_envelope)")
+        if pin_envelope is not None and policy != "signer":
             # A shared token's PIN is the bridge's: a signer must not spend its tries.
             return ParameterInvalid("this credential's PIN is kept by the bridge")
         return None

@@ -1,13 +1,16 @@
-"""The signing step, after approval: the document and parameters are checked again, the
-certificate is read from the token and checked (expiry, revocation), pyHanko prepares the
-PAdES signature and the bridge signs under the SAD it issued for this request.
+"""The signing step, after approval: each request's document, parameters and image are
+checked again against what was approved, the credential's certificate is checked
+(expiry, revocation), and the bridge builds the PAdES signature of the approved document
+and signs it under the SAD it issued for that request; the gateway keeps what it returns.
 
-The step is split so that a crash leaves a request that can be retried safely:
-``approved → signing`` is committed before the token is touched; the signed file is
-written atomically before ``signing → signed`` is committed; at start-up a request found
-in ``signing`` becomes ``signed`` if its file exists, else returns to
-``pending_approval`` for a new approval (a SAD is single-use, so one approval never
-yields two signatures).
+Requests go to the bridge in chunks (one ``sign_many`` each, so the bridge spends their
+SADs in one durable write), bounded by their documents' size; each chunk's outcomes are
+recorded in one transaction. The step is split so that a crash leaves a request that
+can be retried safely: ``approved → signing`` is committed before the bridge is called;
+the signed file is written atomically before ``signing → signed`` is committed; at
+start-up a request found in ``signing`` becomes ``signed`` if its file exists, else
+returns to ``pending_approval`` for a new approval (a SAD is single-use, so one approval
+never yields two signatures).
 """
 
 from __future__ import annotations
@@ -15,8 +18,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -25,30 +31,37 @@ from gateway.certificates import check_usable
 from gateway.config import Settings
 from gateway.db import Database
 from gateway.document_store import DocumentStore
-from gateway.errors import CertificateNotValid, DocumentChanged, GatewayError
+from gateway.errors import DocumentChanged, GatewayError
 from gateway.lifecycle import RequestStatus, transition
-from gateway.models import Credential, Organisation, SigningRequest, User
-from gateway.pades import (
-    IMAGE_MARGIN,
-    SEAL_MARGIN,
-    PadesLevel,
-    RemoteSigner,
-    SignatureParameters,
-    SigningInput,
-    sign_pdf,
-)
+from gateway.models import Credential, SigningRequest
 from gateway.request_access import utcnow
+from gateway.signature_preview import signature_image
 from gateway.submission import Notifier
 from hsm_bridge import BridgeClient, BridgeError, CredentialRef, SignRequest
 from hsm_bridge.credentials import SignatureMechanism
 from hsm_bridge.errors import ActivationInvalid
+from hsm_bridge.pades import SignatureParameters
 
-__all__ = ["SignaturePipeline"]
+__all__ = ["CHUNK_BYTES", "SignaturePipeline", "chain_der"]
 
 log = logging.getLogger(__name__)
 
 # Bridge answers about a PIN the signer typed: the request goes back to pending.
-_SIGNER_PIN_CODES = frozenset({"pin_incorrect", "pin_required"})
+_SIGNER_PIN_CODES = frozenset({"pin_incorrect", "pin_required", "pin_envelope_invalid"})
+# Documents handed to the bridge in one call (bytes): the memory a batch holds at once.
+CHUNK_BYTES = 64 * 1024 * 1024
+
+
+@dataclass
+class _Outcome:
+    """What happened to one request of a chunk: its signed PDF, the bridge's error, or
+    the code it fails with."""
+
+    request: SigningRequest
+    document_length: int = 0
+    signed: bytes | None = None
+    bridge_error: BridgeError | None = None
+    failure: str | None = None
 
 
 class SignaturePipeline:
@@ -71,95 +84,70 @@ class SignaturePipeline:
         # told (after commit) of each workflow step created for a clerk
         self.notifiers: list[Notifier] = []
 
-    def sign(
+    def sign_batch(
         self,
-        request: SigningRequest,
-        activation: str | None,
+        requests: Sequence[SigningRequest],
+        activations: dict[str, str],
         client_address: str | None,
         *,
-        token_pin: str | None = None,
-    ) -> SigningRequest:
-        failure: str | None = None
-        retry_error: BridgeError | None = None
-        signed: bytes | None = None
-        try:
-            if activation is None:
-                raise ActivationInvalid("the bridge issued no activation", reason="missing")
-            signed = self.produce(request, activation, token_pin=token_pin)
-        except BridgeError as exc:
-            log.warning("bridge refused or failed for request %s: %s", request.id, exc.code)
-            if (
-                exc.retryable
-                or exc.code == "pin_required"
-                or (token_pin is not None and exc.code in _SIGNER_PIN_CODES)
-            ):
-                # A PIN the signer typed may be typed again (a stored PIN never is), and a
-                # token whose PIN is missing at the bridge may get one: keep it pending.
-                retry_error = exc
-            else:
-                failure = exc.code
-        except GatewayError as exc:
-            failure = exc.code
-        except Exception as exc:  # noqa: BLE001 - pyHanko failures on odd input
-            log.error("signing request %s failed: %s", request.id, type(exc).__name__, exc_info=exc)
-            failure = "signing_error"
-        now = self.clock()
-        next_step: SigningRequest | None = None
-        with self.db.transaction() as session:
-            current = session.get(SigningRequest, request.id, with_for_update=True)
-            assert current is not None
-            if signed is not None:
-                current.signed_document_sha256 = hashlib.sha256(signed).hexdigest()
-                transition(
-                    session,
-                    current,
-                    RequestStatus.SIGNED,
-                    actor="system",
-                    now=now,
-                    detail={"signed_document_sha256": current.signed_document_sha256},
-                )
-                next_step = self._advance(session, current, signed, now)
-            elif retry_error is not None:
-                _readdress(session, current)
-                transition(
-                    session,
-                    current,
-                    RequestStatus.PENDING_APPROVAL,
-                    actor="system",
-                    now=now,
-                    detail={"retryable": retry_error.code},
-                )
-            else:
-                transition(
-                    session,
-                    current,
-                    RequestStatus.FAILED,
-                    actor="system",
-                    now=now,
-                    failure_code=failure,
-                    client_address=client_address,
-                )
-        if retry_error is not None:
-            raise retry_error
-        if next_step is not None:
-            for notifier in self.notifiers:
-                notifier.signing_request_created(next_step.signer_id, next_step.id)
-        return current
+        pin_envelope: bytes | None = None,
+    ) -> dict[str, SigningRequest | BridgeError]:
+        """Have the bridge build and sign each of ``requests`` (all in ``signing``) under
+        its SAD from ``activations`` (request id → SAD), and record each outcome:
+        ``signed`` (with the workflow's next step), back to ``pending_approval`` for a
+        retryable or PIN error, or ``failed`` with the error's code. Returns, by request
+        id, the request after its transition, or the bridge error that sent it back to
+        pending."""
+        results: dict[str, SigningRequest | BridgeError] = {}
+        for chunk in _chunks(requests):
+            outcomes = self._sign_chunk(chunk, activations, pin_envelope)
+            results.update(self._record(outcomes, client_address, pin_envelope))
+        return results
 
-    def _advance(
-        self, session: Session, request: SigningRequest, signed: bytes, now: dt.datetime
-    ) -> SigningRequest | None:
-        """The workflow's next step after ``request`` was signed (same transaction)."""
-        return workflows.advance(
-            session,
-            request,
-            signed,
-            self.store,
-            ttl_seconds=self.settings.request_ttl_seconds,
-            now=now,
-        )
+    def _sign_chunk(
+        self,
+        chunk: Sequence[SigningRequest],
+        activations: dict[str, str],
+        pin_envelope: bytes | None,
+    ) -> list[_Outcome]:
+        """The chunk's requests checked, sent to the bridge in one call, and the signed
+        ones kept in the document store."""
+        outcomes: list[_Outcome] = []
+        calls: list[tuple[_Outcome, SignRequest]] = []
+        for request in chunk:
+            outcome = _Outcome(request)
+            outcomes.append(outcome)
+            try:
+                call = self._sign_request(request, activations.get(request.id), pin_envelope)
+            except GatewayError as exc:
+                outcome.failure = exc.code
+                continue
+            except BridgeError as exc:
+                outcome.bridge_error = exc
+                continue
+            outcome.document_length = len(call.document)
+            calls.append((outcome, call))
+        answers = self.bridge.sign_many([call for _, call in calls]) if calls else []
+        for (outcome, call), answer in zip(calls, answers, strict=True):
+            if isinstance(answer, BridgeError):
+                log.warning("bridge refused or failed for %s: %s", outcome.request.id, answer.code)
+                outcome.bridge_error = answer
+            elif not answer.startswith(call.document):
+                outcome.failure = DocumentChanged.code
+            else:
+                self.store.write_signed(outcome.request.id, answer, len(call.document))
+                outcome.signed = answer
+        return outcomes
 
-    def produce(self, request: SigningRequest, activation: str, *, token_pin: str | None) -> bytes:
+    def _sign_request(
+        self, request: SigningRequest, activation: str | None, pin_envelope: bytes | None
+    ) -> SignRequest:
+        """What the bridge gets for ``request``: its SAD, the approved document (checked
+        against its SHA-256) and the approved image. Raises DocumentChanged (the stored
+        document, parameters or image are not the approved ones), CertificateNotValid,
+        and ActivationInvalid when the bridge issued no SAD for it."""
+        if activation is None:
+            raise ActivationInvalid("the bridge issued no activation", reason="missing")
         document = self.store.read(request.id, DocumentStore.ORIGINAL)
         if hashlib.sha256(document).hexdigest() != request.document_sha256:
             raise DocumentChanged("the stored document no longer matches the approved hash")
@@ -169,67 +157,94 @@ class SignaturePipeline:
         with self.db.transaction() as session:
             credential = session.get(Credential, request.credential_id)
             assert credential is not None
-            image = _signature_image(session, request, credential)
-        if params.image_sha256 is not None and (
-            image is None or hashlib.sha256(image).hexdigest() != params.image_sha256
-        ):
-            raise DocumentChanged("the signature image changed after approval")
-        ref = CredentialRef(credential.token_serial, bytes.fromhex(credential.key_id))
-        token_certificate = self.bridge.certificate(ref)
-        if hashlib.sha256(token_certificate).hexdigest() != request.certificate_sha256:
-            raise CertificateNotValid("the token holds another certificate for this credential")
-        chain = chain_der(credential.chain_pem)
+            image = signature_image(session, request, credential)
+        images: dict[str, bytes] = {}
+        if params.image_sha256 is not None:
+            if image is None or hashlib.sha256(image).hexdigest() != params.image_sha256:
+                raise DocumentChanged("the signature image changed after approval")
+            images[params.image_sha256] = image
         check_usable(
-            [token_certificate, *chain], revoked_at=credential.revoked_at, now=self.clock()
+            [credential.certificate_der, *chain_der(credential.chain_pem)],
+            revoked_at=credential.revoked_at,
+            now=self.clock(),
         )
-        mechanism = SignatureMechanism(request.mechanism)
-
-        def sign_on_token(signing_input: SigningInput) -> bytes:
-            # The bridge's SAD names the approved document and parameters, not a digest:
-            # the bridge derives the digest from the prepared PDF and signed attributes
-            # itself, and checks the signature dictionary against the parameters.
-            return self.bridge.sign(
-                SignRequest(
-                    ref, None, mechanism, activation, pin=token_pin, signing_input=signing_input
-                )
-            )
-
-        signer = RemoteSigner(token_certificate, chain, sign_on_token, mechanism)
-        timestamper = None
-        if params.pades_level == PadesLevel.B_T and self.settings.tsa_url:
-            from pyhanko.sign.timestamps.requests_client import RequestsHTTPTimeStamper
-
-            timestamper = RequestsHTTPTimeStamper(self.settings.tsa_url)
-        signed = sign_pdf(
+        return SignRequest(
+            CredentialRef(credential.token_serial, bytes.fromhex(credential.key_id)),
+            SignatureMechanism(request.mechanism),
+            activation,
             document,
-            params,
-            signer,
-            timestamper=timestamper,
-            signature_image=image,
-            # a seal is drawn at its real size: its box is its diameter
-            image_margin=SEAL_MARGIN if credential.organisation_id is not None else IMAGE_MARGIN,
-            text_with_image=(
-                self.settings.signature_text_with_image and credential.organisation_id is None
-            ),
+            images,
+            pin_envelope,
         )
-        self.store.write(request.id, DocumentStore.SIGNED, signed)
-        return signed
 
-    def back_to_pending(self, request: SigningRequest, code: str) -> None:
-        """Return a request that was moved to ``signing`` but not signed to
-        ``pending_approval`` (audited with ``code``), for a new approval."""
+    def _record(
+        self, outcomes: list[_Outcome], client_address: str | None, pin_envelope: bytes | None
+    ) -> dict[str, SigningRequest | BridgeError]:
+        """Every outcome of a chunk, in one transaction; then the notifications of the
+        workflow steps it created."""
+        now = self.clock()
+        results: dict[str, SigningRequest | BridgeError] = {}
+        created: list[SigningRequest] = []
         with self.db.transaction() as session:
-            current = session.get(SigningRequest, request.id, with_for_update=True)
-            assert current is not None
-            _readdress(session, current)
-            transition(
-                session,
-                current,
-                RequestStatus.PENDING_APPROVAL,
-                actor="system",
-                now=self.clock(),
-                detail={"retryable": code, "not_tried": True},
-            )
+            for outcome in outcomes:
+                current = session.get(SigningRequest, outcome.request.id, with_for_update=True)
+                assert current is not None
+                error = outcome.bridge_error
+                if outcome.signed is not None:
+                    step = self._signed(session, current, outcome.signed, now)
+                    created.extend([step] if step is not None else [])
+                elif error is not None and _stays_pending(error, pin_envelope):
+                    # A PIN the signer typed may be typed again (a stored PIN never is),
+                    # and a token whose PIN is missing at the bridge may get one.
+                    _readdress(session, current)
+                    transition(
+                        session,
+                        current,
+                        RequestStatus.PENDING_APPROVAL,
+                        actor="system",
+                        now=now,
+                        detail={"retryable": error.code},
+                    )
+                    results[current.id] = error
+                    continue
+                else:
+                    transition(
+                        session,
+                        current,
+                        RequestStatus.FAILED,
+                        actor="system",
+                        now=now,
+                        failure_code=error.code if error is not None else outcome.failure,
+                        client_address=client_address,
+                    )
+                results[current.id] = current
+        for step in created:
+            for notifier in self.notifiers:
+                notifier.signing_request_created(step.signer_id, step.id)
+        return results
+
+    def _signed(
+        self, session: Session, request: SigningRequest, signed: bytes, now: dt.datetime
+    ) -> SigningRequest | None:
+        """``request`` becomes ``signed``; the workflow's next step, if any (same
+        transaction)."""
+        request.signed_document_sha256 = hashlib.sha256(signed).hexdigest()
+        transition(
+            session,
+            request,
+            RequestStatus.SIGNED,
+            actor="system",
+            now=now,
+            detail={"signed_document_sha256": request.signed_document_sha256},
+        )
+        return workflows.advance(
+            session,
+            request,
+            signed,
+            self.store,
+            ttl_seconds=self.settings.request_ttl_seconds,
+            now=now,
+        )
 
     def recover_interrupted(self) -> int:
         """Finish or roll back requests left in ``signing`` by a crash; return how many."""
@@ -242,21 +257,11 @@ class SignaturePipeline:
             )
             for request in stuck:
                 count += 1
-                if self.store.exists(request.id, DocumentStore.SIGNED):
-                    signed = self.store.read(request.id, DocumentStore.SIGNED)
+                if self.store.has_signed(request.id):
+                    signed = self.store.read_signed(request.id)
                     if signed.startswith(self.store.read(request.id, DocumentStore.ORIGINAL)):
-                        request.signed_document_sha256 = hashlib.sha256(signed).hexdigest()
-                        transition(
-                            session,
-                            request,
-                            RequestStatus.SIGNED,
-                            actor="system",
-                            now=now,
-                            detail={"recovered": True},
-                        )
-                        step = self._advance(session, request, signed, now)
-                        if step is not None:
-                            created.append(step)
+                        step = self._signed(session, request, signed, now)
+                        created.extend([step] if step is not None else [])
                         continue
                 _readdress(session, request)
                 transition(
@@ -273,6 +278,34 @@ class SignaturePipeline:
         return count
 
 
+def _stays_pending(error: BridgeError, pin_envelope: bytes | None) -> bool:
+    """Whether a request the bridge did not sign waits for a new approval rather than
+    failing: a retryable error, a PIN missing at the bridge, or a PIN the signer typed
+    that the token refused."""
+    return (
+        error.retryable
+        or error.code == "pin_required"
+        or (pin_envelope is not None and error.code in _SIGNER_PIN_CODES)
+    )
+
+
+def _chunks(requests: Sequence[SigningRequest]) -> list[list[SigningRequest]]:
+    """``requests`` in runs whose documents hold at most :data:`CHUNK_BYTES` together
+    (a larger document alone)."""
+    chunks: list[list[SigningRequest]] = []
+    current: list[SigningRequest] = []
+    size = 0
+    for request in requests:
+        if current and size + request.document_size > CHUNK_BYTES:
+            chunks.append(current)
+            current, size = [], 0
+        current.append(request)
+        size += request.document_size
+    if current:
+        chunks.append(current)
+    return chunks
+
+
 def _readdress(session: Session, request: SigningRequest) -> None:
     """A request going back to ``pending_approval`` on an organisation's credential
     waits for whoever keeps its token now (a handover may have come in between)."""
@@ -281,22 +314,8 @@ def _readdress(session: Session, request: SigningRequest) -> None:
         request.signer_id = credential.user_id
 
 
-def _signature_image(
-    session: Session, request: SigningRequest, credential: Credential
-) -> bytes | None:
-    """The image a visible signature draws: the organisation's seal when its credential
-    signs, else the signer's handwritten signature."""
-    if credential.organisation_id is not None:
-        organisation = session.get(Organisation, credential.organisation_id)
-        return organisation.seal_image if organisation is not None else None
-    owner = session.get(User, request.signer_id)
-    return owner.signature_image if owner is not None else None
-
-
 def chain_der(chain_pem: str) -> list[bytes]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives.serialization import Encoding
-
+    """DER bytes of each certificate in ``chain_pem`` (PEM, possibly empty)."""
     if not chain_pem.strip():
         return []
     return [

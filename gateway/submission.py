@@ -36,7 +36,6 @@ from gateway.errors import (
     SignerNotLeader,
     SignerUnknown,
 )
-from gateway.fonts import missing_glyphs
 from gateway.intake import DocumentReport, inspect_pdf
 from gateway.lifecycle import RequestStatus, transition
 from gateway.models import Credential, IntegrationClient, Organisation, SigningRequest, User
@@ -46,7 +45,6 @@ from gateway.organisations import (
     organisation_named,
     seal_box,
 )
-from gateway.pades import IMAGE_MARGIN, EmptyField, PadesLevel, SignatureParameters
 from gateway.placement import signer_block_box, top_right_box
 from gateway.request_access import expire_if_due, load_owned, utcnow
 from gateway.schemas import WorkflowStepView, WorkflowView
@@ -58,6 +56,8 @@ from gateway.workflows import (
     steps_of,
     workflow_status,
 )
+from hsm_bridge.pades import IMAGE_MARGIN, EmptyField, PadesLevel, SignatureParameters
+from hsm_bridge.pades.fonts import missing_glyphs
 
 __all__ = ["MIN_BOX_POINTS", "Notifier", "Submission", "Submissions", "WorkflowOrder"]
 
@@ -183,7 +183,9 @@ class Submissions:
                 ):
                     # a visible signature shows the signer's image: they approve it too
                     params = replace(
-                        params, image_sha256=hashlib.sha256(signer.signature_image).hexdigest()
+                        params,
+                        image_sha256=hashlib.sha256(signer.signature_image).hexdigest(),
+                        text_with_image=self.settings.signature_text_with_image,
                     )
                 if workflow is not None and workflow.name == OFFICIAL_DOCUMENT:
                     organisation = _organisation(session, workflow, signer)
@@ -309,7 +311,7 @@ class Submissions:
         request = self.get_for_client(client, request_id)
         if request.status != RequestStatus.SIGNED:
             raise RequestNotSigned(f"the request is {request.status}")
-        return self.store.read(request_id, DocumentStore.SIGNED)
+        return self.store.read_signed(request_id)
 
     def cancel(
         self, client: IntegrationClient, request_id: str, *, client_address: str | None

@@ -33,7 +33,7 @@ from gateway.errors import GatewayError
 from gateway.lifecycle import RequestStatus
 from gateway.models import Organisation, SigningRequest
 from gateway.organisations import organisation_credential
-from gateway.pades import SignatureParameters
+from hsm_bridge.pades import SignatureParameters
 
 __all__ = [
     "OFFICIAL_DOCUMENT",
@@ -94,6 +94,7 @@ def advance(
             field_name=params.field_name,
             pades_level=params.pades_level,
             image_sha256=hashlib.sha256(organisation.seal_image).hexdigest(),
+            seal=True,
         )
         signer_id, credential_id = keeper.id, credential.id
         certificate_sha256, mechanism = credential.certificate_sha256, credential.mechanism

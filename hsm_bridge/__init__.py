@@ -1,20 +1,18 @@
 """PKCS#11 bridge: the only package that touches tokens and private keys.
 
-Public surface: :class:`Bridge` (sign a digest under a signature activation),
-:class:`CredentialRef`, :class:`SignatureMechanism`, the activation issuer and the
-error tree. Nothing here imports ``gateway`` or ``mobile_api``.
+Public surface: :class:`Bridge` (decides approvals, then builds and signs the approved
+documents), :class:`BridgeClient` (the interface every transport offers),
+:class:`SignRequest`, :class:`CredentialRef`, :class:`SignatureMechanism`, the error
+tree. Nothing here imports ``gateway`` or ``mobile_api``.
 """
 
-from hsm_bridge.activation import ActivationIssuer, ActivationVerifier, UsedActivationStore
 from hsm_bridge.bridge import Bridge, BridgeConfig, ModuleConfig
 from hsm_bridge.credentials import CredentialRef, SignatureMechanism
 from hsm_bridge.errors import BridgeError
-from hsm_bridge.interface import BridgeClient, SigningInput, SignRequest
+from hsm_bridge.interface import BridgeClient, SignRequest
 from hsm_bridge.tokens import TokenLimits
 
 __all__ = [
-    "ActivationIssuer",
-    "ActivationVerifier",
     "Bridge",
     "BridgeClient",
     "BridgeConfig",
@@ -23,7 +21,5 @@ __all__ = [
     "ModuleConfig",
     "SignRequest",
     "SignatureMechanism",
-    "SigningInput",
     "TokenLimits",
-    "UsedActivationStore",
 ]

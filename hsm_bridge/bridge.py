@@ -1,17 +1,18 @@
-"""The in-process bridge: certificates and activated signatures by credential, over one or
-more PKCS#11 modules loaded in this process (the embedded default transport).
+"""The in-process bridge: over one or more PKCS#11 modules loaded in this process, it
+holds the signers' records, decides approvals (its signature activation module) and
+builds and makes the signatures they authorise (the embedded default transport; the
+same object serves ``bridge serve`` on a secure host).
 
-It verifies the signature activation (SAD) itself, right before C_Sign, so that a caller
-holding only the web tier's powers cannot make it sign a digest nobody approved
-(DESIGN.md invariant 1).
+It builds what it signs (DESIGN.md invariant 1): a caller holding only the web tier's
+powers can hand it documents and SADs, never bytes to sign; the SAD names the approved
+document, parameters, certificate and mechanism, and is spent before anything is built.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
-import time
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,20 +21,25 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding
+from pkcs11 import Attribute, ObjectClass
+from pyhanko.sign.timestamps import HTTPTimeStamper, TimeStamper
 
 from hsm_bridge.activation import (
     Activation,
-    ActivationInvalid,
     ActivationIssuer,
     ActivationVerifier,
-    UsedActivationStore,
+    SpentActivations,
 )
-from hsm_bridge.authorization import AuthorizationRequest, SignatureActivationModule
-from hsm_bridge.binding import verify_signing_input
-from hsm_bridge.credentials import CredentialRef
+from hsm_bridge.authorization import (
+    AuthorizationRequest,
+    Factor,
+    Profile,
+    SignatureActivationModule,
+)
+from hsm_bridge.chain import load_ca_file
+from hsm_bridge.credentials import CredentialRef, SignatureMechanism
 from hsm_bridge.errors import (
-    AuthorizationRefused,
-    BatchAbandoned,
+    ActivationInvalid,
     BridgeError,
     CredentialNotFound,
     PinRequired,
@@ -41,20 +47,28 @@ from hsm_bridge.errors import (
 )
 from hsm_bridge.interface import SignRequest
 from hsm_bridge.inventory import CredentialEntry, TokenEntry, describe_token, list_credentials
+from hsm_bridge.pin_envelope import PinEnvelopeKey
 from hsm_bridge.pins import PinStore
 from hsm_bridge.provisioning import KeySpec, generate_key_pair, store_certificate
-from hsm_bridge.signers import EnrolledDevice, EnrolmentCode, SignerRegistry, TotpPolicy
+from hsm_bridge.signature_step import SignatureStep
+from hsm_bridge.signers import (
+    DeviceRecord,
+    EnrolledDevice,
+    EnrolmentCode,
+    SignerRegistry,
+    TotpPolicy,
+)
 from hsm_bridge.signing import find_certificate, sign_digest
-from hsm_bridge.tokens import PendingBatch, TokenHealth, TokenLimits, TokenPool
+from hsm_bridge.tokens import TokenHealth, TokenLimits, TokenPool
 
-__all__ = ["Bridge", "BridgeConfig", "ModuleConfig", "SignRequest"]
+__all__ = ["Bridge", "BridgeConfig", "ModuleConfig", "SignRequest", "utcnow"]
 
 log = logging.getLogger(__name__)
 
-# Activations are checked in chunks (the first of one, so that the token starts at once,
-# then of this many); each chunk's digests go to their token as soon as they are checked,
-# so the token signs while the rest of the batch is being checked.
-_CHECK_CHUNK = 8
+
+def utcnow() -> dt.datetime:
+    """The wall clock, aware UTC: the bridge's default clock."""
+    return dt.datetime.now(dt.UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,11 +85,15 @@ class ModuleConfig:
 class BridgeConfig:
     """What the bridge needs: its PKCS#11 modules, the encrypted PIN file and its key
     (Fernet, urlsafe base64, also used for the TOTP secrets of the signer registry),
-    the SAD key (32+ bytes, the bridge's alone), the SQLite file that records used
-    activations and the signer registry's SQLite file (by default ``signers.db``
-    beside it). ``activation_ttl_seconds``: the life of a SAD and the furthest a device
-    statement may expire; ``accept_totp``: whether a TOTP code may authorise signing
-    (False: device approvals only); ``totp_policy``: the lockout."""
+    the SAD key (32+ bytes, the bridge's alone), the SQLite file of spent SADs and the
+    signer registry's SQLite file (by default ``signers.db`` beside it).
+    ``activation_ttl_seconds``: the life of a SAD and the furthest a device statement
+    may expire; ``profile``: what approves (:class:`~hsm_bridge.authorization.Profile`);
+    ``max_batch``: the most SADs one approval yields; ``totp_policy``: the lockout;
+    ``ca_certificates_file``: a PEM bundle of CA certificates for chains the tokens do
+    not hold; ``pin_envelope_key_file``: the HPKE key tablets seal PINs to (made on
+    first use; by default ``pin-envelope-key.pem`` beside the SAD file); ``tsa_url``:
+    the RFC 3161 TSA for PAdES B-T."""
 
     modules: tuple[ModuleConfig, ...]
     pin_file: Path
@@ -85,38 +103,61 @@ class BridgeConfig:
     name: str = "local"
     signers_file: Path | None = None
     activation_ttl_seconds: int = 300
-    accept_totp: bool = True
+    profile: Profile = Profile.EMBEDDED
+    max_batch: int = 50
     totp_policy: TotpPolicy = TotpPolicy()
+    ca_certificates_file: Path | None = None
+    pin_envelope_key_file: Path | None = None
+    tsa_url: str | None = None
 
 
 class Bridge:
     """In-process bridge over the PKCS#11 modules of ``config``; tokens are found by
-    serial number across all of them."""
+    serial number across all of them. ``clock`` returns aware UTC now (injected in
+    tests; the signing time and every check use it)."""
 
-    def __init__(self, config: BridgeConfig) -> None:
+    def __init__(self, config: BridgeConfig, *, clock: Callable[[], dt.datetime] = utcnow) -> None:
         if not config.modules:
             raise ValueError("the bridge needs at least one PKCS#11 module")
         self.name = config.name
+        self.clock = clock
         self._pins = PinStore(config.pin_file, config.pin_key)
         self._pools = [
             TokenPool(m.path, self._pins.get, limits=m.limits, token_limits=m.token_limits)
             for m in config.modules
         ]
         self._verifier = ActivationVerifier(
-            config.activation_key, UsedActivationStore(config.used_activations_file)
+            config.activation_key, SpentActivations(config.used_activations_file)
         )
         self._owner: dict[str, TokenPool] = {}
         self._owner_lock = threading.Lock()
         signers_file = config.signers_file or config.used_activations_file.with_name("signers.db")
         self.registry = SignerRegistry(signers_file, config.pin_key, totp_policy=config.totp_policy)
-        self._accept_totp = config.accept_totp
-        self._sam = SignatureActivationModule(
+        self.sam = SignatureActivationModule(
             self.registry,
             ActivationIssuer(config.activation_key),
             self.certificate,
             activation_ttl_seconds=config.activation_ttl_seconds,
-            accept_totp=config.accept_totp,
+            profile=config.profile,
+            max_items=config.max_batch,
         )
+        envelope_file = config.pin_envelope_key_file or config.used_activations_file.with_name(
+            "pin-envelope-key.pem"
+        )
+        self._envelope_key = PinEnvelopeKey(envelope_file)
+        tsa_url = config.tsa_url
+        self._step = SignatureStep(
+            tokens=self,
+            registry=self.registry,
+            envelope_key=self._envelope_key,
+            ca_certificates=load_ca_file(config.ca_certificates_file),
+            timestamper=(lambda: HTTPTimeStamper(tsa_url)) if tsa_url else _no_timestamper,
+        )
+
+    @property
+    def profile(self) -> Profile:
+        """What this bridge accepts as an approval."""
+        return self.sam.profile
 
     # ---- routing between modules --------------------------------------------------
 
@@ -165,6 +206,14 @@ class Bridge:
         result: list[CredentialEntry] = self._run(token_serial, "credentials", list_credentials)
         return result
 
+    def credential_status(self, credential: CredentialRef) -> CredentialEntry:
+        """The inventory entry of one credential; CredentialNotFound when its token has
+        no key with that CKA_ID."""
+        for entry in self.credentials(credential.token_serial):
+            if entry.key_id == credential.key_id.hex():
+                return entry
+        raise CredentialNotFound("no private key with this CKA_ID on the token")
+
     def certificate(self, credential: CredentialRef) -> bytes:
         """DER bytes of the credential's certificate, read from its token.
 
@@ -176,269 +225,181 @@ class Bridge:
         )
         return der
 
-    # ---- signature activation (the gateway relays the signer's proof) --------------
+    def token_certificates(self, token_serial: str) -> tuple[bytes, ...]:
+        """Every certificate (DER) stored on the token (CKO_CERTIFICATE objects)."""
+
+        def work(session: Any) -> tuple[bytes, ...]:
+            objects = session.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE})
+            return tuple(bytes(obj[Attribute.VALUE]) for obj in objects)
+
+        found: tuple[bytes, ...] = self._run(token_serial, "certificate", work)
+        return found
+
+    def pin_key(self, token_serial: str) -> bytes:
+        """The HPKE public key (65-byte uncompressed P-256 point) tablets seal a token PIN
+        to (:mod:`hsm_bridge.pin_envelope`); one per bridge."""
+        return self._envelope_key.public_point
+
+    # ---- signature activation (the gateway relays the signer's factor) -------------
+
+    def _now(self) -> float:
+        return self.clock().timestamp()
 
     def authorize(
-        self,
-        request: AuthorizationRequest,
-        *,
-        token_serials: frozenset[str] | None = None,
-        now: float | None = None,
+        self, request: AuthorizationRequest, *, token_serials: frozenset[str] | None = None
     ) -> list[str | None]:
-        """Verify the signer's proof and issue one SAD per item (see
+        """Verify the signer's factor and issue one SAD per item (see
         :meth:`~hsm_bridge.authorization.SignatureActivationModule.authorize`); raises
         :class:`~hsm_bridge.errors.AuthorizationRefused`."""
-        instant = time.time() if now is None else now
-        return self._sam.authorize(request, now=instant, token_serials=token_serials)
+        return self.sam.authorize(request, now=self._now(), token_serials=token_serials)
 
-    def enrol_device(self, code_id: str, public_key_der: bytes, proof: bytes) -> EnrolledDevice:
+    def enrol_device(
+        self, code_id: str, public_key_der: bytes, proof: bytes, *, kind: str = "device_key"
+    ) -> EnrolledDevice:
         """Register a device key with a bridge-issued enrolment code and the code's HMAC
         over the key (:func:`~hsm_bridge.signers.enrolment_proof`)."""
-        return self.registry.enrol_device(code_id, public_key_der, proof, now=time.time())
+        return self.registry.enrol_device(
+            code_id, public_key_der, proof, now=self._now(), kind=kind
+        )
 
-    def revoke_device(self, device_id: str) -> bool:
-        """Revoke a device key at once; False when this bridge never knew it."""
-        return self.registry.revoke_device(device_id, now=time.time())
+    def devices(self, signer: str) -> list[DeviceRecord]:
+        """The devices this bridge holds for ``signer``, revoked ones included."""
+        return self.registry.devices(signer)
+
+    def revoke_device(self, signer: str, device_id: str, factor: Factor) -> bool:
+        """Revoke one of ``signer``'s devices with the signer's own factor (see
+        :meth:`~hsm_bridge.authorization.SignatureActivationModule.revoke_device`)."""
+        return self.sam.revoke_device(signer, device_id, factor, now=self._now())
 
     def enrolment_code(self, signer: str, otp: str, *, ttl_seconds: int) -> EnrolmentCode:
         """A device enrolment code for ``signer``, who proves presence with a TOTP code
-        the bridge checks itself (refused with ``totp_not_accepted`` when this bridge
-        takes device approvals only: then codes come from the bridge host's CLI; with
-        ``signer_unknown`` when the signer may use none of this bridge's credentials)."""
-        if not self._accept_totp:
-            raise AuthorizationRefused(
-                "enrolment codes come from the bridge host's administrator",
-                reason="totp_not_accepted",
-            )
-        if not self.registry.credentials_of(signer):
-            raise AuthorizationRefused(
-                "this bridge lets the signer use no credential", reason="signer_unknown"
-            )
-        now = time.time()
-        self.registry.check_totp(signer, otp, now=now)
-        return self.registry.issue_enrolment_code(signer, now=now, ttl_seconds=ttl_seconds)
+        the bridge checks itself; only where TOTP approves (see
+        :meth:`~hsm_bridge.authorization.SignatureActivationModule.enrolment_code_by_totp`)."""
+        return self.sam.enrolment_code_by_totp(
+            signer, otp, now=self._now(), ttl_seconds=ttl_seconds
+        )
 
     def check_totp(self, signer: str, otp: str) -> None:
         """Accept ``signer``'s TOTP code once (a rejection, which signs nothing, still
         needs the signer's presence); raises AuthorizationRefused with a ``totp_*``
         reason."""
-        self.registry.check_totp(signer, otp, now=time.time())
+        self.registry.check_totp(signer, otp, now=self._now())
 
-    def begin_totp_enrolment(self, signer: str, secret: str, current_otp: str | None) -> None:
-        """Keep a new TOTP secret pending for ``signer`` (a code of the current one is
-        needed when there is one)."""
-        self.registry.begin_totp_enrolment(signer, secret, current_otp, now=time.time())
+    def begin_totp_enrolment(
+        self,
+        signer: str,
+        secret: str,
+        *,
+        current_otp: str | None = None,
+        code_id: str | None = None,
+        code_proof: bytes | None = None,
+    ) -> None:
+        """Keep a new TOTP secret pending for ``signer`` (see
+        :meth:`~hsm_bridge.signers.SignerRegistry.begin_totp_enrolment`)."""
+        self.registry.begin_totp_enrolment(
+            signer,
+            secret,
+            now=self._now(),
+            current_otp=current_otp,
+            code_id=code_id,
+            code_proof=code_proof,
+        )
 
     def confirm_totp_enrolment(self, signer: str, otp: str) -> None:
         """Activate the pending TOTP secret with a first code from it."""
-        self.registry.confirm_totp_enrolment(signer, otp, now=time.time())
+        self.registry.confirm_totp_enrolment(signer, otp, now=self._now())
 
     # ---- signing ------------------------------------------------------------------
 
-    def sign(self, request: SignRequest, *, now: float | None = None) -> bytes:
-        """Verify and consume the request's activation, then sign its digest on the token.
-
-        Returns the signature bytes (RSA: modulus length; ECDSA: DER). ``now`` is POSIX
-        seconds (defaults to the clock). Raises
-        :class:`~hsm_bridge.errors.ActivationInvalid` before touching the token when
-        the activation does not authorise exactly this credential and digest;
-        :class:`~hsm_bridge.errors.PinRequired` when the token has no stored PIN and the
-        request carries none; PIN and token errors as
-        :class:`~hsm_bridge.errors.BridgeError` subclasses.
-        """
-        outcome = self.sign_many([request], now=now)[0]
+    def sign(self, request: SignRequest) -> bytes:
+        """:meth:`sign_many` for one request; the signed PDF, or its error raised."""
+        outcome = self.sign_many([request])[0]
         if isinstance(outcome, BridgeError):
             raise outcome
         return outcome
 
-    def sign_many(
-        self, requests: Sequence[SignRequest], *, now: float | None = None
-    ) -> list[bytes | BridgeError]:
-        """:meth:`sign` for each request; one signature or error per request, in order.
+    def sign_many(self, requests: Sequence[SignRequest]) -> list[bytes | BridgeError]:
+        """Build and sign each request's approved document; one signed PDF (the document
+        followed by one incremental update) or error per request, in order.
 
-        Every activation is checked (MAC, expiry, credential, digest) before its digest
-        reaches a token. The digests of one token go to one batch on that token's worker,
-        a few at a time as they are checked, so the token starts signing while the rest
-        is still being checked; while the tokens sign, the activations are marked used in one
-        durable transaction, and a signature leaves the bridge only when its activation
-        was fresh (a concurrent replay gets ``activation_invalid``, reason ``reused``).
-        Activations already recorded as used, or used twice in the batch, never reach a
-        token; with a signer's PIN the activation is recorded *before* the token is
-        touched, so one activation carries at most one PIN attempt.
-        """
-        instant = time.time() if now is None else now
+        First every SAD is read and checked (MAC, expiry, credential, mechanism); then
+        all that hold are spent in one durable transaction, before anything is built,
+        so that each is used once whatever happens next (a replay, or one SAD twice in
+        the batch, gets ``activation_invalid`` ``reused``); then each spent one goes
+        through :class:`~hsm_bridge.signature_step.SignatureStep`, at the bridge's
+        clock, its errors kept per item."""
+        now = self.clock()
         outcomes: list[bytes | BridgeError | None] = [None] * len(requests)
-        activations: dict[int, Activation] = {}
-        digests: dict[int, bytes] = {}
-        seen: set[str] = set()
-        # pooled (stored-PIN) work, one batch per token, fed while the rest is checked
-        batches: dict[tuple[str, str | None], PendingBatch | BridgeError] = {}
-        members: dict[tuple[str, str | None], list[int]] = defaultdict(list)
-        # signer-PIN work, per (token, PIN): started only after its activations are used
-        signer: dict[tuple[str, str], list[int]] = defaultdict(list)
-        try:
-            bounds = [0, *range(1, len(requests), _CHECK_CHUNK), len(requests)]
-            for start, stop in zip(bounds, bounds[1:], strict=False):
-                checked = []
-                for index in range(start, stop):
-                    request = requests[index]
-                    try:
-                        activations[index] = self._verifier.check(
-                            request.activation,
-                            request.credential,
-                            request.digest,
-                            now=instant,
-                            mechanism=request.mechanism.value,
-                        )
-                        digests[index] = _digest_to_sign(request, activations[index])
-                    except ActivationInvalid as exc:
-                        log.warning(
-                            "refused a signature with credential %s: activation %s",
-                            request.credential,
-                            exc.reason,
-                        )
-                        outcomes[index] = exc
-                        continue
-                    checked.append(index)
-                # Replays never reach a token: nonces already recorded, and the second
-                # use of a nonce within this batch, are refused before C_Login or C_Sign.
-                replayed = self._verifier.already_used([activations[i] for i in checked])
-                for index in checked:
-                    nonce = activations[index].nonce
-                    if nonce in replayed or nonce in seen:
-                        outcomes[index] = ActivationInvalid(
-                            "the activation was already used", reason="reused"
-                        )
-                        del activations[index]
-                        continue
-                    seen.add(nonce)
-                    request = requests[index]
-                    serial = request.credential.token_serial
-                    if request.pin is not None:
-                        signer[(serial, request.pin)].append(index)
-                        continue
-                    if (serial, None) not in batches:
-                        batches[(serial, None)] = self._open_on_token(serial, None)
-                    batch = batches[(serial, None)]
-                    if isinstance(batch, PendingBatch):
-                        batch.add(self._signature_work(serial, None, request, digests[index]))
-                    members[(serial, None)].append(index)
-        finally:
-            for batch in batches.values():
-                if isinstance(batch, PendingBatch):
-                    batch.close()  # the worker finishes what it has; never left waiting
-        pooled = [i for indexes in members.values() for i in indexes]
-        early = [i for indexes in signer.values() for i in indexes]
-        try:
-            # A signer's PIN is tried only under an activation already recorded as used,
-            # so one activation can never carry more than one PIN attempt.
-            fresh_early = self._verifier.consume_many([activations[i] for i in early], now=instant)
-            for index, fresh in zip(early, fresh_early, strict=True):
-                if not fresh:
-                    outcomes[index] = ActivationInvalid(
-                        "the activation was already used", reason="reused"
-                    )
-                    group = (requests[index].credential.token_serial, requests[index].pin)
-                    signer[group].remove(index)
-            for (serial, pin), indexes in signer.items():
-                if indexes:
-                    batch = self._open_on_token(serial, pin)
-                    if isinstance(batch, PendingBatch):
-                        for i in indexes:
-                            batch.add(self._signature_work(serial, pin, requests[i], digests[i]))
-                        batch.close()
-                    batches[(serial, pin)] = batch
-                    members[(serial, pin)] = indexes
-            # The pooled signatures are being made meanwhile.
-            consumed = self._verifier.consume_many([activations[i] for i in pooled], now=instant)
-        except Exception:
-            log.exception("the used-activation store failed: no signature is released")
-            for batch in batches.values():  # let the workers finish and free the tokens
-                if isinstance(batch, PendingBatch):
-                    batch.outcomes()
-            return [
-                o if o is not None else BridgeError("the activation store failed") for o in outcomes
-            ]
-        fresh = dict(zip(pooled, consumed, strict=True))
-        for (serial, pin), batch in batches.items():
-            indexes = members[(serial, pin)]
-            if isinstance(batch, PendingBatch):
-                results: list[Any] = self._requeue_abandoned(
-                    serial,
-                    pin,
-                    [requests[i] for i in indexes],
-                    [digests[i] for i in indexes],
-                    batch.outcomes(),
+        checked: dict[int, Activation] = {}
+        for index, request in enumerate(requests):
+            try:
+                checked[index] = self._verifier.check(
+                    request.activation,
+                    request.credential,
+                    request.mechanism.value,
+                    now=now.timestamp(),
                 )
-            else:
-                results = [batch] * len(indexes)
-            for index, result in zip(indexes, results, strict=True):
-                if not fresh.get(index, True):
-                    outcomes[index] = ActivationInvalid(
-                        "the activation was already used", reason="reused"
-                    )
-                    continue
-                outcomes[index] = result
-                if isinstance(result, bytes):
-                    log.info(
-                        "signed a digest with credential %s for %s",
-                        requests[index].credential,
-                        activations[index].subject,
-                    )
+            except ActivationInvalid as exc:
+                log.warning(
+                    "refused a signature with %s: activation %s", request.credential, exc.reason
+                )
+                outcomes[index] = exc
+        order = list(checked)
+        fresh = self._verifier.spend([checked[i] for i in order], now=now.timestamp())
+        for index, unused in zip(order, fresh, strict=True):
+            if not unused:
+                outcomes[index] = ActivationInvalid(
+                    "the activation was already used", reason="reused"
+                )
+                del checked[index]
+        for index, activation in checked.items():
+            outcomes[index] = self._sign_one(requests[index], activation, now)
         return [o if o is not None else BridgeError("not signed") for o in outcomes]
 
-    def _requeue_abandoned(
-        self,
-        serial: str,
-        pin: str | None,
-        requests: list[SignRequest],
-        digests: list[bytes],
-        results: list[Any],
-    ) -> list[Any]:
-        """Items a worker gave up on (their batch stalled between adds) never reached the
-        token, and their activations are recorded as used by now: sign them in one batch
-        filled at once rather than lose them."""
-        again = [k for k, result in enumerate(results) if isinstance(result, BatchAbandoned)]
-        if not again:
-            return results
-        log.warning("token %s: %d items of a stalled batch are queued again", serial, len(again))
-        retry = self._open_on_token(serial, pin)
-        if isinstance(retry, BridgeError):
-            retried: list[Any] = [retry] * len(again)
-        else:
-            for k in again:
-                retry.add(self._signature_work(serial, pin, requests[k], digests[k]))
-            retried = retry.outcomes()
-        merged = list(results)
-        for k, result in zip(again, retried, strict=True):
-            merged[k] = result
-        return merged
-
-    def _open_on_token(self, serial: str, pin: str | None) -> PendingBatch | BridgeError:
-        """A batch queued for the token's workers, or the error that prevents it."""
+    def _sign_one(
+        self, request: SignRequest, activation: Activation, now: dt.datetime
+    ) -> bytes | BridgeError:
         try:
-            if pin is None and not self._pins.has(serial):
-                raise PinRequired("this credential's PIN policy is signer: the PIN is missing")
-            return self._pool(serial).open_batch(serial, "sign", pin=pin)
+            signed = self._step.run(request, activation, now)
         except BridgeError as exc:
+            log.warning("signature for %s refused or failed: %s", activation.subject, exc.code)
             return exc
+        log.info("signed %s with credential %s", activation.subject, request.credential)
+        return signed
 
-    def _signature_work(
-        self, serial: str, pin: str | None, request: SignRequest, digest: bytes
-    ) -> Callable[[Any], bytes]:
+    def sign_digest(
+        self,
+        credential: CredentialRef,
+        mechanism: SignatureMechanism,
+        digest: bytes,
+        pin: str | None,
+    ) -> bytes:
+        """The token's raw signature of a 32-byte SHA-256 ``digest`` (C_SignInit +
+        C_Sign, :func:`~hsm_bridge.signing.sign_digest`): with the signer's ``pin`` on
+        a fresh session, or with the stored PIN on a pooled one. Only the signature
+        step calls it, under a spent SAD: the bridge's network API offers no way to it.
+        Raises :class:`~hsm_bridge.errors.PinRequired` when the token has no stored PIN
+        and none is given, and token errors."""
+        serial = credential.token_serial
+        if pin is None and not self._pins.has(serial):
+            raise PinRequired("this credential's PIN policy is signer: the PIN is missing")
         pool = self._pool(serial)
 
         def context_pin() -> str:
             return pin if pin is not None else self._pins.get(serial)
 
-        return lambda session: sign_digest(
-            session,
-            request.credential.key_id,
-            digest,
-            request.mechanism,
-            context_pin=context_pin,
-            cache=pool.session_cache(session),
-        )
+        def work(session: Any) -> bytes:
+            return sign_digest(
+                session,
+                credential.key_id,
+                digest,
+                mechanism,
+                context_pin=context_pin,
+                cache=pool.session_cache(session),
+            )
+
+        signature: bytes = pool.run(serial, "sign", work, pin=pin)
+        return signature
 
     # ---- provisioning (the installation's own tokens) -----------------------------
 
@@ -474,24 +435,5 @@ class Bridge:
         return der
 
 
-def _digest_to_sign(request: SignRequest, activation: Activation) -> bytes:
-    """The digest the token signs: for an activation bound to a document, derived by the
-    bridge from the request's signing input after checking it against the approved
-    document (:func:`~hsm_bridge.binding.verify_signing_input`); for one bound to a
-    digest, that digest. Raises ActivationInvalid."""
-    if activation.document is None:
-        assert request.digest is not None  # check() matched it against the activation
-        return request.digest
-    signing_input = request.signing_input
-    if signing_input is None:
-        raise ActivationInvalid(
-            "this activation covers a document: send the prepared PDF and signed attributes",
-            reason="signing_input_missing",
-        )
-    return verify_signing_input(
-        signing_input.prepared_pdf,
-        signing_input.original_length,
-        signing_input.signed_attributes,
-        document_sha256=activation.document,
-        parameters=activation.parameters,
-    )
+def _no_timestamper() -> TimeStamper | None:
+    return None

@@ -1,7 +1,8 @@
 """The bridge's error tree, and the one function that maps python-pkcs11 errors into it.
 
-Every error has a stable machine-readable ``code``; the gateway maps codes to HTTP
-problems in one place. Messages never contain a PIN.
+Every error has a stable machine-readable ``code``, an HTTP ``status`` (the bridge
+service answers with it; the gateway's problem mapping keeps it) and a ``retryable``
+flag. Messages never contain a PIN.
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ __all__ = [
     "AuthorizationRefused",
     "BridgeError",
     "BridgeUnavailable",
+    "CertificateNotUsable",
     "CredentialNotFound",
     "MechanismUnsupported",
     "PinIncorrect",
+    "PinEnvelopeInvalid",
     "PinLocked",
     "PinRequired",
+    "SignatureBuildFailed",
     "TokenBusy",
     "TokenError",
     "TokenNotPresent",
@@ -37,6 +41,7 @@ class BridgeError(Exception):
     """
 
     code = "bridge_error"
+    status = 500
     retryable = False
 
     def __init__(self, message: str) -> None:
@@ -49,6 +54,7 @@ class TokenNotPresent(BridgeError):
     CKR_DEVICE_REMOVED, or no slot shows the token serial)."""
 
     code = "token_not_present"
+    status = 503
     retryable = True
 
 
@@ -57,6 +63,7 @@ class TokenError(BridgeError):
     vanished...)."""
 
     code = "token_error"
+    status = 502
     retryable = True
 
 
@@ -65,6 +72,7 @@ class TokenBusy(BridgeError):
     per-token concurrency limit from the settings)."""
 
     code = "token_busy"
+    status = 503
     retryable = True
 
 
@@ -73,6 +81,7 @@ class BatchAbandoned(BridgeError):
     items never reached the token."""
 
     code = "batch_abandoned"
+    status = 503
     retryable = True
 
 
@@ -80,6 +89,7 @@ class TokenTimeout(BridgeError):
     """The token did not answer within the operation timeout; it is now unhealthy."""
 
     code = "token_timeout"
+    status = 503
     retryable = True
 
 
@@ -88,6 +98,7 @@ class TokenUnhealthy(BridgeError):
     once instead of queueing behind a stuck device."""
 
     code = "token_unhealthy"
+    status = 503
     retryable = True
 
 
@@ -95,6 +106,7 @@ class BridgeUnavailable(BridgeError):
     """A remote bridge could not be reached, or answered with something unexpected."""
 
     code = "bridge_unavailable"
+    status = 503
     retryable = True
 
 
@@ -103,12 +115,14 @@ class CredentialNotFound(BridgeError):
     than one (ambiguous; never guessed between)."""
 
     code = "credential_not_found"
+    status = 409
 
 
 class PinIncorrect(BridgeError):
     """C_Login answered CKR_PIN_INCORRECT. Never retried automatically."""
 
     code = "pin_incorrect"
+    status = 403
 
 
 class PinRequired(BridgeError):
@@ -116,25 +130,33 @@ class PinRequired(BridgeError):
     the request carries no PIN."""
 
     code = "pin_required"
+    status = 422
 
 
 class PinLocked(BridgeError):
     """The user PIN is locked (CKR_PIN_LOCKED)."""
 
     code = "pin_locked"
+    status = 403
 
 
 class MechanismUnsupported(BridgeError):
     """The key type and the requested mechanism do not fit, or the token lacks it."""
 
     code = "mechanism_unsupported"
+    status = 409
 
 
 class ActivationInvalid(BridgeError):
     """The signature activation data (SAD) is missing, forged, expired, already used, or
-    bound to another credential or digest. The bridge refuses to sign."""
+    does not cover what was sent: another credential or mechanism (``wrong_credential``,
+    ``wrong_mechanism``), another document (``wrong_document``), an image other than the
+    approved one (``wrong_image``), a certificate the token no longer holds
+    (``certificate_mismatch``). The bridge refuses to sign; a SAD that was authentic
+    and unexpired is spent all the same."""
 
     code = "activation_invalid"
+    status = 403
 
     def __init__(self, message: str, *, reason: str) -> None:
         super().__init__(message)
@@ -148,10 +170,37 @@ class AuthorizationRefused(BridgeError):
     ``reason`` says which check failed (e.g. ``device_revoked``, ``totp_reused``)."""
 
     code = "authorization_refused"
+    status = 403
 
     def __init__(self, message: str, *, reason: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class PinEnvelopeInvalid(BridgeError):
+    """The sealed PIN (:mod:`hsm_bridge.pin_envelope`) does not open with the bridge's
+    key for the approval the SAD names: sealed for another approval or key, or
+    altered. No login was tried."""
+
+    code = "pin_envelope_invalid"
+    status = 403
+
+
+class CertificateNotUsable(BridgeError):
+    """The credential's certificate is expired or not yet valid at the bridge's clock
+    (DESIGN.md invariant 6, checked right before signing). Nothing was signed."""
+
+    code = "certificate_not_usable"
+    status = 409
+
+
+class SignatureBuildFailed(BridgeError):
+    """pyHanko could not build the signature of the approved document (an update it
+    cannot write). The document was accepted at submission, so this is a defect to
+    report; nothing was signed."""
+
+    code = "signature_build_failed"
+    status = 422
 
 
 _MAP: list[tuple[type[Exception], type[BridgeError], str]] = [

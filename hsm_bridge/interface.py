@@ -5,59 +5,39 @@ the router that sends each credential to the bridge holding its token
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from hsm_bridge.authorization import AuthorizationRequest
+from hsm_bridge.authorization import AuthorizationRequest, Factor
 from hsm_bridge.credentials import CredentialRef, SignatureMechanism
 from hsm_bridge.errors import BridgeError
 from hsm_bridge.inventory import CredentialEntry, TokenEntry
-from hsm_bridge.signers import EnrolledDevice, EnrolmentCode
+from hsm_bridge.signers import DeviceRecord, EnrolledDevice, EnrolmentCode
 from hsm_bridge.tokens import TokenHealth
 
-__all__ = ["BridgeClient", "SignRequest", "SigningInput"]
-
-
-@dataclass(frozen=True, slots=True)
-class SigningInput:
-    """What a token's signature covers, with what proves it (ETSI EN 319 142-1 §5.1,
-    RFC 5652 §5.4): ``prepared_pdf``, the original document's bytes followed by the
-    incremental update that holds the signature dictionary, whose /Contents is a
-    zero-filled placeholder outside the /ByteRange; ``original_length`` in bytes; and
-    ``signed_attributes``, the DER SET OF the CMS signed attributes, whose messageDigest is
-    the SHA-256 of the /ByteRange. The token signs :attr:`digest`; the bridge checks the
-    whole chain (:func:`hsm_bridge.binding.verify_signing_input`)."""
-
-    prepared_pdf: bytes = field(repr=False)
-    original_length: int
-    signed_attributes: bytes = field(repr=False)
-
-    @property
-    def digest(self) -> bytes:
-        """SHA-256 of :attr:`signed_attributes` (32 bytes): the input of C_Sign."""
-        return hashlib.sha256(self.signed_attributes).digest()
+__all__ = ["BridgeClient", "SignRequest"]
 
 
 @dataclass(frozen=True, slots=True)
 class SignRequest:
-    """One signature with ``credential`` using ``mechanism``, authorised by
-    ``activation`` (the signature activation data, SAD, from the approval step).
+    """One signature the bridge builds and makes with ``credential`` using
+    ``mechanism``, under ``activation`` (the SAD the bridge issued for the approval).
 
-    What is signed: for an activation bound to a document (the gateway's PAdES path),
-    ``signing_input``, from which the bridge derives the digest itself after checking it
-    against the approved document's SHA-256 (``digest`` is then None); for an activation
-    bound to a digest, ``digest`` (32-byte SHA-256). ``pin``: the token PIN the signer
-    typed with the approval (PIN policy ``signer``), None when the bridge keeps the PIN
-    (``stored``); never shown in ``repr`` and never stored."""
+    ``document``: the approved document's bytes (the bridge checks their SHA-256
+    against the SAD's); ``images``: the appearance's images by the lowercase hex SHA-256
+    of their PNG bytes (the one the approved parameters name is used, checked by its
+    hash); ``pin_envelope``: the signer's token PIN sealed by the tablet to the bridge
+    for this approval (PIN policy ``signer``, :mod:`hsm_bridge.pin_envelope`), else
+    None. Nothing else travels: the parameters come from the SAD, the certificate and
+    chain from the token, the time from the bridge's clock."""
 
     credential: CredentialRef
-    digest: bytes | None
     mechanism: SignatureMechanism
-    activation: str
-    pin: str | None = field(default=None, repr=False)
-    signing_input: SigningInput | None = None
+    activation: str = field(repr=False)
+    document: bytes = field(repr=False)
+    images: Mapping[str, bytes] = field(default_factory=dict, repr=False)
+    pin_envelope: bytes | None = field(default=None, repr=False)
 
 
 class BridgeClient(Protocol):
@@ -71,11 +51,18 @@ class BridgeClient(Protocol):
         ...
 
     def inventory(self) -> list[TokenEntry]:
-        """The present tokens with flags and signature mechanisms."""
+        """The present tokens with flags and signature mechanisms (the in-process
+        bridge only: a bridge on a secure host lists its tokens to its own
+        administrator)."""
         ...
 
     def credentials(self, token_serial: str) -> list[CredentialEntry]:
-        """The keys and certificates of one token."""
+        """The keys and certificates of one token (the in-process bridge only)."""
+        ...
+
+    def credential_status(self, credential: CredentialRef) -> CredentialEntry:
+        """One credential's inventory entry (status, certificate); raises
+        :class:`~hsm_bridge.errors.CredentialNotFound`."""
         ...
 
     def holds(self, token_serial: str) -> bool:
@@ -86,6 +73,11 @@ class BridgeClient(Protocol):
         """DER bytes of the credential's certificate, read from its token."""
         ...
 
+    def pin_key(self, token_serial: str) -> bytes:
+        """The public key (65-byte uncompressed P-256 point) a tablet seals a token PIN
+        to, for the bridge holding ``token_serial``."""
+        ...
+
     def authorize(
         self, request: AuthorizationRequest, *, token_serials: frozenset[str] | None = None
     ) -> list[str | None]:
@@ -94,25 +86,44 @@ class BridgeClient(Protocol):
         :class:`~hsm_bridge.errors.AuthorizationRefused`."""
         ...
 
-    def enrol_device(self, code_id: str, public_key_der: bytes, proof: bytes) -> EnrolledDevice:
-        """Register a device key with a bridge-issued code's HMAC over it."""
+    def enrol_device(
+        self, code_id: str, public_key_der: bytes, proof: bytes, *, kind: str = "device_key"
+    ) -> EnrolledDevice:
+        """Register a device key (``kind`` ``device_key``) with a bridge-issued code's
+        HMAC over it."""
         ...
 
-    def revoke_device(self, device_id: str) -> bool:
-        """Revoke a device key; False when the bridge never knew it."""
+    def devices(self, signer: str) -> list[DeviceRecord]:
+        """The devices the bridge holds for ``signer`` (revoked ones included)."""
+        ...
+
+    def revoke_device(self, signer: str, device_id: str, factor: Factor) -> bool:
+        """Revoke one of ``signer``'s devices with the signer's own proof (a statement
+        signed by one of their devices, or a TOTP code where TOTP is accepted); False
+        when the bridge never knew it."""
         ...
 
     def enrolment_code(self, signer: str, otp: str, *, ttl_seconds: int) -> EnrolmentCode:
         """A device enrolment code for a signer who typed a TOTP code (checked by the
-        bridge)."""
+        bridge; embedded profile only)."""
         ...
 
     def check_totp(self, signer: str, otp: str) -> None:
         """Accept a signer's TOTP code once (the bridge holds the secret)."""
         ...
 
-    def begin_totp_enrolment(self, signer: str, secret: str, current_otp: str | None) -> None:
-        """Keep a new TOTP secret pending at the bridge."""
+    def begin_totp_enrolment(
+        self,
+        signer: str,
+        secret: str,
+        *,
+        current_otp: str | None = None,
+        code_id: str | None = None,
+        code_proof: bytes | None = None,
+    ) -> None:
+        """Keep a new TOTP secret pending at the bridge: a code of the current
+        authenticator, or for a first one a bridge-issued enrolment code's HMAC over the
+        secret."""
         ...
 
     def confirm_totp_enrolment(self, signer: str, otp: str) -> None:
@@ -120,10 +131,11 @@ class BridgeClient(Protocol):
         ...
 
     def sign(self, request: SignRequest) -> bytes:
-        """Verify and consume the activation, then sign; the signature bytes."""
+        """Spend the SAD, build the signature of the approved document and sign it on
+        the token; the signed PDF (the document followed by one incremental update)."""
         ...
 
     def sign_many(self, requests: Sequence[SignRequest]) -> list[bytes | BridgeError]:
-        """:meth:`sign` for each request (activations consumed in one durable
-        transaction); one signature or error per request, in order."""
+        """:meth:`sign` for each request (SADs spent in one durable transaction); one
+        signed PDF or error per request, in order."""
         ...

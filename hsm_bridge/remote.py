@@ -13,12 +13,12 @@ from urllib.parse import quote
 
 import httpx
 
-from hsm_bridge.authorization import AuthorizationRequest
+from hsm_bridge.authorization import AuthorizationRequest, Factor
 from hsm_bridge.credentials import CredentialRef
-from hsm_bridge.errors import BridgeError, BridgeUnavailable, TokenNotPresent, error_from_code
+from hsm_bridge.errors import BridgeError, BridgeUnavailable, error_from_code
 from hsm_bridge.interface import SignRequest
 from hsm_bridge.inventory import CredentialEntry, TokenEntry
-from hsm_bridge.signers import EnrolledDevice, EnrolmentCode
+from hsm_bridge.signers import DeviceRecord, EnrolledDevice, EnrolmentCode
 from hsm_bridge.tokens import TokenHealth
 from hsm_bridge.wire import (
     MAX_CHUNK_BYTES,
@@ -26,7 +26,9 @@ from hsm_bridge.wire import (
     AuthorizeWire,
     CredentialWire,
     DeviceEnrolmentWire,
+    DeviceRevocationWire,
     EnrolmentCodeWire,
+    FactorWire,
     SignItemWire,
     TotpConfirmationWire,
     TotpEnrolmentWire,
@@ -106,48 +108,68 @@ class RemoteBridge:
         return [from_json(TokenHealth, t) for t in payload.get("tokens", [])]
 
     def inventory(self) -> list[TokenEntry]:
-        """The bridge's present tokens (``GET /v1/tokens``)."""
-        return [from_json(TokenEntry, t) for t in self._call("GET", "/v1/tokens")]
+        """Not over the link: the bridge's administrator lists its tokens on its host
+        (``signing-gateway bridge tokens``)."""
+        raise BridgeUnavailable(
+            f"bridge {self.name} lists its tokens on its own host: run `signing-gateway"
+            " bridge tokens` there"
+        )
 
     def holds(self, token_serial: str) -> bool:
         """Whether the bridge has a present token ``token_serial``."""
-        try:
-            self._call("GET", f"/v1/tokens/{quote(token_serial, safe='')}")
-        except TokenNotPresent:
-            return False
-        return True
+        payload = self._call("GET", f"/v1/tokens/{quote(token_serial, safe='')}")
+        return bool(payload.get("present"))
 
     def credentials(self, token_serial: str) -> list[CredentialEntry]:
-        """Keys and certificates of one token of the bridge."""
-        path = f"/v1/tokens/{quote(token_serial, safe='')}/credentials"
-        return [from_json(CredentialEntry, c) for c in self._call("GET", path)]
+        """Not over the link (see :meth:`inventory`)."""
+        raise BridgeUnavailable(
+            f"bridge {self.name} lists its keys on its own host: run `signing-gateway"
+            " bridge tokens` there"
+        )
+
+    def credential_status(self, credential: CredentialRef) -> CredentialEntry:
+        """One named credential's inventory entry (``POST /v1/credential-status``)."""
+        body = CredentialWire.of(credential).model_dump()
+        return from_json(CredentialEntry, self._call("POST", "/v1/credential-status", body))
 
     def certificate(self, credential: CredentialRef) -> bytes:
         """The credential's certificate (DER)."""
         payload = self._call("POST", "/v1/certificate", CredentialWire.of(credential).model_dump())
         return unb64(str(payload["certificate"]))
 
+    def pin_key(self, token_serial: str) -> bytes:
+        """The bridge's HPKE public key for sealed PINs (``GET /v1/pin-key``)."""
+        return unb64(str(self._call("GET", "/v1/pin-key")["public_key"]))
+
     def authorize(
         self, request: AuthorizationRequest, *, token_serials: frozenset[str] | None = None
     ) -> list[str | None]:
-        """The bridge's SADs for a signer's proof (``POST /v1/authorize``)."""
+        """The bridge's SADs for a signer's factor (``POST /v1/authorize``)."""
         body = AuthorizeWire.of(request, token_serials).model_dump(mode="json")
         activations = self._call("POST", "/v1/authorize", body).get("activations")
         if not isinstance(activations, list) or len(activations) != len(request.items):
             raise BridgeUnavailable(f"bridge {self.name} answered a malformed authorization")
         return [None if a is None else str(a) for a in activations]
 
-    def enrol_device(self, code_id: str, public_key_der: bytes, proof: bytes) -> EnrolledDevice:
+    def enrol_device(
+        self, code_id: str, public_key_der: bytes, proof: bytes, *, kind: str = "device_key"
+    ) -> EnrolledDevice:
         """Register a device key at the bridge (``POST /v1/devices``)."""
         body = DeviceEnrolmentWire(
-            code_id=code_id, public_key=b64(public_key_der), proof=b64(proof)
+            code_id=code_id, public_key=b64(public_key_der), proof=b64(proof), kind=kind
         )
         return from_json(EnrolledDevice, self._call("POST", "/v1/devices", body.model_dump()))
 
-    def revoke_device(self, device_id: str) -> bool:
-        """Revoke a device key at the bridge."""
+    def devices(self, signer: str) -> list[DeviceRecord]:
+        """The signer's devices at the bridge, without their keys."""
+        rows = self._call("GET", f"/v1/signers/{quote(signer, safe='')}/devices")
+        return [from_json(DeviceRecord, {**row, "public_key_der": b""}) for row in rows]
+
+    def revoke_device(self, signer: str, device_id: str, factor: Factor) -> bool:
+        """Revoke a signer's device with their factor."""
         path = f"/v1/devices/{quote(device_id, safe='')}/revocation"
-        return bool(self._call("POST", path).get("known"))
+        body = DeviceRevocationWire(signer=signer, factor=FactorWire.of(factor))
+        return bool(self._call("POST", path, body.model_dump()).get("known"))
 
     def enrolment_code(self, signer: str, otp: str, *, ttl_seconds: int) -> EnrolmentCode:
         """A device enrolment code for a signer's TOTP code (``POST /v1/enrolment-codes``)."""
@@ -161,9 +183,23 @@ class RemoteBridge:
         body = TotpConfirmationWire(signer=signer, otp=otp)
         self._call("POST", "/v1/totp/check", body.model_dump())
 
-    def begin_totp_enrolment(self, signer: str, secret: str, current_otp: str | None) -> None:
+    def begin_totp_enrolment(
+        self,
+        signer: str,
+        secret: str,
+        *,
+        current_otp: str | None = None,
+        code_id: str | None = None,
+        code_proof: bytes | None = None,
+    ) -> None:
         """Keep a new TOTP secret pending at the bridge (``POST /v1/totp``)."""
-        body = TotpEnrolmentWire(signer=signer, secret=secret, current_otp=current_otp)
+        body = TotpEnrolmentWire(
+            signer=signer,
+            secret=secret,
+            current_otp=current_otp,
+            code_id=code_id,
+            code_proof=b64(code_proof) if code_proof is not None else None,
+        )
         self._call("POST", "/v1/totp", body.model_dump())
 
     def confirm_totp_enrolment(self, signer: str, otp: str) -> None:
@@ -172,7 +208,7 @@ class RemoteBridge:
         self._call("POST", "/v1/totp/confirmation", body.model_dump())
 
     def sign(self, request: SignRequest) -> bytes:
-        """Sign one digest on the bridge; raises the bridge's error for it."""
+        """Build and sign one approved document at the bridge; raises its error."""
         outcome = self.sign_many([request])[0]
         if isinstance(outcome, BridgeError):
             raise outcome
@@ -180,11 +216,12 @@ class RemoteBridge:
 
     def sign_many(self, requests: Sequence[SignRequest]) -> list[bytes | BridgeError]:
         """Sign in exchanges of up to :data:`~hsm_bridge.wire.MAX_SIGN_BATCH` items and
-        about :data:`~hsm_bridge.wire.MAX_CHUNK_BYTES` of JSON each (prepared PDFs are
-        large); one signature or error per request, in order."""
+        about :data:`~hsm_bridge.wire.MAX_CHUNK_BYTES` of JSON each (documents are
+        large); one signed PDF or error per request, in order."""
         outcomes: list[bytes | BridgeError] = []
-        for chunk in _chunks([SignItemWire.of(r) for r in requests]):
-            body = {"items": [item.model_dump(mode="json") for item in chunk]}
+        for chunk in _chunks(list(requests)):
+            items = [SignItemWire.of(r) for r in chunk]
+            body = {"items": [item.model_dump(mode="json") for item in items]}
             try:
                 payload = self._call("POST", "/v1/sign", body)
                 results = payload.get("results", [])
@@ -194,22 +231,25 @@ class RemoteBridge:
                 # this chunk failed as a whole; earlier chunks keep their signatures
                 outcomes.extend([exc] * len(chunk))
                 continue
-            outcomes.extend(outcome_from_json(item) for item in results)
+            outcomes.extend(
+                outcome_from_json(item, r.document) for item, r in zip(results, chunk, strict=True)
+            )
         return outcomes
 
 
-def _chunks(items: list[SignItemWire]) -> list[list[SignItemWire]]:
-    """``items`` cut into runs of at most MAX_SIGN_BATCH items and, unless one item alone
-    is larger, at most MAX_CHUNK_BYTES."""
-    chunks: list[list[SignItemWire]] = []
-    current: list[SignItemWire] = []
+def _chunks(requests: list[SignRequest]) -> list[list[SignRequest]]:
+    """``requests`` cut into runs of at most MAX_SIGN_BATCH items and, unless one item
+    alone is larger, at most MAX_CHUNK_BYTES of documents (as base64)."""
+    chunks: list[list[SignRequest]] = []
+    current: list[SignRequest] = []
     size = 0
-    for item in items:
-        if current and (len(current) >= MAX_SIGN_BATCH or size + item.size() > MAX_CHUNK_BYTES):
+    for request in requests:
+        item_size = 1024 + len(request.document) * 4 // 3
+        if current and (len(current) >= MAX_SIGN_BATCH or size + item_size > MAX_CHUNK_BYTES):
             chunks.append(current)
             current, size = [], 0
-        current.append(item)
-        size += item.size()
+        current.append(request)
+        size += item_size
     if current:
         chunks.append(current)
     return chunks

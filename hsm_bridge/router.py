@@ -5,9 +5,11 @@ The router asks them which holds a token serial, remembers the answer, and asks 
 when the token is reported absent (a token moved to another host).
 
 Each bridge keeps its own signer records: a device is enrolled at the bridge that
-issued its enrolment code (the one binding the signer to a credential), an
-authorization is checked by every bridge holding one of the batch's tokens, a TOTP
-enrolment and a device revocation go to all of them.
+issued its enrolment code (the one binding the signer to a credential), and an
+authorization is checked by every bridge holding one of the batch's tokens. A signer's
+TOTP secret lives on the first bridge only (in configuration order: the in-process one
+where there is one), so that it has one failure count and one last-used step; a TOTP
+code approves only there, and only in the embedded profile.
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ import threading
 from collections import defaultdict
 from collections.abc import Sequence
 
-from hsm_bridge.authorization import AuthorizationRequest
+from hsm_bridge.authorization import AuthorizationRequest, Factor
 from hsm_bridge.credentials import CredentialRef
 from hsm_bridge.errors import BridgeError, TokenNotPresent
 from hsm_bridge.interface import BridgeClient, SignRequest
 from hsm_bridge.inventory import CredentialEntry, TokenEntry
-from hsm_bridge.signers import EnrolledDevice, EnrolmentCode
+from hsm_bridge.signers import DeviceRecord, EnrolledDevice, EnrolmentCode
 from hsm_bridge.tokens import TokenHealth
 
 __all__ = ["BridgeRouter"]
@@ -88,8 +90,15 @@ class BridgeRouter:
         return down
 
     def inventory(self) -> list[TokenEntry]:
-        """The present tokens of every bridge."""
-        return [entry for bridge in self.bridges for entry in bridge.inventory()]
+        """The present tokens of every bridge that lists them to this process (a bridge
+        on a secure host lists its own to its administrator)."""
+        found: list[TokenEntry] = []
+        for bridge in self.bridges:
+            try:
+                found.extend(bridge.inventory())
+            except BridgeError as exc:
+                log.info("bridge %s lists no tokens here: %s", bridge.name, exc.code)
+        return found
 
     def holds(self, token_serial: str) -> bool:
         """Whether any bridge holds ``token_serial``."""
@@ -102,6 +111,14 @@ class BridgeRouter:
     def credentials(self, token_serial: str) -> list[CredentialEntry]:
         """The keys and certificates of one token, from the bridge that holds it."""
         return self.bridge_for(token_serial).credentials(token_serial)
+
+    def credential_status(self, credential: CredentialRef) -> CredentialEntry:
+        """One credential's inventory entry, from the bridge that holds its token."""
+        return self.bridge_for(credential.token_serial).credential_status(credential)
+
+    def pin_key(self, token_serial: str) -> bytes:
+        """The HPKE key of the bridge holding ``token_serial``: a PIN is sealed to it."""
+        return self.bridge_for(token_serial).pin_key(token_serial)
 
     def certificate(self, credential: CredentialRef) -> bytes:
         """The credential's certificate (DER), from the bridge that holds its token."""
@@ -135,12 +152,14 @@ class BridgeRouter:
                     activations[index] = sad
         return activations
 
-    def enrol_device(self, code_id: str, public_key_der: bytes, proof: bytes) -> EnrolledDevice:
+    def enrol_device(
+        self, code_id: str, public_key_der: bytes, proof: bytes, *, kind: str = "device_key"
+    ) -> EnrolledDevice:
         """Enrol at the bridge that issued the code (the others do not know it)."""
         refusal: BridgeError | None = None
         for bridge in self.bridges:
             try:
-                return bridge.enrol_device(code_id, public_key_der, proof)
+                return bridge.enrol_device(code_id, public_key_der, proof, kind=kind)
             except BridgeError as exc:
                 # "unknown code" from a bridge that did not issue it says the least
                 if refusal is None or getattr(refusal, "reason", None) == "enrolment_code_invalid":
@@ -148,50 +167,55 @@ class BridgeRouter:
         assert refusal is not None
         raise refusal
 
-    def revoke_device(self, device_id: str) -> bool:
-        """Revoke at every bridge; raises the first failure after trying them all (a
-        revocation must reach every bridge: run it again)."""
-        known = False
-        failure: BridgeError | None = None
+    def devices(self, signer: str) -> list[DeviceRecord]:
+        """The signer's devices at every bridge, each device once (the same key has the
+        same id everywhere; revoked if any bridge revoked it)."""
+        found: dict[str, DeviceRecord] = {}
         for bridge in self.bridges:
-            try:
-                known = bridge.revoke_device(device_id) or known
-            except BridgeError as exc:
-                failure = failure or exc
-        if failure is not None:
-            raise failure
+            for device in bridge.devices(signer):
+                known = found.get(device.device_id)
+                if known is None or (device.revoked_at is not None and known.revoked_at is None):
+                    found[device.device_id] = device
+        return sorted(found.values(), key=lambda d: d.created_at)
+
+    def revoke_device(self, signer: str, device_id: str, factor: Factor) -> bool:
+        """Revoke at each bridge that knows the device, with the signer's factor (a
+        device statement is checked, and its nonce spent, by each); raises the first
+        refusal."""
+        known = False
+        for bridge in self.bridges:
+            if any(d.device_id == device_id for d in bridge.devices(signer)):
+                known = bridge.revoke_device(signer, device_id, factor) or known
         return known
 
     def enrolment_code(self, signer: str, otp: str, *, ttl_seconds: int) -> EnrolmentCode:
-        """A code from the first bridge (in configuration order) that lets the signer use
-        one of its credentials: the device enrols there."""
-        refusal: BridgeError | None = None
-        for bridge in self.bridges:
-            try:
-                return bridge.enrolment_code(signer, otp, ttl_seconds=ttl_seconds)
-            except BridgeError as exc:
-                if getattr(exc, "reason", None) != "signer_unknown":
-                    raise
-                refusal = exc
-        assert refusal is not None
-        raise refusal
+        """A code from the first bridge, which holds the TOTP secret."""
+        return self.bridges[0].enrolment_code(signer, otp, ttl_seconds=ttl_seconds)
 
     def check_totp(self, signer: str, otp: str) -> None:
-        """Accept the code at the first bridge (in configuration order)."""
+        """Accept the code at the first bridge, which holds the TOTP secret."""
         self.bridges[0].check_totp(signer, otp)
 
-    def begin_totp_enrolment(self, signer: str, secret: str, current_otp: str | None) -> None:
-        """Keep the new secret pending at every bridge."""
-        for bridge in self.bridges:
-            bridge.begin_totp_enrolment(signer, secret, current_otp)
+    def begin_totp_enrolment(
+        self,
+        signer: str,
+        secret: str,
+        *,
+        current_otp: str | None = None,
+        code_id: str | None = None,
+        code_proof: bytes | None = None,
+    ) -> None:
+        """Keep the new secret pending at the first bridge only."""
+        self.bridges[0].begin_totp_enrolment(
+            signer, secret, current_otp=current_otp, code_id=code_id, code_proof=code_proof
+        )
 
     def confirm_totp_enrolment(self, signer: str, otp: str) -> None:
-        """Activate the pending secret at every bridge."""
-        for bridge in self.bridges:
-            bridge.confirm_totp_enrolment(signer, otp)
+        """Activate the pending secret at the first bridge."""
+        self.bridges[0].confirm_totp_enrolment(signer, otp)
 
     def sign(self, request: SignRequest) -> bytes:
-        """Sign on the bridge that holds the credential's token."""
+        """Build and sign on the bridge that holds the credential's token."""
         outcome = self.sign_many([request])[0]
         if isinstance(outcome, BridgeError):
             raise outcome

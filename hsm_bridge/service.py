@@ -2,28 +2,35 @@
 (``signing-gateway bridge serve``): HTTPS with mutual TLS, accepting only clients whose
 certificate chains to the link CA (see :mod:`hsm_bridge.link_tls`).
 
-Endpoints (JSON; shapes in :mod:`hsm_bridge.wire`):
+Endpoints (JSON; shapes in :mod:`hsm_bridge.wire`, each refusing members it does not
+define):
 
 - ``GET /health``: tokens and their state; 200 when every known token is ``ok``.
 - ``GET /metrics``: Prometheus text format.
-- ``GET /v1/tokens``: the inventory; ``GET /v1/tokens/{serial}``: 200 if present, else 404.
-- ``GET /v1/tokens/{serial}/credentials``: keys and certificates of one token.
-- ``POST /v1/certificate``: ``{"token_serial", "key_id"}`` → ``{"certificate": base64 DER}``.
-- ``POST /v1/authorize``: the signer's proof for a batch → ``{"activations": [SAD | null]}``
-  (the bridge's signature activation module, :mod:`hsm_bridge.authorization`).
-- ``POST /v1/sign``: ``{"items": [...]}`` → ``{"results": [{"signature"} | {"error"}]}``.
+- ``GET /v1/tokens/{serial}``: 200 if present, else 404.
+- ``POST /v1/credential-status``, ``POST /v1/certificate``: one named credential's
+  inventory entry, its certificate (base64 DER). The link lists no tokens nor keys: the
+  bridge's administrator does that on the host.
+- ``GET /v1/pin-key``: the HPKE public key tablets seal a token PIN to.
+- ``POST /v1/authorize``: the signer's factor for a batch → ``{"activations": [SAD |
+  null]}`` (the bridge's signature activation module, :mod:`hsm_bridge.authorization`).
+- ``POST /v1/sign``: ``{"items": [...]}`` (SAD, approved document, images, sealed PIN)
+  → ``{"results": [{"update"} | {"error"}]}``: the bridge builds each signature itself.
 - ``POST /v1/devices``: enrol a device key with an enrolment code's HMAC;
-  ``POST /v1/devices/{id}/revocation``: revoke one.
-- ``POST /v1/enrolment-codes``: a device enrolment code for a signer's TOTP code.
+  ``GET /v1/signers/{signer}/devices``: the signer's devices (no keys);
+  ``POST /v1/devices/{id}/revocation``: revoke one with the signer's own factor.
+- ``POST /v1/enrolment-codes``: a device enrolment code for a signer's TOTP code
+  (embedded profile only).
 - ``POST /v1/totp``, ``POST /v1/totp/confirmation``: a signer's new authenticator;
   ``POST /v1/totp/check``: accept a code once (a rejection needs one).
 
-Binding signers to credentials and issuing enrolment codes without a TOTP code are not
-here: they are the bridge host's administration (``signing-gateway bridge ...``).
+Binding signers to credentials, issuing enrolment codes and revoking devices on the
+administrator's word are not here: they are the bridge host's administration
+(``signing-gateway bridge ...``).
 
-Errors are ``{"code", "message", "retryable"}`` with a 4xx/5xx status. Every handler is a
-plain function, so FastAPI runs it on its thread pool: the event loop never waits on
-C_Sign.
+Errors are ``{"code", "message", "retryable"}`` with the error class's HTTP status.
+Every handler is a plain function, so FastAPI runs it on its thread pool: the event
+loop never waits on C_Sign.
 """
 
 from __future__ import annotations
@@ -38,12 +45,13 @@ from fastapi.responses import JSONResponse, Response
 
 from hsm_bridge import metrics
 from hsm_bridge.bridge import Bridge
-from hsm_bridge.errors import BridgeError, TokenNotPresent
+from hsm_bridge.errors import BridgeError
 from hsm_bridge.wire import (
     MAX_BODY_BYTES,
     AuthorizeWire,
     CredentialWire,
     DeviceEnrolmentWire,
+    DeviceRevocationWire,
     EnrolmentCodeWire,
     SignBatchWire,
     TotpConfirmationWire,
@@ -56,22 +64,6 @@ from hsm_bridge.wire import (
 
 __all__ = ["create_bridge_app", "serve"]
 
-_STATUS = {
-    "token_not_present": 404,
-    "credential_not_found": 404,
-    "activation_invalid": 403,
-    "authorization_refused": 403,
-    "pin_incorrect": 403,
-    "pin_locked": 403,
-    "pin_required": 403,
-    "mechanism_unsupported": 422,
-    "token_busy": 503,
-    "batch_abandoned": 503,
-    "token_timeout": 503,
-    "token_unhealthy": 503,
-    "token_error": 502,
-}
-
 
 def create_bridge_app(bridge: Bridge) -> FastAPI:
     """The bridge service's ASGI application around an in-process ``bridge``."""
@@ -79,18 +71,11 @@ def create_bridge_app(bridge: Bridge) -> FastAPI:
 
     @app.exception_handler(BridgeError)
     def _bridge_error(_: Request, exc: BridgeError) -> JSONResponse:
-        return JSONResponse(error_json(exc), status_code=_STATUS.get(exc.code, 500))
+        return JSONResponse(error_json(exc), status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
     def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse(
-            {
-                "code": "invalid_request",
-                "message": "; ".join(str(e.get("msg", "")) for e in exc.errors())[:500],
-                "retryable": False,
-            },
-            status_code=422,
-        )
+        return _invalid_request("; ".join(str(e.get("msg", "")) for e in exc.errors()))
 
     @app.get("/health")
     def health() -> JSONResponse:
@@ -105,23 +90,21 @@ def create_bridge_app(bridge: Bridge) -> FastAPI:
     def prometheus() -> Response:
         return Response(metrics.render(), media_type=metrics.CONTENT_TYPE)
 
-    @app.get("/v1/tokens")
-    def tokens() -> Any:
-        return as_json(bridge.inventory())
-
     @app.get("/v1/tokens/{serial}")
     def token(serial: str) -> Any:
-        if not bridge.holds(serial):
-            raise TokenNotPresent("no module of this bridge holds the token")
-        return {"token_serial": serial, "present": True}
+        return {"token_serial": serial, "present": bridge.holds(serial)}
 
-    @app.get("/v1/tokens/{serial}/credentials")
-    def credentials(serial: str) -> Any:
-        return as_json(bridge.credentials(serial))
+    @app.post("/v1/credential-status")
+    def credential_status(body: CredentialWire) -> Any:
+        return as_json(bridge.credential_status(body.ref()))
 
     @app.post("/v1/certificate")
     def certificate(body: CredentialWire) -> Any:
         return {"certificate": b64(bridge.certificate(body.ref()))}
+
+    @app.get("/v1/pin-key")
+    def pin_key() -> Any:
+        return {"public_key": b64(bridge.pin_key(""))}
 
     @app.post("/v1/sign")
     def sign(body: SignBatchWire) -> Any:
@@ -130,11 +113,11 @@ def create_bridge_app(bridge: Bridge) -> FastAPI:
         except ValueError as exc:
             return _invalid_request(str(exc))
         results = []
-        for outcome in bridge.sign_many(requests):
+        for request, outcome in zip(requests, bridge.sign_many(requests), strict=True):
             if isinstance(outcome, BridgeError):
                 results.append({"error": error_json(outcome)})
             else:
-                results.append({"signature": b64(outcome)})
+                results.append({"update": b64(outcome[len(request.document) :])})
         return {"results": results}
 
     @app.post("/v1/authorize")
@@ -152,11 +135,19 @@ def create_bridge_app(bridge: Bridge) -> FastAPI:
             key, proof = unb64(body.public_key), unb64(body.proof)
         except ValueError as exc:
             return _invalid_request(str(exc))
-        return as_json(bridge.enrol_device(body.code_id, key, proof))
+        return as_json(bridge.enrol_device(body.code_id, key, proof, kind=body.kind))
+
+    @app.get("/v1/signers/{signer}/devices")
+    def devices(signer: str) -> Any:
+        return [_device_json(d) for d in bridge.devices(signer)]
 
     @app.post("/v1/devices/{device_id}/revocation")
-    def revoke_device(device_id: str) -> Any:
-        return {"known": bridge.revoke_device(device_id)}
+    def revoke_device(device_id: str, body: DeviceRevocationWire) -> Any:
+        try:
+            factor = body.factor.value()
+        except ValueError as exc:
+            return _invalid_request(str(exc))
+        return {"known": bridge.revoke_device(body.signer, device_id, factor)}
 
     @app.post("/v1/enrolment-codes")
     def enrolment_code(body: EnrolmentCodeWire) -> Any:
@@ -169,7 +160,17 @@ def create_bridge_app(bridge: Bridge) -> FastAPI:
 
     @app.post("/v1/totp")
     def begin_totp(body: TotpEnrolmentWire) -> Any:
-        bridge.begin_totp_enrolment(body.signer, body.secret, body.current_otp)
+        try:
+            proof = unb64(body.code_proof) if body.code_proof is not None else None
+        except ValueError as exc:
+            return _invalid_request(str(exc))
+        bridge.begin_totp_enrolment(
+            body.signer,
+            body.secret,
+            current_otp=body.current_otp,
+            code_id=body.code_id,
+            code_proof=proof,
+        )
         return {}
 
     @app.post("/v1/totp/confirmation")
@@ -179,6 +180,18 @@ def create_bridge_app(bridge: Bridge) -> FastAPI:
 
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     return app
+
+
+def _device_json(device: Any) -> dict[str, Any]:
+    """A device as the link shows it: no public key (the gateway needs none)."""
+    return {
+        "device_id": device.device_id,
+        "signer": device.signer,
+        "created_at": device.created_at,
+        "revoked_at": device.revoked_at,
+        "enrolled_with": device.enrolled_with,
+        "kind": device.kind,
+    }
 
 
 def _invalid_request(message: str) -> JSONResponse:

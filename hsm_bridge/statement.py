@@ -21,9 +21,6 @@ signed, must be able to verify it too (EN 419 241's signature activation module)
 from __future__ import annotations
 
 import enum
-import hashlib
-import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import rfc8785
@@ -37,20 +34,12 @@ __all__ = [
     "Decision",
     "StatementDocument",
     "StatementSignatureInvalid",
+    "RevocationStatement",
     "load_device_public_key",
-    "parameters_sha256",
     "verify_statement_signature",
 ]
 
 STATEMENT_VERSION = 2
-
-
-def parameters_sha256(parameters: Mapping[str, object]) -> str:
-    """Lowercase hex SHA-256 of the canonical JSON of signature parameters (sorted keys,
-    no spaces, UTF-8, non-ASCII kept): what an approval statement binds them by. The
-    gateway's :meth:`~gateway.pades.SignatureParameters.sha256` is this function."""
-    text = json.dumps(dict(parameters), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class Decision(enum.StrEnum):
@@ -112,6 +101,34 @@ class ApprovalStatement:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class RevocationStatement:
+    """What a signer's device signs to revoke one of the signer's devices (a lost
+    tablet, from another one): ``signer``; ``device``, the id of the device that signs;
+    ``revoke``, the id of the device to revoke (it may be the same); the server's
+    ``nonce`` and ``expires_at`` (POSIX seconds)."""
+
+    signer: str
+    device: str
+    revoke: str
+    nonce: str
+    expires_at: int
+
+    def canonical_bytes(self) -> bytes:
+        """RFC 8785 canonical JSON (UTF-8) of the statement: the bytes that are signed."""
+        return rfc8785.dumps(
+            {
+                "v": 1,
+                "type": "device-revocation",
+                "signer": self.signer,
+                "device": self.device,
+                "revoke": self.revoke,
+                "nonce": self.nonce,
+                "expires_at": self.expires_at,
+            }
+        )
+
+
 class StatementSignatureInvalid(Exception):
     """The device signature does not verify over the statement (or the key is not a
     P-256 public key). Deliberately says nothing about which part differed."""
@@ -130,7 +147,9 @@ def load_device_public_key(spki_der: bytes) -> ec.EllipticCurvePublicKey:
 
 
 def verify_statement_signature(
-    statement: ApprovalStatement, public_key_der: bytes, signature_der: bytes
+    statement: ApprovalStatement | RevocationStatement,
+    public_key_der: bytes,
+    signature_der: bytes,
 ) -> None:
     """Verify ``signature_der`` (DER ECDSA-Sig-Value) by the device key
     ``public_key_der`` (DER SPKI, P-256) over :meth:`ApprovalStatement.canonical_bytes`.

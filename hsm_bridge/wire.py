@@ -1,9 +1,10 @@
 """JSON shapes of the bridge service (``bridge serve``) and their conversions; shared by
 the server (:mod:`hsm_bridge.service`) and the client (:mod:`hsm_bridge.remote`).
 
-Binary values (digests, signatures, certificates) travel as standard base64; CKA_IDs as
-hex. A request PIN (policy ``signer``) travels only inside the mutually authenticated
-TLS channel and is never logged.
+Binary values (documents, signatures, certificates, keys) travel as standard base64;
+CKA_IDs as hex. Every shape forbids members it does not define: a prepared PDF, signed
+attributes or a digest sent to be signed is refused, not ignored. A sealed token PIN
+travels as its HPKE envelope only.
 """
 
 from __future__ import annotations
@@ -12,32 +13,33 @@ import base64
 from dataclasses import asdict, fields
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from hsm_bridge.authorization import (
-    MAX_AUTHORIZATION_ITEMS,
     AuthorizationItem,
     AuthorizationRequest,
     DeviceFactor,
+    Factor,
     TotpFactor,
 )
 from hsm_bridge.credentials import CredentialRef, SignatureMechanism
 from hsm_bridge.errors import BridgeError, error_from_code
-from hsm_bridge.interface import SigningInput, SignRequest
+from hsm_bridge.interface import SignRequest
 
 __all__ = [
     "AuthorizeWire",
+    "CredentialWire",
     "DeviceEnrolmentWire",
+    "DeviceRevocationWire",
     "EnrolmentCodeWire",
-    "TotpConfirmationWire",
-    "TotpEnrolmentWire",
+    "FactorWire",
     "MAX_BODY_BYTES",
     "MAX_CHUNK_BYTES",
     "MAX_SIGN_BATCH",
-    "CredentialWire",
     "SignBatchWire",
     "SignItemWire",
-    "SigningInputWire",
+    "TotpConfirmationWire",
+    "TotpEnrolmentWire",
     "as_json",
     "b64",
     "error_json",
@@ -46,11 +48,11 @@ __all__ = [
     "unb64",
 ]
 
-MAX_SIGN_BATCH = 1000
-# A batch of digests is about 0.6 MB of JSON; prepared PDFs (base64) make it larger: the
-# client sends at most MAX_CHUNK_BYTES per exchange (a single PDF may exceed it), and the
-# service refuses anything beyond MAX_BODY_BYTES unread (the gateway's 50 MiB document
-# limit, as base64, fits).
+MAX_SIGN_BATCH = 500
+MAX_AUTHORIZATION_ITEMS = 500
+# Documents (base64) make a sign body large: the client sends at most MAX_CHUNK_BYTES
+# per exchange (a single document may exceed it), and the service refuses anything
+# beyond MAX_BODY_BYTES unread (the gateway's 50 MiB document limit, as base64, fits).
 MAX_BODY_BYTES = 96 * 1024 * 1024
 MAX_CHUNK_BYTES = 32 * 1024 * 1024
 
@@ -67,7 +69,11 @@ def unb64(text: str) -> bytes:
     return base64.b64decode(text, validate=True)
 
 
-class CredentialWire(BaseModel):
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CredentialWire(_Strict):
     """A credential: token serial and CKA_ID (hex)."""
 
     token_serial: str = Field(min_length=1, max_length=64)
@@ -83,56 +89,27 @@ class CredentialWire(BaseModel):
         return cls(token_serial=ref.token_serial, key_id=ref.key_id.hex())
 
 
-class SigningInputWire(BaseModel):
-    """A :class:`~hsm_bridge.interface.SigningInput`: the prepared PDF and the DER signed
-    attributes as base64, the original's length in bytes."""
-
-    prepared_pdf: str = Field(min_length=4, max_length=MAX_BODY_BYTES, repr=False)
-    original_length: int = Field(gt=0)
-    signed_attributes: str = Field(min_length=4, max_length=65536, repr=False)
-
-    def value(self) -> SigningInput:
-        """As a :class:`SigningInput`; ValueError for bad base64."""
-        return SigningInput(
-            unb64(self.prepared_pdf), self.original_length, unb64(self.signed_attributes)
-        )
-
-    @classmethod
-    def of(cls, value: SigningInput) -> SigningInputWire:
-        """From a :class:`SigningInput`."""
-        return cls(
-            prepared_pdf=b64(value.prepared_pdf),
-            original_length=value.original_length,
-            signed_attributes=b64(value.signed_attributes),
-        )
-
-
-class SignItemWire(BaseModel):
-    """One signature with its activation (SAD): either a ``digest`` (base64 of 32 bytes)
-    or a ``signing_input`` from which the bridge derives the digest."""
+class SignItemWire(_Strict):
+    """One signature to build and make: the credential and mechanism, the SAD, the
+    approved document (base64), the appearance's images (SHA-256 hex → base64 PNG) and
+    the sealed PIN (base64 HPKE envelope) when the signer typed one."""
 
     credential: CredentialWire
-    digest: str | None = Field(None, min_length=44, max_length=44)
-    signing_input: SigningInputWire | None = None
     mechanism: SignatureMechanism
-    activation: str = Field(min_length=1, max_length=32768)
-    pin: str | None = Field(None, max_length=256, repr=False)
+    activation: str = Field(min_length=1, max_length=65536)
+    document: str = Field(min_length=4, max_length=MAX_BODY_BYTES, repr=False)
+    images: dict[str, str] = Field(default_factory=dict, max_length=4, repr=False)
+    pin_envelope: str | None = Field(None, max_length=1024, repr=False)
 
     def request(self) -> SignRequest:
-        """As a :class:`SignRequest`; ValueError when the digest is not 32 bytes or
-        neither (or both) of digest and signing input is given."""
-        if (self.digest is None) == (self.signing_input is None):
-            raise ValueError("give a digest or a signing input")
-        digest = unb64(self.digest) if self.digest is not None else None
-        if digest is not None and len(digest) != 32:
-            raise ValueError("digest must be 32 bytes")
+        """As a :class:`SignRequest`; ValueError for bad base64."""
         return SignRequest(
             self.credential.ref(),
-            digest,
             self.mechanism,
             self.activation,
-            pin=self.pin,
-            signing_input=self.signing_input.value() if self.signing_input else None,
+            unb64(self.document),
+            {sha: unb64(png) for sha, png in self.images.items()},
+            unb64(self.pin_envelope) if self.pin_envelope is not None else None,
         )
 
     @classmethod
@@ -140,29 +117,26 @@ class SignItemWire(BaseModel):
         """From a :class:`SignRequest`."""
         return cls(
             credential=CredentialWire.of(request.credential),
-            digest=b64(request.digest) if request.digest is not None else None,
-            signing_input=(
-                SigningInputWire.of(request.signing_input) if request.signing_input else None
-            ),
             mechanism=request.mechanism,
             activation=request.activation,
-            pin=request.pin,
+            document=b64(request.document),
+            images={sha: b64(png) for sha, png in request.images.items()},
+            pin_envelope=b64(request.pin_envelope) if request.pin_envelope else None,
         )
 
-    def size(self) -> int:
-        """About how many bytes this item takes in a JSON body."""
-        return 1024 + (len(self.signing_input.prepared_pdf) if self.signing_input else 0)
 
-
-class SignBatchWire(BaseModel):
-    """``POST /v1/sign``: up to :data:`MAX_SIGN_BATCH` items."""
+class SignBatchWire(_Strict):
+    """``POST /v1/sign``: up to :data:`MAX_SIGN_BATCH` items. The answer's results hold
+    each signed document's incremental update only (``update``, base64): the signed PDF
+    is the document followed by it."""
 
     items: list[SignItemWire] = Field(min_length=1, max_length=MAX_SIGN_BATCH)
 
 
-class FactorWire(BaseModel):
-    """The signer's proof: a device's signed decision (``device_id``, ``nonce``,
-    ``expires_at``, ``signature`` base64 DER) or a TOTP code (``otp``)."""
+class FactorWire(_Strict):
+    """The signer's factor: a device's signed decision (``device_id``, ``nonce``,
+    ``expires_at``, ``signature`` base64 DER) or a TOTP code (``otp``, with the app's
+    ``nonce`` when a sealed PIN is bound to it)."""
 
     device_id: str | None = Field(None, max_length=64)
     nonce: str | None = Field(None, max_length=128)
@@ -170,10 +144,10 @@ class FactorWire(BaseModel):
     signature: str | None = Field(None, max_length=512, repr=False)
     otp: str | None = Field(None, max_length=16, repr=False)
 
-    def value(self) -> DeviceFactor | TotpFactor:
+    def value(self) -> Factor:
         """As a factor; ValueError when it is neither or both kinds."""
-        if self.otp is not None and self.device_id is None:
-            return TotpFactor(self.otp)
+        if self.otp is not None and self.device_id is None and self.signature is None:
+            return TotpFactor(self.otp, self.nonce)
         if (
             self.otp is None
             and self.device_id is not None
@@ -185,10 +159,10 @@ class FactorWire(BaseModel):
         raise ValueError("give a TOTP code or a complete device signature")
 
     @classmethod
-    def of(cls, factor: DeviceFactor | TotpFactor) -> FactorWire:
+    def of(cls, factor: Factor) -> FactorWire:
         """From a factor."""
         if isinstance(factor, TotpFactor):
-            return cls(otp=factor.otp)
+            return cls(otp=factor.otp, nonce=factor.nonce)
         return cls(
             device_id=factor.device_id,
             nonce=factor.nonce,
@@ -197,7 +171,7 @@ class FactorWire(BaseModel):
         )
 
 
-class AuthorizationItemWire(BaseModel):
+class AuthorizationItemWire(_Strict):
     """One approved request of an authorization."""
 
     request_id: str = Field(min_length=1, max_length=64)
@@ -208,7 +182,7 @@ class AuthorizationItemWire(BaseModel):
     certificate_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
-class AuthorizeWire(BaseModel):
+class AuthorizeWire(_Strict):
     """``POST /v1/authorize``: the signer, the whole batch, one factor, and which tokens
     this bridge should issue SADs for (all when absent)."""
 
@@ -258,16 +232,25 @@ class AuthorizeWire(BaseModel):
         )
 
 
-class DeviceEnrolmentWire(BaseModel):
+class DeviceEnrolmentWire(_Strict):
     """``POST /v1/devices``: an enrolment code's id, the device key (base64 DER SPKI)
     and the code's HMAC over it (base64)."""
 
     code_id: str = Field(min_length=1, max_length=64)
     public_key: str = Field(min_length=4, max_length=1024)
     proof: str = Field(min_length=4, max_length=128)
+    kind: str = Field("device_key", pattern=r"^device_key$")
 
 
-class EnrolmentCodeWire(BaseModel):
+class DeviceRevocationWire(_Strict):
+    """``POST /v1/devices/{id}/revocation``: the signer and their factor (a revocation
+    statement signed by one of their devices, or a TOTP code where it approves)."""
+
+    signer: str = Field(min_length=1, max_length=64)
+    factor: FactorWire
+
+
+class EnrolmentCodeWire(_Strict):
     """``POST /v1/enrolment-codes``: a signer, a TOTP code of theirs, the code's life."""
 
     signer: str = Field(min_length=1, max_length=64)
@@ -275,16 +258,19 @@ class EnrolmentCodeWire(BaseModel):
     ttl_seconds: int = Field(ge=30, le=86400)
 
 
-class TotpEnrolmentWire(BaseModel):
-    """``POST /v1/totp``: a new pending secret (base32), with a code of the current
-    one when the signer has one."""
+class TotpEnrolmentWire(_Strict):
+    """``POST /v1/totp``: a new pending secret (base32), with a code of the current one
+    (``current_otp``) or, for a first one, an enrolment code's id and its HMAC over the
+    secret (``code_id``, ``code_proof`` base64)."""
 
     signer: str = Field(min_length=1, max_length=64)
     secret: str = Field(min_length=16, max_length=128, repr=False)
     current_otp: str | None = Field(None, max_length=16, repr=False)
+    code_id: str | None = Field(None, max_length=64)
+    code_proof: str | None = Field(None, max_length=128)
 
 
-class TotpConfirmationWire(BaseModel):
+class TotpConfirmationWire(_Strict):
     """``POST /v1/totp/confirmation``: a first code of the pending secret;
     ``POST /v1/totp/check``: a code to accept once."""
 
@@ -307,10 +293,11 @@ def error_json(error: BridgeError) -> dict[str, Any]:
     return body
 
 
-def outcome_from_json(item: dict[str, Any]) -> bytes | BridgeError:
-    """A signature (``{"signature": base64}``) or an error (``{"error": {...}}``)."""
-    if "signature" in item:
-        return unb64(str(item["signature"]))
+def outcome_from_json(item: dict[str, Any], document: bytes) -> bytes | BridgeError:
+    """A signed PDF (``{"update": base64}``, appended to ``document``) or an error
+    (``{"error": {...}}``)."""
+    if "update" in item:
+        return document + unb64(str(item["update"]))
     error = item.get("error") or {}
     return error_from_code(
         str(error.get("code", "bridge_error")),

@@ -51,9 +51,12 @@ class DeviceApproval(BaseModel):
 
 
 class SecondFactor(BaseModel):
-    """Exactly one of ``otp`` (TOTP code) and ``device_approval``."""
+    """Exactly one of ``otp`` (TOTP code) and ``device_approval``. With a TOTP code and a
+    sealed PIN, ``nonce`` is the server nonce the PIN was sealed for
+    (``POST /mobile/v1/approval-nonces``)."""
 
     otp: str | None = Field(None, min_length=1, max_length=16, repr=False)
+    nonce: str | None = Field(None, min_length=16, max_length=64)
     device_approval: DeviceApproval | None = None
 
     @model_validator(mode="after")
@@ -67,16 +70,37 @@ class SecondFactor(BaseModel):
         if self.device_approval is not None:
             return self.device_approval.proof()
         assert self.otp is not None
-        return TotpProof(self.otp)
+        return TotpProof(self.otp, self.nonce)
+
+
+class PinEnvelope(BaseModel):
+    """The token's PIN (only for credentials with PIN policy ``signer``), sealed by the
+    app to the bridge's key (``GET /mobile/v1/signing-requests/{id}/pin-key``) with HPKE
+    (RFC 9180: DHKEM(P-256, HKDF-SHA256), HKDF-SHA256, AES-128-GCM), ``info`` =
+    ``"signing-gateway/token-pin/1"``, a NUL byte, then this approval's nonce (the
+    device approval's, or ``nonce`` with a TOTP code): base64 of the encapsulated key
+    followed by the ciphertext. The gateway relays it and cannot open it."""
+
+    sealed: str = Field(min_length=16, max_length=1024, repr=False)
+
+    def value(self) -> bytes:
+        """The envelope's bytes (422 for bad base64)."""
+        try:
+            return base64.b64decode(self.sealed, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ParameterInvalid("pin_envelope.sealed must be base64") from exc
+
+
+def _envelope(envelope: PinEnvelope | None) -> bytes | None:
+    return envelope.value() if envelope is not None else None
 
 
 class ApprovalBody(SecondFactor):
-    """The SHA-256 (hex) of the document the signer was shown, and a second factor.
-    ``token_pin``: the token's PIN, only for credentials with PIN policy ``signer``; used
-    for this signature only, never stored or logged."""
+    """The SHA-256 (hex) of the document the signer was shown, and a second factor;
+    ``pin_envelope`` when the credential's PIN policy is ``signer``."""
 
     document_sha256: str = Field(pattern=_SHA256_HEX)
-    token_pin: str | None = Field(None, min_length=1, max_length=64, repr=False)
+    pin_envelope: PinEnvelope | None = None
 
 
 class DecisionView(BaseModel):
@@ -111,7 +135,7 @@ def approve(
         request_id,
         body.document_sha256,
         body.proof(),
-        token_pin=body.token_pin,
+        pin_envelope=_envelope(body.pin_envelope),
         client_address=client_address(request),
     )
     return _view(result)
@@ -148,7 +172,7 @@ class BatchBody(SecondFactor):
 
     requests: list[BatchItem] = Field(min_length=1, max_length=500)
     decision: Literal["approve", "reject"] = "approve"
-    token_pin: str | None = Field(None, min_length=1, max_length=64, repr=False)
+    pin_envelope: PinEnvelope | None = None
     reason: str = Field(default="", max_length=1000)
 
 
@@ -176,7 +200,7 @@ def decide_batch(body: BatchBody, request: Request, context: Context, user: Sign
         [DecisionItem(item.id, item.document_sha256) for item in body.requests],
         Decision(body.decision),
         body.proof(),
-        token_pin=body.token_pin,
+        pin_envelope=_envelope(body.pin_envelope),
         client_address=client_address(request),
         reason=body.reason,
     )

@@ -12,9 +12,16 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from gateway import devices, totp
-from gateway.errors import ActivationCodeInvalid, DeviceKeyInvalid, TotpNotEnrolled
+from gateway.errors import (
+    ActivationCodeInvalid,
+    DeviceKeyInvalid,
+    ParameterInvalid,
+    TotpNotEnrolled,
+)
 from gateway.models import Device
 from gateway.request_access import utcnow
+from hsm_bridge.authorization import DeviceFactor, Factor, TotpFactor
+from mobile_api.decisions import DeviceApproval
 from mobile_api.deps import Context, Signer, client_address
 
 __all__ = ["router"]
@@ -88,11 +95,15 @@ class EnrolmentBody(BaseModel):
 
 
 class DeviceView(BaseModel):
-    """A device (the push token is never echoed)."""
+    """A device as the bridge holds it, with the gateway's name for it (the push token
+    is never echoed). ``enrolled_with``: who issued the code it was enrolled with
+    (``administrator``, ``totp``, ``device``); ``kind``: ``device_key``."""
 
     id: str
-    platform: str
-    name: str
+    platform: str = ""
+    name: str = ""
+    kind: str = "device_key"
+    enrolled_with: str = ""
     created_at: dt.datetime
     revoked_at: dt.datetime | None = None
     stale: bool = False
@@ -106,6 +117,22 @@ def _view(device: Device) -> DeviceView:
         created_at=device.created_at,
         revoked_at=device.revoked_at,
         stale=device.stale,
+    )
+
+
+def _listing_view(listing: devices.DeviceListing) -> DeviceView:
+    record, local = listing.record, listing.local
+    return DeviceView(
+        id=record.device_id,
+        platform=local.platform if local is not None else "",
+        name=local.name if local is not None else "",
+        kind=record.kind,
+        enrolled_with=record.enrolled_with,
+        created_at=dt.datetime.fromtimestamp(record.created_at, dt.UTC),
+        revoked_at=(
+            dt.datetime.fromtimestamp(record.revoked_at, dt.UTC) if record.revoked_at else None
+        ),
+        stale=bool(local.stale) if local is not None else False,
     )
 
 
@@ -139,20 +166,44 @@ def enrol(body: EnrolmentBody, request: Request, context: Context) -> DeviceView
 
 @router.get("/devices", response_model=list[DeviceView])
 def list_devices(context: Context, user: Signer) -> list[DeviceView]:
-    """The caller's devices, revoked ones included."""
-    return [_view(d) for d in devices.list_devices(context.db, user.id)]
+    """The caller's devices as the bridge holds them, revoked ones included."""
+    return [_listing_view(d) for d in devices.list_devices(context.db, context.bridge, user)]
 
 
-@router.delete("/devices/{device_id}", status_code=204)
-def revoke(device_id: str, request: Request, context: Context, user: Signer) -> Response:
-    """Revoke one of the caller's devices; its key stops working at once."""
-    devices.revoke_device(
+class RevocationBody(BaseModel):
+    """The signer's own factor for revoking a device: a TOTP code (where TOTP approves),
+    or ``device_approval``: one of the signer's devices (it may be the one revoked)
+    signing the RFC 8785 canonical revocation statement ``{"v": 1, "type":
+    "device-revocation", "signer", "device" (the signing device), "revoke" (the device
+    revoked), "nonce", "expires_at"}`` with a server nonce."""
+
+    otp: str | None = Field(None, min_length=1, max_length=16, repr=False)
+    device_approval: DeviceApproval | None = None
+
+    def factor(self) -> Factor:
+        """The factor the bridge checks (422 when neither or both are given)."""
+        if (self.otp is None) == (self.device_approval is None):
+            raise ParameterInvalid("give exactly one of otp and device_approval")
+        if self.otp is not None:
+            return TotpFactor(self.otp.strip())
+        assert self.device_approval is not None
+        proof = self.device_approval.proof()
+        return DeviceFactor(proof.device_id, proof.nonce, proof.expires_at, proof.signature)
+
+
+@router.post("/devices/{device_id}/revocation", status_code=204)
+def revoke(
+    device_id: str, body: RevocationBody, request: Request, context: Context, user: Signer
+) -> Response:
+    """Revoke one of the caller's devices with the caller's own factor; the bridge
+    checks it, and the key stops working at once (every session of the caller ends)."""
+    devices.revoke_by_signer(
         context.db,
         context.bridge,
+        user,
         device_id,
-        actor=f"user:{user.username}",
+        body.factor(),
         now=utcnow(),
-        owner_id=user.id,
         client_address=client_address(request),
     )
     return Response(status_code=204)

@@ -4,6 +4,7 @@ signer sees and acts on requests addressed to them only (DESIGN.md invariant 7).
 from __future__ import annotations
 
 import base64
+import binascii
 import io
 from typing import Annotated, Literal
 
@@ -13,7 +14,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from gateway import audit, totp
-from gateway.errors import OtpInvalid, ParameterInvalid
+from gateway.errors import ActivationCodeInvalid, OtpInvalid, ParameterInvalid
 from gateway.lifecycle import RequestStatus
 from gateway.models import User
 from gateway.request_access import utcnow
@@ -99,9 +100,13 @@ async def get_page(
     context: Context,
     user: Signer,
     width: Annotated[int, Query(ge=16)] = 1024,
+    signature: Annotated[bool, Query(description="draw the signature to be made")] = False,
 ) -> Response:
-    """Page ``page_number`` (1-based) rendered ``width`` pixels wide."""
-    data = await run_in_threadpool(context.service.document_for_signer, user, request_id)
+    """Page ``page_number`` (1-based) rendered ``width`` pixels wide; with
+    ``signature=true``, with the signature the bridge will make drawn where it will go,
+    as the bridge will draw it (the time shown is the preview's)."""
+    load = context.service.preview_for_signer if signature else context.service.document_for_signer
+    data = await run_in_threadpool(load, user, request_id)
     png = await run_in_threadpool(
         render_page_png,
         data,
@@ -112,10 +117,45 @@ async def get_page(
     return Response(png, media_type="image/png", headers={"Cache-Control": "private"})
 
 
+class PinKeyView(BaseModel):
+    """The key a token PIN is sealed to for this request (PIN policy ``signer``): the
+    bridge's HPKE public key (base64 of the 65-byte uncompressed P-256 point), the HPKE
+    suite, and the ``info`` prefix (base64) that the approval's nonce completes."""
+
+    public_key: str
+    suite: str = "DHKEM(P-256, HKDF-SHA256), HKDF-SHA256, AES-128-GCM"
+    info_prefix: str = base64.b64encode(b"signing-gateway/token-pin/1\x00").decode()
+
+
+@router.get("/signing-requests/{request_id}/pin-key", response_model=PinKeyView)
+def get_pin_key(request_id: str, context: Context, user: Signer) -> PinKeyView:
+    """Where to seal the token's PIN for one of the caller's requests."""
+    key = context.service.pin_key_for_signer(user, request_id)
+    return PinKeyView(public_key=base64.b64encode(key).decode())
+
+
 class TotpEnrolmentBody(BaseModel):
-    """To replace a confirmed authenticator, a current code from it."""
+    """A new authenticator. To replace a confirmed one: ``otp``, a current code from it
+    (the gateway may then choose the secret). For a first one: the enrolment code the
+    bridge's administrator gave the signer, as ``activation_code_id`` (the part before
+    the dot) and ``enrolment_proof`` (base64 of HMAC-SHA256 keyed with the part after
+    the dot over ``"signing-gateway/totp-enrolment/1\0"`` followed by ``secret``), with
+    the ``secret`` (base32, 160 bits) the app chose: the code's secret never reaches
+    the gateway, so the gateway cannot enrol an authenticator of its own."""
 
     otp: str | None = Field(default=None, max_length=16)
+    secret: str | None = Field(default=None, min_length=26, max_length=128, repr=False)
+    activation_code_id: str | None = Field(default=None, min_length=4, max_length=64)
+    enrolment_proof: str | None = Field(default=None, min_length=40, max_length=64, repr=False)
+
+    def code_proof(self) -> bytes | None:
+        """The enrolment proof's bytes (422 for bad base64), or None."""
+        if self.enrolment_proof is None:
+            return None
+        try:
+            return base64.b64decode(self.enrolment_proof, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ParameterInvalid("enrolment_proof must be base64") from exc
 
 
 class TotpEnrolmentView(BaseModel):
@@ -132,18 +172,22 @@ def enrol_totp(
 ) -> TotpEnrolmentView:
     """Start TOTP enrolment (RFC 6238, 160-bit secret) at the bridge. The new secret
     becomes active once confirmed with a first valid code
-    (``POST /mobile/v1/totp/confirmation``); replacing one needs a current code
-    (``otp_invalid``, ``otp_reused``, ``otp_locked`` as for approvals)."""
+    (``POST /mobile/v1/totp/confirmation``). Replacing one needs a current code
+    (``otp_invalid``, ``otp_reused``, ``otp_locked`` as for approvals); a first one
+    needs an enrolment code (``activation_code_invalid``)."""
     now = utcnow()
-    secret = totp.new_secret()
-    # The secret is kept by the bridge alone, which replaces one only for a code of the
-    # current authenticator (after `bridge totp-reset`, none is needed); the gateway
-    # shows it once, as the QR code, and forgets it.
+    secret = (body.secret or totp.new_secret()).strip().upper()
+    # The secret is kept by the bridge alone; the gateway shows it once, as the QR code,
+    # and forgets it.
     try:
         totp.relay(
             context.db,
             lambda: context.bridge.begin_totp_enrolment(
-                user.username, secret, body.otp.strip() if body.otp else None
+                user.username,
+                secret,
+                current_otp=body.otp.strip() if body.otp else None,
+                code_id=body.activation_code_id,
+                code_proof=body.code_proof(),
             ),
             username=user.username,
             now=now,
@@ -153,6 +197,14 @@ def enrol_totp(
         if body.otp is None:
             raise OtpInvalid("a current code from the enrolled authenticator is required") from exc
         raise
+    except AuthorizationRefused as exc:
+        if exc.reason == "enrolment_code_invalid":
+            raise ActivationCodeInvalid(
+                "a first authenticator needs the enrolment code the administrator gave you"
+            ) from exc
+        if exc.reason == "totp_secret_invalid":
+            raise ParameterInvalid("the secret must be base32, 128 bits or more") from exc
+        raise
     with context.db.transaction() as session:
         audit.record(
             session,
@@ -160,6 +212,7 @@ def enrol_totp(
             action="totp.enrolment_started",
             now=now,
             client_address=client_address(request),
+            detail={"code_id": body.activation_code_id} if body.activation_code_id else None,
         )
     uri = totp.provisioning_uri(secret, user.username, "Signing Gateway")
     buffer = io.BytesIO()

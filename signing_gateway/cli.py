@@ -46,6 +46,10 @@ bridge_app = typer.Typer(
     no_args_is_help=True, help="The bridge as a service on the secure host with the tokens."
 )
 app.add_typer(bridge_app, name="bridge")
+bridge_devices_app = typer.Typer(
+    no_args_is_help=True, help="On the bridge host: signers' devices in this bridge's records."
+)
+bridge_app.add_typer(bridge_devices_app, name="devices")
 
 DataDir = Annotated[
     Path,
@@ -574,10 +578,16 @@ def credentials_register(
         f"credential {credential.id} registered for {username} "
         f"(certificate SHA-256 {credential.certificate_sha256})"
     )
+    if settings.in_process_bridge and credential.chain_pem:
+        from gateway.bridges import add_ca_certificates
+
+        added = add_ca_certificates(settings, credential.chain_pem)
+        typer.echo(f"{added} new CA certificate(s) for the bridge's chains")
     if not settings.in_process_bridge:
         typer.echo(
             f"on the bridge host, let the bridge sign for {username} with it:\n"
             f"  signing-gateway bridge bind {username} --token {token} --key-id {key_id}"
+            + (f"\n  signing-gateway bridge add-ca {chain}" if chain is not None else "")
         )
 
 
@@ -707,7 +717,8 @@ def devices_list(
     data_dir: DataDir = Path("var"),
     as_json: Annotated[bool, typer.Option("--json", help="JSON for scripts")] = False,
 ) -> None:
-    """A signer's devices, revoked ones included."""
+    """A signer's devices as the bridge holds them (the bridge is the source of truth),
+    revoked ones included, with the names the gateway knows them by."""
 
     from gateway import devices
     from gateway.context import open_database
@@ -717,24 +728,38 @@ def devices_list(
     try:
         with db.transaction() as session:
             user = _user_or_exit(session, username)
-        rows = [
-            {
-                "id": d.id,
-                "name": d.name,
-                "platform": d.platform,
-                "enrolled": d.created_at.isoformat(timespec="seconds"),
-                "state": "revoked" if d.revoked_at else ("stale" if d.stale else "active"),
-                "has_key": d.public_key_der is not None,
-            }
-            for d in devices.list_devices(db, user.id)
-        ]
+        listings = devices.list_devices(db, _bridge(settings), user)
+    except BridgeError as exc:
+        typer.echo(f"the bridge could not be asked ({exc.code}): {exc.message}", err=True)
+        raise typer.Exit(1) from exc
     finally:
         db.dispose()
+    rows = [
+        {
+            "id": d.record.device_id,
+            "name": d.local.name if d.local else "(not enrolled through this gateway)",
+            "platform": d.local.platform if d.local else "",
+            "kind": d.record.kind,
+            "enrolled_with": d.record.enrolled_with,
+            "enrolled": dt.datetime.fromtimestamp(d.record.created_at, dt.UTC).isoformat(
+                timespec="seconds"
+            ),
+            "state": "revoked"
+            if d.revoked
+            else ("stale" if d.local is not None and d.local.stale else "active"),
+        }
+        for d in listings
+    ]
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
+    if not rows:
+        typer.echo(f"{username} has no device")
     for row in rows:
-        typer.echo(f"{row['id']}  {row['state']:<8} {row['platform']:<8} {row['name']}")
+        typer.echo(
+            f"{row['id']}  {row['state']:<8} {row['platform']:<8} {row['enrolled_with']:<14}"
+            f" {row['name']}"
+        )
 
 
 @devices_app.command("revoke")
@@ -742,30 +767,30 @@ def devices_revoke(
     device_id: Annotated[str, typer.Argument(help="the device id (devices list)")],
     data_dir: DataDir = Path("var"),
 ) -> None:
-    """Revoke a device at once (a lost tablet): its signatures are refused and it gets
-    no more push messages. Audited."""
+    """Revoke a device at once (a lost tablet), in the records of the bridge on this
+    host: its approvals are refused and it gets no more push messages. With a bridge on
+    a secure host, run `signing-gateway bridge devices revoke` there. Audited."""
     from gateway import devices
     from gateway.context import open_database
-    from gateway.errors import NotFound
 
     settings = load_settings(data_dir)
-    db = open_database(settings)
-    try:
-        devices.revoke_device(
-            db, _bridge(settings), device_id, actor="admin:cli", now=dt.datetime.now(dt.UTC)
-        )
-    except NotFound:
-        typer.echo(f"no device {device_id}", err=True)
-        raise typer.Exit(1) from None
-    except BridgeError as exc:
+    if not settings.in_process_bridge:
         typer.echo(
-            f"device {device_id} is revoked at the gateway, but the bridge was not told "
-            f"({exc.code}): run this again",
+            f"the bridge is on a secure host: run `signing-gateway bridge devices revoke"
+            f" {device_id}` there",
             err=True,
         )
-        raise typer.Exit(1) from exc
+        raise typer.Exit(1)
+    db = open_database(settings)
+    try:
+        known = devices.revoke_by_administrator(
+            db, _local_registry(settings), device_id, actor="admin:cli", now=dt.datetime.now(dt.UTC)
+        )
     finally:
         db.dispose()
+    if not known:
+        typer.echo(f"no device {device_id}", err=True)
+        raise typer.Exit(1)
     typer.echo(f"device {device_id} revoked")
 
 
@@ -963,16 +988,26 @@ def bridge_enrolment_code(
 def bridge_totp_reset(
     username: Annotated[str, typer.Argument(help="the signer who lost the authenticator")],
     data_dir: DataDir = Path("var"),
+    png: Annotated[
+        Path | None, typer.Option(help="also write the enrolment code's QR code to this PNG")
+    ] = None,
 ) -> None:
-    """On the bridge host: forget USERNAME's TOTP secret, and for 24 hours accept one new
-    enrolment from the tablet without a code of the lost one. Audited."""
+    """On the bridge host: forget USERNAME's TOTP secret and issue a one-time enrolment
+    code with which the signer enrols a new authenticator (hand it to them). Audited."""
     from sqlalchemy import update
 
+    from gateway import devices
     from gateway.context import open_database
     from gateway.models import User
 
     settings = load_settings(data_dir)
-    found = _local_registry(settings).reset_totp(username, now=dt.datetime.now(dt.UTC).timestamp())
+    registry = _local_registry(settings)
+    found = registry.reset_totp(username)
+    issued = registry.issue_enrolment_code(
+        username,
+        now=dt.datetime.now(dt.UTC).timestamp(),
+        ttl_seconds=settings.device_activation_code_ttl_seconds,
+    )
     db = open_database(settings)
     try:
         with db.transaction() as session:  # this host's users (the embedded default)
@@ -981,11 +1016,70 @@ def bridge_totp_reset(
             )
     finally:
         db.dispose()
-    _bridge_admin_audit(settings, "bridge.totp_reset", {"user": username, "had_one": found})
+    _bridge_admin_audit(
+        settings,
+        "bridge.totp_reset",
+        {"user": username, "had_one": found, "code_id": issued.code_id},
+    )
     typer.echo(
         f"TOTP secret of {username} forgotten" if found else f"{username} had no TOTP secret"
     )
-    typer.echo("a new enrolment from the tablet, without a code, is open for 24 hours")
+    typer.echo("the new authenticator is enrolled with this one-time code:")
+    _show_activation_code(devices.activation_code_of(issued, settings.public_url), png)
+
+
+@bridge_devices_app.command("list")
+def bridge_devices_list(
+    username: Annotated[str, typer.Argument(help="whose devices")],
+    data_dir: DataDir = Path("var"),
+) -> None:
+    """On the bridge host: USERNAME's devices in this bridge's records, revoked ones
+    included (id, state, who issued the code each was enrolled with)."""
+    records = _local_registry(load_settings(data_dir)).devices(username)
+    if not records:
+        typer.echo(f"{username} has no device at this bridge")
+    for record in records:
+        state = "revoked" if record.revoked_at is not None else "active"
+        enrolled = dt.datetime.fromtimestamp(record.created_at, dt.UTC).isoformat(
+            timespec="seconds"
+        )
+        typer.echo(
+            f"{record.device_id}  {state:<8} {record.kind:<10} {record.enrolled_with:<14}"
+            f" {enrolled}"
+        )
+
+
+@bridge_devices_app.command("revoke")
+def bridge_devices_revoke(
+    device_id: Annotated[str, typer.Argument(help="the device id (bridge devices list)")],
+    data_dir: DataDir = Path("var"),
+) -> None:
+    """On the bridge host: revoke a device at once in this bridge's records (a lost
+    tablet); the gateway's copy follows when it next lists the signer's devices.
+    Audited."""
+    settings = load_settings(data_dir)
+    known = _local_registry(settings).revoke_device(
+        device_id, now=dt.datetime.now(dt.UTC).timestamp()
+    )
+    _bridge_admin_audit(settings, "bridge.device_revoked", {"device": device_id, "known": known})
+    if not known:
+        typer.echo(f"no device {device_id} at this bridge", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"device {device_id} revoked at this bridge")
+
+
+@bridge_app.command("add-ca")
+def bridge_add_ca(
+    chain: Annotated[Path, typer.Argument(help="PEM file of CA certificates")],
+    data_dir: DataDir = Path("var"),
+) -> None:
+    """On the bridge host: add CA certificates (issuing and root CAs) that the bridge
+    embeds in signatures when a token does not hold its certificate's chain."""
+    from gateway.bridges import add_ca_certificates
+
+    settings = load_settings(data_dir)
+    added = add_ca_certificates(settings, _read_or_exit(chain).decode())
+    typer.echo(f"{added} new CA certificate(s) for this bridge's chains")
 
 
 @bridge_app.command("init-tls")
@@ -1032,7 +1126,9 @@ def bridge_serve(
     if not files.bridge_key.exists():
         typer.echo("no TLS files: run `signing-gateway bridge init-tls` first", err=True)
         raise typer.Exit(1)
-    bridge = Bridge(bridge_config(settings, InstallationKeys.load(settings.secrets_dir)))
+    keys = InstallationKeys.load(settings.secrets_dir)
+    bridge = Bridge(bridge_config(settings, keys, serving=True))
+    typer.echo(f"bridge profile: {bridge.profile}")
     serve_bridge(
         bridge,
         host=host or settings.bridge_listen_host,

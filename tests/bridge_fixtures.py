@@ -83,6 +83,7 @@ class BridgeService:
     process: subprocess.Popen[bytes]
     log_path: Path
     serial: str = ""
+    certificates: dict[bytes, bytes] = field(default_factory=dict)
     _remotes: list[RemoteBridge] = field(default_factory=list)
 
     def ref(self, key_id: bytes) -> CredentialRef:
@@ -92,6 +93,12 @@ class BridgeService:
     def log(self) -> str:
         """What the child printed so far."""
         return self.log_path.read_text("utf-8", "replace")
+
+    @property
+    def ca_certificate(self) -> Path:
+        """The service's test CA certificate (PEM): the trust anchor of its keys'
+        certificates, also in the bridge's CA file for the chains it embeds."""
+        return self.log_path.parent / "ca-certificates.pem"
 
     def registry(self) -> SignerRegistry:
         """The service's signer registry, opened as its host's administrator would
@@ -128,7 +135,8 @@ class BridgeService:
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Wait until ``/health`` over mutual TLS shows the service's token ``ok``
-        (the keys are provisioned before uvicorn starts); sets :attr:`serial`."""
+        (the keys are provisioned before uvicorn starts); sets :attr:`serial` and
+        :attr:`certificates` (key id → DER)."""
         probe = self.remote(timeout_seconds=5)
         deadline = time.monotonic() + timeout
         while True:
@@ -140,6 +148,9 @@ class BridgeService:
                 for token in probe.health():
                     if token.label == self.token_label and token.state == "ok":
                         self.serial = token.serial
+                        self.certificates = {
+                            k.key_id: probe.certificate(self.ref(k.key_id)) for k in self.keys
+                        }
                         return
             except BridgeError:
                 pass
@@ -187,6 +198,7 @@ def start_bridge_service(
     keys: Sequence[PlannedKey],
     activation_key: bytes,
     module: str,
+    profile: str = "secure_host",
 ) -> BridgeService:
     """Make a SoftHSM2 token in ``folder`` (its own ``softhsm2.conf``), link
     credentials for 127.0.0.1, and start the bridge service child on a free port; the
@@ -212,6 +224,8 @@ def start_bridge_service(
                 "pin_key": Fernet.generate_key().decode("ascii"),
                 "activation_key": activation_key.hex(),
                 "used_activations_file": str(folder / "activations.db"),
+                "ca_certificates_file": str(folder / "ca-certificates.pem"),
+                "profile": profile,
                 "certificate": str(link.bridge_certificate),
                 "key": str(link.bridge_key),
                 "ca": str(link.ca),
@@ -246,14 +260,45 @@ def start_bridge_service(
 # ---- the child side ---------------------------------------------------------------------
 
 
-def _test_ca() -> tuple[Any, Any]:
-    """A throwaway CA key and name (EC P-256) that certifies the token keys."""
+def _test_ca(certificate_file: Path) -> tuple[Any, Any]:
+    """A throwaway CA key and name (EC P-256) that certifies the token keys; its
+    self-signed certificate is written to ``certificate_file`` (PEM)."""
     from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding
     from cryptography.x509.oid import NameOID
 
     key = ec.generate_private_key(ec.SECP256R1())
-    return key, x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bridge test CA")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bridge test CA")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    certificate_file.write_bytes(certificate.public_bytes(Encoding.PEM))
+    return key, name
 
 
 def _certifier(label: str, ca_key: Any, ca_name: Any) -> Any:
@@ -273,6 +318,20 @@ def _certifier(label: str, ca_key: Any, ca_name: Any) -> Any:
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(minutes=5))
             .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=True,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=False,
+                    crl_sign=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
             .sign(ca_key, hashes.SHA256())
         )
 
@@ -283,11 +342,13 @@ def serve(state_file: Path) -> None:
     """The child: provision the planned keys, then serve the bridge with mutual TLS."""
 
     from hsm_bridge import Bridge, BridgeConfig, ModuleConfig, TokenLimits
+    from hsm_bridge.authorization import Profile
     from hsm_bridge.pins import PinStore
     from hsm_bridge.service import serve
 
     state = json.loads(state_file.read_text("utf-8"))
     pin_key = state["pin_key"].encode("ascii")
+    ca_key, ca_name = _test_ca(Path(state["ca_certificates_file"]))
     bridge = Bridge(
         BridgeConfig(
             modules=(
@@ -300,11 +361,12 @@ def serve(state_file: Path) -> None:
             activation_key=bytes.fromhex(state["activation_key"]),
             used_activations_file=Path(state["used_activations_file"]),
             name=state["name"],
+            profile=Profile(state["profile"]),
+            ca_certificates_file=Path(state["ca_certificates_file"]),
         )
     )
     serial = next(t.serial for t in bridge.inventory() if t.label == state["token_label"])
     PinStore(Path(state["pin_file"]), pin_key).put(serial, state["user_pin"])
-    ca_key, ca_name = _test_ca()
     for planned in state["keys"]:
         bridge.provision(
             serial,

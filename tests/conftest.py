@@ -23,7 +23,8 @@ from gateway.config import Settings, load_settings
 from gateway.context import open_database
 from gateway.db import Database
 from gateway.secrets_at_rest import InstallationKeys, SecretBox
-from hsm_bridge import ActivationIssuer, CredentialRef
+from hsm_bridge import CredentialRef
+from hsm_bridge.activation import ActivationIssuer
 from hsm_bridge.credentials import SignatureMechanism
 from signing_gateway.demo import wait_until_up
 from tests.factories import INSTALLATION_ENV, TestSigner, demo_credential, make_signer

@@ -118,3 +118,44 @@ class DeviceApp:
             "expires_at": expires_at,
             "signature": base64.b64encode(signature).decode(),
         }
+
+    def revocation(self, nonce: str, device_id: str, *, expires_in: int = 120) -> dict[str, object]:
+        """The ``device_approval`` object revoking ``device_id`` (this device or another of
+        the signer's): the canonical ``device-revocation`` statement, signed."""
+        expires_at = int(time.time()) + expires_in
+        body = {
+            "v": 1,
+            "type": "device-revocation",
+            "signer": self.username,
+            "device": self.device_id,
+            "revoke": device_id,
+            "nonce": nonce,
+            "expires_at": expires_at,
+        }
+        statement = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+        signature = self.key.sign(statement, ec.ECDSA(hashes.SHA256()))
+        return {
+            "device_id": self.device_id,
+            "nonce": nonce,
+            "expires_at": expires_at,
+            "signature": base64.b64encode(signature).decode(),
+        }
+
+
+def sealed_pin(tablet: httpx.Client, request_id: str, pin: str, nonce: str) -> dict[str, str]:
+    """What the app sends as ``pin_envelope``: the token PIN sealed with HPKE (RFC 9180,
+    DHKEM(P-256, HKDF-SHA256), HKDF-SHA256, AES-128-GCM, base mode) to the key the
+    gateway names for the request, ``info`` = the advertised prefix then the approval's
+    nonce. Written from the API description (cryptography's HPKE, not
+    ``hsm_bridge.pin_envelope``)."""
+    from cryptography.hazmat.primitives import hpke
+
+    answer = tablet.get(f"/mobile/v1/signing-requests/{request_id}/pin-key")
+    assert answer.status_code == 200, answer.text
+    view = answer.json()
+    assert view["suite"] == "DHKEM(P-256, HKDF-SHA256), HKDF-SHA256, AES-128-GCM"
+    point = base64.b64decode(view["public_key"])
+    key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
+    info = base64.b64decode(view["info_prefix"]) + nonce.encode()
+    suite = hpke.Suite(hpke.KEM.P256, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_128_GCM)
+    return {"sealed": base64.b64encode(suite.encrypt(pin.encode(), key, info=info)).decode()}

@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import io
 import zlib
+from dataclasses import dataclass
+from typing import Any
 
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
@@ -201,7 +203,7 @@ def signer_block_pdf(title: str, name: str, *, x: float = 330, y: float = 150) -
     from pyhanko.pdf_utils import generic
     from pyhanko.pdf_utils.text import TextBox, TextBoxStyle
 
-    from gateway.fonts import EmScaledFontFactory, find_font
+    from hsm_bridge.pades.fonts import EmScaledFontFactory, find_font
 
     writer = IncrementalPdfFileWriter(io.BytesIO(page_with_geometry(0, crop=None)))
     style = TextBoxStyle(
@@ -225,3 +227,92 @@ def signer_block_pdf(title: str, name: str, *, x: float = 330, y: float = 150) -
     output = io.BytesIO()
     writer.write(output)
     return output.getvalue()
+
+
+def raw_pdf(objects: dict[int, bytes]) -> bytes:
+    """A PDF written by hand from ``objects`` (number → body), with a classic xref
+    table and a trailer whose /Root is object 1."""
+    out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+    offsets: dict[int, int] = {}
+    for number in sorted(objects):
+        offsets[number] = len(out)
+        out.extend(b"%d 0 obj\n" % number + objects[number] + b"\nendobj\n")
+    size = max(objects) + 1
+    table_at = len(out)
+    out.extend(b"xref\n0 %d\n0000000000 65535 f \n" % size)
+    for number in range(1, size):
+        if number in offsets:
+            out.extend(b"%010d 00000 n \n" % offsets[number])
+        else:
+            out.extend(b"0000000000 00000 f \n")
+    out.extend(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (size, table_at))
+    return bytes(out)
+
+
+def raw_stream(data: bytes, extra: bytes = b"") -> bytes:
+    """A stream object body holding ``data`` (``extra``: more dictionary entries)."""
+    return b"<< /Length %d %s>>\nstream\n" % (len(data), extra) + data + b"\nendstream"
+
+
+@dataclass(frozen=True)
+class SoftwareKey:
+    """A key in memory with a self-signed certificate (key usage: digital signature and
+    non-repudiation), standing in for a token where only the PDF built around the
+    signature is tested: ``identity`` for :func:`hsm_bridge.pades.build_signed_pdf`,
+    ``sign_digest`` its raw RSA PKCS#1 v1.5 signature of a SHA-256 digest."""
+
+    key: Any
+    certificate_der: bytes
+
+    @property
+    def identity(self) -> Any:
+        from hsm_bridge.credentials import SignatureMechanism
+        from hsm_bridge.pades import SignerIdentity
+
+        return SignerIdentity(self.certificate_der, (), SignatureMechanism.RSA_PKCS_SHA256)
+
+    def sign_digest(self, digest: bytes) -> bytes:
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding, utils
+
+        return self.key.sign(digest, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
+
+
+def software_key(
+    common_name: str = "Nguyễn Thị Ánh",
+    title: str | None = "Giám đốc",
+    organisation: str | None = "Sở Tài chính",
+) -> SoftwareKey:
+    """A fresh RSA-2048 :class:`SoftwareKey` whose certificate names the holder."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    attributes = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    if title:
+        attributes.append(x509.NameAttribute(NameOID.TITLE, title))
+    if organisation:
+        attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation))
+    name = x509.Name(attributes)
+    usage = x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=True,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=False,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
+    )
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(dt.datetime(2025, 1, 1, tzinfo=dt.UTC))
+        .not_valid_after(dt.datetime(2035, 1, 1, tzinfo=dt.UTC))
+        .add_extension(usage, critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return SoftwareKey(key, certificate.public_bytes(Encoding.DER))

@@ -1,29 +1,40 @@
-"""Signature activation data (DESIGN.md invariant 1, the SAD part): bound to one
-credential and one digest, expiring, single-use even across a restart."""
+"""Signature activation data (DESIGN.md invariant 1, the SAD part): authentic, bound to
+one credential and mechanism, expiring, spent once even across a restart. These are
+the two calls ``Bridge.sign_many`` makes (check, then spend); the bridge-level tests
+(tests/test_bridge_builds.py) drive them through ``sign_many`` itself."""
 
 from __future__ import annotations
 
-import hashlib
-
 import pytest
 
-from hsm_bridge import ActivationIssuer, ActivationVerifier, CredentialRef, UsedActivationStore
+from hsm_bridge.activation import ActivationIssuer, ActivationVerifier, SpentActivations
+from hsm_bridge.credentials import CredentialRef
 from hsm_bridge.errors import ActivationInvalid
 
 KEY = bytes(range(32))
 CRED = CredentialRef("a1b2c3", b"\x01\x02")
-DIGEST = hashlib.sha256(b"signed attributes").digest()
+MECH = "rsa_pkcs_sha256"
 NOW = 1_800_000_000.0
+PARAMS = {"reason": "Phê duyệt", "pades_level": "B-B"}
 
 
 @pytest.fixture
 def verifier(tmp_path):
-    return ActivationVerifier(KEY, UsedActivationStore(tmp_path / "used.db"))
+    return ActivationVerifier(KEY, SpentActivations(tmp_path / "used.db"))
 
 
-def _sad(**kwargs):
-    args = {"subject": "req-1", "now": NOW, "ttl_seconds": 300} | kwargs
-    return ActivationIssuer(KEY).issue(CRED, DIGEST, **args)
+def _sad(key: bytes = KEY, **kwargs):
+    args = {
+        "mechanism": MECH,
+        "document_sha256": "ab" * 32,
+        "certificate_sha256": "cd" * 32,
+        "parameters": PARAMS,
+        "authorization": "nonce-1",
+        "subject": "req-1",
+        "now": NOW,
+        "ttl_seconds": 300,
+    } | kwargs
+    return ActivationIssuer(key).issue(CRED, **args)
 
 
 def _reason(call) -> str:
@@ -33,47 +44,43 @@ def _reason(call) -> str:
 
 
 @pytest.mark.invariant(1)
-def test_valid_activation_is_accepted_once(verifier):
-    sad = _sad()
-    activation = verifier.verify_and_consume(sad, CRED, DIGEST, now=NOW + 10)
-    assert activation.subject == "req-1" and activation.digest == DIGEST
-    assert _reason(lambda: verifier.verify_and_consume(sad, CRED, DIGEST, now=NOW + 11)) == (
-        "reused"
-    )
+def test_a_sad_names_what_it_authorises_and_is_spent_once(verifier):
+    activation = verifier.check(_sad(), CRED, MECH, now=NOW + 10)
+    assert activation.subject == "req-1"
+    assert activation.document_sha256 == "ab" * 32
+    assert activation.certificate_sha256 == "cd" * 32
+    assert dict(activation.parameters) == PARAMS
+    assert activation.authorization == "nonce-1"
+    assert verifier.spend([activation], now=NOW + 10) == [True]
+    assert verifier.spend([activation], now=NOW + 11) == [False]
 
 
 @pytest.mark.invariant(1)
-def test_replay_after_restart_is_refused(tmp_path):
-    sad = _sad()
-    ActivationVerifier(KEY, UsedActivationStore(tmp_path / "u.db")).verify_and_consume(
-        sad, CRED, DIGEST, now=NOW
-    )
-    restarted = ActivationVerifier(KEY, UsedActivationStore(tmp_path / "u.db"))
-    assert _reason(lambda: restarted.verify_and_consume(sad, CRED, DIGEST, now=NOW)) == "reused"
+def test_a_sad_twice_in_one_list_is_spent_once(verifier):
+    activation = verifier.check(_sad(), CRED, MECH, now=NOW)
+    assert verifier.spend([activation, activation], now=NOW) == [True, False]
 
 
 @pytest.mark.invariant(1)
-def test_other_digest_other_credential_expired_forged(verifier):
+def test_a_spent_sad_stays_spent_after_a_restart(tmp_path):
     sad = _sad()
-    other = hashlib.sha256(b"something else").digest()
-    assert _reason(lambda: verifier.verify_and_consume(sad, CRED, other, now=NOW)) == (
-        "wrong_digest"
+    first = ActivationVerifier(KEY, SpentActivations(tmp_path / "u.db"))
+    assert first.spend([first.check(sad, CRED, MECH, now=NOW)], now=NOW) == [True]
+    restarted = ActivationVerifier(KEY, SpentActivations(tmp_path / "u.db"))
+    assert restarted.spend([restarted.check(sad, CRED, MECH, now=NOW)], now=NOW) == [False]
+
+
+@pytest.mark.invariant(1)
+def test_other_credential_mechanism_expired_forged_malformed(verifier):
+    sad = _sad()
+    other = CredentialRef("a1b2c3", b"\x09")
+    assert _reason(lambda: verifier.check(sad, other, MECH, now=NOW)) == "wrong_credential"
+    assert _reason(lambda: verifier.check(sad, CRED, "ecdsa_sha256", now=NOW)) == "wrong_mechanism"
+    assert _reason(lambda: verifier.check(sad, CRED, MECH, now=NOW + 300)) == "expired"
+    assert _reason(lambda: verifier.check(_sad(bytes(32)), CRED, MECH, now=NOW)) == "forged"
+    assert _reason(lambda: verifier.check("garbage", CRED, MECH, now=NOW)) == "malformed"
+    payload, mac = sad.split(".")
+    assert _reason(lambda: verifier.check(payload[:-2] + "." + mac, CRED, MECH, now=NOW)) in (
+        "forged",
+        "malformed",
     )
-    assert (
-        _reason(
-            lambda: verifier.verify_and_consume(
-                sad, CredentialRef("a1b2c3", b"\x09"), DIGEST, now=NOW
-            )
-        )
-        == "wrong_credential"
-    )
-    assert _reason(lambda: verifier.verify_and_consume(sad, CRED, DIGEST, now=NOW + 300)) == (
-        "expired"
-    )
-    forged = ActivationIssuer(bytes(32)).issue(CRED, DIGEST, subject="x", now=NOW, ttl_seconds=300)
-    assert _reason(lambda: verifier.verify_and_consume(forged, CRED, DIGEST, now=NOW)) == ("forged")
-    assert _reason(lambda: verifier.verify_and_consume("garbage", CRED, DIGEST, now=NOW)) == (
-        "malformed"
-    )
-    # the refusals above consumed nothing: the genuine activation still works once
-    verifier.verify_and_consume(sad, CRED, DIGEST, now=NOW)

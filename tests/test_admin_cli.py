@@ -4,6 +4,8 @@ what does not fit, and revoke a credential. Real commands, real tokens, real dat
 
 from __future__ import annotations
 
+import base64
+import hmac
 import json
 import os
 import re
@@ -232,7 +234,8 @@ def test_the_admin_enrols_lists_and_revokes_a_device(installation, db, server):
     assert app.enrol(code).status_code == 201
     listed = _cli(installation, "devices", "list", "leader1", "--json")
     rows = {row["id"]: row for row in json.loads(listed.stdout)}
-    assert rows[app.device_id]["state"] == "active" and rows[app.device_id]["has_key"]
+    assert rows[app.device_id]["state"] == "active"
+    assert rows[app.device_id]["enrolled_with"] == "administrator"
     revoked = _cli(installation, "devices", "revoke", app.device_id)
     assert revoked.returncode == 0, revoked.stderr
     listed = _cli(installation, "devices", "list", "leader1", "--json")
@@ -284,19 +287,37 @@ def test_the_bridge_hosts_administrator_binds_signers_and_issues_codes(
     assert registry.device(app.device_id).signer == person.username
     reset = _cli(installation, "bridge", "totp-reset", person.username)
     assert reset.returncode == 0 and "forgotten" in reset.stdout
+    fresh_code = re.search(r"activation code: (\S+)", reset.stdout).group(1)
     with pytest.raises(AuthorizationRefused) as caught:
         registry.check_totp(person.username, person.otp(), now=time.time())
     assert caught.value.reason == "totp_not_enrolled"
-    # the signer enrols a new authenticator from the tablet, with no code of the lost one
+    # the signer enrols a new authenticator from the tablet with the code the
+    # administrator handed over (an HMAC of it over the new secret; never the code)
+    secret = pyotp.random_base32(32)
+    code_id, _, code_secret = fresh_code.partition(".")
+    proof = hmac.new(
+        code_secret.encode(), b"signing-gateway/totp-enrolment/1\x00" + secret.encode(), "sha256"
+    ).digest()
     with server.tablet(person.username, person.password) as tablet:
-        started = tablet.post("/mobile/v1/totp", json={})
+        # without the code, a relay could plant its own authenticator: refused
+        planted = tablet.post("/mobile/v1/totp", json={"secret": pyotp.random_base32(32)})
+        assert planted.status_code == 403, planted.text
+        assert planted.json()["code"] == "activation_code_invalid"
+        started = tablet.post(
+            "/mobile/v1/totp",
+            json={
+                "secret": secret,
+                "activation_code_id": code_id,
+                "enrolment_proof": base64.b64encode(proof).decode(),
+            },
+        )
         assert started.status_code == 201, started.text
-        secret = parse_qs(urlparse(started.json()["otpauth_uri"]).query)["secret"][0]
+        assert parse_qs(urlparse(started.json()["otpauth_uri"]).query)["secret"][0] == secret
         confirmed = tablet.post(
             "/mobile/v1/totp/confirmation", json={"otp": pyotp.TOTP(secret).now()}
         )
         assert confirmed.status_code == 200, confirmed.text
-        # and a second enrolment needs a code of the new one again
+        # and a second enrolment needs a code of the new one
         refused = tablet.post("/mobile/v1/totp", json={})
         assert refused.status_code == 403 and refused.json()["code"] == "otp_invalid"
     with db.transaction() as session:

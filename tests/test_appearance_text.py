@@ -5,6 +5,7 @@ Latin-only default), and the signing time in ISO 8601 with the +07:00 offset
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import re
 
@@ -79,36 +80,14 @@ def test_the_text_names_the_signers_position_from_the_certificate(server, db, bo
 def test_text_over_a_signature_image_is_a_setting(tmp_path):
     """VN-SIGNATURE-FORMAT.md marks "no visible name/time text on the main document" as
     unconfirmed: off by default, on with SIGNATURE_TEXT_WITH_IMAGE."""
-    import datetime as dt
+    import dataclasses
     import hashlib
 
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import padding, rsa
-    from cryptography.x509.oid import NameOID
-
     from gateway.demo_images import demo_signature_png
-    from gateway.pades import RemoteSigner, SignatureParameters, sign_pdf
+    from hsm_bridge.pades import SignatureParameters, build_signed_pdf
+    from tests.pdf_builders import software_key
 
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name(
-        [
-            x509.NameAttribute(NameOID.COMMON_NAME, "Nguyễn Thị Ánh"),
-            x509.NameAttribute(NameOID.TITLE, "Giám đốc"),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Sở Tài chính"),
-        ]
-    )
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(9)
-        .not_valid_before(dt.datetime(2025, 1, 1))
-        .not_valid_after(dt.datetime(2035, 1, 1))
-        .sign(key, hashes.SHA256())
-        .public_bytes(serialization.Encoding.DER)
-    )
+    key = software_key("Nguyễn Thị Ánh", "Giám đốc", "Sở Tài chính")
     png = demo_signature_png()
     params = SignatureParameters(
         page=1, box=(300.0, 70.0, 570.0, 170.0), image_sha256=hashlib.sha256(png).hexdigest()
@@ -116,13 +95,13 @@ def test_text_over_a_signature_image_is_a_setting(tmp_path):
     document = sample_pdf(["QUYẾT ĐỊNH"])
 
     def signed(text_with_image: bool) -> str:
-        signer = RemoteSigner(
-            certificate,
-            [],
-            lambda i: key.sign(i.signed_attributes, padding.PKCS1v15(), hashes.SHA256()),
-        )
-        pdf = sign_pdf(
-            document, params, signer, signature_image=png, text_with_image=text_with_image
+        pdf = build_signed_pdf(
+            document,
+            dataclasses.replace(params, text_with_image=text_with_image),
+            key.identity,
+            image=png,
+            signing_time=dt.datetime.now(dt.UTC),
+            sign_digest=key.sign_digest,
         )
         return _appearance_text(pdf)
 

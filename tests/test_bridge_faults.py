@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
+import io
 import os
+import secrets
 import shutil
 import subprocess
 import threading
@@ -19,14 +20,16 @@ from dataclasses import dataclass
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, utils
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.x509.oid import NameOID
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.validation import validate_pdf_signature
 
 from gateway.bridges import bridge_config
+from gateway.sample_pdf import sample_pdf
 from gateway.secrets_at_rest import InstallationKeys
 from hsm_bridge import (
-    ActivationIssuer,
     Bridge,
     BridgeConfig,
     CredentialRef,
@@ -34,10 +37,13 @@ from hsm_bridge import (
     SignRequest,
     TokenLimits,
 )
+from hsm_bridge.activation import ActivationIssuer
 from hsm_bridge.credentials import SignatureMechanism
 from hsm_bridge.errors import BridgeError
+from hsm_bridge.pin_envelope import seal_pin
 from hsm_bridge.pins import PinStore
 from hsm_bridge.provisioning import KeySpec
+from tests.sads import request_for
 from tests.shim import CKR_DEVICE_ERROR, CKR_PIN_LOCKED, FaultShim, ShimUnavailable
 
 # python-pkcs11 calls C_FindObjectsFinal from a destructor after a failed search and
@@ -73,33 +79,43 @@ class Rig:
     pins: PinStore
     serials: dict[str, str]
     plain_serial: str
+    certificates: dict[str, bytes] = dataclasses.field(default_factory=dict)
 
-    def request(self, label: str, *, pin: str | None = None, text: str = "x") -> SignRequest:
+    def request(
+        self,
+        label: str,
+        *,
+        pin: str | None = None,
+        text: str = "x",
+        authorization: str | None = None,
+    ) -> SignRequest:
+        """A request for a fresh document under a fresh SAD; ``pin`` is sealed to the
+        bridge for the SAD's approval, as the tablet seals it."""
         ref = CredentialRef(self.serials[label], KEY_ID)
-        digest = hashlib.sha256(text.encode()).digest()
-        sad = self.issuer.issue(
+        document = sample_pdf([f"{label} {text}"])
+        authorization = authorization or secrets.token_hex(8)
+        request = request_for(
+            self.issuer,
             ref,
-            digest,
+            SignatureMechanism.RSA_PKCS_SHA256,
+            document,
+            self.certificates[label],
             subject="fault",
-            now=time.time(),
-            ttl_seconds=60,
-            mechanism=SignatureMechanism.RSA_PKCS_SHA256.value,
+            authorization=authorization,
         )
-        return SignRequest(ref, digest, SignatureMechanism.RSA_PKCS_SHA256, sad, pin=pin)
+        if pin is None:
+            return request
+        sealed = seal_pin(self.bridge.pin_key(ref.token_serial), pin, authorization)
+        return dataclasses.replace(request, pin_envelope=sealed)
 
     def sign(self, label: str, **kwargs: str | None) -> bytes:
         request = self.request(label, **kwargs)
-        signature = self.bridge.sign(request)
-        public = x509.load_der_x509_certificate(
-            self.bridge.certificate(request.credential)
-        ).public_key()
-        public.verify(  # type: ignore[union-attr, call-arg]
-            signature,
-            request.digest,
-            padding.PKCS1v15(),  # type: ignore[arg-type]
-            utils.Prehashed(hashes.SHA256()),
-        )
-        return signature
+        signed = self.bridge.sign(request)
+        (signature,) = PdfFileReader(io.BytesIO(signed)).embedded_signatures
+        status = validate_pdf_signature(signature)
+        assert status.intact and status.valid
+        assert signature.signer_cert.dump() == self.certificates[label]
+        return signed
 
     def state(self, label: str) -> str:
         return {h.serial: h.state for h in self.bridge.health()}[self.serials[label]]
@@ -140,9 +156,10 @@ def rig(installation, tmp_path_factory: pytest.TempPathFactory) -> Rig:
         inventory = bridge.inventory()
     serials = {t.label: t.serial for t in inventory if t.module == str(shim.module_path)}
     plain = next(t.serial for t in inventory if t.label == "leader1")
+    certificates = {}
     for label, pin in PINS.items():
         pins.put(serials[label], pin)
-        bridge.provision(
+        certificates[label] = bridge.provision(
             serials[label],
             KeySpec.RSA_2048,
             KEY_ID,
@@ -151,7 +168,9 @@ def rig(installation, tmp_path_factory: pytest.TempPathFactory) -> Rig:
             always_authenticate=label == "fauth",
         )
     pins.remove(serials["fpin"])  # PIN policy signer
-    return Rig(shim, bridge, ActivationIssuer(keys.activation_key), pins, serials, plain)
+    return Rig(
+        shim, bridge, ActivationIssuer(keys.activation_key), pins, serials, plain, certificates
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -307,16 +326,54 @@ def test_a_used_activation_never_reaches_the_token(rig: Rig):
 
 
 def test_one_activation_carries_at_most_one_signer_pin_attempt(rig: Rig):
-    base = rig.request("fpin", text="guess")
-    guesses = [dataclasses.replace(base, pin=f"9{n:03d}") for n in range(5)]
+    base = rig.request("fpin", text="guess", pin="9000", authorization="guesses")
+    guesses = [
+        dataclasses.replace(
+            base,
+            pin_envelope=seal_pin(rig.bridge.pin_key(""), f"9{n:03d}", "guesses"),
+        )
+        for n in range(5)
+    ]
     rig.shim.reset_calls()
     outcomes = rig.bridge.sign_many(guesses)
     assert rig.shim.calls().count("login 1") == 1, "one PIN attempt per activation"
     assert [o.code for o in outcomes] == ["pin_incorrect"] + ["activation_invalid"] * 4
     rig.shim.reset_calls()
-    again = rig.bridge.sign_many([dataclasses.replace(base, pin=PINS["fpin"])])[0]
+    again = rig.bridge.sign_many([dataclasses.replace(base)])[0]
     assert isinstance(again, BridgeError) and again.code == "activation_invalid"
     assert rig.shim.calls() == [], "a used activation is refused before any login"
+
+
+@pytest.mark.invariant(1)
+def test_one_approval_tries_a_wrong_pin_once_for_all_its_signatures(rig: Rig):
+    """Twelve requests of one approval with a wrong PIN: one login on the token (a real
+    USB token locks after 3 to 10 wrong ones), every request refused."""
+    requests = [
+        rig.request("fpin", text=f"batch {n}", pin="0000", authorization="one-statement")
+        for n in range(12)
+    ]
+    rig.shim.reset_calls()
+    outcomes = rig.bridge.sign_many(requests)
+    assert [o.code for o in outcomes] == ["pin_incorrect"] * 12
+    assert rig.shim.calls().count("login 1") == 1
+    rig.shim.reset_calls()
+    # sent again one by one (a relay retrying), under new SADs of the same approval
+    for n in range(3):
+        late = rig.request("fpin", text=f"late {n}", pin="0000", authorization="one-statement")
+        assert rig.bridge.sign_many([late])[0].code == "pin_incorrect"
+    assert rig.shim.calls().count("login 1") == 0
+
+
+@pytest.mark.invariant(1)
+def test_a_pin_sealed_for_one_approval_opens_for_no_other(rig: Rig):
+    request = rig.request("fpin", text="bound", pin=PINS["fpin"], authorization="statement-a")
+    other = rig.request("fpin", text="other", authorization="statement-b")
+    moved = dataclasses.replace(other, pin_envelope=request.pin_envelope)
+    rig.shim.reset_calls()
+    outcome = rig.bridge.sign_many([moved])[0]
+    assert isinstance(outcome, BridgeError) and outcome.code == "pin_envelope_invalid"
+    assert "login 1" not in rig.shim.calls()
+    assert rig.bridge.sign(request)
 
 
 def test_an_activation_is_bound_to_its_mechanism(rig: Rig):

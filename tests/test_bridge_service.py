@@ -1,14 +1,16 @@
 """The bridge service over mutual TLS, with real components: two bridge services in child
 processes (uvicorn, each with its own SoftHSM2 token and SOFTHSM2_CONF), reached only
 through :class:`~hsm_bridge.remote.RemoteBridge`, plain httpx and
-:class:`~hsm_bridge.router.BridgeRouter`. Signatures are checked with ``cryptography``
-against the certificates read from the tokens."""
+:class:`~hsm_bridge.router.BridgeRouter`. Each bridge builds the signatures itself: the
+signed PDFs are validated with pyHanko against the service's test CA, and the link refuses
+anything but an approved document under a SAD."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
-import json
+import io
 import os
 import ssl
 import time
@@ -19,16 +21,14 @@ from pathlib import Path
 import httpx
 import pyotp
 import pytest
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from prometheus_client.parser import text_string_to_metric_families
+from pyhanko.pdf_utils.reader import PdfFileReader
 
-from gateway.pades import RemoteSigner, SignatureParameters, sign_pdf
 from gateway.sample_pdf import sample_pdf
-from hsm_bridge import ActivationIssuer, CredentialRef, SigningInput, SignRequest
-from hsm_bridge.authorization import AuthorizationItem, AuthorizationRequest
+from gateway.validation import validate_with_pyhanko
+from hsm_bridge import CredentialRef, SignRequest
+from hsm_bridge.activation import ActivationIssuer
+from hsm_bridge.authorization import AuthorizationItem, AuthorizationRequest, TotpFactor
 from hsm_bridge.credentials import SignatureMechanism
 from hsm_bridge.errors import (
     ActivationInvalid,
@@ -39,12 +39,13 @@ from hsm_bridge.errors import (
     TokenNotPresent,
 )
 from hsm_bridge.link_tls import LinkFiles, create_link_credentials
+from hsm_bridge.pades import SignatureParameters
 from hsm_bridge.provisioning import KeySpec
 from hsm_bridge.remote import RemoteBridge
 from hsm_bridge.router import BridgeRouter
 from hsm_bridge.signers import enrolment_proof
 from hsm_bridge.softhsm import find_softhsm_module
-from hsm_bridge.wire import MAX_BODY_BYTES
+from hsm_bridge.wire import MAX_BODY_BYTES, SignItemWire
 from tests.bridge_fixtures import (
     BridgeService,
     PlannedKey,
@@ -52,6 +53,7 @@ from tests.bridge_fixtures import (
     start_bridge_service,
     tls_client,
 )
+from tests.sads import request_for
 from tests.test_sole_control import Phone
 
 RSA_ID = b"\x0a\x01"
@@ -126,11 +128,14 @@ def _request(
     services: Services,
     ref: CredentialRef,
     mechanism: SignatureMechanism,
-    data: bytes,
+    text: bytes,
 ) -> SignRequest:
-    digest = hashlib.sha256(data).digest()
-    sad = services.issuer.issue(ref, digest, subject="test", now=time.time(), ttl_seconds=60)
-    return SignRequest(ref, digest, mechanism, sad)
+    """A fresh document ``text`` under a SAD minted with the services' key."""
+    document = sample_pdf([text.decode("utf-8", "replace")])
+    service = services.a if ref.token_serial == services.a.serial else services.b
+    return request_for(
+        services.issuer, ref, mechanism, document, service.certificates[ref.key_id]
+    )
 
 
 def _mechanism(key_id: bytes) -> SignatureMechanism:
@@ -139,97 +144,118 @@ def _mechanism(key_id: bytes) -> SignatureMechanism:
     )
 
 
-def _verify(certificate_der: bytes, request: SignRequest, signature: bytes) -> None:
-    public = x509.load_der_x509_certificate(certificate_der).public_key()
-    prehashed = utils.Prehashed(hashes.SHA256())
-    if isinstance(public, ec.EllipticCurvePublicKey):
-        public.verify(signature, request.digest, ec.ECDSA(prehashed))
-    elif request.mechanism is SignatureMechanism.RSA_PSS_SHA256:
-        assert isinstance(public, rsa.RSAPublicKey)
-        pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
-        public.verify(signature, request.digest, pss, prehashed)
-    else:
-        assert isinstance(public, rsa.RSAPublicKey)
-        public.verify(signature, request.digest, padding.PKCS1v15(), prehashed)
+def _verify(service: BridgeService, request: SignRequest, signed: bytes) -> str:
+    """The signed PDF holds one signature over the request's whole document, valid and
+    trusted under the service's CA, by the credential's certificate; its algorithm."""
+    assert signed.startswith(request.document) and len(signed) > len(request.document)
+    (verdict,) = validate_with_pyhanko(signed, service.ca_certificate)
+    assert verdict.intact and verdict.valid and verdict.trusted, verdict
+    assert verdict.coverage == "ENTIRE_FILE"
+    (embedded,) = PdfFileReader(io.BytesIO(signed)).embedded_signatures
+    assert embedded.signer_cert.dump() == service.certificates[request.credential.key_id]
+    return str(embedded.signer_info["signature_algorithm"]["algorithm"].native)
 
 
 # ---- signing over mutual TLS ------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("key_id", "mechanism"),
+    ("key_id", "mechanism", "algorithm"),
     [
-        (RSA_ID, SignatureMechanism.RSA_PKCS_SHA256),
-        (RSA_ID, SignatureMechanism.RSA_PSS_SHA256),
-        (EC_ID, SignatureMechanism.ECDSA_SHA256),
+        (RSA_ID, SignatureMechanism.RSA_PKCS_SHA256, "sha256_rsa"),
+        (RSA_ID, SignatureMechanism.RSA_PSS_SHA256, "rsassa_pss"),
+        (EC_ID, SignatureMechanism.ECDSA_SHA256, "sha256_ecdsa"),
     ],
     ids=["rsa-pkcs1", "rsa-pss", "ecdsa"],
 )
-def test_signs_over_mtls_and_verifies_with_the_token_certificate(
-    services: Services, remote_a: RemoteBridge, key_id: bytes, mechanism: SignatureMechanism
+def test_builds_and_signs_over_mtls(
+    services: Services,
+    remote_a: RemoteBridge,
+    key_id: bytes,
+    mechanism: SignatureMechanism,
+    algorithm: str,
 ) -> None:
-    ref = services.a.ref(key_id)
-    request = _request(services, ref, mechanism, b"signed attributes " + key_id)
-    signature = remote_a.sign(request)
-    certificate = remote_a.certificate(ref)
-    if mechanism is SignatureMechanism.ECDSA_SHA256:
-        assert signature[0] == 0x30  # DER ECDSA-Sig-Value, not raw r||s
-    else:
-        assert len(signature) == 256  # RSA-2048: modulus length
-    _verify(certificate, request, signature)
-    other = SignRequest(ref, hashlib.sha256(b"another digest").digest(), mechanism, "")
-    with pytest.raises(InvalidSignature):
-        _verify(certificate, other, signature)
+    request = _request(services, services.a.ref(key_id), mechanism, b"over the link " + key_id)
+    assert _verify(services.a, request, remote_a.sign(request)) == algorithm
 
 
-def test_sign_many_batch_of_100_all_verify(services: Services, remote_a: RemoteBridge) -> None:
-    certificates = {k: remote_a.certificate(services.a.ref(k)) for k in (RSA_ID, EC_ID)}
-    key_ids = [RSA_ID if i % 2 else EC_ID for i in range(100)]
+def test_sign_many_batch_of_40_all_validate(services: Services, remote_a: RemoteBridge) -> None:
+    key_ids = [RSA_ID if i % 2 else EC_ID for i in range(40)]
     requests = [
         _request(services, services.a.ref(k), _mechanism(k), b"batch item %d" % i)
         for i, k in enumerate(key_ids)
     ]
     outcomes = remote_a.sign_many(requests)
-    assert len(outcomes) == 100
+    assert len(outcomes) == 40
     for request, outcome in zip(requests, outcomes, strict=True):
         assert isinstance(outcome, bytes), outcome
-        _verify(certificates[request.credential.key_id], request, outcome)
+        _verify(services.a, request, outcome)
 
 
-def test_batch_refuses_only_the_items_with_a_forged_or_reused_activation(
+def test_batch_refuses_only_the_items_with_a_forged_reused_or_swapped_activation(
     services: Services, remote_a: RemoteBridge
 ) -> None:
     ref = services.a.ref(RSA_ID)
     mechanism = SignatureMechanism.RSA_PKCS_SHA256
     used = _request(services, ref, mechanism, b"signed once")
     remote_a.sign(used)
-    forged_digest = hashlib.sha256(b"nobody approved this").digest()
-    forged_sad = ActivationIssuer(os.urandom(32)).issue(
-        ref, forged_digest, subject="attacker", now=time.time(), ttl_seconds=60
+    forged = request_for(
+        ActivationIssuer(os.urandom(32)),
+        ref,
+        mechanism,
+        sample_pdf(["nobody approved this"]),
+        services.a.certificates[RSA_ID],
     )
     twice = _request(services, ref, mechanism, b"twice in one batch")
+    swapped = _request(services, ref, mechanism, b"approved")
     batch = [
         _request(services, ref, mechanism, b"good 1"),
-        used,  # reused: consumed by the call above
-        SignRequest(ref, forged_digest, mechanism, forged_sad),  # another key's MAC
+        used,  # reused: spent by the call above
+        forged,  # another key's MAC
         twice,
+        dataclasses.replace(swapped, document=sample_pdf(["5.000.000.000 đồng"])),
         _request(services, ref, mechanism, b"good 2"),
         twice,  # reused within the same batch
     ]
     outcomes = remote_a.sign_many(batch)
-    certificate = remote_a.certificate(ref)
-    refused = {1, 2, 5}
+    refused = {1: "reused", 2: "forged", 4: "wrong_document", 6: "reused"}
     for index, (request, outcome) in enumerate(zip(batch, outcomes, strict=True)):
         if index in refused:
             assert isinstance(outcome, ActivationInvalid), (index, outcome)
-            assert outcome.code == "activation_invalid"
+            assert outcome.reason == refused[index], (index, outcome.reason)
         else:
             assert isinstance(outcome, bytes), (index, outcome)
-            _verify(certificate, request, outcome)
-    assert "already used" in str(outcomes[1])
-    assert "not authentic" in str(outcomes[2])
+            _verify(services.a, request, outcome)
     with pytest.raises(ActivationInvalid):
         remote_a.sign(used)
+
+
+@pytest.mark.invariant(1)
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"prepared_pdf": "JVBERi0xLjcK"},
+        {"signed_attributes": "MYIBCg=="},
+        {"digest": "A" * 44},
+        {"signing_time": "2025-01-01T00:00:00Z"},
+        {"parameters": {"reason": "khác"}},
+    ],
+    ids=["prepared-pdf", "signed-attributes", "digest", "signing-time", "parameters"],
+)
+def test_the_link_takes_no_bytes_to_sign_nor_anything_that_shapes_them(
+    services: Services, extra: dict
+) -> None:
+    """Breaks 1 to 3: the web tier prepared the update, the signed attributes and the
+    time. Now a sign item is a SAD, the approved document, images and a sealed PIN:
+    anything else is refused before the bridge reads it."""
+    request = _request(services, services.a.ref(RSA_ID), SignatureMechanism.RSA_PKCS_SHA256, b"x")
+    item = SignItemWire.of(request).model_dump(mode="json") | extra
+    with tls_client(services.a.url, services.a.link.ca, *_gateway_credential(services.a)) as http:
+        answer = http.post("/v1/sign", json={"items": [item]})
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["code"] == "invalid_request"
+    # the SAD was not read, let alone spent: the plain item still signs
+    assert isinstance(services.a.remote().sign(request), bytes)
 
 
 # ---- who may connect ----------------------------------------------------------------------
@@ -313,19 +339,24 @@ def test_health_lists_the_token_ok(services: Services, remote_a: RemoteBridge) -
     assert [t["state"] for t in body["tokens"] if t["serial"] == services.a.serial] == ["ok"]
 
 
-def test_inventory_and_credentials_travel(services: Services, remote_a: RemoteBridge) -> None:
-    tokens = {t.serial: t for t in remote_a.inventory()}
-    assert tokens[services.a.serial].label == "svc-a"
-    assert {"RSA_PKCS", "ECDSA"} <= set(tokens[services.a.serial].mechanisms)
+def test_the_link_names_one_credential_and_lists_no_token(
+    services: Services, remote_a: RemoteBridge
+) -> None:
+    """Break 8: the link listed every token, key and certificate to the web tier. It
+    answers about a credential the gateway names, and whether a token is present."""
     assert remote_a.holds(services.a.serial)
-    entries = {bytes.fromhex(c.key_id): c for c in remote_a.credentials(services.a.serial)}
-    assert set(entries) == {RSA_ID, EC_ID}
-    assert entries[RSA_ID].key_type == "rsa" and entries[RSA_ID].key_bits == 2048
-    assert entries[EC_ID].key_type == "ec" and entries[EC_ID].key_bits == 256
-    for key_id, entry in entries.items():
-        assert entry.status == "ok", entry
+    for key_id, bits, kind in ((RSA_ID, 2048, "rsa"), (EC_ID, 256, "ec")):
+        entry = remote_a.credential_status(services.a.ref(key_id))
+        assert (entry.status, entry.key_type, entry.key_bits) == ("ok", kind, bits), entry
         der = remote_a.certificate(services.a.ref(key_id))
         assert entry.certificate_sha256 == hashlib.sha256(der).hexdigest()
+    with pytest.raises(BridgeUnavailable):
+        remote_a.inventory()
+    with pytest.raises(BridgeUnavailable):
+        remote_a.credentials(services.a.serial)
+    with tls_client(services.a.url, services.a.link.ca, *_gateway_credential(services.a)) as http:
+        assert http.get("/v1/tokens").status_code == 404
+        assert http.get(f"/v1/tokens/{services.a.serial}/credentials").status_code == 404
 
 
 def _gateway_credential(service: BridgeService) -> tuple[Path, Path]:
@@ -386,7 +417,7 @@ def test_unknown_key_id_is_credential_not_found(services: Services, remote_a: Re
             "items": [
                 {
                     "credential": {"token_serial": "x", "key_id": "01"},
-                    "digest": "!" * 44,  # right length, not base64
+                    "document": "!" * 44,  # not base64
                     "mechanism": "rsa_pkcs_sha256",
                     "activation": "a.b",
                 }
@@ -396,14 +427,14 @@ def test_unknown_key_id_is_credential_not_found(services: Services, remote_a: Re
             "items": [
                 {
                     "credential": {"token_serial": "x", "key_id": "01"},
-                    "digest": "A" * 44,
+                    "document": "JVBERi0xLjcK",
                     "mechanism": "md5_with_hope",
                     "activation": "a.b",
                 }
             ]
         },
     ],
-    ids=["items-not-a-list", "no-items", "empty-batch", "digest-not-base64", "mechanism"],
+    ids=["items-not-a-list", "no-items", "empty-batch", "document-not-base64", "mechanism"],
 )
 def test_malformed_sign_body_is_422_invalid_request(services: Services, body: dict) -> None:
     with tls_client(services.a.url, services.a.link.ca, *_gateway_credential(services.a)) as http:
@@ -454,7 +485,8 @@ def test_router_sends_each_credential_to_the_bridge_holding_its_token(
     assert len(outcomes) == len(mixed)
     for request, outcome in zip(mixed, outcomes, strict=True):
         assert isinstance(outcome, bytes), outcome
-        _verify(certificates[request.credential], request, outcome)
+        service = services.a if request.credential.token_serial == services.a.serial else services.b
+        _verify(service, request, outcome)
     with pytest.raises(TokenNotPresent):
         router.certificate(CredentialRef("0000000000000000", b"\x01"))
 
@@ -477,15 +509,15 @@ def test_odd_key_id_and_oversized_bodies_are_refused_cleanly(services: Services)
 
 
 def _approved_item(
-    bridge, ref: CredentialRef, request_id: str, document: bytes
+    service: BridgeService, ref: CredentialRef, request_id: str, document: bytes
 ) -> AuthorizationItem:
     return AuthorizationItem(
         request_id,
         ref,
         _mechanism(ref.key_id),
         hashlib.sha256(document).hexdigest(),
-        json.loads(SignatureParameters().canonical_json()),
-        hashlib.sha256(bridge.certificate(ref)).hexdigest(),
+        SignatureParameters().as_json_object(),
+        hashlib.sha256(service.certificates[ref.key_id]).hexdigest(),
     )
 
 
@@ -497,16 +529,6 @@ def _enrol(service: BridgeService, remote: RemoteBridge, phone: Phone, signer: s
     phone.device_id = enrolled.device_id
 
 
-def _sign_document(bridge, ref: CredentialRef, sad: str, document: bytes) -> bytes:
-    mechanism = _mechanism(ref.key_id)
-
-    def sign(signing_input: SigningInput) -> bytes:
-        return bridge.sign(SignRequest(ref, None, mechanism, sad, signing_input=signing_input))
-
-    signer = RemoteSigner(bridge.certificate(ref), [], sign, mechanism)
-    return sign_pdf(document, SignatureParameters(), signer)
-
-
 @pytest.mark.invariant(1)
 def test_a_device_approval_over_the_link_signs_that_document_once(
     services: Services, remote_a: RemoteBridge
@@ -516,24 +538,38 @@ def test_a_device_approval_over_the_link_signs_that_document_once(
     phone = Phone()
     _enrol(services.a, remote_a, phone, "ana")
     document = sample_pdf(["Tờ trình số 12/TTr-STC"])
-    item = _approved_item(remote_a, ref, "req-ana-1", document)
+    item = _approved_item(services.a, ref, "req-ana-1", document)
     approval = AuthorizationRequest("ana", (item,), phone.approve("ana", [item]))
     (sad,) = remote_a.authorize(approval)
     assert sad is not None
-    signed = _sign_document(remote_a, ref, sad, document)
-    assert signed.startswith(document)
+    request = SignRequest(ref, item.mechanism, sad, document)
+    _verify(services.a, request, remote_a.sign(request))
     # the refusals and their reasons travel over the link
     with pytest.raises(AuthorizationRefused) as caught:
         remote_a.authorize(approval)
     assert caught.value.reason == "approval_nonce_reused"
     with pytest.raises(ActivationInvalid) as caught_sad:
-        _sign_document(remote_a, ref, sad, document)
+        remote_a.sign(request)
     assert caught_sad.value.reason == "reused"
     services.a.registry().set_totp("ana", pyotp.random_base32(32))
     with pytest.raises(AuthorizationRefused) as caught:
         remote_a.check_totp("ana", "abcdef")
     assert caught.value.reason == "totp_invalid"
-    assert remote_a.revoke_device(phone.device_id)
+    # a secure host takes no TOTP approval, nor issues enrolment codes for one
+    with pytest.raises(AuthorizationRefused) as caught:
+        remote_a.authorize(AuthorizationRequest("ana", (item,), TotpFactor("123456")))
+    assert caught.value.reason == "totp_not_accepted"
+    with pytest.raises(AuthorizationRefused) as caught:
+        remote_a.enrolment_code("ana", "123456", ttl_seconds=60)
+    assert caught.value.reason == "totp_not_accepted"
+    # the web tier cannot revoke the signer's phone; the signer can, with it
+    with pytest.raises(AuthorizationRefused):
+        remote_a.revoke_device("ana", phone.device_id, TotpFactor("123456"))
+    (listed,) = remote_a.devices("ana")
+    assert listed.device_id == phone.device_id and listed.revoked_at is None
+    assert listed.public_key_der == b""  # the link shows no keys
+    assert remote_a.revoke_device("ana", phone.device_id, phone.revoke("ana", phone.device_id))
+    assert remote_a.devices("ana")[0].revoked_at is not None
     with pytest.raises(AuthorizationRefused) as caught:
         remote_a.authorize(AuthorizationRequest("ana", (item,), phone.approve("ana", [item])))
     assert caught.value.reason == "device_revoked"
@@ -555,21 +591,25 @@ def test_one_statement_is_checked_by_each_bridge_of_a_batch(
     assert phone.device_id == first_id
     documents = [sample_pdf(["Văn bản A"]), sample_pdf(["Văn bản B"])]
     items = [
-        _approved_item(remote_a, ref_a, "req-bao-a", documents[0]),
-        _approved_item(remote_b, ref_b, "req-bao-b", documents[1]),
+        _approved_item(services.a, ref_a, "req-bao-a", documents[0]),
+        _approved_item(services.b, ref_b, "req-bao-b", documents[1]),
     ]
     router = BridgeRouter([remote_b, remote_a])
     sads = router.authorize(AuthorizationRequest("bao", tuple(items), phone.approve("bao", items)))
     assert all(sads)
-    for item, sad, document in zip(items, sads, documents, strict=True):
+    for item, sad, document, service in zip(
+        items, sads, documents, (services.a, services.b), strict=True
+    ):
         assert sad is not None
-        assert _sign_document(router, item.credential, sad, document).startswith(document)
+        request = SignRequest(item.credential, item.mechanism, sad, document)
+        _verify(service, request, router.sign(request))
 
 
 def test_the_link_offers_no_administration_of_signers() -> None:
-    """Binding signers to keys, issuing enrolment codes without a TOTP code and
-    installing TOTP secrets are the bridge host's alone: the service exposes exactly
-    these routes (a new one must be added here, on purpose)."""
+    """Binding signers to keys, issuing enrolment codes without a TOTP code, installing
+    TOTP secrets, revoking a device on the administrator's word and listing the tokens
+    are the bridge host's alone: the service exposes exactly these routes (a new one
+    must be added here, on purpose)."""
     from hsm_bridge.service import create_bridge_app
 
     app = create_bridge_app(object())  # type: ignore[arg-type]
@@ -582,13 +622,14 @@ def test_the_link_offers_no_administration_of_signers() -> None:
     assert routes == {
         ("GET", "/health"),
         ("GET", "/metrics"),
-        ("GET", "/v1/tokens"),
         ("GET", "/v1/tokens/{serial}"),
-        ("GET", "/v1/tokens/{serial}/credentials"),
+        ("POST", "/v1/credential-status"),
         ("POST", "/v1/certificate"),
+        ("GET", "/v1/pin-key"),
         ("POST", "/v1/authorize"),
         ("POST", "/v1/sign"),
         ("POST", "/v1/devices"),
+        ("GET", "/v1/signers/{signer}/devices"),
         ("POST", "/v1/devices/{device_id}/revocation"),
         ("POST", "/v1/enrolment-codes"),
         ("POST", "/v1/totp/check"),
@@ -597,23 +638,22 @@ def test_the_link_offers_no_administration_of_signers() -> None:
     }
 
 
-def test_through_the_router_a_device_enrols_at_the_bridge_of_the_signers_key(
+def test_through_the_router_a_device_enrols_at_the_bridge_that_issued_its_code(
     services: Services, remote_a: RemoteBridge, remote_b: RemoteBridge
 ) -> None:
-    """A signer whose key is on the second host asks for an enrolment code with TOTP:
-    the first host, which lets the signer use nothing, passes; the code, the device and
-    its approvals are the second host's."""
+    """A signer whose key is on the second host gets an enrolment code from that host's
+    administrator: the first host does not know the code and passes; the device and its
+    approvals are the second host's."""
     ref = services.b.ref(B_EC_ID)
     services.b.registry().bind_credential("cuc", ref)
-    secret = pyotp.random_base32(32)
-    services.b.registry().set_totp("cuc", secret)
+    code = services.b.registry().issue_enrolment_code("cuc", now=time.time(), ttl_seconds=60)
     router = BridgeRouter([remote_a, remote_b])
-    code = router.enrolment_code("cuc", pyotp.TOTP(secret).now(), ttl_seconds=60)
     phone = Phone()
     proof = enrolment_proof(code.secret, phone.public_der)
     phone.device_id = router.enrol_device(code.code_id, phone.public_der, proof).device_id
     document = sample_pdf(["Giấy mời họp"])
-    item = _approved_item(remote_b, ref, "req-cuc-1", document)
+    item = _approved_item(services.b, ref, "req-cuc-1", document)
     (sad,) = router.authorize(AuthorizationRequest("cuc", (item,), phone.approve("cuc", [item])))
     assert sad is not None
-    assert _sign_document(router, ref, sad, document).startswith(document)
+    request = SignRequest(ref, item.mechanism, sad, document)
+    _verify(services.b, request, router.sign(request))

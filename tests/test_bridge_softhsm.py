@@ -1,25 +1,22 @@
-"""The in-process bridge on the demo installation's SoftHSM2 tokens: it signs a digest
-only under a matching activation (invariant 1), signatures verify with the certificate's
-public key, and ECDSA results are DER."""
+"""The in-process bridge on the demo installation's SoftHSM2 tokens: it builds and signs
+the approved document only under a matching SAD (invariant 1), the signature validates
+with the token's certificate and chain, ECDSA and RSA alike."""
 
 from __future__ import annotations
 
-import hashlib
-import time
-
 import pytest
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, utils
 from sqlalchemy import select
 
 from gateway.bridges import bridge_config
 from gateway.models import Credential, User
+from gateway.sample_pdf import sample_pdf
 from gateway.secrets_at_rest import InstallationKeys
-from hsm_bridge import ActivationIssuer, Bridge, CredentialRef, SignRequest
+from gateway.validation import validate_with_pyhanko
+from hsm_bridge import Bridge, CredentialRef, SignRequest
+from hsm_bridge.activation import ActivationIssuer
 from hsm_bridge.credentials import SignatureMechanism
 from hsm_bridge.errors import ActivationInvalid, CredentialNotFound
+from tests.sads import request_for, sad_for
 
 
 @pytest.fixture(scope="module")
@@ -40,53 +37,60 @@ def _credential(db, username):
 
 
 @pytest.mark.parametrize("username", ["leader1", "clerk1"])
-def test_signs_under_activation_and_verifies(bridge, issuer, db, username):
+def test_builds_and_signs_the_approved_document(bridge, issuer, db, installation, username):
     ref, cred = _credential(db, username)
-    digest = hashlib.sha256(b"attributes " + username.encode()).digest()
-    sad = issuer.issue(ref, digest, subject="t", now=time.time(), ttl_seconds=60)
-    signature = bridge.sign(SignRequest(ref, digest, SignatureMechanism(cred.mechanism), sad))
-    certificate = x509.load_der_x509_certificate(bridge.certificate(ref))
-    assert hashlib.sha256(bridge.certificate(ref)).hexdigest() == cred.certificate_sha256
-    public = certificate.public_key()
-    if isinstance(public, ec.EllipticCurvePublicKey):
-        assert signature[0] == 0x30  # DER SEQUENCE, not raw r||s
-    _verify(public, signature, digest)
-    with pytest.raises(InvalidSignature):
-        _verify(public, signature, hashlib.sha256(b"another digest").digest())
+    document = sample_pdf([f"Công văn cho {username}"])
+    mechanism = SignatureMechanism(cred.mechanism)
+    signed = bridge.sign(request_for(issuer, ref, mechanism, document, cred.certificate_der))
+    assert signed.startswith(document) and len(signed) > len(document)
+    (verdict,) = validate_with_pyhanko(signed, installation.data_dir / "pki" / "root-ca.pem")
+    assert verdict.intact and verdict.valid and verdict.trusted, verdict
+    assert verdict.coverage == "ENTIRE_FILE"
 
 
-def _verify(public, signature: bytes, digest: bytes) -> None:
-    if isinstance(public, ec.EllipticCurvePublicKey):
-        public.verify(signature, digest, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
-    else:
-        public.verify(signature, digest, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
-
-
-def test_web_tier_cannot_sign_an_unapproved_digest(bridge, issuer, db):
+@pytest.mark.invariant(1)
+def test_the_web_tier_cannot_have_anything_else_signed(bridge, issuer, db):
     ref, cred = _credential(db, "leader1")
-    approved = hashlib.sha256(b"approved").digest()
-    other = hashlib.sha256(b"never approved").digest()
-    sad = issuer.issue(ref, approved, subject="t", now=time.time(), ttl_seconds=60)
+    approved, other = sample_pdf(["Phê duyệt 5.000.000 đồng"]), sample_pdf(["5.000.000.000 đồng"])
     mech = SignatureMechanism(cred.mechanism)
-    for attempt in (
-        SignRequest(ref, other, mech, sad),  # an activation for another digest
-        SignRequest(ref, other, mech, ""),  # no activation at all
-        SignRequest(CredentialRef(ref.token_serial, b"\x00"), approved, mech, sad),
+    sad = sad_for(issuer, ref, mech, approved, cred.certificate_der)
+    for attempt, reason in (
+        (SignRequest(ref, mech, sad, other), "wrong_document"),
+        (SignRequest(ref, mech, "", approved), "malformed"),
+        (SignRequest(CredentialRef(ref.token_serial, b"\x00"), mech, sad, approved), None),
     ):
-        with pytest.raises(ActivationInvalid):
+        with pytest.raises(ActivationInvalid) as refused:
             bridge.sign(attempt)
-    bridge.sign(SignRequest(ref, approved, mech, sad))
-    with pytest.raises(ActivationInvalid):
-        bridge.sign(SignRequest(ref, approved, mech, sad))  # single use
+        if reason is not None:
+            assert refused.value.reason == reason
+    # the refusal for another document spent the SAD: the approved one is not signed
+    # under it any more (one approval, one try)
+    with pytest.raises(ActivationInvalid) as spent:
+        bridge.sign(SignRequest(ref, mech, sad, approved))
+    assert spent.value.reason == "reused"
+
+
+@pytest.mark.invariant(1)
+def test_a_sad_signs_once(bridge, issuer, db):
+    ref, cred = _credential(db, "leader1")
+    document = sample_pdf(["Một lần"])
+    mech = SignatureMechanism(cred.mechanism)
+    request = request_for(issuer, ref, mech, document, cred.certificate_der)
+    bridge.sign(request)
+    with pytest.raises(ActivationInvalid) as again:
+        bridge.sign(request)
+    assert again.value.reason == "reused"
 
 
 def test_unknown_key_id_is_credential_not_found(bridge, issuer, db):
-    ref, _ = _credential(db, "leader1")
+    ref, cred = _credential(db, "leader1")
     missing = CredentialRef(ref.token_serial, b"\xde\xad")
-    digest = hashlib.sha256(b"d").digest()
-    sad = issuer.issue(missing, digest, subject="t", now=time.time(), ttl_seconds=60)
+    document = sample_pdf(["Không có khoá"])
+    request = request_for(
+        issuer, missing, SignatureMechanism.RSA_PKCS_SHA256, document, cred.certificate_der
+    )
     with pytest.raises(CredentialNotFound):
-        bridge.sign(SignRequest(missing, digest, SignatureMechanism.RSA_PKCS_SHA256, sad))
+        bridge.sign(request)
 
 
 def test_inventory_lists_the_demo_tokens(bridge):

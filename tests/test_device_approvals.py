@@ -21,7 +21,7 @@ from hsm_bridge.statement import (
     verify_statement_signature,
 )
 from tests.conftest import submit
-from tests.device_app import DeviceApp
+from tests.device_app import DeviceApp, sealed_pin
 from tests.factories import activation_code, add_bare_user, make_signer
 
 
@@ -284,9 +284,21 @@ def test_a_revoked_device_and_another_users_device_are_refused(server, db, box, 
         stranger.username = signer.username
         foreign = stranger.answer("approve", _nonce(tablet), [shown])
         _refused(_approve(tablet, request_id, plain, foreign), "device_unknown")
-        # the lost tablet is revoked: its key stops working at once, and every session of
-        # the user ends (whoever has the tablet may hold one)
-        assert tablet.delete(f"/mobile/v1/devices/{app.device_id}").status_code == 204
+        # the web tier alone cannot revoke it: the signer's own factor is needed
+        _refused(
+            tablet.post(f"/mobile/v1/devices/{app.device_id}/revocation", json={}),
+            "parameter_invalid",
+            422,
+        )
+        # the lost tablet is revoked (here with its own key, as from a second device):
+        # it stops working at once, and every session of the user ends (whoever has the
+        # tablet may hold one)
+        revocation = app.revocation(_nonce(tablet), app.device_id)
+        revoked = tablet.post(
+            f"/mobile/v1/devices/{app.device_id}/revocation",
+            json={"device_approval": revocation},
+        )
+        assert revoked.status_code == 204, revoked.text
         _refused(tablet.get("/mobile/v1/devices"), "unauthenticated", 401)
     with server.tablet(signer.username, signer.password) as tablet:
         answer = app.answer("approve", _nonce(tablet), [shown])
@@ -295,8 +307,16 @@ def test_a_revoked_device_and_another_users_device_are_refused(server, db, box, 
         listed = {d["id"]: d for d in tablet.get("/mobile/v1/devices").json()}
         assert listed[app.device_id]["revoked_at"] is not None
     with server.tablet(other.username, other.password) as tablet:
-        # nobody revokes someone else's device
-        _refused(tablet.delete(f"/mobile/v1/devices/{app.device_id}"), "not_found", 404)
+        # nobody revokes someone else's device, not even with a factor of their own
+        stranger.username = other.username
+        _refused(
+            tablet.post(
+                f"/mobile/v1/devices/{app.device_id}/revocation",
+                json={"device_approval": stranger.revocation(_nonce(tablet), app.device_id)},
+            ),
+            "not_found",
+            404,
+        )
 
 
 @pytest.mark.invariant(2)
@@ -421,12 +441,14 @@ def test_a_wrong_token_pin_is_tried_once_per_batch(server, db, box, extra_signer
     digest = hashlib.sha256(plain).hexdigest()
     before = pin_failures(serial)
     with server.tablet(person.username, person.password) as tablet:
+        nonce = _nonce(tablet)
         batch = tablet.post(
             "/mobile/v1/approvals",
             json={
                 "requests": [{"id": i, "document_sha256": digest} for i in ids],
                 "otp": person.otp(),
-                "token_pin": "00000000",
+                "nonce": nonce,
+                "pin_envelope": sealed_pin(tablet, ids[0], "00000000", nonce),
             },
         )
         statuses = {_status(tablet, i) for i in ids}

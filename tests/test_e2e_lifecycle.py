@@ -76,7 +76,7 @@ def test_stored_document_changed_after_submission_is_not_signed(
     with server.tablet(signer.username, signer.password) as tablet:
         decision = approve(tablet, request_id, signer.otp(), plain).json()
     assert decision["status"] == "failed" and decision["failure_code"] == "document_changed"
-    assert not store.exists(request_id, DocumentStore.SIGNED)
+    assert not store.has_signed(request_id)
 
 
 @pytest.mark.invariant(2)
@@ -143,7 +143,7 @@ def test_crash_while_signing_is_recovered(installation, db, signer, plain, serve
         for request_id in (interrupted, finished):
             session.get(SigningRequest, request_id).status = RequestStatus.SIGNING.value
     store = DocumentStore(installation.documents_dir)
-    store.write(finished, DocumentStore.SIGNED, plain + b"\n% signed part\n")
+    store.write_signed(finished, plain + b"\n% signed part\n", len(plain))
     context = build_context(installation)
     try:
         assert context.service.pipeline.recover_interrupted() >= 2

@@ -14,17 +14,26 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 
 from gateway.validation import pdfsig_verdicts, validate_with_pyhanko
 from tests.conftest import submit
+from tests.device_app import sealed_pin
 from tests.factories import make_signer
 
 DOCUMENT = "plain-libreoffice-writer.pdf"
 
 
-def _sign_over_http(server, corpus: Path, person: dict, **approval: str) -> tuple[str, dict]:
+def _sign_over_http(
+    server, corpus: Path, person: dict, pin: str | None = None
+) -> tuple[str, dict]:
+    """Submit the document for ``person`` and approve it with a TOTP code; with ``pin``,
+    the app seals the token PIN to the bridge for this approval."""
     document = (corpus / "pdf" / DOCUMENT).read_bytes()
     answer = submit(server, document, person["username"], reason="Phê duyệt")
     assert answer.status_code == 201, answer.text
     request_id = answer.json()["id"]
     with server.tablet(person["username"], person["password"]) as tablet:
+        approval: dict[str, object] = {}
+        if pin is not None:
+            nonce = tablet.post("/mobile/v1/approval-nonces").json()["nonce"]
+            approval = {"nonce": nonce, "pin_envelope": sealed_pin(tablet, request_id, pin, nonce)}
         decision = tablet.post(
             f"/mobile/v1/signing-requests/{request_id}/approval",
             json={
@@ -96,7 +105,7 @@ def test_signer_pin_policy_needs_the_pin_each_time_and_never_retries(
             "pending_approval"
         )
     # a wrong PIN: reported, not retried, the request stays pending for another try
-    request_id, decision = _sign_over_http(server, corpus, person, token_pin="00000000")
+    request_id, decision = _sign_over_http(server, corpus, person, pin="00000000")
     assert decision["code"] == "pin_incorrect", decision
     with server.client() as http:
         state = http.get(f"/api/v1/signing-requests/{request_id}").json()
@@ -105,7 +114,7 @@ def test_signer_pin_policy_needs_the_pin_each_time_and_never_retries(
     # step), and the PIN appears in no log line
     other = make_signer(db, box, like=person["username"])
     request_id, decision = _sign_over_http(
-        server, corpus, asdict(other), token_pin=person["token_pin"]
+        server, corpus, asdict(other), pin=person["token_pin"]
     )
     assert decision["status"] == "signed", decision
     _assert_valid(
@@ -119,7 +128,7 @@ def test_a_token_pin_for_a_stored_pin_credential_is_refused_before_the_totp_is_s
 ):
     person = asdict(make_signer(db, box, like="org1"))
     person["display_name"] = "Sở Tài chính"
-    request_id, decision = _sign_over_http(server, corpus, person, token_pin="0000")
+    request_id, decision = _sign_over_http(server, corpus, person, pin="0000")
     assert decision["status_code"] == 422 and decision["code"] == "parameter_invalid"
     document = (corpus / "pdf" / DOCUMENT).read_bytes()
     with server.tablet(person["username"], person["password"]) as tablet:

@@ -22,10 +22,10 @@ from sqlalchemy import select
 from gateway.demo_images import demo_signature_png
 from gateway.models import AuditEntry
 from gateway.organisations import POINTS_PER_MM, image_rect
-from gateway.pades import IMAGE_MARGIN
 from gateway.placement import text_lines
 from gateway.sample_pdf import sample_pdf
 from gateway.validation import pdfsig_verdicts, validate_with_pyhanko
+from hsm_bridge.pades import IMAGE_MARGIN
 from tests.conftest import approve
 from tests.device_app import DeviceApp
 from tests.factories import activation_code, make_organisation

@@ -122,8 +122,8 @@ def test_recovery_run_twice_makes_the_seals_step_once(server, db, box, installat
     first = _official(server, org, document, **PLACED).json()
     with db.transaction() as session:
         session.get(SigningRequest, first["id"]).status = RequestStatus.SIGNING.value
-    DocumentStore(installation.documents_dir).write(
-        first["id"], DocumentStore.SIGNED, document + b"\n% the leader's update\n"
+    DocumentStore(installation.documents_dir).write_signed(
+        first["id"], document + b"\n% the leader's update\n", len(document)
     )
     _recover(installation)
     _recover(installation)

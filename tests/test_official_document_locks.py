@@ -16,10 +16,9 @@ from pyhanko.sign.fields import FieldMDPAction, FieldMDPSpec, SigFieldSpec
 from gateway.errors import DocumentUnreadable
 from gateway.intake import inspect_pdf
 from gateway.sample_pdf import sample_pdf
-from tests.binding_harness import _pdf
 from tests.conftest import submit
 from tests.factories import make_organisation
-from tests.pdf_builders import someone_else
+from tests.pdf_builders import raw_pdf, someone_else
 from tests.test_official_document import _both_steps, _official, _pixels, _render
 from tests.test_official_document_wild import _template
 
@@ -42,7 +41,7 @@ def test_a_page_tree_that_never_ends_is_unreadable():
     objects[3] = _PAGE % b""
     objects[6] = b"<< /Type /Pages /Kids [2 0 R] /Count 0 /Parent 2 0 R >>"
     with pytest.raises(DocumentUnreadable):
-        inspect_pdf(_pdf(objects), max_bytes=10**8)
+        inspect_pdf(raw_pdf(objects), max_bytes=10**8)
 
 
 def _locked_all(action: FieldMDPAction = FieldMDPAction.ALL) -> bytes:
@@ -186,7 +185,7 @@ def _two_widget_template(which: str) -> bytes:
         second,
         b"[330 90 530 160]" if which != "leader" else b"[300 74 402 176]",
     )
-    return _pdf(objects)
+    return raw_pdf(objects)
 
 
 @pytest.mark.parametrize("which", ["leader", "seal"])
@@ -214,7 +213,7 @@ def test_nested_utf16_template_fields_are_signed(server, db, box):
     objects[13] = (
         b"<< /Type /Annot /Subtype /Widget /Parent 12 0 R /Rect [300 74 402 176] /P 3 0 R /F 4 >>"
     )
-    document = _pdf(objects)
+    document = raw_pdf(objects)
     answer = _official(server, org, document, field_name="Ky.Lãnh", seal_field_name="Ky.Dau")
     assert answer.status_code == 201, answer.text
     _, signed = _both_steps(server, org, answer.json()["id"], document)

@@ -91,7 +91,7 @@ def signer(db, box):
 def test_a_widget_rectangle_maps_back_to_the_box_the_reader_sees(rotate):
     """from_user_space undoes to_user_space on a cropped, rotated page, so a field the
     document already has is known by where it shows."""
-    from hsm_bridge.page_geometry import PageGeometry, from_user_space, to_user_space
+    from pdf_structure.geometry import PageGeometry, from_user_space, to_user_space
 
     geometry = PageGeometry((10.0, 20.0, 582.0, 752.0), rotate)
     shown = (40.5, 60.25, 210.0, 130.0)

@@ -64,7 +64,7 @@ def test_server_log_holds_no_secret(server, installation, demo_credentials, sign
         *(s["totp_secret"] for s in demo_credentials["signers"]),
     }
     log_text = server.log_path.read_text("utf-8", "replace")
-    assert "signed a digest" in log_text  # the log is really being written
+    assert "with credential" in log_text  # the log is really being written (bridge.signed)
     for secret in secrets:
         assert secret not in log_text
     assert document[200:260].decode("latin-1") not in log_text

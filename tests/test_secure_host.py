@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import ssl
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from gateway.validation import pdfsig_verdicts, validate_with_pyhanko
 from hsm_bridge.link_tls import link_files
 from signing_gateway.demo import wait_until_up
 from tests.conftest import _free_port
+from tests.device_app import DeviceApp
 from tests.factories import make_signer
 
 
@@ -96,7 +98,7 @@ def remote_gateway(installation, tmp_path_factory):
 
 
 def test_a_pdf_is_signed_through_a_bridge_on_a_secure_host(
-    remote_gateway, corpus: Path, db, box, demo_credentials
+    remote_gateway, corpus: Path, db, box, demo_credentials, installation
 ):
     base_url, _, _, logs = remote_gateway
     document = (corpus / "pdf" / "vn-word-text-hybrid-xref.pdf").read_bytes()
@@ -110,15 +112,48 @@ def test_a_pdf_is_signed_through_a_bridge_on_a_secure_host(
         )
         assert answer.status_code == 201, answer.text
         request_id = answer.json()["id"]
+    # the bridge's administrator issues an enrolment code on the secure host; the
+    # signer's device enrols with it through the gateway (the bridge keeps the key)
+    issued = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "signing_gateway.cli",
+            "bridge",
+            "enrolment-code",
+            person.username,
+            "--data-dir",
+            str(installation.data_dir),
+        ],
+        check=True,
+        timeout=60,
+        capture_output=True,
+        text=True,
+    )
+    code = re.search(r"activation code: (\S+)", issued.stdout).group(1)
+    device = DeviceApp(base_url, person.username)
+    assert device.enrol(code).status_code == 201
     with httpx.Client(base_url=base_url, timeout=120) as http:
         login = http.post(
             "/mobile/v1/sessions", json={"username": person.username, "password": person.password}
         )
-        token = login.json()["access_token"]
+        bearer = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        approval = f"/mobile/v1/signing-requests/{request_id}/approval"
+        digest = hashlib.sha256(document).hexdigest()
+        # a TOTP code approves nothing on a secure host
+        totp = http.post(
+            approval, headers=bearer, json={"otp": person.otp(), "document_sha256": digest}
+        )
+        assert totp.status_code == 403 and totp.json()["code"] == "totp_not_accepted", totp.text
+        shown = http.get(f"/mobile/v1/signing-requests/{request_id}", headers=bearer).json()
+        nonce = http.post("/mobile/v1/approval-nonces", headers=bearer).json()["nonce"]
         decision = http.post(
-            f"/mobile/v1/signing-requests/{request_id}/approval",
-            headers={"Authorization": f"Bearer {token}"},
-            json={"otp": person.otp(), "document_sha256": hashlib.sha256(document).hexdigest()},
+            approval,
+            headers=bearer,
+            json={
+                "document_sha256": digest,
+                "device_approval": device.answer("approve", nonce, [shown]),
+            },
         )
     assert decision.status_code == 200, decision.text + (logs / "gateway.log").read_text()
     assert decision.json()["status"] == "signed"

@@ -1,17 +1,17 @@
 """The attacker is the web tier: it holds the bridge's network interface and the
 gateway's database (device public keys, request hashes), but not the bridge's SAD key,
 not the enrolment codes' secrets and not the signers' device keys. The bridge's
-signature activation module must refuse every activation it was not given a proof for
-(DESIGN.md invariant 1; EN 419 241-1 SAM), with its reason, and issue nothing.
+signature activation module must refuse every activation it was not given a factor for
+(DESIGN.md invariants 1 and 10; EN 419 241-1 SAM), with its reason, and issue nothing.
+Each test names the break of the key-tier review it closes where it closes one.
 
-The registry and the module run for real on a SQLite file; no token is needed until the
-last tests, which sign on the installation's SoftHSM2 token."""
+The registry and the module run for real on a SQLite file, in both profiles where the
+profile matters; tests/test_bridge_builds.py signs on a real token."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import os
 import time
 from dataclasses import replace
@@ -24,29 +24,31 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from gateway.bridges import bridge_config
-from gateway.pades import RemoteSigner, SignatureParameters, sign_pdf
-from gateway.sample_pdf import sample_pdf
-from gateway.secrets_at_rest import InstallationKeys
-from hsm_bridge import Bridge, SigningInput, SignRequest
-from hsm_bridge.activation import ActivationIssuer, ActivationVerifier, UsedActivationStore
+from hsm_bridge.activation import ActivationIssuer, ActivationVerifier, SpentActivations
 from hsm_bridge.authorization import (
     AuthorizationItem,
     AuthorizationRequest,
     DeviceFactor,
+    Profile,
     SignatureActivationModule,
     TotpFactor,
 )
 from hsm_bridge.credentials import CredentialRef, SignatureMechanism
 from hsm_bridge.errors import ActivationInvalid, AuthorizationRefused
-from hsm_bridge.signers import SignerRegistry, TotpPolicy, enrolment_proof
+from hsm_bridge.pades import parameters_sha256
+from hsm_bridge.signers import (
+    TOTP_ENROLMENT_CONTEXT,
+    CodeIssuer,
+    SignerRegistry,
+    TotpPolicy,
+    enrolment_proof,
+)
 from hsm_bridge.statement import (
     ApprovalStatement,
     Decision,
+    RevocationStatement,
     StatementDocument,
-    parameters_sha256,
 )
-from tests.factories import bridge_registry
 
 ALICE_KEY = CredentialRef("serial-a", bytes.fromhex("a1"))
 MALLORY_KEY = CredentialRef("serial-m", bytes.fromhex("b2"))
@@ -58,6 +60,7 @@ CERTIFICATES = {
     MALLORY_KEY: b"certificate of Mallory's key",
     ALICE_SEAL: b"certificate of the organisation's seal",
 }
+BOTH = pytest.mark.parametrize("profile", list(Profile), ids=[p.value for p in Profile])
 
 
 class Phone:
@@ -76,6 +79,9 @@ class Phone:
             code_id, self.public_der, enrolment_proof(secret, self.public_der), now=time.time()
         )
         self.device_id = device.device_id
+
+    def _sign(self, statement: ApprovalStatement | RevocationStatement) -> bytes:
+        return self.key.sign(statement.canonical_bytes(), ec.ECDSA(hashes.SHA256()))
 
     def approve(
         self, signer: str, items: list[AuthorizationItem], *, nonce: str = "", ttl: int = 120
@@ -100,8 +106,14 @@ class Phone:
                 for i in items
             ),
         )
-        signature = self.key.sign(statement.canonical_bytes(), ec.ECDSA(hashes.SHA256()))
-        return DeviceFactor(self.device_id, nonce, expires_at, signature)
+        return DeviceFactor(self.device_id, nonce, expires_at, self._sign(statement))
+
+    def revoke(self, signer: str, device_id: str) -> DeviceFactor:
+        """Sign the revocation of ``device_id`` (this device or another of the signer)."""
+        nonce = base64.urlsafe_b64encode(os.urandom(32)).decode()
+        expires_at = int(time.time()) + 60
+        statement = RevocationStatement(signer, self.device_id, device_id, nonce, expires_at)
+        return DeviceFactor(self.device_id, nonce, expires_at, self._sign(statement))
 
 
 def _item(request_id: str, document: bytes, credential: CredentialRef = ALICE_KEY):
@@ -116,12 +128,11 @@ def _item(request_id: str, document: bytes, credential: CredentialRef = ALICE_KE
 
 
 class Rig:
-    def __init__(self, folder: Path, *, accept_totp: bool = True) -> None:
+    def __init__(self, folder: Path, profile: Profile = Profile.EMBEDDED) -> None:
         self.folder = folder
         self.key = os.urandom(32)
         self.fernet = base64.urlsafe_b64encode(os.urandom(32))
-        self.accept_totp = accept_totp
-        self.restart()
+        self.restart(profile)
         self.registry.bind_credential("alice", ALICE_KEY)
         self.registry.bind_credential("mallory", MALLORY_KEY)
         self.alice_totp = pyotp.random_base32(32)
@@ -129,8 +140,10 @@ class Rig:
         self.phone = Phone()
         self.phone.enrol(self.registry, self.code("alice"))
 
-    def restart(self) -> None:
-        """A new process on the same files (used nonces and steps must survive)."""
+    def restart(self, profile: Profile | None = None) -> None:
+        """A new process on the same files (spent nonces, steps and failures survive);
+        ``profile``: the administrator changed it."""
+        profile = profile or self.sam.profile
         self.registry = SignerRegistry(
             self.folder / "signers.db", self.fernet, totp_policy=TotpPolicy(3, 600)
         )
@@ -138,22 +151,28 @@ class Rig:
             self.registry,
             ActivationIssuer(self.key),
             CERTIFICATES.__getitem__,
-            accept_totp=self.accept_totp,
+            profile=profile,
+            max_items=50,
         )
 
-    def code(self, signer: str) -> str:
-        return self.registry.issue_enrolment_code(signer, now=time.time(), ttl_seconds=600).text
+    def code(self, signer: str, issued_by: CodeIssuer = CodeIssuer.ADMINISTRATOR) -> str:
+        return self.registry.issue_enrolment_code(
+            signer, now=time.time(), ttl_seconds=600, issued_by=issued_by
+        ).text
 
     def authorize(self, signer, items, factor, **kwargs):
         return self.sam.authorize(
             AuthorizationRequest(signer, tuple(items), factor), now=time.time(), **kwargs
         )
 
-    def refused(self, reason: str, signer, items, factor) -> None:
+    def refused(self, reason: str, signer, items, factor, **kwargs) -> None:
         with pytest.raises(AuthorizationRefused) as caught:
-            self.authorize(signer, items, factor)
+            self.authorize(signer, items, factor, **kwargs)
         assert caught.value.reason == reason
         assert caught.value.code == "authorization_refused"
+
+    def totp(self) -> pyotp.TOTP:
+        return pyotp.TOTP(self.alice_totp)
 
 
 @pytest.fixture
@@ -162,19 +181,22 @@ def rig(tmp_path) -> Rig:
 
 
 @pytest.mark.invariant(1)
-def test_a_device_approval_yields_one_sad_per_document_bound_to_it(rig):
+@BOTH
+def test_a_device_approval_yields_one_sad_per_document_bound_to_it(tmp_path, profile):
+    rig = Rig(tmp_path, profile)
     items = [_item("req-1", b"%PDF one"), _item("req-2", b"%PDF two")]
-    sads = rig.authorize("alice", items, rig.phone.approve("alice", items))
-    verifier = ActivationVerifier(rig.key, UsedActivationStore(rig.folder / "used.db"))
+    factor = rig.phone.approve("alice", items)
+    sads = rig.authorize("alice", items, factor)
+    verifier = ActivationVerifier(rig.key, SpentActivations(rig.folder / "used.db"))
     for item, sad in zip(items, sads, strict=True):
-        activation = verifier.check(
-            sad, ALICE_KEY, None, now=time.time(), mechanism=item.mechanism.value
-        )
-        assert activation.document == bytes.fromhex(item.document_sha256)
-        assert activation.parameters == PARAMETERS
+        activation = verifier.check(sad, ALICE_KEY, item.mechanism.value, now=time.time())
+        assert activation.document_sha256 == item.document_sha256
+        assert activation.certificate_sha256 == item.certificate_sha256
+        assert dict(activation.parameters) == PARAMETERS
         assert activation.subject == item.request_id
+        assert activation.authorization == factor.nonce
         with pytest.raises(ActivationInvalid):  # bound to Alice's credential only
-            verifier.check(sad, MALLORY_KEY, None, now=time.time())
+            verifier.check(sad, MALLORY_KEY, item.mechanism.value, now=time.time())
 
 
 @pytest.mark.invariant(2)
@@ -190,6 +212,15 @@ def test_the_web_tier_cannot_swap_the_document_the_parameters_or_an_id(rig):
     rig.refused("approval_signature_invalid", "alice", shown[:1], factor)  # one left out
     # nothing was spent by the refusals: the true statement still works, once
     assert all(rig.authorize("alice", shown, factor))
+
+
+def test_parameters_the_bridge_would_not_build_are_refused_before_the_factor(rig):
+    items = [replace(_item("req-1", b"%PDF"), parameters={"prepared_pdf": "…"})]
+    factor = rig.phone.approve("alice", items)
+    rig.refused("malformed", "alice", items, factor)
+    # the factor was not spent on it
+    good = [_item("req-1", b"%PDF")]
+    assert rig.authorize("alice", good, rig.phone.approve("alice", good))[0]
 
 
 @pytest.mark.invariant(1)
@@ -249,7 +280,10 @@ def test_a_signer_is_authorised_only_for_the_credentials_bound_to_them(rig):
     assert rig.authorize("mallory", own, mallory.approve("mallory", own))[0]
 
 
-def test_the_web_tier_cannot_enrol_a_key_of_its_own(rig):
+def test_the_web_tier_cannot_enrol_a_key_of_its_own_nor_void_the_signers_code(rig):
+    """Break 8: three wrong proofs from the web tier voided a code the administrator
+    issued. A proof is an HMAC keyed with 128 random bits: wrong ones cost nothing,
+    and the signer's code still enrols the signer's phone."""
     code_id, _, secret = rig.code("alice").partition(".")
     ours = Phone()
     theirs = Phone()  # the gateway's key
@@ -258,19 +292,14 @@ def test_the_web_tier_cannot_enrol_a_key_of_its_own(rig):
     with pytest.raises(AuthorizationRefused) as caught:
         rig.registry.enrol_device(code_id, theirs.public_der, proof, now=time.time())
     assert caught.value.reason == "enrolment_code_invalid"
-    # or guesses: after three wrong proofs the code is void, even for the right one
-    for _ in range(2):
+    for _ in range(10):
         with pytest.raises(AuthorizationRefused):
             rig.registry.enrol_device(code_id, theirs.public_der, os.urandom(32), now=time.time())
+    assert rig.registry.enrol_device(code_id, ours.public_der, proof, now=time.time())
+    # a code works once
     with pytest.raises(AuthorizationRefused) as caught:
         rig.registry.enrol_device(code_id, ours.public_der, proof, now=time.time())
     assert caught.value.reason == "enrolment_code_invalid"
-    # a code works once
-    good = Phone()
-    text = rig.code("alice")
-    good.enrol(rig.registry, text)
-    with pytest.raises(AuthorizationRefused):
-        good.enrol(rig.registry, text)
     # and only for P-256 keys
     code_id, _, secret = rig.code("alice").partition(".")
     with pytest.raises(AuthorizationRefused) as caught:
@@ -283,7 +312,7 @@ def test_the_web_tier_cannot_enrol_a_key_of_its_own(rig):
 @pytest.mark.invariant(3)
 def test_a_totp_code_authorises_once_per_step_and_wrong_codes_lock(rig):
     items = [_item("req-1", b"%PDF")]
-    totp = pyotp.TOTP(rig.alice_totp)
+    totp = rig.totp()
     older = TotpFactor(totp.at(time.time() - 30))
     current = TotpFactor(totp.now())
     assert rig.authorize("alice", items, current)[0]
@@ -291,32 +320,128 @@ def test_a_totp_code_authorises_once_per_step_and_wrong_codes_lock(rig):
     rig.refused("totp_reused", "alice", items, older)  # an older step, after a newer one
     rig.restart()
     rig.refused("totp_reused", "alice", items, current)
-    rig.refused(
-        "totp_invalid", "alice", items, TotpFactor("000000" if totp.now() != "000000" else "111111")
-    )
+    rig.refused("totp_invalid", "alice", items, TotpFactor(_wrong(totp)))
     rig.refused("totp_invalid", "alice", items, TotpFactor("12345x"))
     rig.refused("totp_lockout", "alice", items, TotpFactor("99999"))  # third failure: locked
     rig.refused("totp_locked", "alice", items, TotpFactor(totp.at(time.time() + 30)))
 
 
-def test_a_bridge_that_takes_device_approvals_only_refuses_totp(tmp_path):
-    rig = Rig(tmp_path, accept_totp=False)
+def _wrong(totp: pyotp.TOTP) -> str:
+    return "000000" if totp.now() != "000000" else "111111"
+
+
+@pytest.mark.invariant(3)
+def test_a_correct_code_does_not_erase_the_failures_before_it(rig):
+    """Break 7: a correct code reset the failure count, so a guesser who also saw one
+    good code could guess forever. Two wrong, one right, one wrong: locked."""
     items = [_item("req-1", b"%PDF")]
-    rig.refused("totp_not_accepted", "alice", items, TotpFactor(pyotp.TOTP(rig.alice_totp).now()))
+    totp = rig.totp()
+    rig.refused("totp_invalid", "alice", items, TotpFactor(_wrong(totp)))
+    rig.refused("totp_invalid", "alice", items, TotpFactor("12345x"))
+    assert rig.authorize("alice", items, TotpFactor(totp.now()))[0]
+    rig.refused("totp_lockout", "alice", items, TotpFactor("99999"))
+
+
+def test_one_totp_code_yields_at_most_the_batch_limit_of_sads(rig):
+    """Break 4: one captured code sent with 1,000 items returned 1,000 SADs. The bridge
+    refuses more than its batch limit for one factor, and spends nothing doing so."""
+    many = [_item(f"req-{n}", f"%PDF {n}".encode()) for n in range(51)]
+    code = TotpFactor(rig.totp().now())
+    rig.refused("malformed", "alice", many, code)
+    assert len(rig.authorize("alice", many[:50], code)) == 50
+
+
+def test_an_authorization_that_names_no_token_here_checks_no_code(rig):
+    """Break 7: an authorization whose items are all on other bridges checked (and
+    spent) a TOTP code without binding it to anything."""
+    items = [_item("req-1", b"%PDF")]
+    code = TotpFactor(rig.totp().now())
+    rig.refused("malformed", "alice", items, code, token_serials=frozenset({"elsewhere"}))
+    assert rig.authorize("alice", items, code)[0]  # the code was not spent
+
+
+def test_the_secure_host_profile_takes_no_totp_approval(tmp_path):
+    rig = Rig(tmp_path, Profile.SECURE_HOST)
+    items = [_item("req-1", b"%PDF")]
+    rig.refused("totp_not_accepted", "alice", items, TotpFactor(rig.totp().now()))
     assert rig.authorize("alice", items, rig.phone.approve("alice", items))[0]
+    with pytest.raises(AuthorizationRefused) as caught:
+        rig.sam.enrolment_code_by_totp("alice", rig.totp().now(), now=time.time(), ttl_seconds=60)
+    assert caught.value.reason == "totp_not_accepted"
+
+
+def test_a_device_enrolled_with_a_totp_code_stops_working_when_the_profile_tightens(rig):
+    """Break 4: with one captured TOTP code the web tier obtained an enrolment code and
+    enrolled its own device key, which still approved after the administrator switched
+    the bridge to device-only approvals."""
+    issued = rig.sam.enrolment_code_by_totp(
+        "alice", rig.totp().now(), now=time.time(), ttl_seconds=60
+    )
+    planted = Phone()
+    planted.enrol(rig.registry, issued.text)
+    items = [_item("req-1", b"%PDF")]
+    assert rig.authorize("alice", items, planted.approve("alice", items))[0]
+    assert rig.registry.device(planted.device_id).enrolled_with == CodeIssuer.TOTP
+    rig.restart(Profile.SECURE_HOST)
+    rig.refused("device_not_accepted", "alice", items, planted.approve("alice", items))
+    # the signer's phone, enrolled with the administrator's code, still approves
+    assert rig.authorize("alice", items, rig.phone.approve("alice", items))[0]
+
+
+def test_a_first_totp_enrolment_needs_a_code_the_bridge_issued(rig):
+    """Break 5: /v1/totp and its confirmation for a signer with nothing enrolled
+    succeeded without any proof; the planted secret signed once the administrator bound
+    the signer's key, and the real signer's own enrolment was refused."""
+    planted = pyotp.random_base32(32)
+    with pytest.raises(AuthorizationRefused) as caught:
+        rig.registry.begin_totp_enrolment("bob", planted, now=time.time())
+    assert caught.value.reason == "enrolment_code_invalid"
+    with pytest.raises(AuthorizationRefused) as caught:
+        rig.registry.confirm_totp_enrolment("bob", pyotp.TOTP(planted).now(), now=time.time())
+    assert caught.value.reason == "totp_not_enrolled"
+    # the code the administrator gave Bob, proven over Bob's own secret, enrols it
+    code_id, _, secret = rig.code("bob").partition(".")
+    own = pyotp.random_base32(32)
+    # relayed with another secret, the proof does not hold
+    with pytest.raises(AuthorizationRefused):
+        rig.registry.begin_totp_enrolment(
+            "bob",
+            planted,
+            now=time.time(),
+            code_id=code_id,
+            code_proof=enrolment_proof(secret, own.encode(), TOTP_ENROLMENT_CONTEXT),
+        )
+    rig.registry.begin_totp_enrolment(
+        "bob",
+        own,
+        now=time.time(),
+        code_id=code_id,
+        code_proof=enrolment_proof(secret, own.encode(), TOTP_ENROLMENT_CONTEXT),
+    )
+    rig.registry.confirm_totp_enrolment("bob", pyotp.TOTP(own).now(), now=time.time())
+    # another signer's code does not enrol Bob
+    code_id, _, secret = rig.code("carol").partition(".")
+    with pytest.raises(AuthorizationRefused):
+        rig.registry.begin_totp_enrolment(
+            "dave",
+            own,
+            now=time.time(),
+            code_id=code_id,
+            code_proof=enrolment_proof(secret, own.encode(), TOTP_ENROLMENT_CONTEXT),
+        )
 
 
 def test_the_web_tier_cannot_swap_a_signers_authenticator(rig):
     ours = pyotp.random_base32(32)
     with pytest.raises(AuthorizationRefused) as caught:
-        rig.registry.begin_totp_enrolment("alice", ours, None, now=time.time())
+        rig.registry.begin_totp_enrolment("alice", ours, now=time.time())
     assert caught.value.reason == "totp_invalid"
     with pytest.raises(AuthorizationRefused):
         rig.registry.confirm_totp_enrolment("alice", pyotp.TOTP(ours).now(), now=time.time())
     # the signer, with a code of the current authenticator, may replace it
     new = pyotp.random_base32(32)
-    current = pyotp.TOTP(rig.alice_totp).now()
-    rig.registry.begin_totp_enrolment("alice", new, current, now=time.time())
+    current = rig.totp().now()
+    rig.registry.begin_totp_enrolment("alice", new, now=time.time(), current_otp=current)
     with pytest.raises(AuthorizationRefused) as caught:
         rig.registry.confirm_totp_enrolment("alice", "000000", now=time.time())
     assert caught.value.reason == "totp_invalid"
@@ -339,83 +464,75 @@ def test_only_the_items_on_this_bridges_tokens_get_sads(rig):
     assert sads[0] is not None and sads[1] is None
 
 
-@pytest.mark.invariant(1)
-def test_on_a_real_token_only_the_approved_document_is_signed(installation, demo_keys, tmp_path):
-    """The installation's bridge (its own signer records, SoftHSM2 token): an approval
-    from an enrolled phone gives a signature on exactly that document; the same SAD on
-    another document, or a second time, gives nothing."""
-    keys = InstallationKeys.load(installation.secrets_dir)
-    config = replace(bridge_config(installation, keys), used_activations_file=tmp_path / "used.db")
-    bridge = Bridge(config)
-    ref, mechanism = demo_keys["leader1"]
-    registry = bridge_registry()
-    phone = Phone()
-    phone.enrol(
-        registry, registry.issue_enrolment_code("leader1", now=time.time(), ttl_seconds=60).text
-    )
-    approved = sample_pdf(["Quyết định được duyệt"])
-    other = sample_pdf(["Quyết định khác"])
-    params = SignatureParameters()
-    item = AuthorizationItem(
-        "req-real",
-        ref,
-        mechanism,
-        hashlib.sha256(approved).hexdigest(),
-        json.loads(params.canonical_json()),
-        hashlib.sha256(bridge.certificate(ref)).hexdigest(),
-    )
-    (sad,) = bridge.authorize(
-        AuthorizationRequest("leader1", (item,), phone.approve("leader1", [item]))
-    )
-    assert sad is not None
-    certificate = bridge.certificate(ref)
-
-    def sign_with(document_sad: str):
-        def sign(signing_input: SigningInput) -> bytes:
-            return bridge.sign(
-                SignRequest(ref, None, mechanism, document_sad, signing_input=signing_input)
-            )
-
-        return RemoteSigner(certificate, [], sign, mechanism)
-
-    with pytest.raises(ActivationInvalid) as caught:
-        sign_pdf(other, params, sign_with(sad))
-    assert caught.value.reason == "document_mismatch"
-    signed = sign_pdf(approved, params, sign_with(sad))
-    assert signed.startswith(approved)
-    with pytest.raises(ActivationInvalid) as caught:
-        sign_pdf(approved, params, sign_with(sad))
-    assert caught.value.reason == "reused"
-
-
-def test_a_device_only_signer_gets_no_authenticator_from_the_web_tier(rig):
-    """A relayed TOTP enrolment must not give a signer who approves with a device an
-    authenticator whose secret the relay chose; the bridge's administrator can open
-    one enrolment (after a lost phone, or on request)."""
-    rig.registry.bind_credential("bob", MALLORY_KEY)
-    bob = Phone()
-    bob.enrol(rig.registry, rig.code("bob"))
-    ours = pyotp.random_base32(32)
+@BOTH
+def test_only_the_signer_or_the_administrator_revokes_a_device(tmp_path, profile):
+    """Break 4: the web tier revoked the real tablet at the bridge while the gateway
+    still showed it active. A revocation over the network needs the signer's own
+    factor; the bridge's records are what every list shows."""
+    rig = Rig(tmp_path, profile)
+    tablet = Phone()
+    tablet.enrol(rig.registry, rig.code("alice"))
+    now = time.time()
+    # no factor, another signer's device, a statement for another device: refused
+    mallory = Phone()
+    mallory.enrol(rig.registry, rig.code("mallory"))
+    with pytest.raises(AuthorizationRefused):
+        rig.sam.revoke_device(
+            "alice", tablet.device_id, mallory.revoke("alice", tablet.device_id), now=now
+        )
+    wrong_target = rig.phone.revoke("alice", "some-other-device")
     with pytest.raises(AuthorizationRefused) as caught:
-        rig.registry.begin_totp_enrolment("bob", ours, None, now=time.time())
-    assert caught.value.reason == "totp_enrolment_refused"
+        rig.sam.revoke_device("alice", tablet.device_id, wrong_target, now=now)
+    assert caught.value.reason == "approval_signature_invalid"
+    assert rig.registry.device(tablet.device_id).revoked_at is None
+    # Alice's phone revokes her lost tablet; the statement works once
+    factor = rig.phone.revoke("alice", tablet.device_id)
+    assert rig.sam.revoke_device("alice", tablet.device_id, factor, now=now)
+    assert rig.registry.device(tablet.device_id).revoked_at is not None
     with pytest.raises(AuthorizationRefused) as caught:
-        rig.registry.confirm_totp_enrolment("bob", pyotp.TOTP(ours).now(), now=time.time())
-    assert caught.value.reason == "totp_not_enrolled"
-    # the administrator opens an enrolment: the signer's own authenticator is accepted
-    rig.registry.reset_totp("bob", now=time.time())
-    rig.registry.begin_totp_enrolment("bob", ours, None, now=time.time())
-    rig.registry.confirm_totp_enrolment("bob", pyotp.TOTP(ours).now(), now=time.time())
-    # and closed again by it: the next replacement needs a code of this one
-    with pytest.raises(AuthorizationRefused) as caught:
-        rig.registry.begin_totp_enrolment("bob", pyotp.random_base32(32), None, now=time.time())
-    assert caught.value.reason == "totp_invalid"
+        rig.sam.revoke_device("alice", tablet.device_id, factor, now=now)
+    assert caught.value.reason == "approval_nonce_reused"
+    listed = {d.device_id: d.revoked_at for d in rig.registry.devices("alice")}
+    assert listed[tablet.device_id] is not None and listed[rig.phone.device_id] is None
+    # a TOTP code revokes only where TOTP approves
+    other = Phone()
+    other.enrol(rig.registry, rig.code("alice"))
+    code = TotpFactor(rig.totp().now())
+    if profile is Profile.EMBEDDED:
+        assert rig.sam.revoke_device("alice", other.device_id, code, now=now)
+    else:
+        with pytest.raises(AuthorizationRefused) as caught:
+            rig.sam.revoke_device("alice", other.device_id, code, now=now)
+        assert caught.value.reason == "totp_not_accepted"
+
+
+def test_unknown_signers_are_answered_as_signers_with_nothing_enrolled(rig):
+    """Break 8: the bridge answered differently for names it does not know."""
+
+    def reason(call) -> str:
+        with pytest.raises(AuthorizationRefused) as caught:
+            call()
+        return caught.value.reason
+
+    known_empty = rig.code("bob")  # bob exists (a code was issued) but has no TOTP
+    assert known_empty
+    now = time.time()
+    for who in ("bob", "nobody-at-all"):
+        assert reason(lambda w=who: rig.registry.check_totp(w, "123456", now=now)) == (
+            "totp_not_enrolled"
+        )
+        assert reason(
+            lambda w=who: rig.sam.enrolment_code_by_totp(w, "123456", now=now, ttl_seconds=60)
+        ) == ("totp_not_enrolled")
+        items, attempt = [_item("req-1", b"%PDF")], TotpFactor("123456")
+        refusal = reason(lambda w=who, i=items, a=attempt: rig.authorize(w, i, a))
+        assert refusal == "credential_not_bound"
 
 
 def test_a_totp_secret_that_is_not_base32_is_refused_at_once(rig):
     for bad in ("!" * 20, "abcdefghijklmnopqrstuvwxyz", "AAAA"):
         with pytest.raises(AuthorizationRefused) as caught:
-            rig.registry.begin_totp_enrolment("carol", bad, None, now=time.time())
+            rig.registry.begin_totp_enrolment("carol", bad, now=time.time())
         assert caught.value.reason == "totp_secret_invalid"
 
 
@@ -437,3 +554,24 @@ def test_a_revoked_key_stays_revoked_in_any_encoding(rig):
             code_id, compressed, enrolment_proof(secret, compressed), now=time.time()
         )
     assert caught.value.reason == "device_key_invalid"
+
+
+def test_the_signer_records_migrate_in_place(tmp_path):
+    """A registry file from before the records were versioned keeps its content and
+    gains the new columns."""
+    import sqlite3
+
+    path = tmp_path / "signers.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(
+            "CREATE TABLE signer_credential (signer TEXT NOT NULL, credential TEXT NOT NULL,"
+            " PRIMARY KEY (signer, credential));"
+            "INSERT INTO signer_credential VALUES ('alice', 'serial-a/a1');"
+            "CREATE TABLE totp (signer TEXT PRIMARY KEY, secret BLOB, pending_secret BLOB,"
+            " last_step INTEGER, failures INTEGER NOT NULL DEFAULT 0, locked_until INTEGER,"
+            " open_until INTEGER);"
+        )
+    registry = SignerRegistry(path, base64.urlsafe_b64encode(os.urandom(32)))
+    assert registry.schema_version == 2
+    assert registry.credentials_of("alice") == {"serial-a/a1"}
+    assert registry.devices("alice") == []

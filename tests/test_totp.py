@@ -70,21 +70,24 @@ def test_the_bridge_accepts_a_step_once_even_from_concurrent_callers(tmp_path):
     older = pyotp.TOTP(SECRET).at(now - 30)
     with pytest.raises(AuthorizationRefused, match="already used"):
         registry.check_totp("u", older, now=now)  # an older step, after a newer one
-    # two wrong codes, then a right one: the count starts again (no lock at the third)
-    for _ in range(2):
-        with pytest.raises(AuthorizationRefused):
-            registry.check_totp("u", "000001", now=now + 30)
-    registry.check_totp("u", pyotp.TOTP(SECRET).at(now + 30), now=now + 30)
+    # two wrong codes, then a right one: the right one erases nothing, so the next
+    # wrong code is the third and locks (a guesser who saw one good code gains nothing)
     for _ in range(2):
         with pytest.raises(AuthorizationRefused) as caught:
-            registry.check_totp("u", "000001", now=now + 60)
+            registry.check_totp("u", "000001", now=now + 30)
         assert caught.value.reason == "totp_invalid"
+    registry.check_totp("u", pyotp.TOTP(SECRET).at(now + 30), now=now + 30)
     with pytest.raises(AuthorizationRefused) as caught:
         registry.check_totp("u", "000001", now=now + 60)
     assert caught.value.reason == "totp_lockout"
     with pytest.raises(AuthorizationRefused) as caught:
         registry.check_totp("u", pyotp.TOTP(SECRET).at(now + 60), now=now + 60)
     assert caught.value.reason == "totp_locked"  # even the right code, while locked
+    # the lock used the failures up: after it, three more wrong codes lock again
+    for _ in range(2):
+        with pytest.raises(AuthorizationRefused) as caught:
+            registry.check_totp("u", "000001", now=now + 700)
+        assert caught.value.reason == "totp_invalid"
     registry.check_totp("u", pyotp.TOTP(SECRET).at(now + 700), now=now + 700)
 
 

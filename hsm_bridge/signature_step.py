@@ -1,0 +1,159 @@
+"""One signature, from a spent SAD to the signed PDF: the bridge's per-item step.
+
+Everything the step signs is checked against the SAD or read by the bridge itself: the
+document's SHA-256 is the approved one; the parameters are the SAD's own; the image is
+the one whose SHA-256 they name; the certificate is the token's and the one approved;
+its validity is checked at the bridge's clock; the chain comes from the token and the
+bridge administrator's CA file; the signing time is the bridge's clock; a sealed PIN
+opens only for the SAD's approval and is tried at most once per token and approval.
+The SAD was spent before the step starts, so a refusal here costs the signer a new
+approval and never gives a second try (DESIGN.md invariants 1, 2 and 6).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from cryptography import x509
+from pyhanko.sign.timestamps import TimeStamper
+
+from hsm_bridge.activation import Activation
+from hsm_bridge.chain import issuer_chain
+from hsm_bridge.credentials import CredentialRef, SignatureMechanism
+from hsm_bridge.errors import (
+    ActivationInvalid,
+    BridgeError,
+    CertificateNotUsable,
+    PinIncorrect,
+    SignatureBuildFailed,
+)
+from hsm_bridge.interface import SignRequest
+from hsm_bridge.pades.builder import SignerIdentity, build_signed_pdf, check_images
+from hsm_bridge.pades.parameters import SignatureParameters
+from hsm_bridge.pin_envelope import PinEnvelopeKey
+from hsm_bridge.signers import SignerRegistry
+
+__all__ = ["SignatureStep", "TokenAccess"]
+
+log = logging.getLogger(__name__)
+
+
+class TokenAccess(Protocol):
+    """What the step needs of the bridge's tokens."""
+
+    def certificate(self, credential: CredentialRef) -> bytes:
+        """The credential's certificate (DER) as its token holds it."""
+        ...
+
+    def token_certificates(self, token_serial: str) -> tuple[bytes, ...]:
+        """Every certificate (DER) stored on the token."""
+        ...
+
+    def sign_digest(
+        self,
+        credential: CredentialRef,
+        mechanism: SignatureMechanism,
+        digest: bytes,
+        pin: str | None,
+    ) -> bytes:
+        """The token's raw signature of a 32-byte SHA-256 ``digest`` (``pin``: the
+        signer's, for this one operation; None: the stored one)."""
+        ...
+
+
+@dataclass
+class SignatureStep:
+    """Builds and signs one approved document. ``ca_certificates``: the bridge
+    administrator's CA certificates (DER) for chains the token lacks;
+    ``timestamper``: the TSA for PAdES B-T, or None when none is configured."""
+
+    tokens: TokenAccess
+    registry: SignerRegistry
+    envelope_key: PinEnvelopeKey
+    ca_certificates: tuple[bytes, ...] = ()
+    timestamper: Callable[[], TimeStamper | None] = lambda: None
+
+    def run(self, request: SignRequest, activation: Activation, now: dt.datetime) -> bytes:
+        """The signed PDF of ``request``'s document under the spent ``activation``, made
+        at ``now`` (aware). Raises :class:`~hsm_bridge.errors.ActivationInvalid`
+        (``wrong_document``, ``wrong_image``, ``certificate_mismatch``),
+        :class:`~hsm_bridge.errors.CertificateNotUsable`, PIN and token errors, and
+        :class:`~hsm_bridge.errors.SignatureBuildFailed`."""
+        document_sha256 = hashlib.sha256(request.document).hexdigest()
+        if not hmac.compare_digest(document_sha256, activation.document_sha256):
+            raise ActivationInvalid("this is not the approved document", reason="wrong_document")
+        params = SignatureParameters.from_object(activation.parameters)
+        try:
+            image = check_images(params, request.images)
+        except ValueError as exc:
+            raise ActivationInvalid(str(exc), reason="wrong_image") from exc
+        identity = self._identity(request, activation, now)
+        pin = self._pin(request, activation, now)
+
+        def on_token(digest: bytes) -> bytes:
+            try:
+                return self.tokens.sign_digest(request.credential, request.mechanism, digest, pin)
+            except PinIncorrect:
+                if pin is not None:
+                    serial = request.credential.token_serial
+                    self.registry.refuse_pin(
+                        activation.authorization, serial, activation.expires_at
+                    )
+                raise
+
+        timestamper = self.timestamper()
+        try:
+            return build_signed_pdf(
+                request.document,
+                params,
+                identity,
+                image=image,
+                signing_time=now,
+                sign_digest=on_token,
+                timestamper=timestamper,
+            )
+        except BridgeError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - pyHanko raises many kinds on odd input
+            log.error("building the signature of %s failed: %r", activation.subject, exc)
+            raise SignatureBuildFailed(
+                f"the signature could not be built ({type(exc).__name__})"
+            ) from exc
+
+    def _identity(
+        self, request: SignRequest, activation: Activation, now: dt.datetime
+    ) -> SignerIdentity:
+        """The token's certificate (the approved one, valid now) and its chain."""
+        der = self.tokens.certificate(request.credential)
+        if not hmac.compare_digest(hashlib.sha256(der).hexdigest(), activation.certificate_sha256):
+            raise ActivationInvalid(
+                "the token holds another certificate than the approved one",
+                reason="certificate_mismatch",
+            )
+        certificate = x509.load_der_x509_certificate(der)
+        if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
+            raise CertificateNotUsable(
+                "the certificate is expired or not yet valid"
+                f" (valid {certificate.not_valid_before_utc:%Y-%m-%d}"
+                f" to {certificate.not_valid_after_utc:%Y-%m-%d})"
+            )
+        candidates = self.tokens.token_certificates(request.credential.token_serial)
+        chain = issuer_chain(der, (*candidates, *self.ca_certificates))
+        return SignerIdentity(der, chain, request.mechanism)
+
+    def _pin(self, request: SignRequest, activation: Activation, now: dt.datetime) -> str | None:
+        """The signer's PIN from the request's envelope, or None (the stored PIN)."""
+        if request.pin_envelope is None:
+            return None
+        serial = request.credential.token_serial
+        if self.registry.pin_refused(activation.authorization, serial, now=now.timestamp()):
+            raise PinIncorrect(
+                "the token refused this approval's PIN already; it is not tried again"
+            )
+        return self.envelope_key.open(request.pin_envelope, activation.authorization)
