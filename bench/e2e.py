@@ -188,7 +188,6 @@ def gateway(rig: Rig, document: bytes, count: int) -> tuple[float, bytes]:
     from cryptography.hazmat.primitives.asymmetric import ec
 
     from gateway.approvals import DecisionItem, DeviceProof, issue_nonce, statement_for
-    from gateway.document_store import DocumentStore
     from hsm_bridge.pades import SignatureParameters
     from hsm_bridge.statement import Decision
 
@@ -221,7 +220,7 @@ def gateway(rig: Rig, document: bytes, count: int) -> tuple[float, bytes]:
     states = {o.request.status if o.request else o.error.code for o in outcomes}
     if states != {"signed"}:
         raise RuntimeError(f"the gateway did not sign every request: {states}")
-    signed = context.service.store.read(requests[-1].id, DocumentStore.SIGNED)
+    signed = context.service.store.read_signed(requests[-1].id)
     return elapsed, signed
 
 

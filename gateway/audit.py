@@ -1,4 +1,4 @@
-"""Hash-chained audit log (DESIGN.md invariant 5).
+"""Hash-chained audit log (docs/design.md invariant 5).
 
 Each entry stores ``prev_hash`` and ``entry_hash = SHA-256(prev_hash || canonical JSON of
 the entry)``, canonical JSON being sorted keys, no spaces, UTF-8 (RFC 8785-style for our

@@ -1,4 +1,4 @@
-"""Signed checkpoints of the audit hash chain (DESIGN.md invariant 5).
+"""Signed checkpoints of the audit hash chain (docs/design.md invariant 5).
 
 The chain alone shows an edited entry, but not a log rewritten from some entry on with
 every hash recomputed, nor a log cut short. A checkpoint signs the chain's head (entry

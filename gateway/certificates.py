@@ -1,4 +1,4 @@
-"""Checks on the signer's certificates right before signing (DESIGN.md invariant 6)."""
+"""Checks on the signer's certificates right before signing (docs/design.md invariant 6)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Integration API for document systems (e-Office): submit, poll, fetch, cancel.
 
 Authentication: ``Authorization: Bearer <api key>``; the key is looked up by its SHA-256.
-A client sees only its own requests (DESIGN.md invariant 7).
+A client sees only its own requests (docs/design.md invariant 7).
 """
 
 from __future__ import annotations

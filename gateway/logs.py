@@ -1,4 +1,4 @@
-"""Logging set-up with a redaction filter (DESIGN.md invariant 4).
+"""Logging set-up with a redaction filter (docs/design.md invariant 4).
 
 Secrets never reach a log line: the filter replaces bearer tokens, our API keys,
 ``password=``/``pin=``/``otp=``/``secret=`` values and otpauth URIs in the formatted

@@ -64,7 +64,7 @@ class Base(DeclarativeBase):
 
 class Organisation(Base):
     """A state body (unit) whose digital seal is its own credential, kept by one of its
-    clerks (../shared/VN-SIGNATURE-FORMAT.md). ``seal_image``: PNG with transparency,
+    clerks (docs/vn-signature-format.md). ``seal_image``: PNG with transparency,
     drawn at its real size, ``seal_diameter_mm`` millimetres across."""
 
     __tablename__ = "organisations"

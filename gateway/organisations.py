@@ -1,4 +1,4 @@
-"""Organisations and their digital seal (../shared/VN-SIGNATURE-FORMAT.md): the unit's
+"""Organisations and their digital seal (docs/vn-signature-format.md): the unit's
 own credential, kept by one of its clerks, and the seal's image, red on a transparent
 background, drawn at the seal's real size over the left third of the leader's signature
 image.
@@ -131,7 +131,7 @@ def hand_over(
     registry: SignerRegistry | None = None,
 ) -> Handover:
     """Hand organisation ``name``'s token to the clerk ``to_username``, under the written
-    ``permission`` (e.g. the decision's number and date; VN-SIGNATURE-FORMAT.md: "a
+    ``permission`` (e.g. the decision's number and date; docs/vn-signature-format.md: "a
     handover needs written permission and is recorded"). Every active credential of the
     organisation is kept by the new clerk from now on; its pending requests are
     addressed to them. With ``registry`` (the bridge on this host) the bridge is told
@@ -259,7 +259,7 @@ def image_rect(box: Box, aspect: float, margin: float) -> Box:
 def seal_box(leader_image: Box, diameter_mm: float, page_size: tuple[float, float]) -> Box:
     """The seal's box (points, as the page is displayed): a square of the seal's real
     diameter, centred on the height of ``leader_image`` (where the leader's signature
-    image lies) and overlapping the left third of it (VN-SIGNATURE-FORMAT.md: "about one
+    image lies) and overlapping the left third of it (docs/vn-signature-format.md: "about one
     third of the leader's signature image, on its left"); moved onto the page where it
     would stick out of it (``page_size``: width, height)."""
     size = diameter_mm * POINTS_PER_MM

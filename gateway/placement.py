@@ -4,7 +4,7 @@ On an official document the signer block ends the last page: the line with the s
 title (e.g. "GIÁM ĐỐC"), blank lines where the signature goes, then the line with the
 signer's full name. Text extraction (pdfium) finds the name line and the nearest line
 above it that overlaps it horizontally; the signature box is centred between them
-(../shared/VN-SIGNATURE-FORMAT.md: the leader's image is centred between the title and
+(docs/vn-signature-format.md: the leader's image is centred between the title and
 the name).
 """
 
@@ -84,7 +84,7 @@ def signer_block_box(
     return page_count, tuple(round(v, 2) for v in box)  # type: ignore[return-value]
 
 
-# Where an attachment's or copy's text line goes (VN-SIGNATURE-FORMAT.md: the top right
+# Where an attachment's or copy's text line goes (docs/vn-signature-format.md: the top right
 # of the first page): its box's top this far below the page's top, its right edge this
 # far from the page's right edge (points; 8 mm and 15 mm, inside the top margin of
 # 20 mm and the right margin of 15 to 20 mm of Decree 30's page layout).

@@ -1,5 +1,5 @@
 """Reading signing requests on behalf of someone: only the integration client that
-submitted a request, or the signer it is addressed to, ever sees it (DESIGN.md
+submitted a request, or the signer it is addressed to, ever sees it (docs/design.md
 invariant 7); a request read after its time ran out is expired on the spot."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def load_owned(
 ) -> SigningRequest:
     """The request if it belongs to the integration client or is addressed to the
     signer given; NotFound otherwise, the same answer whether it exists or not
-    (DESIGN.md invariant 7)."""
+    (docs/design.md invariant 7)."""
     request = session.get(SigningRequest, request_id, with_for_update=for_update)
     if (
         request is None

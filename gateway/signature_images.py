@@ -1,5 +1,5 @@
 """A signer's handwritten signature image, drawn in visible signatures
-(../shared/VN-SIGNATURE-FORMAT.md: the leader's signature is the image of the person's
+(docs/vn-signature-format.md: the leader's signature is the image of the person's
 handwritten signature, blue, a PNG with a transparent background).
 
 An administrator uploads it once (``signing-gateway users signature-image``); it is kept

@@ -1,5 +1,5 @@
 """Workflows: signing requests that follow one another on one document
-(../shared/VN-SIGNATURE-FORMAT.md, "Two signatures on an outgoing document").
+(docs/vn-signature-format.md, "Two signatures on an outgoing document").
 
 ``official_document``: step 1, the leader signs with a personal certificate; its update
 also creates the organisation's seal field, empty, so that step 2 only fills it (a later

@@ -156,7 +156,7 @@ class SpentActivations:
 
 
 class ActivationVerifier:
-    """Reads, checks and spends SADs inside the bridge (DESIGN.md invariant 1). ``key``:
+    """Reads, checks and spends SADs inside the bridge (docs/design.md invariant 1). ``key``:
     the issuer's; ``spent``: the durable record."""
 
     def __init__(self, key: bytes, spent: SpentActivations) -> None:

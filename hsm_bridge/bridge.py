@@ -3,7 +3,7 @@ holds the signers' records, decides approvals (its signature activation module) 
 builds and makes the signatures they authorise (the embedded default transport; the
 same object serves ``bridge serve`` on a secure host).
 
-It builds what it signs (DESIGN.md invariant 1): a caller holding only the web tier's
+It builds what it signs (docs/design.md invariant 1): a caller holding only the web tier's
 powers can hand it documents and SADs, never bytes to sign; the SAD names the approved
 document, parameters, certificate and mechanism, and is spent before anything is built.
 """

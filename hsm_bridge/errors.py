@@ -188,7 +188,7 @@ class PinEnvelopeInvalid(BridgeError):
 
 class CertificateNotUsable(BridgeError):
     """The credential's certificate is expired or not yet valid at the bridge's clock
-    (DESIGN.md invariant 6, checked right before signing). Nothing was signed."""
+    (docs/design.md invariant 6, checked right before signing). Nothing was signed."""
 
     code = "certificate_not_usable"
     status = 409

@@ -7,7 +7,7 @@ its validity is checked at the bridge's clock; the chain comes from the token an
 bridge administrator's CA file; the signing time is the bridge's clock; a sealed PIN
 opens only for the SAD's approval and is tried at most once per token and approval.
 The SAD was spent before the step starts, so a refusal here costs the signer a new
-approval and never gives a second try (DESIGN.md invariants 1, 2 and 6).
+approval and never gives a second try (docs/design.md invariants 1, 2 and 6).
 """
 
 from __future__ import annotations

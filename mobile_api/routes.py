@@ -1,5 +1,5 @@
 """Mobile API routes (``/mobile/v1``). Every route but login needs a live session; a
-signer sees and acts on requests addressed to them only (DESIGN.md invariant 7)."""
+signer sees and acts on requests addressed to them only (docs/design.md invariant 7)."""
 
 from __future__ import annotations
 

@@ -225,7 +225,7 @@ def _page_count(document: bytes) -> int:
 def _look(signed: bytes, page_index: int, png: Path) -> tuple[bool, str]:
     """Render the signed page to ``png`` and say what it shows: the blue signature and
     the red seal, and how much of the seal lies over the left third of the signature
-    (VN-SIGNATURE-FORMAT.md)."""
+    (docs/vn-signature-format.md)."""
     pdf = pypdfium2.PdfDocument(signed)
     pdf.init_forms()
     try:

@@ -1,4 +1,4 @@
-"""Signature activation data (DESIGN.md invariant 1, the SAD part): authentic, bound to
+"""Signature activation data (docs/design.md invariant 1, the SAD part): authentic, bound to
 one credential and mechanism, expiring, spent once even across a restart. These are
 the two calls ``Bridge.sign_many`` makes (check, then spend); the bridge-level tests
 (tests/test_bridge_builds.py) drive them through ``sign_many`` itself."""

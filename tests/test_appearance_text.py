@@ -1,7 +1,7 @@
 """The text of a visible signature, as a reader extracts it: Vietnamese with its
 diacritics (an embedded subset of an OpenType font with full coverage, never the
 Latin-only default), and the signing time in ISO 8601 with the +07:00 offset
-(../shared/VN-SIGNATURE-FORMAT.md)."""
+(docs/vn-signature-format.md)."""
 
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def test_the_text_names_the_signers_position_from_the_certificate(server, db, bo
 
 
 def test_text_over_a_signature_image_is_a_setting(tmp_path):
-    """VN-SIGNATURE-FORMAT.md marks "no visible name/time text on the main document" as
+    """docs/vn-signature-format.md marks "no visible name/time text on the main document" as
     unconfirmed: off by default, on with SIGNATURE_TEXT_WITH_IMAGE."""
     import dataclasses
     import hashlib

@@ -1,4 +1,4 @@
-"""The audit log is hash-chained and verifiable (DESIGN.md invariant 5), and every
+"""The audit log is hash-chained and verifiable (docs/design.md invariant 5), and every
 state change of the demo flow left an entry in the same transaction."""
 
 from __future__ import annotations

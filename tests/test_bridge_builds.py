@@ -1,4 +1,4 @@
-"""The bridge builds what it signs (DESIGN.md invariant 1), from the attacker's position
+"""The bridge builds what it signs (docs/design.md invariant 1), from the attacker's position
 of a compromised web tier: what the tablet showed is what the bridge draws, nothing
 else on the page changes, the time is the bridge's own, and the image is the approved
 one. Renders come from two engines nobody here wrote: pdfium (pypdfium2) and poppler

@@ -1,4 +1,4 @@
-"""Every security invariant of DESIGN.md that the suite must prove (1, 2, 3 and 5 here;
+"""Every security invariant of docs/design.md that the suite must prove (1, 2, 3 and 5 here;
 4, 6 and 7 have their own test modules) is named by at least one test, through
 ``@pytest.mark.invariant(n)``; this lists them and fails when one has none."""
 

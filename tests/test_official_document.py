@@ -1,4 +1,4 @@
-"""Official documents (../shared/VN-SIGNATURE-FORMAT.md): the leader signs, then the clerk
+"""Official documents (docs/vn-signature-format.md): the leader signs, then the clerk
 who keeps the organisation's token seals the leader's output; the seal's field is made
 by the leader's update, so the seal only fills it. Checked as a reader sees the result:
 pyHanko's difference analysis and poppler's pdfsig on both signatures, and the rendered

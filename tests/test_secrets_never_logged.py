@@ -1,5 +1,5 @@
 """No PIN, OTP, password, API key, bearer token, TOTP secret or document content in
-logs, errors or push payloads (DESIGN.md invariant 4)."""
+logs, errors or push payloads (docs/design.md invariant 4)."""
 
 from __future__ import annotations
 

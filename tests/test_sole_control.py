@@ -2,7 +2,7 @@
 gateway's database (device public keys, request hashes), but not the bridge's SAD key,
 not the enrolment codes' secrets and not the signers' device keys. The bridge's
 signature activation module must refuse every activation it was not given a factor for
-(DESIGN.md invariants 1 and 10; EN 419 241-1 SAM), with its reason, and issue nothing.
+(docs/design.md invariants 1 and 10; EN 419 241-1 SAM), with its reason, and issue nothing.
 Each test names the break of the key-tier review it closes where it closes one.
 
 The registry and the module run for real on a SQLite file, in both profiles where the

@@ -1,5 +1,5 @@
 """RFC 6238 TOTP: the standard's test vectors, the window, and the once-per-step rule
-and lockout (DESIGN.md invariant 3) that the bridge enforces in one transaction."""
+and lockout (docs/design.md invariant 3) that the bridge enforces in one transaction."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""PAdES signatures built by the bridge itself (DESIGN.md invariant 1): the parameters a
+"""PAdES signatures built by the bridge itself (docs/design.md invariant 1): the parameters a
 signer approves (:mod:`.parameters`), how the visible signature looks (:mod:`.appearance`,
 :mod:`.fonts`) and the pyHanko pipeline that builds the signed PDF (:mod:`.builder`)."""
 

@@ -40,7 +40,7 @@ __all__ = [
 # finding the image wider than the box by a rounding error.
 IMAGE_MARGIN = 2.0
 SEAL_MARGIN = 0.01
-# Signing times shown in appearances use Vietnam time, ISO 8601 (VN-SIGNATURE-FORMAT.md).
+# Signing times shown in appearances use Vietnam time, ISO 8601 (docs/vn-signature-format.md).
 VIETNAM_TIME = dt.timezone(dt.timedelta(hours=7), "ICT")
 
 
@@ -172,7 +172,7 @@ def _signature_text_style(page_rotation: int, position: str) -> TextStampStyle:
 def _plain_text_style(text: str, page_rotation: int) -> TextStampStyle:
     """``text`` (escaped for pyHanko's %-interpolation) and the signing time under it:
     10 pt upright black text in the embedded Vietnamese font, no border
-    (VN-SIGNATURE-FORMAT.md, attachments signed by the organisation)."""
+    (docs/vn-signature-format.md, attachments signed by the organisation)."""
     text_box, _ = _text_box_style(10)
     return UprightTextStampStyle(
         stamp_text=text.replace("%", "%%") + "\n%(local_time)s",
