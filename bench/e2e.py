@@ -84,14 +84,14 @@ def open_rig(folder: Path) -> Rig:
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
     from sqlalchemy import select
 
-    from gateway import devices
+    from gateway.approvals import devices
     from gateway.bridges import local_registry
     from gateway.config import load_settings
     from gateway.context import build_context
-    from gateway.models import Credential, IntegrationClient, User
+    from gateway.db.models import Credential, IntegrationClient, User
     from gateway.secrets_at_rest import InstallationKeys
-    from hsm_bridge.pins import PinStore
-    from hsm_bridge.signers import enrolment_proof
+    from hsm_bridge.pkcs11.pins import PinStore
+    from hsm_bridge.sam.signers import enrolment_proof
 
     settings = load_settings(folder, batch_max_requests=500)
     context = build_context(settings)
@@ -134,7 +134,7 @@ def baseline(rig: Rig, document: bytes, count: int) -> tuple[float, bytes]:
     from pyhanko.sign.pkcs11 import PKCS11Signer
 
     from hsm_bridge import CredentialRef
-    from hsm_bridge.softhsm import find_softhsm_module
+    from hsm_bridge.pkcs11.softhsm import find_softhsm_module
 
     # one library object for the run: python-pkcs11 finalises the module when one is
     # collected, which would pull it from under the bridge in this same process
@@ -187,9 +187,9 @@ def gateway(rig: Rig, document: bytes, count: int) -> tuple[float, bytes]:
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from gateway.approvals import DecisionItem, DeviceProof, issue_nonce, statement_for
+    from gateway.approvals.statements import DecisionItem, DeviceProof, issue_nonce, statement_for
     from hsm_bridge.pades import SignatureParameters
-    from hsm_bridge.statement import Decision
+    from hsm_bridge.sam.statement import Decision
 
     context = rig.context
     requests = []
@@ -226,7 +226,7 @@ def gateway(rig: Rig, document: bytes, count: int) -> tuple[float, bytes]:
 
 def check(signed: bytes, root: Path) -> None:
     """The output holds one valid, trusted signature over the whole file."""
-    from gateway.validation import validate_with_pyhanko
+    from gateway.signing.validation import validate_with_pyhanko
 
     (verdict,) = validate_with_pyhanko(signed, root)
     if not (verdict.ok and verdict.coverage == "ENTIRE_FILE"):

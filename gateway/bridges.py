@@ -14,12 +14,12 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from gateway.config import Settings
 from gateway.secrets_at_rest import InstallationKeys
 from hsm_bridge import Bridge, BridgeClient, BridgeConfig, ModuleConfig, TokenLimits
-from hsm_bridge.authorization import Profile
-from hsm_bridge.chain import load_ca_file
-from hsm_bridge.remote import RemoteBridge, RemoteBridgeConfig
-from hsm_bridge.router import BridgeRouter
-from hsm_bridge.signers import SignerRegistry, TotpPolicy
-from hsm_bridge.softhsm import find_softhsm_module
+from hsm_bridge.pades.chain import load_ca_file
+from hsm_bridge.pkcs11.softhsm import find_softhsm_module
+from hsm_bridge.sam.authorization import Profile
+from hsm_bridge.sam.signers import SignerRegistry, TotpPolicy
+from hsm_bridge.transport.remote import RemoteBridge, RemoteBridgeConfig
+from hsm_bridge.transport.router import BridgeRouter
 
 __all__ = [
     "SOFTHSM_MAX_SESSIONS",
@@ -125,7 +125,7 @@ def local_registry(settings: Settings, keys: InstallationKeys) -> SignerRegistry
 
 def build_bridge(settings: Settings, keys: InstallationKeys) -> BridgeClient:
     """The bridge the gateway signs through: the in-process one alone (the default), or
-    a :class:`~hsm_bridge.router.BridgeRouter` over it and the ``remote_bridges``."""
+    a :class:`~hsm_bridge.transport.router.BridgeRouter` over it and the ``remote_bridges``."""
     bridges: list[BridgeClient] = []
     if settings.in_process_bridge:
         bridges.append(Bridge(bridge_config(settings, keys)))

@@ -60,7 +60,7 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(Path("var"), description="installation folder")
     database_url: str | None = Field(
-        None, description="SQLAlchemy URL; default sqlite:///<data_dir>/gateway.db"
+        None, description="SQLAlchemy URL; default sqlite:///<data_dir>/gateway.db.database"
     )
     pkcs11_modules: list[Pkcs11ModuleSettings] = Field(
         default_factory=list,
@@ -144,7 +144,7 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         """The database URL in force (SQLite file in the data folder by default)."""
-        return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'gateway.db'}"
+        return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'gateway.db.database'}"
 
     @property
     def effective_softhsm2_conf(self) -> Path:

@@ -6,14 +6,14 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from gateway.audit_checkpoints import SESSION_INFO_KEY, CheckpointSigner
+from gateway.approvals.decisions import SigningService
+from gateway.audit.checkpoints import SESSION_INFO_KEY, CheckpointSigner
 from gateway.bridges import build_bridge
 from gateway.config import Settings
-from gateway.db import Database
-from gateway.document_store import DocumentStore
+from gateway.db.database import Database
+from gateway.requests.document_store import DocumentStore
+from gateway.requests.submission import Submissions
 from gateway.secrets_at_rest import InstallationKeys, SecretBox
-from gateway.service import SigningService
-from gateway.submission import Submissions
 from hsm_bridge import BridgeClient
 
 __all__ = ["GatewayContext", "build_context", "context_of", "open_database"]

@@ -10,7 +10,7 @@ from hsm_bridge.bridge import Bridge, BridgeConfig, ModuleConfig
 from hsm_bridge.credentials import CredentialRef, SignatureMechanism
 from hsm_bridge.errors import BridgeError
 from hsm_bridge.interface import BridgeClient, SignRequest
-from hsm_bridge.tokens import TokenLimits
+from hsm_bridge.pkcs11.tokens import TokenLimits
 
 __all__ = [
     "Bridge",

@@ -24,19 +24,6 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from pkcs11 import Attribute, ObjectClass
 from pyhanko.sign.timestamps import HTTPTimeStamper, TimeStamper
 
-from hsm_bridge.activation import (
-    Activation,
-    ActivationIssuer,
-    ActivationVerifier,
-    SpentActivations,
-)
-from hsm_bridge.authorization import (
-    AuthorizationRequest,
-    Factor,
-    Profile,
-    SignatureActivationModule,
-)
-from hsm_bridge.chain import load_ca_file
 from hsm_bridge.credentials import CredentialRef, SignatureMechanism
 from hsm_bridge.errors import (
     ActivationInvalid,
@@ -46,20 +33,38 @@ from hsm_bridge.errors import (
     TokenNotPresent,
 )
 from hsm_bridge.interface import SignRequest
-from hsm_bridge.inventory import CredentialEntry, TokenEntry, describe_token, list_credentials
-from hsm_bridge.pin_envelope import PinEnvelopeKey
-from hsm_bridge.pins import PinStore
-from hsm_bridge.provisioning import KeySpec, generate_key_pair, store_certificate
-from hsm_bridge.signature_step import SignatureStep
-from hsm_bridge.signers import (
+from hsm_bridge.pades.chain import load_ca_file
+from hsm_bridge.pkcs11.inventory import (
+    CredentialEntry,
+    TokenEntry,
+    describe_token,
+    list_credentials,
+)
+from hsm_bridge.pkcs11.pins import PinStore
+from hsm_bridge.pkcs11.provisioning import KeySpec, generate_key_pair, store_certificate
+from hsm_bridge.pkcs11.signing import find_certificate, sign_digest
+from hsm_bridge.pkcs11.tokens import TokenHealth, TokenLimits, TokenPool
+from hsm_bridge.sam.activation import (
+    Activation,
+    ActivationIssuer,
+    ActivationVerifier,
+    SpentActivations,
+)
+from hsm_bridge.sam.authorization import (
+    AuthorizationRequest,
+    Factor,
+    Profile,
+    SignatureActivationModule,
+)
+from hsm_bridge.sam.pin_envelope import PinEnvelopeKey
+from hsm_bridge.sam.signers import (
     DeviceRecord,
     EnrolledDevice,
     EnrolmentCode,
     SignerRegistry,
     TotpPolicy,
 )
-from hsm_bridge.signing import find_certificate, sign_digest
-from hsm_bridge.tokens import TokenHealth, TokenLimits, TokenPool
+from hsm_bridge.signature_step import SignatureStep
 
 __all__ = ["Bridge", "BridgeConfig", "ModuleConfig", "SignRequest", "utcnow"]
 
@@ -88,7 +93,7 @@ class BridgeConfig:
     the SAD key (32+ bytes, the bridge's alone), the SQLite file of spent SADs and the
     signer registry's SQLite file (by default ``signers.db`` beside it).
     ``activation_ttl_seconds``: the life of a SAD and the furthest a device statement
-    may expire; ``profile``: what approves (:class:`~hsm_bridge.authorization.Profile`);
+    may expire; ``profile``: what approves (:class:`~hsm_bridge.sam.authorization.Profile`);
     ``max_batch``: the most SADs one approval yields; ``totp_policy``: the lockout;
     ``ca_certificates_file``: a PEM bundle of CA certificates for chains the tokens do
     not hold; ``pin_envelope_key_file``: the HPKE key tablets seal PINs to (made on
@@ -237,7 +242,7 @@ class Bridge:
 
     def pin_key(self, token_serial: str) -> bytes:
         """The HPKE public key (65-byte uncompressed P-256 point) tablets seal a token PIN
-        to (:mod:`hsm_bridge.pin_envelope`); one per bridge."""
+        to (:mod:`hsm_bridge.sam.pin_envelope`); one per bridge."""
         return self._envelope_key.public_point
 
     # ---- signature activation (the gateway relays the signer's factor) -------------
@@ -249,7 +254,7 @@ class Bridge:
         self, request: AuthorizationRequest, *, token_serials: frozenset[str] | None = None
     ) -> list[str | None]:
         """Verify the signer's factor and issue one SAD per item (see
-        :meth:`~hsm_bridge.authorization.SignatureActivationModule.authorize`); raises
+        :meth:`~hsm_bridge.sam.authorization.SignatureActivationModule.authorize`); raises
         :class:`~hsm_bridge.errors.AuthorizationRefused`."""
         return self.sam.authorize(request, now=self._now(), token_serials=token_serials)
 
@@ -257,7 +262,7 @@ class Bridge:
         self, code_id: str, public_key_der: bytes, proof: bytes, *, kind: str = "device_key"
     ) -> EnrolledDevice:
         """Register a device key with a bridge-issued enrolment code and the code's HMAC
-        over the key (:func:`~hsm_bridge.signers.enrolment_proof`)."""
+        over the key (:func:`~hsm_bridge.sam.signers.enrolment_proof`)."""
         return self.registry.enrol_device(
             code_id, public_key_der, proof, now=self._now(), kind=kind
         )
@@ -268,13 +273,13 @@ class Bridge:
 
     def revoke_device(self, signer: str, device_id: str, factor: Factor) -> bool:
         """Revoke one of ``signer``'s devices with the signer's own factor (see
-        :meth:`~hsm_bridge.authorization.SignatureActivationModule.revoke_device`)."""
+        :meth:`~hsm_bridge.sam.authorization.SignatureActivationModule.revoke_device`)."""
         return self.sam.revoke_device(signer, device_id, factor, now=self._now())
 
     def enrolment_code(self, signer: str, otp: str, *, ttl_seconds: int) -> EnrolmentCode:
         """A device enrolment code for ``signer``, who proves presence with a TOTP code
         the bridge checks itself; only where TOTP approves (see
-        :meth:`~hsm_bridge.authorization.SignatureActivationModule.enrolment_code_by_totp`)."""
+        :meth:`~hsm_bridge.sam.authorization.SignatureActivationModule.enrolment_code_by_totp`)."""
         return self.sam.enrolment_code_by_totp(
             signer, otp, now=self._now(), ttl_seconds=ttl_seconds
         )
@@ -295,7 +300,7 @@ class Bridge:
         code_proof: bytes | None = None,
     ) -> None:
         """Keep a new TOTP secret pending for ``signer`` (see
-        :meth:`~hsm_bridge.signers.SignerRegistry.begin_totp_enrolment`)."""
+        :meth:`~hsm_bridge.sam.signers.SignerRegistry.begin_totp_enrolment`)."""
         self.registry.begin_totp_enrolment(
             signer,
             secret,
@@ -375,7 +380,7 @@ class Bridge:
         pin: str | None,
     ) -> bytes:
         """The token's raw signature of a 32-byte SHA-256 ``digest`` (C_SignInit +
-        C_Sign, :func:`~hsm_bridge.signing.sign_digest`): with the signer's ``pin`` on
+        C_Sign, :func:`~hsm_bridge.pkcs11.signing.sign_digest`): with the signer's ``pin`` on
         a fresh session, or with the stored PIN on a pooled one. Only the signature
         step calls it, under a spent SAD: the bridge's network API offers no way to it.
         Raises :class:`~hsm_bridge.errors.PinRequired` when the token has no stored PIN

@@ -178,7 +178,7 @@ class AuthorizationRefused(BridgeError):
 
 
 class PinEnvelopeInvalid(BridgeError):
-    """The sealed PIN (:mod:`hsm_bridge.pin_envelope`) does not open with the bridge's
+    """The sealed PIN (:mod:`hsm_bridge.sam.pin_envelope`) does not open with the bridge's
     key for the approval the SAD names: sealed for another approval or key, or
     altered. No login was tried."""
 

@@ -1,7 +1,7 @@
 """The bridge's interface, shared by its transports: in-process (:class:`~hsm_bridge.
-bridge.Bridge`), remote over mutual TLS (:class:`~hsm_bridge.remote.RemoteBridge`), and
+bridge.Bridge`), remote over mutual TLS (:class:`~hsm_bridge.transport.remote.RemoteBridge`), and
 the router that sends each credential to the bridge holding its token
-(:class:`~hsm_bridge.router.BridgeRouter`)."""
+(:class:`~hsm_bridge.transport.router.BridgeRouter`)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from hsm_bridge.authorization import AuthorizationRequest, Factor
 from hsm_bridge.credentials import CredentialRef, SignatureMechanism
 from hsm_bridge.errors import BridgeError
-from hsm_bridge.inventory import CredentialEntry, TokenEntry
-from hsm_bridge.signers import DeviceRecord, EnrolledDevice, EnrolmentCode
-from hsm_bridge.tokens import TokenHealth
+from hsm_bridge.pkcs11.inventory import CredentialEntry, TokenEntry
+from hsm_bridge.pkcs11.tokens import TokenHealth
+from hsm_bridge.sam.authorization import AuthorizationRequest, Factor
+from hsm_bridge.sam.signers import DeviceRecord, EnrolledDevice, EnrolmentCode
 
 __all__ = ["BridgeClient", "SignRequest"]
 
@@ -28,7 +28,7 @@ class SignRequest:
     against the SAD's); ``images``: the appearance's images by the lowercase hex SHA-256
     of their PNG bytes (the one the approved parameters name is used, checked by its
     hash); ``pin_envelope``: the signer's token PIN sealed by the tablet to the bridge
-    for this approval (PIN policy ``signer``, :mod:`hsm_bridge.pin_envelope`), else
+    for this approval (PIN policy ``signer``, :mod:`hsm_bridge.sam.pin_envelope`), else
     None. Nothing else travels: the parameters come from the SAD, the certificate and
     chain from the token, the time from the bridge's clock."""
 

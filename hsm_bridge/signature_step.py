@@ -23,8 +23,6 @@ from typing import Protocol
 from cryptography import x509
 from pyhanko.sign.timestamps import TimeStamper
 
-from hsm_bridge.activation import Activation
-from hsm_bridge.chain import issuer_chain
 from hsm_bridge.credentials import CredentialRef, SignatureMechanism
 from hsm_bridge.errors import (
     ActivationInvalid,
@@ -35,9 +33,11 @@ from hsm_bridge.errors import (
 )
 from hsm_bridge.interface import SignRequest
 from hsm_bridge.pades.builder import SignerIdentity, build_signed_pdf, check_images
+from hsm_bridge.pades.chain import issuer_chain
 from hsm_bridge.pades.parameters import SignatureParameters
-from hsm_bridge.pin_envelope import PinEnvelopeKey
-from hsm_bridge.signers import SignerRegistry
+from hsm_bridge.sam.activation import Activation
+from hsm_bridge.sam.pin_envelope import PinEnvelopeKey
+from hsm_bridge.sam.signers import SignerRegistry
 
 __all__ = ["SignatureStep", "TokenAccess"]
 

@@ -17,12 +17,12 @@ import limits.strategies
 from fastapi import Depends, Request
 from sqlalchemy import select
 
-from gateway import audit
+from gateway.audit import log as audit
 from gateway.context import GatewayContext, context_of
+from gateway.db.models import MobileSession, User
 from gateway.errors import CredentialsInvalid, LoginLocked, LoginRateLimited, Unauthenticated
-from gateway.models import MobileSession, User
 from gateway.passwords import verify_password
-from gateway.request_access import utcnow
+from gateway.requests.access import utcnow
 
 __all__ = ["IssuedSession", "LoginLimiter", "current_user", "login", "revoke"]
 

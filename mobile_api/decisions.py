@@ -1,6 +1,6 @@
 """Mobile API: approvals and rejections, one request or a batch, each with one second
 factor: a TOTP code, or a signature by the device's own key over the approval statement
-(``hsm_bridge.statement``) that carries a server nonce."""
+(``hsm_bridge.sam.statement``) that carries a server nonce."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from typing import Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field, model_validator
 
-from gateway.approvals import DecisionItem, DeviceProof, Proof, TotpProof, issue_nonce
+from gateway.approvals.decisions import DecisionOutcome
+from gateway.approvals.statements import DecisionItem, DeviceProof, Proof, TotpProof, issue_nonce
+from gateway.db.models import SigningRequest
 from gateway.errors import ParameterInvalid
-from gateway.models import SigningRequest
-from gateway.request_access import utcnow
-from gateway.service import DecisionOutcome
-from hsm_bridge.statement import Decision
+from gateway.requests.access import utcnow
+from hsm_bridge.sam.statement import Decision
 from mobile_api.deps import Context, Signer, client_address
 
 __all__ = ["router"]
@@ -42,7 +42,7 @@ class DeviceApproval(BaseModel):
     signature: str = Field(min_length=8, max_length=200)
 
     def proof(self) -> DeviceProof:
-        """As a :class:`~gateway.approvals.DeviceProof` (422 for bad base64)."""
+        """As a :class:`~gateway.approvals.statements.DeviceProof` (422 for bad base64)."""
         try:
             signature = base64.b64decode(self.signature, validate=True)
         except (binascii.Error, ValueError) as exc:

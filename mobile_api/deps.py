@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from gateway.context import GatewayContext, context_of
-from gateway.models import User
+from gateway.db.models import User
 from mobile_api import auth
 
 __all__ = ["Context", "Signer", "client_address"]

@@ -1,5 +1,5 @@
 """Mobile API: device activation codes, device enrolment with a device-bound P-256 key,
-the signer's devices, and revocation of a lost one (see :mod:`gateway.devices`)."""
+the signer's devices, and revocation of a lost one (see :mod:`gateway.approvals.devices`)."""
 
 from __future__ import annotations
 
@@ -11,16 +11,16 @@ from typing import Literal
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
-from gateway import devices, totp
+from gateway.approvals import devices, totp
+from gateway.db.models import Device
 from gateway.errors import (
     ActivationCodeInvalid,
     DeviceKeyInvalid,
     ParameterInvalid,
     TotpNotEnrolled,
 )
-from gateway.models import Device
-from gateway.request_access import utcnow
-from hsm_bridge.authorization import DeviceFactor, Factor, TotpFactor
+from gateway.requests.access import utcnow
+from hsm_bridge.sam.authorization import DeviceFactor, Factor, TotpFactor
 from mobile_api.decisions import DeviceApproval
 from mobile_api.deps import Context, Signer, client_address
 

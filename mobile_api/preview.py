@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 from gateway.errors import NotFound, ParameterInvalid
-from gateway.pdfium import open_pdf
+from gateway.requests.pdfium import open_pdf
 
 __all__ = ["render_page_png"]
 

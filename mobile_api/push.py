@@ -3,7 +3,7 @@ log implementation for the embedded default, and the notifier that tells a signe
 devices about a new request after it was committed.
 
 A push message carries only the request id, a server nonce for the signed answer (see
-:mod:`gateway.approvals`) and a localised title: never document content, names of
+:mod:`gateway.approvals.statements`) and a localised title: never document content, names of
 secrets or tokens. A push failure never loses or blocks the request: the signer still
 sees it in the pending list, and the app can fetch a nonce itself.
 """
@@ -21,9 +21,9 @@ from typing import Protocol
 
 from sqlalchemy import select
 
-from gateway.approvals import issue_nonce
-from gateway.db import Database
-from gateway.models import Device
+from gateway.approvals.statements import issue_nonce
+from gateway.db.database import Database
+from gateway.db.models import Device
 
 __all__ = [
     "FcmPushProvider",
@@ -104,7 +104,7 @@ class FcmPushProvider:
 
 
 class PushNotifier:
-    """Implements :class:`gateway.service.Notifier`: sends to each live (not stale, not
+    """Implements :class:`gateway.approvals.decisions.Notifier`: sends to each live (not stale, not
     revoked) device of the signer in a background thread, with one new server nonce
     (valid ``nonce_ttl_seconds``) for the signed answer; marks a device stale when FCM
     says its token is dead. One device's failure never affects another's."""

@@ -13,12 +13,13 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from gateway import audit, totp
+from gateway.approvals import totp
+from gateway.audit import log as audit
+from gateway.db.models import User
 from gateway.errors import ActivationCodeInvalid, OtpInvalid, ParameterInvalid
-from gateway.lifecycle import RequestStatus
-from gateway.models import User
-from gateway.request_access import utcnow
-from gateway.schemas import SigningRequestView
+from gateway.requests.access import utcnow
+from gateway.requests.lifecycle import RequestStatus
+from gateway.requests.schemas import SigningRequestView
 from hsm_bridge.errors import AuthorizationRefused
 from mobile_api import auth
 from mobile_api.deps import Context, Signer, client_address

@@ -9,13 +9,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Response
 
-from gateway import integration_api
-from gateway.callbacks import CallbackDeliverer
 from gateway.config import Settings
 from gateway.context import build_context
 from gateway.errors import install_error_handlers
-from hsm_bridge import BridgeError, metrics
-from hsm_bridge.router import BridgeRouter
+from gateway.integration import api as integration_api
+from gateway.integration.callbacks import CallbackDeliverer
+from hsm_bridge import BridgeError
+from hsm_bridge.pkcs11 import metrics
+from hsm_bridge.transport.router import BridgeRouter
 from mobile_api import decisions as mobile_decisions
 from mobile_api import devices as mobile_devices
 from mobile_api import routes as mobile_routes

@@ -63,13 +63,17 @@ def init(
     demo: Annotated[bool, typer.Option(help="also create a demo PKI, tokens and users")] = False,
 ) -> None:
     """Create (or complete) an installation: settings, keys, SoftHSM2 config, database."""
-    from gateway.installation import init_installation
+    from gateway.admin.installation import init_installation
+    from signing_gateway.demo.installation import init_demo
 
     settings = load_settings(data_dir)
-    result = init_installation(settings, demo=demo, now=dt.datetime.now(dt.UTC))
+    if demo:
+        credentials = init_demo(settings, now=dt.datetime.now(dt.UTC))
+        typer.echo(f"installation ready in {settings.data_dir}")
+        typer.echo(f"demo credentials: {credentials}")
+        return
+    init_installation(settings)
     typer.echo(f"installation ready in {settings.data_dir}")
-    if result is not None:
-        typer.echo(f"demo credentials: {result}")
 
 
 @app.command()
@@ -98,7 +102,7 @@ def demo(
 ) -> None:
     """Create a demo installation, start the server, sign one real PDF through the HTTP
     APIs as a document system and a tablet would, validate it, keep serving."""
-    from signing_gateway.demo import default_demo_document, run_signing_flow, wait_until_up
+    from signing_gateway.demo.driver import default_demo_document, run_signing_flow, wait_until_up
 
     init(data_dir=data_dir, demo=True)
     settings = load_settings(data_dir)
@@ -178,7 +182,7 @@ def _needed_serials(settings: Settings) -> set[str]:
     from sqlalchemy import select
 
     from gateway.context import open_database
-    from gateway.models import Credential
+    from gateway.db.models import Credential
 
     db = open_database(settings)
     try:
@@ -197,7 +201,7 @@ def tokens_list(
 ) -> None:
     """Tokens of every PKCS#11 module (and remote bridge): flags, mechanisms, state.
     Tokens that credentials need but that are not plugged in are listed as removed."""
-    from hsm_bridge.inventory import TokenEntry
+    from hsm_bridge.pkcs11.inventory import TokenEntry
 
     settings = load_settings(data_dir)
     bridge = _bridge(settings)
@@ -232,7 +236,7 @@ def tokens_set_pin(
     from gateway.bridges import bridge_config
     from gateway.secrets_at_rest import InstallationKeys
     from hsm_bridge import Bridge
-    from hsm_bridge.pins import PinStore
+    from hsm_bridge.pkcs11.pins import PinStore
 
     settings = load_settings(data_dir)
     keys = InstallationKeys.load(settings.secrets_dir)
@@ -265,7 +269,7 @@ def tokens_forget_pin(
     approval)."""
     from gateway.bridges import bridge_config
     from gateway.secrets_at_rest import InstallationKeys
-    from hsm_bridge.pins import PinStore
+    from hsm_bridge.pkcs11.pins import PinStore
 
     settings = load_settings(data_dir)
     config = bridge_config(settings, InstallationKeys.load(settings.secrets_dir))
@@ -280,9 +284,9 @@ def _record_pin_policy(settings: Settings, serial: str, policy: str, action: str
     ``credentials pin-policy``)."""
     from sqlalchemy import select
 
-    from gateway import audit
+    from gateway.audit import log as audit
     from gateway.context import open_database
-    from gateway.models import Credential
+    from gateway.db.models import Credential
 
     db = open_database(settings)
     try:
@@ -340,9 +344,9 @@ def credentials_pin_policy(
 ) -> None:
     """Set whether the bridge keeps the credential's token PIN (``stored``) or the signer
     types it with each approval (``signer``). Audited."""
-    from gateway import audit
+    from gateway.audit import log as audit
     from gateway.context import open_database
-    from gateway.models import Credential
+    from gateway.db.models import Credential
 
     if policy not in ("stored", "signer"):
         typer.echo("policy must be stored or signer", err=True)
@@ -379,7 +383,7 @@ def users_add(
     data_dir: DataDir = Path("var"),
 ) -> None:
     """Add a user; prints its initial password, shown once (the user enrols TOTP on the tablet)."""
-    from gateway.enrolment import add_user
+    from gateway.admin.enrolment import add_user
 
     with _admin_db(load_settings(data_dir)) as db:
         user = add_user(
@@ -401,7 +405,7 @@ def users_signature_image(
 ) -> None:
     """Keep IMAGE (the signer's handwritten signature, e.g. blue ink on a transparent
     background) to draw in USERNAME's visible signatures from now on. Audited."""
-    from gateway.signature_images import set_signature_image
+    from gateway.admin.signature_images import set_signature_image
 
     data = _read_or_exit(image)
     with _admin_db(load_settings(data_dir)) as db:
@@ -418,7 +422,7 @@ def organisations_add(
     """Add an organisation (audited). Then: its seal image (`organisations seal`), its
     clerks (`users add --role clerk --organisation NAME`) and its key
     (`credentials register CLERK --organisation NAME`)."""
-    from gateway.organisations import add_organisation
+    from gateway.admin.organisations import add_organisation
 
     with _admin_db(load_settings(data_dir)) as db:
         add_organisation(db, name, display_name, now=dt.datetime.now(dt.UTC))
@@ -435,7 +439,7 @@ def organisations_seal(
     """Keep IMAGE (the seal filling the image edge to edge, red on a transparent
     background) as NAME's seal, drawn DIAMETER_MM across on its official documents from
     now on. Audited."""
-    from gateway.organisations import set_seal
+    from gateway.admin.organisations import set_seal
 
     data = _read_or_exit(image)
     with _admin_db(load_settings(data_dir)) as db:
@@ -455,7 +459,7 @@ def organisations_handover(
     """Hand NAME's token to another of its clerks (staff rotation). Its pending seals
     go to the new clerk; the old one can no longer sign with it. Audited with the
     permission."""
-    from gateway.organisations import hand_over
+    from gateway.admin.organisations import hand_over
     from mobile_api.push import PushNotifier
     from signing_gateway.app import push_provider
 
@@ -503,7 +507,7 @@ def organisations_list(data_dir: DataDir = Path("var")) -> None:
     from sqlalchemy import select
 
     from gateway.context import open_database
-    from gateway.models import Credential, Organisation, User
+    from gateway.db.models import Credential, Organisation, User
 
     db = open_database(load_settings(data_dir))
     try:
@@ -541,8 +545,8 @@ def credentials_register(
     the newest registered credential of a user is the one used for new requests. With
     --organisation it is the organisation's credential instead, which only USERNAME,
     one of its clerks, signs with."""
+    from gateway.admin.enrolment import register_credential
     from gateway.context import open_database
-    from gateway.enrolment import register_credential
     from gateway.errors import GatewayError
     from hsm_bridge.credentials import SignatureMechanism
 
@@ -601,10 +605,10 @@ def credentials_revoke(
     are called back; a workflow ends). Audited."""
     from sqlalchemy import select
 
-    from gateway import audit
+    from gateway.audit import log as audit
     from gateway.context import open_database
-    from gateway.lifecycle import RequestStatus, transition
-    from gateway.models import Credential, SigningRequest, User
+    from gateway.db.models import Credential, SigningRequest, User
+    from gateway.requests.lifecycle import RequestStatus, transition
     from hsm_bridge.credentials import CredentialRef
 
     settings = load_settings(data_dir)
@@ -672,7 +676,7 @@ def devices_activation_code(
     QR code in the terminal; the app scans it). The bridge of this installation issues
     it; with a bridge on a secure host, run `signing-gateway bridge enrolment-code`
     there. Audited."""
-    from gateway import devices
+    from gateway.approvals import devices
     from gateway.context import open_database
 
     settings = load_settings(data_dir)
@@ -702,7 +706,7 @@ def devices_activation_code(
 def _show_activation_code(code: Any, png: Path | None) -> None:
     import segno
 
-    from gateway import devices
+    from gateway.approvals import devices
 
     if png is not None:
         png.write_bytes(devices.qr_png(code.uri))
@@ -720,7 +724,7 @@ def devices_list(
     """A signer's devices as the bridge holds them (the bridge is the source of truth),
     revoked ones included, with the names the gateway knows them by."""
 
-    from gateway import devices
+    from gateway.approvals import devices
     from gateway.context import open_database
 
     settings = load_settings(data_dir)
@@ -770,7 +774,7 @@ def devices_revoke(
     """Revoke a device at once (a lost tablet), in the records of the bridge on this
     host: its approvals are refused and it gets no more push messages. With a bridge on
     a secure host, run `signing-gateway bridge devices revoke` there. Audited."""
-    from gateway import devices
+    from gateway.approvals import devices
     from gateway.context import open_database
 
     settings = load_settings(data_dir)
@@ -825,7 +829,7 @@ def _user_or_exit(session: Any, username: str) -> Any:
     """The user named ``username``; prints a message and exits 1 when there is none."""
     from sqlalchemy import select
 
-    from gateway.models import User
+    from gateway.db.models import User
 
     user = session.scalar(select(User).where(User.username == username))
     if user is None:
@@ -869,7 +873,7 @@ def _bridge_admin_audit(settings: Settings, action: str, detail: dict[str, Any])
     """An audit entry for an administrator's change to the bridge's signer records, in
     this host's installation (the gateway's log in the embedded default; the bridge
     host's own log on a secure host)."""
-    from gateway import audit
+    from gateway.audit import log as audit
     from gateway.context import open_database
 
     db = open_database(settings)
@@ -892,7 +896,7 @@ def _user_exists(settings: Settings, username: str) -> bool | None:
     from sqlalchemy import select
 
     from gateway.context import open_database
-    from gateway.models import User
+    from gateway.db.models import User
 
     db = open_database(settings)
     try:
@@ -968,7 +972,7 @@ def bridge_enrolment_code(
 ) -> None:
     """On the bridge host: a one-time device enrolment code for USERNAME (the bridge
     will know the device's key; hand the QR code to the signer). Audited."""
-    from gateway import devices
+    from gateway.approvals import devices
 
     settings = load_settings(data_dir)
     issued = _local_registry(settings).issue_enrolment_code(
@@ -996,9 +1000,9 @@ def bridge_totp_reset(
     code with which the signer enrols a new authenticator (hand it to them). Audited."""
     from sqlalchemy import update
 
-    from gateway import devices
+    from gateway.approvals import devices
     from gateway.context import open_database
-    from gateway.models import User
+    from gateway.db.models import User
 
     settings = load_settings(data_dir)
     registry = _local_registry(settings)
@@ -1092,7 +1096,7 @@ def bridge_init_tls(
     """Create the mutual-TLS files of one gateway-bridge link in <data-dir>/bridge-tls:
     a private CA whose key is thrown away, the bridge's server certificate and the
     gateway's client certificate."""
-    from hsm_bridge.link_tls import create_link_credentials
+    from hsm_bridge.transport.link_tls import create_link_credentials
 
     settings = load_settings(data_dir)
     files = create_link_credentials(settings.bridge_tls_dir, host, now=dt.datetime.now(dt.UTC))
@@ -1117,8 +1121,8 @@ def bridge_serve(
     from gateway.bridges import bridge_config
     from gateway.secrets_at_rest import InstallationKeys
     from hsm_bridge import Bridge
-    from hsm_bridge.link_tls import link_files
-    from hsm_bridge.service import serve as serve_bridge
+    from hsm_bridge.transport.link_tls import link_files
+    from hsm_bridge.transport.service import serve as serve_bridge
 
     settings = load_settings(data_dir)
     configure_logging(settings.log_level)
@@ -1155,8 +1159,8 @@ def audit_verify(
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-    from gateway.audit import verify_chain
-    from gateway.audit_checkpoints import verify_checkpoints
+    from gateway.audit.checkpoints import verify_checkpoints
+    from gateway.audit.log import verify_chain
     from gateway.context import open_database
     from gateway.secrets_at_rest import CHECKPOINT_PUBLIC_KEY_FILE
 
@@ -1203,7 +1207,7 @@ def audit_verify(
 def audit_checkpoint(data_dir: DataDir = Path("var")) -> None:
     """Sign the audit chain's head now (for a timer; checkpoints are also written every
     ``audit_checkpoint_every`` entries)."""
-    from gateway.audit_checkpoints import SESSION_INFO_KEY, write_checkpoint
+    from gateway.audit.checkpoints import SESSION_INFO_KEY, write_checkpoint
     from gateway.context import open_database
 
     settings = load_settings(data_dir)
@@ -1238,7 +1242,7 @@ def audit_show(
     from sqlalchemy import select
 
     from gateway.context import open_database
-    from gateway.models import AuditEntry
+    from gateway.db.models import AuditEntry
 
     db = open_database(load_settings(data_dir))
     try:

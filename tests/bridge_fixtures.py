@@ -13,7 +13,7 @@ The child side is this module run as a program::
 It builds an in-process :class:`~hsm_bridge.Bridge` over its token, stores the token's
 PIN, generates the planned keys inside the token with certificates issued by a
 throwaway test CA (:meth:`~hsm_bridge.Bridge.provision`), then serves
-:func:`~hsm_bridge.service.serve` (uvicorn with mutual TLS).
+:func:`~hsm_bridge.transport.service.serve` (uvicorn with mutual TLS).
 """
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ import httpx
 
 from hsm_bridge.credentials import CredentialRef
 from hsm_bridge.errors import BridgeError
-from hsm_bridge.link_tls import LinkFiles, create_link_credentials
-from hsm_bridge.provisioning import KeySpec
-from hsm_bridge.remote import RemoteBridge, RemoteBridgeConfig
-from hsm_bridge.signers import SignerRegistry
-from hsm_bridge.softhsm import init_token, write_config
+from hsm_bridge.pkcs11.provisioning import KeySpec
+from hsm_bridge.pkcs11.softhsm import init_token, write_config
+from hsm_bridge.sam.signers import SignerRegistry
+from hsm_bridge.transport.link_tls import LinkFiles, create_link_credentials
+from hsm_bridge.transport.remote import RemoteBridge, RemoteBridgeConfig
 
 __all__ = [
     "BridgeService",
@@ -342,9 +342,9 @@ def serve(state_file: Path) -> None:
     """The child: provision the planned keys, then serve the bridge with mutual TLS."""
 
     from hsm_bridge import Bridge, BridgeConfig, ModuleConfig, TokenLimits
-    from hsm_bridge.authorization import Profile
-    from hsm_bridge.pins import PinStore
-    from hsm_bridge.service import serve
+    from hsm_bridge.pkcs11.pins import PinStore
+    from hsm_bridge.sam.authorization import Profile
+    from hsm_bridge.transport.service import serve
 
     state = json.loads(state_file.read_text("utf-8"))
     pin_key = state["pin_key"].encode("ascii")

@@ -21,12 +21,12 @@ from sqlalchemy import create_engine, text
 
 from gateway.config import Settings, load_settings
 from gateway.context import open_database
-from gateway.db import Database
+from gateway.db.database import Database
 from gateway.secrets_at_rest import InstallationKeys, SecretBox
 from hsm_bridge import CredentialRef
-from hsm_bridge.activation import ActivationIssuer
 from hsm_bridge.credentials import SignatureMechanism
-from signing_gateway.demo import wait_until_up
+from hsm_bridge.sam.activation import ActivationIssuer
+from signing_gateway.demo.driver import wait_until_up
 from tests.factories import INSTALLATION_ENV, TestSigner, demo_credential, make_signer
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

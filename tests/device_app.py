@@ -5,7 +5,7 @@ approval statement it builds itself from what it was shown.
 
 The statement's canonical form is built here with the standard library
 (``json.dumps`` with sorted keys and no spaces, which is RFC 8785 for these values:
-ASCII strings and integers), not with ``hsm_bridge.statement``, so that a drift between
+ASCII strings and integers), not with ``hsm_bridge.sam.statement``, so that a drift between
 the two is caught."""
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class DeviceApp:
         """POST /mobile/v1/devices without a session: the code's id, and the code's
         secret used only as the key of an HMAC over the device's public key (the
         secret never leaves the device). Written here from the API description, not
-        with ``hsm_bridge.signers``."""
+        with ``hsm_bridge.sam.signers``."""
         code_id, _, secret = activation_code.partition(".")
         public_der = base64.b64decode(self.public_key_b64())
         proof = hmac.new(
@@ -147,7 +147,7 @@ def sealed_pin(tablet: httpx.Client, request_id: str, pin: str, nonce: str) -> d
     DHKEM(P-256, HKDF-SHA256), HKDF-SHA256, AES-128-GCM, base mode) to the key the
     gateway names for the request, ``info`` = the advertised prefix then the approval's
     nonce. Written from the API description (cryptography's HPKE, not
-    ``hsm_bridge.pin_envelope``)."""
+    ``hsm_bridge.sam.pin_envelope``)."""
     from cryptography.hazmat.primitives import hpke
 
     answer = tablet.get(f"/mobile/v1/signing-requests/{request_id}/pin-key")

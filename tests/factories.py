@@ -16,12 +16,12 @@ import pyotp
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.db import Database
-from gateway.models import Credential, IntegrationClient, User
+from gateway.db.database import Database
+from gateway.db.models import Credential, IntegrationClient, User
 from gateway.passwords import hash_password
 from gateway.secrets_at_rest import InstallationKeys, SecretBox
 from hsm_bridge.credentials import CredentialRef
-from hsm_bridge.signers import SignerRegistry
+from hsm_bridge.sam.signers import SignerRegistry
 
 # The session's test installation (set by conftest's ``installation`` fixture).
 INSTALLATION_ENV = "SGW_TEST_INSTALLATION"
@@ -144,7 +144,7 @@ def make_client_with_callbacks(db: Database, box: SecretBox) -> tuple[str, str]:
 def activation_code(db: Database, username: str) -> str:
     """A one-time device activation code (``code_id.secret``) for ``username``, as the
     bridge's administrator issues it (``signing-gateway devices activation-code``)."""
-    from gateway import devices
+    from gateway.approvals import devices
 
     now = dt.datetime.now(dt.UTC)
     issued = bridge_registry().issue_enrolment_code(username, now=now.timestamp(), ttl_seconds=600)
@@ -188,8 +188,8 @@ class TestOrganisation:
 def make_organisation(db: Database, box: SecretBox, *, seal_mm: float = 36.0) -> TestOrganisation:
     """A new organisation with the demo seal (``seal_mm`` across), a leader and a clerk
     who keeps the organisation's key, the bridge told that the clerk signs with it."""
-    from gateway.demo_images import demo_seal_png, demo_signature_png
-    from gateway.models import Organisation
+    from gateway.db.models import Organisation
+    from signing_gateway.demo.images import demo_seal_png, demo_signature_png
 
     now = dt.datetime.now(dt.UTC)
     suffix = secrets.token_hex(3)

@@ -19,16 +19,16 @@ import pyotp
 
 from gateway.bridges import bridge_config
 from gateway.config import load_settings
-from gateway.db import Database
-from gateway.demo_pki import DemoPki, HolderName
-from gateway.models import Credential, User
+from gateway.db.database import Database
+from gateway.db.models import Credential, User
 from gateway.passwords import hash_password
 from gateway.secrets_at_rest import InstallationKeys
 from hsm_bridge import Bridge
 from hsm_bridge.credentials import CredentialRef, SignatureMechanism
-from hsm_bridge.pins import PinStore
-from hsm_bridge.provisioning import KeySpec
-from hsm_bridge.softhsm import init_token
+from hsm_bridge.pkcs11.pins import PinStore
+from hsm_bridge.pkcs11.provisioning import KeySpec
+from hsm_bridge.pkcs11.softhsm import init_token
+from signing_gateway.demo.pki import DemoPki, HolderName
 
 # label, key, mechanism, PIN policy, CKA_ALWAYS_AUTHENTICATE, holder name
 EXTRA = [

@@ -8,9 +8,9 @@ import hashlib
 import time
 
 from hsm_bridge import CredentialRef, SignRequest
-from hsm_bridge.activation import ActivationIssuer
 from hsm_bridge.credentials import SignatureMechanism
 from hsm_bridge.pades import SignatureParameters
+from hsm_bridge.sam.activation import ActivationIssuer
 
 
 def sad_for(

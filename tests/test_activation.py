@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from hsm_bridge.activation import ActivationIssuer, ActivationVerifier, SpentActivations
 from hsm_bridge.credentials import CredentialRef
 from hsm_bridge.errors import ActivationInvalid
+from hsm_bridge.sam.activation import ActivationIssuer, ActivationVerifier, SpentActivations
 
 KEY = bytes(range(32))
 CRED = CredentialRef("a1b2c3", b"\x01\x02")

@@ -18,7 +18,7 @@ import pyotp
 import pytest
 from sqlalchemy import select
 
-from gateway.models import AuditEntry, Credential
+from gateway.db.models import AuditEntry, Credential
 from hsm_bridge.credentials import CredentialRef
 from hsm_bridge.errors import AuthorizationRefused
 from tests.factories import bridge_registry, demo_credential, make_signer
@@ -196,7 +196,7 @@ def test_pin_changes_keep_a_working_pin_follow_the_policy_and_are_audited(
 ):
     from gateway.bridges import bridge_config
     from gateway.secrets_at_rest import InstallationKeys
-    from hsm_bridge.pins import PinStore
+    from hsm_bridge.pkcs11.pins import PinStore
 
     token = extra_signers["p384"]
     serial, right = token["token_serial"], token["token_pin"]

@@ -12,7 +12,7 @@ import re
 import pypdfium2
 from pyhanko.pdf_utils.reader import PdfFileReader
 
-from gateway.sample_pdf import sample_pdf
+from signing_gateway.demo.sample_pdf import sample_pdf
 from tests.conftest import approve, submit
 from tests.factories import make_signer
 
@@ -83,8 +83,8 @@ def test_text_over_a_signature_image_is_a_setting(tmp_path):
     import dataclasses
     import hashlib
 
-    from gateway.demo_images import demo_signature_png
     from hsm_bridge.pades import SignatureParameters, build_signed_pdf
+    from signing_gateway.demo.images import demo_signature_png
     from tests.pdf_builders import software_key
 
     key = software_key("Nguyễn Thị Ánh", "Giám đốc", "Sở Tài chính")

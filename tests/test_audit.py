@@ -9,9 +9,9 @@ import re
 import pytest
 from sqlalchemy import select, update
 
-from gateway import audit
-from gateway.db import Database
-from gateway.models import AuditEntry, Base
+from gateway.audit import log as audit
+from gateway.db.database import Database
+from gateway.db.models import AuditEntry, Base
 
 
 @pytest.mark.invariant(5)
@@ -74,7 +74,7 @@ def test_installation_log_is_intact_and_covers_a_signing(server, db, signer, cor
 def _checkpointed_db(tmp_path, every: int = 3):
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from gateway.audit_checkpoints import SESSION_INFO_KEY, CheckpointSigner
+    from gateway.audit.checkpoints import SESSION_INFO_KEY, CheckpointSigner
 
     key = Ed25519PrivateKey.generate()
     db = Database(
@@ -105,8 +105,8 @@ def _rewrite_from(session, first_id: int) -> None:
 
 @pytest.mark.invariant(5)
 def test_signed_checkpoints_catch_a_rewritten_chain(tmp_path):
-    from gateway.audit_checkpoints import verify_checkpoints
-    from gateway.models import AuditCheckpoint
+    from gateway.audit.checkpoints import verify_checkpoints
+    from gateway.db.models import AuditCheckpoint
 
     db, key = _checkpointed_db(tmp_path)
     with db.transaction() as session:
@@ -126,7 +126,7 @@ def test_signed_checkpoints_catch_a_log_cut_short_and_a_foreign_key(tmp_path):
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from sqlalchemy import delete
 
-    from gateway.audit_checkpoints import verify_checkpoints
+    from gateway.audit.checkpoints import verify_checkpoints
 
     db, key = _checkpointed_db(tmp_path)
     with db.transaction() as session:
@@ -209,8 +209,8 @@ def _cli_init(data_dir, env):
 def test_deleted_checkpoints_and_a_rewritten_tail_are_caught(tmp_path):
     from sqlalchemy import delete
 
-    from gateway.audit_checkpoints import verify_checkpoints
-    from gateway.models import AuditCheckpoint
+    from gateway.audit.checkpoints import verify_checkpoints
+    from gateway.db.models import AuditCheckpoint
 
     db, key = _checkpointed_db(tmp_path, every=2)  # 7 entries, checkpoints at 2, 4, 6
     # rewrite from entry 3 on and drop the checkpoints that covered it

@@ -21,7 +21,6 @@ from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
 
 from gateway.bridges import bridge_config
-from gateway.sample_pdf import sample_pdf
 from gateway.secrets_at_rest import InstallationKeys
 from hsm_bridge import (
     Bridge,
@@ -31,7 +30,8 @@ from hsm_bridge import (
     TokenLimits,
 )
 from hsm_bridge.errors import TokenBusy, TokenTimeout, TokenUnhealthy
-from hsm_bridge.signing import sign_digest
+from hsm_bridge.pkcs11.signing import sign_digest
+from signing_gateway.demo.sample_pdf import sample_pdf
 from tests.sads import request_for
 
 

@@ -27,7 +27,6 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import validate_pdf_signature
 
 from gateway.bridges import bridge_config
-from gateway.sample_pdf import sample_pdf
 from gateway.secrets_at_rest import InstallationKeys
 from hsm_bridge import (
     Bridge,
@@ -37,12 +36,13 @@ from hsm_bridge import (
     SignRequest,
     TokenLimits,
 )
-from hsm_bridge.activation import ActivationIssuer
 from hsm_bridge.credentials import SignatureMechanism
 from hsm_bridge.errors import BridgeError
-from hsm_bridge.pin_envelope import seal_pin
-from hsm_bridge.pins import PinStore
-from hsm_bridge.provisioning import KeySpec
+from hsm_bridge.pkcs11.pins import PinStore
+from hsm_bridge.pkcs11.provisioning import KeySpec
+from hsm_bridge.sam.activation import ActivationIssuer
+from hsm_bridge.sam.pin_envelope import seal_pin
+from signing_gateway.demo.sample_pdf import sample_pdf
 from tests.sads import request_for
 from tests.shim import CKR_DEVICE_ERROR, CKR_PIN_LOCKED, FaultShim, ShimUnavailable
 

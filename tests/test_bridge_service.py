@@ -1,7 +1,7 @@
 """The bridge service over mutual TLS, with real components: two bridge services in child
 processes (uvicorn, each with its own SoftHSM2 token and SOFTHSM2_CONF), reached only
-through :class:`~hsm_bridge.remote.RemoteBridge`, plain httpx and
-:class:`~hsm_bridge.router.BridgeRouter`. Each bridge builds the signatures itself: the
+through :class:`~hsm_bridge.transport.remote.RemoteBridge`, plain httpx and
+:class:`~hsm_bridge.transport.router.BridgeRouter`. Each bridge builds the signatures itself: the
 signed PDFs are validated with pyHanko against the service's test CA, and the link refuses
 anything but an approved document under a SAD."""
 
@@ -24,11 +24,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pyhanko.pdf_utils.reader import PdfFileReader
 
-from gateway.sample_pdf import sample_pdf
-from gateway.validation import validate_with_pyhanko
+from gateway.signing.validation import validate_with_pyhanko
 from hsm_bridge import CredentialRef, SignRequest
-from hsm_bridge.activation import ActivationIssuer
-from hsm_bridge.authorization import AuthorizationItem, AuthorizationRequest, TotpFactor
 from hsm_bridge.credentials import SignatureMechanism
 from hsm_bridge.errors import (
     ActivationInvalid,
@@ -38,14 +35,17 @@ from hsm_bridge.errors import (
     CredentialNotFound,
     TokenNotPresent,
 )
-from hsm_bridge.link_tls import LinkFiles, create_link_credentials
 from hsm_bridge.pades import SignatureParameters
-from hsm_bridge.provisioning import KeySpec
-from hsm_bridge.remote import RemoteBridge
-from hsm_bridge.router import BridgeRouter
-from hsm_bridge.signers import enrolment_proof
-from hsm_bridge.softhsm import find_softhsm_module
-from hsm_bridge.wire import MAX_BODY_BYTES, SignItemWire
+from hsm_bridge.pkcs11.provisioning import KeySpec
+from hsm_bridge.pkcs11.softhsm import find_softhsm_module
+from hsm_bridge.sam.activation import ActivationIssuer
+from hsm_bridge.sam.authorization import AuthorizationItem, AuthorizationRequest, TotpFactor
+from hsm_bridge.sam.signers import enrolment_proof
+from hsm_bridge.transport.link_tls import LinkFiles, create_link_credentials
+from hsm_bridge.transport.remote import RemoteBridge
+from hsm_bridge.transport.router import BridgeRouter
+from hsm_bridge.transport.wire import MAX_BODY_BYTES, SignItemWire
+from signing_gateway.demo.sample_pdf import sample_pdf
 from tests.bridge_fixtures import (
     BridgeService,
     PlannedKey,
@@ -610,7 +610,7 @@ def test_the_link_offers_no_administration_of_signers() -> None:
     TOTP secrets, revoking a device on the administrator's word and listing the tokens
     are the bridge host's alone: the service exposes exactly these routes (a new one
     must be added here, on purpose)."""
-    from hsm_bridge.service import create_bridge_app
+    from hsm_bridge.transport.service import create_bridge_app
 
     app = create_bridge_app(object())  # type: ignore[arg-type]
     routes = {

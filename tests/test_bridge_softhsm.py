@@ -8,14 +8,14 @@ import pytest
 from sqlalchemy import select
 
 from gateway.bridges import bridge_config
-from gateway.models import Credential, User
-from gateway.sample_pdf import sample_pdf
+from gateway.db.models import Credential, User
 from gateway.secrets_at_rest import InstallationKeys
-from gateway.validation import validate_with_pyhanko
+from gateway.signing.validation import validate_with_pyhanko
 from hsm_bridge import Bridge, CredentialRef, SignRequest
-from hsm_bridge.activation import ActivationIssuer
 from hsm_bridge.credentials import SignatureMechanism
 from hsm_bridge.errors import ActivationInvalid, CredentialNotFound
+from hsm_bridge.sam.activation import ActivationIssuer
+from signing_gateway.demo.sample_pdf import sample_pdf
 from tests.sads import request_for, sad_for
 
 

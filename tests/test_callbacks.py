@@ -16,8 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from sqlalchemy import select
 
-from gateway.callbacks import SIGNATURE_HEADER
-from gateway.models import CallbackDelivery, SigningRequest
+from gateway.db.models import CallbackDelivery, SigningRequest
+from gateway.integration.callbacks import SIGNATURE_HEADER
 from tests.conftest import approve, submit
 from tests.factories import make_client, make_client_with_callbacks
 
@@ -155,7 +155,7 @@ def test_cancellation_and_expiry_are_called_back(server, db, box, signer, corpus
 
 
 def test_bad_callback_urls_and_clients_without_a_secret_are_refused(server, db, box, signer):
-    from gateway.sample_pdf import sample_pdf
+    from signing_gateway.demo.sample_pdf import sample_pdf
 
     api_key, _ = make_client_with_callbacks(db, box)
     document = sample_pdf(["x"])
@@ -173,7 +173,7 @@ def test_bad_callback_urls_and_clients_without_a_secret_are_refused(server, db, 
 def test_each_step_of_an_official_document_is_called_back_with_the_workflows_status(
     server, db, box, receiver
 ):
-    from gateway.sample_pdf import sample_pdf
+    from signing_gateway.demo.sample_pdf import sample_pdf
     from tests.factories import make_organisation
 
     org = make_organisation(db, box)

@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import select
 
-from gateway.models import AuditEntry, Credential, Device, SigningRequest
-from hsm_bridge.statement import (
+from gateway.db.models import AuditEntry, Credential, Device, SigningRequest
+from hsm_bridge.sam.statement import (
     ApprovalStatement,
     Decision,
     StatementDocument,
@@ -375,8 +375,8 @@ def test_a_batch_larger_than_the_limit_is_refused(server, signer, plain):
 def test_a_batch_of_fifty_is_signed_and_each_validates(server, db, signer, installation):
     from pathlib import Path
 
-    from gateway.sample_pdf import sample_pdf
-    from gateway.validation import pdfsig_verdicts, validate_with_pyhanko
+    from gateway.signing.validation import pdfsig_verdicts, validate_with_pyhanko
+    from signing_gateway.demo.sample_pdf import sample_pdf
 
     app = _enrolled(server, db, signer)
     documents = [sample_pdf([f"Công văn số {n}/UBND", "Kính gửi: Sở Tài chính"]) for n in range(50)]
@@ -460,9 +460,9 @@ def test_a_wrong_token_pin_is_tried_once_per_batch(server, db, box, extra_signer
 def test_nonces_are_capped_per_user_and_expired_ones_purged(tmp_path):
     import datetime as dt
 
-    from gateway.approvals import MAX_OPEN_NONCES, issue_nonce, purge_nonces
-    from gateway.db import Database
-    from gateway.models import ApprovalNonce, Base
+    from gateway.approvals.statements import MAX_OPEN_NONCES, issue_nonce, purge_nonces
+    from gateway.db.database import Database
+    from gateway.db.models import ApprovalNonce, Base
 
     db = Database(f"sqlite:///{tmp_path / 'n.db'}")
     Base.metadata.create_all(db.engine)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.validation import pdfsig_verdicts, validate_with_pyhanko
+from gateway.signing.validation import pdfsig_verdicts, validate_with_pyhanko
 from tests.conftest import approve, submit
 from tests.factories import make_signer
 

@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import select
 
 from gateway.context import build_context
-from gateway.document_store import DocumentStore
-from gateway.lifecycle import RequestStatus
-from gateway.models import AuditEntry, SigningRequest
+from gateway.db.models import AuditEntry, SigningRequest
+from gateway.requests.document_store import DocumentStore
+from gateway.requests.lifecycle import RequestStatus
 from tests.conftest import approve, submit
 
 

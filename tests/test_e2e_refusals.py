@@ -190,7 +190,7 @@ def test_revoked_certificate_is_never_used(server, db, box, plain):
 def test_credential_revoked_after_submission_fails_at_signing(server, db, box, plain):
     import datetime as dt
 
-    from gateway.models import Credential
+    from gateway.db.models import Credential
 
     person = make_signer(db, box)
     request_id = submit(server, plain, person.username).json()["id"]

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from gateway.errors import GatewayError
-from gateway.intake import inspect_pdf
-from gateway.sample_pdf import sample_pdf
+from gateway.requests.intake import inspect_pdf
+from signing_gateway.demo.sample_pdf import sample_pdf
 
 LIMIT = 50 * 1024 * 1024
 REFUSALS = {

@@ -18,8 +18,8 @@ from pyhanko.sign.fields import MDPPerm
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko.sign.validation.status import ModificationLevel
 
-from gateway.sample_pdf import sample_pdf
-from gateway.validation import pdfsig_verdicts, validate_with_pyhanko
+from gateway.signing.validation import pdfsig_verdicts, validate_with_pyhanko
+from signing_gateway.demo.sample_pdf import sample_pdf
 from tests.conftest import approve, submit
 from tests.pdf_builders import (
     certified,

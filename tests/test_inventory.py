@@ -16,13 +16,13 @@ SCRIPT = textwrap.dedent(
     import datetime as dt, sys
     from pathlib import Path
     from gateway.config import load_settings
-    from gateway.demo_pki import DemoPki, HolderName
+    from signing_gateway.demo.pki import DemoPki, HolderName
     from gateway.bridges import bridge_config
     from gateway.secrets_at_rest import InstallationKeys
     from hsm_bridge import Bridge
-    from hsm_bridge.pins import PinStore
-    from hsm_bridge.provisioning import KeySpec, store_certificate
-    from hsm_bridge.softhsm import init_token
+    from hsm_bridge.pkcs11.pins import PinStore
+    from hsm_bridge.pkcs11.provisioning import KeySpec, store_certificate
+    from hsm_bridge.pkcs11.softhsm import init_token
 
     settings = load_settings(Path(sys.argv[1]))
     keys = InstallationKeys.load(settings.secrets_dir)

@@ -12,7 +12,7 @@ import pyotp
 import pytest
 from pyhanko.pdf_utils.reader import PdfFileReader
 
-from gateway.validation import pdfsig_verdicts, validate_with_pyhanko
+from gateway.signing.validation import pdfsig_verdicts, validate_with_pyhanko
 from tests.conftest import submit
 from tests.device_app import sealed_pin
 from tests.factories import make_signer

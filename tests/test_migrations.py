@@ -7,8 +7,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
-from gateway.migrate import upgrade
-from gateway.models import Base
+from gateway.db.migrate import upgrade
+from gateway.db.models import Base
 
 
 def _differences(engine) -> list:

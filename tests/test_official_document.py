@@ -19,13 +19,13 @@ from PIL import Image
 from pyhanko.pdf_utils.reader import PdfFileReader
 from sqlalchemy import select
 
-from gateway.demo_images import demo_signature_png
-from gateway.models import AuditEntry
-from gateway.organisations import POINTS_PER_MM, image_rect
-from gateway.placement import text_lines
-from gateway.sample_pdf import sample_pdf
-from gateway.validation import pdfsig_verdicts, validate_with_pyhanko
+from gateway.admin.organisations import POINTS_PER_MM, image_rect
+from gateway.db.models import AuditEntry
+from gateway.requests.placement import text_lines
+from gateway.signing.validation import pdfsig_verdicts, validate_with_pyhanko
 from hsm_bridge.pades import IMAGE_MARGIN
+from signing_gateway.demo.images import demo_signature_png
+from signing_gateway.demo.sample_pdf import sample_pdf
 from tests.conftest import approve
 from tests.device_app import DeviceApp
 from tests.factories import activation_code, make_organisation
@@ -114,7 +114,7 @@ def _both_steps(server, org, step1_id: str, document: bytes) -> tuple[bytes, byt
 
 def _second_clerk(db, box, org):
     """Another clerk of ``org`` (no key of the organisation)."""
-    from gateway.models import User
+    from gateway.db.models import User
     from tests.factories import make_signer
 
     person = make_signer(db, box, like="clerk1")
@@ -376,7 +376,7 @@ def test_workflow_requests_that_cannot_be_meant_are_refused(server, db, box, ins
 
 
 def test_the_organisations_key_is_kept_by_one_of_its_clerks_only(server, db, box, installation):
-    from gateway.models import Credential, Organisation, User
+    from gateway.db.models import Credential, Organisation, User
 
     org = make_organisation(db, box)
     # a leader is no keeper: registering the seal's key for them is refused
@@ -400,8 +400,8 @@ def test_the_organisations_key_is_kept_by_one_of_its_clerks_only(server, db, box
 
 
 def test_organisations_are_set_up_from_the_command_line(installation, tmp_path, db):
-    from gateway.demo_images import demo_seal_png
-    from gateway.models import Organisation
+    from gateway.db.models import Organisation
+    from signing_gateway.demo.images import demo_seal_png
     from tests.test_admin_cli import _cli
 
     suffix = hashlib.sha256(str(tmp_path).encode()).hexdigest()[:6]
@@ -460,7 +460,7 @@ def _dark_points(image: Image.Image) -> list[tuple[float, float]]:
 def test_a_handover_moves_the_seal_and_its_pending_requests_to_the_new_clerk(
     server, db, box, installation
 ):
-    from gateway.models import Credential
+    from gateway.db.models import Credential
     from hsm_bridge.credentials import CredentialRef
     from tests.factories import bridge_registry, make_signer
     from tests.test_admin_cli import _cli
@@ -561,7 +561,7 @@ def _hand_over(installation, org, to, permission: str):
 
 def _register_seal_key(installation, db, org, username: str):
     """``credentials register USERNAME --organisation ORG`` for ``org``'s key."""
-    from gateway.models import Credential
+    from gateway.db.models import Credential
     from tests.test_admin_cli import _cli
 
     with db.transaction() as session:
@@ -582,6 +582,6 @@ def _register_seal_key(installation, db, org, username: str):
 
 
 def _nonces_of(session, user_id: str) -> list:
-    from gateway.models import ApprovalNonce
+    from gateway.db.models import ApprovalNonce
 
     return list(session.scalars(select(ApprovalNonce).where(ApprovalNonce.user_id == user_id)))

@@ -9,10 +9,10 @@ import hashlib
 import pytest
 
 from gateway.context import build_context
-from gateway.document_store import DocumentStore
-from gateway.lifecycle import RequestStatus
-from gateway.models import SigningRequest
-from gateway.sample_pdf import sample_pdf
+from gateway.db.models import SigningRequest
+from gateway.requests.document_store import DocumentStore
+from gateway.requests.lifecycle import RequestStatus
+from signing_gateway.demo.sample_pdf import sample_pdf
 from tests.conftest import submit
 from tests.factories import make_organisation
 from tests.test_admin_cli import _cli
@@ -87,7 +87,7 @@ def test_a_revoked_key_found_at_approval_fails_its_request_alone(server, db, box
     fails that request with certificate_revoked instead of refusing the whole batch."""
     import datetime as dt
 
-    from gateway.models import Credential
+    from gateway.db.models import Credential
 
     org = make_organisation(db, box)
     step1, step2, after = _up_to_the_seal(server, org, _document("thu hồi"))

@@ -14,8 +14,8 @@ from pyhanko.sign import fields, signers
 from pyhanko.sign.fields import FieldMDPAction, FieldMDPSpec, SigFieldSpec
 
 from gateway.errors import DocumentUnreadable
-from gateway.intake import inspect_pdf
-from gateway.sample_pdf import sample_pdf
+from gateway.requests.intake import inspect_pdf
+from signing_gateway.demo.sample_pdf import sample_pdf
 from tests.conftest import submit
 from tests.factories import make_organisation
 from tests.pdf_builders import raw_pdf, someone_else

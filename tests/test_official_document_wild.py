@@ -13,8 +13,8 @@ from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign.fields import MDPPerm
 
-from gateway.demo_images import demo_seal_png
-from gateway.sample_pdf import sample_pdf
+from signing_gateway.demo.images import demo_seal_png
+from signing_gateway.demo.sample_pdf import sample_pdf
 from tests.factories import make_organisation
 from tests.pdf_builders import certified, page_with_geometry, signer_block_pdf, with_empty_field
 from tests.test_official_document import _both_steps, _official, _render, _submit

@@ -19,7 +19,7 @@ from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 from pyhanko_certvalidator import ValidationContext
 
 from gateway.errors import GatewayError
-from gateway.intake import inspect_pdf
+from gateway.requests.intake import inspect_pdf
 from hsm_bridge.pades import SignatureParameters, build_signed_pdf
 from tests.pdf_builders import SoftwareKey, software_key
 

@@ -11,7 +11,7 @@ from tests.pdf_builders import signer_block_pdf
 _SCRIPT = textwrap.dedent(
     """
     import sys, threading
-    from gateway.placement import text_lines
+    from gateway.requests.placement import text_lines
     from mobile_api.preview import render_page_png
 
     document = open(sys.argv[1], "rb").read()

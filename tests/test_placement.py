@@ -11,7 +11,7 @@ import pypdfium2
 import pytest
 from PIL import Image, ImageChops
 
-from gateway.validation import pdfsig_verdicts
+from gateway.signing.validation import pdfsig_verdicts
 from tests.conftest import approve, submit
 from tests.pdf_builders import page_with_geometry
 

@@ -12,8 +12,8 @@ import responses
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from gateway.db import Database
-from gateway.models import ApprovalNonce, Base, Device
+from gateway.db.database import Database
+from gateway.db.models import ApprovalNonce, Base, Device
 from mobile_api.push import FcmPushProvider, PushNotifier, PushOutcome
 from tests.factories import add_bare_user
 

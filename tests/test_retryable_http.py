@@ -4,7 +4,7 @@ document system sees it pending too."""
 
 from __future__ import annotations
 
-from gateway.models import Credential
+from gateway.db.models import Credential
 from hsm_bridge.credentials import CredentialRef
 from tests.conftest import approve, submit
 from tests.factories import bridge_registry, make_signer

@@ -9,7 +9,7 @@ import re
 
 from gateway.logs import RedactingFilter, redact
 from gateway.secrets_at_rest import InstallationKeys
-from hsm_bridge.pins import PinStore
+from hsm_bridge.pkcs11.pins import PinStore
 from tests.conftest import approve, submit
 from tests.device_app import DeviceApp
 from tests.factories import activation_code

@@ -18,9 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.validation import pdfsig_verdicts, validate_with_pyhanko
-from hsm_bridge.link_tls import link_files
-from signing_gateway.demo import wait_until_up
+from gateway.signing.validation import pdfsig_verdicts, validate_with_pyhanko
+from hsm_bridge.transport.link_tls import link_files
+from signing_gateway.demo.driver import wait_until_up
 from tests.conftest import _free_port
 from tests.device_app import DeviceApp
 from tests.factories import make_signer
@@ -175,7 +175,7 @@ def test_health_on_both_sides_lists_the_tokens(remote_gateway, db):
     assert health["unreachable_bridges"] == []
     from sqlalchemy import select
 
-    from gateway.models import Credential, User
+    from gateway.db.models import Credential, User
 
     with db.transaction() as session:
         user = session.scalar(select(User).where(User.username == "leader1"))

@@ -9,7 +9,7 @@ import sys
 
 from sqlalchemy import select
 
-from gateway.models import AuditEntry
+from gateway.db.models import AuditEntry
 
 
 def test_repeated_wrong_passwords_lock_the_user_and_are_audited(server, db, signer):
@@ -43,7 +43,7 @@ def test_repeated_wrong_passwords_lock_the_user_and_are_audited(server, db, sign
 def test_logins_from_one_address_are_rate_limited(installation):
     import httpx
 
-    from signing_gateway.demo import wait_until_up
+    from signing_gateway.demo.driver import wait_until_up
     from tests.conftest import _free_port
 
     port = _free_port()

@@ -10,10 +10,10 @@ import io
 import pypdfium2
 from PIL import Image
 
-from gateway.demo_images import demo_signature_png
-from gateway.placement import text_lines
-from gateway.sample_pdf import sample_pdf
-from gateway.validation import pdfsig_verdicts
+from gateway.requests.placement import text_lines
+from gateway.signing.validation import pdfsig_verdicts
+from signing_gateway.demo.images import demo_signature_png
+from signing_gateway.demo.sample_pdf import sample_pdf
 from tests.conftest import approve, submit
 from tests.factories import make_signer
 from tests.pdf_builders import signer_block_pdf

@@ -24,8 +24,11 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from hsm_bridge.activation import ActivationIssuer, ActivationVerifier, SpentActivations
-from hsm_bridge.authorization import (
+from hsm_bridge.credentials import CredentialRef, SignatureMechanism
+from hsm_bridge.errors import ActivationInvalid, AuthorizationRefused
+from hsm_bridge.pades import parameters_sha256
+from hsm_bridge.sam.activation import ActivationIssuer, ActivationVerifier, SpentActivations
+from hsm_bridge.sam.authorization import (
     AuthorizationItem,
     AuthorizationRequest,
     DeviceFactor,
@@ -33,17 +36,14 @@ from hsm_bridge.authorization import (
     SignatureActivationModule,
     TotpFactor,
 )
-from hsm_bridge.credentials import CredentialRef, SignatureMechanism
-from hsm_bridge.errors import ActivationInvalid, AuthorizationRefused
-from hsm_bridge.pades import parameters_sha256
-from hsm_bridge.signers import (
+from hsm_bridge.sam.signers import (
     TOTP_ENROLMENT_CONTEXT,
     CodeIssuer,
     SignerRegistry,
     TotpPolicy,
     enrolment_proof,
 )
-from hsm_bridge.statement import (
+from hsm_bridge.sam.statement import (
     ApprovalStatement,
     Decision,
     RevocationStatement,

@@ -10,9 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pyotp
 import pytest
 
-from hsm_bridge import otp as totp
 from hsm_bridge.errors import AuthorizationRefused
-from hsm_bridge.signers import SignerRegistry, TotpPolicy
+from hsm_bridge.sam import otp as totp
+from hsm_bridge.sam.signers import SignerRegistry, TotpPolicy
 
 # RFC 6238 Appendix B, SHA-1 secret "12345678901234567890": (time, 8-digit TOTP)
 RFC6238_SHA1 = [

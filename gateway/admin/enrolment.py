@@ -1,0 +1,211 @@
+"""Administration of signers: adding a user, and registering a credential found on a
+token (token serial + CKA_ID) for a user. Used by the ``users add`` and ``credentials
+register`` commands; every change is audited."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from sqlalchemy import select
+
+from gateway.admin.organisations import organisation_named
+from gateway.audit import log as audit
+from gateway.db.database import Database
+from gateway.db.models import Credential, User
+from gateway.errors import ParameterInvalid, SignerUnknown
+from gateway.passwords import hash_password
+from hsm_bridge import BridgeClient, CredentialRef
+from hsm_bridge.credentials import SignatureMechanism
+from hsm_bridge.errors import CredentialNotFound
+from hsm_bridge.sam.signers import SignerRegistry
+
+__all__ = ["ROLES", "NewUser", "add_user", "register_credential"]
+
+ROLES = ("leader", "clerk", "admin")
+
+
+@dataclass(frozen=True, slots=True)
+class NewUser:
+    """A user just added and the one-time password to hand over (shown once)."""
+
+    id: str
+    username: str
+    password: str
+
+
+def add_user(
+    db: Database,
+    username: str,
+    display_name: str,
+    role: str,
+    *,
+    now: dt.datetime,
+    organisation: str | None = None,
+) -> NewUser:
+    """Create a user with a random password (argon2-hashed; returned once), a member of
+    ``organisation`` (short name) when given. The user enrols an authenticator (TOTP)
+    from the tablet after the first login.
+
+    Raises :class:`ParameterInvalid` for an unknown role or a username already taken,
+    OrganisationUnknown."""
+    if role not in ROLES:
+        raise ParameterInvalid(f"role must be one of {', '.join(ROLES)}")
+    if not username or len(username) > 64 or not username.isprintable():
+        raise ParameterInvalid("username must be 1 to 64 printable characters")
+    if not display_name.strip() or len(display_name) > 200 or not display_name.isprintable():
+        raise ParameterInvalid("the display name must be 1 to 200 printable characters")
+    password = secrets.token_urlsafe(12)
+    with db.transaction() as session:
+        if session.scalar(select(User).where(User.username == username)) is not None:
+            raise ParameterInvalid(f"the username {username!r} is taken")
+        unit = organisation_named(session, organisation) if organisation else None
+        user = User(
+            id=str(uuid.uuid4()),
+            username=username,
+            display_name=display_name,
+            role=role,
+            organisation_id=unit.id if unit is not None else None,
+            password_hash=hash_password(password),
+            login_failures=0,
+            created_at=now,
+        )
+        session.add(user)
+        audit.record(
+            session,
+            actor="admin:cli",
+            action="user.added",
+            now=now,
+            detail={"user": username, "role": role, "organisation": organisation},
+        )
+    return NewUser(user.id, username, password)
+
+
+def register_credential(
+    db: Database,
+    bridge: BridgeClient,
+    username: str,
+    token_serial: str,
+    key_id: bytes,
+    *,
+    mechanism: SignatureMechanism | None = None,
+    pin_policy: str = "stored",
+    chain_pem: str = "",
+    now: dt.datetime,
+    registry: SignerRegistry | None = None,
+    organisation: str | None = None,
+) -> Credential:
+    """Register the key with CKA_ID ``key_id`` on token ``token_serial`` as ``username``'s
+    credential. The certificate is read from the token; the inventory must show the key
+    as ``ok`` (certificate present, unambiguous, certifying this very key). The mechanism
+    defaults to RSA PKCS#1 v1.5 for RSA keys and ECDSA for EC keys. With ``registry``
+    (the signer registry of the bridge on this host), the bridge is told that the user
+    may sign with this key; a remote bridge's administrator does that on its host.
+    With ``organisation`` (short name) the key is that organisation's seal, kept by
+    ``username``, who must be one of its clerks: nobody else may sign with it.
+
+    Raises :class:`SignerUnknown`, :class:`ParameterInvalid` (ambiguous or mismatched
+    key, mechanism that does not fit the key, unknown PIN policy) and bridge errors
+    (``token_not_present``, ``credential_not_found``)."""
+    if pin_policy not in ("stored", "signer"):
+        raise ParameterInvalid("pin_policy must be stored or signer")
+    try:
+        entry = bridge.credential_status(CredentialRef(token_serial, key_id))
+    except CredentialNotFound as exc:
+        raise ParameterInvalid("no private key with this CKA_ID on the token") from exc
+    if entry.status != "ok":
+        raise ParameterInvalid(
+            f"the key is {entry.status}: {'; '.join(entry.problems) or 'no certificate'}"
+        )
+    der = bridge.certificate(CredentialRef(token_serial, key_id))
+    public = x509.load_der_x509_certificate(der).public_key()
+    key_type = "rsa" if isinstance(public, rsa.RSAPublicKey) else "ec"
+    if not isinstance(public, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
+        raise ParameterInvalid("only RSA and EC keys are supported")
+    if mechanism is None:
+        mechanism = (
+            SignatureMechanism.RSA_PKCS_SHA256
+            if key_type == "rsa"
+            else SignatureMechanism.ECDSA_SHA256
+        )
+    if mechanism.key_type != key_type:
+        raise ParameterInvalid(f"{mechanism} does not fit this {key_type.upper()} key")
+    with db.transaction() as session:
+        user = session.scalar(select(User).where(User.username == username))
+        if user is None:
+            raise SignerUnknown(f"no user {username!r}")
+        unit = organisation_named(session, organisation) if organisation else None
+        if unit is not None and (user.role != "clerk" or user.organisation_id != unit.id):
+            raise ParameterInvalid(
+                f"an organisation's key is kept by one of its clerks; {username!r} is not"
+                f" a clerk of {organisation!r}"
+            )
+        if unit is not None:
+            kept_by = set(
+                session.scalars(
+                    select(User.username)
+                    .join(Credential, Credential.user_id == User.id)
+                    .where(Credential.organisation_id == unit.id, Credential.revoked_at.is_(None))
+                )
+            )
+            if kept_by - {username}:
+                # one keeper at a time; changing hands needs the written permission
+                raise ParameterInvalid(
+                    f"the token of {organisation!r} is kept by {', '.join(sorted(kept_by))}:"
+                    " hand it over first (organisations handover), or revoke that credential"
+                )
+        other_use = session.scalar(
+            select(Credential).where(
+                Credential.token_serial == token_serial,
+                Credential.key_id == key_id.hex(),
+                Credential.revoked_at.is_(None),
+                (
+                    Credential.organisation_id.is_distinct_from(unit.id)
+                    if unit is not None
+                    else Credential.organisation_id.is_not(None)
+                ),
+            )
+        )
+        if other_use is not None:
+            # an organisation's key serves that organisation only, through its keeper
+            raise ParameterInvalid(
+                "this key is another credential's ("
+                + ("an organisation's seal" if other_use.organisation_id else "a person's")
+                + "): an organisation's key is never also a personal one"
+            )
+        credential = Credential(
+            id=f"cred-{username}-{key_id.hex()[:8]}-{secrets.token_hex(2)}",
+            user_id=user.id,
+            organisation_id=unit.id if unit is not None else None,
+            token_serial=token_serial,
+            key_id=key_id.hex(),
+            mechanism=mechanism.value,
+            pin_policy=pin_policy,
+            certificate_der=der,
+            certificate_sha256=hashlib.sha256(der).hexdigest(),
+            chain_pem=chain_pem,
+            created_at=now,
+        )
+        session.add(credential)
+        audit.record(
+            session,
+            actor="admin:cli",
+            action="credential.registered",
+            now=now,
+            detail={
+                "user": username,
+                "credential": credential.id,
+                "token_serial": token_serial,
+                "certificate_sha256": credential.certificate_sha256,
+                "pin_policy": pin_policy,
+                "organisation": organisation,
+            },
+        )
+        if registry is not None:
+            registry.bind_credential(username, CredentialRef(token_serial, key_id))
+    return credential

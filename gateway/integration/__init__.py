@@ -1,0 +1,2 @@
+"""The document system's side: the integration API (`api`) and status callbacks
+(`callbacks`)."""

@@ -1,0 +1,177 @@
+"""Integration API for document systems (e-Office): submit, poll, fetch, cancel.
+
+Authentication: ``Authorization: Bearer <api key>``; the key is looked up by its SHA-256.
+A client sees only its own requests (docs/design.md invariant 7).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, File, Form, Header, Request, Response, UploadFile
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+
+from gateway.context import GatewayContext, context_of
+from gateway.db.models import IntegrationClient, SigningRequest
+from gateway.errors import DocumentTooLarge, ParameterInvalid, Unauthenticated
+from gateway.requests.schemas import SigningRequestView
+from gateway.requests.submission import WorkflowOrder
+from hsm_bridge.pades import SignatureParameters
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1", tags=["integration"])
+
+Context = Annotated[GatewayContext, Depends(context_of)]
+
+
+def current_client(request: Request, context: Context) -> IntegrationClient:
+    """The integration client named by the bearer API key; Unauthenticated otherwise."""
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise Unauthenticated("send Authorization: Bearer <api key>")
+    digest = hashlib.sha256(key.strip().encode()).hexdigest()
+    with context.db.transaction() as session:
+        client = session.scalar(
+            select(IntegrationClient).where(IntegrationClient.api_key_sha256 == digest)
+        )
+    if client is None:
+        raise Unauthenticated("unknown API key")
+    return client
+
+
+Client = Annotated[IntegrationClient, Depends(current_client)]
+
+
+def _parse_box(box: str | None, page: int | None) -> tuple[float, float, float, float] | None:
+    if box is None and page is None:
+        return None
+    if box is None or page is None:
+        raise ParameterInvalid("page and box go together")
+    try:
+        x1, y1, x2, y2 = (float(v) for v in box.split(","))
+    except ValueError as exc:
+        raise ParameterInvalid("box must be x1,y1,x2,y2 in PDF points") from exc
+    if not all(math.isfinite(v) and abs(v) < 14_400 for v in (x1, y1, x2, y2)):
+        raise ParameterInvalid("box coordinates must be finite PDF points within 14400")
+    if not (x1 < x2 and y1 < y2):
+        raise ParameterInvalid("box must have x1 < x2 and y1 < y2")
+    return (x1, y1, x2, y2)
+
+
+@router.post("/signing-requests", status_code=201, response_model=SigningRequestView)
+async def submit(
+    request: Request,
+    response: Response,
+    context: Context,
+    client: Client,
+    document: Annotated[UploadFile, File(description="the PDF to sign")],
+    signer: Annotated[str | None, Form(min_length=1, max_length=64)] = None,
+    reason: Annotated[str | None, Form(max_length=500)] = None,
+    location: Annotated[str | None, Form(max_length=200)] = None,
+    contact_info: Annotated[str | None, Form(max_length=200)] = None,
+    field_name: Annotated[str | None, Form(max_length=100)] = None,
+    pades_level: Annotated[str, Form()] = "B-B",
+    page: Annotated[int | None, Form(ge=1)] = None,
+    box: Annotated[str | None, Form()] = None,
+    placement: Annotated[Literal["auto"] | None, Form()] = None,
+    callback_url: Annotated[str | None, Form(max_length=2000)] = None,
+    workflow: Annotated[Literal["official_document", "organisation_only"] | None, Form()] = None,
+    organisation: Annotated[str | None, Form(min_length=1, max_length=64)] = None,
+    document_number: Annotated[str | None, Form(min_length=1, max_length=100)] = None,
+    copy_type: Annotated[str | None, Form(min_length=1, max_length=100)] = None,
+    seal_field_name: Annotated[str | None, Form(min_length=1, max_length=100)] = None,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> SigningRequestView:
+    """Submit a PDF for ``signer``. 201 with the new request; 200 with the earlier one
+    when the Idempotency-Key and body repeat an earlier submission. ``placement=auto``
+    puts a visible signature in the signer block on the last page (instead of ``page``
+    and ``box``).
+
+    ``workflow=official_document``: the leader ``signer`` signs first (visibly: page
+    and box, or placement=auto), then the clerk of ``organisation`` (default: the
+    leader's) seals; the answer's ``workflow`` lists the steps. On a document with an
+    empty field for each, name them: ``field_name`` (the leader's) and
+    ``seal_field_name``.
+    ``workflow=organisation_only`` (no ``signer``): the ``organisation`` alone signs an
+    attachment (``document_number``) or a copy (``copy_type``) at the top right of
+    page 1."""
+    limit = context.settings.max_document_bytes
+    data = await document.read(limit + 1)
+    if len(data) > limit:
+        raise DocumentTooLarge(f"the limit is {limit} bytes")
+    if workflow is None and any((organisation, document_number, copy_type, seal_field_name)):
+        raise ParameterInvalid(
+            "organisation, document_number, copy_type and seal_field_name go with a workflow"
+        )
+    params = SignatureParameters(
+        reason=reason,
+        location=location,
+        contact_info=contact_info,
+        field_name=field_name,
+        pades_level=pades_level,
+        page=page,
+        box=_parse_box(box, page),
+    )
+    result = await run_in_threadpool(
+        context.submissions.submit,
+        client,
+        data,
+        signer,
+        params,
+        idempotency_key=idempotency_key,
+        client_address=request.client.host if request.client else None,
+        callback_url=callback_url,
+        placement=placement,
+        workflow=(
+            WorkflowOrder(workflow, organisation, document_number, copy_type, seal_field_name)
+            if workflow is not None
+            else None
+        ),
+    )
+    if not result.created:
+        response.status_code = 200
+    response.headers["Location"] = f"/api/v1/signing-requests/{result.request.id}"
+    return _view(context, result.request)
+
+
+def _view(context: GatewayContext, request: SigningRequest) -> SigningRequestView:
+    return SigningRequestView.of(request, context.submissions.workflow_view(request))
+
+
+@router.get("/signing-requests/{request_id}", response_model=SigningRequestView)
+def status(request_id: str, context: Context, client: Client) -> SigningRequestView:
+    """The request's status; once signed, ``signed_document_sha256`` too; for a step of
+    a workflow, the workflow and its steps."""
+    return _view(context, context.submissions.get_for_client(client, request_id))
+
+
+@router.get(
+    "/signing-requests/{request_id}/signed-document",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}},
+)
+def signed_document(request_id: str, context: Context, client: Client) -> Response:
+    """The signed PDF; 409 ``request_not_signed`` while it is not signed."""
+    data = context.submissions.signed_document_for_client(client, request_id)
+    return Response(
+        data,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="{request_id}-signed.pdf"'},
+    )
+
+
+@router.delete("/signing-requests/{request_id}", response_model=SigningRequestView)
+def cancel(
+    request_id: str, request: Request, context: Context, client: Client
+) -> SigningRequestView:
+    """Cancel a pending request; 409 ``request_not_pending`` otherwise."""
+    return _view(
+        context,
+        context.submissions.cancel(
+            client, request_id, client_address=request.client.host if request.client else None
+        ),
+    )

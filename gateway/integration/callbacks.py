@@ -1,0 +1,232 @@
+"""Status callbacks to document systems: a transactional outbox and its deliverer.
+
+A document system may give a ``callback_url`` with a submission. Every change of that
+request to a final status (``signed``, ``failed``, ``rejected``, ``expired``,
+``cancelled``) writes a :class:`~gateway.db.models.CallbackDelivery` row in the same
+transaction as the change (:func:`enqueue`, called by
+:func:`gateway.requests.lifecycle.transition`),
+so a committed change always has its callback and a rolled-back one never does. The
+:class:`CallbackDeliverer` POSTs due rows and retries failures with exponential backoff;
+nothing is lost when the document system is down for a while, and it can always poll.
+
+Each POST carries ``application/json`` and the header ``X-Signing-Gateway-Signature:
+t=<POSIX seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>`` (the scheme Stripe and
+others use: the timestamp lets the receiver refuse old replays), with the client's
+callback secret. Delivery is at least once: the ``event_id`` in the body identifies
+repeats.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+import httpx
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from gateway.db.database import Database
+from gateway.db.models import CallbackDelivery, IntegrationClient, SigningRequest
+from gateway.secrets_at_rest import SecretBox
+
+__all__ = [
+    "NOTIFIED_STATUSES",
+    "SIGNATURE_HEADER",
+    "CallbackDeliverer",
+    "check_callback_url",
+    "enqueue",
+    "signature_header",
+]
+
+log = logging.getLogger(__name__)
+
+NOTIFIED_STATUSES = frozenset({"signed", "failed", "rejected", "expired", "cancelled"})
+SIGNATURE_HEADER = "X-Signing-Gateway-Signature"
+_LEASE = dt.timedelta(seconds=120)  # a claimed delivery is someone's for this long
+
+
+def check_callback_url(url: str) -> str:
+    """``url`` if it is an absolute http(s) URL with a host; ValueError otherwise."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("callback_url must be an absolute http(s) URL")
+    return url.strip()
+
+
+def enqueue(session: Session, request: SigningRequest, *, now: dt.datetime) -> None:
+    """Owe the document system a callback for ``request``'s new status, in
+    ``session``'s transaction (nothing when it gave no URL or the status is not final)."""
+    if request.callback_url is None or request.status not in NOTIFIED_STATUSES:
+        return
+    event_id = str(uuid.uuid4())
+    body = json.dumps(
+        {
+            "event_id": event_id,
+            "type": "signing_request.status",
+            "id": request.id,
+            "status": request.status,
+            "failure_code": request.failure_code,
+            "signed_document_sha256": request.signed_document_sha256,
+            "occurred_at": now.astimezone(dt.UTC).isoformat(timespec="seconds"),
+            **(_workflow_fields(session, request) if request.workflow_id is not None else {}),
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    session.add(
+        CallbackDelivery(
+            id=event_id,
+            request_id=request.id,
+            client_id=request.client_id,
+            url=request.callback_url,
+            body=body,
+            created_at=now,
+            attempts=0,
+            next_attempt_at=now,
+        )
+    )
+
+
+def _workflow_fields(session: Session, request: SigningRequest) -> dict[str, object]:
+    """A workflow step's callback also says which step it is and where the whole
+    workflow stands (``pending`` after step 1 of an official document is signed)."""
+    # imported here: gateway.requests.workflows builds on the life cycle, which enqueues callbacks
+    from gateway.requests.workflows import steps_of, workflow_status
+
+    assert request.workflow is not None
+    return {
+        "workflow_id": request.workflow_id,
+        "step": request.step,
+        "workflow_status": workflow_status(request.workflow, steps_of(session, request)),
+    }
+
+
+def signature_header(secret: bytes, timestamp: int, body: bytes) -> str:
+    """The value of :data:`SIGNATURE_HEADER` for ``body`` sent at ``timestamp``."""
+    mac = hmac.new(secret, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
+class CallbackDeliverer:
+    """Delivers owed callbacks. ``retry_seconds``: the first retry's delay, doubled per
+    attempt up to six hours; after ``max_attempts`` a delivery is left undelivered (its
+    row stays, for the operator). Several replicas may run one each: a delivery is
+    claimed by a conditional UPDATE before it is sent."""
+
+    def __init__(
+        self,
+        db: Database,
+        box: SecretBox,
+        *,
+        retry_seconds: float = 10.0,
+        max_attempts: int = 15,
+        timeout_seconds: float = 10.0,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self._db = db
+        self._box = box
+        self._retry = retry_seconds
+        self._max_attempts = max_attempts
+        self._http = httpx.Client(timeout=timeout_seconds, follow_redirects=False)
+        self._clock = clock
+
+    def deliver_due(self, limit: int = 20) -> int:
+        """Send up to ``limit`` due callbacks now; return how many were delivered."""
+        now = self._clock()
+        with self._db.transaction() as session:
+            due = session.execute(
+                select(CallbackDelivery.id, CallbackDelivery.next_attempt_at)
+                .where(
+                    CallbackDelivery.delivered_at.is_(None),
+                    CallbackDelivery.next_attempt_at <= now,
+                    CallbackDelivery.attempts < self._max_attempts,
+                )
+                .order_by(CallbackDelivery.next_attempt_at)
+                .limit(limit)
+            ).all()
+        delivered = 0
+        for delivery_id, next_attempt_at in due:
+            if self._claim(delivery_id, next_attempt_at, now):
+                delivered += self._send(delivery_id)
+        return delivered
+
+    def _claim(self, delivery_id: str, seen_at: dt.datetime, now: dt.datetime) -> bool:
+        with self._db.transaction() as session:
+            claimed = session.execute(
+                update(CallbackDelivery)
+                .where(
+                    CallbackDelivery.id == delivery_id,
+                    CallbackDelivery.next_attempt_at == seen_at,
+                    CallbackDelivery.delivered_at.is_(None),
+                )
+                .values(next_attempt_at=now + _LEASE)
+            )
+            return bool(claimed.rowcount)
+
+    def _send(self, delivery_id: str) -> int:
+        with self._db.transaction() as session:
+            delivery = session.get(CallbackDelivery, delivery_id)
+            assert delivery is not None
+            client = session.get(IntegrationClient, delivery.client_id)
+            secret = (
+                self._box.open(client.callback_secret) if client and client.callback_secret else ""
+            )
+            url, body = delivery.url, delivery.body.encode()
+        error: str | None = None
+        try:
+            answer = self._http.post(
+                url,
+                content=body,
+                headers={
+                    "Content-Type": "application/json",
+                    SIGNATURE_HEADER: signature_header(secret.encode(), int(time.time()), body),
+                },
+            )
+            if not 200 <= answer.status_code < 300:
+                error = f"http {answer.status_code}"
+        except httpx.HTTPError as exc:
+            error = type(exc).__name__
+        now = self._clock()
+        with self._db.transaction() as session:
+            delivery = session.get(CallbackDelivery, delivery_id, with_for_update=True)
+            assert delivery is not None
+            delivery.attempts += 1
+            if error is None:
+                delivery.delivered_at = now
+                delivery.last_error = None
+                return 1
+            delay = min(self._retry * 2 ** (delivery.attempts - 1), 6 * 3600)
+            delivery.next_attempt_at = now + dt.timedelta(seconds=delay)
+            delivery.last_error = error
+        log.warning(
+            "callback %s for request %s failed (%s); attempt %d, next in %.0f s",
+            delivery_id,
+            delivery.request_id,
+            error,
+            delivery.attempts,
+            delay,
+        )
+        return 0
+
+    def run(self, stop: threading.Event, poll_seconds: float, also: Callable[[], object]) -> None:
+        """Until ``stop`` is set: every ``poll_seconds``, call ``also`` (the expiry sweep)
+        and deliver what is due. Never raises."""
+        while not stop.wait(poll_seconds):
+            try:
+                also()
+                while self.deliver_due():
+                    pass
+            except Exception as exc:  # noqa: BLE001 - the loop must survive a bad round
+                log.error("callback round failed: %s", type(exc).__name__, exc_info=exc)
+
+    def close(self) -> None:
+        """Close the HTTP client."""
+        self._http.close()

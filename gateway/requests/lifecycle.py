@@ -1,0 +1,83 @@
+"""The signing-request life cycle: one states enum, one transitions table, and the one
+function that moves a request and writes its audit entry in the same transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from gateway.audit import log as audit
+from gateway.db.models import SigningRequest
+from gateway.errors import RequestNotPending
+from gateway.integration import callbacks
+
+__all__ = ["TRANSITIONS", "RequestStatus", "transition"]
+
+
+class RequestStatus(enum.StrEnum):
+    """Where a signing request stands."""
+
+    PENDING_APPROVAL = "pending_approval"
+    APPROVED = "approved"
+    SIGNING = "signing"
+    SIGNED = "signed"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+S = RequestStatus
+TRANSITIONS: dict[RequestStatus, frozenset[RequestStatus]] = {
+    # failed before approval: its credential was revoked (nobody can sign it any more)
+    S.PENDING_APPROVAL: frozenset({S.APPROVED, S.REJECTED, S.EXPIRED, S.CANCELLED, S.FAILED}),
+    S.APPROVED: frozenset({S.SIGNING, S.FAILED}),
+    # a crash while signing sends the request back for a new approval (never re-using one)
+    S.SIGNING: frozenset({S.SIGNED, S.FAILED, S.PENDING_APPROVAL}),
+    S.SIGNED: frozenset(),
+    S.REJECTED: frozenset(),
+    S.EXPIRED: frozenset(),
+    S.CANCELLED: frozenset(),
+    S.FAILED: frozenset(),
+}
+
+
+def transition(
+    session: Session,
+    request: SigningRequest,
+    to: RequestStatus,
+    *,
+    actor: str,
+    now: dt.datetime,
+    client_address: str | None = None,
+    failure_code: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Move ``request`` to ``to`` and append the audit entry (and the status callback the
+    document system asked for, :mod:`gateway.integration.callbacks`), in ``session``'s
+    transaction. Raises :class:`~gateway.errors.RequestNotPending` for a move the
+    table does not allow."""
+    current = RequestStatus(request.status)
+    if to not in TRANSITIONS[current]:
+        raise RequestNotPending(f"the request is {current.value}, it cannot become {to.value}")
+    request.status = to.value
+    request.updated_at = now
+    if failure_code is not None:
+        request.failure_code = failure_code
+    callbacks.enqueue(session, request, now=now)
+    audit.record(
+        session,
+        actor=actor,
+        action=f"request.{to.value}",
+        now=now,
+        request_id=request.id,
+        client_address=client_address,
+        detail={
+            "from": current.value,
+            **({"failure_code": failure_code} if failure_code else {}),
+            **(detail or {}),
+        },
+    )

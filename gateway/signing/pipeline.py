@@ -1,0 +1,323 @@
+"""The signing step, after approval: each request's document, parameters and image are
+checked again against what was approved, the credential's certificate is checked
+(expiry, revocation), and the bridge builds the PAdES signature of the approved document
+and signs it under the SAD it issued for that request; the gateway keeps what it returns.
+
+Requests go to the bridge in chunks (one ``sign_many`` each, so the bridge spends their
+SADs in one durable write), bounded by their documents' size; each chunk's outcomes are
+recorded in one transaction. The step is split so that a crash leaves a request that
+can be retried safely: ``approved → signing`` is committed before the bridge is called;
+the signed file is written atomically before ``signing → signed`` is committed; at
+start-up a request found in ``signing`` becomes ``signed`` if its file exists, else
+returns to ``pending_approval`` for a new approval (a SAD is single-use, so one approval
+never yields two signatures).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.config import Settings
+from gateway.db.database import Database
+from gateway.db.models import Credential, SigningRequest
+from gateway.errors import DocumentChanged, GatewayError
+from gateway.requests import workflows
+from gateway.requests.access import utcnow
+from gateway.requests.document_store import DocumentStore
+from gateway.requests.lifecycle import RequestStatus, transition
+from gateway.requests.preview import signature_image
+from gateway.requests.submission import Notifier
+from gateway.signing.certificates import check_usable
+from hsm_bridge import BridgeClient, BridgeError, CredentialRef, SignRequest
+from hsm_bridge.credentials import SignatureMechanism
+from hsm_bridge.errors import ActivationInvalid
+from hsm_bridge.pades import SignatureParameters
+
+__all__ = ["CHUNK_BYTES", "SignaturePipeline", "chain_der"]
+
+log = logging.getLogger(__name__)
+
+# Bridge answers about a PIN the signer typed: the request goes back to pending.
+_SIGNER_PIN_CODES = frozenset({"pin_incorrect", "pin_required", "pin_envelope_invalid"})
+# Documents handed to the bridge in one call (bytes): the memory a batch holds at once.
+CHUNK_BYTES = 64 * 1024 * 1024
+
+
+@dataclass
+class _Outcome:
+    """What happened to one request of a chunk: its signed PDF, the bridge's error, or
+    the code it fails with."""
+
+    request: SigningRequest
+    document_length: int = 0
+    signed: bytes | None = None
+    bridge_error: BridgeError | None = None
+    failure: str | None = None
+
+
+class SignaturePipeline:
+    """Signs approved requests through ``bridge``. ``clock`` returns aware UTC now."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        store: DocumentStore,
+        bridge: BridgeClient,
+        *,
+        clock: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.store = store
+        self.bridge = bridge
+        self.clock = clock
+        # told (after commit) of each workflow step created for a clerk
+        self.notifiers: list[Notifier] = []
+
+    def sign_batch(
+        self,
+        requests: Sequence[SigningRequest],
+        activations: dict[str, str],
+        client_address: str | None,
+        *,
+        pin_envelope: bytes | None = None,
+    ) -> dict[str, SigningRequest | BridgeError]:
+        """Have the bridge build and sign each of ``requests`` (all in ``signing``) under
+        its SAD from ``activations`` (request id → SAD), and record each outcome:
+        ``signed`` (with the workflow's next step), back to ``pending_approval`` for a
+        retryable or PIN error, or ``failed`` with the error's code. Returns, by request
+        id, the request after its transition, or the bridge error that sent it back to
+        pending."""
+        results: dict[str, SigningRequest | BridgeError] = {}
+        for chunk in _chunks(requests):
+            outcomes = self._sign_chunk(chunk, activations, pin_envelope)
+            results.update(self._record(outcomes, client_address, pin_envelope))
+        return results
+
+    def _sign_chunk(
+        self,
+        chunk: Sequence[SigningRequest],
+        activations: dict[str, str],
+        pin_envelope: bytes | None,
+    ) -> list[_Outcome]:
+        """The chunk's requests checked, sent to the bridge in one call, and the signed
+        ones kept in the document store."""
+        outcomes: list[_Outcome] = []
+        calls: list[tuple[_Outcome, SignRequest]] = []
+        for request in chunk:
+            outcome = _Outcome(request)
+            outcomes.append(outcome)
+            try:
+                call = self._sign_request(request, activations.get(request.id), pin_envelope)
+            except GatewayError as exc:
+                outcome.failure = exc.code
+                continue
+            except BridgeError as exc:
+                outcome.bridge_error = exc
+                continue
+            outcome.document_length = len(call.document)
+            calls.append((outcome, call))
+        answers = self.bridge.sign_many([call for _, call in calls]) if calls else []
+        for (outcome, call), answer in zip(calls, answers, strict=True):
+            if isinstance(answer, BridgeError):
+                log.warning("bridge refused or failed for %s: %s", outcome.request.id, answer.code)
+                outcome.bridge_error = answer
+            elif not answer.startswith(call.document):
+                outcome.failure = DocumentChanged.code
+            else:
+                self.store.write_signed(outcome.request.id, answer, len(call.document))
+                outcome.signed = answer
+        return outcomes
+
+    def _sign_request(
+        self, request: SigningRequest, activation: str | None, pin_envelope: bytes | None
+    ) -> SignRequest:
+        """What the bridge gets for ``request``: its SAD, the approved document (checked
+        against its SHA-256) and the approved image. Raises DocumentChanged (the stored
+        document, parameters or image are not the approved ones), CertificateNotValid,
+        and ActivationInvalid when the bridge issued no SAD for it."""
+        if activation is None:
+            raise ActivationInvalid("the bridge issued no activation", reason="missing")
+        document = self.store.read(request.id, DocumentStore.ORIGINAL)
+        if hashlib.sha256(document).hexdigest() != request.document_sha256:
+            raise DocumentChanged("the stored document no longer matches the approved hash")
+        params = SignatureParameters.from_json(request.parameters)
+        if params.sha256() != request.parameters_sha256:
+            raise DocumentChanged("the signature parameters changed after approval")
+        with self.db.transaction() as session:
+            credential = session.get(Credential, request.credential_id)
+            assert credential is not None
+            image = signature_image(session, request, credential)
+        images: dict[str, bytes] = {}
+        if params.image_sha256 is not None:
+            if image is None or hashlib.sha256(image).hexdigest() != params.image_sha256:
+                raise DocumentChanged("the signature image changed after approval")
+            images[params.image_sha256] = image
+        check_usable(
+            [credential.certificate_der, *chain_der(credential.chain_pem)],
+            revoked_at=credential.revoked_at,
+            now=self.clock(),
+        )
+        return SignRequest(
+            CredentialRef(credential.token_serial, bytes.fromhex(credential.key_id)),
+            SignatureMechanism(request.mechanism),
+            activation,
+            document,
+            images,
+            pin_envelope,
+        )
+
+    def _record(
+        self, outcomes: list[_Outcome], client_address: str | None, pin_envelope: bytes | None
+    ) -> dict[str, SigningRequest | BridgeError]:
+        """Every outcome of a chunk, in one transaction; then the notifications of the
+        workflow steps it created."""
+        now = self.clock()
+        results: dict[str, SigningRequest | BridgeError] = {}
+        created: list[SigningRequest] = []
+        with self.db.transaction() as session:
+            for outcome in outcomes:
+                current = session.get(SigningRequest, outcome.request.id, with_for_update=True)
+                assert current is not None
+                error = outcome.bridge_error
+                if outcome.signed is not None:
+                    step = self._signed(session, current, outcome.signed, now)
+                    created.extend([step] if step is not None else [])
+                elif error is not None and _stays_pending(error, pin_envelope):
+                    # A PIN the signer typed may be typed again (a stored PIN never is),
+                    # and a token whose PIN is missing at the bridge may get one.
+                    _readdress(session, current)
+                    transition(
+                        session,
+                        current,
+                        RequestStatus.PENDING_APPROVAL,
+                        actor="system",
+                        now=now,
+                        detail={"retryable": error.code},
+                    )
+                    results[current.id] = error
+                    continue
+                else:
+                    transition(
+                        session,
+                        current,
+                        RequestStatus.FAILED,
+                        actor="system",
+                        now=now,
+                        failure_code=error.code if error is not None else outcome.failure,
+                        client_address=client_address,
+                    )
+                results[current.id] = current
+        for step in created:
+            for notifier in self.notifiers:
+                notifier.signing_request_created(step.signer_id, step.id)
+        return results
+
+    def _signed(
+        self, session: Session, request: SigningRequest, signed: bytes, now: dt.datetime
+    ) -> SigningRequest | None:
+        """``request`` becomes ``signed``; the workflow's next step, if any (same
+        transaction)."""
+        request.signed_document_sha256 = hashlib.sha256(signed).hexdigest()
+        transition(
+            session,
+            request,
+            RequestStatus.SIGNED,
+            actor="system",
+            now=now,
+            detail={"signed_document_sha256": request.signed_document_sha256},
+        )
+        return workflows.advance(
+            session,
+            request,
+            signed,
+            self.store,
+            ttl_seconds=self.settings.request_ttl_seconds,
+            now=now,
+        )
+
+    def recover_interrupted(self) -> int:
+        """Finish or roll back requests left in ``signing`` by a crash; return how many."""
+        now = self.clock()
+        count = 0
+        created: list[SigningRequest] = []
+        with self.db.transaction() as session:
+            stuck = session.scalars(
+                select(SigningRequest).where(SigningRequest.status == RequestStatus.SIGNING)
+            )
+            for request in stuck:
+                count += 1
+                if self.store.has_signed(request.id):
+                    signed = self.store.read_signed(request.id)
+                    if signed.startswith(self.store.read(request.id, DocumentStore.ORIGINAL)):
+                        step = self._signed(session, request, signed, now)
+                        created.extend([step] if step is not None else [])
+                        continue
+                _readdress(session, request)
+                transition(
+                    session,
+                    request,
+                    RequestStatus.PENDING_APPROVAL,
+                    actor="system",
+                    now=now,
+                    detail={"recovered": True},
+                )
+        for step in created:  # a workflow's next step, made as the signature was recovered
+            for notifier in self.notifiers:
+                notifier.signing_request_created(step.signer_id, step.id)
+        return count
+
+
+def _stays_pending(error: BridgeError, pin_envelope: bytes | None) -> bool:
+    """Whether a request the bridge did not sign waits for a new approval rather than
+    failing: a retryable error, a PIN missing at the bridge, or a PIN the signer typed
+    that the token refused."""
+    return (
+        error.retryable
+        or error.code == "pin_required"
+        or (pin_envelope is not None and error.code in _SIGNER_PIN_CODES)
+    )
+
+
+def _chunks(requests: Sequence[SigningRequest]) -> list[list[SigningRequest]]:
+    """``requests`` in runs whose documents hold at most :data:`CHUNK_BYTES` together
+    (a larger document alone)."""
+    chunks: list[list[SigningRequest]] = []
+    current: list[SigningRequest] = []
+    size = 0
+    for request in requests:
+        if current and size + request.document_size > CHUNK_BYTES:
+            chunks.append(current)
+            current, size = [], 0
+        current.append(request)
+        size += request.document_size
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _readdress(session: Session, request: SigningRequest) -> None:
+    """A request going back to ``pending_approval`` on an organisation's credential
+    waits for whoever keeps its token now (a handover may have come in between)."""
+    credential = session.get(Credential, request.credential_id)
+    if credential is not None and credential.organisation_id is not None:
+        request.signer_id = credential.user_id
+
+
+def chain_der(chain_pem: str) -> list[bytes]:
+    """DER bytes of each certificate in ``chain_pem`` (PEM, possibly empty)."""
+    if not chain_pem.strip():
+        return []
+    return [
+        c.public_bytes(Encoding.DER) for c in x509.load_pem_x509_certificates(chain_pem.encode())
+    ]

@@ -1,0 +1,252 @@
+"""The demo: drives one full signing through the HTTP APIs exactly as a document system
+and a tablet would, then checks the result with pyHanko's validator and pdfsig."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pyotp
+import pypdfium2
+
+from gateway.signing.validation import pdfsig_verdicts, validate_with_pyhanko
+from signing_gateway.demo.sample_pdf import sample_pdf
+
+__all__ = ["DemoResult", "default_demo_document", "run_signing_flow", "wait_until_up"]
+
+CORPUS_CANDIDATES = ("vn-word-text-hybrid-xref.pdf", "plain-libreoffice-writer.pdf")
+
+
+@dataclass(frozen=True, slots=True)
+class DemoResult:
+    """Where the signed PDF and the picture of its signed page went, what the validators
+    said and what the picture shows."""
+
+    request_id: str
+    signed_path: Path
+    page_png: Path
+    pyhanko_ok: bool
+    pyhanko_summary: list[str]
+    pdfsig: list[str] | None
+    look_ok: bool
+    look: str
+
+
+def default_demo_document(project_root: Path) -> tuple[str, bytes]:
+    """A real PDF from ``../shared/corpus`` when present, else a generated sample."""
+    for root in (Path.cwd(), project_root):
+        for name in CORPUS_CANDIDATES:
+            path = root.parent / "shared" / "corpus" / "pdf" / name
+            if path.exists():
+                return str(path), path.read_bytes()
+    return "generated sample", sample_pdf(
+        ["Signing gateway demo document", "Van ban mau de ky so (sample to sign)."]
+    )
+
+
+def _approve(
+    http: httpx.Client,
+    tablet: dict[str, str],
+    request_id: str,
+    totp_secret: str,
+    document_sha256: str,
+    log: Callable[[str], object],
+) -> dict[str, object]:
+    """Approve with the current TOTP code. A code is accepted once per 30-second step,
+    so when a previous run already used this step, wait for the next one."""
+    totp = pyotp.TOTP(totp_secret)
+    for _ in range(2):
+        answer = http.post(
+            f"/mobile/v1/signing-requests/{request_id}/approval",
+            headers=tablet,
+            json={"otp": totp.now(), "document_sha256": document_sha256},
+        )
+        if answer.status_code == 403 and answer.json().get("code") == "otp_reused":
+            wait = 30 - time.time() % 30 + 1
+            log(f"   this TOTP step was already used; waiting {wait:.0f} s for a new code")
+            time.sleep(wait)
+            continue
+        answer.raise_for_status()
+        return dict(answer.json())
+    raise RuntimeError("no fresh TOTP code was accepted")
+
+
+def wait_until_up(base_url: str, timeout_seconds: float = 60.0) -> None:
+    """Poll ``/health`` until the server answers; TimeoutError after the timeout."""
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base_url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"the server at {base_url} did not start")
+
+
+def run_signing_flow(
+    base_url: str,
+    credentials_file: Path,
+    document: bytes,
+    output: Path,
+    *,
+    say: object = print,
+) -> DemoResult:
+    """The official-document workflow over HTTP: submit ``document`` as the document
+    system; the leader approves it from the "tablet" with a TOTP code; the clerk who
+    keeps the organisation's token approves the seal; download the finished PDF to
+    ``output``, validate both signatures and render the signed page next to it."""
+    creds = json.loads(credentials_file.read_text("utf-8"))
+    leader = next(s for s in creds["signers"] if s["role"] == "leader")
+    clerk = next(s for s in creds["signers"] if s["username"] == creds["organisation"]["keeper"])
+    log = say if callable(say) else print
+    with httpx.Client(base_url=base_url, timeout=120) as http:
+        api = {"Authorization": f"Bearer {creds['api_key']}"}
+        page_count = _page_count(document)
+        answer = http.post(
+            "/api/v1/signing-requests",
+            headers=api,
+            files={"document": ("document.pdf", document, "application/pdf")},
+            data={
+                "signer": leader["username"],
+                "workflow": "official_document",
+                "organisation": creds["organisation"]["name"],
+                "reason": "Ban hành văn bản",
+                "location": "Hà Nam",
+                "page": str(page_count),
+                "box": ",".join(str(v) for v in DEMO_LEADER_BOX),
+            },
+        )
+        answer.raise_for_status()
+        step1 = answer.json()
+        log(
+            f"1. document system submitted official document {step1['id']}: the leader"
+            f" {leader['username']} signs, then {creds['organisation']['name']} seals"
+        )
+        _sign_as(http, leader, step1["id"], "2", log)
+        steps = http.get(f"/api/v1/signing-requests/{step1['id']}", headers=api).json()
+        step2_id = steps["workflow"]["steps"][1]["request_id"]
+        _sign_as(http, clerk, step2_id, "3", log)
+        final = http.get(f"/api/v1/signing-requests/{step1['id']}", headers=api).json()
+        log(f"4. the workflow is {final['workflow']['status']}")
+        signed = (
+            http.get(f"/api/v1/signing-requests/{step2_id}/signed-document", headers=api)
+            .raise_for_status()
+            .content
+        )
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_bytes(signed)
+    verdicts = validate_with_pyhanko(signed, Path(creds["trust_anchor"]))
+    page_png = output.with_suffix(".png")
+    look_ok, look = _look(signed, page_count - 1, page_png)
+    return DemoResult(
+        request_id=step1["id"],
+        signed_path=output,
+        page_png=page_png,
+        pyhanko_ok=len(verdicts) >= 2
+        and all(v.ok for v in verdicts[-2:])
+        and signed.startswith(document),
+        pyhanko_summary=[
+            f"{v.field_name}: intact={v.intact} valid={v.valid} trusted={v.trusted} "
+            f"coverage={v.coverage} changes_after={v.modification_level} signer={v.signer}"
+            for v in verdicts
+        ],
+        pdfsig=pdfsig_verdicts(signed),
+        look_ok=look_ok,
+        look=look,
+    )
+
+
+# The leader's box on the last page (points from its bottom-left corner): where a
+# signer block sits on an A4 page, clear of the demo document's text.
+DEMO_LEADER_BOX = (330.0, 380.0, 530.0, 450.0)
+
+
+def _sign_as(
+    http: httpx.Client, person: dict[str, str], request_id: str, number: str, log: Callable
+) -> None:
+    """Log in as ``person`` on a "tablet", find ``request_id`` pending, look at the
+    document and its page 1, approve it with a TOTP code."""
+    token = (
+        http.post(
+            "/mobile/v1/sessions",
+            json={"username": person["username"], "password": person["password"]},
+        )
+        .raise_for_status()
+        .json()["access_token"]
+    )
+    tablet = {"Authorization": f"Bearer {token}"}
+    pending = (
+        http.get(
+            "/mobile/v1/signing-requests", params={"status": "pending_approval"}, headers=tablet
+        )
+        .raise_for_status()
+        .json()
+    )
+    if request_id not in [r["id"] for r in pending]:
+        raise RuntimeError(
+            f"{person['username']} does not see request {request_id} pending (was the"
+            " organisation's token handed to another clerk? hand it back with"
+            " `organisations handover`, or run the demo in a fresh data folder)"
+        )
+    shown = (
+        http.get(f"/mobile/v1/signing-requests/{request_id}/document", headers=tablet)
+        .raise_for_status()
+        .content
+    )
+    http.get(
+        f"/mobile/v1/signing-requests/{request_id}/pages/1.png",
+        params={"width": 600},
+        headers=tablet,
+    ).raise_for_status()
+    digest = hashlib.sha256(shown).hexdigest()
+    decision = _approve(http, tablet, request_id, person["totp_secret"], digest, log)
+    log(
+        f"{number}. {person['username']} ({person['role']}) saw the document (sha256"
+        f" {digest[:16]}...) and approved it with TOTP: {decision['status']}"
+    )
+    if decision["status"] != "signed":
+        raise RuntimeError(f"signing failed: {decision.get('failure_code')}")
+
+
+def _page_count(document: bytes) -> int:
+    pdf = pypdfium2.PdfDocument(document)
+    try:
+        return len(pdf)
+    finally:
+        pdf.close()
+
+
+def _look(signed: bytes, page_index: int, png: Path) -> tuple[bool, str]:
+    """Render the signed page to ``png`` and say what it shows: the blue signature and
+    the red seal, and how much of the seal lies over the left third of the signature
+    (docs/vn-signature-format.md)."""
+    pdf = pypdfium2.PdfDocument(signed)
+    pdf.init_forms()
+    try:
+        image = pdf[page_index].render(scale=2, may_draw_forms=True).to_pil().convert("RGB")
+    finally:
+        pdf.close()
+    image.save(png)
+    blue, red = [], []
+    for i, (r, g, b) in enumerate(image.get_flattened_data()):
+        if b > 150 and r < 60 and g < 60:
+            blue.append(i % image.width)
+        elif r > 180 and g < 60 and b < 70:
+            red.append(i % image.width)
+    if not blue or not red:
+        return False, f"blue pixels {len(blue)}, red pixels {len(red)}: something is missing"
+    left, right = min(blue), max(blue)
+    third = left + (right - left) / 3
+    over = sum(1 for x in red if x >= left)
+    beyond = sum(1 for x in red if x > third + 4)
+    text = (
+        f"blue signature {len(blue)} px, red seal {len(red)} px; {over} red px over the"
+        f" signature, {beyond} beyond its left third"
+    )
+    return over > 0 and beyond == 0, text

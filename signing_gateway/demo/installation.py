@@ -1,0 +1,253 @@
+"""The demo installation (``signing-gateway init --demo``): on top of a plain installation,
+a demo PKI, one SoftHSM2 token per holder with a key generated inside it, the
+organisation "Sở Tài chính tỉnh Hà Nam" with its seal, users with TOTP secrets at the
+bridge, an integration client, and ``demo-credentials.json`` with what a tester needs.
+
+Idempotent: an existing demo is kept.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import secrets
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.admin.installation import init_installation
+from gateway.approvals import totp
+from gateway.audit import log as audit
+from gateway.bridges import add_ca_certificates, bridge_config
+from gateway.config import Settings
+from gateway.context import open_database
+from gateway.db.models import Credential, IntegrationClient, Organisation, User
+from gateway.passwords import hash_password
+from gateway.secrets_at_rest import InstallationKeys, SecretBox
+from hsm_bridge import Bridge
+from hsm_bridge.credentials import CredentialRef, SignatureMechanism
+from hsm_bridge.pkcs11.pins import PinStore
+from hsm_bridge.pkcs11.provisioning import KeySpec
+from hsm_bridge.pkcs11.softhsm import init_token, token_labels
+from signing_gateway.demo.images import DEMO_SEAL_DIAMETER_MM, demo_seal_png, demo_signature_png
+from signing_gateway.demo.pki import DemoPki, HolderName
+
+__all__ = ["DEMO_CREDENTIALS_FILE", "DEMO_HOLDERS", "DemoHolder", "init_demo"]
+
+DEMO_CREDENTIALS_FILE = "demo-credentials.json"
+
+
+@dataclass(frozen=True, slots=True)
+class DemoHolder:
+    """A demo token holder: username (also the token's label), role, key type and
+    certificate subject. ``keeper``: for the organisation's token, the clerk who keeps
+    it (no user of its own; its credential is the organisation's)."""
+
+    username: str
+    role: str
+    key: KeySpec
+    holder: HolderName
+    keeper: str | None = None
+
+
+# The demo's organisation: short name and full name (its seal: demo_images).
+DEMO_ORGANISATION = ("stc-hanam", "Sở Tài chính tỉnh Hà Nam")
+
+
+DEMO_HOLDERS = (
+    DemoHolder(
+        "leader1",
+        "leader",
+        KeySpec.RSA_2048,
+        HolderName("Nguyễn Văn An", "Giám đốc", "Sở Tài chính tỉnh Hà Nam"),
+    ),
+    DemoHolder(
+        "clerk1",
+        "clerk",
+        KeySpec.EC_P256,
+        HolderName("Trần Thị Bình", "Văn thư", "Sở Tài chính tỉnh Hà Nam"),
+    ),
+    DemoHolder(
+        "org1",
+        "organisation",
+        KeySpec.RSA_2048,
+        HolderName("Sở Tài chính tỉnh Hà Nam", "Cơ quan", "Sở Tài chính tỉnh Hà Nam"),
+        keeper="clerk1",
+    ),
+)
+
+
+def init_demo(settings: Settings, *, now: dt.datetime) -> Path:
+    """Create or complete the installation in ``settings.data_dir`` with the demo in
+    it; the path of ``demo-credentials.json``."""
+    keys = init_installation(settings)
+    credentials_file = settings.data_dir.resolve() / DEMO_CREDENTIALS_FILE
+    if credentials_file.exists():
+        return credentials_file
+    return _create_demo(settings, keys, credentials_file, now)
+
+
+def _create_demo(
+    settings: Settings, keys: InstallationKeys, credentials_file: Path, now: dt.datetime
+) -> Path:
+    conf = settings.effective_softhsm2_conf
+    pki = DemoPki(settings.data_dir.resolve() / "pki")
+    pki.ensure(now)
+    pins: dict[str, str] = {}
+    existing = token_labels(conf)
+    for holder in DEMO_HOLDERS:
+        if holder.username not in existing:
+            pins[holder.username] = secrets.token_hex(8)
+            init_token(conf, holder.username, secrets.token_hex(8), pins[holder.username])
+    if len(pins) != len(DEMO_HOLDERS):
+        raise RuntimeError(
+            "a partial demo installation exists (tokens without demo-credentials.json); "
+            "remove the data folder and run init again"
+        )
+    bridge = Bridge(bridge_config(settings, keys))
+    serials = {t.label: t.serial for t in bridge.inventory()}
+    pin_store = PinStore(bridge_config(settings, keys).pin_file, keys.fernet_key)
+    box = SecretBox(keys.fernet_key)
+    db = open_database(settings, keys)
+    chain_pem = "".join(p.read_text() for p in (pki.issuing_path, pki.root_path))
+    # the bridge embeds the chain its tokens do not hold from its administrator's CA file
+    add_ca_certificates(settings, chain_pem)
+    signers = []
+    api_key = "sgw_" + secrets.token_urlsafe(32)
+    callback_secret = "whsec_" + secrets.token_urlsafe(32)
+    organisation = Organisation(
+        id=str(uuid.uuid4()),
+        name=DEMO_ORGANISATION[0],
+        display_name=DEMO_ORGANISATION[1],
+        seal_image=demo_seal_png(),
+        seal_diameter_mm=DEMO_SEAL_DIAMETER_MM,
+        created_at=now,
+    )
+    users: dict[str, User] = {}
+    try:
+        with db.transaction() as session:
+            session.add(organisation)
+            for holder in DEMO_HOLDERS:
+                serial = serials[holder.username]
+                pin_store.put(serial, pins[holder.username])
+                key_id = secrets.token_bytes(8)
+                cert_der = bridge.provision(
+                    serial,
+                    holder.key,
+                    key_id,
+                    holder.username,
+                    lambda public_key, h=holder: pki.certify(public_key, h.holder, now),
+                )
+                credential_id = f"cred-{holder.username}-{key_id.hex()[:8]}"
+                if holder.keeper is not None:
+                    # the organisation's seal: kept by its clerk, who alone signs with it
+                    keeper = users[holder.keeper]
+                    bridge.registry.bind_credential(keeper.username, CredentialRef(serial, key_id))
+                    credential = _demo_credential(
+                        credential_id, keeper, holder, serial, key_id, cert_der, chain_pem, now
+                    )
+                    credential.organisation_id = organisation.id
+                    session.add(credential)
+                    continue
+                password = secrets.token_urlsafe(12)
+                totp_secret = totp.new_secret()
+                user = User(
+                    id=str(uuid.uuid4()),
+                    username=holder.username,
+                    display_name=holder.holder.common_name,
+                    role=holder.role,
+                    organisation_id=organisation.id,
+                    password_hash=hash_password(password),
+                    totp_enrolled_at=now,
+                    # the leader's handwritten signature, drawn in visible signatures
+                    signature_image=demo_signature_png() if holder.role == "leader" else None,
+                    login_failures=0,
+                    created_at=now,
+                )
+                session.add(user)
+                session.flush()
+                users[holder.username] = user
+                # the bridge's own records: it checks approvals itself
+                bridge.registry.set_totp(holder.username, totp_secret)
+                bridge.registry.bind_credential(holder.username, CredentialRef(serial, key_id))
+                session.add(
+                    _demo_credential(
+                        credential_id, user, holder, serial, key_id, cert_der, chain_pem, now
+                    )
+                )
+                signers.append(
+                    {
+                        "username": holder.username,
+                        "password": password,
+                        "totp_secret": totp_secret,
+                        "credential_id": credential_id,
+                        "role": holder.role,
+                        "display_name": holder.holder.common_name,
+                    }
+                )
+            session.add(
+                IntegrationClient(
+                    id=str(uuid.uuid4()),
+                    name="demo-eoffice",
+                    api_key_sha256=hashlib.sha256(api_key.encode()).hexdigest(),
+                    callback_secret=box.seal(callback_secret),
+                    created_at=now,
+                )
+            )
+            audit.record(
+                session,
+                actor="system",
+                action="installation.demo_created",
+                now=now,
+                detail={
+                    "signers": [h.username for h in DEMO_HOLDERS if h.keeper is None],
+                    "organisation": organisation.name,
+                },
+            )
+    finally:
+        db.dispose()
+    payload = {
+        "api_key": api_key,
+        "callback_secret": callback_secret,
+        "signers": signers,
+        "organisation": {
+            "name": organisation.name,
+            "display_name": organisation.display_name,
+            "keeper": next(h.keeper for h in DEMO_HOLDERS if h.keeper),
+        },
+        "trust_anchor": str(pki.root_path),
+    }
+    tmp = credentials_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False), "utf-8")
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, credentials_file)
+    return credentials_file
+
+
+def _demo_credential(
+    credential_id: str,
+    user: User,
+    holder: DemoHolder,
+    serial: str,
+    key_id: bytes,
+    cert_der: bytes,
+    chain_pem: str,
+    now: dt.datetime,
+) -> Credential:
+    return Credential(
+        id=credential_id,
+        user_id=user.id,
+        token_serial=serial,
+        key_id=key_id.hex(),
+        mechanism=(
+            SignatureMechanism.RSA_PKCS_SHA256
+            if holder.key is KeySpec.RSA_2048
+            else SignatureMechanism.ECDSA_SHA256
+        ).value,
+        certificate_der=cert_der,
+        certificate_sha256=hashlib.sha256(cert_der).hexdigest(),
+        chain_pem=chain_pem,
+        created_at=now,
+    )
