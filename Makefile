@@ -10,9 +10,15 @@ PORT ?= 8000
 demo: system-deps $(BIN)/signing-gateway
 	$(BIN)/signing-gateway demo --data-dir $(DATA_DIR) --port $(PORT)
 
-test: system-deps-test $(BIN)/signing-gateway
-	$(BIN)/ruff check .
+test: system-deps-test lint
 	$(BIN)/pytest
+
+# Style, types (mypy --strict on every package) and the one-way imports (import-linter).
+lint: $(BIN)/signing-gateway
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 system-deps:
 	@scripts/system-deps.sh

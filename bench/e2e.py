@@ -46,6 +46,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hsm_bridge.clock import utcnow
+
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus" / "pdf"
 DEFAULT_DOCUMENTS = ("vn-word-text-hybrid-xref.pdf", "many-pages-117p-objstm.pdf")
@@ -97,7 +99,7 @@ def open_rig(folder: Path) -> Rig:
     context = build_context(settings)
     keys = InstallationKeys.load(settings.secrets_dir)
     code = local_registry(settings, keys).issue_enrolment_code(
-        "leader1", now=time.time(), ttl_seconds=600
+        "leader1", now=utcnow(), ttl_seconds=600
     )
     key = ec.generate_private_key(ec.SECP256R1())
     der = key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
@@ -187,8 +189,9 @@ def gateway(rig: Rig, document: bytes, count: int) -> tuple[float, bytes]:
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from gateway.approvals.statements import DecisionItem, DeviceProof, issue_nonce, statement_for
+    from gateway.approvals.statements import DecisionItem, issue_nonce, statement_for
     from hsm_bridge.pades import SignatureParameters
+    from hsm_bridge.sam.authorization import DeviceFactor
     from hsm_bridge.sam.statement import Decision
 
     context = rig.context
@@ -207,15 +210,13 @@ def gateway(rig: Rig, document: bytes, count: int) -> tuple[float, bytes]:
     with context.db.transaction() as session:
         nonce = issue_nonce(session, rig.leader.id, now=now, ttl_seconds=600).nonce
     expires_at = int(time.time()) + 240
-    unsigned = DeviceProof(rig.device_id, nonce, expires_at, b"")
+    unsigned = DeviceFactor(rig.device_id, nonce, expires_at, b"")
     statement = statement_for(rig.leader, rig.device_id, Decision.APPROVE, unsigned, requests)
     signature = rig.device_key.sign(statement.canonical_bytes(), ec.ECDSA(hashes.SHA256()))
-    proof = DeviceProof(rig.device_id, nonce, expires_at, signature)
+    proof = DeviceFactor(rig.device_id, nonce, expires_at, signature)
     items = [DecisionItem(r.id, r.document_sha256) for r in requests]
     begin = time.perf_counter()
-    outcomes = context.service.decide(
-        rig.leader, items, Decision.APPROVE, proof, client_address=None
-    )
+    outcomes = context.service.approve_batch(rig.leader, items, proof, client_address=None)
     elapsed = time.perf_counter() - begin
     states = {o.request.status if o.request else o.error.code for o in outcomes}
     if states != {"signed"}:

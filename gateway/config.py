@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import (
@@ -60,7 +60,7 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(Path("var"), description="installation folder")
     database_url: str | None = Field(
-        None, description="SQLAlchemy URL; default sqlite:///<data_dir>/gateway.db.database"
+        None, description="SQLAlchemy URL; default sqlite:///<data_dir>/gateway.db"
     )
     pkcs11_modules: list[Pkcs11ModuleSettings] = Field(
         default_factory=list,
@@ -111,8 +111,8 @@ class Settings(BaseSettings):
     approval_nonce_ttl_seconds: int = Field(
         24 * 3600, gt=0, description="lifetime of a server nonce for a signed decision"
     )
-    device_activation_code_ttl_seconds: int = Field(
-        600, gt=0, description="lifetime of a one-time device activation code"
+    enrolment_code_ttl_seconds: int = Field(
+        600, gt=0, description="lifetime of a one-time enrolment code"
     )
     public_url: str | None = Field(
         None, description="the gateway's address as tablets reach it (put in activation QR codes)"
@@ -144,7 +144,7 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         """The database URL in force (SQLite file in the data folder by default)."""
-        return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'gateway.db.database'}"
+        return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'gateway.db'}"
 
     @property
     def effective_softhsm2_conf(self) -> Path:
@@ -167,7 +167,7 @@ class Settings(BaseSettings):
         return self.data_dir.resolve() / "documents"
 
 
-def load_settings(data_dir: Path | None = None, **overrides: object) -> Settings:
+def load_settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
     """Build the settings for the installation in ``data_dir`` (default: GATEWAY_DATA_DIR
     or ./var): values from the environment, then ``<data_dir>/gateway.toml``, then
     defaults. ``overrides`` win over everything (used by the CLI and tests)."""

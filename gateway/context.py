@@ -15,6 +15,7 @@ from gateway.requests.document_store import DocumentStore
 from gateway.requests.submission import Submissions
 from gateway.secrets_at_rest import InstallationKeys, SecretBox
 from hsm_bridge import BridgeClient
+from hsm_bridge.clock import Clock, utcnow
 
 __all__ = ["GatewayContext", "build_context", "context_of", "open_database"]
 
@@ -30,6 +31,7 @@ class GatewayContext:
     bridge: BridgeClient
     service: SigningService
     submissions: Submissions
+    clock: Clock = utcnow
 
     def close(self) -> None:
         """Release database connections."""
@@ -45,9 +47,10 @@ def open_database(settings: Settings, keys: InstallationKeys | None = None) -> D
     return Database(settings.effective_database_url, session_info={SESSION_INFO_KEY: signer})
 
 
-def build_context(settings: Settings) -> GatewayContext:
-    """Open the installation in ``settings.data_dir``. Raises FileNotFoundError when it
-    was never initialised (``signing-gateway init``)."""
+def build_context(settings: Settings, *, clock: Clock = utcnow) -> GatewayContext:
+    """Open the installation in ``settings.data_dir``; every use case reads the time
+    from ``clock``. Raises FileNotFoundError when it was never initialised
+    (``signing-gateway init``)."""
     keys = InstallationKeys.load(settings.secrets_dir)
     db = open_database(settings, keys)
     box = SecretBox(keys.fernet_key)
@@ -58,8 +61,9 @@ def build_context(settings: Settings) -> GatewayContext:
         db=db,
         box=box,
         bridge=bridge,
-        service=SigningService(settings, db, store, bridge),
-        submissions=Submissions(settings, db, store),
+        service=SigningService(settings, db, store, bridge, clock=clock),
+        submissions=Submissions(settings, db, store, clock=clock),
+        clock=clock,
     )
 
 

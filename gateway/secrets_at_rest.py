@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,12 +90,12 @@ def _checkpoint_key(folder: Path) -> Ed25519PrivateKey:
     return key
 
 
-def _create_once(path: Path, make: object) -> bytes:
+def _create_once(path: Path, make: Callable[[], bytes]) -> bytes:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         return path.read_bytes().strip()
-    value: bytes = make()  # type: ignore[operator]
+    value = make()
     with os.fdopen(fd, "wb") as handle:
         handle.write(value)
     return value

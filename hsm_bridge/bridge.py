@@ -19,17 +19,19 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding
 from pkcs11 import Attribute, ObjectClass
 from pyhanko.sign.timestamps import HTTPTimeStamper, TimeStamper
 
+from hsm_bridge.clock import Clock, utcnow
 from hsm_bridge.credentials import CredentialRef, SignatureMechanism
 from hsm_bridge.errors import (
     ActivationInvalid,
     BridgeError,
     CredentialNotFound,
     PinRequired,
+    RefusalReason,
     TokenNotPresent,
 )
 from hsm_bridge.interface import SignRequest
@@ -66,14 +68,9 @@ from hsm_bridge.sam.signers import (
 )
 from hsm_bridge.signature_step import SignatureStep
 
-__all__ = ["Bridge", "BridgeConfig", "ModuleConfig", "SignRequest", "utcnow"]
+__all__ = ["Bridge", "BridgeConfig", "ModuleConfig", "SignRequest"]
 
 log = logging.getLogger(__name__)
-
-
-def utcnow() -> dt.datetime:
-    """The wall clock, aware UTC: the bridge's default clock."""
-    return dt.datetime.now(dt.UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +118,7 @@ class Bridge:
     serial number across all of them. ``clock`` returns aware UTC now (injected in
     tests; the signing time and every check use it)."""
 
-    def __init__(self, config: BridgeConfig, *, clock: Callable[[], dt.datetime] = utcnow) -> None:
+    def __init__(self, config: BridgeConfig, *, clock: Clock = utcnow) -> None:
         if not config.modules:
             raise ValueError("the bridge needs at least one PKCS#11 module")
         self.name = config.name
@@ -247,16 +244,13 @@ class Bridge:
 
     # ---- signature activation (the gateway relays the signer's factor) -------------
 
-    def _now(self) -> float:
-        return self.clock().timestamp()
-
     def authorize(
         self, request: AuthorizationRequest, *, token_serials: frozenset[str] | None = None
     ) -> list[str | None]:
         """Verify the signer's factor and issue one SAD per item (see
         :meth:`~hsm_bridge.sam.authorization.SignatureActivationModule.authorize`); raises
         :class:`~hsm_bridge.errors.AuthorizationRefused`."""
-        return self.sam.authorize(request, now=self._now(), token_serials=token_serials)
+        return self.sam.authorize(request, now=self.clock(), token_serials=token_serials)
 
     def enrol_device(
         self, code_id: str, public_key_der: bytes, proof: bytes, *, kind: str = "device_key"
@@ -264,7 +258,7 @@ class Bridge:
         """Register a device key with a bridge-issued enrolment code and the code's HMAC
         over the key (:func:`~hsm_bridge.sam.signers.enrolment_proof`)."""
         return self.registry.enrol_device(
-            code_id, public_key_der, proof, now=self._now(), kind=kind
+            code_id, public_key_der, proof, now=self.clock(), kind=kind
         )
 
     def devices(self, signer: str) -> list[DeviceRecord]:
@@ -274,21 +268,21 @@ class Bridge:
     def revoke_device(self, signer: str, device_id: str, factor: Factor) -> bool:
         """Revoke one of ``signer``'s devices with the signer's own factor (see
         :meth:`~hsm_bridge.sam.authorization.SignatureActivationModule.revoke_device`)."""
-        return self.sam.revoke_device(signer, device_id, factor, now=self._now())
+        return self.sam.revoke_device(signer, device_id, factor, now=self.clock())
 
     def enrolment_code(self, signer: str, otp: str, *, ttl_seconds: int) -> EnrolmentCode:
         """A device enrolment code for ``signer``, who proves presence with a TOTP code
         the bridge checks itself; only where TOTP approves (see
         :meth:`~hsm_bridge.sam.authorization.SignatureActivationModule.enrolment_code_by_totp`)."""
         return self.sam.enrolment_code_by_totp(
-            signer, otp, now=self._now(), ttl_seconds=ttl_seconds
+            signer, otp, now=self.clock(), ttl_seconds=ttl_seconds
         )
 
     def check_totp(self, signer: str, otp: str) -> None:
         """Accept ``signer``'s TOTP code once (a rejection, which signs nothing, still
         needs the signer's presence); raises AuthorizationRefused with a ``totp_*``
         reason."""
-        self.registry.check_totp(signer, otp, now=self._now())
+        self.registry.check_totp(signer, otp, now=self.clock())
 
     def begin_totp_enrolment(
         self,
@@ -304,7 +298,7 @@ class Bridge:
         self.registry.begin_totp_enrolment(
             signer,
             secret,
-            now=self._now(),
+            now=self.clock(),
             current_otp=current_otp,
             code_id=code_id,
             code_proof=code_proof,
@@ -312,7 +306,7 @@ class Bridge:
 
     def confirm_totp_enrolment(self, signer: str, otp: str) -> None:
         """Activate the pending TOTP secret with a first code from it."""
-        self.registry.confirm_totp_enrolment(signer, otp, now=self._now())
+        self.registry.confirm_totp_enrolment(signer, otp, now=self.clock())
 
     # ---- signing ------------------------------------------------------------------
 
@@ -342,7 +336,7 @@ class Bridge:
                     request.activation,
                     request.credential,
                     request.mechanism.value,
-                    now=now.timestamp(),
+                    now=now,
                 )
             except ActivationInvalid as exc:
                 log.warning(
@@ -350,11 +344,11 @@ class Bridge:
                 )
                 outcomes[index] = exc
         order = list(checked)
-        fresh = self._verifier.spend([checked[i] for i in order], now=now.timestamp())
+        fresh = self._verifier.spend([checked[i] for i in order], now=now)
         for index, unused in zip(order, fresh, strict=True):
             if not unused:
                 outcomes[index] = ActivationInvalid(
-                    "the activation was already used", reason="reused"
+                    "the activation was already used", reason=RefusalReason.REUSED
                 )
                 del checked[index]
         for index, activation in checked.items():
@@ -414,7 +408,7 @@ class Bridge:
         spec: KeySpec,
         key_id: bytes,
         label: str,
-        certify: Callable[[PublicKeyTypes], x509.Certificate],
+        certify: Callable[[CertificatePublicKeyTypes], x509.Certificate],
         *,
         always_authenticate: bool = False,
     ) -> bytes:

@@ -7,6 +7,8 @@ flag. Messages never contain a PIN.
 
 from __future__ import annotations
 
+import enum
+
 import pkcs11.exceptions as p11e
 
 __all__ = [
@@ -22,6 +24,7 @@ __all__ = [
     "PinEnvelopeInvalid",
     "PinLocked",
     "PinRequired",
+    "RefusalReason",
     "SignatureBuildFailed",
     "TokenBusy",
     "TokenError",
@@ -42,6 +45,7 @@ class BridgeError(Exception):
 
     code = "bridge_error"
     status = 500
+    title = "Signing device error"
     retryable = False
 
     def __init__(self, message: str) -> None:
@@ -55,6 +59,7 @@ class TokenNotPresent(BridgeError):
 
     code = "token_not_present"
     status = 503
+    title = "The signing token is not present"
     retryable = True
 
 
@@ -64,6 +69,7 @@ class TokenError(BridgeError):
 
     code = "token_error"
     status = 502
+    title = "The signing token failed"
     retryable = True
 
 
@@ -73,6 +79,7 @@ class TokenBusy(BridgeError):
 
     code = "token_busy"
     status = 503
+    title = "The signing token is busy"
     retryable = True
 
 
@@ -82,6 +89,7 @@ class BatchAbandoned(BridgeError):
 
     code = "batch_abandoned"
     status = 503
+    title = "The batch was abandoned before it reached the token"
     retryable = True
 
 
@@ -90,6 +98,7 @@ class TokenTimeout(BridgeError):
 
     code = "token_timeout"
     status = 503
+    title = "The signing token did not answer in time"
     retryable = True
 
 
@@ -99,6 +108,7 @@ class TokenUnhealthy(BridgeError):
 
     code = "token_unhealthy"
     status = 503
+    title = "The signing token is not answering"
     retryable = True
 
 
@@ -107,6 +117,7 @@ class BridgeUnavailable(BridgeError):
 
     code = "bridge_unavailable"
     status = 503
+    title = "The signing service cannot be reached"
     retryable = True
 
 
@@ -116,6 +127,7 @@ class CredentialNotFound(BridgeError):
 
     code = "credential_not_found"
     status = 409
+    title = "The key is not on the token"
 
 
 class PinIncorrect(BridgeError):
@@ -123,6 +135,7 @@ class PinIncorrect(BridgeError):
 
     code = "pin_incorrect"
     status = 403
+    title = "The token refused the PIN"
 
 
 class PinRequired(BridgeError):
@@ -131,6 +144,7 @@ class PinRequired(BridgeError):
 
     code = "pin_required"
     status = 422
+    title = "The token's PIN is needed"
 
 
 class PinLocked(BridgeError):
@@ -138,6 +152,7 @@ class PinLocked(BridgeError):
 
     code = "pin_locked"
     status = 403
+    title = "The token's PIN is locked"
 
 
 class MechanismUnsupported(BridgeError):
@@ -145,6 +160,41 @@ class MechanismUnsupported(BridgeError):
 
     code = "mechanism_unsupported"
     status = 409
+    title = "The token cannot sign with this mechanism"
+
+
+class RefusalReason(enum.StrEnum):
+    """Why the bridge refused: the ``reason`` of :class:`ActivationInvalid` (a SAD that
+    does not hold for what was sent) and of :class:`AuthorizationRefused` (a factor, a
+    binding or an enrolment that does not hold). Stable, machine-readable, sent over
+    the link and shown in problems; docs/security-model.md says what each means."""
+
+    MALFORMED = "malformed"
+    FORGED = "forged"
+    EXPIRED = "expired"
+    REUSED = "reused"
+    MISSING = "missing"
+    WRONG_CREDENTIAL = "wrong_credential"
+    WRONG_MECHANISM = "wrong_mechanism"
+    WRONG_DOCUMENT = "wrong_document"
+    WRONG_IMAGE = "wrong_image"
+    CERTIFICATE_MISMATCH = "certificate_mismatch"
+    CREDENTIAL_NOT_BOUND = "credential_not_bound"
+    DEVICE_UNKNOWN = "device_unknown"
+    DEVICE_REVOKED = "device_revoked"
+    DEVICE_NOT_ACCEPTED = "device_not_accepted"
+    APPROVAL_EXPIRED = "approval_expired"
+    APPROVAL_SIGNATURE_INVALID = "approval_signature_invalid"
+    APPROVAL_NONCE_REUSED = "approval_nonce_reused"
+    TOTP_NOT_ACCEPTED = "totp_not_accepted"
+    TOTP_NOT_ENROLLED = "totp_not_enrolled"
+    TOTP_LOCKED = "totp_locked"
+    TOTP_LOCKOUT = "totp_lockout"
+    TOTP_INVALID = "totp_invalid"
+    TOTP_REUSED = "totp_reused"
+    TOTP_SECRET_INVALID = "totp_secret_invalid"  # noqa: S105 - a reason, not a secret
+    ENROLMENT_CODE_INVALID = "enrolment_code_invalid"
+    DEVICE_KEY_INVALID = "device_key_invalid"
 
 
 class ActivationInvalid(BridgeError):
@@ -157,6 +207,7 @@ class ActivationInvalid(BridgeError):
 
     code = "activation_invalid"
     status = 403
+    title = "The bridge refused to sign: the activation does not hold"
 
     def __init__(self, message: str, *, reason: str) -> None:
         super().__init__(message)
@@ -171,6 +222,7 @@ class AuthorizationRefused(BridgeError):
 
     code = "authorization_refused"
     status = 403
+    title = "The bridge refused the approval"
 
     def __init__(self, message: str, *, reason: str) -> None:
         super().__init__(message)
@@ -184,6 +236,7 @@ class PinEnvelopeInvalid(BridgeError):
 
     code = "pin_envelope_invalid"
     status = 403
+    title = "The sealed PIN does not open for this approval"
 
 
 class CertificateNotUsable(BridgeError):
@@ -192,6 +245,7 @@ class CertificateNotUsable(BridgeError):
 
     code = "certificate_not_usable"
     status = 409
+    title = "The signer's certificate is expired or not yet valid"
 
 
 class SignatureBuildFailed(BridgeError):
@@ -201,6 +255,7 @@ class SignatureBuildFailed(BridgeError):
 
     code = "signature_build_failed"
     status = 422
+    title = "The signature could not be built"
 
 
 _MAP: list[tuple[type[Exception], type[BridgeError], str]] = [
@@ -243,7 +298,7 @@ def error_from_code(code: str, message: str, *, reason: object = None) -> Bridge
     for cls in _subclasses(BridgeError):
         if cls.code == code:
             if cls in (ActivationInvalid, AuthorizationRefused):
-                return cls(message, reason=str(reason or "unknown"))  # type: ignore[call-arg]
+                return cls(message, reason=str(reason or "unknown"))
             return cls(message)
     error = BridgeError(message)
     error.code = code

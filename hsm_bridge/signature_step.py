@@ -29,6 +29,7 @@ from hsm_bridge.errors import (
     BridgeError,
     CertificateNotUsable,
     PinIncorrect,
+    RefusalReason,
     SignatureBuildFailed,
 )
 from hsm_bridge.interface import SignRequest
@@ -87,12 +88,14 @@ class SignatureStep:
         :class:`~hsm_bridge.errors.SignatureBuildFailed`."""
         document_sha256 = hashlib.sha256(request.document).hexdigest()
         if not hmac.compare_digest(document_sha256, activation.document_sha256):
-            raise ActivationInvalid("this is not the approved document", reason="wrong_document")
+            raise ActivationInvalid(
+                "this is not the approved document", reason=RefusalReason.WRONG_DOCUMENT
+            )
         params = SignatureParameters.from_object(activation.parameters)
         try:
             image = check_images(params, request.images)
         except ValueError as exc:
-            raise ActivationInvalid(str(exc), reason="wrong_image") from exc
+            raise ActivationInvalid(str(exc), reason=RefusalReason.WRONG_IMAGE) from exc
         identity = self._identity(request, activation, now)
         pin = self._pin(request, activation, now)
 
@@ -134,7 +137,7 @@ class SignatureStep:
         if not hmac.compare_digest(hashlib.sha256(der).hexdigest(), activation.certificate_sha256):
             raise ActivationInvalid(
                 "the token holds another certificate than the approved one",
-                reason="certificate_mismatch",
+                reason=RefusalReason.CERTIFICATE_MISMATCH,
             )
         certificate = x509.load_der_x509_certificate(der)
         if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
@@ -152,7 +155,7 @@ class SignatureStep:
         if request.pin_envelope is None:
             return None
         serial = request.credential.token_serial
-        if self.registry.pin_refused(activation.authorization, serial, now=now.timestamp()):
+        if self.registry.pin_refused(activation.authorization, serial, now=now):
             raise PinIncorrect(
                 "the token refused this approval's PIN already; it is not tried again"
             )

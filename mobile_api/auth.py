@@ -16,13 +16,14 @@ import limits.storage
 import limits.strategies
 from fastapi import Depends, Request
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from gateway.audit import log as audit
+from gateway.config import Settings
 from gateway.context import GatewayContext, context_of
 from gateway.db.models import MobileSession, User
 from gateway.errors import CredentialsInvalid, LoginLocked, LoginRateLimited, Unauthenticated
 from gateway.passwords import verify_password
-from gateway.requests.access import utcnow
 
 __all__ = ["IssuedSession", "LoginLimiter", "current_user", "login", "revoke"]
 
@@ -71,59 +72,82 @@ def login(
     Raises CredentialsInvalid (same answer for an unknown user and a wrong password) or
     LoginLocked after ``login_max_failures`` failures in a row."""
     settings = context.settings
-    now = utcnow()
-    locked = False
+    now = context.clock()
     with context.db.transaction() as session:
         user = session.scalar(select(User).where(User.username == username))
-        if user is not None and user.login_locked_until and now < user.login_locked_until:
-            locked = True
-        elif not verify_password(user.password_hash if user else None, password):
+        locked = bool(
+            user is not None and user.login_locked_until and now < user.login_locked_until
+        )
+        if locked:
+            issued = None
+        # the password is checked for unknown names too (a dummy hash): same time, same answer
+        elif not verify_password(user.password_hash if user else None, password) or user is None:
             if user is not None:
-                user.login_failures += 1
-                audit.record(
-                    session,
-                    actor=f"user:{user.username}",
-                    action="login.failed",
-                    now=now,
-                    client_address=client_address,
-                )
-                if user.login_failures >= settings.login_max_failures:
-                    user.login_failures = 0
-                    user.login_locked_until = now + dt.timedelta(
-                        seconds=settings.login_lockout_seconds
-                    )
-                    audit.record(
-                        session,
-                        actor="system",
-                        action="login.locked",
-                        now=now,
-                        detail={"user": user.username},
-                    )
-            user = None
+                _count_failure(session, user, settings, now=now, client_address=client_address)
+            issued = None
         else:
-            user.login_failures = 0
-            token = secrets.token_urlsafe(32)
-            ttl = settings.mobile_session_ttl_seconds
-            session.add(
-                MobileSession(
-                    id=str(uuid.uuid4()),
-                    user_id=user.id,
-                    token_sha256=_token_hash(token),
-                    created_at=now,
-                    expires_at=now + dt.timedelta(seconds=ttl),
-                )
-            )
-            audit.record(
-                session,
-                actor=f"user:{user.username}",
-                action="session.created",
-                now=now,
-                client_address=client_address,
-            )
+            issued = _open_session(session, user, settings, now=now, client_address=client_address)
     if locked:
         raise LoginLocked("too many failed logins; try again later")
-    if user is None:
+    if issued is None:
         raise CredentialsInvalid("wrong username or password")
+    return issued
+
+
+def _count_failure(
+    session: Session,
+    user: User,
+    settings: Settings,
+    *,
+    now: dt.datetime,
+    client_address: str | None,
+) -> None:
+    """One more failed login for ``user``; locked for ``login_lockout_seconds`` after
+    ``login_max_failures`` in a row."""
+    user.login_failures += 1
+    audit.record(
+        session,
+        actor=f"user:{user.username}",
+        action="login.failed",
+        now=now,
+        client_address=client_address,
+    )
+    if user.login_failures >= settings.login_max_failures:
+        user.login_failures = 0
+        user.login_locked_until = now + dt.timedelta(seconds=settings.login_lockout_seconds)
+        audit.record(
+            session, actor="system", action="login.locked", now=now, detail={"user": user.username}
+        )
+
+
+def _open_session(
+    session: Session,
+    user: User,
+    settings: Settings,
+    *,
+    now: dt.datetime,
+    client_address: str | None,
+) -> IssuedSession:
+    """A new bearer token for ``user`` (only its SHA-256 is stored)."""
+    user.login_failures = 0
+    token = secrets.token_urlsafe(32)
+    ttl = settings.mobile_session_ttl_seconds
+    session.add(
+        MobileSession(
+            id=str(uuid.uuid4()),
+            user_id=user.id,
+            token_sha256=_token_hash(token),
+            created_at=now,
+            expires_at=now + dt.timedelta(seconds=ttl),
+        )
+    )
+    audit.record(
+        session,
+        actor=f"user:{user.username}",
+        action="session.created",
+        now=now,
+        client_address=client_address,
+    )
     return IssuedSession(access_token=token, expires_in=ttl)
 
 
@@ -137,7 +161,7 @@ def _bearer(request: Request) -> str:
 def current_user(request: Request, context: Annotated[GatewayContext, Depends(context_of)]) -> User:
     """FastAPI dependency: the user of a live (unexpired, unrevoked) session."""
     token_hash = _token_hash(_bearer(request))
-    now = utcnow()
+    now = context.clock()
     with context.db.transaction() as session:
         mobile = session.scalar(
             select(MobileSession).where(MobileSession.token_sha256 == token_hash)
@@ -152,7 +176,7 @@ def current_user(request: Request, context: Annotated[GatewayContext, Depends(co
 def revoke(context: GatewayContext, request: Request) -> None:
     """Revoke the session whose bearer token ``request`` carries (log out)."""
     token_hash = _token_hash(_bearer(request))
-    now = utcnow()
+    now = context.clock()
     with context.db.transaction() as session:
         mobile = session.scalar(
             select(MobileSession).where(MobileSession.token_sha256 == token_hash)

@@ -13,11 +13,10 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field, model_validator
 
 from gateway.approvals.decisions import DecisionOutcome
-from gateway.approvals.statements import DecisionItem, DeviceProof, Proof, TotpProof, issue_nonce
+from gateway.approvals.statements import DecisionItem, issue_nonce
 from gateway.db.models import SigningRequest
 from gateway.errors import ParameterInvalid
-from gateway.requests.access import utcnow
-from hsm_bridge.sam.statement import Decision
+from hsm_bridge.sam.authorization import DeviceFactor, Factor, TotpFactor
 from mobile_api.deps import Context, Signer, client_address
 
 __all__ = ["router"]
@@ -41,13 +40,14 @@ class DeviceApproval(BaseModel):
     expires_at: int = Field(gt=0)
     signature: str = Field(min_length=8, max_length=200)
 
-    def proof(self) -> DeviceProof:
-        """As a :class:`~gateway.approvals.statements.DeviceProof` (422 for bad base64)."""
+    def factor(self) -> DeviceFactor:
+        """As the bridge's :class:`~hsm_bridge.sam.authorization.DeviceFactor` (422 for
+        bad base64)."""
         try:
             signature = base64.b64decode(self.signature, validate=True)
         except (binascii.Error, ValueError) as exc:
             raise ParameterInvalid("signature must be base64") from exc
-        return DeviceProof(self.device_id, self.nonce, self.expires_at, signature)
+        return DeviceFactor(self.device_id, self.nonce, self.expires_at, signature)
 
 
 class SecondFactor(BaseModel):
@@ -65,12 +65,12 @@ class SecondFactor(BaseModel):
             raise ValueError("give exactly one of otp and device_approval")
         return self
 
-    def proof(self) -> Proof:
-        """The second factor as a proof for :meth:`SigningService.decide`."""
+    def factor(self) -> Factor:
+        """The second factor, in the bridge's vocabulary."""
         if self.device_approval is not None:
-            return self.device_approval.proof()
+            return self.device_approval.factor()
         assert self.otp is not None
-        return TotpProof(self.otp, self.nonce)
+        return TotpFactor(self.otp, self.nonce)
 
 
 class PinEnvelope(BaseModel):
@@ -134,7 +134,7 @@ def approve(
         user,
         request_id,
         body.document_sha256,
-        body.proof(),
+        body.factor(),
         pin_envelope=_envelope(body.pin_envelope),
         client_address=client_address(request),
     )
@@ -153,7 +153,7 @@ def reject(
 ) -> DecisionView:
     """Decline the request with a second factor; it becomes ``rejected`` at once."""
     result = context.service.reject(
-        user, request_id, body.reason, body.proof(), client_address=client_address(request)
+        user, request_id, body.reason, body.factor(), client_address=client_address(request)
     )
     return _view(result)
 
@@ -195,15 +195,22 @@ def decide_batch(body: BatchBody, request: Request, context: Context, user: Sign
     ``batch_max_requests`` (``batch_too_large`` beyond). Each request is signed or fails
     on its own; the answer lists each outcome. A refused second factor refuses the
     whole batch (a problem, nothing decided)."""
-    outcomes = context.service.decide(
-        user,
-        [DecisionItem(item.id, item.document_sha256) for item in body.requests],
-        Decision(body.decision),
-        body.proof(),
-        pin_envelope=_envelope(body.pin_envelope),
-        client_address=client_address(request),
-        reason=body.reason,
-    )
+    if body.decision == "reject":
+        outcomes = context.service.reject_batch(
+            user,
+            [item.id for item in body.requests],
+            body.factor(),
+            reason=body.reason,
+            client_address=client_address(request),
+        )
+    else:
+        outcomes = context.service.approve_batch(
+            user,
+            [DecisionItem(item.id, item.document_sha256) for item in body.requests],
+            body.factor(),
+            pin_envelope=_envelope(body.pin_envelope),
+            client_address=client_address(request),
+        )
     return BatchView(outcomes=[_outcome_view(o) for o in outcomes])
 
 
@@ -221,7 +228,7 @@ def new_nonce(context: Context, user: Signer) -> NonceView:
         nonce = issue_nonce(
             session,
             user.id,
-            now=utcnow(),
+            now=context.clock(),
             ttl_seconds=context.settings.approval_nonce_ttl_seconds,
         )
     return NonceView(nonce=nonce.nonce, expires_at=nonce.expires_at)

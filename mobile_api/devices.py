@@ -1,4 +1,4 @@
-"""Mobile API: device activation codes, device enrolment with a device-bound P-256 key,
+"""Mobile API: enrolment codes, device enrolment with a device-bound P-256 key,
 the signer's devices, and revocation of a lost one (see :mod:`gateway.approvals.devices`)."""
 
 from __future__ import annotations
@@ -14,13 +14,12 @@ from pydantic import BaseModel, Field
 from gateway.approvals import devices, totp
 from gateway.db.models import Device
 from gateway.errors import (
-    ActivationCodeInvalid,
     DeviceKeyInvalid,
+    EnrolmentCodeInvalid,
     ParameterInvalid,
     TotpNotEnrolled,
 )
-from gateway.requests.access import utcnow
-from hsm_bridge.sam.authorization import DeviceFactor, Factor, TotpFactor
+from hsm_bridge.sam.authorization import Factor, TotpFactor
 from mobile_api.decisions import DeviceApproval
 from mobile_api.deps import Context, Signer, client_address
 
@@ -29,14 +28,14 @@ __all__ = ["router"]
 router = APIRouter(prefix="/mobile/v1", tags=["mobile"])
 
 
-class ActivationCodeBody(BaseModel):
+class EnrolmentCodeBody(BaseModel):
     """A current TOTP code: an enrolled session proves it before adding a device."""
 
     otp: str = Field(min_length=1, max_length=16, repr=False)
 
 
-class ActivationCodeView(BaseModel):
-    """A one-time activation code, the URI the QR code carries, the QR code (PNG,
+class EnrolmentCodeView(BaseModel):
+    """A one-time enrolment code, the URI the QR code carries, the QR code (PNG,
     base64) and when the code expires."""
 
     code: str
@@ -45,23 +44,23 @@ class ActivationCodeView(BaseModel):
     expires_at: dt.datetime
 
 
-@router.post("/device-activation-codes", response_model=ActivationCodeView, status_code=201)
-def create_activation_code(
-    body: ActivationCodeBody, request: Request, context: Context, user: Signer
-) -> ActivationCodeView:
+@router.post("/enrolment-codes", response_model=EnrolmentCodeView, status_code=201)
+def create_enrolment_code(
+    body: EnrolmentCodeBody, request: Request, context: Context, user: Signer
+) -> EnrolmentCodeView:
     """A one-time code to enrol another device of the caller, after a TOTP check
     (``otp_invalid``, ``otp_reused``, ``otp_locked``, ``totp_not_enrolled``)."""
     if user.totp_enrolled_at is None:
         raise TotpNotEnrolled("enrol an authenticator first")
-    now = utcnow()
+    now = context.clock()
     code = totp.relay(
         context.db,
-        lambda: devices.request_activation_code(
+        lambda: devices.request_enrolment_code(
             context.db,
             context.bridge,
             user,
             body.otp,
-            ttl_seconds=context.settings.device_activation_code_ttl_seconds,
+            ttl_seconds=context.settings.enrolment_code_ttl_seconds,
             now=now,
             server_url=context.settings.public_url,
             client_address=client_address(request),
@@ -70,7 +69,7 @@ def create_activation_code(
         now=now,
         client_address=client_address(request),
     )
-    return ActivationCodeView(
+    return EnrolmentCodeView(
         code=code.code,
         uri=code.uri,
         qr_png_base64=base64.b64encode(devices.qr_png(code.uri)).decode(),
@@ -79,14 +78,14 @@ def create_activation_code(
 
 
 class EnrolmentBody(BaseModel):
-    """A new device: the activation code's id (the part before the dot), the device's
+    """A new device: the enrolment code's id (the part before the dot), the device's
     P-256 public key (base64 of DER SubjectPublicKeyInfo; the private key never leaves
     the device), ``enrolment_proof`` (base64 of HMAC-SHA256 keyed with the code's secret,
     the part after the dot, over ``"signing-gateway/device-enrolment/1\\0"`` followed by
     the DER key: the secret itself is never sent), its FCM registration token, platform
     and a name the signer recognises."""
 
-    activation_code_id: str = Field(min_length=4, max_length=64)
+    enrolment_code_id: str = Field(min_length=4, max_length=64)
     enrolment_proof: str = Field(min_length=40, max_length=64, repr=False)
     public_key: str = Field(min_length=16, max_length=400)
     push_token: str = Field(min_length=1, max_length=4096, repr=False)
@@ -138,8 +137,8 @@ def _listing_view(listing: devices.DeviceListing) -> DeviceView:
 
 @router.post("/devices", response_model=DeviceView, status_code=201)
 def enrol(body: EnrolmentBody, request: Request, context: Context) -> DeviceView:
-    """Enrol a device with a one-time activation code (no session needed: the code's
-    HMAC over the key is the proof, checked by the bridge). ``activation_code_invalid``,
+    """Enrol a device with a one-time enrolment code (no session needed: the code's
+    HMAC over the key is the proof, checked by the bridge). ``enrolment_code_invalid``,
     ``device_key_invalid``."""
     try:
         key = base64.b64decode(body.public_key, validate=True)
@@ -148,17 +147,17 @@ def enrol(body: EnrolmentBody, request: Request, context: Context) -> DeviceView
     try:
         proof = base64.b64decode(body.enrolment_proof, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise ActivationCodeInvalid("enrolment_proof must be base64") from exc
+        raise EnrolmentCodeInvalid("enrolment_proof must be base64") from exc
     device = devices.enrol_device(
         context.db,
         context.bridge,
-        body.activation_code_id,
+        body.enrolment_code_id,
         proof,
         public_key_der=key,
         push_token=body.push_token,
         platform=body.platform,
         name=body.name,
-        now=utcnow(),
+        now=context.clock(),
         client_address=client_address(request),
     )
     return _view(device)
@@ -187,8 +186,7 @@ class RevocationBody(BaseModel):
         if self.otp is not None:
             return TotpFactor(self.otp.strip())
         assert self.device_approval is not None
-        proof = self.device_approval.proof()
-        return DeviceFactor(proof.device_id, proof.nonce, proof.expires_at, proof.signature)
+        return self.device_approval.factor()
 
 
 @router.post("/devices/{device_id}/revocation", status_code=204)
@@ -203,7 +201,7 @@ def revoke(
         user,
         device_id,
         body.factor(),
-        now=utcnow(),
+        now=context.clock(),
         client_address=client_address(request),
     )
     return Response(status_code=204)

@@ -104,7 +104,7 @@ class FcmPushProvider:
 
 
 class PushNotifier:
-    """Implements :class:`gateway.approvals.decisions.Notifier`: sends to each live (not stale, not
+    """Implements :class:`gateway.requests.submission.Notifier`: sends to each live (not stale, not
     revoked) device of the signer in a background thread, with one new server nonce
     (valid ``nonce_ttl_seconds``) for the signed answer; marks a device stale when FCM
     says its token is dead. One device's failure never affects another's."""

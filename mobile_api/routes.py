@@ -16,11 +16,10 @@ from starlette.concurrency import run_in_threadpool
 from gateway.approvals import totp
 from gateway.audit import log as audit
 from gateway.db.models import User
-from gateway.errors import ActivationCodeInvalid, OtpInvalid, ParameterInvalid
-from gateway.requests.access import utcnow
+from gateway.errors import EnrolmentCodeInvalid, OtpInvalid, ParameterInvalid
 from gateway.requests.lifecycle import RequestStatus
 from gateway.requests.schemas import SigningRequestView
-from hsm_bridge.errors import AuthorizationRefused
+from hsm_bridge.errors import AuthorizationRefused, RefusalReason
 from mobile_api import auth
 from mobile_api.deps import Context, Signer, client_address
 from mobile_api.preview import render_page_png
@@ -138,7 +137,7 @@ def get_pin_key(request_id: str, context: Context, user: Signer) -> PinKeyView:
 class TotpEnrolmentBody(BaseModel):
     """A new authenticator. To replace a confirmed one: ``otp``, a current code from it
     (the gateway may then choose the secret). For a first one: the enrolment code the
-    bridge's administrator gave the signer, as ``activation_code_id`` (the part before
+    bridge's administrator gave the signer, as ``enrolment_code_id`` (the part before
     the dot) and ``enrolment_proof`` (base64 of HMAC-SHA256 keyed with the part after
     the dot over ``"signing-gateway/totp-enrolment/1\0"`` followed by ``secret``), with
     the ``secret`` (base32, 160 bits) the app chose: the code's secret never reaches
@@ -146,7 +145,7 @@ class TotpEnrolmentBody(BaseModel):
 
     otp: str | None = Field(default=None, max_length=16)
     secret: str | None = Field(default=None, min_length=26, max_length=128, repr=False)
-    activation_code_id: str | None = Field(default=None, min_length=4, max_length=64)
+    enrolment_code_id: str | None = Field(default=None, min_length=4, max_length=64)
     enrolment_proof: str | None = Field(default=None, min_length=40, max_length=64, repr=False)
 
     def code_proof(self) -> bytes | None:
@@ -175,8 +174,8 @@ def enrol_totp(
     becomes active once confirmed with a first valid code
     (``POST /mobile/v1/totp/confirmation``). Replacing one needs a current code
     (``otp_invalid``, ``otp_reused``, ``otp_locked`` as for approvals); a first one
-    needs an enrolment code (``activation_code_invalid``)."""
-    now = utcnow()
+    needs an enrolment code (``enrolment_code_invalid``)."""
+    now = context.clock()
     secret = (body.secret or totp.new_secret()).strip().upper()
     # The secret is kept by the bridge alone; the gateway shows it once, as the QR code,
     # and forgets it.
@@ -187,7 +186,7 @@ def enrol_totp(
                 user.username,
                 secret,
                 current_otp=body.otp.strip() if body.otp else None,
-                code_id=body.activation_code_id,
+                code_id=body.enrolment_code_id,
                 code_proof=body.code_proof(),
             ),
             username=user.username,
@@ -199,11 +198,11 @@ def enrol_totp(
             raise OtpInvalid("a current code from the enrolled authenticator is required") from exc
         raise
     except AuthorizationRefused as exc:
-        if exc.reason == "enrolment_code_invalid":
-            raise ActivationCodeInvalid(
+        if exc.reason == RefusalReason.ENROLMENT_CODE_INVALID:
+            raise EnrolmentCodeInvalid(
                 "a first authenticator needs the enrolment code the administrator gave you"
             ) from exc
-        if exc.reason == "totp_secret_invalid":
+        if exc.reason == RefusalReason.TOTP_SECRET_INVALID:
             raise ParameterInvalid("the secret must be base32, 128 bits or more") from exc
         raise
     with context.db.transaction() as session:
@@ -213,7 +212,7 @@ def enrol_totp(
             action="totp.enrolment_started",
             now=now,
             client_address=client_address(request),
-            detail={"code_id": body.activation_code_id} if body.activation_code_id else None,
+            detail={"code_id": body.enrolment_code_id} if body.enrolment_code_id else None,
         )
     uri = totp.provisioning_uri(secret, user.username, "Signing Gateway")
     buffer = io.BytesIO()
@@ -235,13 +234,13 @@ def confirm_totp(
 ) -> TotpEnrolmentView:
     """Activate the pending secret with a valid code from it (checked by the bridge; that
     code's step approves nothing afterwards)."""
-    now = utcnow()
+    now = context.clock()
     try:
         context.bridge.confirm_totp_enrolment(user.username, body.otp.strip())
     except AuthorizationRefused as exc:
-        if exc.reason == "totp_not_enrolled":
+        if exc.reason == RefusalReason.TOTP_NOT_ENROLLED:
             raise ParameterInvalid("no TOTP enrolment is pending") from exc
-        if exc.reason == "totp_invalid":
+        if exc.reason == RefusalReason.TOTP_INVALID:
             raise OtpInvalid("the code does not match the new authenticator") from exc
         raise
     with context.db.transaction() as session:

@@ -64,8 +64,9 @@ def signature_field_places(handler: Any, pages_root: Any) -> dict[str, tuple[int
         return places  # no signature field: no page to walk (a 117-page book has none)
     for index, page in enumerate(page_objects(pages_root)):
         for annotation in _get(page, "/Annots") or []:
-            key = (getattr(annotation, "idnum", None), getattr(annotation, "generation", None))
-            name = widgets.get(key)  # type: ignore[arg-type]
+            if not hasattr(annotation, "idnum"):
+                continue  # a direct dictionary: no field's /Kids can name it
+            name = widgets.get((annotation.idnum, annotation.generation))
             rect = _get(annotation.get_object(), "/Rect") if name else None
             if name is not None and rect is not None and name not in places:
                 x1, y1, x2, y2 = (float(v) for v in rect)

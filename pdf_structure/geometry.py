@@ -90,10 +90,10 @@ def _walk(pages_root: Any) -> list[tuple[Any, dict[str, Any]]]:
         if node.get("/Type") != "/Page" and "/Kids" in node:
             kids = list(node["/Kids"])
             for kid in kids:
-                key = (kid.idnum, kid.generation) if hasattr(kid, "idnum") else (-1, id(kid))
-                if key in seen:
+                node_key = (kid.idnum, kid.generation) if hasattr(kid, "idnum") else (-1, id(kid))
+                if node_key in seen:
                     raise ValueError("the page tree meets a node twice")
-                seen.add(key)
+                seen.add(node_key)
             stack.extend((kid.get_object(), here) for kid in reversed(kids))
         else:  # a page (a stray /Kids on a page is ignored, as readers do)
             found.append((node, here))

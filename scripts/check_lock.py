@@ -79,11 +79,15 @@ def main() -> int:
     for problem in problems:
         print(f"check_lock: {problem}", file=sys.stderr)
     if problems:
-        print("check_lock: pyproject.toml and requirements.lock disagree: run `make lock`",
-              file=sys.stderr)
+        print(
+            "check_lock: pyproject.toml and requirements.lock disagree: run `make lock`",
+            file=sys.stderr,
+        )
         return 1
-    print(f"check_lock: requirements.lock covers pyproject.toml "
-          f"({len(project_requirements(pyproject))} requirements)")
+    print(
+        f"check_lock: requirements.lock covers pyproject.toml "
+        f"({len(project_requirements(pyproject))} requirements)"
+    )
     return 0
 
 

@@ -1,6 +1,6 @@
 """What the tablet app does with its device key, written independently of the server's
 code: it generates a P-256 key (on a phone it would live in the Secure Enclave or the
-Android Keystore), enrols with a one-time activation code, and signs the canonical
+Android Keystore), enrols with a one-time enrolment code, and signs the canonical
 approval statement it builds itself from what it was shown.
 
 The statement's canonical form is built here with the standard library
@@ -39,13 +39,13 @@ class DeviceApp:
         return base64.b64encode(der).decode()
 
     def enrol(
-        self, activation_code: str, push_token: str = "fcm-registration-token"
+        self, enrolment_code: str, push_token: str = "fcm-registration-token"
     ) -> httpx.Response:
         """POST /mobile/v1/devices without a session: the code's id, and the code's
         secret used only as the key of an HMAC over the device's public key (the
         secret never leaves the device). Written here from the API description, not
         with ``hsm_bridge.sam.signers``."""
-        code_id, _, secret = activation_code.partition(".")
+        code_id, _, secret = enrolment_code.partition(".")
         public_der = base64.b64decode(self.public_key_b64())
         proof = hmac.new(
             secret.encode("ascii"),
@@ -56,7 +56,7 @@ class DeviceApp:
             answer = http.post(
                 "/mobile/v1/devices",
                 json={
-                    "activation_code_id": code_id,
+                    "enrolment_code_id": code_id,
                     "enrolment_proof": base64.b64encode(proof).decode(),
                     "public_key": self.public_key_b64(),
                     "push_token": push_token,

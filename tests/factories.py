@@ -141,16 +141,16 @@ def make_client_with_callbacks(db: Database, box: SecretBox) -> tuple[str, str]:
     return api_key, secret
 
 
-def activation_code(db: Database, username: str) -> str:
-    """A one-time device activation code (``code_id.secret``) for ``username``, as the
-    bridge's administrator issues it (``signing-gateway devices activation-code``)."""
+def enrolment_code(db: Database, username: str) -> str:
+    """A one-time enrolment code (``code_id.secret``) for ``username``, as the
+    bridge's administrator issues it (``signing-gateway devices enrolment-code``)."""
     from gateway.approvals import devices
 
     now = dt.datetime.now(dt.UTC)
-    issued = bridge_registry().issue_enrolment_code(username, now=now.timestamp(), ttl_seconds=600)
+    issued = bridge_registry().issue_enrolment_code(username, now=now, ttl_seconds=600)
     with db.transaction() as session:
         user = session.scalar(select(User).where(User.username == username))
-        devices.record_activation_code(session, user, issued, actor="user:admin", now=now)
+        devices.record_enrolment_code(session, user, issued, actor="user:admin", now=now)
     return issued.text
 
 

@@ -1,13 +1,14 @@
 """SADs for bridge-level tests, minted with the bridge's own key exactly as its signature
 activation module mints them after a signer's approval (the approval itself is tested
-in tests/test_sole_control.py and through the whole gateway elsewhere)."""
+in tests/hsm_bridge/sam/test_authorization.py and through the whole gateway elsewhere)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
-import time
 
 from hsm_bridge import CredentialRef, SignRequest
+from hsm_bridge.clock import utcnow
 from hsm_bridge.credentials import SignatureMechanism
 from hsm_bridge.pades import SignatureParameters
 from hsm_bridge.sam.activation import ActivationIssuer
@@ -23,7 +24,7 @@ def sad_for(
     *,
     subject: str = "test-request",
     authorization: str = "test-authorization",
-    now: float | None = None,
+    now: dt.datetime | None = None,
     ttl_seconds: int = 120,
 ) -> str:
     """A SAD for signing ``document`` with ``params`` (invisible by default)."""
@@ -35,7 +36,7 @@ def sad_for(
         parameters=(params or SignatureParameters()).as_json_object(),
         authorization=authorization,
         subject=subject,
-        now=time.time() if now is None else now,
+        now=utcnow() if now is None else now,
         ttl_seconds=ttl_seconds,
     )
 

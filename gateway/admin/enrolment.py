@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from gateway.admin.organisations import organisation_named
 from gateway.audit import log as audit
 from gateway.db.database import Database
-from gateway.db.models import Credential, User
-from gateway.errors import ParameterInvalid, SignerUnknown
+from gateway.db.models import Credential, Organisation, SigningRequest, User
+from gateway.errors import CertificateRevoked, NotFound, ParameterInvalid, SignerUnknown
 from gateway.passwords import hash_password
+from gateway.requests.lifecycle import RequestStatus, transition
 from hsm_bridge import BridgeClient, CredentialRef
 from hsm_bridge.credentials import SignatureMechanism
 from hsm_bridge.errors import CredentialNotFound
@@ -114,70 +116,16 @@ def register_credential(
     (``token_not_present``, ``credential_not_found``)."""
     if pin_policy not in ("stored", "signer"):
         raise ParameterInvalid("pin_policy must be stored or signer")
-    try:
-        entry = bridge.credential_status(CredentialRef(token_serial, key_id))
-    except CredentialNotFound as exc:
-        raise ParameterInvalid("no private key with this CKA_ID on the token") from exc
-    if entry.status != "ok":
-        raise ParameterInvalid(
-            f"the key is {entry.status}: {'; '.join(entry.problems) or 'no certificate'}"
-        )
-    der = bridge.certificate(CredentialRef(token_serial, key_id))
-    public = x509.load_der_x509_certificate(der).public_key()
-    key_type = "rsa" if isinstance(public, rsa.RSAPublicKey) else "ec"
-    if not isinstance(public, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
-        raise ParameterInvalid("only RSA and EC keys are supported")
-    if mechanism is None:
-        mechanism = (
-            SignatureMechanism.RSA_PKCS_SHA256
-            if key_type == "rsa"
-            else SignatureMechanism.ECDSA_SHA256
-        )
-    if mechanism.key_type != key_type:
-        raise ParameterInvalid(f"{mechanism} does not fit this {key_type.upper()} key")
+    ref = CredentialRef(token_serial, key_id)
+    der, mechanism = _checked_key(bridge, ref, mechanism)
     with db.transaction() as session:
         user = session.scalar(select(User).where(User.username == username))
         if user is None:
             raise SignerUnknown(f"no user {username!r}")
         unit = organisation_named(session, organisation) if organisation else None
-        if unit is not None and (user.role != "clerk" or user.organisation_id != unit.id):
-            raise ParameterInvalid(
-                f"an organisation's key is kept by one of its clerks; {username!r} is not"
-                f" a clerk of {organisation!r}"
-            )
         if unit is not None:
-            kept_by = set(
-                session.scalars(
-                    select(User.username)
-                    .join(Credential, Credential.user_id == User.id)
-                    .where(Credential.organisation_id == unit.id, Credential.revoked_at.is_(None))
-                )
-            )
-            if kept_by - {username}:
-                # one keeper at a time; changing hands needs the written permission
-                raise ParameterInvalid(
-                    f"the token of {organisation!r} is kept by {', '.join(sorted(kept_by))}:"
-                    " hand it over first (organisations handover), or revoke that credential"
-                )
-        other_use = session.scalar(
-            select(Credential).where(
-                Credential.token_serial == token_serial,
-                Credential.key_id == key_id.hex(),
-                Credential.revoked_at.is_(None),
-                (
-                    Credential.organisation_id.is_distinct_from(unit.id)
-                    if unit is not None
-                    else Credential.organisation_id.is_not(None)
-                ),
-            )
-        )
-        if other_use is not None:
-            # an organisation's key serves that organisation only, through its keeper
-            raise ParameterInvalid(
-                "this key is another credential's ("
-                + ("an organisation's seal" if other_use.organisation_id else "a person's")
-                + "): an organisation's key is never also a personal one"
-            )
+            _check_keeper(session, unit, user, organisation or "")
+        _check_other_use(session, ref, unit)
         credential = Credential(
             id=f"cred-{username}-{key_id.hex()[:8]}-{secrets.token_hex(2)}",
             user_id=user.id,
@@ -207,5 +155,158 @@ def register_credential(
             },
         )
         if registry is not None:
-            registry.bind_credential(username, CredentialRef(token_serial, key_id))
+            registry.bind_credential(username, ref)
     return credential
+
+
+def _checked_key(
+    bridge: BridgeClient, ref: CredentialRef, mechanism: SignatureMechanism | None
+) -> tuple[bytes, SignatureMechanism]:
+    """The key's certificate (DER) as the bridge's inventory shows it, and the mechanism
+    to sign with (the default for the key type when ``mechanism`` is None)."""
+    try:
+        entry = bridge.credential_status(ref)
+    except CredentialNotFound as exc:
+        raise ParameterInvalid("no private key with this CKA_ID on the token") from exc
+    if entry.status != "ok":
+        raise ParameterInvalid(
+            f"the key is {entry.status}: {'; '.join(entry.problems) or 'no certificate'}"
+        )
+    der = bridge.certificate(ref)
+    public = x509.load_der_x509_certificate(der).public_key()
+    if not isinstance(public, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
+        raise ParameterInvalid("only RSA and EC keys are supported")
+    key_type = "rsa" if isinstance(public, rsa.RSAPublicKey) else "ec"
+    if mechanism is None:
+        mechanism = (
+            SignatureMechanism.RSA_PKCS_SHA256
+            if key_type == "rsa"
+            else SignatureMechanism.ECDSA_SHA256
+        )
+    if mechanism.key_type != key_type:
+        raise ParameterInvalid(f"{mechanism} does not fit this {key_type.upper()} key")
+    return der, mechanism
+
+
+def _check_keeper(session: Session, unit: Organisation, user: User, organisation: str) -> None:
+    """An organisation's key is kept by one of its clerks, one keeper at a time."""
+    if user.role != "clerk" or user.organisation_id != unit.id:
+        raise ParameterInvalid(
+            f"an organisation's key is kept by one of its clerks; {user.username!r} is not"
+            f" a clerk of {organisation!r}"
+        )
+    kept_by = set(
+        session.scalars(
+            select(User.username)
+            .join(Credential, Credential.user_id == User.id)
+            .where(Credential.organisation_id == unit.id, Credential.revoked_at.is_(None))
+        )
+    )
+    if kept_by - {user.username}:
+        # changing hands needs the written permission
+        raise ParameterInvalid(
+            f"the token of {organisation!r} is kept by {', '.join(sorted(kept_by))}:"
+            " hand it over first (organisations handover), or revoke that credential"
+        )
+
+
+def _check_other_use(session: Session, ref: CredentialRef, unit: Organisation | None) -> None:
+    """An organisation's key serves that organisation only, through its keeper: never
+    also a personal credential, nor another organisation's."""
+    other_use = session.scalar(
+        select(Credential).where(
+            Credential.token_serial == ref.token_serial,
+            Credential.key_id == ref.key_id.hex(),
+            Credential.revoked_at.is_(None),
+            (
+                Credential.organisation_id.is_distinct_from(unit.id)
+                if unit is not None
+                else Credential.organisation_id.is_not(None)
+            ),
+        )
+    )
+    if other_use is not None:
+        raise ParameterInvalid(
+            "this key is another credential's ("
+            + ("an organisation's seal" if other_use.organisation_id else "a person's")
+            + "): an organisation's key is never also a personal one"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    """What revoking a credential did: the requests that failed with it, and whether it
+    had been revoked already (then nothing changed and nothing was audited)."""
+
+    credential_id: str
+    failed: tuple[str, ...]
+    already_revoked: bool
+
+
+def revoke_credential(
+    db: Database,
+    credential_id: str,
+    *,
+    actor: str,
+    now: dt.datetime,
+    registry: SignerRegistry | None = None,
+) -> Revocation:
+    """Stop using credential ``credential_id`` at once (staff rotation, a lost token, a
+    revoked certificate): its pending requests fail now with ``certificate_revoked`` in
+    the same transaction (their document systems are called back; a workflow ends), and
+    with ``registry`` (the bridge on this host) the signer is unbound from the key unless
+    another live credential of theirs uses it. Audited once: revoking again changes
+    nothing. Raises NotFound."""
+    with db.transaction() as session:
+        credential = session.get(Credential, credential_id, with_for_update=True)
+        if credential is None:
+            raise NotFound(f"no credential {credential_id}")
+        if credential.revoked_at is not None:
+            return Revocation(credential_id, (), already_revoked=True)
+        credential.revoked_at = now
+        pending = session.scalars(
+            select(SigningRequest).where(
+                SigningRequest.credential_id == credential_id,
+                SigningRequest.status == RequestStatus.PENDING_APPROVAL,
+            )
+        ).all()
+        for request in pending:
+            transition(
+                session,
+                request,
+                RequestStatus.FAILED,
+                actor=actor,
+                now=now,
+                failure_code=CertificateRevoked.code,
+            )
+        if registry is not None and not _key_still_used(session, credential):
+            owner = session.get(User, credential.user_id)
+            registry.unbind_credential(
+                owner.username if owner else "",
+                CredentialRef(credential.token_serial, bytes.fromhex(credential.key_id)),
+            )
+        failed = tuple(r.id for r in pending)
+        audit.record(
+            session,
+            actor=actor,
+            action="credential.revoked",
+            now=now,
+            detail={"credential": credential_id, "failed": list(failed)},
+        )
+    return Revocation(credential_id, failed, already_revoked=False)
+
+
+def _key_still_used(session: Session, credential: Credential) -> bool:
+    """Whether another live credential of the same user uses the same key."""
+    return (
+        session.scalar(
+            select(Credential.id).where(
+                Credential.user_id == credential.user_id,
+                Credential.token_serial == credential.token_serial,
+                Credential.key_id == credential.key_id,
+                Credential.revoked_at.is_(None),
+                Credential.id != credential.id,
+            )
+        )
+        is not None
+    )

@@ -28,6 +28,7 @@ from gateway.errors import (
     OrganisationNoSeal,
     OrganisationUnknown,
     ParameterInvalid,
+    SignerUnknown,
 )
 from gateway.requests.lifecycle import RequestStatus
 from hsm_bridge.credentials import CredentialRef
@@ -138,27 +139,12 @@ def hand_over(
     at once; a remote bridge's administrator binds and unbinds on its host. Audited.
     Raises OrganisationUnknown, OrganisationNoCredential, SignerUnknown,
     ParameterInvalid (not a clerk of the organisation, no permission given)."""
-    from gateway.errors import SignerUnknown
-
     if not permission.strip() or len(permission) > 500:
         raise ParameterInvalid("name the written permission (1 to 500 characters)")
     with db.transaction() as session:
         organisation = organisation_named(session, name)
-        keeper = session.scalar(select(User).where(User.username == to_username))
-        if keeper is None:
-            raise SignerUnknown(f"no user {to_username!r}")
-        if keeper.role != "clerk" or keeper.organisation_id != organisation.id:
-            raise ParameterInvalid(f"{to_username!r} is not a clerk of {name!r}")
-        credentials = list(
-            session.scalars(
-                select(Credential).where(
-                    Credential.organisation_id == organisation.id,
-                    Credential.revoked_at.is_(None),
-                )
-            )
-        )
-        if not credentials:
-            raise OrganisationNoCredential(f"{name!r} has no active credential to hand over")
+        keeper = _new_keeper(session, organisation, to_username)
+        credentials = _active_credentials(session, organisation)
         if all(c.user_id == keeper.id for c in credentials):
             raise ParameterInvalid(f"{to_username!r} already keeps the token of {name!r}")
         previous = {}
@@ -166,19 +152,8 @@ def hand_over(
             before = session.get(User, credential.user_id)
             previous[credential.id] = before.username if before is not None else ""
             credential.user_id = keeper.id
-        pending = list(
-            session.scalars(
-                select(SigningRequest).where(
-                    SigningRequest.credential_id.in_([c.id for c in credentials]),
-                    SigningRequest.status == RequestStatus.PENDING_APPROVAL,
-                )
-            )
-        )
-        for request in pending:
-            request.signer_id = keeper.id
-            request.updated_at = now
+        readdressed = _readdress_pending(session, credentials, keeper, now=now)
         refs = [CredentialRef(c.token_serial, bytes.fromhex(c.key_id)) for c in credentials]
-        keeper_id, readdressed = keeper.id, [r.id for r in pending]
         audit.record(
             session,
             actor="admin:cli",
@@ -190,7 +165,7 @@ def hand_over(
                 "to": to_username,
                 "permission": permission.strip(),
                 "credentials": [c.id for c in credentials],
-                "readdressed": [r.id for r in pending],
+                "readdressed": readdressed,
             },
         )
         if registry is not None:
@@ -198,7 +173,51 @@ def hand_over(
                 registry.bind_credential(to_username, ref)
                 if previous[credential.id] and previous[credential.id] != to_username:
                     registry.unbind_credential(previous[credential.id], ref)
-    return Handover(sorted(set(previous.values())), to_username, keeper_id, refs, readdressed)
+    return Handover(sorted(set(previous.values())), to_username, keeper.id, refs, readdressed)
+
+
+def _new_keeper(session: Session, organisation: Organisation, username: str) -> User:
+    """The clerk of ``organisation`` named ``username``; SignerUnknown, ParameterInvalid."""
+    keeper = session.scalar(select(User).where(User.username == username))
+    if keeper is None:
+        raise SignerUnknown(f"no user {username!r}")
+    if keeper.role != "clerk" or keeper.organisation_id != organisation.id:
+        raise ParameterInvalid(f"{username!r} is not a clerk of {organisation.name!r}")
+    return keeper
+
+
+def _active_credentials(session: Session, organisation: Organisation) -> list[Credential]:
+    credentials = list(
+        session.scalars(
+            select(Credential).where(
+                Credential.organisation_id == organisation.id,
+                Credential.revoked_at.is_(None),
+            )
+        )
+    )
+    if not credentials:
+        raise OrganisationNoCredential(
+            f"{organisation.name!r} has no active credential to hand over"
+        )
+    return credentials
+
+
+def _readdress_pending(
+    session: Session, credentials: list[Credential], keeper: User, *, now: dt.datetime
+) -> list[str]:
+    """Address the requests pending on ``credentials`` to ``keeper``; their ids."""
+    pending = list(
+        session.scalars(
+            select(SigningRequest).where(
+                SigningRequest.credential_id.in_([c.id for c in credentials]),
+                SigningRequest.status == RequestStatus.PENDING_APPROVAL,
+            )
+        )
+    )
+    for request in pending:
+        request.signer_id = keeper.id
+        request.updated_at = now
+    return [r.id for r in pending]
 
 
 def organisation_named(session: Session, name: str) -> Organisation:

@@ -11,45 +11,36 @@ import datetime as dt
 import hmac
 import json
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from gateway.approvals import totp
-from gateway.approvals.statements import (
-    DecisionItem,
-    DeviceProof,
-    Proof,
-    TotpProof,
-    check_device_proof,
-    purge_nonces,
-)
+from gateway.approvals.inbox import SignerInbox
+from gateway.approvals.statements import DecisionItem, check_device_factor
 from gateway.audit import log as audit
-from gateway.config import Settings
-from gateway.db.database import Database
 from gateway.db.models import ApprovalNonce, Credential, SigningRequest, User
 from gateway.errors import (
     BatchTooLarge,
+    CertificateRevoked,
     DocumentChanged,
     GatewayError,
     ParameterInvalid,
     RequestExpired,
     RequestNotPending,
 )
-from gateway.requests.access import expire_if_due, load_owned, utcnow
-from gateway.requests.document_store import DocumentStore
+from gateway.requests.access import expire_if_due, load_owned
 from gateway.requests.lifecycle import RequestStatus, transition
-from gateway.requests.preview import preview_pdf
-from gateway.signing.pipeline import SignaturePipeline
-from hsm_bridge import BridgeClient, BridgeError, CredentialRef
+from hsm_bridge import BridgeError, CredentialRef
 from hsm_bridge.credentials import SignatureMechanism
 from hsm_bridge.errors import AuthorizationRefused, PinRequired
 from hsm_bridge.sam.authorization import (
     AuthorizationItem,
     AuthorizationRequest,
     DeviceFactor,
+    Factor,
     TotpFactor,
 )
 from hsm_bridge.sam.statement import Decision
@@ -62,314 +53,339 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class DecisionOutcome:
-    """One request's outcome in :meth:`SigningService.decide`: the request after the
-    decision, or the error that kept it from being decided or signed."""
+    """One request's outcome in a decision: the request after the decision, or the error
+    that kept it from being decided or signed."""
 
     request_id: str
     request: SigningRequest | None
     error: GatewayError | BridgeError | None = None
 
+    def result(self) -> SigningRequest:
+        """The request; raises the error when there is one."""
+        if self.error is not None:
+            raise self.error
+        assert self.request is not None
+        return self.request
 
-class SigningService:
-    """Use cases of the signer's side, and the expiry sweep. ``clock`` returns aware UTC
-    now; ``pipeline`` signs what was approved."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        db: Database,
-        store: DocumentStore,
-        bridge: BridgeClient,
-        *,
-        clock: Callable[[], dt.datetime] = utcnow,
-    ) -> None:
-        self.settings = settings
-        self.db = db
-        self.store = store
-        self.bridge = bridge
-        self.clock = clock
-        self.pipeline = SignaturePipeline(settings, db, store, bridge, clock=clock)
+@dataclass(frozen=True, slots=True)
+class _Decision:
+    """Who decides what, with which factor, from where, when."""
 
-    def list_for_signer(self, user: User, status: RequestStatus | None) -> list[SigningRequest]:
-        """The signer's own requests, newest first, optionally of one status."""
-        with self.db.transaction() as session:
-            query = select(SigningRequest).where(SigningRequest.signer_id == user.id)
-            requests = list(session.scalars(query.order_by(SigningRequest.created_at.desc())))
-            for request in requests:
-                expire_if_due(session, request, now=self.clock())
-        return [r for r in requests if status is None or r.status == status]
+    user: User
+    kind: Decision
+    factor: Factor
+    client_address: str | None
+    now: dt.datetime
 
-    def get_for_signer(self, user: User, request_id: str) -> SigningRequest:
-        """The request if addressed to ``user`` (else NotFound: invariant 7)."""
-        with self.db.transaction() as session:
-            request = load_owned(session, request_id, signer_id=user.id)
-            expire_if_due(session, request, now=self.clock())
-            return request
+    @property
+    def actor(self) -> str:
+        """The audit actor: ``user:<username>``."""
+        return f"user:{self.user.username}"
 
-    def document_for_signer(self, user: User, request_id: str) -> bytes:
-        """The exact bytes that will be signed."""
-        self.get_for_signer(user, request_id)
-        return self.store.read(request_id, DocumentStore.ORIGINAL)
 
-    def preview_for_signer(self, user: User, request_id: str) -> bytes:
-        """The request's document with the signature the bridge will build drawn on it
-        (:func:`gateway.requests.preview.preview_pdf`), PDF bytes."""
-        document = self.document_for_signer(user, request_id)
-        with self.db.transaction() as session:
-            request = load_owned(session, request_id, signer_id=user.id)
-            return preview_pdf(session, request, document, now=self.clock())
+@dataclass
+class _Triage:
+    """A decision's requests as it goes: all of them in order, the ones decided, the
+    SADs the bridge issued for them, what finished and what was refused."""
 
-    def pin_key_for_signer(self, user: User, request_id: str) -> bytes:
-        """The HPKE public key (65-byte uncompressed P-256 point) of the bridge holding
-        the request's token, to which the tablet seals the token PIN."""
-        request = self.get_for_signer(user, request_id)
-        with self.db.transaction() as session:
-            credential = session.get(Credential, request.credential_id)
-            assert credential is not None
-            serial = credential.token_serial
-        return self.bridge.pin_key(serial)
+    requests: list[SigningRequest] = field(default_factory=list)
+    decided: list[SigningRequest] = field(default_factory=list)
+    activations: dict[str, str] = field(default_factory=dict)
+    finished: dict[str, SigningRequest] = field(default_factory=dict)
+    errors: dict[str, GatewayError | BridgeError] = field(default_factory=dict)
 
-    def reject(
-        self,
-        user: User,
-        request_id: str,
-        reason: str,
-        proof: Proof,
-        *,
-        client_address: str | None,
-    ) -> SigningRequest:
-        """The signer declines one request with a second factor (a TOTP code or a signed
-        decision); it becomes ``rejected`` at once. Raises the request's refusal
-        (NotFound, RequestExpired, RequestNotPending) or the proof's."""
-        outcome = self.decide(
-            user,
-            [DecisionItem(request_id, "")],
-            Decision.REJECT,
-            proof,
-            client_address=client_address,
-            reason=reason,
-        )[0]
-        if outcome.error is not None:
-            raise outcome.error
-        assert outcome.request is not None
-        return outcome.request
+    def outcomes(self, ids: list[str]) -> list[DecisionOutcome]:
+        """One outcome per listed id, in order."""
+        return [
+            DecisionOutcome(i, None, self.errors[i])
+            if i in self.errors
+            else DecisionOutcome(i, self.finished.get(i) or self._decided(i))
+            for i in ids
+        ]
+
+    def _decided(self, request_id: str) -> SigningRequest:
+        return next(r for r in self.decided if r.id == request_id)
+
+
+class SigningService(SignerInbox):
+    """Use cases of the signer's side: what the signer sees (:class:`SignerInbox`) and
+    their decisions, approve or reject, one request or a batch; ``pipeline`` signs what
+    was approved."""
+
+    # ---- decisions: one request or a batch, approve or reject --------------------------
 
     def approve(
         self,
         user: User,
         request_id: str,
         document_sha256: str,
-        proof: Proof,
+        factor: Factor,
         *,
         pin_envelope: bytes | None = None,
         client_address: str | None,
     ) -> SigningRequest:
-        """Approve one request with a second factor and sign it (see :meth:`decide`).
-        Returns the request, ``signed`` or ``failed`` with ``failure_code``; raises its
-        refusal, or a retryable BridgeError after which it is ``pending_approval``."""
-        outcome = self.decide(
+        """Approve one request with a second factor and have it signed (see
+        :meth:`approve_batch`). Returns the request, ``signed`` or ``failed`` with
+        ``failure_code``; raises its refusal, or a retryable BridgeError after which it
+        is ``pending_approval``."""
+        (outcome,) = self.approve_batch(
             user,
             [DecisionItem(request_id, document_sha256)],
-            Decision.APPROVE,
-            proof,
-            pin_envelope=pin_envelope,
-            client_address=client_address,
-        )[0]
-        if outcome.error is not None:
-            raise outcome.error
-        assert outcome.request is not None
-        return outcome.request
-
-    def approve_with_totp(
-        self,
-        user: User,
-        request_id: str,
-        otp: str,
-        document_sha256: str,
-        *,
-        pin_envelope: bytes | None = None,
-        client_address: str | None,
-    ) -> SigningRequest:
-        """:meth:`approve` with a TOTP code."""
-        return self.approve(
-            user,
-            request_id,
-            document_sha256,
-            TotpProof(otp),
+            factor,
             pin_envelope=pin_envelope,
             client_address=client_address,
         )
+        return outcome.result()
 
-    def decide(
+    def reject(
+        self,
+        user: User,
+        request_id: str,
+        reason: str,
+        factor: Factor,
+        *,
+        client_address: str | None,
+    ) -> SigningRequest:
+        """The signer declines one request with a second factor; it becomes ``rejected``
+        at once. Raises the request's refusal (NotFound, RequestExpired,
+        RequestNotPending) or the factor's."""
+        (outcome,) = self.reject_batch(
+            user, [request_id], factor, reason=reason, client_address=client_address
+        )
+        return outcome.result()
+
+    def approve_batch(
         self,
         user: User,
         items: Sequence[DecisionItem],
-        decision: Decision,
-        proof: Proof,
+        factor: Factor,
         *,
         pin_envelope: bytes | None = None,
         client_address: str | None,
-        reason: str = "",
     ) -> list[DecisionOutcome]:
-        """Approve (and sign) or reject the listed requests with one second factor.
+        """Approve the listed requests with one second factor and have them signed.
 
         The whole decision is refused when the list is empty or repeats a request
         (ParameterInvalid), is longer than ``batch_max_requests`` (BatchTooLarge), names
-        a request that is not the signer's (NotFound), or when the proof fails: a TOTP
+        a request that is not the signer's (NotFound), or when the factor fails: a TOTP
         code (OtpLocked, OtpInvalid, OtpReused; failures count towards the lockout) or a
-        device signature over the statement rebuilt from the stored requests (see
-        :func:`gateway.approvals.statements.check_device_proof`). Each request is then decided on
-        its own: one that expired, is no longer pending, whose ``document_sha256`` is not
-        the stored document's (DocumentChanged), or whose PIN policy does not fit
-        ``pin_envelope`` (PinRequired, ParameterInvalid) gets its refusal while the others
-        go on; the proof is spent only when at least one request can be decided.
-        ``pin_envelope``: for credentials with PIN policy ``signer``, the token PIN the
-        signer typed, sealed by the tablet to the bridge for this approval
+        device signature over the statement rebuilt from the stored requests
+        (:func:`~gateway.approvals.statements.check_device_factor`); then the bridge checks
+        the factor again against its own records and issues the SADs. Each request is
+        decided on its own: one that expired, is no longer pending, whose
+        ``document_sha256`` is not the stored document's (DocumentChanged), or whose PIN
+        policy does not fit ``pin_envelope`` (PinRequired, ParameterInvalid) gets its
+        refusal while the others go on; the factor is spent only when at least one
+        request can be decided. ``pin_envelope``: for credentials with PIN policy
+        ``signer``, the token PIN sealed by the tablet to the bridge for this approval
         (:mod:`hsm_bridge.sam.pin_envelope`): the gateway relays it and cannot read it.
         Returns one outcome per item, in order: the request (``signed``, ``failed`` with
-        ``failure_code``, or ``rejected``) or the error (a retryable BridgeError leaves
-        it ``pending_approval``)."""
-        if not items:
-            raise ParameterInvalid("no request to decide on")
-        if len(items) > self.settings.batch_max_requests:
-            raise BatchTooLarge(
-                f"at most {self.settings.batch_max_requests} requests in one decision"
-            )
-        ids = [item.request_id for item in items]
-        if len(set(ids)) != len(ids):
-            raise ParameterInvalid("a request is listed twice")
-        now = self.clock()
-        refusal: GatewayError | BridgeError | None = None
-        activations: dict[str, str] = {}
-        errors: dict[str, GatewayError | BridgeError] = {}
-        decided: list[SigningRequest] = []
-        revoked: list[SigningRequest] = []
+        ``failure_code``) or the error (a retryable BridgeError leaves it
+        ``pending_approval``)."""
+        ids = self._checked_ids([item.request_id for item in items])
+        decision = _Decision(user, Decision.APPROVE, factor, client_address, self.clock())
         with self.db.transaction() as session:
-            requests = [self._load_for_signer(session, user, i) for i in ids]
-            for item, request in zip(items, requests, strict=True):
-                error = self._item_refusal(session, request, item, decision, pin_envelope)
-                if error is not None:
-                    errors[request.id] = error
-                elif decision is Decision.APPROVE and _credential_revoked(session, request):
-                    # nobody can sign it any more: it fails on its own, the rest go on
-                    transition(
-                        session,
-                        request,
-                        RequestStatus.FAILED,
-                        actor=f"user:{user.username}",
-                        now=now,
-                        failure_code="certificate_revoked",
-                        client_address=client_address,
-                    )
-                    revoked.append(request)
-                else:
-                    decided.append(request)
-            if decided:
-                refusal = self._check_proof(
-                    session, user, decision, proof, requests, now, client_address
-                )
-            if decided and refusal is None and decision is Decision.APPROVE:
-                # The bridge checks the proof again with what *it* holds and issues the
-                # SADs; the gateway cannot make them (sole control, DESIGN invariant 1).
-                try:
-                    activations = self._authorize(
-                        session,
-                        user,
-                        proof,
-                        requests if isinstance(proof, DeviceProof) else decided,
-                    )
-                except BridgeError as exc:
-                    refusal = exc
-                    if isinstance(proof, DeviceProof):
-                        # the bridge refused before spending it: the device may answer
-                        # again with the same nonce once the cause is fixed
-                        session.execute(
-                            update(ApprovalNonce)
-                            .where(ApprovalNonce.nonce == proof.nonce)
-                            .values(used_at=None)
-                        )
-                    if totp.is_totp_refusal(exc):
-                        assert isinstance(exc, AuthorizationRefused)
-                        refusal = totp.refusal_of(
-                            session,
-                            exc,
-                            username=user.username,
-                            now=now,
-                            request_id=ids[0] if len(ids) == 1 else None,
-                            client_address=client_address,
-                        )
-                    else:
-                        audit.record(
-                            session,
-                            actor=f"user:{user.username}",
-                            action="decision.refused",
-                            now=now,
-                            request_id=ids[0] if len(ids) == 1 else None,
-                            client_address=client_address,
-                            detail={
-                                "code": exc.code,
-                                "reason": getattr(exc, "reason", None),
-                                "batch": len(items),
-                            },
-                        )
-            if decided and refusal is None:
-                factor = "totp" if isinstance(proof, TotpProof) else "device"
-                detail: dict[str, object] = {"factor": factor, "batch": len(items)}
-                if isinstance(proof, DeviceProof):
-                    # the signed decision itself, so that it can be verified again later
-                    # (with the device's public key and the requests' stored hashes)
-                    detail["device"] = proof.device_id
-                    detail["nonce"] = proof.nonce
-                    detail["expires_at"] = proof.expires_at
-                    detail["signature"] = base64.b64encode(proof.signature).decode("ascii")
-                    detail["requests"] = ids
-                for request in decided:
-                    if decision is Decision.REJECT:
-                        transition(
-                            session,
-                            request,
-                            RequestStatus.REJECTED,
-                            actor=f"user:{user.username}",
-                            now=now,
-                            client_address=client_address,
-                            detail={**detail, "reason_length": len(reason)},
-                        )
-                        continue
-                    transition(
-                        session,
-                        request,
-                        RequestStatus.APPROVED,
-                        actor=f"user:{user.username}",
-                        now=now,
-                        client_address=client_address,
-                        detail=detail,
-                    )
-                    transition(session, request, RequestStatus.SIGNING, actor="system", now=now)
+            triage = self._triage(session, decision, items, pin_envelope)
+            refusal = self._accept_factor(session, decision, triage, len(ids))
+            if refusal is None and triage.decided:
+                self._record(session, decision, triage.decided, ids, reason="")
         if refusal is not None:
             raise refusal
-        finished: dict[str, SigningRequest] = {r.id: r for r in [*decided, *revoked]}
-        if decision is Decision.APPROVE and decided:
+        if triage.decided:
             signed = self.pipeline.sign_batch(
-                decided, activations, client_address, pin_envelope=pin_envelope
+                triage.decided, triage.activations, client_address, pin_envelope=pin_envelope
             )
             for request_id, result in signed.items():
                 if isinstance(result, BridgeError):  # retryable: the request is pending again
-                    errors[request_id] = result
+                    triage.errors[request_id] = result
                 else:
-                    finished[request_id] = result
-        return [
-            DecisionOutcome(i, None, errors[i]) if i in errors else DecisionOutcome(i, finished[i])
-            for i in ids
-        ]
+                    triage.finished[request_id] = result
+        return triage.outcomes(ids)
 
-    def _authorize(
+    def reject_batch(
+        self,
+        user: User,
+        request_ids: Sequence[str],
+        factor: Factor,
+        *,
+        reason: str,
+        client_address: str | None,
+    ) -> list[DecisionOutcome]:
+        """Decline the listed requests with one second factor (a rejection signs nothing,
+        but still needs the signer's presence); each becomes ``rejected`` at once, or
+        gets its own refusal. Refused as a whole like :meth:`approve_batch`. ``reason``
+        is kept out of logs (only its length is audited)."""
+        ids = self._checked_ids(list(request_ids))
+        decision = _Decision(user, Decision.REJECT, factor, client_address, self.clock())
+        items = [DecisionItem(i, "") for i in ids]
+        with self.db.transaction() as session:
+            triage = self._triage(session, decision, items, None)
+            refusal = self._accept_factor(session, decision, triage, len(ids))
+            if refusal is None and triage.decided:
+                self._record(session, decision, triage.decided, ids, reason=reason)
+        if refusal is not None:
+            raise refusal
+        return triage.outcomes(ids)
+
+    def _checked_ids(self, ids: list[str]) -> list[str]:
+        """The listed request ids, when the list is a decision's: ParameterInvalid for
+        none or a repeat, BatchTooLarge beyond ``batch_max_requests``."""
+        if not ids:
+            raise ParameterInvalid("no request to decide on")
+        if len(ids) > self.settings.batch_max_requests:
+            raise BatchTooLarge(
+                f"at most {self.settings.batch_max_requests} requests in one decision"
+            )
+        if len(set(ids)) != len(ids):
+            raise ParameterInvalid("a request is listed twice")
+        return ids
+
+    def _triage(
         self,
         session: Session,
-        user: User,
-        proof: Proof,
-        requests: Sequence[SigningRequest],
+        decision: _Decision,
+        items: Sequence[DecisionItem],
+        pin_envelope: bytes | None,
+    ) -> _Triage:
+        """The requests, each either refused on its own, failed (a revoked credential:
+        nobody can sign it any more) or to be decided."""
+        triage = _Triage()
+        for item in items:
+            request = load_owned(
+                session, item.request_id, signer_id=decision.user.id, for_update=True
+            )
+            triage.requests.append(request)
+            error = self._item_refusal(session, request, item, decision.kind, pin_envelope)
+            if error is not None:
+                triage.errors[request.id] = error
+            elif decision.kind is Decision.APPROVE and _credential_revoked(session, request):
+                transition(
+                    session,
+                    request,
+                    RequestStatus.FAILED,
+                    actor=decision.actor,
+                    now=decision.now,
+                    failure_code=CertificateRevoked.code,
+                    client_address=decision.client_address,
+                )
+                triage.finished[request.id] = request
+            else:
+                triage.decided.append(request)
+        return triage
+
+    def _accept_factor(
+        self, session: Session, decision: _Decision, triage: _Triage, batch: int
+    ) -> GatewayError | BridgeError | None:
+        """The factor checked (and spent) for the decided requests: by the gateway, then
+        for an approval by the bridge, which issues the SADs into ``triage``. The
+        refusal, audited, or None."""
+        if not triage.decided:
+            return None
+        refusal = self._check_factor(session, decision, triage.requests)
+        if refusal is not None or decision.kind is Decision.REJECT:
+            return refusal
+        # The bridge checks the factor again with what *it* holds and issues the SADs;
+        # the gateway cannot make them (sole control, DESIGN invariant 1).
+        statement = triage.requests if isinstance(decision.factor, DeviceFactor) else triage.decided
+        try:
+            triage.activations = self._authorize(session, decision, statement)
+        except BridgeError as exc:
+            return self._bridge_refusal(session, decision, exc, triage, batch)
+        return None
+
+    def _bridge_refusal(
+        self,
+        session: Session,
+        decision: _Decision,
+        error: BridgeError,
+        triage: _Triage,
+        batch: int,
+    ) -> GatewayError | BridgeError:
+        """The gateway's answer to the bridge refusing a factor, audited; a device's
+        nonce is given back (the bridge refused before spending it: the device may
+        answer again once the cause is fixed)."""
+        factor = decision.factor
+        if isinstance(factor, DeviceFactor):
+            session.execute(
+                update(ApprovalNonce)
+                .where(ApprovalNonce.nonce == factor.nonce)
+                .values(used_at=None)
+            )
+        request_id = triage.requests[0].id if len(triage.requests) == 1 else None
+        if totp.is_totp_refusal(error):
+            assert isinstance(error, AuthorizationRefused)
+            return totp.refusal_of(
+                session,
+                error,
+                username=decision.user.username,
+                now=decision.now,
+                request_id=request_id,
+                client_address=decision.client_address,
+            )
+        audit.record(
+            session,
+            actor=decision.actor,
+            action="decision.refused",
+            now=decision.now,
+            request_id=request_id,
+            client_address=decision.client_address,
+            detail={"code": error.code, "reason": getattr(error, "reason", None), "batch": batch},
+        )
+        return error
+
+    def _record(
+        self,
+        session: Session,
+        decision: _Decision,
+        decided: Sequence[SigningRequest],
+        ids: list[str],
+        *,
+        reason: str,
+    ) -> None:
+        """The decided requests' transitions, each with its audit entry; a device's
+        signed decision is kept in the entry so that it can be verified again later
+        (with the device's public key and the requests' stored hashes)."""
+        factor = decision.factor
+        detail: dict[str, object] = {
+            "factor": "totp" if isinstance(factor, TotpFactor) else "device",
+            "batch": len(ids),
+        }
+        if isinstance(factor, DeviceFactor):
+            detail.update(
+                device=factor.device_id,
+                nonce=factor.nonce,
+                expires_at=factor.expires_at,
+                signature=base64.b64encode(factor.signature).decode("ascii"),
+                requests=ids,
+            )
+        for request in decided:
+            if decision.kind is Decision.REJECT:
+                transition(
+                    session,
+                    request,
+                    RequestStatus.REJECTED,
+                    actor=decision.actor,
+                    now=decision.now,
+                    client_address=decision.client_address,
+                    detail={**detail, "reason_length": len(reason)},
+                )
+                continue
+            transition(
+                session,
+                request,
+                RequestStatus.APPROVED,
+                actor=decision.actor,
+                now=decision.now,
+                client_address=decision.client_address,
+                detail=detail,
+            )
+            transition(session, request, RequestStatus.SIGNING, actor="system", now=decision.now)
+
+    def _authorize(
+        self, session: Session, decision: _Decision, requests: Sequence[SigningRequest]
     ) -> dict[str, str]:
-        """The bridge's SADs for ``requests`` (the whole statement for a device proof),
+        """The bridge's SADs for ``requests`` (the whole statement for a device factor),
         by request id. Raises the bridge's refusal."""
         items = []
         for request in requests:
@@ -385,12 +401,9 @@ class SigningService:
                     request.certificate_sha256,
                 )
             )
-        factor: DeviceFactor | TotpFactor = (
-            TotpFactor(proof.otp, proof.nonce)
-            if isinstance(proof, TotpProof)
-            else DeviceFactor(proof.device_id, proof.nonce, proof.expires_at, proof.signature)
+        issued = self.bridge.authorize(
+            AuthorizationRequest(decision.user.username, tuple(items), decision.factor)
         )
-        issued = self.bridge.authorize(AuthorizationRequest(user.username, tuple(items), factor))
         return {
             item.request_id: sad for item, sad in zip(items, issued, strict=True) if sad is not None
         }
@@ -400,14 +413,15 @@ class SigningService:
         session: Session,
         request: SigningRequest,
         item: DecisionItem,
-        decision: Decision,
+        kind: Decision,
         pin_envelope: bytes | None,
-    ) -> GatewayError | None:
+    ) -> GatewayError | BridgeError | None:
+        """Why this one request cannot be decided, or None."""
         if expire_if_due(session, request, now=self.clock()):
             return RequestExpired("the request has expired")
         if request.status != RequestStatus.PENDING_APPROVAL:
             return RequestNotPending(f"the request is {request.status}")
-        if decision is Decision.REJECT:
+        if kind is Decision.REJECT:
             return None
         if not hmac.compare_digest(
             request.document_sha256.encode(), item.document_sha256.strip().lower().encode()
@@ -421,77 +435,51 @@ class SigningService:
             return ParameterInvalid("this credential's PIN is kept by the bridge")
         return None
 
-    def _check_proof(
-        self,
-        session: Session,
-        user: User,
-        decision: Decision,
-        proof: Proof,
-        requests: Sequence[SigningRequest],
-        now: dt.datetime,
-        client_address: str | None,
+    def _check_factor(
+        self, session: Session, decision: _Decision, requests: Sequence[SigningRequest]
     ) -> GatewayError | None:
+        """The gateway's own check of the factor: a device statement here (and its
+        nonce spent); a TOTP code of a rejection at the bridge (an approval's code is
+        checked by the bridge when it authorises)."""
         request_id = requests[0].id if len(requests) == 1 else None
-        if isinstance(proof, TotpProof):
-            if decision is Decision.APPROVE:
-                return None  # the bridge checks the code when it authorises (_authorize)
+        factor = decision.factor
+        if isinstance(factor, TotpFactor):
+            if decision.kind is Decision.APPROVE:
+                return None
             try:
-                self.bridge.check_totp(user.username, proof.otp.strip())
+                self.bridge.check_totp(decision.user.username, factor.otp.strip())
             except AuthorizationRefused as exc:
                 if not totp.is_totp_refusal(exc):
                     raise
                 return totp.refusal_of(
                     session,
                     exc,
-                    username=user.username,
-                    now=now,
+                    username=decision.user.username,
+                    now=decision.now,
                     request_id=request_id,
-                    client_address=client_address,
+                    client_address=decision.client_address,
                 )
             return None
-        refusal = check_device_proof(
+        refusal = check_device_factor(
             session,
-            user,
-            decision,
-            proof,
+            decision.user,
+            decision.kind,
+            factor,
             requests,
-            now=now,
+            now=decision.now,
             max_ttl_seconds=self.settings.activation_ttl_seconds,
         )
         if refusal is not None:
             audit.record(
                 session,
-                actor=f"user:{user.username}",
+                actor=decision.actor,
                 action="decision.refused",
-                now=now,
+                now=decision.now,
                 request_id=request_id,
-                client_address=client_address,
-                detail={"code": refusal.code, "device": proof.device_id, "batch": len(requests)},
+                client_address=decision.client_address,
+                detail={"code": refusal.code, "device": factor.device_id, "batch": len(requests)},
             )
         return refusal
-
-    def _load_for_signer(self, session: Session, user: User, request_id: str) -> SigningRequest:
-        return load_owned(session, request_id, signer_id=user.id, for_update=True)
-
-    def expire_due(self) -> int:
-        """Move every pending request whose time ran out to ``expired`` (audited, with
-        its status callback), and drop expired approval nonces; return how many requests
-        expired. Run periodically, so that a document
-        system learns of an expiry without having to ask."""
-        now = self.clock()
-        with self.db.transaction() as session:
-            due = session.scalars(
-                select(SigningRequest)
-                .where(
-                    SigningRequest.status == RequestStatus.PENDING_APPROVAL,
-                    SigningRequest.expires_at <= now,
-                )
-                .with_for_update()
-            ).all()
-            for request in due:
-                transition(session, request, RequestStatus.EXPIRED, actor="system", now=now)
-            purge_nonces(session, now=now)
-        return len(due)
 
 
 def _credential_revoked(session: Session, request: SigningRequest) -> bool:

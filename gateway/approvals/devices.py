@@ -1,9 +1,9 @@
 """Device enrolment and revocation, with the bridge as the authority on device keys.
 
 The bridge issues a one-time enrolment code for a signer: on the bridge host from its
-administrator's CLI (``signing-gateway devices activation-code USER`` in the embedded
+administrator's CLI (``signing-gateway devices enrolment-code USER`` in the embedded
 installation, ``signing-gateway bridge enrolment-code USER`` on a secure host), or for a
-signer who types a TOTP code the bridge checks itself (:func:`request_activation_code`).
+signer who types a TOTP code the bridge checks itself (:func:`request_enrolment_code`).
 The code is shown as a QR code (``code_id.secret``). The app generates a P-256 key on
 the device and sends the code's id, its public key, and an HMAC keyed with the code's
 secret over that key (:func:`hsm_bridge.sam.signers.enrolment_proof`); the secret itself never
@@ -32,50 +32,50 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from gateway.audit import log as audit
-from gateway.db.database import Database
+from gateway.db.database import Database, affected_rows
 from gateway.db.models import Device, MobileSession, User
-from gateway.errors import ActivationCodeInvalid, DeviceKeyInvalid, NotFound
+from gateway.errors import DeviceKeyInvalid, EnrolmentCodeInvalid, GatewayError, NotFound
 from hsm_bridge import BridgeClient
-from hsm_bridge.errors import AuthorizationRefused
+from hsm_bridge.errors import AuthorizationRefused, RefusalReason
 from hsm_bridge.sam.authorization import Factor
 from hsm_bridge.sam.signers import DeviceRecord, EnrolmentCode, SignerRegistry
 
 __all__ = [
-    "ActivationCode",
+    "EnrolmentCodeView",
     "DeviceListing",
-    "activation_code_of",
+    "enrolment_code_view",
     "enrol_device",
     "list_devices",
     "qr_png",
-    "record_activation_code",
+    "record_enrolment_code",
     "record_revocation",
-    "request_activation_code",
+    "request_enrolment_code",
     "revoke_by_administrator",
     "revoke_by_signer",
 ]
 
 
 @dataclass(frozen=True, slots=True)
-class ActivationCode:
+class EnrolmentCodeView:
     """A new one-time code as the signer sees it (``code_id.secret``), when it expires,
-    and the URI the QR code carries (``signing-gateway:activate?code=…[&server=…]``)."""
+    and the URI the QR code carries (``signing-gateway:enrol?code=…[&server=…]``)."""
 
     code: str
     expires_at: dt.datetime
     uri: str
 
 
-def activation_code_of(code: EnrolmentCode, server_url: str | None = None) -> ActivationCode:
+def enrolment_code_view(code: EnrolmentCode, server_url: str | None = None) -> EnrolmentCodeView:
     """The bridge's enrolment code as shown to the signer."""
     query = {"code": code.text, **({"server": server_url} if server_url else {})}
-    return ActivationCode(
+    return EnrolmentCodeView(
         code.text,
         dt.datetime.fromtimestamp(code.expires_at, dt.UTC),
-        "signing-gateway:activate?" + urlencode(query),
+        "signing-gateway:enrol?" + urlencode(query),
     )
 
 
-def record_activation_code(
+def record_enrolment_code(
     session: Session,
     user: User,
     code: EnrolmentCode,
@@ -89,7 +89,7 @@ def record_activation_code(
     audit.record(
         session,
         actor=actor,
-        action="device.activation_code_created",
+        action="enrolment_code.created",
         now=now,
         client_address=client_address,
         detail={
@@ -100,7 +100,7 @@ def record_activation_code(
     )
 
 
-def request_activation_code(
+def request_enrolment_code(
     db: Database,
     bridge: BridgeClient,
     user: User,
@@ -110,14 +110,14 @@ def request_activation_code(
     now: dt.datetime,
     server_url: str | None = None,
     client_address: str | None = None,
-) -> ActivationCode:
+) -> EnrolmentCodeView:
     """An enrolment code for another device of ``user``, issued by the bridge after it
     checked ``otp`` (a TOTP code) itself; audited. Raises the bridge's
     AuthorizationRefused (``totp_invalid``, ``totp_reused``, ``totp_locked``,
     ``totp_not_enrolled``, ``totp_not_accepted``)."""
     code = bridge.enrolment_code(user.username, otp.strip(), ttl_seconds=ttl_seconds)
     with db.transaction() as session:
-        record_activation_code(
+        record_enrolment_code(
             session,
             user,
             code,
@@ -125,7 +125,7 @@ def request_activation_code(
             now=now,
             client_address=client_address,
         )
-    return activation_code_of(code, server_url)
+    return enrolment_code_view(code, server_url)
 
 
 def qr_png(uri: str) -> bytes:
@@ -151,28 +151,16 @@ def enrol_device(
     """Register a device: the bridge checks the enrolment code ``code_id`` and
     ``proof`` (the code's HMAC over ``public_key_der``, a P-256 DER SPKI), spends the
     code and names the device; the gateway then keeps the device for push. Raises
-    ActivationCodeInvalid (unknown, used, expired or wrong proof) or DeviceKeyInvalid
+    EnrolmentCodeInvalid (unknown, used, expired or wrong proof) or DeviceKeyInvalid
     (not a P-256 key); a refusal is audited."""
     try:
         enrolled = bridge.enrol_device(code_id, public_key_der, proof)
     except AuthorizationRefused as exc:
-        with db.transaction() as session:
-            # a wrong or replayed code is worth a trace (someone holds or guesses codes)
-            audit.record(
-                session,
-                actor="anonymous",
-                action="device.enrolment_refused",
-                now=now,
-                client_address=client_address,
-                detail={"platform": platform, "reason": exc.reason},
-            )
-        if exc.reason == "device_key_invalid":
-            raise DeviceKeyInvalid("the device key must be a P-256 public key (DER SPKI)") from exc
-        raise ActivationCodeInvalid("the activation code is unknown, used or expired") from exc
+        raise _enrolment_refused(db, exc, platform, now=now, client_address=client_address) from exc
     with db.transaction() as session:
         user = session.scalar(select(User).where(User.username == enrolled.signer))
         if user is None:
-            raise ActivationCodeInvalid("the activation code's signer is not a user here")
+            raise EnrolmentCodeInvalid("the enrolment code's signer is not a user here")
         device = session.get(Device, enrolled.device_id, with_for_update=True)
         if device is not None and (device.user_id != user.id or device.revoked_at is not None):
             raise DeviceKeyInvalid("this key is revoked or belongs to someone else")
@@ -204,6 +192,30 @@ def enrol_device(
     return device
 
 
+def _enrolment_refused(
+    db: Database,
+    refusal: AuthorizationRefused,
+    platform: str,
+    *,
+    now: dt.datetime,
+    client_address: str | None,
+) -> GatewayError:
+    """Audit the bridge's refusal of an enrolment (a wrong or replayed code is worth a
+    trace: someone holds or guesses codes); the error to answer with."""
+    with db.transaction() as session:
+        audit.record(
+            session,
+            actor="anonymous",
+            action="device.enrolment_refused",
+            now=now,
+            client_address=client_address,
+            detail={"platform": platform, "reason": refusal.reason},
+        )
+    if refusal.reason == RefusalReason.DEVICE_KEY_INVALID:
+        return DeviceKeyInvalid("the device key must be a P-256 public key (DER SPKI)")
+    return EnrolmentCodeInvalid("the enrolment code is unknown, used or expired")
+
+
 @dataclass(frozen=True, slots=True)
 class DeviceListing:
     """One of a signer's devices as the bridge holds it (``record``), with what the
@@ -225,9 +237,7 @@ def list_devices(db: Database, bridge: BridgeClient, user: User) -> list[DeviceL
     it cannot be asked."""
     records = bridge.devices(user.username)
     with db.transaction() as session:
-        local = {
-            d.id: d for d in session.scalars(select(Device).where(Device.user_id == user.id))
-        }
+        local = {d.id: d for d in session.scalars(select(Device).where(Device.user_id == user.id))}
     listings = [DeviceListing(r, local.get(r.device_id)) for r in records]
     return sorted(listings, key=lambda listing: listing.record.created_at, reverse=True)
 
@@ -258,7 +268,7 @@ def revoke_by_administrator(
     """The administrator of the bridge on this host revokes a device in its records,
     then the gateway records it. False when this bridge never knew the device (a bridge
     on another host revokes it there: ``signing-gateway bridge devices revoke``)."""
-    known = registry.revoke_device(device_id, now=now.timestamp())
+    known = registry.revoke_device(device_id, now=now)
     if known:
         record_revocation(db, device_id, actor=actor, now=now, missing_ok=True)
     return known
@@ -285,13 +295,15 @@ def record_revocation(
             raise NotFound("no such device")
         if device.revoked_at is None:
             device.revoked_at = now
-            ended = session.execute(
-                update(MobileSession)
-                .where(MobileSession.user_id == device.user_id)
-                .where(MobileSession.revoked_at.is_(None))
-                .where(MobileSession.expires_at > now)
-                .values(revoked_at=now)
-            ).rowcount
+            ended = affected_rows(
+                session.execute(
+                    update(MobileSession)
+                    .where(MobileSession.user_id == device.user_id)
+                    .where(MobileSession.revoked_at.is_(None))
+                    .where(MobileSession.expires_at > now)
+                    .values(revoked_at=now)
+                )
+            )
             audit.record(
                 session,
                 actor=actor,

@@ -1,12 +1,14 @@
 """Signed decisions: the second factor that comes with an approval or a rejection.
 
-A decision on one or more signing requests carries one proof: a TOTP code
-(:class:`TotpProof`, checked by :meth:`gateway.approvals.decisions.SigningService`), or a device
-signature (:class:`DeviceProof`) over the approval statement of
-:mod:`hsm_bridge.sam.statement`, which :func:`check_device_proof` rebuilds from the stored
-requests (id, document SHA-256, parameters SHA-256), the signer, the device, the decision,
-the server nonce and the expiry. Nonces (:func:`issue_nonce`) are single-use and
-short-lived; the one pushed with a new request, or one the app fetches, may be used once.
+A decision on one or more signing requests carries one factor, in the bridge's own
+vocabulary (:mod:`hsm_bridge.sam.authorization`): a TOTP code
+(:class:`~hsm_bridge.sam.authorization.TotpFactor`), or a device's signature
+(:class:`~hsm_bridge.sam.authorization.DeviceFactor`) over the approval statement of
+:mod:`hsm_bridge.sam.statement`, which :func:`check_device_factor` rebuilds from the
+stored requests (id, document SHA-256, parameters SHA-256), the signer, the device, the
+decision, the server nonce and the expiry, before the bridge checks it again. Nonces
+(:func:`issue_nonce`) are single-use and short-lived; the one pushed with a new request,
+or one the app fetches, may be used once.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from gateway.db.database import affected_rows
 from gateway.db.models import ApprovalNonce, Device, SigningRequest, User
 from gateway.errors import (
     ApprovalExpired,
@@ -28,6 +31,7 @@ from gateway.errors import (
     DeviceUnknown,
     GatewayError,
 )
+from hsm_bridge.sam.authorization import DeviceFactor
 from hsm_bridge.sam.statement import (
     ApprovalStatement,
     Decision,
@@ -38,38 +42,11 @@ from hsm_bridge.sam.statement import (
 
 __all__ = [
     "DecisionItem",
-    "DeviceProof",
-    "Proof",
-    "TotpProof",
-    "check_device_proof",
+    "check_device_factor",
     "issue_nonce",
     "purge_nonces",
     "statement_for",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class TotpProof:
-    """A TOTP code (RFC 6238, 6 digits) typed by the signer, and the server nonce the
-    app fetched for this approval when a sealed token PIN goes with it (the PIN is
-    bound to that nonce)."""
-
-    otp: str
-    nonce: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceProof:
-    """A device's answer: its id, the server ``nonce`` it signed, the ``expires_at`` it
-    signed (POSIX seconds) and ``signature`` (DER ECDSA-Sig-Value, P-256/SHA-256)."""
-
-    device_id: str
-    nonce: str
-    expires_at: int
-    signature: bytes
-
-
-Proof = TotpProof | DeviceProof
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,14 +90,14 @@ def purge_nonces(session: Session, *, now: dt.datetime) -> int:
     """Delete nonces past their expiry (spent or not: an expired nonce is refused
     anyway); return how many."""
     result = session.execute(delete(ApprovalNonce).where(ApprovalNonce.expires_at < now))
-    return int(result.rowcount or 0)
+    return affected_rows(result)
 
 
 def statement_for(
     user: User,
     device_id: str,
     decision: Decision,
-    proof: DeviceProof,
+    factor: DeviceFactor,
     requests: Sequence[SigningRequest],
 ) -> ApprovalStatement:
     """The statement the device must have signed, built from the stored requests (never
@@ -129,8 +106,8 @@ def statement_for(
         signer=user.username,
         device=device_id,
         decision=decision,
-        nonce=proof.nonce,
-        expires_at=proof.expires_at,
+        nonce=factor.nonce,
+        expires_at=factor.expires_at,
         documents=tuple(
             StatementDocument(
                 r.id, r.document_sha256, r.parameters_sha256, r.certificate_sha256, r.mechanism
@@ -140,11 +117,11 @@ def statement_for(
     )
 
 
-def check_device_proof(
+def check_device_factor(
     session: Session,
     user: User,
     decision: Decision,
-    proof: DeviceProof,
+    factor: DeviceFactor,
     requests: Sequence[SigningRequest],
     *,
     now: dt.datetime,
@@ -157,27 +134,27 @@ def check_device_proof(
     ``max_ttl_seconds`` ahead), ``approval_signature_invalid``, ``approval_nonce_invalid``
     (unknown, another user's, expired, or already used: a replay). The nonce is consumed
     by one conditional UPDATE, so of two concurrent uses exactly one wins."""
-    device = session.get(Device, proof.device_id)
+    device = session.get(Device, factor.device_id)
     if device is None or device.user_id != user.id or device.public_key_der is None:
         return DeviceUnknown("no such device of this signer")
     if device.revoked_at is not None:
         return DeviceRevoked("this device was revoked")
     instant = int(now.timestamp())
-    if not instant < proof.expires_at <= instant + max_ttl_seconds:
+    if not instant < factor.expires_at <= instant + max_ttl_seconds:
         return ApprovalExpired("the signed decision is expired or too far in the future")
-    statement = statement_for(user, device.id, decision, proof, requests)
+    statement = statement_for(user, device.id, decision, factor, requests)
     try:
-        verify_statement_signature(statement, device.public_key_der, proof.signature)
+        verify_statement_signature(statement, device.public_key_der, factor.signature)
     except StatementSignatureInvalid:
         return ApprovalSignatureInvalid("the device signature does not match this decision")
     consumed = session.execute(
         update(ApprovalNonce)
-        .where(ApprovalNonce.nonce == proof.nonce)
+        .where(ApprovalNonce.nonce == factor.nonce)
         .where(ApprovalNonce.user_id == user.id)
         .where(ApprovalNonce.used_at.is_(None))
         .where(ApprovalNonce.expires_at > now)
         .values(used_at=now)
     )
-    if consumed.rowcount != 1:
+    if affected_rows(consumed) != 1:
         return ApprovalNonceInvalid("the nonce is unknown, expired or already used")
     return None

@@ -22,7 +22,7 @@ from gateway.errors import (
     TotpNotAccepted,
     TotpNotEnrolled,
 )
-from hsm_bridge.errors import AuthorizationRefused
+from hsm_bridge.errors import AuthorizationRefused, RefusalReason
 from hsm_bridge.sam.otp import PERIOD_SECONDS, new_secret, provisioning_uri
 
 __all__ = [
@@ -36,13 +36,17 @@ __all__ = [
 
 T = TypeVar("T")
 
+# The bridge's TOTP refusals and the gateway's problem for each.
 _REFUSALS: dict[str, tuple[type[GatewayError], str]] = {
-    "totp_invalid": (OtpInvalid, "the code is wrong"),
-    "totp_reused": (OtpReused, "this code was already used; wait for the next one"),
-    "totp_locked": (OtpLocked, "approval is locked after too many wrong codes; try later"),
-    "totp_lockout": (OtpLocked, "too many wrong codes; approval is locked for a while"),
-    "totp_not_enrolled": (TotpNotEnrolled, "enrol an authenticator first"),
-    "totp_not_accepted": (TotpNotAccepted, "approve with an enrolled device"),
+    RefusalReason.TOTP_INVALID: (OtpInvalid, "the code is wrong"),
+    RefusalReason.TOTP_REUSED: (OtpReused, "this code was already used; wait for the next one"),
+    RefusalReason.TOTP_LOCKED: (
+        OtpLocked,
+        "approval is locked after too many wrong codes; try later",
+    ),
+    RefusalReason.TOTP_LOCKOUT: (OtpLocked, "too many wrong codes; approval is locked for a while"),
+    RefusalReason.TOTP_NOT_ENROLLED: (TotpNotEnrolled, "enrol an authenticator first"),
+    RefusalReason.TOTP_NOT_ACCEPTED: (TotpNotAccepted, "approve with an enrolled device"),
 }
 
 
@@ -67,9 +71,7 @@ def refusal_of(
     if error.reason not in _REFUSALS:
         raise ValueError(f"not a TOTP refusal: {error.reason}")
     problem, message = _REFUSALS[error.reason]
-    action = {"totp_reused": "totp.reused", "totp_lockout": "totp.failed"}.get(
-        error.reason, "totp.failed"
-    )
+    action = "totp.reused" if error.reason == RefusalReason.TOTP_REUSED else "totp.failed"
     audit.record(
         session,
         actor=f"user:{username}",
@@ -79,7 +81,7 @@ def refusal_of(
         client_address=client_address,
         detail={"reason": error.reason},
     )
-    if error.reason == "totp_lockout":
+    if error.reason == RefusalReason.TOTP_LOCKOUT:
         audit.record(
             session,
             actor="system",

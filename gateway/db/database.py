@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["Database", "lock_for_update"]
+__all__ = ["Database", "affected_rows", "lock_for_update"]
 
 
 class Database:
@@ -69,3 +69,10 @@ def lock_for_update(session: Session, name: str) -> None:
     if session.bind is not None and session.bind.dialect.name == "postgresql":
         key = int.from_bytes(name.encode()[:8].ljust(8, b"\0"), "big") & 0x7FFFFFFFFFFFFFFF
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+
+
+def affected_rows(result: Result[Any]) -> int:
+    """How many rows an executed UPDATE or DELETE changed (its cursor's rowcount)."""
+    if not isinstance(result, CursorResult):
+        raise TypeError("affected_rows needs the result of an UPDATE or DELETE")
+    return int(result.rowcount or 0)

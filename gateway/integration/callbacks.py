@@ -24,7 +24,6 @@ import hmac
 import json
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from urllib.parse import urlsplit
@@ -33,9 +32,11 @@ import httpx
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from gateway.db.database import Database
+from gateway.db.database import Database, affected_rows
 from gateway.db.models import CallbackDelivery, IntegrationClient, SigningRequest
+from gateway.requests.workflow_steps import steps_of, workflow_status
 from gateway.secrets_at_rest import SecretBox
+from hsm_bridge.clock import Clock, posix, utcnow
 
 __all__ = [
     "NOTIFIED_STATUSES",
@@ -98,9 +99,6 @@ def enqueue(session: Session, request: SigningRequest, *, now: dt.datetime) -> N
 def _workflow_fields(session: Session, request: SigningRequest) -> dict[str, object]:
     """A workflow step's callback also says which step it is and where the whole
     workflow stands (``pending`` after step 1 of an official document is signed)."""
-    # imported here: gateway.requests.workflows builds on the life cycle, which enqueues callbacks
-    from gateway.requests.workflows import steps_of, workflow_status
-
     assert request.workflow is not None
     return {
         "workflow_id": request.workflow_id,
@@ -129,7 +127,7 @@ class CallbackDeliverer:
         retry_seconds: float = 10.0,
         max_attempts: int = 15,
         timeout_seconds: float = 10.0,
-        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        clock: Clock = utcnow,
     ) -> None:
         self._db = db
         self._box = box
@@ -169,7 +167,7 @@ class CallbackDeliverer:
                 )
                 .values(next_attempt_at=now + _LEASE)
             )
-            return bool(claimed.rowcount)
+            return affected_rows(claimed) > 0
 
     def _send(self, delivery_id: str) -> int:
         with self._db.transaction() as session:
@@ -187,7 +185,7 @@ class CallbackDeliverer:
                 content=body,
                 headers={
                     "Content-Type": "application/json",
-                    SIGNATURE_HEADER: signature_header(secret.encode(), int(time.time()), body),
+                    SIGNATURE_HEADER: signature_header(secret.encode(), posix(self._clock()), body),
                 },
             )
             if not 200 <= answer.status_code < 300:

@@ -12,12 +12,7 @@ from gateway.db.models import SigningRequest
 from gateway.errors import NotFound
 from gateway.requests.lifecycle import RequestStatus, transition
 
-__all__ = ["expire_if_due", "load_owned", "utcnow"]
-
-
-def utcnow() -> dt.datetime:
-    """The current time, aware, UTC."""
-    return dt.datetime.now(dt.UTC)
+__all__ = ["expire_if_due", "load_owned"]
 
 
 def load_owned(

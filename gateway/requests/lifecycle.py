@@ -4,7 +4,6 @@ function that moves a request and writes its audit entry in the same transaction
 from __future__ import annotations
 
 import datetime as dt
-import enum
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -13,36 +12,9 @@ from gateway.audit import log as audit
 from gateway.db.models import SigningRequest
 from gateway.errors import RequestNotPending
 from gateway.integration import callbacks
+from gateway.requests.states import TRANSITIONS, RequestStatus
 
 __all__ = ["TRANSITIONS", "RequestStatus", "transition"]
-
-
-class RequestStatus(enum.StrEnum):
-    """Where a signing request stands."""
-
-    PENDING_APPROVAL = "pending_approval"
-    APPROVED = "approved"
-    SIGNING = "signing"
-    SIGNED = "signed"
-    REJECTED = "rejected"
-    EXPIRED = "expired"
-    CANCELLED = "cancelled"
-    FAILED = "failed"
-
-
-S = RequestStatus
-TRANSITIONS: dict[RequestStatus, frozenset[RequestStatus]] = {
-    # failed before approval: its credential was revoked (nobody can sign it any more)
-    S.PENDING_APPROVAL: frozenset({S.APPROVED, S.REJECTED, S.EXPIRED, S.CANCELLED, S.FAILED}),
-    S.APPROVED: frozenset({S.SIGNING, S.FAILED}),
-    # a crash while signing sends the request back for a new approval (never re-using one)
-    S.SIGNING: frozenset({S.SIGNED, S.FAILED, S.PENDING_APPROVAL}),
-    S.SIGNED: frozenset(),
-    S.REJECTED: frozenset(),
-    S.EXPIRED: frozenset(),
-    S.CANCELLED: frozenset(),
-    S.FAILED: frozenset(),
-}
 
 
 def transition(

@@ -81,7 +81,8 @@ def signer_block_box(
     centre_x = (name.box[0] + name.box[2]) / 2
     bottom = name.box[3] + gap * 0.1
     box = (centre_x - width / 2, bottom, centre_x + width / 2, bottom + height)
-    return page_count, tuple(round(v, 2) for v in box)  # type: ignore[return-value]
+    x1, y1, x2, y2 = (round(v, 2) for v in box)
+    return page_count, (x1, y1, x2, y2)
 
 
 # Where an attachment's or copy's text line goes (docs/vn-signature-format.md: the top right

@@ -23,8 +23,8 @@ import datetime as dt
 import hashlib
 import logging
 import uuid
+from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.admin.organisations import organisation_credential
@@ -33,26 +33,13 @@ from gateway.db.models import Organisation, SigningRequest
 from gateway.errors import GatewayError
 from gateway.integration import callbacks
 from gateway.requests.document_store import DocumentStore
-from gateway.requests.lifecycle import RequestStatus
+from gateway.requests.states import RequestStatus
+from gateway.requests.workflow_steps import STEPS
 from hsm_bridge.pades import SignatureParameters
 
-__all__ = [
-    "OFFICIAL_DOCUMENT",
-    "ORGANISATION_ONLY",
-    "WORKFLOWS",
-    "advance",
-    "step_summary",
-    "steps_of",
-    "workflow_status",
-]
+__all__ = ["advance"]
 
 log = logging.getLogger(__name__)
-
-OFFICIAL_DOCUMENT = "official_document"
-ORGANISATION_ONLY = "organisation_only"
-WORKFLOWS = (OFFICIAL_DOCUMENT, ORGANISATION_ONLY)
-# how many steps each workflow has
-_STEPS = {OFFICIAL_DOCUMENT: 2, ORGANISATION_ONLY: 1}
 
 
 def advance(
@@ -71,45 +58,18 @@ def advance(
     organisation's seal image. When the organisation can no longer sign (no credential,
     no seal) the step is recorded ``failed`` with the refusal's code, so that the
     document system learns why the workflow ended."""
-    if request.workflow is None or request.step >= _STEPS.get(request.workflow, 1):
+    if request.workflow is None or request.step >= STEPS.get(request.workflow, 1):
         return None
-    first = SignatureParameters.from_json(request.parameters)
-    if first.next_field_name is None:
-        raise ValueError("step 1 of an official document names no field for the seal")
     organisation = session.get(Organisation, request.organisation_id)
     assert organisation is not None
     step_id = str(uuid.uuid4())
-    params = SignatureParameters(
-        location=first.location,
-        field_name=first.next_field_name,
-        pades_level=first.pades_level,
-    )
-    failure: GatewayError | None = None
-    try:
-        credential, keeper = organisation_credential(
-            session, organisation, need_seal=True, for_update=True
-        )
-        assert organisation.seal_image is not None
-        params = SignatureParameters(
-            location=params.location,
-            field_name=params.field_name,
-            pades_level=params.pades_level,
-            image_sha256=hashlib.sha256(organisation.seal_image).hexdigest(),
-            seal=True,
-        )
-        signer_id, credential_id = keeper.id, credential.id
-        certificate_sha256, mechanism = credential.certificate_sha256, credential.mechanism
-    except GatewayError as exc:
-        failure = exc
-        # nobody can sign it: recorded against step 1's signer and credential
-        signer_id, credential_id = request.signer_id, request.credential_id
-        certificate_sha256, mechanism = request.certificate_sha256, request.mechanism
+    signer, failure = _seal_signer(session, request, organisation)
     store.write(step_id, DocumentStore.ORIGINAL, signed)
     step = SigningRequest(
         id=step_id,
         client_id=request.client_id,
-        signer_id=signer_id,
-        credential_id=credential_id,
+        signer_id=signer.signer_id,
+        credential_id=signer.credential_id,
         organisation_id=request.organisation_id,
         workflow=request.workflow,
         workflow_id=request.workflow_id,
@@ -120,10 +80,10 @@ def advance(
         document_size=len(signed),
         page_count=request.page_count,
         warnings="[]",
-        parameters=params.canonical_json(),
-        parameters_sha256=params.sha256(),
-        certificate_sha256=certificate_sha256,
-        mechanism=mechanism,
+        parameters=signer.parameters.canonical_json(),
+        parameters_sha256=signer.parameters.sha256(),
+        certificate_sha256=signer.certificate_sha256,
+        mechanism=signer.mechanism,
         idempotency_key=None,
         submission_sha256=hashlib.sha256(
             f"{request.id}\nstep {request.step + 1}".encode()
@@ -134,12 +94,80 @@ def advance(
         expires_at=now + dt.timedelta(seconds=ttl_seconds),
     )
     session.add(step)
+    _audit_step(session, request, step, organisation, failure, now=now)
+    if failure is not None:
+        log.warning("workflow %s cannot go on: %s", request.workflow_id, failure.code)
+        callbacks.enqueue(session, step, now=now)
+        return None
+    return step
+
+
+@dataclass(frozen=True, slots=True)
+class _StepSigner:
+    """Who signs the seal step, with which credential, and the step's parameters."""
+
+    signer_id: str
+    credential_id: str
+    certificate_sha256: str
+    mechanism: str
+    parameters: SignatureParameters
+
+
+def _seal_signer(
+    session: Session, request: SigningRequest, organisation: Organisation
+) -> tuple[_StepSigner, GatewayError | None]:
+    """The keeper of ``organisation``'s credential and the seal field step 1 created, with
+    the organisation's seal image; when the organisation can no longer sign (no
+    credential, no seal) step 1's signer and credential, with the refusal."""
+    first = SignatureParameters.from_json(request.parameters)
+    if first.next_field_name is None:
+        raise ValueError("step 1 of an official document names no field for the seal")
+    try:
+        credential, keeper = organisation_credential(
+            session, organisation, need_seal=True, for_update=True
+        )
+    except GatewayError as exc:
+        # nobody can sign it: recorded against step 1's signer and credential
+        unsigned = SignatureParameters(
+            location=first.location,
+            field_name=first.next_field_name,
+            pades_level=first.pades_level,
+        )
+        return _StepSigner(
+            request.signer_id,
+            request.credential_id,
+            request.certificate_sha256,
+            request.mechanism,
+            unsigned,
+        ), exc
+    assert organisation.seal_image is not None
+    params = SignatureParameters(
+        location=first.location,
+        field_name=first.next_field_name,
+        pades_level=first.pades_level,
+        image_sha256=hashlib.sha256(organisation.seal_image).hexdigest(),
+        seal=True,
+    )
+    return _StepSigner(
+        keeper.id, credential.id, credential.certificate_sha256, credential.mechanism, params
+    ), None
+
+
+def _audit_step(
+    session: Session,
+    request: SigningRequest,
+    step: SigningRequest,
+    organisation: Organisation,
+    failure: GatewayError | None,
+    *,
+    now: dt.datetime,
+) -> None:
     audit.record(
         session,
         actor="system",
         action="request.step_created" if failure is None else "request.failed",
         now=now,
-        request_id=step_id,
+        request_id=step.id,
         detail={
             "workflow": request.workflow,
             "workflow_id": request.workflow_id,
@@ -149,54 +177,3 @@ def advance(
             **({"failure_code": failure.code} if failure else {}),
         },
     )
-    if failure is not None:
-        log.warning("workflow %s cannot go on: %s", request.workflow_id, failure.code)
-        callbacks.enqueue(session, step, now=now)
-        return None
-    return step
-
-
-def steps_of(session: Session, request: SigningRequest) -> list[SigningRequest]:
-    """The steps of ``request``'s workflow so far, in order (``[request]`` alone when it
-    belongs to none)."""
-    if request.workflow_id is None:
-        return [request]
-    return list(
-        session.scalars(
-            select(SigningRequest)
-            .where(SigningRequest.workflow_id == request.workflow_id)
-            .order_by(SigningRequest.step)
-        )
-    )
-
-
-def workflow_status(workflow: str, steps: list[SigningRequest]) -> str:
-    """Where the whole workflow stands: the final status of the step that ended it
-    (``rejected``, ``expired``, ``cancelled``, ``failed``), ``signed`` once its last
-    step is signed, else ``pending``."""
-    for step in steps:
-        if step.status in (
-            RequestStatus.REJECTED,
-            RequestStatus.EXPIRED,
-            RequestStatus.CANCELLED,
-            RequestStatus.FAILED,
-        ):
-            return step.status
-    if len(steps) == _STEPS.get(workflow, 1) and steps[-1].status == RequestStatus.SIGNED:
-        return RequestStatus.SIGNED.value
-    return "pending"
-
-
-def step_summary(step: SigningRequest) -> dict[str, object]:
-    """One step as the document system sees it: its number, request id, who signs
-    (``leader`` or ``organisation``), status, failure code and signed output's hash."""
-    return {
-        "step": step.step,
-        "request_id": step.id,
-        "signed_by": "leader"
-        if step.workflow == OFFICIAL_DOCUMENT and step.step == 1
-        else "organisation",
-        "status": step.status,
-        "failure_code": step.failure_code,
-        "signed_document_sha256": step.signed_document_sha256,
-    }

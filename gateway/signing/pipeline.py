@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -31,15 +31,15 @@ from gateway.db.database import Database
 from gateway.db.models import Credential, SigningRequest
 from gateway.errors import DocumentChanged, GatewayError
 from gateway.requests import workflows
-from gateway.requests.access import utcnow
 from gateway.requests.document_store import DocumentStore
 from gateway.requests.lifecycle import RequestStatus, transition
 from gateway.requests.preview import signature_image
 from gateway.requests.submission import Notifier
 from gateway.signing.certificates import check_usable
 from hsm_bridge import BridgeClient, BridgeError, CredentialRef, SignRequest
+from hsm_bridge.clock import Clock, utcnow
 from hsm_bridge.credentials import SignatureMechanism
-from hsm_bridge.errors import ActivationInvalid
+from hsm_bridge.errors import ActivationInvalid, PinEnvelopeInvalid, PinIncorrect, PinRequired
 from hsm_bridge.pades import SignatureParameters
 
 __all__ = ["CHUNK_BYTES", "SignaturePipeline", "chain_der"]
@@ -47,7 +47,7 @@ __all__ = ["CHUNK_BYTES", "SignaturePipeline", "chain_der"]
 log = logging.getLogger(__name__)
 
 # Bridge answers about a PIN the signer typed: the request goes back to pending.
-_SIGNER_PIN_CODES = frozenset({"pin_incorrect", "pin_required", "pin_envelope_invalid"})
+_SIGNER_PIN_ERRORS = (PinIncorrect, PinRequired, PinEnvelopeInvalid)
 # Documents handed to the bridge in one call (bytes): the memory a batch holds at once.
 CHUNK_BYTES = 64 * 1024 * 1024
 
@@ -74,7 +74,7 @@ class SignaturePipeline:
         store: DocumentStore,
         bridge: BridgeClient,
         *,
-        clock: Callable[[], dt.datetime] = utcnow,
+        clock: Clock = utcnow,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -284,8 +284,8 @@ def _stays_pending(error: BridgeError, pin_envelope: bytes | None) -> bool:
     that the token refused."""
     return (
         error.retryable
-        or error.code == "pin_required"
-        or (pin_envelope is not None and error.code in _SIGNER_PIN_CODES)
+        or isinstance(error, PinRequired)
+        or (pin_envelope is not None and isinstance(error, _SIGNER_PIN_ERRORS))
     )
 
 

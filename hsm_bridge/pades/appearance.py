@@ -3,7 +3,7 @@ signature's text, drawn upright on the page as the reader sees it.
 
 One piece of code for both sides: the bridge draws it into the signature it builds, and
 the gateway's preview of the signature's place and look runs the same builder
-(:func:`hsm_bridge.pades.builder.prepare_preview`), so the tablet shows what will be
+(:func:`hsm_bridge.pades.builder.placeholder_signature`), so the tablet shows what will be
 signed. The text is Vietnamese in an embedded font subset (:mod:`hsm_bridge.pades.fonts`);
 the time is ISO 8601 in Vietnam time (VN-SIGNATURE-FORMAT: ``2026-11-30T14:05:09+07:00``).
 """
@@ -67,7 +67,9 @@ class UprightTextStampStyle(TextStampStyle):
 
     page_rotation: int = 0
 
-    def create_stamp(self, writer: Any, box: BoxConstraints, text_params: dict) -> TextStamp:
+    def create_stamp(
+        self, writer: Any, box: BoxConstraints, text_params: dict[str, Any]
+    ) -> TextStamp:
         """A :class:`_TurnedTextStamp` for ``box`` (the widget's width and height in
         user space; swapped for a quarter turn)."""
         if self.page_rotation in (90, 270):
@@ -144,7 +146,7 @@ def _image_style(
     )
 
 
-def _text_box_style(size: float) -> tuple[TextBoxStyle, bool]:
+def _text_box_style(size: int) -> tuple[TextBoxStyle, bool]:
     """Text of ``size`` points in the embedded Vietnamese font (:func:`find_font`), and
     whether that font was found (else pyHanko's Latin-only default)."""
     font = find_font()

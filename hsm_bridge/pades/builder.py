@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from asn1crypto import algos, x509
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign import fields, signers
-from pyhanko.sign.signers.pdf_signer import PdfCMSSignedAttributes
+from pyhanko.sign.signers.pdf_cms import PdfCMSSignedAttributes
 from pyhanko.sign.timestamps import TimeStamper
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
@@ -208,7 +208,8 @@ async def _sign(
         bytes_reserved=reserved,
         appearance_text_params={"local_time": local_time_text(signing_time)},
     )
-    prepared_digest, output = tbs_document.digest_tbs_document(output=io.BytesIO())
+    output = io.BytesIO()
+    prepared_digest, _ = tbs_document.digest_tbs_document(output=output)
     post_signature = await tbs_document.perform_signature(
         prepared_digest.document_digest,
         PdfCMSSignedAttributes(
@@ -272,5 +273,6 @@ def _field_spec(
     return fields.SigFieldSpec(
         sig_field_name=name,
         on_page=page - 1,
-        box=(round(rect[0], 4), round(rect[1], 4), round(rect[2], 4), round(rect[3], 4)),
+        # pyHanko annotates the box as ints; it writes any number into /Rect
+        box=(round(rect[0], 4), round(rect[1], 4), round(rect[2], 4), round(rect[3], 4)),  # type: ignore[arg-type]
     )

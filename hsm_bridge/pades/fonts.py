@@ -79,7 +79,7 @@ class EmScaledGlyphAccumulator(GlyphAccumulator):
             for gid, (cid, width) in in_font_units.items()
         }
         try:
-            super().prepare_write()
+            super().prepare_write()  # type: ignore[no-untyped-call]  # unannotated in pyHanko
         finally:
             self._glyphs = in_font_units
 

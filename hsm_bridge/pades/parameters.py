@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
@@ -131,25 +132,78 @@ class SignatureParameters:
 
     @classmethod
     def from_object(cls, data: Mapping[str, object]) -> SignatureParameters:
-        """Parameters from a JSON object (as :meth:`as_json_object` writes it). Raises
-        ValueError for unknown members or values of the wrong shape."""
-        known = set(cls.__dataclass_fields__)
-        unknown = set(data) - known
+        """Parameters from a JSON object (as :meth:`as_json_object` writes it), every
+        member checked for its type. Raises ValueError for unknown members, values of
+        the wrong type or shape, and a PAdES level we do not produce."""
+        unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown signature parameters: {', '.join(sorted(unknown))}")
-        values = dict(data)
-        try:
-            if values.get("box") is not None:
-                values["box"] = _box(values["box"])
-            values["empty_fields"] = tuple(
-                EmptyField(str(f["name"]), int(f["page"]), _box(f["box"]))
-                for f in values.get("empty_fields") or ()  # type: ignore[attr-defined]
-            )
-        except (KeyError, TypeError) as exc:
-            raise ValueError("malformed signature parameters") from exc
-        return cls(**values)  # type: ignore[arg-type]
+        level = _text(data, "pades_level") or PadesLevel.B_B
+        if level not in PadesLevel.ALL:
+            raise ValueError(f"unknown PAdES level {level!r}")
+        return cls(
+            reason=_text(data, "reason"),
+            location=_text(data, "location"),
+            contact_info=_text(data, "contact_info"),
+            field_name=_text(data, "field_name"),
+            pades_level=level,
+            page=_page(data.get("page")),
+            box=None if data.get("box") is None else _box(data["box"]),
+            image_sha256=_text(data, "image_sha256"),
+            stamp_text=_text(data, "stamp_text"),
+            empty_fields=tuple(_empty_field(f) for f in _items(data.get("empty_fields"))),
+            next_field_name=_text(data, "next_field_name"),
+            seal=_flag(data, "seal"),
+            text_with_image=_flag(data, "text_with_image"),
+        )
+
+
+def _text(data: Mapping[str, object], name: str) -> str | None:
+    value = data.get(name)
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"signature parameter {name} must be text")
+    return value
+
+
+def _flag(data: Mapping[str, object], name: str) -> bool:
+    value = data.get(name, False)
+    if not isinstance(value, bool):
+        raise ValueError(f"signature parameter {name} must be true or false")
+    return value
+
+
+def _page(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError("signature parameter page must be a page number from 1")
+    return value
+
+
+def _items(value: object) -> list[object]:
+    if value is None:
+        return []
+    if not isinstance(value, list | tuple):
+        raise ValueError("signature parameter empty_fields must be a list")
+    return list(value)
+
+
+def _empty_field(value: object) -> EmptyField:
+    if not isinstance(value, Mapping) or set(value) != {"name", "page", "box"}:
+        raise ValueError("an empty field is {name, page, box}")
+    name, page = value["name"], _page(value["page"])
+    if not isinstance(name, str) or page is None:
+        raise ValueError("an empty field's name must be text and its page a number")
+    return EmptyField(name, page, _box(value["box"]))
 
 
 def _box(value: object) -> Box:
-    x1, y1, x2, y2 = (float(v) for v in value)  # type: ignore[attr-defined]
-    return (x1, y1, x2, y2)
+    """Four finite numbers (points)."""
+    if not isinstance(value, list | tuple) or len(value) != 4:
+        raise ValueError("a box is four numbers")
+    numbers = []
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise ValueError("a box is four finite numbers")
+        numbers.append(float(v))
+    return (numbers[0], numbers[1], numbers[2], numbers[3])

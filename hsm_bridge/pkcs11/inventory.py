@@ -108,11 +108,11 @@ def describe_token(token: Any, *, module: str = "") -> TokenEntry:
 
 def _public_numbers(public: Any) -> tuple[Any, ...] | None:
     if isinstance(public, rsa.RSAPublicKey):
-        numbers = public.public_numbers()
-        return ("rsa", numbers.n, numbers.e)
+        rsa_numbers = public.public_numbers()
+        return ("rsa", rsa_numbers.n, rsa_numbers.e)
     if isinstance(public, ec.EllipticCurvePublicKey):
-        numbers = public.public_numbers()
-        return ("ec", numbers.x, numbers.y)
+        ec_numbers = public.public_numbers()
+        return ("ec", ec_numbers.x, ec_numbers.y)
     return None
 
 
@@ -159,48 +159,57 @@ def list_credentials(session: Any) -> list[CredentialEntry]:
             if len(matching) == 1
             else None
         )
-        key_type = "rsa" if key.key_type == KeyType.RSA else "ec"
-        bits = 0
         status = "ambiguous" if problems else "ok"
         if certificate is None and not problems:
             status = "no_certificate"
-        if certificate is not None:
-            public = certificate.public_key()
-            bits = (
-                public.key_size
-                if isinstance(public, rsa.RSAPublicKey | ec.EllipticCurvePublicKey)
-                else 0
-            )
-            expected = _key_numbers(key)
-            if expected is None:  # EC: compare with the public key object of that CKA_ID
-                pub = [p for p in publics if bytes(p[Attribute.ID]) == key_id]
-                if len(pub) == 1:
-                    expected = _public_numbers(load_der_public_key(encode_ec_public_key(pub[0])))
-            if expected is not None and expected != _public_numbers(public):
-                status = "key_mismatch"
-                problems.append("the certificate certifies another key")
-        entries.append(
-            CredentialEntry(
-                token_serial=serial,
-                key_id=key_id.hex(),
-                label=str(key.label),
-                key_type=key_type,
-                key_bits=bits,
-                certificate_sha256=hashlib.sha256(
-                    certificate.public_bytes(Encoding.DER)
-                ).hexdigest()
-                if certificate
-                else None,
-                subject=(
-                    certificate.subject.rfc4514_string(_ATTRIBUTE_NAMES) if certificate else None
-                ),
-                not_after=certificate.not_valid_after_utc.isoformat() if certificate else None,
-                status=status,
-                problems=problems,
-                chain=_chain_on_token(certificate, certs) if certificate else [],
-            )
-        )
+        if certificate is not None and not _certifies(certificate, key, publics):
+            status = "key_mismatch"
+            problems.append("the certificate certifies another key")
+        entries.append(_entry(serial, key, certificate, status, problems, certs))
     return entries
+
+
+def _certifies(certificate: x509.Certificate, key: Any, publics: list[Any]) -> bool:
+    """Whether ``certificate`` certifies the private key object ``key`` (an EC key is
+    compared through the public key object of its CKA_ID; unknown counts as yes)."""
+    expected = _key_numbers(key)
+    if expected is None:
+        key_id = bytes(key[Attribute.ID])
+        pub = [p for p in publics if bytes(p[Attribute.ID]) == key_id]
+        if len(pub) == 1:
+            expected = _public_numbers(load_der_public_key(encode_ec_public_key(pub[0])))
+    return expected is None or expected == _public_numbers(certificate.public_key())
+
+
+def _entry(
+    serial: str,
+    key: Any,
+    certificate: x509.Certificate | None,
+    status: str,
+    problems: list[str],
+    certs: list[Any],
+) -> CredentialEntry:
+    public = certificate.public_key() if certificate is not None else None
+    bits = 0
+    if isinstance(public, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
+        bits = public.key_size
+    return CredentialEntry(
+        token_serial=serial,
+        key_id=bytes(key[Attribute.ID]).hex(),
+        label=str(key.label),
+        key_type="rsa" if key.key_type == KeyType.RSA else "ec",
+        key_bits=bits,
+        certificate_sha256=(
+            hashlib.sha256(certificate.public_bytes(Encoding.DER)).hexdigest()
+            if certificate
+            else None
+        ),
+        subject=certificate.subject.rfc4514_string(_ATTRIBUTE_NAMES) if certificate else None,
+        not_after=certificate.not_valid_after_utc.isoformat() if certificate else None,
+        status=status,
+        problems=problems,
+        chain=_chain_on_token(certificate, certs) if certificate else [],
+    )
 
 
 def _chain_on_token(certificate: x509.Certificate, objects: list[Any]) -> list[str]:

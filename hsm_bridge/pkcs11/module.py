@@ -79,7 +79,7 @@ def _function_list(path: str) -> _FunctionListHead:
     return head.contents
 
 
-class _ThreadedLib(_pkcs11.lib):  # type: ignore[misc]
+class _ThreadedLib(_pkcs11.lib):
     """python-pkcs11's module object with our own C_Initialize."""
 
     locking = True
@@ -142,12 +142,12 @@ class LoadedModule:
     lib: Any
     thread_safe: bool
     pid: int
-    _functions: Any = None
+    _functions: _FunctionListHead | None = None
 
     def _head(self) -> _FunctionListHead:
         if self._functions is None:
             self._functions = _function_list(self.path)
-        return self._functions  # type: ignore[no-any-return]
+        return self._functions
 
     def login(self, handle: int, pin: str) -> None:
         """C_Login(CKU_USER) on session ``handle``. Raises python-pkcs11's exception
@@ -180,7 +180,8 @@ def load_module(path: str) -> LoadedModule:
         _PENDING_PATH.path = path
         cls = type(f"Lib_{len(_LOADED)}", (_ThreadedLib,), {"locking": True})
         lib = cls(path)
-        loaded = LoadedModule(path=path, lib=lib, thread_safe=cls.locking, pid=os.getpid())
+        thread_safe = bool(getattr(cls, "locking", False))
+        loaded = LoadedModule(path=path, lib=lib, thread_safe=thread_safe, pid=os.getpid())
         if not loaded.thread_safe:
             log.warning("PKCS#11 module %s cannot lock: calls into it are serialised", path)
         _LOADED[path] = loaded

@@ -13,8 +13,9 @@ from typing import Any
 from asn1crypto.core import Integer
 from asn1crypto.keys import RSAPublicKey
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicNumbers
-from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding, load_der_public_key
 from pkcs11 import Attribute, CertificateType, KeyType, ObjectClass
 from pkcs11.util.ec import encode_ec_public_key, encode_named_curve_parameters
@@ -52,7 +53,7 @@ def generate_key_pair(
     label: str,
     *,
     always_authenticate: bool = False,
-) -> PublicKeyTypes:
+) -> CertificatePublicKeyTypes:
     """Generate a key pair on the token of ``session`` (C_GenerateKeyPair) with CKA_ID
     ``key_id`` and CKA_LABEL ``label``; return the public key as a ``cryptography``
     object (for the CA to certify). The private key is CKA_SENSITIVE and not
@@ -74,6 +75,8 @@ def generate_key_pair(
         return RSAPublicNumbers(
             parsed["public_exponent"].native, parsed["modulus"].native
         ).public_key()
+    if spec.curve is None:
+        raise ValueError(f"{spec} names no curve")
     params = session.create_domain_parameters(
         KeyType.EC,
         {Attribute.EC_PARAMS: encode_named_curve_parameters(spec.curve)},
@@ -82,7 +85,9 @@ def generate_key_pair(
     public, _ = params.generate_keypair(
         id=key_id, label=label, store=True, private_template=private_template
     )
-    return load_der_public_key(encode_ec_public_key(public))
+    loaded = load_der_public_key(encode_ec_public_key(public))
+    assert isinstance(loaded, ec.EllipticCurvePublicKey)  # the token made an EC key pair
+    return loaded
 
 
 def store_certificate(

@@ -30,39 +30,49 @@ Per token (PKCS#11 v2.40 §5.6, §11.6):
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import hmac
 import logging
 import os
-import queue
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import pkcs11.exceptions as p11e
 from pkcs11 import TokenFlag
 
 from hsm_bridge.errors import (
-    BatchAbandoned,
     BridgeError,
     PinIncorrect,
     PinLocked,
     PinRequired,
-    TokenBusy,
     TokenError,
     TokenNotPresent,
-    TokenTimeout,
     TokenUnhealthy,
     from_pkcs11_error,
 )
 from hsm_bridge.pkcs11 import metrics
 from hsm_bridge.pkcs11.module import LoadedModule, load_module
+from hsm_bridge.pkcs11.token_state import (
+    FEED_IDLE_SECONDS,
+    RECONNECT,
+    REMOVED,
+    STALE,
+    Job,
+    PendingBatch,
+    TokenHealth,
+    TokenLimits,
+    TokenRecord,
+    TokenState,
+    as_bridge_error,
+    note_error,
+    note_success,
+    raise_and_count,
+    token_serial_text,
+)
 
 __all__ = [
     "PendingBatch",
@@ -76,305 +86,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-# Errors after which every session of the token is void: reconnect on the next call.
-_RECONNECT = (
-    p11e.SessionHandleInvalid,
-    p11e.SessionClosed,
-    p11e.DeviceRemoved,
-    p11e.DeviceError,
-    p11e.TokenNotPresent,
-    p11e.UserNotLoggedIn,
-)
-# Errors of a session that outlived its token's login or presence: safe to retry once on
-# a new session (nothing was signed, no PIN was refused).
-_STALE = (p11e.SessionHandleInvalid, p11e.SessionClosed, p11e.UserNotLoggedIn)
-_REMOVED = (p11e.DeviceRemoved, p11e.TokenNotPresent, p11e.NoSuchToken)
-
-
-def token_serial_text(token: Any) -> str:
-    """The token's serialNumber (CK_TOKEN_INFO) as text, without padding."""
-    serial = token.serial
-    if isinstance(serial, bytes):
-        serial = serial.decode("ascii", "replace")
-    return str(serial).strip()
-
-
-class TokenState(enum.StrEnum):
-    """A token's state as health reports it.
-
-    ``ok``: answering. ``removed``: absent from the slot list, or the module said
-    CKR_DEVICE_REMOVED / CKR_TOKEN_NOT_PRESENT. ``unhealthy``: an operation outlived its
-    timeout and has not returned. ``failing``: the last operation ended in a device error.
-    ``pin_locked``: the token reports its user PIN locked.
-    """
-
-    OK = "ok"
-    REMOVED = "removed"
-    UNHEALTHY = "unhealthy"
-    FAILING = "failing"
-    PIN_LOCKED = "pin_locked"
-
-
-@dataclass(frozen=True, slots=True)
-class TokenLimits:
-    """Per-token limits: ``max_sessions`` concurrent operations (1 for a USB token);
-    ``timeout_seconds``: how long an operation may wait for a free session
-    (``token_busy`` after that), and then how long it may take (``token_timeout``, and the
-    token is unhealthy until the call returns)."""
-
-    max_sessions: int = 1
-    timeout_seconds: float = 30.0
-
-    def __post_init__(self) -> None:
-        if self.max_sessions < 1:
-            raise ValueError("max_sessions must be at least 1")
-        if self.timeout_seconds <= 0:
-            raise ValueError("timeout_seconds must be positive")
-
-
-@dataclass(frozen=True, slots=True)
-class TokenHealth:
-    """What health reports for one token: ``state`` (a :class:`TokenState` value),
-    ``busy`` operations running now out of ``max_sessions``, and ``last_error`` (a
-    bridge error code) with the POSIX time it happened."""
-
-    module: str
-    serial: str
-    label: str
-    state: str
-    busy: int
-    max_sessions: int
-    last_error: str | None = None
-    last_error_at: float | None = None
-
-
-_END = object()  # closes a job's feed
-
-# A worker gives up on a batch whose caller has added nothing for this long (seconds) and
-# has not closed it: a safety net against a caller that never closes, not a deadline.
-FEED_IDLE_SECONDS = 120.0
-
-
-class _Job:
-    """One batch of work for a token's worker, fed item by item: the worker starts on
-    the first item while the caller is still adding the rest. Results arrive in order;
-    ``finished`` is set when the job is closed and every result is in (or the worker
-    gave up on a caller that stopped feeding it). ``started``/``cancelled``/``done``/
-    ``timed_out`` are guarded by the token's lock: the worker starts the job only if the
-    caller has not withdrawn it (``start_deadline``, monotonic seconds), and the caller
-    withdraws only a job that has not started."""
-
-    def __init__(self, start_deadline: float) -> None:
-        self.start_deadline = start_deadline
-        self.expected: int | None = None  # known when closed
-        self.added = 0
-        self.items: list[Any] = []
-        self.finished = threading.Event()
-        self.began = threading.Event()
-        self.started = False
-        self.cancelled = False
-        self.done = False
-        self.timed_out = False
-        self.abandoned = False
-        self.progress_at = time.monotonic()  # last sign of life from the worker
-        self._feed: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-
-    def add(self, work: Callable[[Any], Any]) -> None:
-        """Queue one more item (caller's thread, before :meth:`close`)."""
-        self.added += 1
-        self._feed.put(work)
-
-    def close(self) -> None:
-        """No more items: the job finishes once the worker has answered them all."""
-        with self._lock:
-            self.expected = self.added
-            if self.abandoned or len(self.items) >= self.expected:
-                self.finished.set()
-        self._feed.put(_END)
-
-    def works(self, idle_timeout: float) -> Iterator[Callable[[Any], Any]]:
-        """The items, as the caller adds them (worker's thread). A caller that adds
-        nothing and does not close for ``idle_timeout`` seconds is given up on."""
-        while True:
-            try:
-                item = self._feed.get(timeout=idle_timeout)
-            except queue.Empty:
-                with self._lock:
-                    self.abandoned = True
-                    self.finished.set()
-                log.error("a caller stopped feeding its batch; the rest is not signed")
-                return
-            if item is _END:
-                return
-            self.progress_at = time.monotonic()  # waiting for the caller is not the token's
-            yield item
-
-    def put(self, item: tuple[int, Any]) -> None:
-        """Record the next result (``(index, outcome)``, in order)."""
-        with self._lock:
-            self.items.append(item[1])
-            self.progress_at = time.monotonic()
-            if self.expected is not None and len(self.items) >= self.expected:
-                self.finished.set()
-
-    def snapshot(self) -> list[Any]:
-        """The results so far."""
-        with self._lock:
-            return list(self.items)
-
-
-class PendingBatch:
-    """Work for one token's worker (:meth:`TokenPool.open_batch`): :meth:`add` items,
-    then :meth:`outcomes` (which closes the batch) waits for their results."""
-
-    def __init__(self, state: _Token, job: _Job, operation: str, timeout: float) -> None:
-        self._state = state
-        self._job = job
-        self._operation = operation
-        self._timeout = timeout
-
-    def add(self, work: Callable[[Any], Any]) -> None:
-        """Queue ``work(session)``; the worker may start on it at once."""
-        if self._job.expected is not None:
-            raise RuntimeError("the batch is closed")
-        self._job.add(work)
-
-    def close(self) -> None:
-        """No more items (idempotent)."""
-        if self._job.expected is None:
-            self._job.close()
-
-    def outcomes(self) -> list[Any]:
-        """Wait for every result.
-
-        A job that no worker has started within the token's timeout (every session busy)
-        is withdrawn and fails with ``token_busy``, never touching the token. Once it
-        runs, when the worker makes no progress for the token's timeout, the token is
-        marked unhealthy and the rest fail with ``token_timeout``. The caller wakes up at
-        the end or once per timeout, never once per item."""
-        self.close()
-        job, state = self._job, self._state
-        assert job.expected is not None
-        if not job.began.wait(max(0.0, job.start_deadline - time.monotonic())):
-            with state.lock:
-                if not job.started:
-                    job.cancelled = True
-                    state.gate.notify_all()
-            if job.cancelled:
-                busy = TokenBusy("the token is busy")
-                metrics.count(state.serial, self._operation, busy.code)
-                _note_error(state, busy.code)
-                return [busy] * job.expected
-        # The token's timeout runs from the worker's last sign of life (it started the
-        # job, took an item, or answered one), not from when this caller began to wait.
-        while not job.finished.wait(max(0.001, job.progress_at + self._timeout - time.monotonic())):
-            if time.monotonic() < job.progress_at + self._timeout:
-                continue  # the worker moved on meanwhile
-            with state.lock:
-                if not job.done:
-                    job.timed_out = True
-                    state.stuck += 1
-            items = job.snapshot()
-            if job.timed_out:
-                _note_error(state, "token_timeout")
-                log.error("token %s did not answer in time; marked unhealthy", state.serial)
-                timed_out = TokenTimeout(f"the token did not answer within {self._timeout:g} s")
-                metrics.count(state.serial, self._operation, timed_out.code)
-                return items + [timed_out] * (job.expected - len(items))
-            break
-        items = job.snapshot()
-        expected = job.expected or 0
-        if len(items) < expected:  # the worker gave up on a feed that stalled
-            missing = expected - len(items)
-            items += [BatchAbandoned("the batch was abandoned; not signed")] * missing
-        return items
-
-
-@dataclass(eq=False)
-class _Token:
-    serial: str
-    limits: TokenLimits
-    label: str = ""
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    # Workers pass this gate before they touch the token: pooled jobs while no
-    # signer-PIN job runs or waits; a signer-PIN job alone, once the token is idle.
-    gate: threading.Condition = field(init=False)
-    idle: list[Any] = field(default_factory=list)
-    generation: int = 0
-    busy: int = 0  # jobs past the gate
-    exclusive_waiting: int = 0
-    exclusive_running: bool = False
-    stuck: int = 0
-    removed: bool = False
-    failing: bool = False
-    pin_locked: bool = False
-    pin_lock_reported: bool = False  # C_Login said CKR_PIN_LOCKED since the last success
-    rejected_pin: bytes | None = None  # keyed hash of a stored PIN C_Login refused
-    last_error: str | None = None
-    last_error_at: float | None = None
-    executor: ThreadPoolExecutor | None = None
-
-    def __post_init__(self) -> None:
-        self.gate = threading.Condition(self.lock)
-
-    def workers(self) -> ThreadPoolExecutor:
-        """The token's own worker threads, as many as it has sessions: jobs queue here
-        and a free worker takes the next one at once, so the token never waits for a
-        caller's thread to wake up. A stuck token holds only its own workers."""
-        with self.lock:
-            if self.executor is None:
-                self.executor = ThreadPoolExecutor(
-                    max_workers=self.limits.max_sessions,
-                    thread_name_prefix=f"pkcs11-{self.serial[:12]}",
-                )
-            return self.executor
-
-    def enter(self, job: _Job, exclusive: bool) -> bool:
-        """Pass the gate for ``job`` (a worker, before touching the token); False when
-        the caller withdrew the job or its start deadline passed first. Exclusive
-        (signer-PIN) jobs wait for the token to be idle and go before pooled jobs that
-        arrive meanwhile. Caller must not hold :attr:`lock`."""
-        with self.gate:
-            if exclusive:
-                self.exclusive_waiting += 1
-            try:
-                while True:
-                    if job.cancelled:
-                        return False
-                    if exclusive:
-                        free = not self.exclusive_running and self.busy == 0
-                    else:
-                        free = not self.exclusive_running and self.exclusive_waiting == 0
-                    if free:
-                        break
-                    remaining = job.start_deadline - time.monotonic()
-                    if remaining <= 0:
-                        job.cancelled = True
-                        return False
-                    self.gate.wait(remaining)
-            finally:
-                if exclusive:
-                    self.exclusive_waiting -= 1
-                    self.gate.notify_all()
-            job.started = True
-            job.progress_at = time.monotonic()
-            self.busy += 1
-            self.exclusive_running = exclusive
-        job.began.set()
-        return True
-
-    def leave(self, job: _Job) -> None:
-        """After a job that passed the gate: free its place and wake the waiting."""
-        with self.gate:
-            self.busy -= 1
-            self.exclusive_running = False
-            job.done = True
-            if job.timed_out:
-                self.stuck -= 1  # the stuck call returned: the token answers again
-                log.warning("token %s answered again", self.serial)
-            self.gate.notify_all()
 
 
 class TokenPool:
@@ -400,7 +111,7 @@ class TokenPool:
         self._token_limits = dict(token_limits or {})
         self._pid = -1
         self._guard = threading.Lock()
-        self._tokens: dict[str, _Token] = {}
+        self._tokens: dict[str, TokenRecord] = {}
         self._lib: Any = None
         self._module: LoadedModule | None = None
         self._pin_salt = secrets.token_bytes(32)
@@ -426,12 +137,12 @@ class TokenPool:
                 self._pid = os.getpid()
             return self._lib
 
-    def _token(self, serial: str) -> _Token:
+    def _token(self, serial: str) -> TokenRecord:
         self._library()  # after a fork, the parent's token states are dropped first
         with self._guard:
             state = self._tokens.get(serial)
             if state is None:
-                state = _Token(serial, self._token_limits.get(serial, self._limits))
+                state = TokenRecord(serial, self._token_limits.get(serial, self._limits))
                 self._tokens[serial] = state
             return state
 
@@ -457,6 +168,11 @@ class TokenPool:
                 continue
             if token.flags & TokenFlag.TOKEN_INITIALIZED:
                 present.append(token)
+        self._note_presence(present)
+        return present
+
+    def _note_presence(self, present: list[Any]) -> None:
+        """Update the states of the tokens seen (label, PIN lock) and of those gone."""
         seen = set()
         for token in present:
             serial = token_serial_text(token)
@@ -477,7 +193,6 @@ class TokenPool:
                 state.removed = True
                 log.warning("token %s was removed", state.serial)
                 self._discard_sessions(state)
-        return present
 
     def holds(self, serial: str) -> bool:
         """Whether a present token of this module has serial number ``serial``."""
@@ -491,19 +206,7 @@ class TokenPool:
             log.warning("module %s does not answer: %s", self.module_path, exc.code)
         with self._guard:
             known = sorted(self._tokens.values(), key=lambda t: t.serial)
-        return [
-            TokenHealth(
-                module=self.module_path,
-                serial=t.serial,
-                label=t.label,
-                state=_state_of(t).value,
-                busy=t.busy,
-                max_sessions=t.limits.max_sessions,
-                last_error=t.last_error,
-                last_error_at=t.last_error_at,
-            )
-            for t in known
-        ]
+        return [TokenHealth.of(self.module_path, t) for t in known]
 
     # ---- sessions -------------------------------------------------------------------
 
@@ -516,7 +219,7 @@ class TokenPool:
         with self._serial:
             self._module.login(session.handle, pin)
 
-    def _open(self, state: _Token, pin: str) -> Any:
+    def _open(self, state: TokenRecord, pin: str) -> Any:
         """A new session of the token, logged in with ``pin`` (C_OpenSession, then
         C_Login on it; CKR_USER_ALREADY_LOGGED_IN is success: the login state is shared
         by every session of this process). A session whose login failed is closed, never
@@ -532,7 +235,7 @@ class TokenPool:
             raise
         return session
 
-    def _checkout(self, state: _Token) -> tuple[Any, int, bool]:
+    def _checkout(self, state: TokenRecord) -> tuple[Any, int, bool]:
         """A logged-in session of the token for one operation, its generation, and
         whether it came from the idle pool (True) or was opened now (False).
 
@@ -567,7 +270,7 @@ class TokenPool:
         it); dropped when the session is closed."""
         return self._caches.setdefault(id(session), {})
 
-    def _checkin(self, state: _Token, session: Any, generation: int) -> None:
+    def _checkin(self, state: TokenRecord, session: Any, generation: int) -> None:
         if id(session) in self._public:
             self._close(state, session)
             return
@@ -577,7 +280,7 @@ class TokenPool:
                 return
         self._close(state, session)
 
-    def _close(self, state: _Token, session: Any) -> None:
+    def _close(self, state: TokenRecord, session: Any) -> None:
         """C_CloseSession only (the session was opened without python-pkcs11's login,
         so no C_Logout is made)."""
         self._caches.pop(id(session), None)
@@ -588,7 +291,7 @@ class TokenPool:
         except p11e.PKCS11Error:
             log.debug("closing a void session of token %s failed", state.serial)
 
-    def _discard_sessions(self, state: _Token) -> None:
+    def _discard_sessions(self, state: TokenRecord) -> None:
         """Void every session of the token (the next operation reconnects). Idle ones
         are closed now; those in use when they come back."""
         with state.lock:
@@ -661,11 +364,11 @@ class TokenPool:
                 state, operation, TokenUnhealthy("the token stopped answering; try again later")
             )
         timeout = state.limits.timeout_seconds
-        job = _Job(start_deadline=time.monotonic() + timeout)
+        job = Job(start_deadline=time.monotonic() + timeout)
         state.workers().submit(self._work, state, job, operation, pin)
         return PendingBatch(state, job, operation, timeout)
 
-    def _work(self, state: _Token, job: _Job, operation: str, pin: str | None) -> None:
+    def _work(self, state: TokenRecord, job: Job, operation: str, pin: str | None) -> None:
         if not state.enter(job, exclusive=pin is not None):
             return  # withdrawn: the caller answers token_busy
         try:
@@ -679,10 +382,10 @@ class TokenPool:
 
     def _work_pooled(
         self,
-        state: _Token,
+        state: TokenRecord,
         operation: str,
         works: Iterable[Callable[[Any], Any]],
-        results: _Job,
+        results: Job,
     ) -> None:
         session: Any = None
         generation = 0
@@ -700,13 +403,13 @@ class TokenPool:
                             session, generation, pooled = self._checkout(state)
                         outcome = work(session)
                 except BaseException as exc:  # noqa: BLE001 - every failure is an outcome
-                    stale = isinstance(exc, _STALE) and pooled and attempts == 1
-                    if isinstance(exc, _RECONNECT) and session is not None:
+                    stale = isinstance(exc, STALE) and pooled and attempts == 1
+                    if isinstance(exc, RECONNECT) and session is not None:
                         self._close(state, session)
                         session = None
                     if stale:
                         # A session kept from before a re-insertion: reconnect once.
-                        # (Never after a PIN error: those are not in _STALE.)
+                        # (Never after a PIN error: those are not in STALE.)
                         self._discard_sessions(state)
                         log.info("token %s: stale session, reconnecting", state.serial)
                         continue
@@ -714,7 +417,7 @@ class TokenPool:
                     results.put((index, error))
                     metrics.observe(state.serial, operation, error.code, started)
                     break
-                _note_success(state)
+                note_success(state)
                 results.put((index, outcome))
                 metrics.observe(state.serial, operation, "ok", started)
                 pooled = True
@@ -724,11 +427,11 @@ class TokenPool:
 
     def _work_with_signer_pin(
         self,
-        state: _Token,
+        state: TokenRecord,
         operation: str,
         works: Iterable[Callable[[Any], Any]],
         pin: str,
-        results: _Job,
+        results: Job,
     ) -> None:
         # The token is otherwise idle (all its slots are ours): close what the pool
         # holds, which ends the stored-PIN login, so that this C_Login really checks the
@@ -766,7 +469,7 @@ class TokenPool:
                     results.put((index, error))
                     metrics.observe(state.serial, operation, error.code, started)
                     continue
-                _note_success(state)
+                note_success(state)
                 results.put((index, outcome))
                 metrics.observe(state.serial, operation, "ok", started)
         finally:
@@ -778,50 +481,14 @@ class TokenPool:
                 log.debug("logging out the signer-PIN session of %s failed", state.serial)
             self._close(state, session)
 
-    def _failure(self, state: _Token, exc: BaseException) -> BridgeError:
-        if isinstance(exc, BridgeError):
-            error = exc
-        elif isinstance(exc, p11e.PKCS11Error):
-            error = from_pkcs11_error(exc)
-        else:
-            log.exception("unexpected failure on token %s", state.serial)
-            error = BridgeError(f"unexpected failure: {type(exc).__name__}")
-        if isinstance(exc, _REMOVED) or isinstance(error, TokenNotPresent):
+    def _failure(self, state: TokenRecord, exc: BaseException) -> BridgeError:
+        error = as_bridge_error(exc, state.serial)
+        if isinstance(exc, REMOVED) or isinstance(error, TokenNotPresent):
             state.removed = True
-        if isinstance(exc, _RECONNECT) or isinstance(error, TokenNotPresent):
+        if isinstance(exc, RECONNECT) or isinstance(error, TokenNotPresent):
             self._discard_sessions(state)
             state.failing = not state.removed
         if isinstance(error, PinLocked):
             state.pin_locked = state.pin_lock_reported = True
-        _note_error(state, error.code)
+        note_error(state, error.code)
         return error
-
-
-def _state_of(state: _Token) -> TokenState:
-    if state.removed:
-        return TokenState.REMOVED
-    if state.stuck:
-        return TokenState.UNHEALTHY
-    if state.pin_locked:
-        return TokenState.PIN_LOCKED
-    if state.failing:
-        return TokenState.FAILING
-    return TokenState.OK
-
-
-def _note_error(state: _Token, code: str) -> None:
-    state.last_error = code
-    state.last_error_at = time.time()
-
-
-def _note_success(state: _Token) -> None:
-    state.removed = False
-    state.failing = False
-    state.pin_locked = state.pin_lock_reported = False
-
-
-def raise_and_count(state: _Token, operation: str, error: BridgeError) -> None:
-    """Count ``error`` against the token in metrics, remember it, and raise it."""
-    metrics.count(state.serial, operation, error.code)
-    _note_error(state, error.code)
-    raise error

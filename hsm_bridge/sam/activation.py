@@ -17,6 +17,7 @@ Wire form: ``base64url(payload JSON) "." base64url(HMAC-SHA256(key, payload JSON
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -27,8 +28,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hsm_bridge.clock import posix
 from hsm_bridge.credentials import CredentialRef
-from hsm_bridge.errors import ActivationInvalid
+from hsm_bridge.errors import ActivationInvalid, RefusalReason
 
 __all__ = ["Activation", "ActivationIssuer", "ActivationVerifier", "SpentActivations"]
 
@@ -80,18 +82,18 @@ class ActivationIssuer:
         parameters: Mapping[str, object],
         authorization: str,
         subject: str,
-        now: float,
+        now: dt.datetime,
         ttl_seconds: int,
     ) -> str:
         """A SAD (ASCII text) for one signature with ``credential``, valid for
-        ``ttl_seconds`` from ``now`` (POSIX seconds); see :class:`Activation`."""
+        ``ttl_seconds`` from ``now`` (aware); see :class:`Activation`."""
         payload = json.dumps(
             {
                 "auth": authorization,
                 "cert": certificate_sha256,
                 "cred": str(credential),
                 "doc": document_sha256,
-                "exp": int(now) + ttl_seconds,
+                "exp": posix(now) + ttl_seconds,
                 "mech": mechanism,
                 "nonce": secrets.token_hex(16),
                 "par": dict(parameters),
@@ -124,9 +126,9 @@ class SpentActivations:
             "CREATE TABLE IF NOT EXISTS used_activation ("
             " nonce TEXT PRIMARY KEY, expires_at INTEGER NOT NULL)"
         )
-        self._pruned_at = 0.0
+        self._pruned_at = 0
 
-    def spend(self, entries: Sequence[tuple[str, int]], *, now: float) -> list[bool]:
+    def spend(self, entries: Sequence[tuple[str, int]], *, now: dt.datetime) -> list[bool]:
         """Record each ``(nonce, expires_at)`` as spent in one transaction (one fsync).
         Returns, per entry, False when that nonce was spent before (also earlier in the
         same list). Entries whose ``expires_at`` (POSIX seconds) passed more than a
@@ -137,11 +139,11 @@ class SpentActivations:
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                if now - self._pruned_at > 60:
+                if posix(now) - self._pruned_at > 60:
                     self._conn.execute(
-                        "DELETE FROM used_activation WHERE expires_at < ?", (int(now) - 60,)
+                        "DELETE FROM used_activation WHERE expires_at < ?", (posix(now) - 60,)
                     )
-                    self._pruned_at = now
+                    self._pruned_at = posix(now)
                 for nonce, expires_at in entries:
                     cursor = self._conn.execute(
                         "INSERT OR IGNORE INTO used_activation (nonce, expires_at) VALUES (?, ?)",
@@ -164,7 +166,7 @@ class ActivationVerifier:
         self._spent = spent
 
     def check(
-        self, sad: str, credential: CredentialRef, mechanism: str, *, now: float
+        self, sad: str, credential: CredentialRef, mechanism: str, *, now: dt.datetime
     ) -> Activation:
         """The :class:`Activation` in ``sad`` when it is authentic, unexpired at ``now``
         (POSIX seconds) and for ``credential`` and ``mechanism``; it is not spent here.
@@ -176,10 +178,12 @@ class ActivationVerifier:
             payload_b64, mac_b64 = sad.split(".")
             payload, mac = _unb64(payload_b64), _unb64(mac_b64)
         except (ValueError, AttributeError) as exc:
-            raise ActivationInvalid("the activation is malformed", reason="malformed") from exc
+            raise ActivationInvalid(
+                "the activation is malformed", reason=RefusalReason.MALFORMED
+            ) from exc
         expected = hmac.new(self._key, payload, hashlib.sha256).digest()
         if not hmac.compare_digest(expected, mac):
-            raise ActivationInvalid("the activation is not authentic", reason="forged")
+            raise ActivationInvalid("the activation is not authentic", reason=RefusalReason.FORGED)
         try:
             fields = json.loads(payload)
             activation = Activation(
@@ -194,20 +198,22 @@ class ActivationVerifier:
                 subject=str(fields["sub"]),
             )
         except (ValueError, KeyError, TypeError) as exc:
-            raise ActivationInvalid("the activation is malformed", reason="malformed") from exc
-        if now >= activation.expires_at:
-            raise ActivationInvalid("the activation has expired", reason="expired")
+            raise ActivationInvalid(
+                "the activation is malformed", reason=RefusalReason.MALFORMED
+            ) from exc
+        if posix(now) >= activation.expires_at:
+            raise ActivationInvalid("the activation has expired", reason=RefusalReason.EXPIRED)
         if not hmac.compare_digest(activation.credential, str(credential)):
             raise ActivationInvalid(
-                "the activation is for another credential", reason="wrong_credential"
+                "the activation is for another credential", reason=RefusalReason.WRONG_CREDENTIAL
             )
         if activation.mechanism != mechanism:
             raise ActivationInvalid(
-                "the activation is for another mechanism", reason="wrong_mechanism"
+                "the activation is for another mechanism", reason=RefusalReason.WRONG_MECHANISM
             )
         return activation
 
-    def spend(self, activations: Sequence[Activation], *, now: float) -> list[bool]:
+    def spend(self, activations: Sequence[Activation], *, now: dt.datetime) -> list[bool]:
         """Spend checked activations in one durable transaction, before anything is
         built or signed with them; False for each one spent before (a replay, or the
         same SAD twice in one list: it must not be used)."""

@@ -21,6 +21,7 @@ a code from the bridge's administrator or from another device-bound factor count
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import hashlib
 import hmac
@@ -30,8 +31,9 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from hsm_bridge.clock import posix
 from hsm_bridge.credentials import CredentialRef, SignatureMechanism
-from hsm_bridge.errors import AuthorizationRefused
+from hsm_bridge.errors import AuthorizationRefused, RefusalReason
 from hsm_bridge.pades.parameters import SignatureParameters, parameters_sha256
 from hsm_bridge.sam.activation import ActivationIssuer
 from hsm_bridge.sam.signers import CodeIssuer, DeviceRecord, EnrolmentCode, SignerRegistry
@@ -162,12 +164,12 @@ class SignatureActivationModule:
         self,
         request: AuthorizationRequest,
         *,
-        now: float,
+        now: dt.datetime,
         token_serials: frozenset[str] | None = None,
     ) -> list[str | None]:
         """Check ``request`` and return one SAD (text) per item, in order; ``None`` for
         items whose token is not in ``token_serials`` (another bridge holds it; the
-        statement still lists them all). ``now``: POSIX seconds.
+        statement still lists them all). ``now``: aware UTC.
 
         Raises :class:`~hsm_bridge.errors.AuthorizationRefused` with ``reason``:
         ``malformed`` (no items, more than the batch limit, a repeated id, a bad hash,
@@ -216,19 +218,23 @@ class SignatureActivationModule:
         ids = [item.request_id for item in items]
         if not items or len(items) > self.max_items or len(set(ids)) != len(ids):
             raise self._refuse(
-                request, "malformed", f"list 1 to {self.max_items} distinct requests"
+                request, RefusalReason.MALFORMED, f"list 1 to {self.max_items} distinct requests"
             )
         if not all(
             _SHA256_HEX.match(item.document_sha256) and _SHA256_HEX.match(item.certificate_sha256)
             for item in items
         ):
-            raise self._refuse(request, "malformed", "the SHA-256 values are lowercase hex")
+            raise self._refuse(
+                request, RefusalReason.MALFORMED, "the SHA-256 values are lowercase hex"
+            )
         for item in items:
             try:
                 SignatureParameters.from_object(item.parameters)
             except (ValueError, TypeError) as exc:
                 raise self._refuse(
-                    request, "malformed", "the signature parameters are not ones the bridge builds"
+                    request,
+                    RefusalReason.MALFORMED,
+                    "the signature parameters are not ones the bridge builds",
                 ) from exc
         mine = [
             item
@@ -237,7 +243,9 @@ class SignatureActivationModule:
         ]
         if not mine:
             # a factor is never checked (nor spent) for nothing to sign here
-            raise self._refuse(request, "malformed", "no listed request is for this bridge")
+            raise self._refuse(
+                request, RefusalReason.MALFORMED, "no listed request is for this bridge"
+            )
         return mine
 
     def _check_bindings(self, request: AuthorizationRequest, mine: list[AuthorizationItem]) -> None:
@@ -248,22 +256,28 @@ class SignatureActivationModule:
         for item in mine:
             if str(item.credential) not in allowed:
                 raise self._refuse(
-                    request, "credential_not_bound", "the signer may not use this credential"
+                    request,
+                    RefusalReason.CREDENTIAL_NOT_BOUND,
+                    "the signer may not use this credential",
                 )
             if item.credential not in certificates:
                 der = self._certificate_of(item.credential)
                 certificates[item.credential] = hashlib.sha256(der).hexdigest()
             if not hmac.compare_digest(certificates[item.credential], item.certificate_sha256):
                 raise self._refuse(
-                    request, "certificate_mismatch", "the token holds another certificate"
+                    request,
+                    RefusalReason.CERTIFICATE_MISMATCH,
+                    "the token holds another certificate",
                 )
 
-    def _check_totp(self, request: AuthorizationRequest, factor: TotpFactor, *, now: float) -> str:
+    def _check_totp(
+        self, request: AuthorizationRequest, factor: TotpFactor, *, now: dt.datetime
+    ) -> str:
         """Accept the code where TOTP approves; the authorization's id (the nonce the
         app named, spent here, or a fresh one)."""
         if not self.profile.totp_approves:
             raise self._refuse(
-                request, "totp_not_accepted", "this bridge takes device approvals only"
+                request, RefusalReason.TOTP_NOT_ACCEPTED, "this bridge takes device approvals only"
             )
         try:
             self.registry.check_totp(request.signer, factor.otp, now=now)
@@ -273,28 +287,34 @@ class SignatureActivationModule:
         if factor.nonce is None:
             return secrets.token_hex(16)
         if not self.registry.spend_nonce(
-            f"{request.signer}\x00{factor.nonce}", int(now) + self._ttl, now=now
+            f"{request.signer}\x00{factor.nonce}", posix(now) + self._ttl, now=now
         ):
-            raise self._refuse(request, "approval_nonce_reused", "this nonce was used already")
+            raise self._refuse(
+                request, RefusalReason.APPROVAL_NONCE_REUSED, "this nonce was used already"
+            )
         return factor.nonce
 
     def _device(self, signer: str, device_id: str) -> DeviceRecord:
         """The signer's active device ``device_id``, as this profile accepts it."""
         device = self.registry.device(device_id)
         if device is None or device.signer != signer:
-            raise AuthorizationRefused("the bridge knows no such device", reason="device_unknown")
+            raise AuthorizationRefused(
+                "the bridge knows no such device", reason=RefusalReason.DEVICE_UNKNOWN
+            )
         if device.revoked_at is not None:
-            raise AuthorizationRefused("this device was revoked", reason="device_revoked")
+            raise AuthorizationRefused(
+                "this device was revoked", reason=RefusalReason.DEVICE_REVOKED
+            )
         if not self.profile.accepts(device):
             raise AuthorizationRefused(
                 "this device was enrolled with a TOTP code, which this bridge no longer"
                 " accepts: enrol it again with a code from the bridge's administrator",
-                reason="device_not_accepted",
+                reason=RefusalReason.DEVICE_NOT_ACCEPTED,
             )
         return device
 
     def _check_device(
-        self, request: AuthorizationRequest, factor: DeviceFactor, *, now: float
+        self, request: AuthorizationRequest, factor: DeviceFactor, *, now: dt.datetime
     ) -> None:
         try:
             device = self._device(request.signer, factor.device_id)
@@ -320,11 +340,12 @@ class SignatureActivationModule:
         )
         self._verify(request.signer, statement, device, factor, now=now)
 
-    def _check_expiry(self, signer: str, factor: DeviceFactor, *, now: float) -> None:
-        if not now < factor.expires_at <= now + self._ttl:
+    def _check_expiry(self, signer: str, factor: DeviceFactor, *, now: dt.datetime) -> None:
+        seconds = posix(now)
+        if not seconds < factor.expires_at <= seconds + self._ttl:
             log.warning("authorization refused for %s: approval_expired", signer)
             raise AuthorizationRefused(
-                "the decision is expired or too far ahead", reason="approval_expired"
+                "the decision is expired or too far ahead", reason=RefusalReason.APPROVAL_EXPIRED
             )
 
     def _verify(
@@ -334,7 +355,7 @@ class SignatureActivationModule:
         device: DeviceRecord,
         factor: DeviceFactor,
         *,
-        now: float,
+        now: dt.datetime,
     ) -> None:
         """The device's signature over ``statement`` holds; its nonce is spent."""
         try:
@@ -342,15 +363,18 @@ class SignatureActivationModule:
         except StatementSignatureInvalid as exc:
             log.warning("authorization refused for %s: approval_signature_invalid", signer)
             raise AuthorizationRefused(
-                "the device did not sign this decision", reason="approval_signature_invalid"
+                "the device did not sign this decision",
+                reason=RefusalReason.APPROVAL_SIGNATURE_INVALID,
             ) from exc
         if not self.registry.spend_nonce(f"{signer}\x00{factor.nonce}", factor.expires_at, now=now):
             log.warning("authorization refused for %s: approval_nonce_reused", signer)
             raise AuthorizationRefused(
-                "this decision was used already", reason="approval_nonce_reused"
+                "this decision was used already", reason=RefusalReason.APPROVAL_NONCE_REUSED
             )
 
-    def revoke_device(self, signer: str, device_id: str, factor: Factor, *, now: float) -> bool:
+    def revoke_device(
+        self, signer: str, device_id: str, factor: Factor, *, now: dt.datetime
+    ) -> bool:
         """Revoke ``signer``'s device ``device_id`` with the signer's own factor: a
         :class:`~hsm_bridge.sam.statement.RevocationStatement` signed by one of their active
         devices (it may be the one revoked), or a TOTP code where TOTP approves. False
@@ -360,7 +384,7 @@ class SignatureActivationModule:
             if not self.profile.totp_approves:
                 raise AuthorizationRefused(
                     "a device is revoked with another device or by the bridge's administrator",
-                    reason="totp_not_accepted",
+                    reason=RefusalReason.TOTP_NOT_ACCEPTED,
                 )
             self.registry.check_totp(signer, factor.otp, now=now)
         else:
@@ -381,7 +405,7 @@ class SignatureActivationModule:
         return self.registry.revoke_device(device_id, now=now)
 
     def enrolment_code_by_totp(
-        self, signer: str, otp: str, *, now: float, ttl_seconds: int
+        self, signer: str, otp: str, *, now: dt.datetime, ttl_seconds: int
     ) -> EnrolmentCode:
         """A device enrolment code for ``signer`` who typed a TOTP code, where TOTP
         approves (the code is recorded as TOTP-issued). A signer the bridge does not
@@ -391,11 +415,12 @@ class SignatureActivationModule:
         if not self.profile.totp_approves:
             raise AuthorizationRefused(
                 "enrolment codes come from the bridge host's administrator",
-                reason="totp_not_accepted",
+                reason=RefusalReason.TOTP_NOT_ACCEPTED,
             )
         if not self.registry.credentials_of(signer):
             raise AuthorizationRefused(
-                "the bridge holds no TOTP secret for this signer", reason="totp_not_enrolled"
+                "the bridge holds no TOTP secret for this signer",
+                reason=RefusalReason.TOTP_NOT_ENROLLED,
             )
         self.registry.check_totp(signer, otp, now=now)
         return self.registry.issue_enrolment_code(

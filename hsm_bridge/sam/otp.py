@@ -7,9 +7,12 @@ signature activation; the gateway uses the same function for its own checks.
 
 from __future__ import annotations
 
+import datetime as dt
 import hmac
 
 import pyotp
+
+from hsm_bridge.clock import posix
 
 __all__ = ["DIGITS", "PERIOD_SECONDS", "match_step", "new_secret", "provisioning_uri"]
 
@@ -27,14 +30,14 @@ def provisioning_uri(secret: str, username: str, issuer: str) -> str:
     return pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=issuer)
 
 
-def match_step(secret: str, code: str, *, now: float, window: int = 1) -> int | None:
+def match_step(secret: str, code: str, *, now: dt.datetime, window: int = 1) -> int | None:
     """Return the time step (``floor(now / 30)`` minus 0..``window``) whose code equals
     ``code``, or None. Only past steps are accepted within the window, never future
     ones. Every candidate is compared in constant time."""
     if len(code) != DIGITS or not (code.isascii() and code.isdigit()):
         return None
     totp = pyotp.TOTP(secret, digits=DIGITS, interval=PERIOD_SECONDS)
-    current = int(now) // PERIOD_SECONDS
+    current = posix(now) // PERIOD_SECONDS
     found: int | None = None
     for step in range(current, current - window - 1, -1):
         if hmac.compare_digest(totp.generate_otp(step), code) and found is None:

@@ -21,10 +21,10 @@ bridge's Fernet key (AES-128-CBC + HMAC-SHA256). Three kinds of operations:
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import hashlib
 import hmac
-import re
 import secrets
 import sqlite3
 import threading
@@ -36,10 +36,11 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from hsm_bridge.clock import posix
 from hsm_bridge.credentials import CredentialRef
-from hsm_bridge.errors import AuthorizationRefused
-from hsm_bridge.sam.otp import match_step
+from hsm_bridge.errors import AuthorizationRefused, RefusalReason
 from hsm_bridge.sam.statement import StatementSignatureInvalid, load_device_public_key
+from hsm_bridge.sam.totp_records import TOTP_ENROLMENT_CONTEXT, TotpPolicy, TotpRecords
 
 __all__ = [
     "DEVICE_ENROLMENT_CONTEXT",
@@ -56,8 +57,6 @@ __all__ = [
 
 # What an enrolment proof is an HMAC of: one of these, then what is enrolled.
 DEVICE_ENROLMENT_CONTEXT = b"signing-gateway/device-enrolment/1\x00"
-TOTP_ENROLMENT_CONTEXT = b"signing-gateway/totp-enrolment/1\x00"
-_BASE32 = re.compile(r"^[A-Z2-7]+=*$")
 
 # Each migration runs once, in order; ``PRAGMA user_version`` counts those applied.
 # 1: the records as they were before versioning (every statement idempotent, so that a
@@ -161,25 +160,17 @@ class DeviceRecord:
     kind: str = "device_key"
 
 
-@dataclass(frozen=True, slots=True)
-class TotpPolicy:
-    """Wrong codes allowed before approval locks (``max_failures``), for how long
-    (``lockout_seconds``), and how long a wrong code counts (``failure_window_seconds``:
-    failures older than that are forgotten; a correct code forgets none)."""
-
-    max_failures: int = 5
-    lockout_seconds: int = 300
-    failure_window_seconds: int = 3600
-
-
 def _refused(reason: str, message: str) -> AuthorizationRefused:
     return AuthorizationRefused(message, reason=reason)
 
 
-_CODE_REFUSAL = ("enrolment_code_invalid", "the enrolment code is unknown, used, expired or wrong")
+_CODE_REFUSAL = (
+    RefusalReason.ENROLMENT_CODE_INVALID,
+    "the enrolment code is unknown, used, expired or wrong",
+)
 
 
-class SignerRegistry:
+class SignerRegistry(TotpRecords):
     """The bridge's signer records in the SQLite file ``path``; ``key`` is the bridge's
     Fernet key (urlsafe base64). Every write is one ``BEGIN IMMEDIATE`` transaction, so
     a code, a nonce or a TOTP step is spent once even by concurrent callers or
@@ -215,7 +206,7 @@ class SignerRegistry:
     @property
     def schema_version(self) -> int:
         """How many migrations this file has had."""
-        return int(self._read("PRAGMA user_version", ())[0][0])  # type: ignore[call-overload]
+        return _int(self._read("PRAGMA user_version", ())[0][0])
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -261,7 +252,7 @@ class SignerRegistry:
         self,
         signer: str,
         *,
-        now: float,
+        now: dt.datetime,
         ttl_seconds: int,
         issued_by: CodeIssuer = CodeIssuer.ADMINISTRATOR,
     ) -> EnrolmentCode:
@@ -272,10 +263,10 @@ class SignerRegistry:
             code_id=secrets.token_urlsafe(9),
             secret=secrets.token_urlsafe(16),
             signer=signer,
-            expires_at=int(now) + ttl_seconds,
+            expires_at=posix(now) + ttl_seconds,
         )
         with self._write() as conn:
-            conn.execute("DELETE FROM enrolment_code WHERE expires_at < ?", (int(now) - 86400,))
+            conn.execute("DELETE FROM enrolment_code WHERE expires_at < ?", (posix(now) - 86400,))
             conn.execute(
                 "INSERT INTO enrolment_code (code_id, signer, secret, expires_at, issued_by)"
                 " VALUES (?, ?, ?, ?, ?)",
@@ -289,37 +280,14 @@ class SignerRegistry:
             )
         return code
 
-    def set_totp(self, signer: str, secret: str) -> None:
-        """Install ``signer``'s TOTP secret (base32) directly, replacing any; for the
-        bridge host's administrator (and the demo installation)."""
-        with self._write() as conn:
-            conn.execute(
-                "INSERT INTO totp (signer, secret) VALUES (?, ?) ON CONFLICT (signer) DO"
-                " UPDATE SET secret = excluded.secret, pending_secret = NULL,"
-                " last_step = NULL, failures = 0, locked_until = NULL",
-                (signer, self._fernet.encrypt(secret.encode())),
-            )
-
-    def reset_totp(self, signer: str) -> bool:
-        """Forget ``signer``'s TOTP secret (a lost phone); a new one is enrolled with an
-        enrolment code the administrator issues. False when there was no secret."""
-        with self._write() as conn:
-            found = conn.execute("SELECT secret FROM totp WHERE signer = ?", (signer,)).fetchone()
-            conn.execute(
-                "UPDATE totp SET secret = NULL, pending_secret = NULL, last_step = NULL"
-                " WHERE signer = ?",
-                (signer,),
-            )
-            return found is not None and found[0] is not None
-
-    def revoke_device(self, device_id: str, *, now: float) -> bool:
+    def revoke_device(self, device_id: str, *, now: dt.datetime) -> bool:
         """Revoke a device at once; idempotent. False when the bridge never knew it. The
         administrator calls this directly; the network reaches it only with the
         signer's own factor (``SignatureActivationModule.revoke_device``)."""
         with self._write() as conn:
             conn.execute(
                 "UPDATE device SET revoked_at = ? WHERE device_id = ? AND revoked_at IS NULL",
-                (int(now), device_id),
+                (posix(now), device_id),
             )
             found = conn.execute("SELECT 1 FROM device WHERE device_id = ?", (device_id,))
             return found.fetchone() is not None
@@ -332,7 +300,7 @@ class SignerRegistry:
         public_key_der: bytes,
         proof: bytes,
         *,
-        now: float,
+        now: dt.datetime,
         kind: str = "device_key",
     ) -> EnrolledDevice:
         """Register a device key with an enrolment code: ``proof`` must be
@@ -346,7 +314,9 @@ class SignerRegistry:
         try:
             key = load_device_public_key(public_key_der)
         except StatementSignatureInvalid as exc:
-            raise _refused("device_key_invalid", "device keys are P-256 (DER SPKI)") from exc
+            raise _refused(
+                RefusalReason.DEVICE_KEY_INVALID, "device keys are P-256 (DER SPKI)"
+            ) from exc
         # One key, one encoding (uncompressed point): a revoked key sent again in another
         # encoding (a compressed point) is still that revoked key.
         canonical = key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
@@ -362,7 +332,7 @@ class SignerRegistry:
                 conn.execute(
                     "INSERT INTO device (device_id, signer, public_key, created_at,"
                     " enrolled_with, kind) VALUES (?, ?, ?, ?, ?, ?)",
-                    (device.device_id, signer, canonical, int(now), issued_by, kind),
+                    (device.device_id, signer, canonical, posix(now), issued_by, kind),
                 )
                 return device
             if known[0] == signer and known[1] is None:
@@ -379,7 +349,7 @@ class SignerRegistry:
         what: bytes,
         context: bytes,
         *,
-        now: float,
+        now: dt.datetime,
     ) -> tuple[str, str]:
         """Mark the code ``code_id`` used when ``proof`` is its HMAC over ``what``; its
         signer and issuer. Raises ``enrolment_code_invalid`` (nothing recorded)."""
@@ -388,79 +358,15 @@ class SignerRegistry:
             " WHERE code_id = ?",
             (code_id,),
         ).fetchone()
-        if row is None or row[3] is not None or int(now) >= int(row[2]):
+        if row is None or row[3] is not None or posix(now) >= int(row[2]):
             raise _refused(*_CODE_REFUSAL)
         secret = self._fernet.decrypt(bytes(row[1])).decode()
         if not hmac.compare_digest(enrolment_proof(secret, what, context), proof):
             raise _refused(*_CODE_REFUSAL)
-        conn.execute("UPDATE enrolment_code SET used_at = ? WHERE code_id = ?", (int(now), code_id))
+        conn.execute(
+            "UPDATE enrolment_code SET used_at = ? WHERE code_id = ?", (posix(now), code_id)
+        )
         return str(row[0]), str(row[4])
-
-    def begin_totp_enrolment(
-        self,
-        signer: str,
-        secret: str,
-        *,
-        now: float,
-        current_otp: str | None = None,
-        code_id: str | None = None,
-        code_proof: bytes | None = None,
-    ) -> None:
-        """Keep ``secret`` (base32, 128 bits or more) as ``signer``'s pending TOTP secret.
-        A signer with a secret gives a valid, unused ``current_otp`` of it; a signer
-        without one gives an enrolment code the bridge issued for them (``code_id``, and
-        ``code_proof``: :func:`enrolment_proof` of its secret over the new secret with
-        :data:`TOTP_ENROLMENT_CONTEXT`), so that whoever relays this cannot plant an
-        authenticator of its own. Raises :class:`AuthorizationRefused`
-        (``totp_secret_invalid``, ``enrolment_code_invalid``, and the reasons of
-        :meth:`check_totp`)."""
-        if not _BASE32.match(secret) or len(secret) < 26:
-            raise _refused("totp_secret_invalid", "a TOTP secret is base32, 128 bits or more")
-        refusal: AuthorizationRefused | None = None
-        with self._write() as conn:
-            row = conn.execute("SELECT secret FROM totp WHERE signer = ?", (signer,)).fetchone()
-            try:
-                if row is not None and row[0] is not None:
-                    if current_otp is None:
-                        raise _refused("totp_invalid", "a code of the current authenticator")
-                    self._accept_code(conn, signer, current_otp, now=now)
-                else:
-                    if code_id is None or code_proof is None:
-                        raise _refused(*_CODE_REFUSAL)
-                    owner, _ = self._spend_code(
-                        conn, code_id, code_proof, secret.encode(), TOTP_ENROLMENT_CONTEXT, now=now
-                    )
-                    if owner != signer:
-                        raise _refused(*_CODE_REFUSAL)
-            except AuthorizationRefused as exc:
-                refusal = exc  # committed: a TOTP failure count must stick
-            if refusal is None:
-                conn.execute(
-                    "INSERT INTO totp (signer, pending_secret) VALUES (?, ?) ON CONFLICT"
-                    " (signer) DO UPDATE SET pending_secret = excluded.pending_secret",
-                    (signer, self._fernet.encrypt(secret.encode())),
-                )
-        if refusal is not None:
-            raise refusal
-
-    def confirm_totp_enrolment(self, signer: str, otp: str, *, now: float) -> None:
-        """Make the pending secret active when ``otp`` is a code of it; that code's step
-        can approve nothing afterwards. Raises :class:`AuthorizationRefused`
-        (``totp_not_enrolled`` when nothing is pending, ``totp_invalid``)."""
-        with self._write() as conn:
-            row = conn.execute(
-                "SELECT pending_secret FROM totp WHERE signer = ?", (signer,)
-            ).fetchone()
-            if row is None or row[0] is None:
-                raise _refused("totp_not_enrolled", "no TOTP enrolment is pending")
-            pending = bytes(row[0])
-            step = match_step(self._fernet.decrypt(pending).decode(), otp.strip(), now=now)
-            if step is None:
-                raise _refused("totp_invalid", "the code does not match the new authenticator")
-            conn.execute(
-                "UPDATE totp SET secret = ?, pending_secret = NULL, last_step = ? WHERE signer = ?",
-                (pending, step, signer),
-            )
 
     # ---- checks -------------------------------------------------------------------
 
@@ -475,11 +381,11 @@ class SignerRegistry:
         rows = self._read(_DEVICE_COLUMNS + " WHERE signer = ? ORDER BY created_at", (signer,))
         return [_device(row) for row in rows]
 
-    def spend_nonce(self, nonce: str, expires_at: int, *, now: float) -> bool:
+    def spend_nonce(self, nonce: str, expires_at: int, *, now: dt.datetime) -> bool:
         """Record an approval nonce as spent; False when it was spent before. Entries
         expired for a day are pruned (a statement past its expiry is refused anyway)."""
         with self._write() as conn:
-            conn.execute("DELETE FROM spent_nonce WHERE expires_at < ?", (int(now) - 86400,))
+            conn.execute("DELETE FROM spent_nonce WHERE expires_at < ?", (posix(now) - 86400,))
             cursor = conn.execute(
                 "INSERT OR IGNORE INTO spent_nonce (nonce, expires_at) VALUES (?, ?)",
                 (nonce, expires_at),
@@ -496,64 +402,15 @@ class SignerRegistry:
                 (authorization, token_serial, expires_at),
             )
 
-    def pin_refused(self, authorization: str, token_serial: str, *, now: float) -> bool:
+    def pin_refused(self, authorization: str, token_serial: str, *, now: dt.datetime) -> bool:
         """Whether the token already refused this approval's PIN: then it is never
         tried again (a real token locks after a few wrong PINs)."""
         rows = self._read(
             "SELECT 1 FROM pin_refusal WHERE authorization = ? AND token_serial = ?"
             " AND expires_at > ?",
-            (authorization, token_serial, int(now)),
+            (authorization, token_serial, posix(now)),
         )
         return bool(rows)
-
-    def check_totp(self, signer: str, otp: str, *, now: float) -> None:
-        """Accept ``otp`` for ``signer`` once: a code of the current or previous 30-second
-        step, strictly newer than the last step accepted. A wrong code counts towards
-        the lockout (kept even though the call fails; a later correct code does not
-        erase it). A signer the bridge does not know is answered as one with no
-        authenticator. Raises :class:`AuthorizationRefused` with reason
-        ``totp_not_enrolled``, ``totp_locked`` (locked already), ``totp_lockout`` (this
-        wrong code locked it), ``totp_invalid`` or ``totp_reused``."""
-        refusal: AuthorizationRefused | None = None
-        with self._write() as conn:
-            try:
-                self._accept_code(conn, signer, otp, now=now)
-            except AuthorizationRefused as exc:
-                refusal = exc  # committed: the failure count must stick
-        if refusal is not None:
-            raise refusal
-
-    def _accept_code(self, conn: sqlite3.Connection, signer: str, otp: str, *, now: float) -> None:
-        row = conn.execute(
-            "SELECT secret, last_step, failures, locked_until, last_failure_at FROM totp"
-            " WHERE signer = ?",
-            (signer,),
-        ).fetchone()
-        if row is None or row[0] is None:
-            raise _refused("totp_not_enrolled", "the bridge holds no TOTP secret for this signer")
-        secret, last_step, failures, locked_until, last_failure_at = row
-        if locked_until is not None and now < int(locked_until):
-            raise _refused("totp_locked", "too many wrong codes; approval is locked for a while")
-        step = match_step(self._fernet.decrypt(bytes(secret)).decode(), otp.strip(), now=now)
-        if step is None:
-            window = self._policy.failure_window_seconds
-            recent = last_failure_at is not None and now - int(last_failure_at) < window
-            failures = (int(failures) if recent else 0) + 1
-            if failures >= self._policy.max_failures:
-                conn.execute(
-                    "UPDATE totp SET failures = 0, last_failure_at = NULL, locked_until = ?"
-                    " WHERE signer = ?",
-                    (int(now) + self._policy.lockout_seconds, signer),
-                )
-                raise _refused("totp_lockout", "too many wrong codes; approval is now locked")
-            conn.execute(
-                "UPDATE totp SET failures = ?, last_failure_at = ? WHERE signer = ?",
-                (failures, int(now), signer),
-            )
-            raise _refused("totp_invalid", "the code is wrong")
-        if last_step is not None and step <= int(last_step):
-            raise _refused("totp_reused", "this code, or a newer one, was already used")
-        conn.execute("UPDATE totp SET last_step = ? WHERE signer = ?", (step, signer))
 
 
 _DEVICE_COLUMNS = (
@@ -565,9 +422,23 @@ def _device(row: tuple[object, ...]) -> DeviceRecord:
     return DeviceRecord(
         device_id=str(row[0]),
         signer=str(row[1]),
-        public_key_der=bytes(row[2]),  # type: ignore[arg-type]
-        created_at=int(row[3]),  # type: ignore[call-overload]
-        revoked_at=None if row[4] is None else int(row[4]),  # type: ignore[call-overload]
+        public_key_der=_bytes(row[2]),
+        created_at=_int(row[3]),
+        revoked_at=None if row[4] is None else _int(row[4]),
         enrolled_with=str(row[5]),
         kind=str(row[6]),
     )
+
+
+def _int(value: object) -> int:
+    """An INTEGER column's value (SQLite hands back ``object`` to the type checker)."""
+    if not isinstance(value, int):
+        raise TypeError(f"expected an integer column, found {type(value).__name__}")
+    return value
+
+
+def _bytes(value: object) -> bytes:
+    """A BLOB column's value."""
+    if not isinstance(value, bytes):
+        raise TypeError(f"expected a blob column, found {type(value).__name__}")
+    return value

@@ -81,7 +81,37 @@ def create_link_credentials(
     files = link_files(folder)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     not_after = now + dt.timedelta(days=days)
-    ca = (
+    ca = _link_ca(ca_key, now, not_after)
+    sans: list[x509.GeneralName] = []
+    for host in bridge_hosts:
+        try:
+            sans.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            sans.append(x509.DNSName(host))
+
+    def leaf(
+        common_name: str, usage: x509.ObjectIdentifier, alt: list[x509.GeneralName]
+    ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+        return _leaf(ca, ca_key, common_name, usage, alt, now, not_after)
+
+    server, server_key = leaf(f"bridge {bridge_hosts[0]}", ExtendedKeyUsageOID.SERVER_AUTH, sans)
+    client, client_key = leaf("signing gateway", ExtendedKeyUsageOID.CLIENT_AUTH, [])
+    pem = serialization.Encoding.PEM
+    _write(files.ca, ca.public_bytes(pem), private=False)
+    _write(files.bridge_certificate, server.public_bytes(pem), private=False)
+    _write(files.bridge_key, _key_pem(server_key), private=True)
+    _write(files.gateway_certificate, client.public_bytes(pem), private=False)
+    _write(files.gateway_key, _key_pem(client_key), private=True)
+    # The CA key is never written anywhere: no other certificate can chain to this CA.
+    return files
+
+
+def _link_ca(
+    ca_key: ec.EllipticCurvePrivateKey, now: dt.datetime, not_after: dt.datetime
+) -> x509.Certificate:
+    """The link's self-signed CA certificate: it certifies the two leaves, nothing else
+    (path length 0)."""
+    return (
         x509.CertificateBuilder()
         .subject_name(_name("signing gateway bridge link CA"))
         .issuer_name(_name("signing gateway bridge link CA"))
@@ -106,39 +136,31 @@ def create_link_credentials(
         )
         .sign(ca_key, hashes.SHA256())
     )
-    sans: list[x509.GeneralName] = []
-    for host in bridge_hosts:
-        try:
-            sans.append(x509.IPAddress(ipaddress.ip_address(host)))
-        except ValueError:
-            sans.append(x509.DNSName(host))
 
-    def leaf(
-        common_name: str, usage: x509.ObjectIdentifier, alt: list[x509.GeneralName]
-    ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-        key = ec.generate_private_key(ec.SECP256R1())
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(_name(common_name))
-            .issuer_name(ca.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(not_after)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        )
-        if alt:
-            builder = builder.add_extension(x509.SubjectAlternativeName(alt), critical=False)
-        return builder.sign(ca_key, hashes.SHA256()), key
 
-    server, server_key = leaf(f"bridge {bridge_hosts[0]}", ExtendedKeyUsageOID.SERVER_AUTH, sans)
-    client, client_key = leaf("signing gateway", ExtendedKeyUsageOID.CLIENT_AUTH, [])
-    pem = serialization.Encoding.PEM
-    _write(files.ca, ca.public_bytes(pem), private=False)
-    _write(files.bridge_certificate, server.public_bytes(pem), private=False)
-    _write(files.bridge_key, _key_pem(server_key), private=True)
-    _write(files.gateway_certificate, client.public_bytes(pem), private=False)
-    _write(files.gateway_key, _key_pem(client_key), private=True)
-    # The CA key is never written anywhere: no other certificate can chain to this CA.
-    return files
+def _leaf(
+    ca: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    common_name: str,
+    usage: x509.ObjectIdentifier,
+    alt: list[x509.GeneralName],
+    now: dt.datetime,
+    not_after: dt.datetime,
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A new P-256 key and its certificate from the link CA for one extended key usage
+    (server or client authentication), with ``alt`` as subjectAltName when given."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+    )
+    if alt:
+        builder = builder.add_extension(x509.SubjectAlternativeName(alt), critical=False)
+    return builder.sign(ca_key, hashes.SHA256()), key

@@ -41,33 +41,25 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 
 from hsm_bridge.bridge import Bridge
 from hsm_bridge.errors import BridgeError
-from hsm_bridge.pkcs11 import metrics
+from hsm_bridge.transport.routes import invalid_request, router
 from hsm_bridge.transport.wire import (
     MAX_BODY_BYTES,
-    AuthorizeWire,
-    CredentialWire,
-    DeviceEnrolmentWire,
-    DeviceRevocationWire,
-    EnrolmentCodeWire,
-    SignBatchWire,
-    TotpConfirmationWire,
-    TotpEnrolmentWire,
-    as_json,
-    b64,
     error_json,
-    unb64,
 )
 
 __all__ = ["create_bridge_app", "serve"]
 
 
 def create_bridge_app(bridge: Bridge) -> FastAPI:
-    """The bridge service's ASGI application around an in-process ``bridge``."""
+    """The bridge service's ASGI application around an in-process ``bridge``: the
+    endpoints of :mod:`hsm_bridge.transport.routes`, bridge errors as
+    ``{"code", "message", "retryable"}`` with their HTTP status, bodies bounded."""
     app = FastAPI(title="hsm_bridge", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.bridge = bridge
 
     @app.exception_handler(BridgeError)
     def _bridge_error(_: Request, exc: BridgeError) -> JSONResponse:
@@ -75,130 +67,11 @@ def create_bridge_app(bridge: Bridge) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return _invalid_request("; ".join(str(e.get("msg", "")) for e in exc.errors()))
+        return invalid_request("; ".join(str(e.get("msg", "")) for e in exc.errors()))
 
-    @app.get("/health")
-    def health() -> JSONResponse:
-        tokens = as_json(bridge.health())
-        healthy = all(t["state"] == "ok" for t in tokens)
-        return JSONResponse(
-            {"status": "ok" if healthy else "degraded", "bridge": bridge.name, "tokens": tokens},
-            status_code=200 if healthy else 503,
-        )
-
-    @app.get("/metrics")
-    def prometheus() -> Response:
-        return Response(metrics.render(), media_type=metrics.CONTENT_TYPE)
-
-    @app.get("/v1/tokens/{serial}")
-    def token(serial: str) -> Any:
-        return {"token_serial": serial, "present": bridge.holds(serial)}
-
-    @app.post("/v1/credential-status")
-    def credential_status(body: CredentialWire) -> Any:
-        return as_json(bridge.credential_status(body.ref()))
-
-    @app.post("/v1/certificate")
-    def certificate(body: CredentialWire) -> Any:
-        return {"certificate": b64(bridge.certificate(body.ref()))}
-
-    @app.get("/v1/pin-key")
-    def pin_key() -> Any:
-        return {"public_key": b64(bridge.pin_key(""))}
-
-    @app.post("/v1/sign")
-    def sign(body: SignBatchWire) -> Any:
-        try:
-            requests = [item.request() for item in body.items]
-        except ValueError as exc:
-            return _invalid_request(str(exc))
-        results = []
-        for request, outcome in zip(requests, bridge.sign_many(requests), strict=True):
-            if isinstance(outcome, BridgeError):
-                results.append({"error": error_json(outcome)})
-            else:
-                results.append({"update": b64(outcome[len(request.document) :])})
-        return {"results": results}
-
-    @app.post("/v1/authorize")
-    def authorize(body: AuthorizeWire) -> Any:
-        try:
-            request = body.value()
-        except ValueError as exc:
-            return _invalid_request(str(exc))
-        serials = frozenset(body.token_serials) if body.token_serials is not None else None
-        return {"activations": bridge.authorize(request, token_serials=serials)}
-
-    @app.post("/v1/devices")
-    def enrol_device(body: DeviceEnrolmentWire) -> Any:
-        try:
-            key, proof = unb64(body.public_key), unb64(body.proof)
-        except ValueError as exc:
-            return _invalid_request(str(exc))
-        return as_json(bridge.enrol_device(body.code_id, key, proof, kind=body.kind))
-
-    @app.get("/v1/signers/{signer}/devices")
-    def devices(signer: str) -> Any:
-        return [_device_json(d) for d in bridge.devices(signer)]
-
-    @app.post("/v1/devices/{device_id}/revocation")
-    def revoke_device(device_id: str, body: DeviceRevocationWire) -> Any:
-        try:
-            factor = body.factor.value()
-        except ValueError as exc:
-            return _invalid_request(str(exc))
-        return {"known": bridge.revoke_device(body.signer, device_id, factor)}
-
-    @app.post("/v1/enrolment-codes")
-    def enrolment_code(body: EnrolmentCodeWire) -> Any:
-        return as_json(bridge.enrolment_code(body.signer, body.otp, ttl_seconds=body.ttl_seconds))
-
-    @app.post("/v1/totp/check")
-    def check_totp(body: TotpConfirmationWire) -> Any:
-        bridge.check_totp(body.signer, body.otp)
-        return {}
-
-    @app.post("/v1/totp")
-    def begin_totp(body: TotpEnrolmentWire) -> Any:
-        try:
-            proof = unb64(body.code_proof) if body.code_proof is not None else None
-        except ValueError as exc:
-            return _invalid_request(str(exc))
-        bridge.begin_totp_enrolment(
-            body.signer,
-            body.secret,
-            current_otp=body.current_otp,
-            code_id=body.code_id,
-            code_proof=proof,
-        )
-        return {}
-
-    @app.post("/v1/totp/confirmation")
-    def confirm_totp(body: TotpConfirmationWire) -> Any:
-        bridge.confirm_totp_enrolment(body.signer, body.otp)
-        return {}
-
+    app.include_router(router)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     return app
-
-
-def _device_json(device: Any) -> dict[str, Any]:
-    """A device as the link shows it: no public key (the gateway needs none)."""
-    return {
-        "device_id": device.device_id,
-        "signer": device.signer,
-        "created_at": device.created_at,
-        "revoked_at": device.revoked_at,
-        "enrolled_with": device.enrolled_with,
-        "kind": device.kind,
-    }
-
-
-def _invalid_request(message: str) -> JSONResponse:
-    return JSONResponse(
-        {"code": "invalid_request", "message": message[:500], "retryable": False},
-        status_code=422,
-    )
 
 
 class BodyLimit:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import asdict, fields
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -57,7 +57,10 @@ MAX_AUTHORIZATION_ITEMS = 500
 MAX_BODY_BYTES = 96 * 1024 * 1024
 MAX_CHUNK_BYTES = 32 * 1024 * 1024
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 
 def b64(data: bytes) -> str:
@@ -310,7 +313,7 @@ def outcome_from_json(item: dict[str, Any], document: bytes) -> bytes | BridgeEr
 def from_json(cls: type[T], data: dict[str, Any]) -> T:
     """The dataclass ``cls`` from JSON ``data``, ignoring members it does not know (a
     newer bridge may send more)."""
-    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    known = {f.name for f in fields(cls)}
     return cls(**{k: v for k, v in data.items() if k in known})
 
 

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pyotp
@@ -102,50 +103,17 @@ def run_signing_flow(
     keeps the organisation's token approves the seal; download the finished PDF to
     ``output``, validate both signatures and render the signed page next to it."""
     creds = json.loads(credentials_file.read_text("utf-8"))
-    leader = next(s for s in creds["signers"] if s["role"] == "leader")
-    clerk = next(s for s in creds["signers"] if s["username"] == creds["organisation"]["keeper"])
     log = say if callable(say) else print
+    page_count = _page_count(document)
     with httpx.Client(base_url=base_url, timeout=120) as http:
-        api = {"Authorization": f"Bearer {creds['api_key']}"}
-        page_count = _page_count(document)
-        answer = http.post(
-            "/api/v1/signing-requests",
-            headers=api,
-            files={"document": ("document.pdf", document, "application/pdf")},
-            data={
-                "signer": leader["username"],
-                "workflow": "official_document",
-                "organisation": creds["organisation"]["name"],
-                "reason": "Ban hành văn bản",
-                "location": "Hà Nam",
-                "page": str(page_count),
-                "box": ",".join(str(v) for v in DEMO_LEADER_BOX),
-            },
-        )
-        answer.raise_for_status()
-        step1 = answer.json()
-        log(
-            f"1. document system submitted official document {step1['id']}: the leader"
-            f" {leader['username']} signs, then {creds['organisation']['name']} seals"
-        )
-        _sign_as(http, leader, step1["id"], "2", log)
-        steps = http.get(f"/api/v1/signing-requests/{step1['id']}", headers=api).json()
-        step2_id = steps["workflow"]["steps"][1]["request_id"]
-        _sign_as(http, clerk, step2_id, "3", log)
-        final = http.get(f"/api/v1/signing-requests/{step1['id']}", headers=api).json()
-        log(f"4. the workflow is {final['workflow']['status']}")
-        signed = (
-            http.get(f"/api/v1/signing-requests/{step2_id}/signed-document", headers=api)
-            .raise_for_status()
-            .content
-        )
+        request_id, signed = _official_document(http, creds, document, page_count, log)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_bytes(signed)
     verdicts = validate_with_pyhanko(signed, Path(creds["trust_anchor"]))
     page_png = output.with_suffix(".png")
     look_ok, look = _look(signed, page_count - 1, page_png)
     return DemoResult(
-        request_id=step1["id"],
+        request_id=request_id,
         signed_path=output,
         page_png=page_png,
         pyhanko_ok=len(verdicts) >= 2
@@ -162,13 +130,63 @@ def run_signing_flow(
     )
 
 
+def _official_document(
+    http: httpx.Client,
+    creds: dict[str, Any],
+    document: bytes,
+    page_count: int,
+    log: Callable[[str], None],
+) -> tuple[str, bytes]:
+    """Submit ``document`` as an official document, have the leader and the clerk who
+    keeps the seal approve it; step 1's id and the finished PDF."""
+    leader = next(s for s in creds["signers"] if s["role"] == "leader")
+    clerk = next(s for s in creds["signers"] if s["username"] == creds["organisation"]["keeper"])
+    api = {"Authorization": f"Bearer {creds['api_key']}"}
+    answer = http.post(
+        "/api/v1/signing-requests",
+        headers=api,
+        files={"document": ("document.pdf", document, "application/pdf")},
+        data={
+            "signer": leader["username"],
+            "workflow": "official_document",
+            "organisation": creds["organisation"]["name"],
+            "reason": "Ban hành văn bản",
+            "location": "Hà Nam",
+            "page": str(page_count),
+            "box": ",".join(str(v) for v in DEMO_LEADER_BOX),
+        },
+    )
+    answer.raise_for_status()
+    step1 = answer.json()
+    log(
+        f"1. document system submitted official document {step1['id']}: the leader"
+        f" {leader['username']} signs, then {creds['organisation']['name']} seals"
+    )
+    _sign_as(http, leader, step1["id"], "2", log)
+    steps = http.get(f"/api/v1/signing-requests/{step1['id']}", headers=api).json()
+    step2_id = steps["workflow"]["steps"][1]["request_id"]
+    _sign_as(http, clerk, step2_id, "3", log)
+    final = http.get(f"/api/v1/signing-requests/{step1['id']}", headers=api).json()
+    log(f"4. the workflow is {final['workflow']['status']}")
+    signed = (
+        http.get(f"/api/v1/signing-requests/{step2_id}/signed-document", headers=api)
+        .raise_for_status()
+        .content
+    )
+    return str(step1["id"]), signed
+
+
 # The leader's box on the last page (points from its bottom-left corner): where a
 # signer block sits on an A4 page, clear of the demo document's text.
 DEMO_LEADER_BOX = (330.0, 380.0, 530.0, 450.0)
 
 
 def _sign_as(
-    http: httpx.Client, person: dict[str, str], request_id: str, number: str, log: Callable
+    http: httpx.Client,
+    person: dict[str, str],
+    request_id: str,
+    number: str,
+    log: Callable[[str], None],
 ) -> None:
     """Log in as ``person`` on a "tablet", find ``request_id`` pending, look at the
     document and its page 1, approve it with a TOTP code."""

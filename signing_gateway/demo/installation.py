@@ -9,6 +9,7 @@ Idempotent: an existing demo is kept.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import os
@@ -16,6 +17,8 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+
+from sqlalchemy.orm import Session
 
 from gateway.admin.installation import init_installation
 from gateway.approvals import totp
@@ -92,9 +95,41 @@ def init_demo(settings: Settings, *, now: dt.datetime) -> Path:
 def _create_demo(
     settings: Settings, keys: InstallationKeys, credentials_file: Path, now: dt.datetime
 ) -> Path:
-    conf = settings.effective_softhsm2_conf
+    pins = _demo_tokens(settings.effective_softhsm2_conf)
     pki = DemoPki(settings.data_dir.resolve() / "pki")
     pki.ensure(now)
+    chain_pem = "".join(p.read_text() for p in (pki.issuing_path, pki.root_path))
+    # the bridge embeds the chain its tokens do not hold from its administrator's CA file
+    add_ca_certificates(settings, chain_pem)
+    build = _DemoBuild(settings, keys, pki, chain_pem, now)
+    db = open_database(settings, keys)
+    try:
+        with db.transaction() as session:
+            session.add(build.organisation)
+            signers = [build.add_holder(session, holder, pins) for holder in DEMO_HOLDERS]
+            api_key, callback_secret = build.add_client(session)
+    finally:
+        db.dispose()
+    payload = {
+        "api_key": api_key,
+        "callback_secret": callback_secret,
+        "signers": [signer for signer in signers if signer is not None],
+        "organisation": {
+            "name": build.organisation.name,
+            "display_name": build.organisation.display_name,
+            "keeper": next(h.keeper for h in DEMO_HOLDERS if h.keeper),
+        },
+        "trust_anchor": str(pki.root_path),
+    }
+    tmp = credentials_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False), "utf-8")
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, credentials_file)
+    return credentials_file
+
+
+def _demo_tokens(conf: Path) -> dict[str, str]:
+    """One SoftHSM2 token per holder, labelled with its username; their user PINs."""
     pins: dict[str, str] = {}
     existing = token_labels(conf)
     for holder in DEMO_HOLDERS:
@@ -106,124 +141,127 @@ def _create_demo(
             "a partial demo installation exists (tokens without demo-credentials.json); "
             "remove the data folder and run init again"
         )
-    bridge = Bridge(bridge_config(settings, keys))
-    serials = {t.label: t.serial for t in bridge.inventory()}
-    pin_store = PinStore(bridge_config(settings, keys).pin_file, keys.fernet_key)
-    box = SecretBox(keys.fernet_key)
-    db = open_database(settings, keys)
-    chain_pem = "".join(p.read_text() for p in (pki.issuing_path, pki.root_path))
-    # the bridge embeds the chain its tokens do not hold from its administrator's CA file
-    add_ca_certificates(settings, chain_pem)
-    signers = []
-    api_key = "sgw_" + secrets.token_urlsafe(32)
-    callback_secret = "whsec_" + secrets.token_urlsafe(32)
-    organisation = Organisation(
-        id=str(uuid.uuid4()),
-        name=DEMO_ORGANISATION[0],
-        display_name=DEMO_ORGANISATION[1],
-        seal_image=demo_seal_png(),
-        seal_diameter_mm=DEMO_SEAL_DIAMETER_MM,
-        created_at=now,
-    )
-    users: dict[str, User] = {}
-    try:
-        with db.transaction() as session:
-            session.add(organisation)
-            for holder in DEMO_HOLDERS:
-                serial = serials[holder.username]
-                pin_store.put(serial, pins[holder.username])
-                key_id = secrets.token_bytes(8)
-                cert_der = bridge.provision(
-                    serial,
-                    holder.key,
-                    key_id,
-                    holder.username,
-                    lambda public_key, h=holder: pki.certify(public_key, h.holder, now),
-                )
-                credential_id = f"cred-{holder.username}-{key_id.hex()[:8]}"
-                if holder.keeper is not None:
-                    # the organisation's seal: kept by its clerk, who alone signs with it
-                    keeper = users[holder.keeper]
-                    bridge.registry.bind_credential(keeper.username, CredentialRef(serial, key_id))
-                    credential = _demo_credential(
-                        credential_id, keeper, holder, serial, key_id, cert_der, chain_pem, now
-                    )
-                    credential.organisation_id = organisation.id
-                    session.add(credential)
-                    continue
-                password = secrets.token_urlsafe(12)
-                totp_secret = totp.new_secret()
-                user = User(
-                    id=str(uuid.uuid4()),
-                    username=holder.username,
-                    display_name=holder.holder.common_name,
-                    role=holder.role,
-                    organisation_id=organisation.id,
-                    password_hash=hash_password(password),
-                    totp_enrolled_at=now,
-                    # the leader's handwritten signature, drawn in visible signatures
-                    signature_image=demo_signature_png() if holder.role == "leader" else None,
-                    login_failures=0,
-                    created_at=now,
-                )
-                session.add(user)
-                session.flush()
-                users[holder.username] = user
-                # the bridge's own records: it checks approvals itself
-                bridge.registry.set_totp(holder.username, totp_secret)
-                bridge.registry.bind_credential(holder.username, CredentialRef(serial, key_id))
-                session.add(
-                    _demo_credential(
-                        credential_id, user, holder, serial, key_id, cert_der, chain_pem, now
-                    )
-                )
-                signers.append(
-                    {
-                        "username": holder.username,
-                        "password": password,
-                        "totp_secret": totp_secret,
-                        "credential_id": credential_id,
-                        "role": holder.role,
-                        "display_name": holder.holder.common_name,
-                    }
-                )
-            session.add(
-                IntegrationClient(
-                    id=str(uuid.uuid4()),
-                    name="demo-eoffice",
-                    api_key_sha256=hashlib.sha256(api_key.encode()).hexdigest(),
-                    callback_secret=box.seal(callback_secret),
-                    created_at=now,
-                )
+    return pins
+
+
+class _DemoBuild:
+    """The demo's organisation, holders and integration client, added in one transaction:
+    keys generated inside the tokens and certified by the demo PKI, the bridge's own
+    records (TOTP secrets, which signer may use which key) written beside."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        keys: InstallationKeys,
+        pki: DemoPki,
+        chain_pem: str,
+        now: dt.datetime,
+    ) -> None:
+        config = bridge_config(settings, keys)
+        self.bridge = Bridge(config)
+        self.serials = {t.label: t.serial for t in self.bridge.inventory()}
+        self.pin_store = PinStore(config.pin_file, keys.fernet_key)
+        self.box = SecretBox(keys.fernet_key)
+        self.pki, self.chain_pem, self.now = pki, chain_pem, now
+        self.users: dict[str, User] = {}
+        self.organisation = Organisation(
+            id=str(uuid.uuid4()),
+            name=DEMO_ORGANISATION[0],
+            display_name=DEMO_ORGANISATION[1],
+            seal_image=demo_seal_png(),
+            seal_diameter_mm=DEMO_SEAL_DIAMETER_MM,
+            created_at=now,
+        )
+
+    def add_holder(
+        self, session: Session, holder: DemoHolder, pins: dict[str, str]
+    ) -> dict[str, str] | None:
+        """The holder's key, certificate and credential; for a person also the user
+        and what a tester needs to log in (None for the organisation's seal)."""
+        serial = self.serials[holder.username]
+        self.pin_store.put(serial, pins[holder.username])
+        key_id = secrets.token_bytes(8)
+        cert_der = self.bridge.provision(
+            serial,
+            holder.key,
+            key_id,
+            holder.username,
+            functools.partial(self.pki.certify, holder=holder.holder, now=self.now),
+        )
+        ref = CredentialRef(serial, key_id)
+        credential_id = f"cred-{holder.username}-{key_id.hex()[:8]}"
+        if holder.keeper is not None:
+            # the organisation's seal: kept by its clerk, who alone signs with it
+            keeper = self.users[holder.keeper]
+            self.bridge.registry.bind_credential(keeper.username, ref)
+            credential = self._credential(credential_id, keeper, holder, ref, cert_der)
+            credential.organisation_id = self.organisation.id
+            session.add(credential)
+            return None
+        password, totp_secret = secrets.token_urlsafe(12), totp.new_secret()
+        user = self._user(holder, password)
+        session.add(user)
+        session.flush()
+        self.users[holder.username] = user
+        # the bridge's own records: it checks approvals itself
+        self.bridge.registry.set_totp(holder.username, totp_secret)
+        self.bridge.registry.bind_credential(holder.username, ref)
+        session.add(self._credential(credential_id, user, holder, ref, cert_der))
+        return {
+            "username": holder.username,
+            "password": password,
+            "totp_secret": totp_secret,
+            "credential_id": credential_id,
+            "role": holder.role,
+            "display_name": holder.holder.common_name,
+        }
+
+    def add_client(self, session: Session) -> tuple[str, str]:
+        """The document system's integration client: its API key and callback secret."""
+        api_key = "sgw_" + secrets.token_urlsafe(32)
+        callback_secret = "whsec_" + secrets.token_urlsafe(32)
+        session.add(
+            IntegrationClient(
+                id=str(uuid.uuid4()),
+                name="demo-eoffice",
+                api_key_sha256=hashlib.sha256(api_key.encode()).hexdigest(),
+                callback_secret=self.box.seal(callback_secret),
+                created_at=self.now,
             )
-            audit.record(
-                session,
-                actor="system",
-                action="installation.demo_created",
-                now=now,
-                detail={
-                    "signers": [h.username for h in DEMO_HOLDERS if h.keeper is None],
-                    "organisation": organisation.name,
-                },
-            )
-    finally:
-        db.dispose()
-    payload = {
-        "api_key": api_key,
-        "callback_secret": callback_secret,
-        "signers": signers,
-        "organisation": {
-            "name": organisation.name,
-            "display_name": organisation.display_name,
-            "keeper": next(h.keeper for h in DEMO_HOLDERS if h.keeper),
-        },
-        "trust_anchor": str(pki.root_path),
-    }
-    tmp = credentials_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False), "utf-8")
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, credentials_file)
-    return credentials_file
+        )
+        audit.record(
+            session,
+            actor="system",
+            action="installation.demo_created",
+            now=self.now,
+            detail={
+                "signers": [h.username for h in DEMO_HOLDERS if h.keeper is None],
+                "organisation": self.organisation.name,
+            },
+        )
+        return api_key, callback_secret
+
+    def _user(self, holder: DemoHolder, password: str) -> User:
+        return User(
+            id=str(uuid.uuid4()),
+            username=holder.username,
+            display_name=holder.holder.common_name,
+            role=holder.role,
+            organisation_id=self.organisation.id,
+            password_hash=hash_password(password),
+            totp_enrolled_at=self.now,
+            # the leader's handwritten signature, drawn in visible signatures
+            signature_image=demo_signature_png() if holder.role == "leader" else None,
+            login_failures=0,
+            created_at=self.now,
+        )
+
+    def _credential(
+        self, credential_id: str, user: User, holder: DemoHolder, ref: CredentialRef, der: bytes
+    ) -> Credential:
+        return _demo_credential(
+            credential_id, user, holder, ref.token_serial, ref.key_id, der, self.chain_pem, self.now
+        )
 
 
 def _demo_credential(

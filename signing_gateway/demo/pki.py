@@ -11,7 +11,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 __all__ = ["DemoPki", "HolderName"]
@@ -128,7 +128,7 @@ class DemoPki:
 
     def certify(
         self,
-        public_key: PublicKeyTypes,
+        public_key: CertificatePublicKeyTypes,
         holder: HolderName,
         now: dt.datetime,
         *,
@@ -143,7 +143,7 @@ class DemoPki:
             x509.CertificateBuilder()
             .subject_name(holder.to_x509())
             .issuer_name(issuing.subject)
-            .public_key(public_key)  # type: ignore[arg-type]
+            .public_key(public_key)
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(minutes=5))
             .not_valid_after(now + dt.timedelta(days=days))

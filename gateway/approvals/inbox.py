@@ -1,0 +1,101 @@
+"""What a signer sees of their requests: the list, one request, the exact document, the
+preview of the signature to be made, the key to seal a token PIN to; and the sweep that
+expires requests whose time ran out. Only requests addressed to the signer are shown
+(DESIGN.md invariant 7)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from gateway.approvals.statements import purge_nonces
+from gateway.config import Settings
+from gateway.db.database import Database
+from gateway.db.models import Credential, SigningRequest, User
+from gateway.requests.access import expire_if_due, load_owned
+from gateway.requests.document_store import DocumentStore
+from gateway.requests.lifecycle import RequestStatus, transition
+from gateway.requests.preview import preview_pdf
+from gateway.signing.pipeline import SignaturePipeline
+from hsm_bridge import BridgeClient
+from hsm_bridge.clock import Clock, utcnow
+
+__all__ = ["SignerInbox"]
+
+
+class SignerInbox:
+    """The signer's view of their requests. ``clock`` returns aware UTC now."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        store: DocumentStore,
+        bridge: BridgeClient,
+        *,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.store = store
+        self.bridge = bridge
+        self.clock = clock
+        self.pipeline = SignaturePipeline(settings, db, store, bridge, clock=clock)
+
+    def list_for_signer(self, user: User, status: RequestStatus | None) -> list[SigningRequest]:
+        """The signer's own requests, newest first, optionally of one status."""
+        with self.db.transaction() as session:
+            query = select(SigningRequest).where(SigningRequest.signer_id == user.id)
+            requests = list(session.scalars(query.order_by(SigningRequest.created_at.desc())))
+            for request in requests:
+                expire_if_due(session, request, now=self.clock())
+        return [r for r in requests if status is None or r.status == status]
+
+    def get_for_signer(self, user: User, request_id: str) -> SigningRequest:
+        """The request if addressed to ``user`` (else NotFound: invariant 7)."""
+        with self.db.transaction() as session:
+            request = load_owned(session, request_id, signer_id=user.id)
+            expire_if_due(session, request, now=self.clock())
+            return request
+
+    def document_for_signer(self, user: User, request_id: str) -> bytes:
+        """The exact bytes that will be signed."""
+        self.get_for_signer(user, request_id)
+        return self.store.read(request_id, DocumentStore.ORIGINAL)
+
+    def preview_for_signer(self, user: User, request_id: str) -> bytes:
+        """The request's document with the signature the bridge will build drawn on it
+        (:func:`gateway.requests.preview.preview_pdf`), PDF bytes."""
+        document = self.document_for_signer(user, request_id)
+        with self.db.transaction() as session:
+            request = load_owned(session, request_id, signer_id=user.id)
+            return preview_pdf(session, request, document, now=self.clock())
+
+    def pin_key_for_signer(self, user: User, request_id: str) -> bytes:
+        """The HPKE public key (65-byte uncompressed P-256 point) of the bridge holding
+        the request's token, to which the tablet seals the token PIN."""
+        request = self.get_for_signer(user, request_id)
+        with self.db.transaction() as session:
+            credential = session.get(Credential, request.credential_id)
+            assert credential is not None
+            serial = credential.token_serial
+        return self.bridge.pin_key(serial)
+
+    def expire_due(self) -> int:
+        """Move every pending request whose time ran out to ``expired`` (audited, with
+        its status callback), and drop expired approval nonces; return how many requests
+        expired. Run periodically, so that a document
+        system learns of an expiry without having to ask."""
+        now = self.clock()
+        with self.db.transaction() as session:
+            due = session.scalars(
+                select(SigningRequest)
+                .where(
+                    SigningRequest.status == RequestStatus.PENDING_APPROVAL,
+                    SigningRequest.expires_at <= now,
+                )
+                .with_for_update()
+            ).all()
+            for request in due:
+                transition(session, request, RequestStatus.EXPIRED, actor="system", now=now)
+            purge_nonces(session, now=now)
+        return len(due)

@@ -1,0 +1,85 @@
+"""The one place that turns errors into RFC 9457 problem responses
+(``application/problem+json``), dispatched by class: a :class:`~gateway.errors.GatewayError`
+or a :class:`~hsm_bridge.errors.BridgeError` answers with its own code, status, title and
+retryable flag; request validation is ``parameter_invalid``; anything else is a 500
+without a stack trace (the trace goes to the log). No handler anywhere else builds error
+bodies."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gateway.errors import GatewayError
+from hsm_bridge.errors import BridgeError
+
+__all__ = ["PROBLEM_TYPE_BASE", "install_error_handlers", "problem"]
+
+log = logging.getLogger(__name__)
+
+PROBLEM_TYPE_BASE = "https://signing-gateway.invalid/problems/"
+
+
+def problem(
+    status: int, code: str, title: str, detail: str, *, retryable: bool = False, **extra: Any
+) -> JSONResponse:
+    """An ``application/problem+json`` response (RFC 9457) with our ``code`` member and
+    whether the same call may succeed later unchanged (``retryable``)."""
+    body = {
+        "type": PROBLEM_TYPE_BASE + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "retryable": retryable,
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, media_type="application/problem+json")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers that map every exception to a problem response. Unknown
+    exceptions become a 500 problem without a stack trace (the trace goes to the log)."""
+
+    @app.exception_handler(GatewayError)
+    async def _gateway(_: Request, exc: GatewayError) -> JSONResponse:
+        return problem(
+            exc.status, exc.code, exc.title, exc.detail, retryable=exc.retryable, **exc.extra
+        )
+
+    @app.exception_handler(BridgeError)
+    async def _bridge(_: Request, exc: BridgeError) -> JSONResponse:
+        reason = getattr(exc, "reason", None)
+        extra = {"reason": str(reason)} if reason is not None else {}
+        return problem(
+            exc.status, exc.code, exc.title, exc.message, retryable=exc.retryable, **extra
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))}
+            for e in exc.errors()
+        ]
+        return problem(
+            422,
+            "parameter_invalid",
+            "A parameter is invalid",
+            "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors),
+            errors=errors,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return problem(exc.status_code, code, str(exc.detail), str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.error("unexpected error: %s", type(exc).__name__, exc_info=exc)
+        return problem(500, "internal_error", "Internal error", "An unexpected error occurred")

@@ -1,0 +1,152 @@
+"""Creating, serving and demonstrating an installation: ``init``, ``serve``, ``demo``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+import uvicorn
+
+from gateway.admin.installation import init_installation
+from gateway.config import load_settings
+from gateway.logs import configure_logging
+from signing_gateway.app import create_app
+from signing_gateway.cli.common import (
+    DataDir,
+)
+from signing_gateway.demo.driver import (
+    DemoResult,
+    default_demo_document,
+    run_signing_flow,
+    wait_until_up,
+)
+from signing_gateway.demo.installation import init_demo
+
+app = typer.Typer()
+
+
+@app.command()
+def init(
+    data_dir: DataDir = Path("var"),
+    demo: Annotated[bool, typer.Option(help="also create a demo PKI, tokens and users")] = False,
+) -> None:
+    """Create (or complete) an installation: settings, keys, SoftHSM2 config, database."""
+
+    settings = load_settings(data_dir)
+    if demo:
+        credentials = init_demo(settings, now=dt.datetime.now(dt.UTC))
+        typer.echo(f"installation ready in {settings.data_dir}")
+        typer.echo(f"demo credentials: {credentials}")
+        return
+    init_installation(settings)
+    typer.echo(f"installation ready in {settings.data_dir}")
+
+
+@app.command()
+def serve(
+    data_dir: DataDir = Path("var"),
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+) -> None:
+    """Run the gateway with uvicorn."""
+
+    settings = load_settings(data_dir)
+    configure_logging(settings.log_level)
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None)
+
+
+@app.command()
+def demo(
+    data_dir: DataDir = Path("var"),
+    port: Annotated[int, typer.Option()] = 8000,
+    document: Annotated[Path | None, typer.Option(help="PDF to sign")] = None,
+    output: Annotated[Path | None, typer.Option(help="where to write the signed PDF")] = None,
+    keep_running: Annotated[bool, typer.Option(help="keep the server up afterwards")] = True,
+) -> None:
+    """Create a demo installation, start the server, sign one real PDF through the HTTP
+    APIs as a document system and a tablet would, validate it, keep serving."""
+
+    _check_port_free(port)
+    init(data_dir=data_dir, demo=True)
+    settings = load_settings(data_dir)
+    if document is not None:
+        source, data = str(document), document.read_bytes()
+    else:
+        source, data = default_demo_document(Path(__file__).resolve().parents[1])
+    base_url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "signing_gateway.cli", "serve"]
+        + ["--data-dir", str(settings.data_dir), "--port", str(port)],
+    )
+    try:
+        wait_until_up(base_url)
+        typer.echo(f"server up at {base_url} (API docs: {base_url}/docs); signing {source}")
+        target = output or settings.data_dir / "out" / "demo-signed.pdf"
+        result = run_signing_flow(
+            base_url,
+            settings.data_dir / "demo-credentials.json",
+            data,
+            target,
+            say=typer.echo,
+        )
+        if not _report(result):
+            raise typer.Exit(1)
+        if keep_running:
+            typer.echo(f"the server keeps running at {base_url}; press Ctrl-C to stop it")
+            server.wait()
+    except KeyboardInterrupt:
+        typer.echo("stopping")
+    except httpx.HTTPStatusError as exc:
+        typer.echo(
+            f"the gateway refused a demo step: {exc.response.status_code} {exc.response.text}",
+            err=True,
+        )
+        raise typer.Exit(1) from exc
+    except RuntimeError as exc:
+        typer.echo(f"the demo could not go on: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        if server.poll() is None:
+            server.send_signal(signal.SIGINT)
+            try:
+                server.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+
+def _check_port_free(port: int) -> None:
+    """Exit with a clear message when something already listens on ``port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            typer.echo(
+                f"port {port} is already in use (another demo still running?): stop it, or"
+                f" choose another port: make demo PORT={port + 1}",
+                err=True,
+            )
+            raise typer.Exit(1) from exc
+
+
+def _report(result: DemoResult) -> bool:
+    """Print what the demo produced and how the validators judged it; the verdict."""
+    typer.echo(f"5. signed PDF written to {result.signed_path.resolve()}")
+    for line in result.pyhanko_summary:
+        typer.echo(f"   pyHanko: {line}")
+    typer.echo(f"   pdfsig: {result.pdfsig if result.pdfsig is not None else 'not installed'}")
+    typer.echo(f"6. the signed page, rendered: {result.page_png.resolve()}")
+    typer.echo(f"   {result.look}")
+    pdfsig_ok = result.pdfsig is None or (
+        len(result.pdfsig) >= 2 and all(v == "Signature is Valid." for v in result.pdfsig[-2:])
+    )
+    verdict = result.pyhanko_ok and result.look_ok and pdfsig_ok
+    typer.echo("VERDICT: " + ("VALID" if verdict else "NOT VALID"))
+    return verdict
