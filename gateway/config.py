@@ -15,6 +15,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from pdf_structure.limits import DocumentLimits
+
 __all__ = [
     "SETTINGS_FILE_NAME",
     "Pkcs11ModuleSettings",
@@ -84,6 +86,23 @@ class Settings(BaseSettings):
         None, description="SoftHSM2 config; default <data_dir>/softhsm2.conf"
     )
     max_document_bytes: int = Field(50 * 1024 * 1024, gt=0)
+    max_pages: int = Field(5_000, gt=0, description="pages in one document")
+    max_stream_bytes: int = Field(
+        128 * 1024 * 1024, gt=0, description="one stream of a document, decompressed"
+    )
+    max_page_bytes: int = Field(
+        256 * 1024 * 1024, gt=0, description="what one page draws from, decompressed"
+    )
+    max_image_pixels: int = Field(64_000_000, gt=0, description="one image's width x height")
+    document_workers: int = Field(2, gt=0, le=64, description="processes that read documents")
+    document_worker_memory_bytes: int = Field(
+        1536 * 1024 * 1024,
+        ge=512 * 1024 * 1024,
+        description="a document worker's address-space limit",
+    )
+    document_job_seconds: float = Field(
+        30.0, gt=0, description="how long reading or drawing one document may take"
+    )
     request_ttl_seconds: int = Field(3 * 24 * 3600, gt=0)
     mobile_session_ttl_seconds: int = Field(15 * 60, gt=0)
     activation_ttl_seconds: int = Field(300, gt=0)
@@ -139,6 +158,16 @@ class Settings(BaseSettings):
             init_settings,
             env_settings,
             TomlConfigSettingsSource(settings_cls),
+        )
+
+    @property
+    def document_limits(self) -> DocumentLimits:
+        """What one document may ask of a reader (intake, previews, the bridge)."""
+        return DocumentLimits(
+            max_pages=self.max_pages,
+            max_stream_bytes=self.max_stream_bytes,
+            max_page_bytes=self.max_page_bytes,
+            max_image_pixels=self.max_image_pixels,
         )
 
     @property

@@ -12,12 +12,13 @@ from gateway.bridges import build_bridge
 from gateway.config import Settings
 from gateway.db.database import Database
 from gateway.requests.document_store import DocumentStore
+from gateway.requests.sandbox import DocumentSandbox, SandboxLimits
 from gateway.requests.submission import Submissions
 from gateway.secrets_at_rest import InstallationKeys, SecretBox
 from hsm_bridge import BridgeClient
 from hsm_bridge.clock import Clock, utcnow
 
-__all__ = ["GatewayContext", "build_context", "context_of", "open_database"]
+__all__ = ["GatewayContext", "build_context", "context_of", "open_database", "sandbox_limits"]
 
 
 @dataclass
@@ -31,10 +32,12 @@ class GatewayContext:
     bridge: BridgeClient
     service: SigningService
     submissions: Submissions
+    sandbox: DocumentSandbox
     clock: Clock = utcnow
 
     def close(self) -> None:
-        """Release database connections."""
+        """End the document workers and release database connections."""
+        self.sandbox.close()
         self.db.dispose()
 
 
@@ -56,14 +59,25 @@ def build_context(settings: Settings, *, clock: Clock = utcnow) -> GatewayContex
     box = SecretBox(keys.fernet_key)
     bridge = build_bridge(settings, keys)
     store = DocumentStore(settings.documents_dir)
+    sandbox = DocumentSandbox(sandbox_limits(settings))
     return GatewayContext(
         settings=settings,
         db=db,
         box=box,
         bridge=bridge,
-        service=SigningService(settings, db, store, bridge, clock=clock),
-        submissions=Submissions(settings, db, store, clock=clock),
+        service=SigningService(settings, db, store, bridge, sandbox, clock=clock),
+        submissions=Submissions(settings, db, store, sandbox, clock=clock),
+        sandbox=sandbox,
         clock=clock,
+    )
+
+
+def sandbox_limits(settings: Settings) -> SandboxLimits:
+    """The document workers' number, memory and time limits from ``settings``."""
+    return SandboxLimits(
+        workers=settings.document_workers,
+        memory_bytes=settings.document_worker_memory_bytes,
+        seconds=settings.document_job_seconds,
     )
 
 

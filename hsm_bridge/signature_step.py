@@ -125,9 +125,8 @@ class SignatureStep:
             raise
         except Exception as exc:  # noqa: BLE001 - pyHanko raises many kinds on odd input
             log.error("building the signature of %s failed: %r", activation.subject, exc)
-            raise SignatureBuildFailed(
-                f"the signature could not be built ({type(exc).__name__})"
-            ) from exc
+            reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+            raise SignatureBuildFailed(f"the signature could not be built: {reason}") from exc
 
     def _identity(
         self, request: SignRequest, activation: Activation, now: dt.datetime

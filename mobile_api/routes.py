@@ -22,7 +22,6 @@ from gateway.requests.schemas import SigningRequestView
 from hsm_bridge.errors import AuthorizationRefused, RefusalReason
 from mobile_api import auth
 from mobile_api.deps import Context, Signer, client_address
-from mobile_api.preview import render_page_png
 
 __all__ = ["router"]
 
@@ -105,14 +104,8 @@ async def get_page(
     """Page ``page_number`` (1-based) rendered ``width`` pixels wide; with
     ``signature=true``, with the signature the bridge will make drawn where it will go,
     as the bridge will draw it (the time shown is the preview's)."""
-    load = context.service.preview_for_signer if signature else context.service.document_for_signer
-    data = await run_in_threadpool(load, user, request_id)
     png = await run_in_threadpool(
-        render_page_png,
-        data,
-        page_number,
-        width,
-        max_width=context.settings.preview_max_width,
+        context.service.page_png, user, request_id, page_number, width, signature=signature
     )
     return Response(png, media_type="image/png", headers={"Cache-Control": "private"})
 

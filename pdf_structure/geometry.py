@@ -20,12 +20,15 @@ __all__ = [
     "page_geometries",
     "page_geometry",
     "page_objects",
+    "pages_with_resources",
     "to_user_space",
 ]
 
 Box = tuple[float, float, float, float]
 # deeper than any real page tree (a few levels); a deeper walk is a cycle
 _MAX_DEPTH = 10_000
+# what a page inherits from its ancestors (ISO 32000-1 §7.7.3.4)
+_INHERITED = ("/MediaBox", "/CropBox", "/Rotate", "/Resources")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +77,14 @@ def page_objects(pages_root: Any) -> list[Any]:
     return [page for page, _ in _walk(pages_root)]
 
 
+def pages_with_resources(pages_root: Any) -> list[tuple[Any, Any]]:
+    """Each page dictionary with its resource dictionary (its own or the nearest
+    ancestor's; None when there is none), in order."""
+    return [(page, inherited.get("/Resources")) for page, inherited in _walk(pages_root)]
+
+
 def _walk(pages_root: Any) -> list[tuple[Any, dict[str, Any]]]:
-    """(page, inherited /MediaBox /CropBox /Rotate) in order. ValueError when the tree
+    """(page, inherited /MediaBox /CropBox /Rotate /Resources) in order. ValueError when the tree
     meets a node twice (a cycle, which would otherwise never end, or a page listed
     twice)."""
     found: list[tuple[Any, dict[str, Any]]] = []
@@ -84,7 +93,7 @@ def _walk(pages_root: Any) -> list[tuple[Any, dict[str, Any]]]:
     while stack:
         node, inherited = stack.pop()
         here = dict(inherited)
-        for key in ("/MediaBox", "/CropBox", "/Rotate"):
+        for key in _INHERITED:
             if key in node:
                 here[key] = node[key]
         if node.get("/Type") != "/Page" and "/Kids" in node:

@@ -67,6 +67,7 @@ async def _lifespan(settings: Settings, app: FastAPI) -> AsyncIterator[None]:
     its push notifier and the callbacks' delivery thread (which also expires requests
     whose time ran out)."""
     context = build_context(settings)
+    context.sandbox.start()
     notifier = PushNotifier(
         context.db,
         push_provider(settings),

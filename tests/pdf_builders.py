@@ -316,3 +316,38 @@ def software_key(
         .sign(key, hashes.SHA256())
     )
     return SoftwareKey(key, certificate.public_bytes(Encoding.DER))
+
+
+def pages_in_object_stream(pages: int) -> bytes:
+    """A PDF of ``pages`` empty A4 pages whose page objects all sit in one compressed
+    object stream (PDF 1.5 §7.5.7), as some producers pack them: the case where
+    reading each object rescanned the stream's header (quadratic time)."""
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.writer import PdfFileWriter
+
+    writer = PdfFileWriter(stream_xrefs=True, init_page_tree=False)
+    stream = writer.prepare_object_stream()
+    kids = generic.ArrayObject()
+    tree = generic.DictionaryObject(
+        {
+            generic.pdf_name("/Type"): generic.pdf_name("/Pages"),
+            generic.pdf_name("/Kids"): kids,
+            generic.pdf_name("/Count"): generic.NumberObject(pages),
+        }
+    )
+    pages_ref = writer.add_object(tree)
+    for _ in range(pages):
+        page = generic.DictionaryObject(
+            {
+                generic.pdf_name("/Type"): generic.pdf_name("/Page"),
+                generic.pdf_name("/Parent"): pages_ref,
+                generic.pdf_name("/MediaBox"): generic.ArrayObject(
+                    [generic.NumberObject(v) for v in (0, 0, 595, 842)]
+                ),
+            }
+        )
+        kids.append(writer.add_object(page, obj_stream=stream))
+    writer.root[generic.pdf_name("/Pages")] = pages_ref
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()

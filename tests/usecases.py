@@ -26,6 +26,7 @@ from gateway.config import Settings, load_settings
 from gateway.db.database import Database
 from gateway.db.models import AuditEntry, Credential, IntegrationClient, SigningRequest, User
 from gateway.requests.document_store import DocumentStore
+from gateway.requests.sandbox import DocumentSandbox, SandboxLimits
 from gateway.requests.submission import Submissions
 from hsm_bridge import BridgeError, CredentialRef, SignRequest
 from hsm_bridge.credentials import SignatureMechanism
@@ -158,6 +159,16 @@ class World:
             return [(e.action, e.at) for e in entries]
 
 
+_SANDBOX: list[DocumentSandbox] = []
+
+
+def shared_sandbox() -> DocumentSandbox:
+    """One pool of document workers for every use-case test (workers start once)."""
+    if not _SANDBOX:
+        _SANDBOX.append(DocumentSandbox(SandboxLimits(workers=1)))
+    return _SANDBOX[0]
+
+
 def make_world(tmp_path: Path) -> World:
     """A new installation in ``tmp_path`` (SQLite) with one leader, one credential and
     one integration client, its use cases wired to a fake bridge and a fixed clock."""
@@ -201,8 +212,8 @@ def make_world(tmp_path: Path) -> World:
         store=store,
         bridge=bridge,
         clock=clock,
-        submissions=Submissions(settings, db, store, clock=clock),
-        service=SigningService(settings, db, store, bridge, clock=clock),  # type: ignore[arg-type]
+        submissions=Submissions(settings, db, store, shared_sandbox(), clock=clock),
+        service=SigningService(settings, db, store, bridge, shared_sandbox(), clock=clock),
         client=client,
         leader=leader,
         credential=credential,

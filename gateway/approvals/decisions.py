@@ -313,16 +313,8 @@ class SigningService(SignerInbox):
                 .values(used_at=None)
             )
         request_id = triage.requests[0].id if len(triage.requests) == 1 else None
-        if totp.is_totp_refusal(error):
-            assert isinstance(error, AuthorizationRefused)
-            return totp.refusal_of(
-                session,
-                error,
-                username=decision.user.username,
-                now=decision.now,
-                request_id=request_id,
-                client_address=decision.client_address,
-            )
+        if isinstance(error, AuthorizationRefused) and totp.is_totp_refusal(error):
+            return _totp_refusal(session, decision, error, request_id)
         audit.record(
             session,
             actor=decision.actor,
@@ -451,14 +443,7 @@ class SigningService(SignerInbox):
             except AuthorizationRefused as exc:
                 if not totp.is_totp_refusal(exc):
                     raise
-                return totp.refusal_of(
-                    session,
-                    exc,
-                    username=decision.user.username,
-                    now=decision.now,
-                    request_id=request_id,
-                    client_address=decision.client_address,
-                )
+                return _totp_refusal(session, decision, exc, request_id)
             return None
         refusal = check_device_factor(
             session,
@@ -490,3 +475,17 @@ def _credential_revoked(session: Session, request: SigningRequest) -> bool:
 def _pin_policy(session: Session, request: SigningRequest) -> str:
     credential = session.get(Credential, request.credential_id)
     return credential.pin_policy if credential is not None else "stored"
+
+
+def _totp_refusal(
+    session: Session, decision: _Decision, error: AuthorizationRefused, request_id: str | None
+) -> GatewayError:
+    """The gateway's problem for the bridge refusing the decision's TOTP code, audited."""
+    return totp.refusal_of(
+        session,
+        error,
+        username=decision.user.username,
+        now=decision.now,
+        request_id=request_id,
+        client_address=decision.client_address,
+    )

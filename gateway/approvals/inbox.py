@@ -14,7 +14,8 @@ from gateway.db.models import Credential, SigningRequest, User
 from gateway.requests.access import expire_if_due, load_owned
 from gateway.requests.document_store import DocumentStore
 from gateway.requests.lifecycle import RequestStatus, transition
-from gateway.requests.preview import preview_pdf
+from gateway.requests.preview import preview_step
+from gateway.requests.sandbox import DocumentSandbox
 from gateway.signing.pipeline import SignaturePipeline
 from hsm_bridge import BridgeClient
 from hsm_bridge.clock import Clock, utcnow
@@ -31,6 +32,7 @@ class SignerInbox:
         db: Database,
         store: DocumentStore,
         bridge: BridgeClient,
+        sandbox: DocumentSandbox,
         *,
         clock: Clock = utcnow,
     ) -> None:
@@ -38,6 +40,7 @@ class SignerInbox:
         self.db = db
         self.store = store
         self.bridge = bridge
+        self.sandbox = sandbox
         self.clock = clock
         self.pipeline = SignaturePipeline(settings, db, store, bridge, clock=clock)
 
@@ -64,11 +67,27 @@ class SignerInbox:
 
     def preview_for_signer(self, user: User, request_id: str) -> bytes:
         """The request's document with the signature the bridge will build drawn on it
-        (:func:`gateway.requests.preview.preview_pdf`), PDF bytes."""
+        (:func:`gateway.requests.preview.preview_step`, built in a document worker), PDF
+        bytes."""
         document = self.document_for_signer(user, request_id)
         with self.db.transaction() as session:
             request = load_owned(session, request_id, signer_id=user.id)
-            return preview_pdf(session, request, document, now=self.clock())
+            step = preview_step(session, request)
+        return self.sandbox.build_preview(document, step, self.clock())
+
+    def page_png(
+        self, user: User, request_id: str, page: int, width: int, *, signature: bool
+    ) -> bytes:
+        """Page ``page`` (1-based) of the request's document, ``width`` pixels wide, PNG
+        bytes, drawn in a document worker; with ``signature``, with the signature the
+        bridge will make drawn where it will go. Raises NotFound (not the signer's, or
+        no such page) and ParameterInvalid (a width past ``preview_max_width``)."""
+        document = (
+            self.preview_for_signer(user, request_id)
+            if signature
+            else self.document_for_signer(user, request_id)
+        )
+        return self.sandbox.render_page(document, page, width, self.settings.preview_max_width)
 
     def pin_key_for_signer(self, user: User, request_id: str) -> bytes:
         """The HPKE public key (65-byte uncompressed P-256 point) of the bridge holding

@@ -8,7 +8,6 @@ more forgiving readers would recover it.
 
 from __future__ import annotations
 
-import io
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +16,11 @@ from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields
 from pyhanko.sign.fields import MDPPerm
-from pyhanko.sign.validation import read_certification_data, validate_pdf_signature
+from pyhanko.sign.validation import (
+    read_certification_data,
+    validate_pdf_signature,
+    validate_pdf_timestamp,
+)
 from pyhanko.sign.validation.status import SignatureCoverageLevel
 
 from gateway.errors import (
@@ -25,6 +28,7 @@ from gateway.errors import (
     DocumentEmpty,
     DocumentEncrypted,
     DocumentNotPdf,
+    DocumentTooComplex,
     DocumentTooLarge,
     DocumentTruncated,
     DocumentUnreadable,
@@ -32,8 +36,10 @@ from gateway.errors import (
 )
 from pdf_structure.fields import empty_field_flags, field_names, signature_field_places
 from pdf_structure.geometry import from_user_space, page_geometries
+from pdf_structure.limits import DocumentLimits, LimitExceeded, check_limits, human_bytes
+from pdf_structure.reader import open_reader
 
-__all__ = ["DocumentReport", "inspect_pdf"]
+__all__ = ["DocumentReport", "inspect_pdf", "unreadable_reason"]
 
 log = logging.getLogger(__name__)
 
@@ -86,43 +92,79 @@ def _get(obj: Any, key: str) -> Any:
         return None
 
 
-def inspect_pdf(data: bytes, *, max_bytes: int) -> DocumentReport:
-    """Inspect ``data`` (the uploaded bytes, at most ``max_bytes``).
+def inspect_pdf(
+    data: bytes, *, max_bytes: int, limits: DocumentLimits | None = None
+) -> DocumentReport:
+    """Inspect ``data`` (the uploaded bytes, at most ``max_bytes``) within ``limits``
+    (:class:`~pdf_structure.limits.DocumentLimits`; the defaults when None).
 
     Raises DocumentTooLarge, DocumentNotPdf (no ``%PDF-`` header in the first 1024
     bytes), DocumentTruncated (no ``%%EOF`` near the end), DocumentUnreadable (pyHanko
-    cannot parse it or its page tree), DocumentEncrypted (any security handler),
+    cannot parse it or its page tree, or the tree's page count is false),
+    DocumentEncrypted (any security handler), DocumentTooComplex (past ``limits``),
     DocumentCertifiedNoChanges (DocMDP P=1, ISO 32000-1 §12.8.2.2), DocumentXfa
     (dynamic XFA), DocumentEmpty (no page).
     """
     if len(data) > max_bytes:
-        raise DocumentTooLarge(f"the document has {len(data)} bytes; the limit is {max_bytes}")
+        raise DocumentTooLarge(
+            f"the document has {human_bytes(len(data))}; the limit is {human_bytes(max_bytes)}"
+        )
     if b"%PDF-" not in data[:1024]:
-        raise DocumentNotPdf("the upload does not start with a %PDF- header")
+        raise DocumentNotPdf("the file does not start like a PDF (no %PDF- header)")
     if b"%%EOF" not in data[-1024:]:
-        raise DocumentTruncated("no %%EOF marker at the end: the file is incomplete")
+        raise DocumentTruncated("the file ends early (no %%EOF marker): it is incomplete")
     try:
-        reader = PdfFileReader(io.BytesIO(data), strict=False)
+        reader = open_reader(data)
         encrypted = reader.encrypted
     except Exception as exc:  # noqa: BLE001 - pyHanko raises bare ValueError/AssertionError
-        raise DocumentUnreadable(f"the PDF cannot be parsed ({type(exc).__name__})") from exc
+        raise DocumentUnreadable(unreadable_reason(exc)) from exc
     if encrypted:
         raise DocumentEncrypted("encrypted PDFs are not accepted; submit the decrypted file")
     try:
-        return _examine(reader)
-    except (DocumentCertifiedNoChanges, DocumentXfa, DocumentEmpty):
+        return _examine(reader, limits or DocumentLimits())
+    except (DocumentCertifiedNoChanges, DocumentXfa, DocumentEmpty, DocumentUnreadable):
         raise
+    except LimitExceeded as exc:
+        raise DocumentTooComplex(str(exc)) from exc
     except Exception as exc:  # noqa: BLE001 - any failure of the parser on a damaged file
-        raise DocumentUnreadable(f"the PDF cannot be read ({type(exc).__name__})") from exc
+        raise DocumentUnreadable(unreadable_reason(exc)) from exc
 
 
-def _examine(reader: PdfFileReader) -> DocumentReport:
+# What pyHanko's messages mean, in words a clerk can pass on to whoever made the file.
+_REASONS = (
+    ("header", "the file does not start like a PDF"),
+    ("eof marker", "the end of the file is missing"),
+    ("startxref", "the table that locates the file's parts (cross-reference) is missing"),
+    ("xref", "the table that locates the file's parts (cross-reference) is damaged"),
+    ("trailer", "the file's trailer is damaged"),
+    ("meets a node twice", "the page list loops back on itself"),
+    ("object stream", "a compressed part of the file (object stream) is damaged"),
+    ("decod", "a compressed part of the file cannot be decompressed"),
+    ("/pages", "the file has no page list"),
+)
+
+
+def unreadable_reason(exc: BaseException) -> str:
+    """Why the PDF cannot be read, for the document system's clerk: the damage named
+    in plain words (pyHanko's message mapped), and what to do about it."""
+    text = f"{exc} {type(exc).__name__}".casefold()
+    reason = next((words for marker, words in _REASONS if marker in text), "the file is damaged")
+    return f"the PDF cannot be read: {reason}; open it and save it again as PDF"
+
+
+def _examine(reader: PdfFileReader, limits: DocumentLimits) -> DocumentReport:
     root = reader.root
-    page_count = int(root["/Pages"]["/Count"])
+    declared = int(root["/Pages"]["/Count"])
+    # The page tree walked (a loop refused), every page within the limits; the count
+    # the tree declares must be the count it holds (readers trust one or the other).
+    page_count = check_limits(root["/Pages"], limits)
     if page_count < 1:
         raise DocumentEmpty("the PDF has no pages")
-    # Walk to the last page: a broken page tree fails here, not at signing time.
-    reader.find_page_for_modification(page_count - 1)
+    if declared != page_count:
+        raise DocumentUnreadable(
+            f"the PDF cannot be read: its page list says {declared} pages but holds"
+            f" {page_count}; open it and save it again as PDF"
+        )
     warnings: list[str] = []
     acroform = _get(root, "/AcroForm")
     if _get(acroform, "/XFA") is not None and bool(_get(root, "/NeedsRendering")):
@@ -220,8 +262,13 @@ def _has_javascript_action(root: Any) -> bool:
 
 def _signature_intact(sig: Any) -> bool:
     """True when the earlier signature's digest and signature value check out (trust is
-    not the question here: only whether the bytes it covers are unchanged)."""
+    not the question here: only whether the bytes it covers are unchanged). A document
+    timestamp (/DocTimeStamp, PAdES-LTA, ETSI EN 319 142-1 §5.4) is checked as the
+    RFC 3161 timestamp it is, not as a signature."""
     try:
+        if sig.sig_object_type == "/DocTimeStamp":
+            stamp = validate_pdf_timestamp(sig, skip_diff=True)
+            return bool(stamp.intact and stamp.valid)
         status = validate_pdf_signature(sig, skip_diff=True)
         whole = status.coverage in (
             SignatureCoverageLevel.ENTIRE_REVISION,

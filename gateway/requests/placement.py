@@ -53,13 +53,11 @@ def text_lines(document: bytes, page_index: int) -> list[TextLine]:
     return sorted(lines, key=lambda line: -line.box[3])
 
 
-def signer_block_box(
-    document: bytes, page_count: int, display_name: str, *, aspect: float
-) -> tuple[int, Box]:
-    """The 1-based page and the box (points, page as displayed) for the signature of
-    ``display_name`` on the last page: centred on the name line, between it and the
-    title line above, ``aspect`` (width / height) kept. Raises SignerBlockNotFound."""
-    lines = text_lines(document, page_count - 1)
+def signer_block_box(lines: list[TextLine], display_name: str, *, aspect: float) -> Box:
+    """The box (points, page space) for the signature of ``display_name`` in the signer
+    block of a page whose text is ``lines`` (:func:`text_lines`): centred on the name
+    line, between it and the title line above, ``aspect`` (width / height) kept. Raises
+    SignerBlockNotFound."""
     wanted = _normalised(display_name)
     names = [line for line in lines if wanted and wanted in _normalised(line.text)]
     if not names:
@@ -82,7 +80,7 @@ def signer_block_box(
     bottom = name.box[3] + gap * 0.1
     box = (centre_x - width / 2, bottom, centre_x + width / 2, bottom + height)
     x1, y1, x2, y2 = (round(v, 2) for v in box)
-    return page_count, (x1, y1, x2, y2)
+    return (x1, y1, x2, y2)
 
 
 # Where an attachment's or copy's text line goes (docs/vn-signature-format.md: the top right

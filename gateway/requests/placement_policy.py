@@ -18,7 +18,7 @@ from gateway.errors import (
     ParameterInvalid,
 )
 from gateway.requests.intake import DocumentReport
-from gateway.requests.placement import signer_block_box
+from gateway.requests.placement import TextLine, signer_block_box
 from hsm_bridge.pades import PadesLevel, SignatureParameters
 
 __all__ = [
@@ -94,16 +94,17 @@ def _placement(params: SignatureParameters, report: DocumentReport) -> Signature
 
 
 def signer_block_placement(
-    params: SignatureParameters, document: bytes, report: DocumentReport, signer: User
+    params: SignatureParameters, lines: list[TextLine], report: DocumentReport, signer: User
 ) -> SignatureParameters:
-    """``params`` with the page and box of ``signer``'s block on the last page, the box
-    shaped like their signature image (or 3:1 without one), as the page is displayed.
-    Raises SignerBlockNotFound."""
+    """``params`` with the page and box of ``signer``'s block on the last page (whose text
+    is ``lines``), the box shaped like their signature image (or 3:1 without one), as
+    the page is displayed. Raises SignerBlockNotFound."""
     aspect = 3.0
     if signer.signature_image is not None:
         with Image.open(io.BytesIO(signer.signature_image)) as image:
             aspect = image.width / image.height
-    page, found = signer_block_box(document, report.page_count, signer.display_name, aspect=aspect)
+    page = report.page_count
+    found = signer_block_box(lines, signer.display_name, aspect=aspect)
     cx1, cy1 = report.page_origins[page - 1]
     width, height = report.page_sizes[page - 1]
     x1, y1, x2, y2 = found[0] - cx1, found[1] - cy1, found[2] - cx1, found[3] - cy1

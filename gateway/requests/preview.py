@@ -1,16 +1,15 @@
 """The preview of a signature's place and look: the approved document with the signature
 the bridge will build, drawn by the bridge's own builder.
 
-The preview runs :func:`hsm_bridge.pades.build_signed_pdf` with the request's approved
-parameters, the credential's certificate and chain and the approved image, exactly as
-the bridge will, but with :func:`~hsm_bridge.pades.placeholder_signature` instead of a
-token: the page the tablet shows is the page the bridge will sign, except for the time
+A document worker runs :func:`hsm_bridge.pades.build_signed_pdf` with the request's
+approved parameters, the credential's certificate and chain and the approved image,
+exactly as the bridge will, but with :func:`~hsm_bridge.pades.placeholder_signature`
+instead of a token: the page the tablet shows is the page the bridge will sign, except for the time
 written in a text appearance (the preview's, not the signing's).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 
 from cryptography import x509
@@ -20,14 +19,12 @@ from sqlalchemy.orm import Session
 from gateway.db.models import Credential, Organisation, SigningRequest, User
 from gateway.errors import DocumentChanged
 from hsm_bridge.credentials import SignatureMechanism
-from hsm_bridge.pades import (
-    SignatureParameters,
-    SignerIdentity,
-    build_signed_pdf,
-    placeholder_signature,
-)
+from hsm_bridge.pades import SignatureParameters, SignerIdentity
 
-__all__ = ["identity_of", "preview_pdf", "signature_image"]
+__all__ = ["SignatureStep", "identity_of", "preview_step", "signature_image"]
+
+# a signature to build: its parameters, the signer as the bridge names them, its image
+SignatureStep = tuple[SignatureParameters, SignerIdentity, bytes | None]
 
 
 def identity_of(credential: Credential, mechanism: str) -> SignerIdentity:
@@ -56,12 +53,12 @@ def signature_image(
     return owner.signature_image if owner is not None else None
 
 
-def preview_pdf(
-    session: Session, request: SigningRequest, document: bytes, *, now: dt.datetime
-) -> bytes:
-    """``document`` (the request's approved bytes) with the signature the bridge will
-    build, its /Contents left blank. Raises DocumentChanged when the stored image is no
-    longer the approved one, and pyHanko's errors."""
+def preview_step(session: Session, request: SigningRequest) -> SignatureStep:
+    """What the bridge will build ``request``'s signature with: its approved parameters,
+    the credential's certificate and chain, and the approved image (a document worker
+    builds it with a stand-in signature value:
+    :func:`gateway.requests.sandbox_tasks.build_preview`). Raises DocumentChanged when
+    the stored image is no longer the approved one."""
     params = SignatureParameters.from_json(request.parameters)
     credential = session.get(Credential, request.credential_id)
     assert credential is not None
@@ -70,12 +67,4 @@ def preview_pdf(
         image is None or hashlib.sha256(image).hexdigest() != params.image_sha256
     ):
         raise DocumentChanged("the signature image changed after submission")
-    identity = identity_of(credential, request.mechanism)
-    return build_signed_pdf(
-        document,
-        params,
-        identity,
-        image=image,
-        signing_time=now,
-        sign_digest=placeholder_signature(identity),
-    )
+    return params, identity_of(credential, request.mechanism), image

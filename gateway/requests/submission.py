@@ -24,18 +24,22 @@ from gateway.errors import (
     ParameterInvalid,
     RequestExpired,
     RequestNotSigned,
+    SubmissionConflict,
 )
 from gateway.integration.callbacks import check_callback_url
 from gateway.requests.access import expire_if_due, load_owned
 from gateway.requests.document_store import DocumentStore
-from gateway.requests.intake import DocumentReport, inspect_pdf
+from gateway.requests.intake import DocumentReport
 from gateway.requests.lifecycle import RequestStatus, transition
+from gateway.requests.placement import TextLine
 from gateway.requests.placement_policy import (
     check_final_placement,
     requested_placement,
     signer_block_placement,
 )
+from gateway.requests.sandbox import DocumentSandbox
 from gateway.requests.schemas import WorkflowStepView, WorkflowView
+from gateway.requests.signable import signature_steps
 from gateway.requests.workflow_rules import (
     SignerChoice,
     WorkflowOrder,
@@ -81,12 +85,14 @@ class Submissions:
         settings: Settings,
         db: Database,
         store: DocumentStore,
+        sandbox: DocumentSandbox,
         *,
         clock: Clock = utcnow,
     ) -> None:
         self.settings = settings
         self.db = db
         self.store = store
+        self.sandbox = sandbox
         self.clock = clock
         self.notifiers: list[Notifier] = []
 
@@ -130,15 +136,29 @@ class Submissions:
             earlier = self._idempotent_replay(client, idempotency_key, fingerprint)
             if earlier is not None:
                 return Submission(earlier, created=False)
-        report = inspect_pdf(document, max_bytes=self.settings.max_document_bytes)
+        report = self.sandbox.inspect(
+            document, self.settings.max_document_bytes, self.settings.document_limits
+        )
         params = requested_placement(
             params, report, placement, has_tsa=self.settings.tsa_url is not None
         )
-        order = _Order(
-            client, document, report, signer_username, params, placement, workflow, fingerprint
+        lines = (
+            self.sandbox.page_lines(document, report.page_count - 1) if placement == "auto" else []
         )
+        order = _Order(
+            client,
+            document,
+            report,
+            signer_username,
+            params,
+            placement,
+            workflow,
+            fingerprint,
+            lines,
+        )
+        choice = self._check_signable(order)
         try:
-            request = self._persist(order, idempotency_key, callback_url, client_address)
+            request = self._persist(order, choice, idempotency_key, callback_url, client_address)
         except IntegrityError as exc:
             # a concurrent submission with the same Idempotency-Key committed first
             if idempotency_key is None:
@@ -163,22 +183,42 @@ class Submissions:
             raise ParameterInvalid("this client has no callback secret to sign callbacks")
         return checked
 
+    def _check_signable(self, order: _Order) -> SignerChoice:
+        """The workflow rules and the final placement, then every signature the request
+        will get built on the document with a stand-in signature value, in a document
+        worker, as the bridge will build them: a document that cannot take them is
+        refused now (DocumentUnsignable), before anyone approves it."""
+        with self.db.transaction() as session:
+            choice = self._signer_choice(session, order)
+            check_final_placement(choice.params, order.report)
+            steps = signature_steps(session, order.workflow, choice)
+        self.sandbox.check_signable(order.document, steps, self.clock())
+        return choice
+
     def _persist(
         self,
         order: _Order,
+        checked: SignerChoice,
         idempotency_key: str | None,
         callback_url: str | None,
         client_address: str | None,
     ) -> SigningRequest:
-        """Store the document, then in one transaction: the workflow rules, the final
-        placement check, the request and its audit entry. The stored document is
-        discarded when anything fails."""
+        """Store the document, then in one transaction: the workflow rules again (they
+        must still give what was checked: SubmissionConflict otherwise), the request and
+        its audit entry. The stored document is discarded when anything fails."""
         request_id = str(uuid.uuid4())
         self.store.write(request_id, DocumentStore.ORIGINAL, order.document)
         try:
             with self.db.transaction() as session:
                 choice = self._signer_choice(session, order)
-                check_final_placement(choice.params, order.report)
+                if (choice.params, choice.credential.id) != (
+                    checked.params,
+                    checked.credential.id,
+                ):
+                    raise SubmissionConflict(
+                        "the signer's credential or organisation changed while the document"
+                        " was being checked; submit it again"
+                    )
                 request = self._new_request(
                     request_id, order, choice, idempotency_key, callback_url
                 )
@@ -195,7 +235,7 @@ class Submissions:
         choice = choose_signer(session, workflow, order.signer_username, order.params, report)
         params, signer = choice.params, choice.signer
         if order.placement == "auto":
-            params = signer_block_placement(params, order.document, report, signer)
+            params = signer_block_placement(params, order.lines, report, signer)
         if choice.organisation is None and signer.signature_image is not None and params.visible:
             # a visible signature shows the signer's image: they approve it too
             params = replace(
@@ -331,6 +371,7 @@ class _Order:
     placement: str | None
     workflow: WorkflowOrder | None
     fingerprint: str
+    lines: list[TextLine]
 
 
 def _fingerprint(

@@ -37,7 +37,7 @@ from gateway.requests.states import RequestStatus
 from gateway.requests.workflow_steps import STEPS
 from hsm_bridge.pades import SignatureParameters
 
-__all__ = ["advance"]
+__all__ = ["advance", "seal_step_parameters"]
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,21 @@ def advance(
     return step
 
 
+def seal_step_parameters(first: SignatureParameters, seal_image: bytes) -> SignatureParameters:
+    """The seal's signature parameters after step 1 signed with ``first``: the field step
+    1 named for it, the organisation's seal image (PNG bytes), step 1's location and
+    PAdES level. ValueError when step 1 named no field for the seal."""
+    if first.next_field_name is None:
+        raise ValueError("step 1 of an official document names no field for the seal")
+    return SignatureParameters(
+        location=first.location,
+        field_name=first.next_field_name,
+        pades_level=first.pades_level,
+        image_sha256=hashlib.sha256(seal_image).hexdigest(),
+        seal=True,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class _StepSigner:
     """Who signs the seal step, with which credential, and the step's parameters."""
@@ -141,13 +156,7 @@ def _seal_signer(
             unsigned,
         ), exc
     assert organisation.seal_image is not None
-    params = SignatureParameters(
-        location=first.location,
-        field_name=first.next_field_name,
-        pades_level=first.pades_level,
-        image_sha256=hashlib.sha256(organisation.seal_image).hexdigest(),
-        seal=True,
-    )
+    params = seal_step_parameters(first, organisation.seal_image)
     return _StepSigner(
         keeper.id, credential.id, credential.certificate_sha256, credential.mechanism, params
     ), None

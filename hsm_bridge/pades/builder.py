@@ -35,7 +35,9 @@ from hsm_bridge.credentials import SignatureMechanism
 from hsm_bridge.pades.appearance import appearance_style, local_time_text
 from hsm_bridge.pades.parameters import Box, PadesLevel, SignatureParameters
 from pdf_structure.fields import field_names, signature_field_places
-from pdf_structure.geometry import page_geometries, page_geometry, to_user_space
+from pdf_structure.geometry import page_geometries, page_geometry, page_objects, to_user_space
+from pdf_structure.limits import DocumentLimits, LimitExceeded
+from pdf_structure.reader import open_reader
 
 __all__ = ["SignerIdentity", "build_signed_pdf", "check_images", "placeholder_signature"]
 
@@ -145,6 +147,7 @@ def build_signed_pdf(
     signing_time: dt.datetime,
     sign_digest: SignDigest,
     timestamper: TimeStamper | None = None,
+    max_pages: int = DocumentLimits().max_pages,
 ) -> bytes:
     """Sign ``document`` (PDF bytes) as ``params`` say, as an incremental update; return
     the signed PDF, of which ``document`` is an exact prefix.
@@ -157,9 +160,14 @@ def build_signed_pdf(
 
     The fields of ``params.empty_fields`` are created empty in the same update, after
     the signature's own (so that they are drawn over it). Raises pyHanko's errors on a
-    document it cannot update, the token's errors from ``sign_digest``, and ValueError
-    when the output does not start with the input (never expected)."""
-    writer = IncrementalPdfFileWriter(io.BytesIO(document), strict=False)
+    document it cannot update, the token's errors from ``sign_digest``,
+    :class:`~pdf_structure.limits.LimitExceeded` past ``max_pages``, and ValueError when
+    the output does not start with the input (never expected). The document is read as
+    the gateway's intake reads it (:func:`pdf_structure.reader.open_reader`)."""
+    writer = IncrementalPdfFileWriter.from_reader(open_reader(document))
+    pages = len(page_objects(writer.root["/Pages"]))
+    if pages > max_pages:
+        raise LimitExceeded("pages", f"the document has {pages} pages; the limit is {max_pages}")
     field_name = params.field_name or _free_field_name(writer, params)
     new_field, rotation = _add_fields(writer, params, field_name)
     token_signer = _TokenSigner(identity, sign_digest)

@@ -24,7 +24,7 @@ from hsm_bridge import Bridge
 from hsm_bridge.errors import ActivationInvalid, CertificateNotUsable
 from hsm_bridge.pades import SignatureParameters
 from hsm_bridge.sam.activation import ActivationIssuer
-from mobile_api.preview import render_page_png
+from gateway.requests.rendering import render_page_png
 from signing_gateway.demo.images import demo_signature_png
 from signing_gateway.demo.sample_pdf import sample_pdf
 from tests.commands import cli

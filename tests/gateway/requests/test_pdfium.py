@@ -12,7 +12,7 @@ _SCRIPT = textwrap.dedent(
     """
     import sys, threading
     from gateway.requests.placement import text_lines
-    from mobile_api.preview import render_page_png
+    from gateway.requests.rendering import render_page_png
 
     document = open(sys.argv[1], "rb").read()
     errors = []

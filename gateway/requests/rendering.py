@@ -1,4 +1,5 @@
-"""Page previews rendered with pypdfium2 (PDFium) from the exact bytes to be signed."""
+"""Page previews rendered with pypdfium2 (PDFium) from the exact bytes to be signed. Runs
+in a document worker (:mod:`gateway.requests.sandbox`), never in the service itself."""
 
 from __future__ import annotations
 

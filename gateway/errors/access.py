@@ -1,0 +1,65 @@
+"""Refusals for who the caller is or what they may see."""
+
+from __future__ import annotations
+
+from gateway.errors.base import AccessRefused
+
+__all__ = [
+    "CredentialsInvalid",
+    "Forbidden",
+    "LoginLocked",
+    "LoginRateLimited",
+    "NotFound",
+    "Unauthenticated",
+]
+
+
+class Unauthenticated(AccessRefused):
+    """No valid API key or session token came with the request (missing, unknown, expired
+    or revoked)."""
+
+    code = "unauthenticated"
+    status = 401
+    title = "Authentication required"
+
+
+class CredentialsInvalid(AccessRefused):
+    """A login named an unknown user, a wrong password, or a disabled account (the same
+    answer for all three)."""
+
+    code = "credentials_invalid"
+    status = 401
+    title = "Wrong username or password"
+
+
+class LoginLocked(AccessRefused):
+    """Logins of this account are locked for a while after too many wrong passwords."""
+
+    code = "login_locked"
+    status = 429
+    title = "Too many failed logins"
+
+
+class LoginRateLimited(AccessRefused):
+    """One client address tried to log in more often than ``login_rate_limit`` allows."""
+
+    code = "login_rate_limited"
+    status = 429
+    title = "Too many logins from this address"
+
+
+class Forbidden(AccessRefused):
+    """The caller is known but may not do this (invariant 7)."""
+
+    code = "forbidden"
+    status = 403
+    title = "Not allowed"
+
+
+class NotFound(AccessRefused):
+    """No such resource, or not one the caller may see (a signer never learns of other
+    signers' requests)."""
+
+    code = "not_found"
+    status = 404
+    title = "Not found"

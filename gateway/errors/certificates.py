@@ -1,0 +1,26 @@
+"""The signer's certificate cannot sign now (docs/design.md invariant 6)."""
+
+from __future__ import annotations
+
+from gateway.errors.base import CertificateRefused
+
+__all__ = [
+    "CertificateNotValid",
+    "CertificateRevoked",
+]
+
+
+class CertificateNotValid(CertificateRefused):
+    """Checked right before signing (invariant 6): nothing is signed."""
+
+    code = "certificate_not_valid"
+    status = 409
+    title = "The signer's certificate is expired or not yet valid"
+
+
+class CertificateRevoked(CertificateRefused):
+    """The credential was revoked: nothing is signed with it any more."""
+
+    code = "certificate_revoked"
+    status = 409
+    title = "The signer's certificate is revoked"
