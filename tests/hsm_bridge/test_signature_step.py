@@ -19,12 +19,12 @@ from PIL import Image, ImageChops
 from pyhanko.pdf_utils.reader import PdfFileReader
 
 from gateway.bridges import bridge_config
+from gateway.requests.rendering import render_page_png
 from gateway.secrets_at_rest import InstallationKeys
 from hsm_bridge import Bridge
 from hsm_bridge.errors import ActivationInvalid, CertificateNotUsable
 from hsm_bridge.pades import SignatureParameters
 from hsm_bridge.sam.activation import ActivationIssuer
-from gateway.requests.rendering import render_page_png
 from signing_gateway.demo.images import demo_signature_png
 from signing_gateway.demo.sample_pdf import sample_pdf
 from tests.commands import cli
