@@ -9,7 +9,7 @@ variants run on the same document and the leader's token:
   ``pyhanko.sign.pkcs11.PKCS11Signer`` on a logged-in session, N times in a row;
 - ``gateway``: N requests are submitted (not timed: intake is the document system's
   side), then one device-signed decision approves them all
-  (``SigningService.decide``: the bridge checks the statement, issues N SADs, and for each
+  (``SigningService.approve_batch``: the bridge checks the statement, issues N SADs, and for each
   request builds the PAdES signature, signs on the token and the gateway stores the
   result, with its life-cycle transitions and audit entries); the time is from the
   decision to the last request ``signed``.

@@ -108,14 +108,12 @@ class Settings(BaseSettings):
     activation_ttl_seconds: int = Field(300, gt=0)
     totp_max_failures: int = Field(5, gt=0)
     totp_lockout_seconds: int = Field(15 * 60, gt=0)
-    login_max_failures: int = Field(10, gt=0)
     login_rate_limit: str = Field(
         "30/minute", description="logins per client address (limits' notation, e.g. 30/minute)"
     )
     rate_limit_storage_url: str = Field(
         "memory://", description="where rate-limit counters live; redis://… with replicas"
     )
-    login_lockout_seconds: int = Field(15 * 60, gt=0)
     preview_max_width: int = Field(2000, gt=0)
     push_provider: Literal["log", "fcm"] = "log"
     fcm_service_account_file: Path | None = None
@@ -127,6 +125,12 @@ class Settings(BaseSettings):
         " (Decree 30 prescribes no such text on the main document: unconfirmed)",
     )
     batch_max_requests: int = Field(50, gt=0, le=500, description="requests per decision")
+    signing_lease_seconds: int = Field(
+        600,
+        gt=0,
+        description="how long a process may take to sign what it took (a batch), after"
+        " which another process recovers it",
+    )
     approval_nonce_ttl_seconds: int = Field(
         24 * 3600, gt=0, description="lifetime of a server nonce for a signed decision"
     )
@@ -139,6 +143,12 @@ class Settings(BaseSettings):
     callback_poll_seconds: float = Field(2.0, gt=0, description="outbox and expiry sweep period")
     callback_retry_seconds: float = Field(10.0, gt=0, description="first retry delay, doubled")
     callback_max_attempts: int = Field(15, gt=0)
+    callback_allowed_networks: list[str] = Field(
+        default_factory=list,
+        description="networks (CIDR) besides public addresses that callbacks may go to,"
+        " e.g. the document system's intranet: 10.20.0.0/16; loopback, link-local and"
+        " private addresses are refused otherwise",
+    )
     callback_timeout_seconds: float = Field(10.0, gt=0)
     audit_checkpoint_every: int = Field(
         100, gt=0, description="a signed audit checkpoint every this many entries"

@@ -1,14 +1,19 @@
-"""The operator's endpoints: ``GET /health`` (liveness and the tokens' states) and
-``GET /metrics`` (Prometheus text of the in-process bridge)."""
+"""The operator's endpoints. ``GET /health`` is the public liveness answer: it names
+nothing (no token, no module, no bridge). The details, ``GET /operator/health`` (every
+token with its state, unreachable bridges), and ``GET /metrics`` (Prometheus text of the
+in-process bridge) need the operator token (:mod:`gateway.admin.operators`):
+``Authorization: Bearer <token>``. The nginx sample keeps both inside the host."""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 
+from gateway.admin.operators import check_operator_token
 from gateway.context import GatewayContext, context_of
+from gateway.errors import Unauthenticated
 from hsm_bridge import BridgeError
 from hsm_bridge.pkcs11 import metrics
 from hsm_bridge.transport.router import BridgeRouter
@@ -16,14 +21,30 @@ from hsm_bridge.transport.router import BridgeRouter
 __all__ = ["router"]
 
 router = APIRouter(tags=["operations"])
+Context = Annotated[GatewayContext, Depends(context_of)]
+
+
+def operator(request: Request, context: Context) -> None:
+    """FastAPI dependency: the caller holds the operator token (401 otherwise)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not check_operator_token(
+        context.settings.secrets_dir, token.strip()
+    ):
+        raise Unauthenticated("send Authorization: Bearer <operator token>")
 
 
 @router.get("/health")
-def health(context: Annotated[GatewayContext, Depends(context_of)]) -> dict[str, object]:
-    """Liveness, and every token the bridge(s) know with its state (``ok``,
-    ``removed``, ``unhealthy``, ``failing``, ``pin_locked``). ``status`` is
-    ``degraded`` when a token is not ``ok`` or a bridge does not answer; the HTTP
-    status stays 200 (the gateway itself is alive)."""
+def health() -> dict[str, str]:
+    """Liveness: 200 ``{"status": "ok"}`` while the process serves. Names nothing."""
+    return {"status": "ok"}
+
+
+@router.get("/operator/health", dependencies=[Depends(operator)])
+def operator_health(context: Context) -> dict[str, object]:
+    """Every token the bridge(s) know with its state (``ok``, ``removed``,
+    ``unhealthy``, ``failing``, ``pin_locked``). ``status`` is ``degraded`` when a token
+    is not ``ok`` or a bridge does not answer; the HTTP status stays 200 (the gateway
+    itself is alive). Needs the operator token."""
     bridge = context.bridge
     try:
         tokens = [dataclasses.asdict(t) for t in bridge.health()]
@@ -38,8 +59,8 @@ def health(context: Annotated[GatewayContext, Depends(context_of)]) -> dict[str,
     }
 
 
-@router.get("/metrics", include_in_schema=False)
+@router.get("/metrics", include_in_schema=False, dependencies=[Depends(operator)])
 def prometheus() -> Response:
     """Prometheus metrics of the in-process bridge (operations, latency, errors per
-    token)."""
+    token). Needs the operator token."""
     return Response(metrics.render(), media_type=metrics.CONTENT_TYPE)

@@ -13,16 +13,64 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.errors import GatewayError
 from hsm_bridge.errors import BridgeError
 
-__all__ = ["PROBLEM_TYPE_BASE", "install_error_handlers", "problem"]
+__all__ = ["PROBLEM_TYPE_BASE", "Problem", "document_problems", "install_error_handlers", "problem"]
 
 log = logging.getLogger(__name__)
 
 PROBLEM_TYPE_BASE = "https://signing-gateway.invalid/problems/"
+
+
+class Problem(BaseModel):
+    """An error answer (RFC 9457 ``application/problem+json``): ``code`` is the stable
+    machine-readable reason, ``detail`` says what is wrong in words a clerk understands,
+    ``retryable`` whether the same call may succeed later unchanged; some problems add
+    members (``retry_after`` seconds, ``reason``, ``errors``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    retryable: bool
+
+
+_PROBLEM_CONTENT = {
+    "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+}
+
+
+def document_problems(app: FastAPI) -> None:
+    """Make ``app``'s OpenAPI description say what errors look like: every operation's
+    4xx and 5xx answers are :class:`Problem` documents (``application/problem+json``),
+    in place of FastAPI's default validation-error schema."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        described = generate()
+        schemas = described.setdefault("components", {}).setdefault("schemas", {})
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+        schemas["Problem"] = Problem.model_json_schema()
+        for path in described.get("paths", {}).values():
+            for operation in path.values():
+                responses = operation.setdefault("responses", {})
+                responses.pop("422", None)
+                for status, what in (("4XX", "Refused"), ("5XX", "Failed")):
+                    responses[status] = {"description": what, "content": _PROBLEM_CONTENT}
+        app.openapi_schema = described
+        return described
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way
 
 
 def problem(

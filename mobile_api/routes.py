@@ -22,6 +22,7 @@ from gateway.requests.schemas import SigningRequestView
 from hsm_bridge.errors import AuthorizationRefused, RefusalReason
 from mobile_api import auth
 from mobile_api.deps import Context, Signer, client_address
+from mobile_api.throttle import LoginThrottle
 
 __all__ = ["router"]
 
@@ -45,12 +46,12 @@ class SessionView(BaseModel):
 
 @router.post("/sessions", response_model=SessionView, status_code=201)
 def create_session(body: LoginBody, request: Request, context: Context) -> SessionView:
-    """Log in; 401 ``credentials_invalid``, 429 ``login_locked`` or
-    ``login_rate_limited`` (too many logins from one address)."""
-    limiter: auth.LoginLimiter = request.app.state.login_limiter
-    limiter.hit(client_address(request))
+    """Log in; 401 ``credentials_invalid`` (unknown name or wrong password, the same
+    answer), 429 ``login_rate_limited`` with ``retry_after`` (seconds) when this address
+    or this name must wait (:mod:`mobile_api.throttle`)."""
+    throttle: LoginThrottle = request.app.state.login_throttle
     issued = auth.login(
-        context, body.username, body.password, client_address=client_address(request)
+        context, throttle, body.username, body.password, client_address=client_address(request)
     )
     return SessionView(access_token=issued.access_token, expires_in=issued.expires_in)
 

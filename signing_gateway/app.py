@@ -14,12 +14,13 @@ from gateway.config import Settings
 from gateway.context import build_context
 from gateway.integration import api as integration_api
 from gateway.integration.callbacks import CallbackDeliverer
-from gateway.problems import install_error_handlers
+from gateway.integration.destinations import DestinationPolicy
+from gateway.problems import document_problems, install_error_handlers
 from mobile_api import decisions as mobile_decisions
 from mobile_api import devices as mobile_devices
 from mobile_api import routes as mobile_routes
-from mobile_api.auth import LoginLimiter
 from mobile_api.push import FcmPushProvider, LogPushProvider, PushNotifier, PushProvider
+from mobile_api.throttle import LoginThrottle
 
 __all__ = ["create_app"]
 
@@ -47,7 +48,8 @@ def create_app(settings: Settings) -> FastAPI:
         "from a tablet.",
     )
     install_error_handlers(app)
-    app.state.login_limiter = LoginLimiter(
+    document_problems(app)
+    app.state.login_throttle = LoginThrottle(
         settings.login_rate_limit, settings.rate_limit_storage_url
     )
     for router in (
@@ -83,12 +85,13 @@ async def _lifespan(settings: Settings, app: FastAPI) -> AsyncIterator[None]:
         retry_seconds=settings.callback_retry_seconds,
         max_attempts=settings.callback_max_attempts,
         timeout_seconds=settings.callback_timeout_seconds,
+        policy=DestinationPolicy(settings.callback_allowed_networks),
         clock=context.clock,
     )
     stop = threading.Event()
     sweeper = threading.Thread(
         target=deliverer.run,
-        args=(stop, settings.callback_poll_seconds, context.service.expire_due),
+        args=(stop, settings.callback_poll_seconds, context.service.housekeeping),
         name="callbacks",
         daemon=True,
     )

@@ -143,42 +143,52 @@ class Server:
         )
 
 
-@pytest.fixture(scope="session")
-def server(
-    installation: Settings, demo_credentials: dict, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Server]:
+def start_server(
+    installation: Settings, log_path: Path, **env: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``signing-gateway serve`` on the test installation, on a free port, its output in
+    ``log_path``, ``env`` added to its environment; the process and its base URL once
+    it answers."""
     port = _free_port()
-    log_path = tmp_path_factory.mktemp("server") / "server.log"
-    with log_path.open("wb") as log:
+    with log_path.open("ab") as log:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "signing_gateway.cli",
-                "serve",
-                "--data-dir",
-                str(installation.data_dir),
-                "--port",
-                str(port),
-            ],
+            [sys.executable, "-m", "signing_gateway.cli", "serve"]
+            + ["--data-dir", str(installation.data_dir), "--port", str(port)],
             stdout=log,
             stderr=subprocess.STDOUT,
             # every test logs in from 127.0.0.1: lift the per-address login rate
             # fast callback rounds and retries, so that tests see them in a second
-            env=dict(
-                os.environ,
-                GATEWAY_LOG_LEVEL="DEBUG",
-                GATEWAY_LOGIN_RATE_LIMIT="100/second",
-                GATEWAY_CALLBACK_POLL_SECONDS="0.1",
-                GATEWAY_CALLBACK_RETRY_SECONDS="0.2",
-            ),
+            env={
+                **os.environ,
+                "GATEWAY_LOG_LEVEL": "DEBUG",
+                "GATEWAY_LOGIN_RATE_LIMIT": "100/second",
+                "GATEWAY_CALLBACK_POLL_SECONDS": "0.1",
+                "GATEWAY_CALLBACK_RETRY_SECONDS": "0.2",
+                # the tests' document system listens on loopback
+                "GATEWAY_CALLBACK_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
+                **env,
+            },
         )
-        try:
-            wait_until_up(f"http://127.0.0.1:{port}")
-            yield Server(f"http://127.0.0.1:{port}", log_path, demo_credentials["api_key"])
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(base_url)
+    except BaseException:
+        process.kill()
+        raise
+    return process, base_url
+
+
+@pytest.fixture(scope="session")
+def server(
+    installation: Settings, demo_credentials: dict, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    log_path = tmp_path_factory.mktemp("server") / "server.log"
+    process, base_url = start_server(installation, log_path)
+    try:
+        yield Server(base_url, log_path, demo_credentials["api_key"])
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 @pytest.fixture

@@ -82,7 +82,6 @@ def make_signer(
             role="leader",
             password_hash=hash_password(password),
             totp_enrolled_at=now,
-            login_failures=0,
             created_at=now,
         )
         session.add(user)
@@ -164,7 +163,6 @@ def add_bare_user(session, user_id: str, now: dt.datetime) -> None:
             display_name=user_id,
             role="leader",
             password_hash="x",
-            login_failures=0,
             created_at=now,
         )
     )

@@ -351,3 +351,72 @@ def pages_in_object_stream(pages: int) -> bytes:
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
+
+
+def content_bomb(inflated: int, listed: int = 1) -> bytes:
+    """A one-page PDF whose /Contents lists ``listed`` times one Flate stream that
+    inflates to ``inflated`` bytes of spaces (a decompression bomb: about a thousandth
+    of that on disk)."""
+    import zlib
+
+    compressor = zlib.compressobj(6)
+    chunk = b" " * (16 << 20)
+    parts, remaining = [], inflated
+    while remaining:
+        size = min(remaining, len(chunk))
+        parts.append(compressor.compress(chunk[:size]))
+        remaining -= size
+    parts.append(compressor.flush())
+    contents = b" ".join(b"4 0 R" for _ in range(listed))
+    return raw_pdf(
+        {
+            1: b"<< /Type /Catalog /Pages 2 0 R >>",
+            2: b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            3: b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents ["
+            + contents
+            + b"] >>",
+            4: raw_stream(b"".join(parts), b"/Filter /FlateDecode "),
+        }
+    )
+
+
+def document_timestamped(document: bytes) -> bytes:
+    """``document`` with a document timestamp (/DocTimeStamp, RFC 3161, as PAdES-LTA
+    adds) appended by pyHanko with a TSA made here."""
+    import datetime as dt
+
+    from asn1crypto import keys as asn1_keys
+    from asn1crypto import x509 as asn1_x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign.signers.pdf_signer import PdfTimeStamper
+    from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test TSA")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=365))
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    stamper = DummyTimeStamper(
+        asn1_x509.Certificate.load(certificate.public_bytes(serialization.Encoding.DER)),
+        asn1_keys.PrivateKeyInfo.load(
+            key.private_bytes(
+                serialization.Encoding.DER,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        ),
+    )
+    writer = IncrementalPdfFileWriter(io.BytesIO(document))
+    return PdfTimeStamper(stamper).timestamp_pdf(writer, "sha256").getvalue()

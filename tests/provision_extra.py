@@ -94,7 +94,6 @@ def main(data_dir: Path) -> None:
                 role="leader",
                 password_hash=hash_password(password),
                 totp_enrolled_at=now,
-                login_failures=0,
                 created_at=now,
             )
             session.add(user)

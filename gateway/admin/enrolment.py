@@ -74,7 +74,6 @@ def add_user(
             role=role,
             organisation_id=unit.id if unit is not None else None,
             password_hash=hash_password(password),
-            login_failures=0,
             created_at=now,
         )
         session.add(user)

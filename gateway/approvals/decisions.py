@@ -373,6 +373,7 @@ class SigningService(SignerInbox):
                 detail=detail,
             )
             transition(session, request, RequestStatus.SIGNING, actor="system", now=decision.now)
+            self.pipeline.lease(request, now=decision.now)
 
     def _authorize(
         self, session: Session, decision: _Decision, requests: Sequence[SigningRequest]

@@ -99,6 +99,12 @@ class SignerInbox:
             serial = credential.token_serial
         return self.bridge.pin_key(serial)
 
+    def housekeeping(self) -> None:
+        """What every process does every few seconds: expire what ran out of time, and
+        recover the signings whose lease ran out (a crashed or stopped process's)."""
+        self.expire_due()
+        self.pipeline.recover_interrupted()
+
     def expire_due(self) -> int:
         """Move every pending request whose time ran out to ``expired`` (audited, with
         its status callback), and drop expired approval nonces; return how many requests

@@ -95,8 +95,6 @@ class User(Base):
     totp_enrolled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # PNG with transparency, drawn in the user's visible signatures (signature_images.py)
     signature_image: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
-    login_failures: Mapped[int] = mapped_column(Integer, default=0)
-    login_locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
@@ -176,6 +174,10 @@ class SigningRequest(Base):
     submission_sha256: Mapped[str] = mapped_column(String(64))
     callback_url: Mapped[str | None] = mapped_column(String(2000), nullable=True)
     signed_document_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # while ``signing``: the process signing it and until when (recovery takes over
+    # only a lease that ran out: gateway.signing.pipeline)
+    signing_owner: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    signing_lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -13,7 +13,6 @@ from __future__ import annotations
 from gateway.errors.access import (
     CredentialsInvalid,
     Forbidden,
-    LoginLocked,
     LoginRateLimited,
     NotFound,
     Unauthenticated,
@@ -115,7 +114,6 @@ __all__ = [
     "Forbidden",
     "GatewayError",
     "IdempotencyConflict",
-    "LoginLocked",
     "LoginRateLimited",
     "NotFound",
     "OrganisationNoCredential",

@@ -7,7 +7,6 @@ from gateway.errors.base import AccessRefused
 __all__ = [
     "CredentialsInvalid",
     "Forbidden",
-    "LoginLocked",
     "LoginRateLimited",
     "NotFound",
     "Unauthenticated",
@@ -30,14 +29,6 @@ class CredentialsInvalid(AccessRefused):
     code = "credentials_invalid"
     status = 401
     title = "Wrong username or password"
-
-
-class LoginLocked(AccessRefused):
-    """Logins of this account are locked for a while after too many wrong passwords."""
-
-    code = "login_locked"
-    status = 429
-    title = "Too many failed logins"
 
 
 class LoginRateLimited(AccessRefused):

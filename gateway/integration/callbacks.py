@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from gateway.db.database import Database, affected_rows
 from gateway.db.models import CallbackDelivery, IntegrationClient, SigningRequest
+from gateway.integration.destinations import DestinationPolicy, DestinationRefused
 from gateway.requests.workflow_steps import steps_of, workflow_status
 from gateway.secrets_at_rest import SecretBox
 from hsm_bridge.clock import Clock, posix, utcnow
@@ -42,7 +43,6 @@ __all__ = [
     "NOTIFIED_STATUSES",
     "SIGNATURE_HEADER",
     "CallbackDeliverer",
-    "check_callback_url",
     "enqueue",
     "signature_header",
 ]
@@ -52,14 +52,6 @@ log = logging.getLogger(__name__)
 NOTIFIED_STATUSES = frozenset({"signed", "failed", "rejected", "expired", "cancelled"})
 SIGNATURE_HEADER = "X-Signing-Gateway-Signature"
 _LEASE = dt.timedelta(seconds=120)  # a claimed delivery is someone's for this long
-
-
-def check_callback_url(url: str) -> str:
-    """``url`` if it is an absolute http(s) URL with a host; ValueError otherwise."""
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("callback_url must be an absolute http(s) URL")
-    return url.strip()
 
 
 def enqueue(session: Session, request: SigningRequest, *, now: dt.datetime) -> None:
@@ -127,10 +119,12 @@ class CallbackDeliverer:
         retry_seconds: float = 10.0,
         max_attempts: int = 15,
         timeout_seconds: float = 10.0,
+        policy: DestinationPolicy | None = None,
         clock: Clock = utcnow,
     ) -> None:
         self._db = db
         self._box = box
+        self._policy = policy or DestinationPolicy()
         self._retry = retry_seconds
         self._max_attempts = max_attempts
         self._http = httpx.Client(timeout=timeout_seconds, follow_redirects=False)
@@ -178,20 +172,7 @@ class CallbackDeliverer:
                 self._box.open(client.callback_secret) if client and client.callback_secret else ""
             )
             url, body = delivery.url, delivery.body.encode()
-        error: str | None = None
-        try:
-            answer = self._http.post(
-                url,
-                content=body,
-                headers={
-                    "Content-Type": "application/json",
-                    SIGNATURE_HEADER: signature_header(secret.encode(), posix(self._clock()), body),
-                },
-            )
-            if not 200 <= answer.status_code < 300:
-                error = f"http {answer.status_code}"
-        except httpx.HTTPError as exc:
-            error = type(exc).__name__
+        error = self._post(url, body, secret)
         now = self._clock()
         with self._db.transaction() as session:
             delivery = session.get(CallbackDelivery, delivery_id, with_for_update=True)
@@ -213,6 +194,31 @@ class CallbackDeliverer:
             delay,
         )
         return 0
+
+    def _post(self, url: str, body: bytes, secret: str) -> str | None:
+        """POST ``body`` to ``url``'s checked address (:mod:`.destinations`: resolved
+        now, every address allowed, the connection pinned to the one checked); the
+        error (``address_refused``, ``http <status>``, the transport's) or None."""
+        try:
+            target = self._policy.target(url)
+        except DestinationRefused as exc:
+            log.warning("callback to %s refused: %s", urlsplit(url).hostname, exc)
+            return "address_refused"
+        port = urlsplit(url).port
+        try:
+            answer = self._http.post(
+                target.pinned_url(),
+                content=body,
+                headers={
+                    "Host": target.host if port is None else f"{target.host}:{port}",
+                    "Content-Type": "application/json",
+                    SIGNATURE_HEADER: signature_header(secret.encode(), posix(self._clock()), body),
+                },
+                extensions={"sni_hostname": target.host},
+            )
+        except httpx.HTTPError as exc:
+            return type(exc).__name__
+        return None if 200 <= answer.status_code < 300 else f"http {answer.status_code}"
 
     def run(self, stop: threading.Event, poll_seconds: float, also: Callable[[], object]) -> None:
         """Until ``stop`` is set: every ``poll_seconds``, call ``also`` (the expiry sweep)

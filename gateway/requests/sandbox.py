@@ -21,8 +21,10 @@ import datetime as dt
 import logging
 import multiprocessing
 import queue
+import signal
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
@@ -41,6 +43,8 @@ __all__ = ["DocumentSandbox", "SandboxLimits"]
 log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
+# how long a new worker may take to import its libraries
+_START_SECONDS = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +82,10 @@ class _Worker:
         )
         self.process.start()
         child.close()
+        # the worker answers once its imports are done: a job's time limit is the job's
+        if not self.connection.poll(_START_SECONDS) or self.connection.recv() != "ready":
+            self.kill()
+            raise RuntimeError("a document worker did not start")
 
     def call(self, task: str, args: tuple[Any, ...], seconds: float) -> Any:
         """Run ``task`` with ``args``; its answer. Raises the task's GatewayError, or
@@ -90,7 +98,8 @@ class _Worker:
             kind, *answer = self.connection.recv()
         except (EOFError, BrokenPipeError, ConnectionResetError, OSError) as exc:
             self.kill()
-            raise _WorkerLost("memory") from exc
+            crashed = self.process.exitcode in (-signal.SIGSEGV, -signal.SIGBUS, -signal.SIGILL)
+            raise _WorkerLost("crash" if crashed else "memory") from exc
         if kind == "ok":
             return answer[0]
         code, detail, extra = answer
@@ -114,6 +123,8 @@ class DocumentSandbox:
         self._started = 0
         self._guard = threading.Lock()
         self._closed = False
+        # workers lost so far, by reason (time, memory, crash): for operators and tests
+        self.losses: Counter[str] = Counter()
 
     def start(self) -> None:
         """Start every worker now (a service does this at start-up, so that the first
@@ -167,6 +178,7 @@ class DocumentSandbox:
         try:
             result = worker.call(task, args, self.limits.seconds)
         except _WorkerLost as lost:
+            self.losses[lost.reason] += 1
             self._replace()
             log.warning("document worker lost during %s (%s limit)", task, lost.reason)
             raise DocumentTooComplex(_lost_detail(lost.reason, self.limits)) from None
@@ -224,7 +236,9 @@ def _as(kind: type[T], value: Any) -> T:
 
 def _lost_detail(reason: str, limits: SandboxLimits) -> str:
     if reason == "time":
-        return f"reading the document took longer than {limits.seconds:.0f} s"
+        return f"reading the document took longer than {limits.seconds:g} s"
+    if reason == "crash":
+        return "the PDF reader stopped on this document (a damaged or hostile file)"
     return f"reading the document needed more than {limits.memory_bytes // MiB} MiB of memory"
 
 

@@ -125,11 +125,12 @@ TASKS: dict[str, tuple[Callable[..., Any], Callable[[BaseException], GatewayErro
 
 
 def serve(connection: Connection, memory_bytes: int) -> None:
-    """A worker's loop: cap the address space at ``memory_bytes``, then answer jobs
-    ``(name, args)`` with ``("ok", value)`` or ``("error", code, detail, extra)`` until
+    """A worker's loop: cap the address space at ``memory_bytes``, say ``"ready"``, then
+    answer jobs ``(name, args)`` with ``("ok", value)`` or ``("error", code, detail, extra)`` until
     the parent closes the pipe."""
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the service stops its workers itself
+    connection.send("ready")
     while True:
         try:
             name, args = connection.recv()

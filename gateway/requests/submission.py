@@ -26,7 +26,7 @@ from gateway.errors import (
     RequestNotSigned,
     SubmissionConflict,
 )
-from gateway.integration.callbacks import check_callback_url
+from gateway.integration.destinations import DestinationPolicy, DestinationRefused
 from gateway.requests.access import expire_if_due, load_owned
 from gateway.requests.document_store import DocumentStore
 from gateway.requests.intake import DocumentReport
@@ -43,6 +43,7 @@ from gateway.requests.signable import signature_steps
 from gateway.requests.workflow_rules import (
     SignerChoice,
     WorkflowOrder,
+    check_texts,
     check_workflow_order,
     choose_signer,
     official_document_fields,
@@ -129,6 +130,7 @@ class Submissions:
         Raises the intake errors, SignerUnknown, SignerNoCredential, ParameterInvalid,
         OrganisationUnknown, OrganisationNoCredential, OrganisationNoSeal,
         SignerNotLeader, IdempotencyConflict (same key, other body)."""
+        check_texts(params, workflow)
         check_workflow_order(workflow, signer_username, params, placement)
         callback_url = self._callback_url(client, callback_url)
         fingerprint = _fingerprint(document, signer_username, params, placement, workflow)
@@ -172,12 +174,15 @@ class Submissions:
         return Submission(request, created=True)
 
     def _callback_url(self, client: IntegrationClient, callback_url: str | None) -> str | None:
-        """The callback URL, checked; the client must have a secret to sign callbacks."""
+        """The callback URL, checked against the installation's destination policy
+        (:mod:`gateway.integration.destinations`); the client must have a secret to sign
+        callbacks."""
         if callback_url is None:
             return None
+        policy = DestinationPolicy(self.settings.callback_allowed_networks)
         try:
-            checked = check_callback_url(callback_url)
-        except ValueError as exc:
+            checked = policy.check_url(callback_url)
+        except DestinationRefused as exc:
             raise ParameterInvalid(str(exc)) from exc
         if client.callback_secret is None:
             raise ParameterInvalid("this client has no callback secret to sign callbacks")

@@ -32,6 +32,7 @@ from hsm_bridge.pades.fonts import missing_glyphs
 __all__ = [
     "SignerChoice",
     "WorkflowOrder",
+    "check_texts",
     "check_workflow_order",
     "choose_signer",
     "official_document_fields",
@@ -106,6 +107,29 @@ def official_document_fields(
         else _existing_seal_field(params, report, workflow.seal_field_name)
     )
     return replace(choice, organisation=organisation, params=params)
+
+
+def check_texts(params: SignatureParameters, workflow: WorkflowOrder | None) -> None:
+    """Every text the submission gives (reason, location, contact, field names, the
+    attachment's number, the copy's type) is printable: no control character (a NUL in a
+    field name was accepted, and failed only after the signer approved). Raises
+    ParameterInvalid naming the member."""
+    texts = {
+        "reason": params.reason,
+        "location": params.location,
+        "contact_info": params.contact_info,
+        "field_name": params.field_name,
+    }
+    if workflow is not None:
+        texts |= {
+            "organisation": workflow.organisation,
+            "document_number": workflow.document_number,
+            "copy_type": workflow.copy_type,
+            "seal_field_name": workflow.seal_field_name,
+        }
+    for member, text in texts.items():
+        if text is not None and any(unicodedata.category(c) in ("Cc", "Cs") for c in text):
+            raise ParameterInvalid(f"{member} must not contain control characters")
 
 
 def check_workflow_order(

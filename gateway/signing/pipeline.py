@@ -6,11 +6,15 @@ and signs it under the SAD it issued for that request; the gateway keeps what it
 Requests go to the bridge in chunks (one ``sign_many`` each, so the bridge spends their
 SADs in one durable write), bounded by their documents' size; each chunk's outcomes are
 recorded in one transaction. The step is split so that a crash leaves a request that
-can be retried safely: ``approved → signing`` is committed before the bridge is called;
-the signed file is written atomically before ``signing → signed`` is committed; at
-start-up a request found in ``signing`` becomes ``signed`` if its file exists, else
-returns to ``pending_approval`` for a new approval (a SAD is single-use, so one approval
-never yields two signatures).
+can be retried safely: ``approved → signing`` is committed, with a signing lease (this
+process, until ``signing_lease_seconds`` from now), before the bridge is called; the
+signed file is written atomically before ``signing → signed`` is committed. Recovery
+(at start-up and then every few seconds, in every process) takes over only requests
+whose lease ran out: one whose signed file is there becomes ``signed`` (audited, called
+back), any other returns to ``pending_approval`` for a new approval. A process never
+records the outcome of a request whose lease it no longer holds, and a SAD is
+single-use: one approval never yields two signatures, and a replica, a rolling restart
+or a second worker never resets another's signing.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import os
+import secrets
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -81,8 +88,18 @@ class SignaturePipeline:
         self.store = store
         self.bridge = bridge
         self.clock = clock
+        # this process, as the owner of the signing leases it takes
+        self.owner = f"{socket.gethostname()[:40]}/{os.getpid()}/{secrets.token_hex(4)}"
         # told (after commit) of each workflow step created for a clerk
         self.notifiers: list[Notifier] = []
+
+    def lease(self, request: SigningRequest, *, now: dt.datetime) -> None:
+        """Take ``request`` (just moved to ``signing``, in the same transaction) for
+        this process until ``signing_lease_seconds`` after ``now``."""
+        request.signing_owner = self.owner
+        request.signing_lease_until = now + dt.timedelta(
+            seconds=self.settings.signing_lease_seconds
+        )
 
     def sign_batch(
         self,
@@ -189,6 +206,11 @@ class SignaturePipeline:
             for outcome in outcomes:
                 current = session.get(SigningRequest, outcome.request.id, with_for_update=True)
                 assert current is not None
+                if not self._holds(current):
+                    # the lease ran out and another process recovered the request
+                    log.error("lost the signing lease of %s: outcome not recorded", current.id)
+                    continue
+                _release(current)
                 error = outcome.bridge_error
                 if outcome.signed is not None:
                     step = self._signed(session, current, outcome.signed, now)
@@ -246,17 +268,35 @@ class SignaturePipeline:
             now=now,
         )
 
+    def _holds(self, request: SigningRequest) -> bool:
+        return request.status == RequestStatus.SIGNING and request.signing_owner == self.owner
+
     def recover_interrupted(self) -> int:
-        """Finish or roll back requests left in ``signing`` by a crash; return how many."""
+        """Finish or roll back the requests in ``signing`` whose lease ran out (their
+        process crashed or stopped); return how many. Each becomes ``signed`` when its
+        signed file is there, else ``pending_approval``. Safe in every process at once:
+        a live lease is never touched."""
         now = self.clock()
         count = 0
         created: list[SigningRequest] = []
         with self.db.transaction() as session:
             stuck = session.scalars(
-                select(SigningRequest).where(SigningRequest.status == RequestStatus.SIGNING)
-            )
+                select(SigningRequest)
+                .where(
+                    SigningRequest.status == RequestStatus.SIGNING,
+                    (SigningRequest.signing_lease_until.is_(None))
+                    | (SigningRequest.signing_lease_until < now),
+                )
+                .with_for_update(skip_locked=True)
+            ).all()
             for request in stuck:
                 count += 1
+                log.warning(
+                    "recovering %s: its signing lease (%s) ran out",
+                    request.id,
+                    request.signing_owner,
+                )
+                _release(request)
                 if self.store.has_signed(request.id):
                     signed = self.store.read_signed(request.id)
                     if signed.startswith(self.store.read(request.id, DocumentStore.ORIGINAL)):
@@ -304,6 +344,12 @@ def _chunks(requests: Sequence[SigningRequest]) -> list[list[SigningRequest]]:
     if current:
         chunks.append(current)
     return chunks
+
+
+def _release(request: SigningRequest) -> None:
+    """The request leaves ``signing``: no lease any more."""
+    request.signing_owner = None
+    request.signing_lease_until = None
 
 
 def _readdress(session: Session, request: SigningRequest) -> None:

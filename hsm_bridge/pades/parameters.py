@@ -51,6 +51,9 @@ class EmptyField:
     page: int
     box: Box
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "box", tuple(float(v) for v in self.box))
+
 
 # members left out of the canonical JSON while they hold their default, so that adding
 # one never changes the hash of parameters that do not use it
@@ -95,6 +98,12 @@ class SignatureParameters:
     next_field_name: str | None = None
     seal: bool = False
     text_with_image: bool = False
+
+    def __post_init__(self) -> None:
+        # one spelling of each number: a box given as integers hashes as the floats it
+        # becomes once read back from the canonical JSON
+        if self.box is not None:
+            object.__setattr__(self, "box", tuple(float(v) for v in self.box))
 
     @property
     def visible(self) -> bool:

@@ -15,6 +15,7 @@ import typer
 import uvicorn
 
 from gateway.admin.installation import init_installation
+from gateway.admin.operators import issue_operator_token
 from gateway.config import load_settings
 from gateway.logs import configure_logging
 from signing_gateway.app import create_app
@@ -60,6 +61,18 @@ def serve(
     settings = load_settings(data_dir)
     configure_logging(settings.log_level)
     uvicorn.run(create_app(settings), host=host, port=port, log_config=None)
+
+
+@app.command("operator-token")
+def operator_token(data_dir: DataDir = Path("var")) -> None:
+    """Issue the operator's token for /operator/health and /metrics (shown once; the
+    previous one stops working). Give it to the monitoring system, e.g. Prometheus'
+    ``authorization: {credentials_file: ...}``."""
+    settings = load_settings(data_dir)
+    if not settings.secrets_dir.is_dir():
+        typer.echo("no installation here: run signing-gateway init first", err=True)
+        raise typer.Exit(1)
+    typer.echo(issue_operator_token(settings.secrets_dir))
 
 
 @app.command()

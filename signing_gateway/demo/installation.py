@@ -252,7 +252,6 @@ class _DemoBuild:
             totp_enrolled_at=self.now,
             # the leader's handwritten signature, drawn in visible signatures
             signature_image=demo_signature_png() if holder.role == "leader" else None,
-            login_failures=0,
             created_at=self.now,
         )
 

@@ -423,12 +423,19 @@ def test_a_key_of_an_unknown_kind_is_a_clear_refusal(server, algorithm):
     _refused(app.enrol("not-a-real-enrolment-code"), "device_key_invalid", 422)
 
 
-def test_a_wrong_token_pin_is_tried_once_per_batch(server, db, box, extra_signers, plain):
+def test_a_wrong_token_pin_is_tried_once_per_batch(
+    server, db, box, extra_signers, plain, installation
+):
     import httpx
 
+    from gateway.admin.operators import issue_operator_token
+
     def pin_failures(serial: str) -> float:
-        with httpx.Client(base_url=server.base_url) as http:
-            lines = http.get("/metrics").text.splitlines()
+        operator = {"Authorization": f"Bearer {issue_operator_token(installation.secrets_dir)}"}
+        with httpx.Client(base_url=server.base_url, headers=operator) as http:
+            answer = http.get("/metrics")
+        assert answer.status_code == 200, answer.text
+        lines = answer.text.splitlines()
         return sum(
             float(line.rsplit(" ", 1)[1])
             for line in lines

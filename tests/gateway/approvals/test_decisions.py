@@ -4,8 +4,10 @@ HTTP, against the fake bridge and a fixed clock (tests/usecases.py)."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 
 import pytest
+from pyhanko.pdf_utils.reader import PdfFileReader
 
 from gateway.approvals.statements import DecisionItem
 from gateway.errors import DocumentChanged, OtpInvalid, RequestExpired
@@ -33,7 +35,9 @@ def test_an_approval_is_signed_and_recorded_at_the_clocks_time(world):
     (authorization,) = world.bridge.authorized
     assert [i.request_id for i in authorization.items] == [request.id]
     assert world.bridge.signed[0].activation == f"sad:{request.id}"
-    assert world.store.read_signed(request.id).endswith(f"% signed {request.id}\n".encode())
+    signed = world.store.read_signed(request.id)
+    (signature,) = PdfFileReader(io.BytesIO(signed)).embedded_signatures
+    assert signature.self_reported_timestamp == START + dt.timedelta(seconds=90)
     actions = world.audit(request.id)
     assert [a for a, _ in actions] == [
         "request.submitted",

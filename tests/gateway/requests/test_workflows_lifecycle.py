@@ -120,11 +120,12 @@ def test_recovery_run_twice_makes_the_seals_step_once(server, db, box, installat
     org = make_organisation(db, box)
     document = _document("khôi phục")
     first = submit_official(server, org, document, **PLACED).json()
-    with db.transaction() as session:
-        session.get(SigningRequest, first["id"]).status = RequestStatus.SIGNING.value
+    # the file first: the server's own recovery sweep may see the request at any moment
     DocumentStore(installation.documents_dir).write_signed(
         first["id"], document + b"\n% the leader's update\n", len(document)
     )
+    with db.transaction() as session:
+        session.get(SigningRequest, first["id"]).status = RequestStatus.SIGNING.value
     _recover(installation)
     _recover(installation)
     seen = request_status(server, first["id"])["workflow"]

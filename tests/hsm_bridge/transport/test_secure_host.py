@@ -21,6 +21,7 @@ import pytest
 from gateway.signing.validation import pdfsig_verdicts, validate_with_pyhanko
 from hsm_bridge.transport.link_tls import link_files
 from signing_gateway.demo.driver import wait_until_up
+from tests.commands import cli
 from tests.conftest import _free_port
 from tests.device_app import DeviceApp
 from tests.factories import make_signer
@@ -166,10 +167,11 @@ def test_a_pdf_is_signed_through_a_bridge_on_a_secure_host(
     assert "libpkcs11" not in (logs / "gateway.log").read_text()
 
 
-def test_health_on_both_sides_lists_the_tokens(remote_gateway, db):
+def test_health_on_both_sides_lists_the_tokens(remote_gateway, db, installation):
     base_url, bridge_port, files, _ = remote_gateway
-    with httpx.Client(base_url=base_url) as http:
-        health = http.get("/health").json()
+    token = cli(installation, "operator-token").stdout.strip()
+    with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {token}"}) as http:
+        health = http.get("/operator/health").json()
     labels = {t["label"]: t["state"] for t in health["tokens"]}
     assert labels["leader1"] == "ok" and labels["org1"] == "ok"
     assert health["unreachable_bridges"] == []
