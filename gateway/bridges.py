@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -17,6 +18,7 @@ from hsm_bridge import Bridge, BridgeClient, BridgeConfig, ModuleConfig, TokenLi
 from hsm_bridge.pades.chain import load_ca_file
 from hsm_bridge.pkcs11.softhsm import find_softhsm_module
 from hsm_bridge.sam.authorization import Profile
+from hsm_bridge.sam.passkeys import RelyingParty
 from hsm_bridge.sam.signers import SignerRegistry, TotpPolicy
 from hsm_bridge.transport.remote import RemoteBridge, RemoteBridgeConfig
 from hsm_bridge.transport.router import BridgeRouter
@@ -89,6 +91,22 @@ def bridge_config(
         ca_certificates_file=folder / "ca-certificates.pem",
         pin_envelope_key_file=folder / "pin-envelope-key.pem",
         tsa_url=settings.tsa_url,
+        relying_party=relying_party(settings),
+    )
+
+
+def relying_party(settings: Settings) -> RelyingParty:
+    """The WebAuthn relying party of this installation: ``webauthn_rp_id`` (by default
+    the host of ``public_url``, else ``localhost``), the extra origins, and whether synced
+    passkeys are refused."""
+    rp_id = settings.webauthn_rp_id or (
+        urlsplit(settings.public_url).hostname if settings.public_url else None
+    )
+    return RelyingParty(
+        rp_id=rp_id or "localhost",
+        origins=tuple(settings.webauthn_origins),
+        name=settings.webauthn_rp_name,
+        require_device_bound=settings.passkeys_require_device_bound,
     )
 
 

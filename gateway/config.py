@@ -118,6 +118,23 @@ class Settings(BaseSettings):
     push_provider: Literal["log", "fcm"] = "log"
     fcm_service_account_file: Path | None = None
     push_title: str = "Văn bản chờ ký số"
+    web_push_subject: str = Field(
+        "mailto:operator@localhost",
+        description="the VAPID subject push services may contact (mailto: or https:)",
+    )
+    web_push_hosts: list[str] = Field(
+        default_factory=lambda: [
+            "fcm.googleapis.com",
+            "push.apple.com",
+            "push.services.mozilla.com",
+            "notify.windows.com",
+        ],
+        description="Web Push services the gateway posts to (a host or its parent domain)",
+    )
+    web_push_allowed_networks: list[str] = Field(
+        default_factory=list,
+        description="networks (CIDR) besides public addresses a push service may be in",
+    )
     tsa_url: str | None = Field(None, description="RFC 3161 TSA for PAdES B-T")
     signature_text_with_image: bool = Field(
         False,
@@ -136,6 +153,22 @@ class Settings(BaseSettings):
     )
     enrolment_code_ttl_seconds: int = Field(
         600, gt=0, description="lifetime of a one-time enrolment code"
+    )
+    webauthn_rp_id: str | None = Field(
+        None,
+        description="the passkeys' relying party id: the app's host name (default: the host"
+        " of public_url, else localhost)",
+    )
+    webauthn_origins: list[str] = Field(
+        default_factory=list,
+        description="origins besides https://<rp id> (and http://localhost for the demo)"
+        " where passkeys may be used, e.g. https://ky.example.gov.vn:8443",
+    )
+    webauthn_rp_name: str = Field("Ký số", description="the name authenticators show")
+    passkeys_require_device_bound: bool = Field(
+        False,
+        description="refuse synced passkeys (iCloud Keychain, Google Password Manager):"
+        " accept only credentials bound to one device, such as a security key",
     )
     public_url: str | None = Field(
         None, description="the gateway's address as tablets reach it (put in activation QR codes)"

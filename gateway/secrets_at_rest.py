@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
@@ -25,8 +26,10 @@ from cryptography.hazmat.primitives.serialization import (
 
 __all__ = [
     "CHECKPOINT_PUBLIC_KEY_FILE",
+    "VAPID_KEY_FILE",
     "InstallationKeys",
     "SecretBox",
+    "vapid_key",
 ]
 
 
@@ -62,6 +65,25 @@ class InstallationKeys:
             activation_key=bytes.fromhex((folder / "activation.key").read_text().strip()),
             checkpoint_key=_checkpoint_key(folder),
         )
+
+
+VAPID_KEY_FILE = "vapid.key"
+
+
+def vapid_key(folder: Path) -> ec.EllipticCurvePrivateKey:
+    """The installation's VAPID key (RFC 8292: P-256, PKCS#8 PEM in ``folder``, created
+    once): Web Push services accept messages signed with it for the subscriptions the
+    app made with its public key."""
+    pem = _create_once(
+        folder / VAPID_KEY_FILE,
+        lambda: ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
+        ),
+    )
+    key = load_pem_private_key(pem, password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ValueError(f"{VAPID_KEY_FILE} is not a P-256 key")
+    return key
 
 
 CHECKPOINT_KEY_FILE = "audit-checkpoint.key"

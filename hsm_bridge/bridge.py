@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ from hsm_bridge.errors import (
     RefusalReason,
     TokenNotPresent,
 )
-from hsm_bridge.interface import SignRequest
+from hsm_bridge.interface import PasskeyOptions, SignRequest
 from hsm_bridge.pades.chain import load_ca_file
 from hsm_bridge.pkcs11.inventory import (
     CredentialEntry,
@@ -55,9 +55,11 @@ from hsm_bridge.sam.activation import (
 from hsm_bridge.sam.authorization import (
     AuthorizationRequest,
     Factor,
+    PasskeyAuthorisation,
     Profile,
     SignatureActivationModule,
 )
+from hsm_bridge.sam.passkeys import RelyingParty
 from hsm_bridge.sam.pin_envelope import PinEnvelopeKey
 from hsm_bridge.sam.signers import (
     DeviceRecord,
@@ -95,7 +97,8 @@ class BridgeConfig:
     ``ca_certificates_file``: a PEM bundle of CA certificates for chains the tokens do
     not hold; ``pin_envelope_key_file``: the HPKE key tablets seal PINs to (made on
     first use; by default ``pin-envelope-key.pem`` beside the SAD file); ``tsa_url``:
-    the RFC 3161 TSA for PAdES B-T."""
+    the RFC 3161 TSA for PAdES B-T; ``relying_party``: the WebAuthn RP whose passkeys
+    approve (:mod:`hsm_bridge.sam.passkeys`)."""
 
     modules: tuple[ModuleConfig, ...]
     pin_file: Path
@@ -111,6 +114,7 @@ class BridgeConfig:
     ca_certificates_file: Path | None = None
     pin_envelope_key_file: Path | None = None
     tsa_url: str | None = None
+    relying_party: RelyingParty = RelyingParty()
 
 
 class Bridge:
@@ -142,6 +146,7 @@ class Bridge:
             activation_ttl_seconds=config.activation_ttl_seconds,
             profile=config.profile,
             max_items=config.max_batch,
+            relying_party=config.relying_party,
         )
         envelope_file = config.pin_envelope_key_file or config.used_activations_file.with_name(
             "pin-envelope-key.pem"
@@ -261,6 +266,18 @@ class Bridge:
             code_id, public_key_der, proof, now=self.clock(), kind=kind
         )
 
+    def passkey_options(self, signer: str, display_name: str) -> PasskeyOptions:
+        """A registration challenge and the browser's creation options for a passkey
+        of ``signer`` (:meth:`SignatureActivationModule.passkey_options`)."""
+        challenge_id, options = self.sam.passkey_options(signer, display_name, now=self.clock())
+        return PasskeyOptions(challenge_id, options)
+
+    def enrol_passkey(
+        self, challenge_id: str, response: Mapping[str, Any], authorisation: PasskeyAuthorisation
+    ) -> EnrolledDevice:
+        """Register a passkey (:meth:`SignatureActivationModule.enrol_passkey`)."""
+        return self.sam.enrol_passkey(challenge_id, response, authorisation, now=self.clock())
+
     def devices(self, signer: str) -> list[DeviceRecord]:
         """The devices this bridge holds for ``signer``, revoked ones included."""
         return self.registry.devices(signer)
@@ -270,13 +287,12 @@ class Bridge:
         :meth:`~hsm_bridge.sam.authorization.SignatureActivationModule.revoke_device`)."""
         return self.sam.revoke_device(signer, device_id, factor, now=self.clock())
 
-    def enrolment_code(self, signer: str, otp: str, *, ttl_seconds: int) -> EnrolmentCode:
-        """A device enrolment code for ``signer``, who proves presence with a TOTP code
-        the bridge checks itself; only where TOTP approves (see
-        :meth:`~hsm_bridge.sam.authorization.SignatureActivationModule.enrolment_code_by_totp`)."""
-        return self.sam.enrolment_code_by_totp(
-            signer, otp, now=self.clock(), ttl_seconds=ttl_seconds
-        )
+    def enrolment_code(self, signer: str, factor: Factor, *, ttl_seconds: int) -> EnrolmentCode:
+        """A device enrolment code for ``signer``, on the signer's own factor the bridge
+        checks itself: an enrolled device's signed statement, or a TOTP code where TOTP
+        approves (see
+        :meth:`~hsm_bridge.sam.authorization.SignatureActivationModule.enrolment_code`)."""
+        return self.sam.enrolment_code(signer, factor, now=self.clock(), ttl_seconds=ttl_seconds)
 
     def check_totp(self, signer: str, otp: str) -> None:
         """Accept ``signer``'s TOTP code once (a rejection, which signs nothing, still

@@ -195,6 +195,9 @@ class RefusalReason(enum.StrEnum):
     TOTP_SECRET_INVALID = "totp_secret_invalid"  # noqa: S105 - a reason, not a secret
     ENROLMENT_CODE_INVALID = "enrolment_code_invalid"
     DEVICE_KEY_INVALID = "device_key_invalid"
+    PASSKEY_INVALID = "passkey_invalid"
+    PASSKEY_SYNCED = "passkey_synced"
+    CHALLENGE_INVALID = "challenge_invalid"
 
 
 class ActivationInvalid(BridgeError):

@@ -7,16 +7,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from hsm_bridge.credentials import CredentialRef, SignatureMechanism
 from hsm_bridge.errors import BridgeError
 from hsm_bridge.pkcs11.inventory import CredentialEntry, TokenEntry
 from hsm_bridge.pkcs11.tokens import TokenHealth
-from hsm_bridge.sam.authorization import AuthorizationRequest, Factor
+from hsm_bridge.sam.authorization import AuthorizationRequest, Factor, PasskeyAuthorisation
 from hsm_bridge.sam.signers import DeviceRecord, EnrolledDevice, EnrolmentCode
 
-__all__ = ["BridgeClient", "SignRequest"]
+__all__ = ["BridgeClient", "PasskeyOptions", "SignRequest"]
+
+
+@dataclass(frozen=True, slots=True)
+class PasskeyOptions:
+    """A passkey registration the bridge opened: the challenge's id, and the
+    ``PublicKeyCredentialCreationOptions`` (JSON) for ``navigator.credentials.create``."""
+
+    challenge_id: str
+    options: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +102,17 @@ class BridgeClient(Protocol):
         HMAC over it."""
         ...
 
+    def passkey_options(self, signer: str, display_name: str) -> PasskeyOptions:
+        """Open a passkey registration for ``signer`` (a challenge the bridge keeps)."""
+        ...
+
+    def enrol_passkey(
+        self, challenge_id: str, response: Mapping[str, Any], authorisation: PasskeyAuthorisation
+    ) -> EnrolledDevice:
+        """Register the passkey ``response`` under the challenge, authorised by an
+        enrolment code's proof or a TOTP code (where TOTP approves)."""
+        ...
+
     def devices(self, signer: str) -> list[DeviceRecord]:
         """The devices the bridge holds for ``signer`` (revoked ones included)."""
         ...
@@ -103,9 +123,10 @@ class BridgeClient(Protocol):
         when the bridge never knew it."""
         ...
 
-    def enrolment_code(self, signer: str, otp: str, *, ttl_seconds: int) -> EnrolmentCode:
-        """A device enrolment code for a signer who typed a TOTP code (checked by the
-        bridge; embedded profile only)."""
+    def enrolment_code(self, signer: str, factor: Factor, *, ttl_seconds: int) -> EnrolmentCode:
+        """A device enrolment code on the signer's own factor, checked by the bridge: an
+        enrolled device's signed enrolment-code statement, or a TOTP code (where TOTP
+        approves)."""
         ...
 
     def check_totp(self, signer: str, otp: str) -> None:

@@ -19,19 +19,34 @@ from gateway.audit import log as audit
 from gateway.config import Settings
 from gateway.context import GatewayContext, context_of
 from gateway.db.models import MobileSession, User
-from gateway.errors import CredentialsInvalid, Unauthenticated
-from gateway.passwords import verify_password
+from gateway.errors import (
+    CredentialsInvalid,
+    PasswordChangeRequired,
+    PasswordTooWeak,
+    Unauthenticated,
+)
+from gateway.passwords import hash_password, verify_password
 from mobile_api.throttle import LoginThrottle
 
-__all__ = ["IssuedSession", "current_user", "login", "revoke"]
+__all__ = [
+    "IssuedSession",
+    "change_password",
+    "current_user",
+    "login",
+    "password_problem",
+    "revoke",
+    "session_user",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class IssuedSession:
-    """A new bearer token (shown once) and its lifetime in seconds."""
+    """A new bearer token (shown once), its lifetime in seconds, and whether the user
+    must first choose their own password (a one-time password was used)."""
 
     access_token: str
     expires_in: int
+    password_change_required: bool = False
 
 
 def _token_hash(token: str) -> str:
@@ -98,7 +113,9 @@ def _open_session(
         now=now,
         client_address=address,
     )
-    return IssuedSession(access_token=token, expires_in=ttl)
+    return IssuedSession(
+        access_token=token, expires_in=ttl, password_change_required=user.password_must_change
+    )
 
 
 def _bearer(request: Request) -> str:
@@ -109,6 +126,15 @@ def _bearer(request: Request) -> str:
 
 
 def current_user(request: Request, context: Annotated[GatewayContext, Depends(context_of)]) -> User:
+    """FastAPI dependency: the user of a live (unexpired, unrevoked) session, who has
+    chosen their own password (PasswordChangeRequired otherwise)."""
+    user = session_user(request, context)
+    if user.password_must_change:
+        raise PasswordChangeRequired("choose your own password first (POST /mobile/v1/password)")
+    return user
+
+
+def session_user(request: Request, context: Annotated[GatewayContext, Depends(context_of)]) -> User:
     """FastAPI dependency: the user of a live (unexpired, unrevoked) session."""
     token_hash = _token_hash(_bearer(request))
     now = context.clock()
@@ -141,3 +167,48 @@ def revoke(context: GatewayContext, request: Request) -> None:
             action="session.revoked",
             now=now,
         )
+
+
+def change_password(
+    context: GatewayContext,
+    user: User,
+    current: str,
+    new: str,
+    *,
+    client_address: str | None,
+) -> None:
+    """Replace ``user``'s password with ``new`` after checking ``current``; the duty to
+    change a one-time password ends. Audited. Raises CredentialsInvalid (``current`` is
+    wrong) and PasswordTooWeak."""
+    problem = password_problem(user.username, current, new)
+    now = context.clock()
+    with context.db.transaction() as session:
+        stored = session.get(User, user.id, with_for_update=True)
+        assert stored is not None
+        if not verify_password(stored.password_hash, current):
+            raise CredentialsInvalid("the current password is wrong")
+        if problem is not None:
+            raise PasswordTooWeak(problem)
+        stored.password_hash = hash_password(new)
+        stored.password_must_change = False
+        audit.record(
+            session,
+            actor=f"user:{stored.username}",
+            action="password.changed",
+            now=now,
+            client_address=client_address,
+        )
+
+
+def password_problem(username: str, current: str, new: str) -> str | None:
+    """What is wrong with ``new`` as a password, in words, or None: at least 10
+    characters with 5 different ones, not containing the username, not ``current``."""
+    if len(new) < 10 or len(new) > 200:
+        return "use 10 to 200 characters"
+    if len(set(new)) < 5:
+        return "use at least 5 different characters"
+    if username.casefold() in new.casefold():
+        return "do not put your username in the password"
+    if new == current:
+        return "choose a password other than the current one"
+    return None

@@ -31,23 +31,56 @@ def _address(request: Request) -> str | None:
 
 
 class DeviceApproval(BaseModel):
-    """A device's signed answer: the device id, the server nonce and the expiry (POSIX
-    seconds) it signed, and the signature (base64 of the DER ECDSA-Sig-Value, P-256 with
-    SHA-256) over the RFC 8785 canonical approval statement."""
+    """A device's answer: the device id, the server nonce and the expiry (POSIX seconds)
+    of the RFC 8785 canonical approval statement, and either ``signature`` (a native
+    app's device key: base64 of the DER ECDSA-Sig-Value, P-256 with SHA-256, over the
+    statement) or ``webauthn`` (a passkey: the JSON of the ``navigator.credentials.get``
+    assertion whose challenge is the statement's SHA-256)."""
 
     device_id: str = Field(min_length=1, max_length=36)
     nonce: str = Field(min_length=16, max_length=64)
     expires_at: int = Field(gt=0)
-    signature: str = Field(min_length=8, max_length=200)
+    signature: str | None = Field(None, min_length=8, max_length=200)
+    webauthn: WebAuthnAssertion | None = None
+
+    @model_validator(mode="after")
+    def _one_proof(self) -> DeviceApproval:
+        if (self.signature is None) == (self.webauthn is None):
+            raise ValueError("give exactly one of signature and webauthn")
+        return self
 
     def factor(self) -> DeviceFactor:
         """As the bridge's :class:`~hsm_bridge.sam.authorization.DeviceFactor` (422 for
         bad base64)."""
+        if self.webauthn is not None:
+            assertion = self.webauthn.model_dump(exclude_none=True)
+            return DeviceFactor(self.device_id, self.nonce, self.expires_at, b"", assertion)
         try:
-            signature = base64.b64decode(self.signature, validate=True)
+            signature = base64.b64decode(self.signature or "", validate=True)
         except (binascii.Error, ValueError) as exc:
             raise ParameterInvalid("signature must be base64") from exc
         return DeviceFactor(self.device_id, self.nonce, self.expires_at, signature)
+
+
+class WebAuthnAssertionResponse(BaseModel):
+    """``AuthenticatorAssertionResponse`` as base64url text (WebAuthn Level 2 §5.2.2)."""
+
+    clientDataJSON: str = Field(min_length=1, max_length=4096)  # noqa: N815 - WebAuthn's name
+    authenticatorData: str = Field(min_length=1, max_length=4096)  # noqa: N815
+    signature: str = Field(min_length=1, max_length=1024)
+    userHandle: str | None = Field(None, max_length=512)  # noqa: N815
+
+
+class WebAuthnAssertion(BaseModel):
+    """A ``PublicKeyCredential`` from ``navigator.credentials.get``, as JSON
+    (``PublicKeyCredential.toJSON()``'s shape: ids base64url)."""
+
+    id: str = Field(min_length=1, max_length=1024)
+    rawId: str = Field(min_length=1, max_length=1024)  # noqa: N815
+    type: Literal["public-key"] = "public-key"
+    response: WebAuthnAssertionResponse
+    authenticatorAttachment: str | None = Field(None, max_length=32)  # noqa: N815
+    clientExtensionResults: dict[str, object] = Field(default_factory=dict)  # noqa: N815
 
 
 class SecondFactor(BaseModel):

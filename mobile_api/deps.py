@@ -11,10 +11,12 @@ from gateway.context import GatewayContext, context_of
 from gateway.db.models import User
 from mobile_api import auth
 
-__all__ = ["Context", "Signer", "client_address"]
+__all__ = ["Context", "SessionUser", "Signer", "client_address"]
 
 Context = Annotated[GatewayContext, Depends(context_of)]
 Signer = Annotated[User, Depends(auth.current_user)]
+# signed in, but perhaps still with a one-time password: only to change it, or log out
+SessionUser = Annotated[User, Depends(auth.session_user)]
 
 
 def client_address(request: Request) -> str | None:

@@ -28,10 +28,29 @@ __all__ = ["router"]
 router = APIRouter(prefix="/mobile/v1", tags=["mobile"])
 
 
-class EnrolmentCodeBody(BaseModel):
-    """A current TOTP code: an enrolled session proves it before adding a device."""
+class OwnFactor(BaseModel):
+    """The signer's own factor, which the bridge checks: a TOTP code (where TOTP
+    approves), or ``device_approval``: one of the signer's enrolled devices signing the
+    RFC 8785 canonical statement the endpoint names, with a server nonce."""
 
-    otp: str = Field(min_length=1, max_length=16, repr=False)
+    otp: str | None = Field(None, min_length=1, max_length=16, repr=False)
+    device_approval: DeviceApproval | None = None
+
+    def factor(self) -> Factor:
+        """The factor the bridge checks (422 when neither or both are given)."""
+        if (self.otp is None) == (self.device_approval is None):
+            raise ParameterInvalid("give exactly one of otp and device_approval")
+        if self.otp is not None:
+            return TotpFactor(self.otp.strip())
+        assert self.device_approval is not None
+        return self.device_approval.factor()
+
+
+class EnrolmentCodeBody(OwnFactor):
+    """The signer's factor for a code that enrols another of their devices: a TOTP code,
+    or an enrolled device (a passkey, a device key) signing ``{"v": 1, "type":
+    "enrolment-code", "signer", "device" (the signing device), "nonce",
+    "expires_at"}``."""
 
 
 class EnrolmentCodeView(BaseModel):
@@ -48,27 +67,34 @@ class EnrolmentCodeView(BaseModel):
 def create_enrolment_code(
     body: EnrolmentCodeBody, request: Request, context: Context, user: Signer
 ) -> EnrolmentCodeView:
-    """A one-time code to enrol another device of the caller, after a TOTP check
-    (``otp_invalid``, ``otp_reused``, ``otp_locked``, ``totp_not_enrolled``)."""
-    if user.totp_enrolled_at is None:
+    """A one-time code to enrol another device of the caller (a second tablet), on the
+    caller's own factor: an enrolled device's signed enrolment-code statement, or a
+    TOTP code (``otp_invalid``, ``otp_reused``, ``otp_locked``, ``totp_not_enrolled``;
+    ``device_revoked``, ``approval_signature_invalid``, ``approval_nonce_invalid``)."""
+    factor = body.factor()
+    if isinstance(factor, TotpFactor) and user.totp_enrolled_at is None:
         raise TotpNotEnrolled("enrol an authenticator first")
     now = context.clock()
-    code = totp.relay(
-        context.db,
-        lambda: devices.request_enrolment_code(
+
+    def issue() -> devices.EnrolmentCodeView:
+        return devices.request_enrolment_code(
             context.db,
             context.bridge,
             user,
-            body.otp,
+            factor,
             ttl_seconds=context.settings.enrolment_code_ttl_seconds,
             now=now,
             server_url=context.settings.public_url,
             client_address=client_address(request),
-        ),
-        username=user.username,
-        now=now,
-        client_address=client_address(request),
-    )
+        )
+
+    if isinstance(factor, TotpFactor):
+        address = client_address(request)
+        code = totp.relay(
+            context.db, issue, username=user.username, now=now, client_address=address
+        )
+    else:
+        code = issue()
     return EnrolmentCodeView(
         code=code.code,
         uri=code.uri,
@@ -96,12 +122,14 @@ class EnrolmentBody(BaseModel):
 class DeviceView(BaseModel):
     """A device as the bridge holds it, with the gateway's name for it (the push token
     is never echoed). ``enrolled_with``: who issued the code it was enrolled with
-    (``administrator``, ``totp``, ``device``); ``kind``: ``device_key``."""
+    (``administrator``, ``totp``, ``device``); ``kind``: ``device_key`` or ``passkey``;
+    for a passkey ``synced``: it may be copied to the signer's other devices (BE)."""
 
     id: str
     platform: str = ""
     name: str = ""
     kind: str = "device_key"
+    synced: bool = False
     enrolled_with: str = ""
     created_at: dt.datetime
     revoked_at: dt.datetime | None = None
@@ -126,6 +154,7 @@ def _listing_view(listing: devices.DeviceListing) -> DeviceView:
         platform=local.platform if local is not None else "",
         name=local.name if local is not None else "",
         kind=record.kind,
+        synced=record.backup_eligible,
         enrolled_with=record.enrolled_with,
         created_at=dt.datetime.fromtimestamp(record.created_at, dt.UTC),
         revoked_at=(
@@ -169,24 +198,11 @@ def list_devices(context: Context, user: Signer) -> list[DeviceView]:
     return [_listing_view(d) for d in devices.list_devices(context.db, context.bridge, user)]
 
 
-class RevocationBody(BaseModel):
+class RevocationBody(OwnFactor):
     """The signer's own factor for revoking a device: a TOTP code (where TOTP approves),
-    or ``device_approval``: one of the signer's devices (it may be the one revoked)
-    signing the RFC 8785 canonical revocation statement ``{"v": 1, "type":
-    "device-revocation", "signer", "device" (the signing device), "revoke" (the device
-    revoked), "nonce", "expires_at"}`` with a server nonce."""
-
-    otp: str | None = Field(None, min_length=1, max_length=16, repr=False)
-    device_approval: DeviceApproval | None = None
-
-    def factor(self) -> Factor:
-        """The factor the bridge checks (422 when neither or both are given)."""
-        if (self.otp is None) == (self.device_approval is None):
-            raise ParameterInvalid("give exactly one of otp and device_approval")
-        if self.otp is not None:
-            return TotpFactor(self.otp.strip())
-        assert self.device_approval is not None
-        return self.device_approval.factor()
+    or one of the signer's devices (it may be the one revoked) signing ``{"v": 1,
+    "type": "device-revocation", "signer", "device" (the signing device), "revoke"
+    (the device revoked), "nonce", "expires_at"}``."""
 
 
 @router.post("/devices/{device_id}/revocation", status_code=204)

@@ -12,20 +12,27 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import json
 import logging
 import uuid
 import warnings
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
+from urllib.parse import urlsplit
 
+from py_vapid import Vapid02
+from pywebpush import WebPushException, webpush
 from sqlalchemy import select
 
 from gateway.approvals.statements import issue_nonce
 from gateway.db.database import Database
 from gateway.db.models import Device
+from gateway.integration.destinations import DestinationPolicy, DestinationRefused
 
 __all__ = [
+    "WebPushProvider",
     "FcmPushProvider",
     "LogPushProvider",
     "PushNotifier",
@@ -103,6 +110,78 @@ class FcmPushProvider:
         return PushOutcome.DELIVERED
 
 
+class WebPushProvider:
+    """Web Push (RFC 8030) for the installed tablet app: the message is encrypted for the
+    subscription (RFC 8291, aes128gcm) and signed with the installation's VAPID key
+    (RFC 8292), by pywebpush. ``push_token`` is the subscription's JSON (``endpoint``
+    and ``keys``). The endpoint is checked before every send (``policy``: an https push
+    service among ``hosts``, resolving to allowed addresses), so a subscription cannot
+    make the gateway post into its own network. 404 and 410 mean the subscription is
+    gone (stale)."""
+
+    def __init__(
+        self,
+        vapid_private_pem: bytes,
+        subject: str,
+        *,
+        policy: DestinationPolicy,
+        hosts: Sequence[str],
+        ttl_seconds: int = 24 * 3600,
+    ) -> None:
+        self._vapid = Vapid02.from_pem(vapid_private_pem)
+        self._subject = subject
+        self._policy = policy
+        self._hosts = tuple(hosts)
+        self._ttl = ttl_seconds
+
+    def check_subscription(self, push_token: str) -> dict[str, Any]:
+        """The subscription in ``push_token`` when it is one this gateway will post to;
+        ValueError (in words for the app's log) otherwise."""
+        try:
+            subscription = json.loads(push_token)
+            endpoint = str(subscription["endpoint"])
+            keys = subscription["keys"]
+            _ = (str(keys["p256dh"]), str(keys["auth"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError("a Web Push subscription has an endpoint and keys") from exc
+        parts = urlsplit(endpoint)
+        if parts.scheme != "https":
+            raise ValueError("a Web Push endpoint is an https URL")
+        host = parts.hostname or ""
+        if not any(host == h or host.endswith("." + h) for h in self._hosts):
+            raise ValueError(f"{host} is not a Web Push service this gateway sends to")
+        try:
+            self._policy.target(endpoint)
+        except DestinationRefused as exc:
+            raise ValueError(str(exc)) from exc
+        return dict(subscription)
+
+    def send(self, push_token: str, request_id: str, nonce: str, title: str) -> PushOutcome:
+        """Encrypt and post ``{"type", "request_id", "nonce", "title"}``."""
+        try:
+            subscription = self.check_subscription(push_token)
+        except ValueError as exc:
+            log.warning("web push for request %s not sent: %s", request_id, exc)
+            return PushOutcome.FAILED
+        payload = {"type": "signing_request", "request_id": request_id, "nonce": nonce}
+        try:
+            webpush(
+                subscription,
+                json.dumps({**payload, "title": title}, ensure_ascii=False),
+                vapid_private_key=self._vapid,
+                vapid_claims={"sub": self._subject},
+                ttl=self._ttl,
+                timeout=10,
+            )
+        except WebPushException as exc:
+            status = exc.response.status_code if exc.response is not None else None
+            if status in (404, 410):
+                return PushOutcome.TOKEN_STALE
+            log.warning("web push for request %s refused: %s", request_id, status)
+            return PushOutcome.FAILED
+        return PushOutcome.DELIVERED
+
+
 class PushNotifier:
     """Implements :class:`gateway.requests.submission.Notifier`: sends to each live (not stale, not
     revoked) device of the signer in a background thread, with one new server nonce
@@ -116,9 +195,11 @@ class PushNotifier:
         title: str,
         *,
         nonce_ttl_seconds: int = 24 * 3600,
+        web: PushProvider | None = None,
     ) -> None:
         self._db = db
         self._provider = provider
+        self._web = web
         self._title = title
         self._nonce_ttl_seconds = nonce_ttl_seconds
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="push")
@@ -156,7 +237,10 @@ class PushNotifier:
             for device in devices:
                 try:
                     assert nonce is not None
-                    outcome = self._provider.send(device.push_token, request_id, nonce, self._title)
+                    provider = self._web if device.platform == "web" else self._provider
+                    if provider is None or not device.push_token:
+                        continue
+                    outcome = provider.send(device.push_token, request_id, nonce, self._title)
                 except Exception as exc:  # noqa: BLE001 - one device never stops the others
                     log.warning("push to device %s failed: %s", device.id, type(exc).__name__)
                     outcome = PushOutcome.FAILED

@@ -7,21 +7,23 @@ import base64
 import binascii
 import io
 from typing import Annotated, Literal
+from urllib.parse import quote
 
 import segno
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from gateway.approvals import totp
 from gateway.audit import log as audit
-from gateway.db.models import User
+from gateway.db.models import Device, User
 from gateway.errors import EnrolmentCodeInvalid, OtpInvalid, ParameterInvalid
 from gateway.requests.lifecycle import RequestStatus
-from gateway.requests.schemas import SigningRequestView
+from gateway.requests.schemas import SignerRequestView
 from hsm_bridge.errors import AuthorizationRefused, RefusalReason
 from mobile_api import auth
-from mobile_api.deps import Context, Signer, client_address
+from mobile_api.deps import Context, SessionUser, Signer, client_address
 from mobile_api.throttle import LoginThrottle
 
 __all__ = ["router"]
@@ -37,11 +39,14 @@ class LoginBody(BaseModel):
 
 
 class SessionView(BaseModel):
-    """A new session: bearer token and lifetime (seconds)."""
+    """A new session: bearer token and lifetime (seconds); with
+    ``password_change_required``, every other call answers ``password_change_required``
+    until ``POST /mobile/v1/password``."""
 
     access_token: str
     token_type: Literal["bearer"] = "bearer"  # noqa: S105
     expires_in: int
+    password_change_required: bool = False
 
 
 @router.post("/sessions", response_model=SessionView, status_code=201)
@@ -53,7 +58,68 @@ def create_session(body: LoginBody, request: Request, context: Context) -> Sessi
     issued = auth.login(
         context, throttle, body.username, body.password, client_address=client_address(request)
     )
-    return SessionView(access_token=issued.access_token, expires_in=issued.expires_in)
+    return SessionView(
+        access_token=issued.access_token,
+        expires_in=issued.expires_in,
+        password_change_required=issued.password_change_required,
+    )
+
+
+class PasswordBody(BaseModel):
+    """The current password and the new one (at least 10 characters, 5 of them
+    different, without the username)."""
+
+    current_password: str = Field(min_length=1, max_length=200, repr=False)
+    new_password: str = Field(min_length=1, max_length=200, repr=False)
+
+
+@router.post("/password", status_code=204)
+def change_password(
+    body: PasswordBody, request: Request, context: Context, user: SessionUser
+) -> Response:
+    """Choose a new password (``credentials_invalid``: the current one is wrong;
+    ``password_too_weak`` with what to change)."""
+    auth.change_password(
+        context,
+        user,
+        body.current_password,
+        body.new_password,
+        client_address=client_address(request),
+    )
+    return Response(status_code=204)
+
+
+class MeView(BaseModel):
+    """Who is signed in, what they can approve with (a TOTP authenticator, the number
+    of live devices and passkeys), and whether they must first replace a one-time
+    password."""
+
+    username: str
+    display_name: str
+    role: str
+    totp_enrolled: bool
+    devices: int
+    password_change_required: bool
+
+
+@router.get("/me", response_model=MeView)
+def me(context: Context, user: SessionUser) -> MeView:
+    """The signed-in user (answered before a one-time password is replaced, too); an app
+    with neither ``totp_enrolled`` nor a device leads them to enrolment."""
+    with context.db.transaction() as session:
+        devices = len(
+            session.scalars(
+                select(Device.id).where(Device.user_id == user.id, Device.revoked_at.is_(None))
+            ).all()
+        )
+    return MeView(
+        username=user.username,
+        display_name=user.display_name,
+        role=user.role,
+        totp_enrolled=user.totp_enrolled_at is not None,
+        devices=devices,
+        password_change_required=user.password_must_change,
+    )
 
 
 @router.delete("/sessions/current", status_code=204)
@@ -63,19 +129,35 @@ def delete_session(request: Request, context: Context) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/signing-requests", response_model=list[SigningRequestView])
+@router.get("/signing-requests", response_model=list[SignerRequestView])
 def list_requests(
     context: Context, user: Signer, status: RequestStatus | None = None
-) -> list[SigningRequestView]:
+) -> list[SignerRequestView]:
     """The caller's own requests, newest first; ``?status=pending_approval`` for the
     pending list."""
-    return [SigningRequestView.of(r) for r in context.service.list_for_signer(user, status)]
+    return context.service.views_for_signer(user, status)
 
 
-@router.get("/signing-requests/{request_id}", response_model=SigningRequestView)
-def get_request(request_id: str, context: Context, user: Signer) -> SigningRequestView:
+@router.get("/signing-requests/{request_id}", response_model=SignerRequestView)
+def get_request(request_id: str, context: Context, user: Signer) -> SignerRequestView:
     """One of the caller's requests."""
-    return SigningRequestView.of(context.service.get_for_signer(user, request_id))
+    return context.service.view_for_signer(user, request_id)
+
+
+@router.get(
+    "/signing-requests/{request_id}/signed-document",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}},
+)
+def get_signed_document(request_id: str, context: Context, user: Signer) -> Response:
+    """The signed PDF of one of the caller's requests (``request_not_signed`` before)."""
+    data = context.service.signed_document_for_signer(user, request_id)
+    view = context.service.view_for_signer(user, request_id)
+    return Response(
+        data,
+        media_type="application/pdf",
+        headers={"Content-Disposition": content_disposition(view.title, request_id)},
+    )
 
 
 @router.get(
@@ -249,3 +331,15 @@ def confirm_totp(
             client_address=client_address(request),
         )
     return TotpEnrolmentView(otpauth_uri="", qr_png_base64="", confirmed=True)
+
+
+def content_disposition(title: str | None, request_id: str) -> str:
+    """``attachment`` with the file name made of the title (RFC 6266, UTF-8 RFC 5987),
+    or of the request id."""
+    name = (title or request_id).strip()
+    safe = "".join(c if c.isalnum() or c in " -_." else "_" for c in name)[:120] or request_id
+    ascii_name = safe.encode("ascii", "replace").decode().replace("?", "_")
+    return (
+        f'attachment; filename="{ascii_name} (signed).pdf"; '
+        f"filename*=UTF-8''{quote(safe + ' (signed).pdf')}"
+    )

@@ -6,6 +6,8 @@
 #   fonts-liberation2 - Liberation Serif, metric-compatible with Times New Roman (which
 #                    Decree 30 names) and with full Vietnamese coverage, for the text
 #                    of visible signatures (DejaVu, when present, is the fallback)
+#   chromium       - the headless browser in which the demo and the tests drive the
+#                    tablet app (Playwright drives it; it never downloads a browser)
 # With --test also:
 #   gcc, libc6-dev - the tests compile a small PKCS#11 fault-injection shim
 set -euo pipefail
@@ -18,6 +20,7 @@ command -v softhsm2-util >/dev/null 2>&1 || need+=(softhsm2)
 command -v pdfsig >/dev/null 2>&1 || need+=(poppler-utils)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 [ -e /usr/share/fonts/truetype/liberation2/LiberationSerif-Regular.ttf ] || need+=(fonts-liberation2)
+[ -x "${GATEWAY_CHROMIUM:-/usr/bin/chromium}" ] || need+=(chromium)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

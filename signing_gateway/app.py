@@ -7,6 +7,7 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from fastapi import FastAPI
 
 from gateway import operations
@@ -16,11 +17,20 @@ from gateway.integration import api as integration_api
 from gateway.integration.callbacks import CallbackDeliverer
 from gateway.integration.destinations import DestinationPolicy
 from gateway.problems import document_problems, install_error_handlers
+from gateway.secrets_at_rest import vapid_key
 from mobile_api import decisions as mobile_decisions
 from mobile_api import devices as mobile_devices
+from mobile_api import passkeys as mobile_passkeys
 from mobile_api import routes as mobile_routes
-from mobile_api.push import FcmPushProvider, LogPushProvider, PushNotifier, PushProvider
+from mobile_api.push import (
+    FcmPushProvider,
+    LogPushProvider,
+    PushNotifier,
+    PushProvider,
+    WebPushProvider,
+)
 from mobile_api.throttle import LoginThrottle
+from mobile_api.web_app import mount_app
 
 __all__ = ["create_app"]
 
@@ -33,6 +43,21 @@ def push_provider(settings: Settings) -> PushProvider:
             raise RuntimeError("push_provider=fcm needs GATEWAY_FCM_SERVICE_ACCOUNT_FILE")
         return FcmPushProvider(settings.fcm_service_account_file)
     return LogPushProvider()
+
+
+def web_push_provider(settings: Settings) -> WebPushProvider:
+    """Web Push for the installed app, signed with the installation's VAPID key."""
+    key = vapid_key(settings.secrets_dir)
+    return WebPushProvider(
+        key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()),
+        settings.web_push_subject,
+        policy=DestinationPolicy(
+            settings.web_push_allowed_networks,
+            what="the push subscription's endpoint",
+            setting="web_push_allowed_networks",
+        ),
+        hosts=settings.web_push_hosts,
+    )
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -57,9 +82,11 @@ def create_app(settings: Settings) -> FastAPI:
         mobile_routes.router,
         mobile_decisions.router,
         mobile_devices.router,
+        mobile_passkeys.router,
         operations.router,
     ):
         app.include_router(router)
+    mount_app(app)
     return app
 
 
@@ -70,11 +97,13 @@ async def _lifespan(settings: Settings, app: FastAPI) -> AsyncIterator[None]:
     whose time ran out)."""
     context = build_context(settings)
     context.sandbox.start()
+    app.state.web_push = web_push_provider(settings)
     notifier = PushNotifier(
         context.db,
         push_provider(settings),
         settings.push_title,
         nonce_ttl_seconds=settings.approval_nonce_ttl_seconds,
+        web=app.state.web_push,
     )
     context.submissions.notifiers.append(notifier)
     context.service.pipeline.notifiers.append(notifier)

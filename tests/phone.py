@@ -1,5 +1,5 @@
 """A signer's device at the bridge's level: its own P-256 key, enrolled with an
-enrolment code, signing approval and revocation statements."""
+enrolment code, signing approval, revocation and enrolment-code statements."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ from hsm_bridge.sam.signers import SignerRegistry, enrolment_proof
 from hsm_bridge.sam.statement import (
     ApprovalStatement,
     Decision,
+    EnrolmentCodeStatement,
     RevocationStatement,
+    Statement,
     StatementDocument,
 )
 
@@ -40,7 +42,7 @@ class Phone:
         )
         self.device_id = device.device_id
 
-    def _sign(self, statement: ApprovalStatement | RevocationStatement) -> bytes:
+    def _sign(self, statement: Statement) -> bytes:
         return self.key.sign(statement.canonical_bytes(), ec.ECDSA(hashes.SHA256()))
 
     def approve(
@@ -73,4 +75,11 @@ class Phone:
         nonce = base64.urlsafe_b64encode(os.urandom(32)).decode()
         expires_at = int(time.time()) + 60
         statement = RevocationStatement(signer, self.device_id, device_id, nonce, expires_at)
+        return DeviceFactor(self.device_id, nonce, expires_at, self._sign(statement))
+
+    def issue_code(self, signer: str) -> DeviceFactor:
+        """Sign the request for a code that enrols another device of ``signer``."""
+        nonce = base64.urlsafe_b64encode(os.urandom(32)).decode()
+        expires_at = int(time.time()) + 60
+        statement = EnrolmentCodeStatement(signer, self.device_id, nonce, expires_at)
         return DeviceFactor(self.device_id, nonce, expires_at, self._sign(statement))

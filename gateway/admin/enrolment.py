@@ -74,6 +74,7 @@ def add_user(
             role=role,
             organisation_id=unit.id if unit is not None else None,
             password_hash=hash_password(password),
+            password_must_change=True,
             created_at=now,
         )
         session.add(user)

@@ -21,6 +21,7 @@ from gateway.approvals import totp
 from gateway.approvals.inbox import SignerInbox
 from gateway.approvals.statements import DecisionItem, check_device_factor
 from gateway.audit import log as audit
+from gateway.bridges import relying_party
 from gateway.db.models import ApprovalNonce, Credential, SigningRequest, User
 from gateway.errors import (
     BatchTooLarge,
@@ -454,6 +455,7 @@ class SigningService(SignerInbox):
             requests,
             now=decision.now,
             max_ttl_seconds=self.settings.activation_ttl_seconds,
+            relying_party=relying_party(self.settings),
         )
         if refusal is not None:
             audit.record(

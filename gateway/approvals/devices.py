@@ -104,7 +104,7 @@ def request_enrolment_code(
     db: Database,
     bridge: BridgeClient,
     user: User,
-    otp: str,
+    factor: Factor,
     *,
     ttl_seconds: int,
     now: dt.datetime,
@@ -112,10 +112,10 @@ def request_enrolment_code(
     client_address: str | None = None,
 ) -> EnrolmentCodeView:
     """An enrolment code for another device of ``user``, issued by the bridge after it
-    checked ``otp`` (a TOTP code) itself; audited. Raises the bridge's
-    AuthorizationRefused (``totp_invalid``, ``totp_reused``, ``totp_locked``,
-    ``totp_not_enrolled``, ``totp_not_accepted``)."""
-    code = bridge.enrolment_code(user.username, otp.strip(), ttl_seconds=ttl_seconds)
+    checked ``factor`` itself (one of the user's enrolled devices signing the
+    enrolment-code statement, or a TOTP code); audited. Raises the bridge's
+    AuthorizationRefused (``totp_*``, ``device_*``, ``approval_*``)."""
+    code = bridge.enrolment_code(user.username, factor, ttl_seconds=ttl_seconds)
     with db.transaction() as session:
         record_enrolment_code(
             session,

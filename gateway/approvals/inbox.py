@@ -6,16 +6,19 @@ expires requests whose time ran out. Only requests addressed to the signer are s
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from gateway.approvals.statements import purge_nonces
 from gateway.config import Settings
 from gateway.db.database import Database
-from gateway.db.models import Credential, SigningRequest, User
+from gateway.db.models import Credential, IntegrationClient, SigningRequest, User
+from gateway.errors import RequestNotSigned
 from gateway.requests.access import expire_if_due, load_owned
 from gateway.requests.document_store import DocumentStore
 from gateway.requests.lifecycle import RequestStatus, transition
 from gateway.requests.preview import preview_step
 from gateway.requests.sandbox import DocumentSandbox
+from gateway.requests.schemas import SignerRequestView, workflow_view
 from gateway.signing.pipeline import SignaturePipeline
 from hsm_bridge import BridgeClient
 from hsm_bridge.clock import Clock, utcnow
@@ -59,6 +62,38 @@ class SignerInbox:
             request = load_owned(session, request_id, signer_id=user.id)
             expire_if_due(session, request, now=self.clock())
             return request
+
+    def views_for_signer(self, user: User, status: RequestStatus | None) -> list[SignerRequestView]:
+        """The signer's own requests as the app shows them (sender, step, pages, the
+        certificate), newest first, optionally of one status."""
+        requests = self.list_for_signer(user, status)
+        with self.db.transaction() as session:
+            return [self._view(session, request) for request in requests]
+
+    def view_for_signer(self, user: User, request_id: str) -> SignerRequestView:
+        """One of the signer's requests as the app shows it."""
+        request = self.get_for_signer(user, request_id)
+        with self.db.transaction() as session:
+            return self._view(session, request)
+
+    def _view(self, session: Session, request: SigningRequest) -> SignerRequestView:
+        client = session.get(IntegrationClient, request.client_id)
+        credential = session.get(Credential, request.credential_id)
+        assert client is not None and credential is not None
+        return SignerRequestView.of_signer(
+            request,
+            sender=client.name,
+            credential=credential,
+            workflow=workflow_view(session, request),
+        )
+
+    def signed_document_for_signer(self, user: User, request_id: str) -> bytes:
+        """The signed PDF of one of the signer's requests; RequestNotSigned while not
+        signed."""
+        request = self.get_for_signer(user, request_id)
+        if request.status != RequestStatus.SIGNED:
+            raise RequestNotSigned(f"the request is {request.status}")
+        return self.store.read_signed(request_id)
 
     def document_for_signer(self, user: User, request_id: str) -> bytes:
         """The exact bytes that will be signed."""

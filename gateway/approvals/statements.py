@@ -13,6 +13,7 @@ or one the app fetches, may be used once.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import secrets
 from collections.abc import Sequence
@@ -31,7 +32,9 @@ from gateway.errors import (
     DeviceUnknown,
     GatewayError,
 )
+from hsm_bridge.errors import AuthorizationRefused
 from hsm_bridge.sam.authorization import DeviceFactor
+from hsm_bridge.sam.passkeys import RelyingParty, passkey_device_id, verify_assertion
 from hsm_bridge.sam.statement import (
     ApprovalStatement,
     Decision,
@@ -126,6 +129,7 @@ def check_device_factor(
     *,
     now: dt.datetime,
     max_ttl_seconds: int,
+    relying_party: RelyingParty,
 ) -> GatewayError | None:
     """Verify a device-signed decision on ``requests`` and consume its nonce, in
     ``session``'s transaction. Returns None when it holds, else the refusal:
@@ -135,18 +139,25 @@ def check_device_factor(
     (unknown, another user's, expired, or already used: a replay). The nonce is consumed
     by one conditional UPDATE, so of two concurrent uses exactly one wins."""
     device = session.get(Device, factor.device_id)
-    if device is None or device.user_id != user.id or device.public_key_der is None:
+    if device is None or device.user_id != user.id:
         return DeviceUnknown("no such device of this signer")
     if device.revoked_at is not None:
         return DeviceRevoked("this device was revoked")
     instant = int(now.timestamp())
     if not instant < factor.expires_at <= instant + max_ttl_seconds:
         return ApprovalExpired("the signed decision is expired or too far in the future")
+    if device.public_key_der is None:
+        return DeviceUnknown("no such device of this signer")
     statement = statement_for(user, device.id, decision, factor, requests)
-    try:
-        verify_statement_signature(statement, device.public_key_der, factor.signature)
-    except StatementSignatureInvalid:
-        return ApprovalSignatureInvalid("the device signature does not match this decision")
+    if device.kind == "passkey":
+        refusal = _passkey_refusal(device, factor, statement.canonical_bytes(), relying_party)
+        if refusal is not None:
+            return refusal
+    else:
+        try:
+            verify_statement_signature(statement, device.public_key_der, factor.signature)
+        except StatementSignatureInvalid:
+            return ApprovalSignatureInvalid("the device signature does not match this decision")
     consumed = session.execute(
         update(ApprovalNonce)
         .where(ApprovalNonce.nonce == factor.nonce)
@@ -157,4 +168,35 @@ def check_device_factor(
     )
     if affected_rows(consumed) != 1:
         return ApprovalNonceInvalid("the nonce is unknown, expired or already used")
+    return None
+
+
+def _passkey_refusal(
+    device: Device, factor: DeviceFactor, statement: bytes, relying_party: RelyingParty
+) -> GatewayError | None:
+    """The gateway's own check of a passkey's assertion over ``statement`` (its key as
+    registered; the counter is the bridge's to keep), or None when it holds."""
+    assertion = factor.webauthn
+    if assertion is None:
+        return ApprovalSignatureInvalid("a passkey approves with a WebAuthn assertion")
+    try:
+        credential_id = base64.urlsafe_b64decode(
+            str(assertion.get("rawId", "")) + "=" * (-len(str(assertion.get("rawId", ""))) % 4)
+        )
+    except (ValueError, TypeError):
+        return ApprovalSignatureInvalid("the assertion names no credential")
+    if passkey_device_id(credential_id) != device.id:
+        return ApprovalSignatureInvalid("the assertion comes from another passkey")
+    assert device.public_key_der is not None
+    try:
+        verify_assertion(
+            relying_party,
+            assertion,
+            credential_id=credential_id,
+            public_key=device.public_key_der,
+            sign_count=0,
+            statement=statement,
+        )
+    except AuthorizationRefused:
+        return ApprovalSignatureInvalid("the passkey did not approve this decision")
     return None

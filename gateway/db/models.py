@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -95,6 +96,10 @@ class User(Base):
     totp_enrolled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # PNG with transparency, drawn in the user's visible signatures (signature_images.py)
     signature_image: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # a one-time password (``users add``) must be replaced at the first sign-in
+    password_must_change: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
@@ -174,6 +179,12 @@ class SigningRequest(Base):
     submission_sha256: Mapped[str] = mapped_column(String(64))
     callback_url: Mapped[str | None] = mapped_column(String(2000), nullable=True)
     signed_document_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # what the document system calls the document (shown to the signer, in callbacks,
+    # the download's file name), each page's size as displayed (JSON [[w, h], ...]) and
+    # where this signature shows (JSON [page, [x1, y1, x2, y2]], points; null: unseen)
+    title: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    page_sizes: Mapped[str | None] = mapped_column(Text, nullable=True)
+    signature_place: Mapped[str | None] = mapped_column(Text, nullable=True)
     # while ``signing``: the process signing it and until when (recovery takes over
     # only a lease that ran out: gateway.signing.pipeline)
     signing_owner: Mapped[str | None] = mapped_column(String(80), nullable=True)
@@ -211,6 +222,9 @@ class Device(Base):
     name: Mapped[str] = mapped_column(String(100), default="", server_default="")
     push_token: Mapped[str] = mapped_column(Text)
     public_key_der: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # ``device_key`` (a native app's P-256 key: public_key_der) or ``passkey`` (WebAuthn:
+    # its key lives at the bridge, which verifies its assertions)
+    kind: Mapped[str] = mapped_column(String(16), default="device_key", server_default="device_key")
     stale: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)

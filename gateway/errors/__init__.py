@@ -15,6 +15,8 @@ from gateway.errors.access import (
     Forbidden,
     LoginRateLimited,
     NotFound,
+    PasswordChangeRequired,
+    PasswordTooWeak,
     Unauthenticated,
 )
 from gateway.errors.base import (
@@ -57,6 +59,7 @@ from gateway.errors.factors import (
     OtpInvalid,
     OtpLocked,
     OtpReused,
+    PasskeyRefused,
     TotpNotAccepted,
     TotpNotEnrolled,
 )
@@ -123,6 +126,9 @@ __all__ = [
     "OtpLocked",
     "OtpReused",
     "ParameterInvalid",
+    "PasswordChangeRequired",
+    "PasswordTooWeak",
+    "PasskeyRefused",
     "RequestExpired",
     "RequestNotPending",
     "RequestNotSigned",

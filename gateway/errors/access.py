@@ -5,6 +5,8 @@ from __future__ import annotations
 from gateway.errors.base import AccessRefused
 
 __all__ = [
+    "PasswordChangeRequired",
+    "PasswordTooWeak",
     "CredentialsInvalid",
     "Forbidden",
     "LoginRateLimited",
@@ -54,3 +56,21 @@ class NotFound(AccessRefused):
     code = "not_found"
     status = 404
     title = "Not found"
+
+
+class PasswordChangeRequired(AccessRefused):
+    """The user signed in with a one-time password and must choose their own first
+    (``POST /mobile/v1/password``)."""
+
+    code = "password_change_required"
+    status = 403
+    title = "Choose your own password first"
+
+
+class PasswordTooWeak(AccessRefused):
+    """The new password does not follow the rules: at least 10 characters, 5 of them
+    different, not containing the username, not the current one."""
+
+    code = "password_too_weak"
+    status = 422
+    title = "The new password does not follow the rules"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from gateway.errors.base import FactorRefused
 
 __all__ = [
+    "PasskeyRefused",
     "ApprovalExpired",
     "ApprovalNonceInvalid",
     "ApprovalSignatureInvalid",
@@ -115,3 +116,14 @@ class ApprovalSignatureInvalid(FactorRefused):
     code = "approval_signature_invalid"
     status = 403
     title = "The device signature does not match this decision"
+
+
+class PasskeyRefused(FactorRefused):
+    """The bridge refused a passkey registration: the challenge is unknown, used or
+    expired, the browser's answer does not verify (another site, no user
+    verification), or the installation accepts only passkeys bound to one device and
+    this one is synced (``reason`` says which)."""
+
+    code = "passkey_refused"
+    status = 422
+    title = "The passkey could not be registered"

@@ -70,6 +70,7 @@ async def submit(
     client: Client,
     document: Annotated[UploadFile, File(description="the PDF to sign")],
     signer: Annotated[str | None, Form(min_length=1, max_length=64)] = None,
+    title: Annotated[str | None, Form(min_length=1, max_length=300)] = None,
     reason: Annotated[str | None, Form(max_length=500)] = None,
     location: Annotated[str | None, Form(max_length=200)] = None,
     contact_info: Annotated[str | None, Form(max_length=200)] = None,
@@ -86,7 +87,8 @@ async def submit(
     seal_field_name: Annotated[str | None, Form(min_length=1, max_length=100)] = None,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> SigningRequestView:
-    """Submit a PDF for ``signer``. 201 with the new request; 200 with the earlier one
+    """Submit a PDF for ``signer`` (``title``: what the signer's list calls it, also in
+    callbacks and the download's file name). 201 with the new request; 200 with the earlier one
     when the Idempotency-Key and body repeat an earlier submission. ``placement=auto``
     puts a visible signature in the signer block on the last page (instead of ``page``
     and ``box``).
@@ -131,6 +133,7 @@ async def submit(
             if workflow is not None
             else None
         ),
+        title=title,
     )
     if not result.created:
         response.status_code = 200

@@ -65,6 +65,7 @@ def enqueue(session: Session, request: SigningRequest, *, now: dt.datetime) -> N
             "event_id": event_id,
             "type": "signing_request.status",
             "id": request.id,
+            "title": request.title,
             "status": request.status,
             "failure_code": request.failure_code,
             "signed_document_sha256": request.signed_document_sha256,

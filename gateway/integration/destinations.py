@@ -51,21 +51,29 @@ class CallbackTarget:
 class DestinationPolicy:
     """Public (globally routable) addresses are allowed; any other (loopback,
     link-local, private, shared, multicast, reserved, unspecified) only when it lies in
-    one of ``allowed_networks`` (CIDR strings, e.g. ``10.20.0.0/16``)."""
+    one of ``allowed_networks`` (CIDR strings, e.g. ``10.20.0.0/16``). Refusals name
+    the URL as ``what`` and the setting that allows a network as ``setting``."""
 
-    def __init__(self, allowed_networks: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        allowed_networks: Sequence[str] = (),
+        *,
+        what: str = "callback_url",
+        setting: str = "callback_allowed_networks",
+    ) -> None:
         self.allowed: tuple[Network, ...] = tuple(
             ipaddress.ip_network(n, strict=False) for n in allowed_networks
         )
+        self.what, self.setting = what, setting
 
     def check_url(self, url: str) -> str:
         """``url`` (stripped) when it is an absolute http(s) URL whose host, if it is an
         address or resolves now, is allowed. Raises DestinationRefused."""
-        host, _ = _host_and_port(url)
+        host, _ = _host_and_port(url, self.what)
         try:
             addresses = [ipaddress.ip_address(host)]
         except ValueError:
-            addresses = _resolve(host, url, strict=False)
+            addresses = _resolve(host, url, self.what, strict=False)
         for address in addresses:
             self._check(address, host)
         return url.strip()
@@ -74,8 +82,8 @@ class DestinationPolicy:
         """The destination to connect to now: ``url``'s host resolved, every address
         checked, the first one chosen. Raises DestinationRefused (also when the name
         does not resolve)."""
-        host, _ = _host_and_port(url)
-        addresses = _resolve(host, url, strict=True)
+        host, _ = _host_and_port(url, self.what)
+        addresses = _resolve(host, url, self.what, strict=True)
         for address in addresses:
             self._check(address, host)
         return CallbackTarget(url.strip(), host, addresses[0])
@@ -89,31 +97,31 @@ class DestinationPolicy:
             return
         shown = host if host == str(address) else f"{host} ({address})"
         raise DestinationRefused(
-            f"callback_url points at {shown}, a loopback, link-local or private address;"
-            " the installation must allow that network (callback_allowed_networks)"
+            f"{self.what} points at {shown}, a loopback, link-local or private address;"
+            f" the installation must allow that network ({self.setting})"
         )
 
 
-def _host_and_port(url: str) -> tuple[str, int]:
+def _host_and_port(url: str, what: str) -> tuple[str, int]:
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise DestinationRefused("callback_url must be an absolute http(s) URL")
+        raise DestinationRefused(f"{what} must be an absolute http(s) URL")
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError as exc:
-        raise DestinationRefused("callback_url has an invalid port") from exc
+        raise DestinationRefused(f"{what} has an invalid port") from exc
     return parts.hostname, port
 
 
-def _resolve(host: str, url: str, *, strict: bool) -> list[Address]:
+def _resolve(host: str, url: str, what: str, *, strict: bool) -> list[Address]:
     """The addresses ``host`` resolves to (each once, in resolver order); none when it
     does not resolve and not ``strict``."""
-    _, port = _host_and_port(url)
+    _, port = _host_and_port(url, what)
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
         if strict:
-            raise DestinationRefused(f"the callback host {host} does not resolve") from exc
+            raise DestinationRefused(f"the host of {what}, {host}, does not resolve") from exc
         return []
     found: list[Address] = []
     for info in infos:

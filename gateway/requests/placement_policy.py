@@ -6,6 +6,8 @@ gets at once, before anything is stored or anyone notified."""
 from __future__ import annotations
 
 import io
+import json
+from collections.abc import Mapping
 from dataclasses import replace
 
 from PIL import Image
@@ -26,12 +28,30 @@ __all__ = [
     "check_box",
     "check_final_placement",
     "requested_placement",
+    "signature_place",
     "signer_block_placement",
 ]
 
 # The smallest visible signature box (points each way): a signature's appearance needs
 # room, and a box a reader cannot see is not a visible signature.
 MIN_BOX_POINTS = 12.0
+
+
+def signature_place(
+    params: SignatureParameters,
+    empty_fields: Mapping[str, tuple[int, tuple[float, float, float, float]]],
+) -> str | None:
+    """Where the signature ``params`` describe will show, for the signer's app to draw:
+    JSON ``[page, [x1, y1, x2, y2]]`` (1-based page; points from the visible page's
+    bottom-left corner): the box it was given, else the place of the document's empty
+    field it signs into (``empty_fields``: name to page and box). None when it shows
+    nowhere (an invisible signature)."""
+    if params.page is not None and params.box is not None:
+        return json.dumps([params.page, list(params.box)])
+    if params.field_name is not None and params.field_name in empty_fields:
+        page, box = empty_fields[params.field_name]
+        return json.dumps([page, list(box)])
+    return None
 
 
 def requested_placement(

@@ -5,11 +5,22 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 from pydantic import BaseModel
+from sqlalchemy.orm import Session
 
-from gateway.db.models import SigningRequest
+from gateway.db.models import Credential, Organisation, SigningRequest
+from gateway.requests.workflow_steps import step_summary, steps_of, workflow_status
 
-__all__ = ["SigningRequestView", "WorkflowStepView", "WorkflowView"]
+__all__ = [
+    "CertificateView",
+    "SignerRequestView",
+    "SigningRequestView",
+    "WorkflowStepView",
+    "WorkflowView",
+    "workflow_view",
+]
 
 
 class WorkflowStepView(BaseModel):
@@ -42,6 +53,7 @@ class SigningRequestView(BaseModel):
     are ISO 8601 UTC."""
 
     id: str
+    title: str | None = None
     status: str
     failure_code: str | None = None
     document_sha256: str
@@ -73,6 +85,7 @@ class SigningRequestView(BaseModel):
             step=request.step,
             workflow=workflow,
             id=request.id,
+            title=request.title,
             status=request.status,
             failure_code=request.failure_code,
             document_sha256=request.document_sha256,
@@ -88,3 +101,106 @@ class SigningRequestView(BaseModel):
             updated_at=request.updated_at,
             expires_at=request.expires_at,
         )
+
+
+class CertificateView(BaseModel):
+    """Who the signature will name, as the certificate says it (subject CN, title,
+    organisation), who issued it, and until when it is valid."""
+
+    holder: str
+    title: str | None = None
+    organisation: str | None = None
+    issuer: str
+    not_after: dt.datetime
+
+    @classmethod
+    def of(cls, certificate_der: bytes) -> CertificateView:
+        """Read from a certificate (DER)."""
+        certificate = x509.load_der_x509_certificate(certificate_der)
+
+        def first(name: x509.Name, oid: x509.ObjectIdentifier) -> str | None:
+            found = name.get_attributes_for_oid(oid)
+            return str(found[0].value) if found else None
+
+        subject, issuer = certificate.subject, certificate.issuer
+        return cls(
+            holder=first(subject, NameOID.COMMON_NAME) or subject.rfc4514_string(),
+            title=first(subject, NameOID.TITLE),
+            organisation=first(subject, NameOID.ORGANIZATION_NAME),
+            issuer=first(issuer, NameOID.COMMON_NAME) or issuer.rfc4514_string(),
+            not_after=certificate.not_valid_after_utc,
+        )
+
+
+class SignaturePlace(BaseModel):
+    """Where a signature shows: ``page`` (1-based) and ``box`` (x1, y1, x2, y2 in points
+    from the bottom-left corner of the page as displayed)."""
+
+    page: int
+    box: tuple[float, float, float, float]
+
+    @classmethod
+    def of(cls, stored: str | None) -> SignaturePlace | None:
+        """From the stored JSON ``[page, [x1, y1, x2, y2]]``; None for none."""
+        if stored is None:
+            return None
+        page, box = json.loads(stored)
+        return cls(page=page, box=tuple(box))
+
+
+class SignerRequestView(SigningRequestView):
+    """A request as the signer's app shows it: besides what the document system sees,
+    who sent it (the integration client's name), what this step is (``sign``: the
+    signer's own signature; ``leader``: a leader's in an official document; ``seal``:
+    the organisation's seal), each page's size as displayed (points: width, height),
+    where the signature will show (``signature_place``; null when invisible),
+    the certificate that will sign, and whether the token's PIN must be typed
+    (``pin_policy`` ``signer``)."""
+
+    sender: str
+    step_kind: str
+    page_sizes: list[tuple[float, float]]
+    signature_place: SignaturePlace | None
+    certificate: CertificateView
+    pin_policy: str
+
+    @classmethod
+    def of_signer(
+        cls,
+        request: SigningRequest,
+        *,
+        sender: str,
+        credential: Credential,
+        workflow: WorkflowView | None,
+    ) -> SignerRequestView:
+        """Build the signer's view of a stored request."""
+        base = SigningRequestView.of(request, workflow).model_dump()
+        kind = "sign"
+        if request.workflow is not None:
+            kind = "seal" if credential.organisation_id is not None else "leader"
+        return cls(
+            **base,
+            sender=sender,
+            step_kind=kind,
+            page_sizes=[tuple(size) for size in json.loads(request.page_sizes or "[]")],
+            signature_place=SignaturePlace.of(request.signature_place),
+            certificate=CertificateView.of(credential.certificate_der),
+            pin_policy=credential.pin_policy,
+        )
+
+
+def workflow_view(session: Session, request: SigningRequest) -> WorkflowView | None:
+    """The workflow ``request`` is a step of, in ``session``; None outside workflows."""
+    if request.workflow is None or request.workflow_id is None:
+        return None
+    steps = steps_of(session, request)
+    organisation = (
+        session.get(Organisation, request.organisation_id) if request.organisation_id else None
+    )
+    return WorkflowView(
+        name=request.workflow,
+        id=request.workflow_id,
+        organisation=organisation.name if organisation is not None else None,
+        status=workflow_status(request.workflow, steps),
+        steps=[WorkflowStepView.model_validate(step_summary(step)) for step in steps],
+    )

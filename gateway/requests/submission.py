@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from gateway.audit import log as audit
 from gateway.config import Settings
 from gateway.db.database import Database
-from gateway.db.models import IntegrationClient, Organisation, SigningRequest
+from gateway.db.models import Device, IntegrationClient, SigningRequest
 from gateway.errors import (
     IdempotencyConflict,
     ParameterInvalid,
@@ -35,10 +35,11 @@ from gateway.requests.placement import TextLine
 from gateway.requests.placement_policy import (
     check_final_placement,
     requested_placement,
+    signature_place,
     signer_block_placement,
 )
 from gateway.requests.sandbox import DocumentSandbox
-from gateway.requests.schemas import WorkflowStepView, WorkflowView
+from gateway.requests.schemas import WorkflowView, workflow_view
 from gateway.requests.signable import signature_steps
 from gateway.requests.workflow_rules import (
     SignerChoice,
@@ -50,9 +51,6 @@ from gateway.requests.workflow_rules import (
 )
 from gateway.requests.workflow_steps import (
     OFFICIAL_DOCUMENT,
-    step_summary,
-    steps_of,
-    workflow_status,
 )
 from hsm_bridge.clock import Clock, utcnow
 from hsm_bridge.pades import SignatureParameters
@@ -109,6 +107,7 @@ class Submissions:
         callback_url: str | None = None,
         placement: str | None = None,
         workflow: WorkflowOrder | None = None,
+        title: str | None = None,
     ) -> Submission:
         """Check and store a document for ``signer_username`` to sign; notify them.
 
@@ -130,10 +129,10 @@ class Submissions:
         Raises the intake errors, SignerUnknown, SignerNoCredential, ParameterInvalid,
         OrganisationUnknown, OrganisationNoCredential, OrganisationNoSeal,
         SignerNotLeader, IdempotencyConflict (same key, other body)."""
-        check_texts(params, workflow)
+        check_texts(params, workflow, title)
         check_workflow_order(workflow, signer_username, params, placement)
         callback_url = self._callback_url(client, callback_url)
-        fingerprint = _fingerprint(document, signer_username, params, placement, workflow)
+        fingerprint = _fingerprint(document, signer_username, params, placement, workflow, title)
         if idempotency_key is not None:
             earlier = self._idempotent_replay(client, idempotency_key, fingerprint)
             if earlier is not None:
@@ -157,6 +156,7 @@ class Submissions:
             workflow,
             fingerprint,
             lines,
+            title.strip() if title else None,
         )
         choice = self._check_signable(order)
         try:
@@ -225,7 +225,7 @@ class Submissions:
                         " was being checked; submit it again"
                     )
                 request = self._new_request(
-                    request_id, order, choice, idempotency_key, callback_url
+                    session, request_id, order, choice, idempotency_key, callback_url
                 )
                 session.add(request)
                 _audit_submission(session, request, order, choice, client_address)
@@ -255,6 +255,7 @@ class Submissions:
 
     def _new_request(
         self,
+        session: Session,
         request_id: str,
         order: _Order,
         choice: SignerChoice,
@@ -277,7 +278,10 @@ class Submissions:
             document_sha256=hashlib.sha256(order.document).hexdigest(),
             document_size=len(order.document),
             page_count=order.report.page_count,
-            warnings=json.dumps(order.report.warnings),
+            warnings=json.dumps(order.report.warnings + _reachability(session, choice)),
+            title=order.title,
+            page_sizes=json.dumps([list(size) for size in order.report.page_sizes]),
+            signature_place=signature_place(params, order.report.empty_field_places),
             parameters=params.canonical_json(),
             parameters_sha256=params.sha256(),
             certificate_sha256=choice.credential.certificate_sha256,
@@ -321,19 +325,7 @@ class Submissions:
         if request.workflow is None or request.workflow_id is None:
             return None
         with self.db.transaction() as session:
-            steps = steps_of(session, request)
-            organisation = (
-                session.get(Organisation, request.organisation_id)
-                if request.organisation_id
-                else None
-            )
-            return WorkflowView(
-                name=request.workflow,
-                id=request.workflow_id,
-                organisation=organisation.name if organisation is not None else None,
-                status=workflow_status(request.workflow, steps),
-                steps=[WorkflowStepView.model_validate(step_summary(step)) for step in steps],
-            )
+            return workflow_view(session, request)
 
     def signed_document_for_client(self, client: IntegrationClient, request_id: str) -> bytes:
         """The signed PDF bytes; RequestNotSigned (409) while not signed."""
@@ -377,6 +369,7 @@ class _Order:
     workflow: WorkflowOrder | None
     fingerprint: str
     lines: list[TextLine]
+    title: str | None
 
 
 def _fingerprint(
@@ -385,14 +378,16 @@ def _fingerprint(
     params: SignatureParameters,
     placement: str | None,
     workflow: WorkflowOrder | None,
+    title: str | None = None,
 ) -> str:
     """The SHA-256 (hex) of what a submission asks: an Idempotency-Key replay must ask
     the same."""
     document_sha256 = hashlib.sha256(document).hexdigest()
-    return hashlib.sha256(
+    asked = (
         f"{document_sha256}\n{signer_username}\n{params.canonical_json()}\n{placement}"
-        f"\n{workflow}".encode()
-    ).hexdigest()
+        f"\n{workflow}" + (f"\n{title}" if title else "")
+    )
+    return hashlib.sha256(asked.encode()).hexdigest()
 
 
 def _audit_submission(
@@ -422,3 +417,14 @@ def _audit_submission(
             ),
         },
     )
+
+
+def _reachability(session: Session, choice: SignerChoice) -> list[str]:
+    """``signer_unreachable`` when the signer has neither an authenticator nor a live
+    device: nobody can approve until they enrol one (the app leads them there)."""
+    if choice.signer.totp_enrolled_at is not None:
+        return []
+    live = session.scalar(
+        select(Device.id).where(Device.user_id == choice.signer.id, Device.revoked_at.is_(None))
+    )
+    return [] if live is not None else ["signer_unreachable"]

@@ -109,12 +109,15 @@ def official_document_fields(
     return replace(choice, organisation=organisation, params=params)
 
 
-def check_texts(params: SignatureParameters, workflow: WorkflowOrder | None) -> None:
+def check_texts(
+    params: SignatureParameters, workflow: WorkflowOrder | None, title: str | None = None
+) -> None:
     """Every text the submission gives (reason, location, contact, field names, the
     attachment's number, the copy's type) is printable: no control character (a NUL in a
     field name was accepted, and failed only after the signer approved). Raises
     ParameterInvalid naming the member."""
     texts = {
+        "title": title,
         "reason": params.reason,
         "location": params.location,
         "contact_info": params.contact_info,

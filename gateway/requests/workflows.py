@@ -33,6 +33,7 @@ from gateway.db.models import Organisation, SigningRequest
 from gateway.errors import GatewayError
 from gateway.integration import callbacks
 from gateway.requests.document_store import DocumentStore
+from gateway.requests.placement_policy import signature_place
 from gateway.requests.states import RequestStatus
 from gateway.requests.workflow_steps import STEPS
 from hsm_bridge.pades import SignatureParameters
@@ -89,6 +90,9 @@ def advance(
             f"{request.id}\nstep {request.step + 1}".encode()
         ).hexdigest(),
         callback_url=request.callback_url,
+        title=request.title,
+        page_sizes=request.page_sizes,
+        signature_place=signature_place(signer.parameters, _created_fields(request)),
         created_at=now,
         updated_at=now,
         expires_at=now + dt.timedelta(seconds=ttl_seconds),
@@ -100,6 +104,15 @@ def advance(
         callbacks.enqueue(session, step, now=now)
         return None
     return step
+
+
+def _created_fields(
+    request: SigningRequest,
+) -> dict[str, tuple[int, tuple[float, float, float, float]]]:
+    """The empty fields ``request``'s signature creates for the next step: name to page
+    and box."""
+    created = SignatureParameters.from_json(request.parameters).empty_fields
+    return {field.name: (field.page, field.box) for field in created}
 
 
 def seal_step_parameters(first: SignatureParameters, seal_image: bytes) -> SignatureParameters:

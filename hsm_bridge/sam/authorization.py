@@ -30,17 +30,33 @@ import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from hsm_bridge.clock import posix
 from hsm_bridge.credentials import CredentialRef, SignatureMechanism
 from hsm_bridge.errors import AuthorizationRefused, RefusalReason
 from hsm_bridge.pades.parameters import SignatureParameters, parameters_sha256
 from hsm_bridge.sam.activation import ActivationIssuer
-from hsm_bridge.sam.signers import CodeIssuer, DeviceRecord, EnrolmentCode, SignerRegistry
+from hsm_bridge.sam.passkeys import (
+    PASSKEY_ENROLMENT_CONTEXT,
+    RelyingParty,
+    registration_options,
+    verify_assertion,
+    verify_registration,
+)
+from hsm_bridge.sam.signers import (
+    CodeIssuer,
+    DeviceRecord,
+    EnrolledDevice,
+    EnrolmentCode,
+    SignerRegistry,
+)
 from hsm_bridge.sam.statement import (
     ApprovalStatement,
     Decision,
+    EnrolmentCodeStatement,
     RevocationStatement,
+    Statement,
     StatementDocument,
     StatementSignatureInvalid,
     verify_statement_signature,
@@ -50,7 +66,9 @@ __all__ = [
     "AuthorizationItem",
     "AuthorizationRequest",
     "DeviceFactor",
+    "EnrolmentCodeProof",
     "Factor",
+    "PasskeyAuthorisation",
     "Profile",
     "SignatureActivationModule",
     "TotpFactor",
@@ -103,12 +121,24 @@ class AuthorizationItem:
 @dataclass(frozen=True, slots=True)
 class DeviceFactor:
     """A device's signed decision: its id, the nonce and expiry (POSIX seconds) it
-    signed, and the DER ECDSA P-256/SHA-256 signature over the statement."""
+    signed, and either the DER ECDSA P-256/SHA-256 ``signature`` over the statement (a
+    device key) or, for a passkey, the WebAuthn assertion (``webauthn``: the JSON
+    ``navigator.credentials.get`` gave) whose challenge is the statement's SHA-256."""
 
     device_id: str
     nonce: str
     expires_at: int
     signature: bytes = field(repr=False)
+    webauthn: Mapping[str, Any] | None = field(default=None, repr=False, hash=False)
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolmentCodeProof:
+    """An enrolment code used for a passkey: its id, and the HMAC of its secret over
+    the credential id (:data:`~hsm_bridge.sam.passkeys.PASSKEY_ENROLMENT_CONTEXT`)."""
+
+    code_id: str
+    proof: bytes = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +152,7 @@ class TotpFactor:
 
 
 Factor = DeviceFactor | TotpFactor
+PasskeyAuthorisation = EnrolmentCodeProof | TotpFactor
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +183,7 @@ class SignatureActivationModule:
         activation_ttl_seconds: int = 300,
         profile: Profile = Profile.EMBEDDED,
         max_items: int = 50,
+        relying_party: RelyingParty | None = None,
     ) -> None:
         self.registry = registry
         self._issuer = issuer
@@ -159,6 +191,7 @@ class SignatureActivationModule:
         self._ttl = activation_ttl_seconds
         self.profile = profile
         self.max_items = max_items
+        self.relying_party = relying_party or RelyingParty()
 
     def authorize(
         self,
@@ -351,26 +384,123 @@ class SignatureActivationModule:
     def _verify(
         self,
         signer: str,
-        statement: ApprovalStatement | RevocationStatement,
+        statement: Statement,
         device: DeviceRecord,
         factor: DeviceFactor,
         *,
         now: dt.datetime,
     ) -> None:
-        """The device's signature over ``statement`` holds; its nonce is spent."""
-        try:
-            verify_statement_signature(statement, device.public_key_der, factor.signature)
-        except StatementSignatureInvalid as exc:
-            log.warning("authorization refused for %s: approval_signature_invalid", signer)
-            raise AuthorizationRefused(
-                "the device did not sign this decision",
-                reason=RefusalReason.APPROVAL_SIGNATURE_INVALID,
-            ) from exc
+        """The device's signature (or passkey assertion) over ``statement`` holds; its
+        nonce is spent."""
+        if device.kind == "passkey":
+            self._verify_passkey(signer, statement, device, factor)
+        else:
+            try:
+                verify_statement_signature(statement, device.public_key_der, factor.signature)
+            except StatementSignatureInvalid as exc:
+                log.warning("authorization refused for %s: approval_signature_invalid", signer)
+                raise AuthorizationRefused(
+                    "the device did not sign this decision",
+                    reason=RefusalReason.APPROVAL_SIGNATURE_INVALID,
+                ) from exc
         if not self.registry.spend_nonce(f"{signer}\x00{factor.nonce}", factor.expires_at, now=now):
             log.warning("authorization refused for %s: approval_nonce_reused", signer)
             raise AuthorizationRefused(
                 "this decision was used already", reason=RefusalReason.APPROVAL_NONCE_REUSED
             )
+
+    def _verify_passkey(
+        self,
+        signer: str,
+        statement: Statement,
+        device: DeviceRecord,
+        factor: DeviceFactor,
+    ) -> None:
+        """The passkey's assertion over ``statement`` holds and its counter moves on."""
+        if factor.webauthn is None or device.credential_id is None:
+            raise AuthorizationRefused(
+                "a passkey approves with a WebAuthn assertion",
+                reason=RefusalReason.APPROVAL_SIGNATURE_INVALID,
+            )
+        try:
+            count = verify_assertion(
+                self.relying_party,
+                factor.webauthn,
+                credential_id=device.credential_id,
+                public_key=device.public_key_der,
+                sign_count=device.sign_count,
+                statement=statement.canonical_bytes(),
+            )
+        except AuthorizationRefused:
+            log.warning("authorization refused for %s: approval_signature_invalid", signer)
+            raise
+        if not self.registry.advance_sign_count(device.device_id, count):
+            log.warning("authorization refused for %s: passkey counter went back", signer)
+            raise AuthorizationRefused(
+                "this passkey's counter went backwards (a cloned authenticator?)",
+                reason=RefusalReason.APPROVAL_SIGNATURE_INVALID,
+            )
+
+    # ---- passkey enrolment -------------------------------------------------------
+
+    def passkey_options(
+        self, signer: str, display_name: str, *, now: dt.datetime
+    ) -> tuple[str, dict[str, Any]]:
+        """A registration challenge for ``signer`` and the creation options for the
+        browser: (challenge id, ``PublicKeyCredentialCreationOptions`` JSON). Enrols
+        nothing by itself."""
+        challenge = self.registry.issue_passkey_challenge(signer, now=now)
+        options = registration_options(
+            self.relying_party,
+            signer=signer,
+            display_name=display_name,
+            challenge=challenge.challenge,
+            exclude=self.registry.passkey_credentials(signer),
+        )
+        return challenge.challenge_id, options
+
+    def enrol_passkey(
+        self,
+        challenge_id: str,
+        response: Mapping[str, Any],
+        authorisation: PasskeyAuthorisation,
+        *,
+        now: dt.datetime,
+    ) -> EnrolledDevice:
+        """Register the passkey in ``response`` (what ``navigator.credentials.create``
+        gave) for the signer the challenge was issued to, authorised by an enrolment
+        code's proof over the credential id, or by a TOTP code where TOTP approves.
+        Raises AuthorizationRefused: ``challenge_invalid``, ``passkey_invalid``,
+        ``passkey_synced``, ``enrolment_code_invalid`` (or a code of another signer),
+        ``totp_not_accepted`` and the TOTP refusals, ``device_key_invalid``."""
+        challenge = self.registry.passkey_challenge(challenge_id, now=now)
+        passkey = verify_registration(self.relying_party, response, challenge.challenge)
+        if isinstance(authorisation, TotpFactor):
+            if not self.profile.totp_approves:
+                raise AuthorizationRefused(
+                    "a passkey is enrolled with a code from the bridge's administrator",
+                    reason=RefusalReason.TOTP_NOT_ACCEPTED,
+                )
+            self.registry.check_totp(challenge.signer, authorisation.otp, now=now)
+            issued_by = CodeIssuer.TOTP.value
+        with self.registry.transaction() as conn:
+            if isinstance(authorisation, EnrolmentCodeProof):
+                owner, issued_by = self.registry.spend_code(
+                    conn,
+                    authorisation.code_id,
+                    authorisation.proof,
+                    passkey.credential_id,
+                    PASSKEY_ENROLMENT_CONTEXT,
+                    now=now,
+                )
+                if owner != challenge.signer:
+                    raise AuthorizationRefused(
+                        "the enrolment code is another signer's",
+                        reason=RefusalReason.ENROLMENT_CODE_INVALID,
+                    )
+            device_id = self.registry.store_passkey(conn, challenge, passkey, issued_by, now=now)
+        log.info("passkey %s enrolled for %s", device_id, challenge.signer)
+        return EnrolledDevice(device_id, challenge.signer)
 
     def revoke_device(
         self, signer: str, device_id: str, factor: Factor, *, now: dt.datetime
@@ -404,7 +534,30 @@ class SignatureActivationModule:
         log.info("device %s of %s revoked by the signer", device_id, signer)
         return self.registry.revoke_device(device_id, now=now)
 
-    def enrolment_code_by_totp(
+    def enrolment_code(
+        self, signer: str, factor: Factor, *, now: dt.datetime, ttl_seconds: int
+    ) -> EnrolmentCode:
+        """A one-time code for enrolling another device of ``signer``, on the signer's
+        own factor: one of their enrolled devices (a device key or a passkey) signing an
+        :class:`~hsm_bridge.sam.statement.EnrolmentCodeStatement` (recorded as
+        device-issued), or a TOTP code where TOTP approves. Raises AuthorizationRefused
+        as :meth:`authorize` does."""
+        if isinstance(factor, TotpFactor):
+            return self._enrolment_code_by_totp(
+                signer, factor.otp, now=now, ttl_seconds=ttl_seconds
+            )
+        device = self._device(signer, factor.device_id)
+        self._check_expiry(signer, factor, now=now)
+        statement = EnrolmentCodeStatement(
+            signer=signer, device=device.device_id, nonce=factor.nonce, expires_at=factor.expires_at
+        )
+        self._verify(signer, statement, device, factor, now=now)
+        log.info("enrolment code for %s issued on device %s", signer, device.device_id)
+        return self.registry.issue_enrolment_code(
+            signer, now=now, ttl_seconds=ttl_seconds, issued_by=CodeIssuer.DEVICE
+        )
+
+    def _enrolment_code_by_totp(
         self, signer: str, otp: str, *, now: dt.datetime, ttl_seconds: int
     ) -> EnrolmentCode:
         """A device enrolment code for ``signer`` who typed a TOTP code, where TOTP

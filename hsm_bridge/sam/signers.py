@@ -29,7 +29,7 @@ import secrets
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from hsm_bridge.clock import posix
 from hsm_bridge.credentials import CredentialRef
 from hsm_bridge.errors import AuthorizationRefused, RefusalReason
+from hsm_bridge.sam.passkey_records import PasskeyRecords
 from hsm_bridge.sam.statement import StatementSignatureInvalid, load_device_public_key
 from hsm_bridge.sam.totp_records import TOTP_ENROLMENT_CONTEXT, TotpPolicy, TotpRecords
 
@@ -87,6 +88,18 @@ _MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE IF NOT EXISTS pin_refusal (
         authorization TEXT NOT NULL, token_serial TEXT NOT NULL,
         expires_at INTEGER NOT NULL, PRIMARY KEY (authorization, token_serial));
+    """,
+    # 3: passkeys (WebAuthn): a device of kind 'passkey' keeps its credential id, its
+    #    COSE public key (in public_key), its sign counter and backup flags; the
+    #    registration challenges the bridge issued
+    """
+    ALTER TABLE device ADD COLUMN credential_id BLOB;
+    ALTER TABLE device ADD COLUMN sign_count INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE device ADD COLUMN backup_eligible INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE device ADD COLUMN backed_up INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE IF NOT EXISTS webauthn_challenge (
+        challenge_id TEXT PRIMARY KEY, signer TEXT NOT NULL, challenge BLOB NOT NULL,
+        expires_at INTEGER NOT NULL, used_at INTEGER);
     """,
 )
 
@@ -148,8 +161,10 @@ class EnrolledDevice:
 @dataclass(frozen=True, slots=True)
 class DeviceRecord:
     """A device-bound factor as the bridge holds it: its id, whose it is, its public key
-    (``device_key``: DER SPKI, P-256), when it was enrolled and revoked (POSIX seconds),
-    who issued the code it was enrolled with (:class:`CodeIssuer`) and its ``kind``."""
+    (``device_key``: DER SPKI, P-256; ``passkey``: COSE), when it was enrolled and revoked
+    (POSIX seconds), who issued the code it was enrolled with (:class:`CodeIssuer`) and
+    its ``kind``; for a passkey also its credential id, sign counter and backup flags
+    (BE: may be synced to other devices; BS: is)."""
 
     device_id: str
     signer: str
@@ -158,6 +173,10 @@ class DeviceRecord:
     revoked_at: int | None
     enrolled_with: str
     kind: str = "device_key"
+    credential_id: bytes | None = None
+    sign_count: int = 0
+    backup_eligible: bool = False
+    backed_up: bool = False
 
 
 def _refused(reason: str, message: str) -> AuthorizationRefused:
@@ -170,7 +189,7 @@ _CODE_REFUSAL = (
 )
 
 
-class SignerRegistry(TotpRecords):
+class SignerRegistry(TotpRecords, PasskeyRecords):
     """The bridge's signer records in the SQLite file ``path``; ``key`` is the bridge's
     Fernet key (urlsafe base64). Every write is one ``BEGIN IMMEDIATE`` transaction, so
     a code, a nonce or a TOTP step is spent once even by concurrent callers or
@@ -341,6 +360,24 @@ class SignerRegistry(TotpRecords):
                 "device_key_invalid", "this key is revoked or belongs to someone else"
             )
 
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """One write transaction (``BEGIN IMMEDIATE``) over the records, for the
+        activation module's enrolments that spend a code and store a passkey together."""
+        return self._write()
+
+    def spend_code(
+        self,
+        conn: sqlite3.Connection,
+        code_id: str,
+        proof: bytes,
+        what: bytes,
+        context: bytes,
+        *,
+        now: dt.datetime,
+    ) -> tuple[str, str]:
+        """In ``conn``'s transaction: :meth:`_spend_code`."""
+        return self._spend_code(conn, code_id, proof, what, context, now=now)
+
     def _spend_code(
         self,
         conn: sqlite3.Connection,
@@ -414,7 +451,8 @@ class SignerRegistry(TotpRecords):
 
 
 _DEVICE_COLUMNS = (
-    "SELECT device_id, signer, public_key, created_at, revoked_at, enrolled_with, kind FROM device"
+    "SELECT device_id, signer, public_key, created_at, revoked_at, enrolled_with, kind,"
+    " credential_id, sign_count, backup_eligible, backed_up FROM device"
 )
 
 
@@ -427,6 +465,10 @@ def _device(row: tuple[object, ...]) -> DeviceRecord:
         revoked_at=None if row[4] is None else _int(row[4]),
         enrolled_with=str(row[5]),
         kind=str(row[6]),
+        credential_id=None if row[7] is None else _bytes(row[7]),
+        sign_count=_int(row[8]),
+        backup_eligible=bool(row[9]),
+        backed_up=bool(row[10]),
     )
 
 

@@ -32,6 +32,8 @@ from cryptography.hazmat.primitives.serialization import load_der_public_key
 __all__ = [
     "ApprovalStatement",
     "Decision",
+    "EnrolmentCodeStatement",
+    "Statement",
     "StatementDocument",
     "StatementSignatureInvalid",
     "RevocationStatement",
@@ -129,6 +131,37 @@ class RevocationStatement:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class EnrolmentCodeStatement:
+    """What a signer's enrolled device signs to have the bridge issue a one-time code
+    for enrolling another device of the signer (a second tablet): ``signer``;
+    ``device``, the id of the device that signs; the server's ``nonce`` and
+    ``expires_at`` (POSIX seconds)."""
+
+    signer: str
+    device: str
+    nonce: str
+    expires_at: int
+
+    def canonical_bytes(self) -> bytes:
+        """RFC 8785 canonical JSON (UTF-8) of the statement: the bytes that are signed."""
+        return rfc8785.dumps(
+            {
+                "v": 1,
+                "type": "enrolment-code",
+                "signer": self.signer,
+                "device": self.device,
+                "nonce": self.nonce,
+                "expires_at": self.expires_at,
+            }
+        )
+
+
+# Every statement a device signs: each names its own type, so a signature over one kind
+# is never one over another.
+Statement = ApprovalStatement | RevocationStatement | EnrolmentCodeStatement
+
+
 class StatementSignatureInvalid(Exception):
     """The device signature does not verify over the statement (or the key is not a
     P-256 public key). Deliberately says nothing about which part differed."""
@@ -147,7 +180,7 @@ def load_device_public_key(spki_der: bytes) -> ec.EllipticCurvePublicKey:
 
 
 def verify_statement_signature(
-    statement: ApprovalStatement | RevocationStatement,
+    statement: Statement,
     public_key_der: bytes,
     signature_der: bytes,
 ) -> None:

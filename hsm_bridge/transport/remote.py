@@ -5,7 +5,7 @@ keep-alive connection pool per bridge)."""
 from __future__ import annotations
 
 import ssl
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,10 +15,10 @@ import httpx
 
 from hsm_bridge.credentials import CredentialRef
 from hsm_bridge.errors import BridgeError, BridgeUnavailable, error_from_code
-from hsm_bridge.interface import SignRequest
+from hsm_bridge.interface import PasskeyOptions, SignRequest
 from hsm_bridge.pkcs11.inventory import CredentialEntry, TokenEntry
 from hsm_bridge.pkcs11.tokens import TokenHealth
-from hsm_bridge.sam.authorization import AuthorizationRequest, Factor
+from hsm_bridge.sam.authorization import AuthorizationRequest, Factor, PasskeyAuthorisation
 from hsm_bridge.sam.signers import DeviceRecord, EnrolledDevice, EnrolmentCode
 from hsm_bridge.transport.wire import (
     MAX_CHUNK_BYTES,
@@ -29,6 +29,8 @@ from hsm_bridge.transport.wire import (
     DeviceRevocationWire,
     EnrolmentCodeWire,
     FactorWire,
+    PasskeyEnrolmentWire,
+    PasskeyOptionsWire,
     SignItemWire,
     TotpConfirmationWire,
     TotpEnrolmentWire,
@@ -160,6 +162,20 @@ class RemoteBridge:
         )
         return from_json(EnrolledDevice, self._call("POST", "/v1/devices", body.model_dump()))
 
+    def passkey_options(self, signer: str, display_name: str) -> PasskeyOptions:
+        """Open a passkey registration at the bridge (``POST /v1/passkeys/options``)."""
+        body = PasskeyOptionsWire(signer=signer, display_name=display_name)
+        return from_json(
+            PasskeyOptions, self._call("POST", "/v1/passkeys/options", body.model_dump())
+        )
+
+    def enrol_passkey(
+        self, challenge_id: str, response: Mapping[str, Any], authorisation: PasskeyAuthorisation
+    ) -> EnrolledDevice:
+        """Register a passkey at the bridge (``POST /v1/passkeys``)."""
+        body = PasskeyEnrolmentWire.of(challenge_id, dict(response), authorisation)
+        return from_json(EnrolledDevice, self._call("POST", "/v1/passkeys", body.model_dump()))
+
     def devices(self, signer: str) -> list[DeviceRecord]:
         """The signer's devices at the bridge, without their keys."""
         rows = self._call("GET", f"/v1/signers/{quote(signer, safe='')}/devices")
@@ -171,9 +187,11 @@ class RemoteBridge:
         body = DeviceRevocationWire(signer=signer, factor=FactorWire.of(factor))
         return bool(self._call("POST", path, body.model_dump()).get("known"))
 
-    def enrolment_code(self, signer: str, otp: str, *, ttl_seconds: int) -> EnrolmentCode:
-        """A device enrolment code for a signer's TOTP code (``POST /v1/enrolment-codes``)."""
-        body = EnrolmentCodeWire(signer=signer, otp=otp, ttl_seconds=ttl_seconds)
+    def enrolment_code(self, signer: str, factor: Factor, *, ttl_seconds: int) -> EnrolmentCode:
+        """A device enrolment code on a signer's factor (``POST /v1/enrolment-codes``)."""
+        body = EnrolmentCodeWire(
+            signer=signer, factor=FactorWire.of(factor), ttl_seconds=ttl_seconds
+        )
         return from_json(
             EnrolmentCode, self._call("POST", "/v1/enrolment-codes", body.model_dump())
         )

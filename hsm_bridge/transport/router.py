@@ -17,14 +17,20 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from hsm_bridge.credentials import CredentialRef
-from hsm_bridge.errors import BridgeError, TokenNotPresent
-from hsm_bridge.interface import BridgeClient, SignRequest
+from hsm_bridge.errors import AuthorizationRefused, BridgeError, RefusalReason, TokenNotPresent
+from hsm_bridge.interface import BridgeClient, PasskeyOptions, SignRequest
 from hsm_bridge.pkcs11.inventory import CredentialEntry, TokenEntry
 from hsm_bridge.pkcs11.tokens import TokenHealth
-from hsm_bridge.sam.authorization import AuthorizationRequest, Factor
+from hsm_bridge.sam.authorization import (
+    AuthorizationRequest,
+    Factor,
+    PasskeyAuthorisation,
+    TotpFactor,
+)
 from hsm_bridge.sam.signers import DeviceRecord, EnrolledDevice, EnrolmentCode
 
 __all__ = ["BridgeRouter"]
@@ -152,6 +158,25 @@ class BridgeRouter:
                     activations[index] = sad
         return activations
 
+    def passkey_options(self, signer: str, display_name: str) -> PasskeyOptions:
+        """Open the registration at the first bridge (as TOTP: a signer whose keys are
+        on several hosts enrols a passkey at each, with each host's code)."""
+        return self.bridges[0].passkey_options(signer, display_name)
+
+    def enrol_passkey(
+        self, challenge_id: str, response: Mapping[str, Any], authorisation: PasskeyAuthorisation
+    ) -> EnrolledDevice:
+        """Enrol at the bridge that issued the challenge (the others do not know it)."""
+        refusal: BridgeError | None = None
+        for bridge in self.bridges:
+            try:
+                return bridge.enrol_passkey(challenge_id, response, authorisation)
+            except BridgeError as exc:
+                if refusal is None or getattr(refusal, "reason", None) == "challenge_invalid":
+                    refusal = exc
+        assert refusal is not None
+        raise refusal
+
     def enrol_device(
         self, code_id: str, public_key_der: bytes, proof: bytes, *, kind: str = "device_key"
     ) -> EnrolledDevice:
@@ -188,9 +213,18 @@ class BridgeRouter:
                 known = bridge.revoke_device(signer, device_id, factor) or known
         return known
 
-    def enrolment_code(self, signer: str, otp: str, *, ttl_seconds: int) -> EnrolmentCode:
-        """A code from the first bridge, which holds the TOTP secret."""
-        return self.bridges[0].enrolment_code(signer, otp, ttl_seconds=ttl_seconds)
+    def enrolment_code(self, signer: str, factor: Factor, *, ttl_seconds: int) -> EnrolmentCode:
+        """A code on a TOTP code from the first bridge, which holds the TOTP secret; on a
+        device's statement from the bridge that knows the device (the code then enrols
+        the new device there)."""
+        if isinstance(factor, TotpFactor):
+            return self.bridges[0].enrolment_code(signer, factor, ttl_seconds=ttl_seconds)
+        for bridge in self.bridges:
+            if any(d.device_id == factor.device_id for d in bridge.devices(signer)):
+                return bridge.enrolment_code(signer, factor, ttl_seconds=ttl_seconds)
+        raise AuthorizationRefused(
+            "no bridge knows this device", reason=RefusalReason.DEVICE_UNKNOWN
+        )
 
     def check_totp(self, signer: str, otp: str) -> None:
         """Accept the code at the first bridge, which holds the TOTP secret."""

@@ -20,6 +20,8 @@ from hsm_bridge.transport.wire import (
     DeviceEnrolmentWire,
     DeviceRevocationWire,
     EnrolmentCodeWire,
+    PasskeyEnrolmentWire,
+    PasskeyOptionsWire,
     SignBatchWire,
     TotpConfirmationWire,
     TotpEnrolmentWire,
@@ -110,6 +112,20 @@ def enrol_device(body: DeviceEnrolmentWire, bridge: BridgeDep) -> Any:
     return as_json(bridge.enrol_device(body.code_id, key, proof, kind=body.kind))
 
 
+@router.post("/v1/passkeys/options")
+def passkey_options(body: PasskeyOptionsWire, bridge: BridgeDep) -> Any:
+    return as_json(bridge.passkey_options(body.signer, body.display_name))
+
+
+@router.post("/v1/passkeys")
+def enrol_passkey(body: PasskeyEnrolmentWire, bridge: BridgeDep) -> Any:
+    try:
+        authorisation = body.authorisation()
+    except ValueError as exc:
+        return invalid_request(str(exc))
+    return as_json(bridge.enrol_passkey(body.challenge_id, body.response, authorisation))
+
+
 @router.get("/v1/signers/{signer}/devices")
 def devices(signer: str, bridge: BridgeDep) -> Any:
     return [_device_json(d) for d in bridge.devices(signer)]
@@ -126,7 +142,11 @@ def revoke_device(device_id: str, body: DeviceRevocationWire, bridge: BridgeDep)
 
 @router.post("/v1/enrolment-codes")
 def enrolment_code(body: EnrolmentCodeWire, bridge: BridgeDep) -> Any:
-    return as_json(bridge.enrolment_code(body.signer, body.otp, ttl_seconds=body.ttl_seconds))
+    try:
+        factor = body.factor.value()
+    except ValueError as exc:
+        return invalid_request(str(exc))
+    return as_json(bridge.enrolment_code(body.signer, factor, ttl_seconds=body.ttl_seconds))
 
 
 @router.post("/v1/totp/check")
@@ -166,6 +186,9 @@ def _device_json(device: DeviceRecord) -> dict[str, Any]:
         "revoked_at": device.revoked_at,
         "enrolled_with": device.enrolled_with,
         "kind": device.kind,
+        "sign_count": device.sign_count,
+        "backup_eligible": device.backup_eligible,
+        "backed_up": device.backed_up,
     }
 
 

@@ -23,7 +23,9 @@ from hsm_bridge.sam.authorization import (
     AuthorizationItem,
     AuthorizationRequest,
     DeviceFactor,
+    EnrolmentCodeProof,
     Factor,
+    PasskeyAuthorisation,
     TotpFactor,
 )
 
@@ -139,27 +141,33 @@ class SignBatchWire(_Strict):
 
 class FactorWire(_Strict):
     """The signer's factor: a device's signed decision (``device_id``, ``nonce``,
-    ``expires_at``, ``signature`` base64 DER) or a TOTP code (``otp``, with the app's
-    ``nonce`` when a sealed PIN is bound to it)."""
+    ``expires_at``, and ``signature`` base64 DER, or ``webauthn``: a passkey's
+    assertion as the browser gave it) or a TOTP code (``otp``, with the app's ``nonce``
+    when a sealed PIN is bound to it)."""
 
     device_id: str | None = Field(None, max_length=64)
     nonce: str | None = Field(None, max_length=128)
     expires_at: int | None = None
     signature: str | None = Field(None, max_length=512, repr=False)
+    webauthn: dict[str, Any] | None = Field(None, repr=False)
     otp: str | None = Field(None, max_length=16, repr=False)
 
     def value(self) -> Factor:
         """As a factor; ValueError when it is neither or both kinds."""
-        if self.otp is not None and self.device_id is None and self.signature is None:
+        signed = self.signature is not None or self.webauthn is not None
+        if self.otp is not None and self.device_id is None and not signed:
             return TotpFactor(self.otp, self.nonce)
         if (
             self.otp is None
             and self.device_id is not None
             and self.nonce is not None
             and self.expires_at is not None
-            and self.signature is not None
+            and signed
         ):
-            return DeviceFactor(self.device_id, self.nonce, self.expires_at, unb64(self.signature))
+            signature = unb64(self.signature) if self.signature is not None else b""
+            return DeviceFactor(
+                self.device_id, self.nonce, self.expires_at, signature, self.webauthn
+            )
         raise ValueError("give a TOTP code or a complete device signature")
 
     @classmethod
@@ -171,7 +179,8 @@ class FactorWire(_Strict):
             device_id=factor.device_id,
             nonce=factor.nonce,
             expires_at=factor.expires_at,
-            signature=b64(factor.signature),
+            signature=b64(factor.signature) if factor.signature else None,
+            webauthn=dict(factor.webauthn) if factor.webauthn is not None else None,
         )
 
 
@@ -246,6 +255,48 @@ class DeviceEnrolmentWire(_Strict):
     kind: str = Field("device_key", pattern=r"^device_key$")
 
 
+class PasskeyOptionsWire(_Strict):
+    """``POST /v1/passkeys/options``: the signer and the name their authenticator
+    shows."""
+
+    signer: str = Field(min_length=1, max_length=64)
+    display_name: str = Field("", max_length=200)
+
+
+class PasskeyEnrolmentWire(_Strict):
+    """``POST /v1/passkeys``: the challenge's id, the browser's registration response,
+    and what authorises it: an enrolment code (``code_id``, ``proof`` base64, the HMAC
+    over the credential id) or a TOTP code (``otp``, where TOTP approves)."""
+
+    challenge_id: str = Field(min_length=1, max_length=64)
+    response: dict[str, Any]
+    code_id: str | None = Field(None, max_length=64)
+    proof: str | None = Field(None, max_length=128)
+    otp: str | None = Field(None, max_length=16, repr=False)
+
+    def authorisation(self) -> PasskeyAuthorisation:
+        """As the activation module takes it; ValueError when neither or both."""
+        if self.otp is not None and self.code_id is None and self.proof is None:
+            return TotpFactor(self.otp)
+        if self.otp is None and self.code_id is not None and self.proof is not None:
+            return EnrolmentCodeProof(self.code_id, unb64(self.proof))
+        raise ValueError("give an enrolment code's proof or a TOTP code")
+
+    @classmethod
+    def of(
+        cls, challenge_id: str, response: dict[str, Any], authorisation: PasskeyAuthorisation
+    ) -> PasskeyEnrolmentWire:
+        """From the activation module's values."""
+        if isinstance(authorisation, TotpFactor):
+            return cls(challenge_id=challenge_id, response=response, otp=authorisation.otp)
+        return cls(
+            challenge_id=challenge_id,
+            response=response,
+            code_id=authorisation.code_id,
+            proof=b64(authorisation.proof),
+        )
+
+
 class DeviceRevocationWire(_Strict):
     """``POST /v1/devices/{id}/revocation``: the signer and their factor (a revocation
     statement signed by one of their devices, or a TOTP code where it approves)."""
@@ -255,10 +306,11 @@ class DeviceRevocationWire(_Strict):
 
 
 class EnrolmentCodeWire(_Strict):
-    """``POST /v1/enrolment-codes``: a signer, a TOTP code of theirs, the code's life."""
+    """``POST /v1/enrolment-codes``: a signer, their factor (an enrolled device's signed
+    enrolment-code statement, or a TOTP code), the code's life."""
 
     signer: str = Field(min_length=1, max_length=64)
-    otp: str = Field(min_length=1, max_length=16, repr=False)
+    factor: FactorWire
     ttl_seconds: int = Field(ge=30, le=86400)
 
 

@@ -10,9 +10,10 @@ from typing import Annotated
 import typer
 
 from gateway.approvals import devices
-from gateway.config import load_settings
+from gateway.config import Settings, load_settings
 from gateway.context import open_database
 from hsm_bridge import BridgeError
+from hsm_bridge.sam.signers import EnrolmentCode
 from signing_gateway.cli.common import (
     DataDir,
     host_registry,
@@ -46,20 +47,28 @@ def devices_enrolment_code(
             err=True,
         )
         raise typer.Exit(1)
+    issued = issue_enrolment_code(settings, username, actor="admin:cli")
+    show_enrolment_code(devices.enrolment_code_view(issued, settings.public_url), png)
+
+
+def issue_enrolment_code(settings: Settings, username: str, *, actor: str) -> EnrolmentCode:
+    """A one-time enrolment code for USERNAME from this installation's in-process bridge,
+    recorded (and audited) in the gateway's database as issued by ``actor``. Exits with
+    a message when there is no such user."""
     db = open_database(settings)
     now = dt.datetime.now(dt.UTC)
     try:
         with db.transaction() as session:
             user = user_or_exit(session, username)
-            issued = host_registry(settings).issue_enrolment_code(
+            issued: EnrolmentCode = host_registry(settings).issue_enrolment_code(
                 username,
                 now=now,
                 ttl_seconds=settings.enrolment_code_ttl_seconds,
             )
-            devices.record_enrolment_code(session, user, issued, actor="admin:cli", now=now)
+            devices.record_enrolment_code(session, user, issued, actor=actor, now=now)
     finally:
         db.dispose()
-    show_enrolment_code(devices.enrolment_code_view(issued, settings.public_url), png)
+    return issued
 
 
 @devices_app.command("list")

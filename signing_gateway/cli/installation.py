@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import signal
 import socket
 import subprocess
@@ -16,19 +17,22 @@ import uvicorn
 
 from gateway.admin.installation import init_installation
 from gateway.admin.operators import issue_operator_token
-from gateway.config import load_settings
+from gateway.config import Settings, load_settings
 from gateway.logs import configure_logging
 from signing_gateway.app import create_app
 from signing_gateway.cli.common import (
     DataDir,
 )
+from signing_gateway.cli.devices import issue_enrolment_code
 from signing_gateway.demo.driver import (
     DemoResult,
+    TabletOptions,
     default_demo_document,
     run_signing_flow,
     wait_until_up,
 )
 from signing_gateway.demo.installation import init_demo
+from signing_gateway.demo.tablet import chromium_path
 
 app = typer.Typer()
 
@@ -102,15 +106,18 @@ def demo(
         wait_until_up(base_url)
         typer.echo(f"server up at {base_url} (API docs: {base_url}/docs); signing {source}")
         target = output or settings.data_dir / "out" / "demo-signed.pdf"
+        app_url = f"http://localhost:{port}"
         result = run_signing_flow(
             base_url,
             settings.data_dir / "demo-credentials.json",
             data,
             target,
             say=typer.echo,
+            tablet=_tablet_options(settings, app_url),
         )
         if not _report(result):
             raise typer.Exit(1)
+        _how_to_sign_in(settings, app_url)
         if keep_running:
             typer.echo(f"the server keeps running at {base_url}; press Ctrl-C to stop it")
             server.wait()
@@ -132,6 +139,39 @@ def demo(
                 server.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 server.kill()
+
+
+def _tablet_options(settings: Settings, app_url: str) -> TabletOptions | None:
+    """Drive the tablet app in headless Chromium when it is installed; else say so (the
+    demo then approves over the tablet's HTTP API)."""
+    if chromium_path() is None:
+        typer.echo(
+            "Chromium is not installed (apt-get install chromium): the demo approves over"
+            " the tablet's HTTP API instead of in the app"
+        )
+        return None
+    return TabletOptions(
+        app_url=app_url,
+        enrolment_code=lambda username: (
+            issue_enrolment_code(settings, username, actor="admin:demo").text
+        ),
+    )
+
+
+def _how_to_sign_in(settings: Settings, app_url: str) -> None:
+    """Where the tablet app is and how to sign in to it as the demo leader."""
+    creds = json.loads((settings.data_dir / "demo-credentials.json").read_text("utf-8"))
+    leader = next(s for s in creds["signers"] if s["role"] == "leader")
+    typer.echo(
+        f"\nThe tablet app: {app_url}/app/ (open it in Chromium or Chrome; a passkey needs"
+        " this localhost address or HTTPS)\n"
+        f"  sign in as the leader: {leader['username']} / {leader['password']}\n"
+        "  to enrol a passkey, type the current TOTP code of the leader's totp_secret, or a"
+        " one-time code from:\n"
+        f"  .venv/bin/signing-gateway devices enrolment-code {leader['username']}"
+        f" --data-dir {settings.data_dir}\n"
+        f"  other demo users, passwords and TOTP secrets: {settings.data_dir}/demo-credentials.json"
+    )
 
 
 def _check_port_free(port: int) -> None:

@@ -17,8 +17,15 @@ import pypdfium2
 
 from gateway.signing.validation import pdfsig_verdicts, validate_with_pyhanko
 from signing_gateway.demo.sample_pdf import sample_pdf
+from signing_gateway.demo.tablet import Signer, run_tablet_flow, submit_official_document
 
-__all__ = ["DemoResult", "default_demo_document", "run_signing_flow", "wait_until_up"]
+__all__ = [
+    "DemoResult",
+    "TabletOptions",
+    "default_demo_document",
+    "run_signing_flow",
+    "wait_until_up",
+]
 
 CORPUS_CANDIDATES = ("vn-word-text-hybrid-xref.pdf", "plain-libreoffice-writer.pdf")
 
@@ -97,16 +104,21 @@ def run_signing_flow(
     output: Path,
     *,
     say: object = print,
+    tablet: TabletOptions | None = None,
 ) -> DemoResult:
-    """The official-document workflow over HTTP: submit ``document`` as the document
-    system; the leader approves it from the "tablet" with a TOTP code; the clerk who
-    keeps the organisation's token approves the seal; download the finished PDF to
-    ``output``, validate both signatures and render the signed page next to it."""
+    """The official-document workflow: submit ``document`` as the document system; the
+    leader approves it, then the clerk who keeps the organisation's token approves the
+    seal: in the tablet app in headless Chromium when ``tablet`` is given (the leader
+    with a passkey, screenshots next to ``output``), else over the tablet's HTTP API
+    with TOTP codes. Download the finished PDF to ``output``, validate both signatures
+    and render the signed page next to it."""
     creds = json.loads(credentials_file.read_text("utf-8"))
     log = say if callable(say) else print
     page_count = _page_count(document)
     with httpx.Client(base_url=base_url, timeout=120) as http:
-        request_id, signed = _official_document(http, creds, document, page_count, log)
+        request_id, signed = _official_document(
+            http, creds, document, page_count, log, tablet, output.parent
+        )
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_bytes(signed)
     verdicts = validate_with_pyhanko(signed, Path(creds["trust_anchor"]))
@@ -130,50 +142,84 @@ def run_signing_flow(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class TabletOptions:
+    """How the demo reaches the tablet app: its address (``http://localhost:PORT``, the
+    passkeys' relying party) and who issues the leader's one-time enrolment code."""
+
+    app_url: str
+    enrolment_code: Callable[[str], str]
+
+
 def _official_document(
     http: httpx.Client,
     creds: dict[str, Any],
     document: bytes,
     page_count: int,
     log: Callable[[str], None],
+    tablet: TabletOptions | None,
+    out_dir: Path,
 ) -> tuple[str, bytes]:
     """Submit ``document`` as an official document, have the leader and the clerk who
     keeps the seal approve it; step 1's id and the finished PDF."""
     leader = next(s for s in creds["signers"] if s["role"] == "leader")
     clerk = next(s for s in creds["signers"] if s["username"] == creds["organisation"]["keeper"])
     api = {"Authorization": f"Bearer {creds['api_key']}"}
-    answer = http.post(
-        "/api/v1/signing-requests",
-        headers=api,
-        files={"document": ("document.pdf", document, "application/pdf")},
-        data={
+    step1 = submit_official_document(
+        http,
+        creds["api_key"],
+        {
             "signer": leader["username"],
             "workflow": "official_document",
             "organisation": creds["organisation"]["name"],
+            "title": DEMO_TITLE,
             "reason": "Ban hành văn bản",
             "location": "Hà Nam",
             "page": str(page_count),
             "box": ",".join(str(v) for v in DEMO_LEADER_BOX),
         },
+        document,
     )
-    answer.raise_for_status()
-    step1 = answer.json()
     log(
-        f"1. document system submitted official document {step1['id']}: the leader"
+        f"1. document system submitted official document {step1}: the leader"
         f" {leader['username']} signs, then {creds['organisation']['name']} seals"
     )
-    _sign_as(http, leader, step1["id"], "2", log)
-    steps = http.get(f"/api/v1/signing-requests/{step1['id']}", headers=api).json()
-    step2_id = steps["workflow"]["steps"][1]["request_id"]
-    _sign_as(http, clerk, step2_id, "3", log)
-    final = http.get(f"/api/v1/signing-requests/{step1['id']}", headers=api).json()
-    log(f"4. the workflow is {final['workflow']['status']}")
+
+    def seal_step() -> str:
+        steps = http.get(f"/api/v1/signing-requests/{step1}", headers=api).json()
+        return str(steps["workflow"]["steps"][1]["request_id"])
+
+    if tablet is not None:
+        run = run_tablet_flow(
+            tablet.app_url,
+            step1,
+            seal_step,
+            _signer(leader),
+            _signer(clerk),
+            lambda: tablet.enrolment_code(leader["username"]),
+            out_dir,
+            log=log,
+        )
+        log(f"   screenshots of the tablet: {', '.join(p.name for p in run.screenshots)}")
+    else:
+        _sign_as(http, leader, step1, "2", log)
+        _sign_as(http, clerk, seal_step(), "3", log)
+    step2_id = seal_step()
+    final = http.get(f"/api/v1/signing-requests/{step1}", headers=api).json()
+    log(f"   the workflow is {final['workflow']['status']}")
     signed = (
         http.get(f"/api/v1/signing-requests/{step2_id}/signed-document", headers=api)
         .raise_for_status()
         .content
     )
-    return str(step1["id"]), signed
+    return step1, signed
+
+
+def _signer(person: dict[str, str]) -> Signer:
+    return Signer(person["username"], person["password"], person["totp_secret"])
+
+
+DEMO_TITLE = "Quyết định ban hành quy chế làm việc (văn bản mẫu)"
 
 
 # The leader's box on the last page (points from its bottom-left corner): where a

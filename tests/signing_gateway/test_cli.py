@@ -51,6 +51,14 @@ def test_add_a_user_register_a_credential_and_revoke_it(installation, db, server
     assert bridge_registry().credentials_of("vt-mai") == {bound}  # the bridge was told
 
     with server.tablet("vt-mai", password) as tablet:
+        # the initial password was shown to the clerk: the signer must choose their own
+        first = tablet.get("/mobile/v1/signing-requests")
+        assert first.status_code == 403 and first.json()["code"] == "password_change_required"
+        changed = tablet.post(
+            "/mobile/v1/password",
+            json={"current_password": password, "new_password": "Mai-chon-2026!"},
+        )
+        assert changed.status_code == 204, changed.text
         assert tablet.get("/mobile/v1/signing-requests").status_code == 200
 
     revoked = cli(installation, "credentials", "revoke", credential_id)

@@ -88,7 +88,14 @@ def test_a_signed_request_is_called_back_with_a_valid_signature(
     api_key, secret = make_client_with_callbacks(db, box)
     hook = receiver()
     document = (corpus / "pdf" / "plain-libreoffice-writer.pdf").read_bytes()
-    created = submit(server, document, signer.username, api_key=api_key, callback_url=hook.url)
+    created = submit(
+        server,
+        document,
+        signer.username,
+        api_key=api_key,
+        callback_url=hook.url,
+        title="Báo cáo quý IV",
+    )
     assert created.status_code == 201, created.text
     request_id = created.json()["id"]
     with server.tablet(signer.username, signer.password) as tablet:
@@ -97,6 +104,7 @@ def test_a_signed_request_is_called_back_with_a_valid_signature(
     headers, body = hook.wait_for(1)[0]
     event = _verified(headers, body, secret)
     assert event["id"] == request_id and event["status"] == "signed"
+    assert event["title"] == "Báo cáo quý IV"
     assert event["signed_document_sha256"] == signed["signed_document_sha256"]
     time.sleep(0.5)
     assert len(hook.received) == 1, "one callback per final status"

@@ -305,7 +305,7 @@ def test_the_secure_host_profile_takes_no_totp_approval(tmp_path):
     rig.refused("totp_not_accepted", "alice", items, TotpFactor(rig.totp().now()))
     assert rig.authorize("alice", items, rig.phone.approve("alice", items))[0]
     with pytest.raises(AuthorizationRefused) as caught:
-        rig.sam.enrolment_code_by_totp("alice", rig.totp().now(), now=utcnow(), ttl_seconds=60)
+        rig.sam.enrolment_code("alice", TotpFactor(rig.totp().now()), now=utcnow(), ttl_seconds=60)
     assert caught.value.reason == "totp_not_accepted"
 
 
@@ -313,7 +313,9 @@ def test_a_device_enrolled_with_a_totp_code_stops_working_when_the_profile_tight
     """Break 4: with one captured TOTP code the web tier obtained an enrolment code and
     enrolled its own device key, which still approved after the administrator switched
     the bridge to device-only approvals."""
-    issued = rig.sam.enrolment_code_by_totp("alice", rig.totp().now(), now=utcnow(), ttl_seconds=60)
+    issued = rig.sam.enrolment_code(
+        "alice", TotpFactor(rig.totp().now()), now=utcnow(), ttl_seconds=60
+    )
     planted = Phone()
     planted.enrol(rig.registry, issued.text)
     items = [_item("req-1", b"%PDF")]
@@ -459,7 +461,7 @@ def test_unknown_signers_are_answered_as_signers_with_nothing_enrolled(rig):
             "totp_not_enrolled"
         )
         assert reason(
-            lambda w=who: rig.sam.enrolment_code_by_totp(w, "123456", now=now, ttl_seconds=60)
+            lambda w=who: rig.sam.enrolment_code(w, TotpFactor("123456"), now=now, ttl_seconds=60)
         ) == ("totp_not_enrolled")
         items, attempt = [_item("req-1", b"%PDF")], TotpFactor("123456")
         refusal = reason(lambda w=who, i=items, a=attempt: rig.authorize(w, i, a))
@@ -509,6 +511,39 @@ def test_the_signer_records_migrate_in_place(tmp_path):
             " open_until INTEGER);"
         )
     registry = SignerRegistry(path, base64.urlsafe_b64encode(os.urandom(32)))
-    assert registry.schema_version == 2
+    assert registry.schema_version == 3
     assert registry.credentials_of("alice") == {"serial-a/a1"}
     assert registry.devices("alice") == []
+    assert registry.passkey_credentials("alice") == []  # the passkeys' columns are there
+
+
+@BOTH
+def test_an_enrolled_device_has_a_code_issued_for_another_device_of_its_signer(tmp_path, profile):
+    """The signer's second tablet enrols on a code the first one asked for (the issue's
+    "an already enrolled device-bound factor"); the code is recorded as device-issued,
+    so the secure host's profile keeps the new device. Nobody else's device, no revoked
+    one, no statement signed twice and no statement by another key gets a code."""
+    rig = Rig(tmp_path, profile)
+    now = utcnow()
+    request = rig.phone.issue_code("alice")
+    issued = rig.sam.enrolment_code("alice", request, now=now, ttl_seconds=60)
+    second = Phone()
+    second.enrol(rig.registry, issued.text)
+    assert rig.registry.device(second.device_id).enrolled_with == CodeIssuer.DEVICE
+    items = [_item("req-1", b"%PDF")]
+    assert rig.authorize("alice", items, second.approve("alice", items))[0]
+
+    def reason(signer: str, factor) -> str:
+        with pytest.raises(AuthorizationRefused) as caught:
+            rig.sam.enrolment_code(signer, factor, now=now, ttl_seconds=60)
+        return caught.value.reason
+
+    assert reason("alice", request) == "approval_nonce_reused"
+    mallory = Phone()
+    mallory.enrol(rig.registry, rig.code("mallory"))
+    assert reason("alice", mallory.issue_code("alice")) == "device_unknown"
+    forged = Phone()
+    forged.device_id = rig.phone.device_id  # the web tier's key, the phone's id
+    assert reason("alice", forged.issue_code("alice")) == "approval_signature_invalid"
+    assert rig.registry.revoke_device(second.device_id, now=now)
+    assert reason("alice", second.issue_code("alice")) == "device_revoked"

@@ -40,7 +40,7 @@ from hsm_bridge.pkcs11.provisioning import KeySpec
 from hsm_bridge.pkcs11.softhsm import find_softhsm_module
 from hsm_bridge.sam.activation import ActivationIssuer
 from hsm_bridge.sam.authorization import AuthorizationItem, AuthorizationRequest, TotpFactor
-from hsm_bridge.sam.signers import enrolment_proof
+from hsm_bridge.sam.signers import CodeIssuer, enrolment_proof
 from hsm_bridge.transport.link_tls import LinkFiles, create_link_credentials
 from hsm_bridge.transport.remote import RemoteBridge
 from hsm_bridge.transport.router import BridgeRouter
@@ -558,7 +558,7 @@ def test_a_device_approval_over_the_link_signs_that_document_once(
         remote_a.authorize(AuthorizationRequest("ana", (item,), TotpFactor("123456")))
     assert caught.value.reason == "totp_not_accepted"
     with pytest.raises(AuthorizationRefused) as caught:
-        remote_a.enrolment_code("ana", "123456", ttl_seconds=60)
+        remote_a.enrolment_code("ana", TotpFactor("123456"), ttl_seconds=60)
     assert caught.value.reason == "totp_not_accepted"
     # the web tier cannot revoke the signer's phone; the signer can, with it
     with pytest.raises(AuthorizationRefused):
@@ -566,6 +566,18 @@ def test_a_device_approval_over_the_link_signs_that_document_once(
     (listed,) = remote_a.devices("ana")
     assert listed.device_id == phone.device_id and listed.revoked_at is None
     assert listed.public_key_der == b""  # the link shows no keys
+    # the signer's phone has a code issued for a second tablet, which enrols with it
+    issued = remote_a.enrolment_code("ana", phone.issue_code("ana"), ttl_seconds=60)
+    tablet = Phone()
+    tablet.device_id = remote_a.enrol_device(
+        issued.code_id, tablet.public_der, enrolment_proof(issued.secret, tablet.public_der)
+    ).device_id
+    assert services.a.registry().device(tablet.device_id).enrolled_with == CodeIssuer.DEVICE
+    with pytest.raises(AuthorizationRefused) as caught:  # the web tier cannot sign for it
+        forged = Phone()
+        forged.device_id = phone.device_id
+        remote_a.enrolment_code("ana", forged.issue_code("ana"), ttl_seconds=60)
+    assert caught.value.reason == "approval_signature_invalid"
     assert remote_a.revoke_device("ana", phone.device_id, phone.revoke("ana", phone.device_id))
     assert remote_a.devices("ana")[0].revoked_at is not None
     with pytest.raises(AuthorizationRefused) as caught:
@@ -624,6 +636,8 @@ def test_the_link_offers_no_administration_of_signers() -> None:
         ("POST", "/v1/authorize"),
         ("POST", "/v1/sign"),
         ("POST", "/v1/devices"),
+        ("POST", "/v1/passkeys/options"),
+        ("POST", "/v1/passkeys"),
         ("GET", "/v1/signers/{signer}/devices"),
         ("POST", "/v1/devices/{device_id}/revocation"),
         ("POST", "/v1/enrolment-codes"),
