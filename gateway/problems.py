@@ -7,6 +7,7 @@ bodies."""
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -87,7 +88,21 @@ def problem(
         "retryable": retryable,
         **extra,
     }
-    return JSONResponse(body, status_code=status, media_type="application/problem+json")
+    return ProblemResponse(body, status_code=status)
+
+
+class ProblemResponse(JSONResponse):
+    """A problem document as JSON: UTF-8, or ASCII with escapes when a member echoes
+    text that UTF-8 cannot carry (a lone surrogate sent as ``"\\ud800"``), so that the
+    answer to bad input is never a 500."""
+
+    media_type = "application/problem+json"
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -287,12 +287,16 @@ class Bridge:
         :meth:`~hsm_bridge.sam.authorization.SignatureActivationModule.revoke_device`)."""
         return self.sam.revoke_device(signer, device_id, factor, now=self.clock())
 
-    def enrolment_code(self, signer: str, factor: Factor, *, ttl_seconds: int) -> EnrolmentCode:
+    def enrolment_code(
+        self, signer: str, factor: Factor, *, ttl_seconds: int, recipient: str | None = None
+    ) -> EnrolmentCode:
         """A device enrolment code for ``signer``, on the signer's own factor the bridge
         checks itself: an enrolled device's signed statement, or a TOTP code where TOTP
         approves (see
         :meth:`~hsm_bridge.sam.authorization.SignatureActivationModule.enrolment_code`)."""
-        return self.sam.enrolment_code(signer, factor, now=self.clock(), ttl_seconds=ttl_seconds)
+        return self.sam.enrolment_code(
+            signer, factor, now=self.clock(), ttl_seconds=ttl_seconds, recipient=recipient
+        )
 
     def check_totp(self, signer: str, otp: str) -> None:
         """Accept ``signer``'s TOTP code once (a rejection, which signs nothing, still

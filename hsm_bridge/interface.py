@@ -123,10 +123,13 @@ class BridgeClient(Protocol):
         when the bridge never knew it."""
         ...
 
-    def enrolment_code(self, signer: str, factor: Factor, *, ttl_seconds: int) -> EnrolmentCode:
+    def enrolment_code(
+        self, signer: str, factor: Factor, *, ttl_seconds: int, recipient: str | None = None
+    ) -> EnrolmentCode:
         """A device enrolment code on the signer's own factor, checked by the bridge: an
-        enrolled device's signed enrolment-code statement, or a TOTP code (where TOTP
-        approves)."""
+        enrolled device's signed enrolment-code statement naming ``recipient`` (the
+        app's one-time HPKE key, to which the code comes sealed), or a TOTP code (where
+        TOTP approves)."""
         ...
 
     def check_totp(self, signer: str, otp: str) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from typing import Annotated
@@ -171,33 +172,57 @@ def revoke(context: GatewayContext, request: Request) -> None:
 
 def change_password(
     context: GatewayContext,
+    throttle: LoginThrottle,
     user: User,
     current: str,
     new: str,
     *,
     client_address: str | None,
+    request: Request,
 ) -> None:
     """Replace ``user``'s password with ``new`` after checking ``current``; the duty to
-    change a one-time password ends. Audited. Raises CredentialsInvalid (``current`` is
-    wrong) and PasswordTooWeak."""
+    change a one-time password ends, and every other session of the user ends (a
+    stolen token does not outlive the change). Wrong current passwords count like
+    failed logins (``throttle``). Audited. Raises LoginRateLimited, CredentialsInvalid
+    (``current`` is wrong) and PasswordTooWeak. ``request``: the call, whose session
+    stays."""
+    address = client_address
+    throttle.check(address, user.username)
     problem = password_problem(user.username, current, new)
     now = context.clock()
     with context.db.transaction() as session:
         stored = session.get(User, user.id, with_for_update=True)
         assert stored is not None
-        if not verify_password(stored.password_hash, current):
-            raise CredentialsInvalid("the current password is wrong")
-        if problem is not None:
-            raise PasswordTooWeak(problem)
-        stored.password_hash = hash_password(new)
-        stored.password_must_change = False
-        audit.record(
-            session,
-            actor=f"user:{stored.username}",
-            action="password.changed",
-            now=now,
-            client_address=client_address,
+        right = verify_password(stored.password_hash, current)
+        if right and problem is None:
+            stored.password_hash = hash_password(new)
+            stored.password_must_change = False
+            _end_other_sessions(session, stored, _token_hash(_bearer(request)), now=now)
+            audit.record(
+                session,
+                actor=f"user:{stored.username}",
+                action="password.changed",
+                now=now,
+                client_address=address,
+            )
+    if not right:
+        throttle.failed(address, user.username)
+        raise CredentialsInvalid("the current password is wrong")
+    if problem is not None:
+        raise PasswordTooWeak(problem)
+    throttle.succeeded(address, user.username)
+
+
+def _end_other_sessions(session: Session, user: User, kept: str, *, now: dt.datetime) -> None:
+    """Revoke ``user``'s live sessions but the one whose token hash is ``kept``."""
+    for other in session.scalars(
+        select(MobileSession).where(
+            MobileSession.user_id == user.id,
+            MobileSession.revoked_at.is_(None),
+            MobileSession.token_sha256 != kept,
         )
+    ):
+        other.revoked_at = now
 
 
 def password_problem(username: str, current: str, new: str) -> str | None:
@@ -205,6 +230,8 @@ def password_problem(username: str, current: str, new: str) -> str | None:
     characters with 5 different ones, not containing the username, not ``current``."""
     if len(new) < 10 or len(new) > 200:
         return "use 10 to 200 characters"
+    if any(unicodedata.category(c) in ("Cc", "Cs", "Cf") for c in new):
+        return "use letters, digits, spaces and punctuation only"
     if len(set(new)) < 5:
         return "use at least 5 different characters"
     if username.casefold() in new.casefold():

@@ -48,18 +48,27 @@ class OwnFactor(BaseModel):
 
 class EnrolmentCodeBody(OwnFactor):
     """The signer's factor for a code that enrols another of their devices: a TOTP code,
-    or an enrolled device (a passkey, a device key) signing ``{"v": 1, "type":
-    "enrolment-code", "signer", "device" (the signing device), "nonce",
-    "expires_at"}``."""
+    or an enrolled device (a passkey, a device key) signing ``{"v": 2, "type":
+    "enrolment-code", "signer", "device" (the signing device), "nonce", "expires_at",
+    "recipient"}`` where ``recipient`` (also sent here) is the app's one-time HPKE key,
+    base64url of the 65-byte uncompressed P-256 point."""
+
+    recipient: str | None = Field(None, max_length=100)
 
 
 class EnrolmentCodeView(BaseModel):
     """A one-time enrolment code, the URI the QR code carries, the QR code (PNG,
-    base64) and when the code expires."""
+    base64) and when the code expires; for a code issued on a device instead
+    ``sealed_code``: the code's text sealed by the bridge to ``recipient`` (HPKE base
+    mode, DHKEM(P-256, HKDF-SHA256), HKDF-SHA256, AES-128-GCM, ``info`` =
+    ``"signing-gateway/enrolment-code/1"``, a zero byte and the statement's nonce;
+    base64url of the 65-byte encapsulated key then the ciphertext)."""
 
-    code: str
-    uri: str
-    qr_png_base64: str
+    code_id: str
+    code: str | None = None
+    uri: str | None = None
+    qr_png_base64: str | None = None
+    sealed_code: str | None = None
     expires_at: dt.datetime
 
 
@@ -86,6 +95,7 @@ def create_enrolment_code(
             now=now,
             server_url=context.settings.public_url,
             client_address=client_address(request),
+            recipient=body.recipient,
         )
 
     if isinstance(factor, TotpFactor):
@@ -96,9 +106,11 @@ def create_enrolment_code(
     else:
         code = issue()
     return EnrolmentCodeView(
+        code_id=code.code_id,
         code=code.code,
         uri=code.uri,
-        qr_png_base64=base64.b64encode(devices.qr_png(code.uri)).decode(),
+        qr_png_base64=base64.b64encode(devices.qr_png(code.uri)).decode() if code.uri else None,
+        sealed_code=code.sealed,
         expires_at=code.expires_at,
     )
 

@@ -2,9 +2,10 @@
 
 ``POST /mobile/v1/passkeys/options`` opens a registration at the bridge;
 ``POST /mobile/v1/passkeys`` completes it with the browser's answer and what authorises
-it: the enrolment code the bridge's administrator gave (its id, and the HMAC of its
-secret over the credential id, ``"signing-gateway/passkey-enrolment/1"``, a zero byte,
-then the raw credential id), or a current TOTP code where TOTP approves. The passkey
+it: an enrolment code (its id, and the HMAC of its secret over
+``"signing-gateway/passkey-enrolment/2"``, a zero byte, the raw credential id's length
+in two bytes, the raw credential id, then the credential's public key as DER
+SubjectPublicKeyInfo), or a current TOTP code where TOTP approves. The passkey
 then approves like a device key, with a WebAuthn assertion over the decision
 statement's SHA-256 (``device_approval.webauthn``)."""
 

@@ -14,6 +14,7 @@ import datetime as dt
 import enum
 import json
 import logging
+import re
 import uuid
 import warnings
 from collections.abc import Sequence
@@ -41,6 +42,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# A Web Push endpoint as the browsers' push services give them: https, a DNS name,
+# optionally a port, a path of RFC 3986 characters, nothing else.
+_ENDPOINT = re.compile(r"https://[A-Za-z0-9.-]+(:[0-9]{1,5})?/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*")
 
 
 class PushOutcome(enum.StrEnum):
@@ -144,10 +149,11 @@ class WebPushProvider:
             _ = (str(keys["p256dh"]), str(keys["auth"]))
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError("a Web Push subscription has an endpoint and keys") from exc
-        parts = urlsplit(endpoint)
-        if parts.scheme != "https":
-            raise ValueError("a Web Push endpoint is an https URL")
-        host = parts.hostname or ""
+        if not _ENDPOINT.fullmatch(endpoint):
+            # one form only, so that every URL parser (ours, requests', urllib3's) reads
+            # the same host: no user info, no backslash, ASCII only
+            raise ValueError("a Web Push endpoint is a plain https URL")
+        host = (urlsplit(endpoint).hostname or "").lower()
         if not any(host == h or host.endswith("." + h) for h in self._hosts):
             raise ValueError(f"{host} is not a Web Push service this gateway sends to")
         try:

@@ -77,14 +77,18 @@ class PasswordBody(BaseModel):
 def change_password(
     body: PasswordBody, request: Request, context: Context, user: SessionUser
 ) -> Response:
-    """Choose a new password (``credentials_invalid``: the current one is wrong;
-    ``password_too_weak`` with what to change)."""
+    """Choose a new password (``credentials_invalid``: the current one is wrong, counted
+    like a failed login, 429 ``login_rate_limited``; ``password_too_weak`` with what to
+    change). The caller's other sessions end."""
+    throttle: LoginThrottle = request.app.state.login_throttle
     auth.change_password(
         context,
+        throttle,
         user,
         body.current_password,
         body.new_password,
         client_address=client_address(request),
+        request=request,
     )
     return Response(status_code=204)
 

@@ -14,7 +14,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from hsm_bridge.clock import utcnow
 from hsm_bridge.pades import parameters_sha256
 from hsm_bridge.sam.authorization import AuthorizationItem, DeviceFactor
-from hsm_bridge.sam.signers import SignerRegistry, enrolment_proof
+from hsm_bridge.sam.code_envelope import open_code
+from hsm_bridge.sam.signers import EnrolmentCode, SignerRegistry, enrolment_proof
 from hsm_bridge.sam.statement import (
     ApprovalStatement,
     Decision,
@@ -34,6 +35,8 @@ class Phone:
             Encoding.DER, PublicFormat.SubjectPublicKeyInfo
         )
         self.device_id = ""
+        self.recipient = ""
+        self._code_key = ec.generate_private_key(ec.SECP256R1())
 
     def enrol(self, registry: SignerRegistry, code_text: str) -> None:
         code_id, _, secret = code_text.partition(".")
@@ -78,8 +81,21 @@ class Phone:
         return DeviceFactor(self.device_id, nonce, expires_at, self._sign(statement))
 
     def issue_code(self, signer: str) -> DeviceFactor:
-        """Sign the request for a code that enrols another device of ``signer``."""
+        """Sign the request for a code that enrols another device of ``signer``, sealed
+        to a new one-time key of this phone (:attr:`recipient`, base64url point)."""
         nonce = base64.urlsafe_b64encode(os.urandom(32)).decode()
         expires_at = int(time.time()) + 60
-        statement = EnrolmentCodeStatement(signer, self.device_id, nonce, expires_at)
+        self._code_key = ec.generate_private_key(ec.SECP256R1())
+        point = self._code_key.public_key().public_bytes(
+            Encoding.X962, PublicFormat.UncompressedPoint
+        )
+        self.recipient = base64.urlsafe_b64encode(point).rstrip(b"=").decode()
+        statement = EnrolmentCodeStatement(
+            signer, self.device_id, nonce, expires_at, self.recipient
+        )
         return DeviceFactor(self.device_id, nonce, expires_at, self._sign(statement))
+
+    def read_code(self, issued: EnrolmentCode, nonce: str) -> str:
+        """The code's text (``code_id.secret``) from the bridge's sealed answer to the
+        request with ``nonce``."""
+        return open_code(self._code_key, base64.urlsafe_b64decode(issued.sealed), nonce)

@@ -58,20 +58,25 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class EnrolmentCodeView:
     """A new one-time code as the signer sees it (``code_id.secret``), when it expires,
-    and the URI the QR code carries (``signing-gateway:enrol?code=…[&server=…]``)."""
+    and the URI the QR code carries (``signing-gateway:enrol?code=…[&server=…]``); or,
+    for a code issued on a device, only its id and ``sealed`` (base64url, for the asking
+    app's key alone: the gateway never reads it)."""
 
-    code: str
+    code: str | None
     expires_at: dt.datetime
-    uri: str
+    uri: str | None
+    code_id: str = ""
+    sealed: str | None = None
 
 
 def enrolment_code_view(code: EnrolmentCode, server_url: str | None = None) -> EnrolmentCodeView:
     """The bridge's enrolment code as shown to the signer."""
+    expires_at = dt.datetime.fromtimestamp(code.expires_at, dt.UTC)
+    if code.sealed:
+        return EnrolmentCodeView(None, expires_at, None, code.code_id, code.sealed)
     query = {"code": code.text, **({"server": server_url} if server_url else {})}
     return EnrolmentCodeView(
-        code.text,
-        dt.datetime.fromtimestamp(code.expires_at, dt.UTC),
-        "signing-gateway:enrol?" + urlencode(query),
+        code.text, expires_at, "signing-gateway:enrol?" + urlencode(query), code.code_id
     )
 
 
@@ -110,12 +115,16 @@ def request_enrolment_code(
     now: dt.datetime,
     server_url: str | None = None,
     client_address: str | None = None,
+    recipient: str | None = None,
 ) -> EnrolmentCodeView:
     """An enrolment code for another device of ``user``, issued by the bridge after it
     checked ``factor`` itself (one of the user's enrolled devices signing the
-    enrolment-code statement, or a TOTP code); audited. Raises the bridge's
-    AuthorizationRefused (``totp_*``, ``device_*``, ``approval_*``)."""
-    code = bridge.enrolment_code(user.username, factor, ttl_seconds=ttl_seconds)
+    enrolment-code statement that names ``recipient``, the app's key the code comes
+    sealed to; or a TOTP code); audited. Raises the bridge's AuthorizationRefused
+    (``totp_*``, ``device_*``, ``approval_*``)."""
+    code = bridge.enrolment_code(
+        user.username, factor, ttl_seconds=ttl_seconds, recipient=recipient
+    )
     with db.transaction() as session:
         record_enrolment_code(
             session,

@@ -131,8 +131,18 @@ def check_texts(
             "seal_field_name": workflow.seal_field_name,
         }
     for member, text in texts.items():
-        if text is not None and any(unicodedata.category(c) in ("Cc", "Cs") for c in text):
+        if text is not None and any(_is_control(c) for c in text):
             raise ParameterInvalid(f"{member} must not contain control characters")
+
+
+# Bidirectional embeddings, overrides and isolates (Unicode TR 9): they reorder what the
+# signer reads ("5.000.000" shown, another text stored), so a title has none.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _is_control(character: str) -> bool:
+    """A C0/C1 control, a lone surrogate or a bidirectional control."""
+    return unicodedata.category(character) in ("Cc", "Cs") or character in _BIDI_CONTROLS
 
 
 def check_workflow_order(

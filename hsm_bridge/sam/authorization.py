@@ -21,6 +21,7 @@ a code from the bridge's administrator or from another device-bound factor count
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import enum
 import hashlib
@@ -29,7 +30,7 @@ import logging
 import re
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hsm_bridge.clock import posix
@@ -37,6 +38,7 @@ from hsm_bridge.credentials import CredentialRef, SignatureMechanism
 from hsm_bridge.errors import AuthorizationRefused, RefusalReason
 from hsm_bridge.pades.parameters import SignatureParameters, parameters_sha256
 from hsm_bridge.sam.activation import ActivationIssuer
+from hsm_bridge.sam.code_envelope import recipient_key, seal_code
 from hsm_bridge.sam.passkeys import (
     PASSKEY_ENROLMENT_CONTEXT,
     RelyingParty,
@@ -135,7 +137,8 @@ class DeviceFactor:
 @dataclass(frozen=True, slots=True)
 class EnrolmentCodeProof:
     """An enrolment code used for a passkey: its id, and the HMAC of its secret over
-    the credential id (:data:`~hsm_bridge.sam.passkeys.PASSKEY_ENROLMENT_CONTEXT`)."""
+    the credential id and its public key
+    (:data:`~hsm_bridge.sam.passkeys.PASSKEY_ENROLMENT_CONTEXT`)."""
 
     code_id: str
     proof: bytes = field(repr=False)
@@ -417,6 +420,12 @@ class SignatureActivationModule:
         factor: DeviceFactor,
     ) -> None:
         """The passkey's assertion over ``statement`` holds and its counter moves on."""
+        if self.relying_party.require_device_bound and device.backup_eligible:
+            # enrolled before the installation required device-bound passkeys
+            raise AuthorizationRefused(
+                "this installation accepts only passkeys bound to one device",
+                reason=RefusalReason.PASSKEY_SYNCED,
+            )
         if factor.webauthn is None or device.credential_id is None:
             raise AuthorizationRefused(
                 "a passkey approves with a WebAuthn assertion",
@@ -489,7 +498,7 @@ class SignatureActivationModule:
                     conn,
                     authorisation.code_id,
                     authorisation.proof,
-                    passkey.credential_id,
+                    passkey.enrolment_subject(),
                     PASSKEY_ENROLMENT_CONTEXT,
                     now=now,
                 )
@@ -535,13 +544,22 @@ class SignatureActivationModule:
         return self.registry.revoke_device(device_id, now=now)
 
     def enrolment_code(
-        self, signer: str, factor: Factor, *, now: dt.datetime, ttl_seconds: int
+        self,
+        signer: str,
+        factor: Factor,
+        *,
+        now: dt.datetime,
+        ttl_seconds: int,
+        recipient: str | None = None,
     ) -> EnrolmentCode:
         """A one-time code for enrolling another device of ``signer``, on the signer's
         own factor: one of their enrolled devices (a device key or a passkey) signing an
-        :class:`~hsm_bridge.sam.statement.EnrolmentCodeStatement` (recorded as
-        device-issued), or a TOTP code where TOTP approves. Raises AuthorizationRefused
-        as :meth:`authorize` does."""
+        :class:`~hsm_bridge.sam.statement.EnrolmentCodeStatement` that names
+        ``recipient`` (the app's one-time HPKE key, base64url point), to which the code
+        is sealed (recorded as device-issued; the answer holds no secret), or a TOTP code
+        where TOTP approves (the code in clear: that factor crossed the web tier too).
+        Raises AuthorizationRefused as :meth:`authorize` does, ``approval_signature_invalid``
+        when the statement names no usable recipient."""
         if isinstance(factor, TotpFactor):
             return self._enrolment_code_by_totp(
                 signer, factor.otp, now=now, ttl_seconds=ttl_seconds
@@ -549,13 +567,26 @@ class SignatureActivationModule:
         device = self._device(signer, factor.device_id)
         self._check_expiry(signer, factor, now=now)
         statement = EnrolmentCodeStatement(
-            signer=signer, device=device.device_id, nonce=factor.nonce, expires_at=factor.expires_at
+            signer=signer,
+            device=device.device_id,
+            nonce=factor.nonce,
+            expires_at=factor.expires_at,
+            recipient=recipient or "",
         )
+        try:
+            recipient_key(statement.recipient)
+        except ValueError as exc:
+            raise AuthorizationRefused(
+                "a code issued on a device is sealed to the app that asked: name its key",
+                reason=RefusalReason.APPROVAL_SIGNATURE_INVALID,
+            ) from exc
         self._verify(signer, statement, device, factor, now=now)
         log.info("enrolment code for %s issued on device %s", signer, device.device_id)
-        return self.registry.issue_enrolment_code(
+        code = self.registry.issue_enrolment_code(
             signer, now=now, ttl_seconds=ttl_seconds, issued_by=CodeIssuer.DEVICE
         )
+        sealed = seal_code(statement.recipient, code.text, factor.nonce)
+        return replace(code, secret="", sealed=base64.urlsafe_b64encode(sealed).decode())
 
     def _enrolment_code_by_totp(
         self, signer: str, otp: str, *, now: dt.datetime, ttl_seconds: int

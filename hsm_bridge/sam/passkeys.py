@@ -28,14 +28,20 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from webauthn import (
     generate_registration_options,
     options_to_json,
     verify_authentication_response,
     verify_registration_response,
 )
+from webauthn.helpers import decode_credential_public_key
 from webauthn.helpers.cose import COSEAlgorithmIdentifier
-from webauthn.helpers.exceptions import InvalidAuthenticationResponse, InvalidRegistrationResponse
+from webauthn.helpers.decoded_public_key_to_cryptography import (
+    decoded_public_key_to_cryptography,
+)
+from webauthn.helpers.exceptions import WebAuthnException
 from webauthn.helpers.structs import (
     AuthenticatorAttachment,
     AuthenticatorSelectionCriteria,
@@ -56,8 +62,17 @@ __all__ = [
     "verify_registration",
 ]
 
-# What an enrolment code's proof covers for a passkey: this, then the credential id.
-PASSKEY_ENROLMENT_CONTEXT = b"signing-gateway/passkey-enrolment/1\x00"
+# What an enrolment code's proof covers for a passkey: this, then the credential id's
+# length (2 bytes, big-endian) and the credential id, then the credential's public key
+# (DER SubjectPublicKeyInfo, as the browser's ``getPublicKey()`` gives it): the code
+# enrols that key and no other one, whatever credential id a relay claims.
+PASSKEY_ENROLMENT_CONTEXT = b"signing-gateway/passkey-enrolment/2\x00"
+
+# ES256 on P-256 and RS256 with at least 2048 bits: what platform authenticators make.
+SUPPORTED_ALGORITHMS = (
+    COSEAlgorithmIdentifier.ECDSA_SHA_256,
+    COSEAlgorithmIdentifier.RSASSA_PKCS1_v1_5_SHA_256,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,25 +88,42 @@ class RelyingParty:
     require_device_bound: bool = False
 
     def accepts_origin(self, origin: str) -> bool:
-        """Whether a browser origin may register or assert for this RP."""
+        """Whether a browser origin may register or assert for this RP: one of
+        ``origins``, or ``https://`` + the RP ID (no port, no path), or for the RP ID
+        ``localhost`` plain http on any port (development and the demo)."""
         if origin in self.origins:
             return True
-        parts = urlsplit(origin)
-        if parts.hostname != self.rp_id:
+        try:
+            parts = urlsplit(origin)
+            host, port = parts.hostname, parts.port
+        except ValueError:
             return False
-        return parts.scheme == "https" or (parts.scheme == "http" and self.rp_id == "localhost")
+        if host != self.rp_id or f"{parts.scheme}://{parts.netloc}" != origin:
+            return False
+        if parts.scheme == "https":
+            return port is None  # another port is another origin: list it
+        return parts.scheme == "http" and self.rp_id == "localhost"
 
 
 @dataclass(frozen=True, slots=True)
 class RegisteredPasskey:
-    """A verified registration: the credential id (bytes), its COSE public key, the
-    sign counter it started at, and its backup flags (BE: may be synced; BS: is)."""
+    """A verified registration: the credential id (bytes), its COSE public key and the
+    same key as DER SubjectPublicKeyInfo, the sign counter it started at, and its backup
+    flags (BE: may be synced; BS: is)."""
 
     credential_id: bytes
     public_key: bytes
+    public_key_spki: bytes
     sign_count: int
     backup_eligible: bool
     backed_up: bool
+
+    def enrolment_subject(self) -> bytes:
+        """What an enrolment code's proof covers after the context: the credential id,
+        length-prefixed, then its public key (see :data:`PASSKEY_ENROLMENT_CONTEXT`)."""
+        return (
+            len(self.credential_id).to_bytes(2, "big") + self.credential_id + self.public_key_spki
+        )
 
 
 def passkey_device_id(credential_id: bytes) -> str:
@@ -124,10 +156,7 @@ def registration_options(
             user_verification=UserVerificationRequirement.REQUIRED,
         ),
         exclude_credentials=[PublicKeyCredentialDescriptor(id=c) for c in exclude],
-        supported_pub_key_algs=[
-            COSEAlgorithmIdentifier.ECDSA_SHA_256,
-            COSEAlgorithmIdentifier.RSASSA_PKCS1_v1_5_SHA_256,
-        ],
+        supported_pub_key_algs=list(SUPPORTED_ALGORITHMS),
         timeout=120_000,
     )
     parsed: dict[str, Any] = json.loads(options_to_json(options))
@@ -151,9 +180,11 @@ def verify_registration(
             expected_rp_id=rp.rp_id,
             expected_origin=origin,
             require_user_verification=True,
+            supported_pub_key_algs=list(SUPPORTED_ALGORITHMS),
         )
-    except (InvalidRegistrationResponse, ValueError, KeyError, TypeError) as exc:
-        raise _invalid(f"the passkey registration does not verify: {exc}") from exc
+        spki = _spki(verified.credential_public_key)
+    except (WebAuthnException, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise _invalid("the passkey registration does not verify") from exc
     backup_eligible = verified.credential_device_type.value == "multi_device"
     if rp.require_device_bound and backup_eligible:
         raise AuthorizationRefused(
@@ -164,6 +195,7 @@ def verify_registration(
     return RegisteredPasskey(
         credential_id=verified.credential_id,
         public_key=verified.credential_public_key,
+        public_key_spki=spki,
         sign_count=verified.sign_count,
         backup_eligible=backup_eligible,
         backed_up=verified.credential_backed_up,
@@ -183,7 +215,8 @@ def verify_assertion(
     passkey ``credential_id`` over ``statement`` (the canonical statement bytes: the
     challenge is their SHA-256); the new sign counter. Raises AuthorizationRefused
     ``approval_signature_invalid`` (another statement, another credential, no user
-    verification, a counter gone backwards, a bad signature)."""
+    verification, a counter gone backwards, a bad signature), ``passkey_synced`` (the
+    authenticator signs as a synced passkey where device-bound ones are required)."""
     origin = _origin(assertion)
     if origin is None or not rp.accepts_origin(origin):
         raise _refused_assertion("the approval was made on another site")
@@ -199,9 +232,28 @@ def verify_assertion(
             credential_current_sign_count=sign_count,
             require_user_verification=True,
         )
-    except (InvalidAuthenticationResponse, ValueError, KeyError, TypeError) as exc:
-        raise _refused_assertion(f"the passkey did not approve this decision: {exc}") from exc
+    except (WebAuthnException, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise _refused_assertion("the passkey did not approve this decision") from exc
+    if rp.require_device_bound and verified.credential_device_type.value == "multi_device":
+        # the flags of an assertion are signed by the authenticator (unlike those of a
+        # registration without attestation), so a synced passkey shows itself here
+        raise AuthorizationRefused(
+            "this installation accepts only passkeys bound to one device",
+            reason=RefusalReason.PASSKEY_SYNCED,
+        )
     return int(verified.new_sign_count)
+
+
+def _spki(cose_key: bytes) -> bytes:
+    """The COSE public key as DER SubjectPublicKeyInfo; ValueError for anything but a
+    P-256 key or an RSA key of 2048 bits or more."""
+    key = decoded_public_key_to_cryptography(decode_credential_public_key(cose_key))
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        if not isinstance(key.curve, ec.SECP256R1):
+            raise ValueError("passkeys are P-256 or RSA keys")
+    elif not isinstance(key, rsa.RSAPublicKey) or key.key_size < 2048:
+        raise ValueError("passkeys are P-256 or RSA keys")
+    return key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
 
 
 def _origin(response: Mapping[str, Any]) -> str | None:

@@ -137,12 +137,16 @@ def enrolment_proof(
 class EnrolmentCode:
     """A one-time enrolment code for ``signer``: ``code_id`` names it, ``secret``
     (base64url, 128 bits) never leaves the signer's screen and app; ``text`` is what the
-    QR code carries (``code_id.secret``); ``expires_at`` in POSIX seconds."""
+    QR code carries (``code_id.secret``); ``expires_at`` in POSIX seconds. A code issued
+    on a device leaves the bridge without its secret (``secret`` empty) and ``sealed``
+    instead: the text sealed to the asking app (base64url,
+    :mod:`hsm_bridge.sam.code_envelope`)."""
 
     code_id: str
     secret: str
     signer: str
     expires_at: int
+    sealed: str = ""
 
     @property
     def text(self) -> str:

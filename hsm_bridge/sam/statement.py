@@ -136,23 +136,28 @@ class EnrolmentCodeStatement:
     """What a signer's enrolled device signs to have the bridge issue a one-time code
     for enrolling another device of the signer (a second tablet): ``signer``;
     ``device``, the id of the device that signs; the server's ``nonce`` and
-    ``expires_at`` (POSIX seconds)."""
+    ``expires_at`` (POSIX seconds); ``recipient``, the app's one-time HPKE public key
+    (base64url of the 65-byte uncompressed P-256 point) to which the bridge seals the
+    code (:mod:`hsm_bridge.sam.code_envelope`), so the web tier that relays it cannot
+    read it."""
 
     signer: str
     device: str
     nonce: str
     expires_at: int
+    recipient: str
 
     def canonical_bytes(self) -> bytes:
         """RFC 8785 canonical JSON (UTF-8) of the statement: the bytes that are signed."""
         return rfc8785.dumps(
             {
-                "v": 1,
+                "v": 2,
                 "type": "enrolment-code",
                 "signer": self.signer,
                 "device": self.device,
                 "nonce": self.nonce,
                 "expires_at": self.expires_at,
+                "recipient": self.recipient,
             }
         )
 

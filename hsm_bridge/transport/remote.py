@@ -187,10 +187,15 @@ class RemoteBridge:
         body = DeviceRevocationWire(signer=signer, factor=FactorWire.of(factor))
         return bool(self._call("POST", path, body.model_dump()).get("known"))
 
-    def enrolment_code(self, signer: str, factor: Factor, *, ttl_seconds: int) -> EnrolmentCode:
+    def enrolment_code(
+        self, signer: str, factor: Factor, *, ttl_seconds: int, recipient: str | None = None
+    ) -> EnrolmentCode:
         """A device enrolment code on a signer's factor (``POST /v1/enrolment-codes``)."""
         body = EnrolmentCodeWire(
-            signer=signer, factor=FactorWire.of(factor), ttl_seconds=ttl_seconds
+            signer=signer,
+            factor=FactorWire.of(factor),
+            ttl_seconds=ttl_seconds,
+            recipient=recipient,
         )
         return from_json(
             EnrolmentCode, self._call("POST", "/v1/enrolment-codes", body.model_dump())

@@ -213,7 +213,9 @@ class BridgeRouter:
                 known = bridge.revoke_device(signer, device_id, factor) or known
         return known
 
-    def enrolment_code(self, signer: str, factor: Factor, *, ttl_seconds: int) -> EnrolmentCode:
+    def enrolment_code(
+        self, signer: str, factor: Factor, *, ttl_seconds: int, recipient: str | None = None
+    ) -> EnrolmentCode:
         """A code on a TOTP code from the first bridge, which holds the TOTP secret; on a
         device's statement from the bridge that knows the device (the code then enrols
         the new device there)."""
@@ -221,7 +223,9 @@ class BridgeRouter:
             return self.bridges[0].enrolment_code(signer, factor, ttl_seconds=ttl_seconds)
         for bridge in self.bridges:
             if any(d.device_id == factor.device_id for d in bridge.devices(signer)):
-                return bridge.enrolment_code(signer, factor, ttl_seconds=ttl_seconds)
+                return bridge.enrolment_code(
+                    signer, factor, ttl_seconds=ttl_seconds, recipient=recipient
+                )
         raise AuthorizationRefused(
             "no bridge knows this device", reason=RefusalReason.DEVICE_UNKNOWN
         )

@@ -146,7 +146,11 @@ def enrolment_code(body: EnrolmentCodeWire, bridge: BridgeDep) -> Any:
         factor = body.factor.value()
     except ValueError as exc:
         return invalid_request(str(exc))
-    return as_json(bridge.enrolment_code(body.signer, factor, ttl_seconds=body.ttl_seconds))
+    return as_json(
+        bridge.enrolment_code(
+            body.signer, factor, ttl_seconds=body.ttl_seconds, recipient=body.recipient
+        )
+    )
 
 
 @router.post("/v1/totp/check")

@@ -307,11 +307,13 @@ class DeviceRevocationWire(_Strict):
 
 class EnrolmentCodeWire(_Strict):
     """``POST /v1/enrolment-codes``: a signer, their factor (an enrolled device's signed
-    enrolment-code statement, or a TOTP code), the code's life."""
+    enrolment-code statement, or a TOTP code), the code's life, and for a device's
+    statement the ``recipient`` it names (base64url P-256 point)."""
 
     signer: str = Field(min_length=1, max_length=64)
     factor: FactorWire
     ttl_seconds: int = Field(ge=30, le=86400)
+    recipient: str | None = Field(None, max_length=100)
 
 
 class TotpEnrolmentWire(_Strict):

@@ -45,6 +45,12 @@ function show(...nodes) {
   }
 }
 
+// A screen whose data arrives after the user went elsewhere is not shown: the screen
+// they went to is.
+function moved(hash) {
+  return location.hash !== hash;
+}
+
 function message(text, kind = "error") {
   return h("p", { class: `message ${kind}`, role: kind === "error" ? "alert" : "status" }, text);
 }
@@ -219,12 +225,16 @@ async function enrolPasskey(event) {
     const opened = await api("/mobile/v1/passkeys/options", { method: "POST" });
     const credential = await navigator.credentials.create({ publicKey: creationOptions(opened.options) });
     const json = registrationJSON(credential);
+    const spki = new Uint8Array(credential.response.getPublicKey());
     const body = { challenge_id: opened.challenge_id, credential: json, name: form.name.value.slice(0, 100) };
     const code = form.code.value.trim();
     if (code) {
       const [codeId, secret] = code.split(".");
       const key = await crypto.subtle.importKey("raw", c.encoder.encode(secret || ""), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
-      const proof = await crypto.subtle.sign("HMAC", key, c.concat(c.encoder.encode("signing-gateway/passkey-enrolment/1\0"), c.fromB64url(json.rawId)));
+      // the code enrols this credential's key and no other one
+      const rawId = c.fromB64url(json.rawId);
+      const subject = c.concat(new Uint8Array([rawId.length >> 8, rawId.length & 0xff]), rawId, spki);
+      const proof = await crypto.subtle.sign("HMAC", key, c.concat(c.encoder.encode("signing-gateway/passkey-enrolment/2\0"), subject));
       body.enrolment_code_id = codeId;
       body.enrolment_proof = c.b64(proof);
     } else {
@@ -362,7 +372,9 @@ function minutesAgo(iso) {
 }
 
 async function renderList() {
+  const here = location.hash;
   const pending = await api("/mobile/v1/signing-requests?status=pending_approval");
+  if (moved(here)) return;
   for (const id of [...state.selected]) if (!pending.some((v) => v.id === id)) state.selected.delete(id);
   const button = h("button", { type: "button", class: "primary", id: "sign-selected", disabled: state.selected.size === 0, onclick: () => (location.hash = `#/batch/${[...state.selected].join(",")}`) }, t().signSelected(state.selected.size));
   const items = pending.map((view) =>
@@ -461,7 +473,9 @@ function summary(view) {
 }
 
 async function renderDocument(id, zoom = 1, notice) {
+  const here = location.hash;
   const view = await api(`/mobile/v1/signing-requests/${id}`);
+  if (moved(here)) return;
   const pages = h("div", { class: "pages" }, Array.from({ length: view.page_count }, (_, i) => pageView(view, i + 1, zoom)));
   const pending = view.status === "pending_approval";
   const decide = h("form", { class: "card decide", onsubmit: (e) => approveOne(e, view) },
@@ -538,7 +552,9 @@ async function reject(event, view) {
 // ---- a batch ----------------------------------------------------------------------------
 
 async function renderBatch(ids, error) {
+  const here = location.hash;
   const views = await Promise.all(ids.map((id) => api(`/mobile/v1/signing-requests/${id}`)));
+  if (moved(here)) return;
   const rows = views.map((v) => h("li", { class: "item", id: `row-${v.id}` }, h("span", { class: "title" }, v.title || v.id.slice(0, 8)), h("span", { class: "state" }, t().pending)));
   const needsPin = views.some((v) => v.pin_policy === "signer");
   show(
@@ -601,7 +617,9 @@ async function approveBatch(event, views) {
 // ---- history and devices ------------------------------------------------------------------
 
 async function renderHistory() {
+  const here = location.hash;
   const all = await api("/mobile/v1/signing-requests");
+  if (moved(here)) return;
   const done = all.filter((v) => v.status !== "pending_approval");
   const items = done.map((view) =>
     h("li", { class: "item" },
@@ -623,7 +641,9 @@ async function download(view) {
 }
 
 async function renderDevices(error, issued) {
+  const here = location.hash;
   const devices = await api("/mobile/v1/devices");
+  if (moved(here)) return;
   const mine = localPasskey();
   const items = devices.map((d) =>
     h("li", { class: "item" },
@@ -653,15 +673,22 @@ async function issueCode() {
     const { nonce } = await api("/mobile/v1/approval-nonces", { method: "POST" });
     const passkey = localPasskey();
     let body;
+    let recipient;
     if (passkey) {
+      // the bridge seals the code to a key of this page: the server relays it unread
+      recipient = await c.hpkeRecipient();
       const expiresAt = Math.floor(Date.now() / 1000) + 120;
-      const statement = c.enrolmentCodeBytes({ signer: state.me.username, device: passkey.device_id, nonce, expiresAt });
+      const statement = c.enrolmentCodeBytes({ signer: state.me.username, device: passkey.device_id, nonce, expiresAt, recipient: c.b64url(recipient.point) });
       const factor = await factorForStatement(passkey, statement);
-      body = { device_approval: { device_id: passkey.device_id, nonce, expires_at: expiresAt, webauthn: factor } };
+      body = { device_approval: { device_id: passkey.device_id, nonce, expires_at: expiresAt, webauthn: factor }, recipient: c.b64url(recipient.point) };
     } else {
       body = { otp: document.getElementById("otp")?.value.trim() };
     }
     const issued = await api("/mobile/v1/enrolment-codes", { method: "POST", body });
+    if (issued.sealed_code) {
+      const info = c.concat(c.encoder.encode("signing-gateway/enrolment-code/1\0"), c.encoder.encode(nonce));
+      issued.code = new TextDecoder().decode(await c.hpkeOpen(recipient, info, c.fromB64url(issued.sealed_code)));
+    }
     await renderDevices(null, issued);
   } catch (error) {
     await renderDevices(explain(error));
@@ -673,7 +700,7 @@ function issuedCode(issued) {
   return h("div", { class: "card issued", role: "status" },
     h("p", {}, t().codeIssued(until)),
     h("p", { class: "code", id: "issued-code" }, issued.code),
-    h("img", { src: `data:image/png;base64,${issued.qr_png_base64}`, alt: t().codeQr, class: "qr" }));
+    issued.qr_png_base64 ? h("img", { src: `data:image/png;base64,${issued.qr_png_base64}`, alt: t().codeQr, class: "qr" }) : null);
 }
 
 async function revokeDevice(device) {

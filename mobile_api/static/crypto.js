@@ -95,8 +95,11 @@ export function revocationBytes({ signer, device, revoke, nonce, expiresAt }) {
   );
 }
 
-export function enrolmentCodeBytes({ signer, device, nonce, expiresAt }) {
-  return encoder.encode(canonical({ v: 1, type: "enrolment-code", signer, device, nonce, expires_at: expiresAt }));
+// `recipient`: the app's one-time HPKE key (base64url point) the bridge seals the code to.
+export function enrolmentCodeBytes({ signer, device, nonce, expiresAt, recipient }) {
+  return encoder.encode(
+    canonical({ v: 2, type: "enrolment-code", signer, device, nonce, expires_at: expiresAt, recipient })
+  );
 }
 
 // ---- HPKE base mode: DHKEM(P-256, HKDF-SHA256), HKDF-SHA256, AES-128-GCM -------------
@@ -147,13 +150,9 @@ const labeledExtract = (suite, salt, label, ikm) =>
 const labeledExpand = (suite, prk, label, info, length) =>
   expand(prk, concat(i2osp(length, 2), HPKE_V1, suite, encoder.encode(label), info), length);
 
-// Seal `plaintext` (bytes) to the 65-byte uncompressed P-256 point `recipient` with
-// `info`: the encapsulated key followed by the ciphertext, as the bridge opens it.
-export async function hpkeSeal(recipient, info, plaintext) {
-  const pkR = await crypto.subtle.importKey("raw", recipient, { name: "ECDH", namedCurve: "P-256" }, false, []);
-  const ephemeral = await crypto.subtle.generateKey({ name: "ECDH", namedCurve: "P-256" }, true, ["deriveBits"]);
-  const enc = new Uint8Array(await crypto.subtle.exportKey("raw", ephemeral.publicKey));
-  const dh = new Uint8Array(await crypto.subtle.deriveBits({ name: "ECDH", public: pkR }, ephemeral.privateKey, 256));
+// The key schedule of base mode (RFC 9180 §5.1): the AES-GCM key and nonce from the
+// DH result `dh`, the encapsulated key `enc`, the recipient's point and `info`.
+async function keySchedule(dh, enc, recipient, info, usage) {
   const eaePrk = await labeledExtract(KEM_SUITE, new Uint8Array(0), "eae_prk", dh);
   const shared = await labeledExpand(KEM_SUITE, eaePrk, "shared_secret", concat(enc, recipient), 32);
   const pskIdHash = await labeledExtract(HPKE_SUITE, new Uint8Array(0), "psk_id_hash", new Uint8Array(0));
@@ -162,9 +161,35 @@ export async function hpkeSeal(recipient, info, plaintext) {
   const secret = await labeledExtract(HPKE_SUITE, shared, "secret", new Uint8Array(0));
   const key = await labeledExpand(HPKE_SUITE, secret, "key", context, 16);
   const nonce = await labeledExpand(HPKE_SUITE, secret, "base_nonce", context, 12);
-  const aesKey = await crypto.subtle.importKey("raw", key, "AES-GCM", false, ["encrypt"]);
-  const sealed = new Uint8Array(await crypto.subtle.encrypt({ name: "AES-GCM", iv: nonce }, aesKey, plaintext));
-  return concat(enc, sealed);
+  return { key: await crypto.subtle.importKey("raw", key, "AES-GCM", false, [usage]), nonce };
+}
+
+// Seal `plaintext` (bytes) to the 65-byte uncompressed P-256 point `recipient` with
+// `info`: the encapsulated key followed by the ciphertext, as the bridge opens it.
+export async function hpkeSeal(recipient, info, plaintext) {
+  const pkR = await crypto.subtle.importKey("raw", recipient, { name: "ECDH", namedCurve: "P-256" }, false, []);
+  const ephemeral = await crypto.subtle.generateKey({ name: "ECDH", namedCurve: "P-256" }, true, ["deriveBits"]);
+  const enc = new Uint8Array(await crypto.subtle.exportKey("raw", ephemeral.publicKey));
+  const dh = new Uint8Array(await crypto.subtle.deriveBits({ name: "ECDH", public: pkR }, ephemeral.privateKey, 256));
+  const { key, nonce } = await keySchedule(dh, enc, recipient, info, "encrypt");
+  return concat(enc, new Uint8Array(await crypto.subtle.encrypt({ name: "AES-GCM", iv: nonce }, key, plaintext)));
+}
+
+// A one-time key pair to receive a sealed answer: `{ privateKey, point }` (the private
+// key cannot be exported; `point` is the 65-byte uncompressed public key).
+export async function hpkeRecipient() {
+  const pair = await crypto.subtle.generateKey({ name: "ECDH", namedCurve: "P-256" }, false, ["deriveBits"]);
+  return { privateKey: pair.privateKey, point: new Uint8Array(await crypto.subtle.exportKey("raw", pair.publicKey)) };
+}
+
+// Open what the bridge sealed to `recipient` (from hpkeRecipient) with `info`; throws
+// when it was sealed to another key, with another info, or altered.
+export async function hpkeOpen(recipient, info, envelope) {
+  const enc = envelope.slice(0, 65);
+  const pkE = await crypto.subtle.importKey("raw", enc, { name: "ECDH", namedCurve: "P-256" }, false, []);
+  const dh = new Uint8Array(await crypto.subtle.deriveBits({ name: "ECDH", public: pkE }, recipient.privateKey, 256));
+  const { key, nonce } = await keySchedule(dh, enc, recipient.point, info, "decrypt");
+  return new Uint8Array(await crypto.subtle.decrypt({ name: "AES-GCM", iv: nonce }, key, envelope.slice(65)));
 }
 
 export { concat, encoder };

@@ -1,7 +1,7 @@
 // The app's service worker: caches the app shell only (never documents, previews or
 // tokens: every /mobile/ and /api/ call goes to the network), and shows Web Push
 // notifications (request id and nonce only; the title is the installation's).
-const SHELL = "shell-v1";
+const SHELL = "shell-v2";
 const FILES = ["/app/", "/app/app.css", "/app/app.js", "/app/crypto.js", "/app/i18n.js", "/app/manifest.webmanifest", "/app/icons/icon-192.png", "/app/icons/icon-512.png"];
 
 self.addEventListener("install", (event) => {

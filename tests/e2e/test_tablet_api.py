@@ -146,3 +146,55 @@ def test_push_subscriptions_and_passkeys_refuse_what_they_cannot_use(server, db,
         assert garbage.json()["reason"] == "passkey_invalid" and garbage.json()["detail"]
     with httpx.Client(base_url=server.base_url) as anonymous:
         assert anonymous.post("/mobile/v1/passkeys/options").status_code == 401
+
+
+def test_a_lone_surrogate_in_any_text_is_a_clear_refusal(server, db, box):
+    """JSON may escape half of a UTF-16 pair (``"\\ud800"``); no text of ours can hold
+    one, and the answer names the parameter instead of failing to encode it (500)."""
+    signer = make_signer(db, box)
+    request_id = submit(server, sample_pdf(["S"]), signer.username).json()["id"]
+    lone = '"x\\ud800y"'
+    with server.tablet(signer.username, signer.password) as tablet:
+        calls = [
+            ("POST", "/mobile/v1/sessions", f'{{"username": {lone}, "password": "x"}}'),
+            (
+                "POST",
+                "/mobile/v1/password",
+                f'{{"current_password": {lone}, "new_password": {lone}}}',
+            ),
+            (
+                "POST",
+                f"/mobile/v1/signing-requests/{request_id}/rejection",
+                f'{{"reason": {lone}}}',
+            ),
+            (
+                "PUT",
+                "/mobile/v1/devices/x/push-subscription",
+                '{"subscription": {"endpoint": "https://fcm.googleapis.com\\ud800/x",'
+                ' "keys": {"p256dh": "AAAA", "auth": "AAAA"}}}',
+            ),
+            (
+                "POST",
+                "/mobile/v1/passkeys",
+                f'{{"challenge_id": {lone}, "credential": {{"id": {lone}}}, "name": {lone},'
+                f' "otp": {lone}}}',
+            ),
+            (
+                "POST",
+                "/mobile/v1/devices",
+                f'{{"enrolment_code_id": {lone}, "enrolment_proof": {lone}, "public_key": "AA",'
+                f' "push_token": {lone}, "platform": "web", "name": {lone}}}',
+            ),
+            ("POST", "/mobile/v1/enrolment-codes", f'{{"otp": {lone}}}'),
+            ("POST", "/mobile/v1/totp", f'{{"secret": {lone}, "otp": {lone}}}'),
+            ("POST", f"/mobile/v1/signing-requests/{request_id}/approval", f'{{"otp": {lone}}}'),
+        ]
+        for method, path, body in calls:
+            answer = tablet.request(
+                method, path, content=body.encode(), headers={"Content-Type": "application/json"}
+            )
+            assert 400 <= answer.status_code < 500, (path, answer.status_code, answer.text)
+            assert answer.json()["code"], path
+        assert tablet.get(f"/mobile/v1/signing-requests/{request_id}").json()["status"] == (
+            "pending_approval"
+        )

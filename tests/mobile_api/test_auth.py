@@ -40,7 +40,7 @@ def _login(base_url: str, address: str, username: str, password: str) -> httpx.R
 
 
 def _seen(answer: httpx.Response) -> tuple[int, str]:
-    return answer.status_code, answer.json().get("code", "")
+    return answer.status_code, answer.json().get("code", "") if answer.content else ""
 
 
 def test_a_guesser_slows_only_their_own_address_and_never_locks_the_user(gateway, db, signer):
@@ -94,3 +94,37 @@ def test_one_address_cannot_try_many_names_quickly(installation, tmp_path):
     assert [a.status_code for a in answers] == [401, 401, 401, 429]
     refused = answers[3].json()
     assert refused["code"] == "login_rate_limited" and refused["retry_after"] >= 1
+
+
+def test_a_stolen_session_cannot_guess_the_password_nor_outlive_its_change(gateway, signer):
+    """Whoever holds a session token (a borrowed tablet) guesses the current password
+    at the pace of a login guesser; the signer's change of password ends that session."""
+    thief = _login(gateway, ATTACKER, signer.username, signer.password).json()["access_token"]
+    owner = _login(gateway, LEADER_AT_HOME, signer.username, signer.password).json()
+    new = "Mat-khau-moi-2026!"
+
+    def change(token: str, address: str, current: str, password: str) -> tuple[int, str]:
+        with httpx.Client(base_url=gateway, timeout=30) as http:
+            return _seen(
+                http.post(
+                    "/mobile/v1/password",
+                    json={"current_password": current, "new_password": password},
+                    headers={"Authorization": f"Bearer {token}", "X-Forwarded-For": address},
+                )
+            )
+
+    guesses = [change(thief, ATTACKER, f"guess{n}", new) for n in range(5)]
+    assert guesses[:3] == [(401, "credentials_invalid")] * 3
+    assert set(guesses[3:]) == {(429, "login_rate_limited")}
+    assert change(owner["access_token"], LEADER_AT_HOME, signer.password, "tab\there-2026!") == (
+        422,
+        "password_too_weak",
+    )
+    assert change(owner["access_token"], LEADER_AT_HOME, signer.password, new) == (204, "")
+    with httpx.Client(base_url=gateway, timeout=30) as http:
+        mine = http.get(
+            "/mobile/v1/me", headers={"Authorization": f"Bearer {owner['access_token']}"}
+        )
+        theirs = http.get("/mobile/v1/me", headers={"Authorization": f"Bearer {thief}"})
+    assert mine.status_code == 200
+    assert theirs.status_code == 401

@@ -249,7 +249,13 @@ class _NoNative:
     ("endpoint", "allowed", "why"),
     [
         ("https://evil.example/push/1", ["127.0.0.0/8"], "not a Web Push service"),
-        ("http://localhost:{port}/push/1", ["127.0.0.0/8"], "https"),
+        ("http://localhost:{port}/push/1", ["127.0.0.0/8"], "plain https URL"),
+        # parsers disagree on these hosts: requests would connect to evil.example
+        ("https://evil.example\\@localhost:{port}/push/1", ["127.0.0.0/8"], "plain https URL"),
+        ("https://evil.example\\localhost:{port}/push/1", ["127.0.0.0/8"], "plain https URL"),
+        ("https://user@localhost:{port}/push/1", ["127.0.0.0/8"], "plain https URL"),
+        ("https://localhost:{port}/push/1\u0130", ["127.0.0.0/8"], "plain https URL"),
+        ("https://localhost:{port}/push/ 1", ["127.0.0.0/8"], "plain https URL"),
         ("https://localhost:{port}/push/1", [], "must allow that network"),
     ],
 )

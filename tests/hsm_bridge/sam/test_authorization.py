@@ -526,24 +526,37 @@ def test_an_enrolled_device_has_a_code_issued_for_another_device_of_its_signer(t
     rig = Rig(tmp_path, profile)
     now = utcnow()
     request = rig.phone.issue_code("alice")
-    issued = rig.sam.enrolment_code("alice", request, now=now, ttl_seconds=60)
+    issued = rig.sam.enrolment_code(
+        "alice", request, now=now, ttl_seconds=60, recipient=rig.phone.recipient
+    )
+    assert issued.secret == ""  # what the web tier relays: the id, and the sealed text
+    assert issued.code_id in rig.phone.read_code(issued, request.nonce)
     second = Phone()
-    second.enrol(rig.registry, issued.text)
+    second.enrol(rig.registry, rig.phone.read_code(issued, request.nonce))
     assert rig.registry.device(second.device_id).enrolled_with == CodeIssuer.DEVICE
     items = [_item("req-1", b"%PDF")]
     assert rig.authorize("alice", items, second.approve("alice", items))[0]
 
-    def reason(signer: str, factor) -> str:
+    def reason(signer: str, factor, recipient: str) -> str:
         with pytest.raises(AuthorizationRefused) as caught:
-            rig.sam.enrolment_code(signer, factor, now=now, ttl_seconds=60)
+            rig.sam.enrolment_code(signer, factor, now=now, ttl_seconds=60, recipient=recipient)
         return caught.value.reason
 
-    assert reason("alice", request) == "approval_nonce_reused"
+    assert reason("alice", request, rig.phone.recipient) == "approval_nonce_reused"
     mallory = Phone()
     mallory.enrol(rig.registry, rig.code("mallory"))
-    assert reason("alice", mallory.issue_code("alice")) == "device_unknown"
+    assert reason("alice", mallory.issue_code("alice"), mallory.recipient) == "device_unknown"
     forged = Phone()
     forged.device_id = rig.phone.device_id  # the web tier's key, the phone's id
-    assert reason("alice", forged.issue_code("alice")) == "approval_signature_invalid"
+    assert (
+        reason("alice", forged.issue_code("alice"), forged.recipient)
+        == "approval_signature_invalid"
+    )
+    # the web tier puts its own key in place of the phone's: the statement does not hold
+    relay = Phone()
+    relay.issue_code("alice")
+    genuine = rig.phone.issue_code("alice")
+    assert reason("alice", genuine, relay.recipient) == "approval_signature_invalid"
+    assert reason("alice", rig.phone.issue_code("alice"), "") == "approval_signature_invalid"
     assert rig.registry.revoke_device(second.device_id, now=now)
-    assert reason("alice", second.issue_code("alice")) == "device_revoked"
+    assert reason("alice", second.issue_code("alice"), second.recipient) == "device_revoked"

@@ -567,16 +567,21 @@ def test_a_device_approval_over_the_link_signs_that_document_once(
     assert listed.device_id == phone.device_id and listed.revoked_at is None
     assert listed.public_key_der == b""  # the link shows no keys
     # the signer's phone has a code issued for a second tablet, which enrols with it
-    issued = remote_a.enrolment_code("ana", phone.issue_code("ana"), ttl_seconds=60)
+    asked = phone.issue_code("ana")
+    issued = remote_a.enrolment_code("ana", asked, ttl_seconds=60, recipient=phone.recipient)
+    assert issued.secret == ""  # the link carries it sealed to the phone only
+    secret = phone.read_code(issued, asked.nonce).partition(".")[2]
     tablet = Phone()
     tablet.device_id = remote_a.enrol_device(
-        issued.code_id, tablet.public_der, enrolment_proof(issued.secret, tablet.public_der)
+        issued.code_id, tablet.public_der, enrolment_proof(secret, tablet.public_der)
     ).device_id
     assert services.a.registry().device(tablet.device_id).enrolled_with == CodeIssuer.DEVICE
     with pytest.raises(AuthorizationRefused) as caught:  # the web tier cannot sign for it
         forged = Phone()
         forged.device_id = phone.device_id
-        remote_a.enrolment_code("ana", forged.issue_code("ana"), ttl_seconds=60)
+        remote_a.enrolment_code(
+            "ana", forged.issue_code("ana"), ttl_seconds=60, recipient=forged.recipient
+        )
     assert caught.value.reason == "approval_signature_invalid"
     assert remote_a.revoke_device("ana", phone.device_id, phone.revoke("ana", phone.device_id))
     assert remote_a.devices("ana")[0].revoked_at is not None
