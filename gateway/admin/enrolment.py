@@ -7,11 +7,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+import unicodedata
 import uuid
 from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -19,7 +21,13 @@ from gateway.admin.organisations import organisation_named
 from gateway.audit import log as audit
 from gateway.db.database import Database
 from gateway.db.models import Credential, Organisation, SigningRequest, User
-from gateway.errors import CertificateRevoked, NotFound, ParameterInvalid, SignerUnknown
+from gateway.errors import (
+    CertificateHolderMismatch,
+    CertificateRevoked,
+    NotFound,
+    ParameterInvalid,
+    SignerUnknown,
+)
 from gateway.passwords import hash_password
 from gateway.requests.lifecycle import RequestStatus, transition
 from hsm_bridge import BridgeClient, CredentialRef
@@ -101,6 +109,7 @@ def register_credential(
     now: dt.datetime,
     registry: SignerRegistry | None = None,
     organisation: str | None = None,
+    confirm_holder: str | None = None,
 ) -> Credential:
     """Register the key with CKA_ID ``key_id`` on token ``token_serial`` as ``username``'s
     credential. The certificate is read from the token; the inventory must show the key
@@ -111,9 +120,16 @@ def register_credential(
     With ``organisation`` (short name) the key is that organisation's seal, kept by
     ``username``, who must be one of its clerks: nobody else may sign with it.
 
-    Raises :class:`SignerUnknown`, :class:`ParameterInvalid` (ambiguous or mismatched
-    key, mechanism that does not fit the key, unknown PIN policy) and bridge errors
-    (``token_not_present``, ``credential_not_found``)."""
+    The certificate must name its holder: the user's display name (the organisation's,
+    for a seal) as its subject's common name or organisation, compared without case,
+    diacritics or extra spaces ("NGUYEN VAN AN" is "Nguyễn Văn An"). Otherwise it is
+    registered only when ``confirm_holder`` repeats the name the certificate gives
+    (audited), else :class:`CertificateHolderMismatch`.
+
+    Raises :class:`SignerUnknown`, :class:`CertificateHolderMismatch`,
+    :class:`ParameterInvalid` (ambiguous or mismatched key, mechanism that does not fit
+    the key, unknown PIN policy) and bridge errors (``token_not_present``,
+    ``credential_not_found``)."""
     if pin_policy not in ("stored", "signer"):
         raise ParameterInvalid("pin_policy must be stored or signer")
     ref = CredentialRef(token_serial, key_id)
@@ -126,6 +142,8 @@ def register_credential(
         if unit is not None:
             _check_keeper(session, unit, user, organisation or "")
         _check_other_use(session, ref, unit)
+        holder = unit.display_name if unit is not None else user.display_name
+        confirmed = _check_holder(der, holder, confirm_holder)
         credential = Credential(
             id=f"cred-{username}-{key_id.hex()[:8]}-{secrets.token_hex(2)}",
             user_id=user.id,
@@ -152,11 +170,40 @@ def register_credential(
                 "certificate_sha256": credential.certificate_sha256,
                 "pin_policy": pin_policy,
                 "organisation": organisation,
+                **({"holder_confirmed": confirmed} if confirmed else {}),
             },
         )
         if registry is not None:
             registry.bind_credential(username, ref)
     return credential
+
+
+def _check_holder(der: bytes, expected: str, confirmed: str | None) -> str | None:
+    """None when the certificate (DER) names ``expected``; the certificate's name when
+    the administrator repeated it in ``confirmed``; else CertificateHolderMismatch."""
+    subject = x509.load_der_x509_certificate(der).subject
+    names = [
+        str(a.value)
+        for oid in (NameOID.COMMON_NAME, NameOID.ORGANIZATION_NAME)
+        for a in subject.get_attributes_for_oid(oid)
+    ]
+    if any(_plain(name) == _plain(expected) for name in names):
+        return None
+    shown = names[0] if names else subject.rfc4514_string()
+    if confirmed is not None and _plain(confirmed) == _plain(shown):
+        return shown
+    raise CertificateHolderMismatch(
+        f"the certificate is {shown!r}'s, not {expected!r}'s: check that this is the right"
+        f" token and key; to register it anyway, confirm the name: --confirm-holder {shown!r}"
+    )
+
+
+def _plain(name: str) -> str:
+    """``name`` without case, diacritics (đ is d) or repeated spaces, for comparing
+    Vietnamese names as certificates and people write them."""
+    decomposed = unicodedata.normalize("NFD", name.replace("đ", "d").replace("Đ", "D"))
+    letters = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(letters.casefold().split())
 
 
 def _checked_key(

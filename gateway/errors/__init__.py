@@ -29,6 +29,7 @@ from gateway.errors.base import (
     SubmissionRefused,
 )
 from gateway.errors.certificates import (
+    CertificateHolderMismatch,
     CertificateNotValid,
     CertificateRevoked,
 )
@@ -85,6 +86,7 @@ from gateway.errors.submissions import (
 
 __all__ = [
     "AccessRefused",
+    "CertificateHolderMismatch",
     "ApprovalExpired",
     "ApprovalNonceInvalid",
     "ApprovalSignatureInvalid",

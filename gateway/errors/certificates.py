@@ -5,6 +5,7 @@ from __future__ import annotations
 from gateway.errors.base import CertificateRefused
 
 __all__ = [
+    "CertificateHolderMismatch",
     "CertificateNotValid",
     "CertificateRevoked",
 ]
@@ -16,6 +17,16 @@ class CertificateNotValid(CertificateRefused):
     code = "certificate_not_valid"
     status = 409
     title = "The signer's certificate is expired or not yet valid"
+
+
+class CertificateHolderMismatch(CertificateRefused):
+    """A credential is being registered for a user (or an organisation) whose name is
+    not the one its certificate names: that person's next signature would carry another
+    person's name. Registered only when the administrator confirms the name."""
+
+    code = "certificate_holder_mismatch"
+    status = 409
+    title = "The certificate names someone else"
 
 
 class CertificateRevoked(CertificateRefused):

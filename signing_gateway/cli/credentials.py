@@ -106,12 +106,20 @@ def credentials_register(
         str | None,
         typer.Option(help="the key is this organisation's seal, kept by USERNAME (a clerk)"),
     ] = None,
+    confirm_holder: Annotated[
+        str | None,
+        typer.Option(
+            help="the name the certificate gives, when it is not the user's (or the"
+            " organisation's) display name: registers it anyway, audited"
+        ),
+    ] = None,
     data_dir: DataDir = Path("var"),
 ) -> None:
     """Register a key found on a token (see `credentials list`) as the user's credential;
     the newest registered credential of a user is the one used for new requests. With
     --organisation it is the organisation's credential instead, which only USERNAME,
-    one of its clerks, signs with."""
+    one of its clerks, signs with. The certificate must name the user (or the
+    organisation); another name is refused unless confirmed with --confirm-holder."""
 
     settings = load_settings(data_dir)
     ref = credential_ref(token, key_id)
@@ -133,6 +141,7 @@ def credentials_register(
             now=dt.datetime.now(dt.UTC),
             registry=host_registry(settings) if settings.in_process_bridge else None,
             organisation=organisation,
+            confirm_holder=confirm_holder,
         )
     except (GatewayError, BridgeError, ValueError) as exc:
         code = getattr(exc, "code", "parameter_invalid")

@@ -36,9 +36,14 @@ def test_add_a_user_register_a_credential_and_revoke_it(installation, db, server
     password = re.search(r"initial password \(shown once\): (\S+)", added.stdout).group(1)
     serial, key_id = _demo_key(db, "leader1")  # a person's key (an organisation's is refused)
 
-    registered = cli(
-        installation, "credentials", "register", "vt-mai", "--token", serial, "--key-id", key_id
-    )
+    # leader1's certificate names Nguyễn Văn An: not Lê Thị Mai's without a word
+    register = ("credentials", "register", "vt-mai", "--token", serial, "--key-id", key_id)
+    refused = cli(installation, *register)
+    assert refused.returncode == 1 and "certificate_holder_mismatch" in refused.stderr
+    assert "Nguyễn Văn An" in refused.stderr and "--confirm-holder" in refused.stderr
+    wrong = cli(installation, *register, "--confirm-holder", "Lê Thị Mai")
+    assert wrong.returncode == 1 and "certificate_holder_mismatch" in wrong.stderr
+    registered = cli(installation, *register, "--confirm-holder", "NGUYEN VAN AN")
     assert registered.returncode == 0, registered.stderr
     credential_id = re.search(r"credential (\S+) registered", registered.stdout).group(1)
     with db.transaction() as session:
@@ -46,7 +51,13 @@ def test_add_a_user_register_a_credential_and_revoke_it(installation, db, server
         assert (credential.token_serial, credential.key_id) == (serial, key_id)
         assert credential.mechanism == "rsa_pkcs_sha256" and credential.pin_policy == "stored"
         actions = set(session.scalars(select(AuditEntry.action)))
+        entry = session.scalars(
+            select(AuditEntry)
+            .where(AuditEntry.action == "credential.registered")
+            .order_by(AuditEntry.id.desc())
+        ).first()
     assert {"user.added", "credential.registered"} <= actions
+    assert json.loads(entry.detail)["holder_confirmed"] == "Nguyễn Văn An"
     bound = str(CredentialRef(serial, bytes.fromhex(key_id)))
     assert bridge_registry().credentials_of("vt-mai") == {bound}  # the bridge was told
 
