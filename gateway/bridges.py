@@ -92,6 +92,10 @@ def bridge_config(
         pin_envelope_key_file=folder / "pin-envelope-key.pem",
         tsa_url=settings.tsa_url,
         relying_party=relying_party(settings),
+        trust_anchors_file=settings.effective_trust_anchors_file,
+        check_revocation=settings.check_revocation,
+        revocation_timeout_seconds=settings.revocation_timeout_seconds,
+        revocation_cache_seconds=settings.revocation_cache_seconds,
     )
 
 
@@ -113,13 +117,24 @@ def relying_party(settings: Settings) -> RelyingParty:
 def add_ca_certificates(settings: Settings, chain_pem: str) -> int:
     """Add the CA certificates of ``chain_pem`` (PEM) to the CA file of the bridge on
     this host, for chains its tokens do not hold; returns how many were new."""
-    if not chain_pem.strip():
+    return _add_certificates(bridge_dir(settings) / "ca-certificates.pem", chain_pem)
+
+
+def add_trust_anchors(settings: Settings, roots_pem: str) -> int:
+    """Add the root certificates of ``roots_pem`` (PEM) to the installation's trust
+    anchors (the bridge's revocation checks, validation reports); returns how many were
+    new."""
+    return _add_certificates(settings.effective_trust_anchors_file, roots_pem)
+
+
+def _add_certificates(path: Path, pem: str) -> int:
+    """Append the certificates of ``pem`` not yet in the PEM bundle ``path``."""
+    if not pem.strip():
         return 0
-    path = bridge_dir(settings) / "ca-certificates.pem"
     known = set(load_ca_file(path))
     new = [
         c.public_bytes(Encoding.DER)
-        for c in x509.load_pem_x509_certificates(chain_pem.encode())
+        for c in x509.load_pem_x509_certificates(pem.encode())
         if c.public_bytes(Encoding.DER) not in known
     ]
     if new:

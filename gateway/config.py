@@ -135,7 +135,37 @@ class Settings(BaseSettings):
         default_factory=list,
         description="networks (CIDR) besides public addresses a push service may be in",
     )
-    tsa_url: str | None = Field(None, description="RFC 3161 TSA for PAdES B-T")
+    tsa_url: str | None = Field(
+        None, description="RFC 3161 TSA for PAdES B-T and above (on the bridge's host)"
+    )
+    default_pades_level: Literal["B-B", "B-T", "B-LT", "B-LTA"] | None = Field(
+        None,
+        description="a request's PAdES level when it names none (default: B-LT with a TSA,"
+        " else B-B); an official document's seal is B-LTA with a TSA",
+    )
+    trust_anchors_file: Path | None = Field(
+        None,
+        description="PEM bundle of the root CAs signers' certificates must chain to, for the"
+        " bridge's revocation checks and for validation reports (default DIR/trust-anchors.pem)",
+    )
+    check_revocation: bool = Field(
+        True,
+        description="the bridge asks the CA (OCSP, then CRL) before every signature and"
+        " refuses without a good answer",
+    )
+    revocation_timeout_seconds: float = Field(
+        5.0, gt=0, le=60, description="one OCSP, CRL or certificate request"
+    )
+    revocation_cache_seconds: float = Field(
+        30.0, ge=0, le=3600, description="how long a CA answer is reused (never past nextUpdate)"
+    )
+    demo_pki_url: str = Field(
+        "http://127.0.0.1:8079",
+        description="where a new demo PKI's services answer (written into its certificates)",
+    )
+    demo_pki_serve: bool = Field(
+        True, description="serve a demo installation's PKI (OCSP, CRL, TSA) with the gateway"
+    )
     signature_text_with_image: bool = Field(
         False,
         description="write the signer, position and time over a signer's signature image"
@@ -222,6 +252,16 @@ class Settings(BaseSettings):
     def effective_softhsm2_conf(self) -> Path:
         """The SoftHSM2 configuration file in force."""
         return self.softhsm2_conf or self.data_dir.resolve() / "softhsm2.conf"
+
+    @property
+    def effective_trust_anchors_file(self) -> Path:
+        """The trust anchors' PEM bundle in force."""
+        return self.trust_anchors_file or self.data_dir.resolve() / "trust-anchors.pem"
+
+    @property
+    def effective_pades_level(self) -> str:
+        """The PAdES level of a request that names none."""
+        return self.default_pades_level or ("B-LT" if self.tsa_url else "B-B")
 
     @property
     def secrets_dir(self) -> Path:

@@ -35,7 +35,7 @@ from hsm_bridge.errors import (
     TokenNotPresent,
 )
 from hsm_bridge.interface import PasskeyOptions, SignRequest
-from hsm_bridge.pades.chain import load_ca_file
+from hsm_bridge.pades.chain import issuer_chain, load_ca_file
 from hsm_bridge.pkcs11.inventory import (
     CredentialEntry,
     TokenEntry,
@@ -46,6 +46,7 @@ from hsm_bridge.pkcs11.pins import PinStore
 from hsm_bridge.pkcs11.provisioning import KeySpec, generate_key_pair, store_certificate
 from hsm_bridge.pkcs11.signing import find_certificate, sign_digest
 from hsm_bridge.pkcs11.tokens import TokenHealth, TokenLimits, TokenPool
+from hsm_bridge.revocation import RevocationCache, RevocationChecker, RevocationEvidence
 from hsm_bridge.sam.activation import (
     Activation,
     ActivationIssuer,
@@ -97,8 +98,13 @@ class BridgeConfig:
     ``ca_certificates_file``: a PEM bundle of CA certificates for chains the tokens do
     not hold; ``pin_envelope_key_file``: the HPKE key tablets seal PINs to (made on
     first use; by default ``pin-envelope-key.pem`` beside the SAD file); ``tsa_url``:
-    the RFC 3161 TSA for PAdES B-T; ``relying_party``: the WebAuthn RP whose passkeys
-    approve (:mod:`hsm_bridge.sam.passkeys`)."""
+    the RFC 3161 TSA for PAdES B-T and above; ``relying_party``: the WebAuthn RP whose
+    passkeys approve (:mod:`hsm_bridge.sam.passkeys`); ``trust_anchors_file``: the PEM
+    bundle of root certificates a signer's certificate must chain to;
+    ``check_revocation``: ask the CA (OCSP, then CRL) right before every authorization
+    and signature, and refuse when it says revoked or gives no answer (fail closed),
+    each request bounded by ``revocation_timeout_seconds``, an answer reused for at most
+    ``revocation_cache_seconds`` (:mod:`hsm_bridge.revocation`)."""
 
     modules: tuple[ModuleConfig, ...]
     pin_file: Path
@@ -115,6 +121,10 @@ class BridgeConfig:
     pin_envelope_key_file: Path | None = None
     tsa_url: str | None = None
     relying_party: RelyingParty = RelyingParty()
+    trust_anchors_file: Path | None = None
+    check_revocation: bool = True
+    revocation_timeout_seconds: float = 5.0
+    revocation_cache_seconds: float = 30.0
 
 
 class Bridge:
@@ -137,6 +147,16 @@ class Bridge:
         )
         self._owner: dict[str, TokenPool] = {}
         self._owner_lock = threading.Lock()
+        self._ca_certificates = load_ca_file(config.ca_certificates_file)
+        self._revocation = (
+            RevocationChecker(
+                load_ca_file(config.trust_anchors_file),
+                timeout_seconds=config.revocation_timeout_seconds,
+                cache=RevocationCache(dt.timedelta(seconds=config.revocation_cache_seconds)),
+            )
+            if config.check_revocation
+            else None
+        )
         signers_file = config.signers_file or config.used_activations_file.with_name("signers.db")
         self.registry = SignerRegistry(signers_file, config.pin_key, totp_policy=config.totp_policy)
         self.sam = SignatureActivationModule(
@@ -147,6 +167,7 @@ class Bridge:
             profile=config.profile,
             max_items=config.max_batch,
             relying_party=config.relying_party,
+            certificate_check=self.check_certificate,
         )
         envelope_file = config.pin_envelope_key_file or config.used_activations_file.with_name(
             "pin-envelope-key.pem"
@@ -157,8 +178,13 @@ class Bridge:
             tokens=self,
             registry=self.registry,
             envelope_key=self._envelope_key,
-            ca_certificates=load_ca_file(config.ca_certificates_file),
-            timestamper=(lambda: HTTPTimeStamper(tsa_url)) if tsa_url else _no_timestamper,
+            ca_certificates=self._ca_certificates,
+            timestamper=(
+                (lambda: HTTPTimeStamper(tsa_url, timeout=10)) if tsa_url else _no_timestamper
+            ),
+            check_certificate=self.check_certificate,
+            trust_anchors=load_ca_file(config.trust_anchors_file),
+            fetch_timeout_seconds=config.revocation_timeout_seconds,
         )
 
     @property
@@ -241,6 +267,19 @@ class Bridge:
 
         found: tuple[bytes, ...] = self._run(token_serial, "certificate", work)
         return found
+
+    def check_certificate(
+        self, credential: CredentialRef, certificate: bytes, now: dt.datetime
+    ) -> RevocationEvidence:
+        """Whether ``credential``'s ``certificate`` (DER) chains to a trust anchor and is
+        not revoked at ``now``, asked of its CA (:mod:`hsm_bridge.revocation`); the CA's
+        answers. Raises CertificateRevoked, RevocationUnavailable, CertificateNotUsable.
+        Answers nothing and checks nothing when ``check_revocation`` is off."""
+        if self._revocation is None:
+            return RevocationEvidence()
+        candidates = (*self.token_certificates(credential.token_serial), *self._ca_certificates)
+        chain = issuer_chain(certificate, candidates)
+        return self._revocation.check(certificate, chain, now)
 
     def pin_key(self, token_serial: str) -> bytes:
         """The HPKE public key (65-byte uncompressed P-256 point) tablets seal a token PIN

@@ -18,6 +18,9 @@ __all__ = [
     "BridgeError",
     "BridgeUnavailable",
     "CertificateNotUsable",
+    "CertificateRevoked",
+    "PadesLevelNotReached",
+    "RevocationUnavailable",
     "CredentialNotFound",
     "MechanismUnsupported",
     "PinIncorrect",
@@ -249,6 +252,38 @@ class CertificateNotUsable(BridgeError):
     code = "certificate_not_usable"
     status = 409
     title = "The signer's certificate is expired or not yet valid"
+
+
+class CertificateRevoked(BridgeError):
+    """The CA says the signer's certificate, or one of its CAs' certificates, is
+    revoked (OCSP or CRL, checked right before the signature). Nothing was signed; the
+    request stays pending (a new certificate must be registered, or the request
+    cancelled)."""
+
+    code = "certificate_revoked"
+    status = 409
+    title = "The signer's certificate was revoked"
+
+
+class RevocationUnavailable(BridgeError):
+    """Whether the certificate is revoked could not be learnt: neither the OCSP
+    responder nor the CRL answered (in time, correctly signed, fresh). The bridge fails
+    closed: nothing was signed, and the same approval may succeed once the CA answers."""
+
+    code = "revocation_unavailable"
+    status = 503
+    title = "The certificate's revocation status is unavailable"
+    retryable = True
+
+
+class PadesLevelNotReached(BridgeError):
+    """The signed document does not reach the PAdES level asked for (a timestamp or the
+    validation data could not be obtained or embedded). Its output is not used."""
+
+    code = "pades_level_not_reached"
+    status = 502
+    title = "The signature does not reach the PAdES level asked for"
+    retryable = True
 
 
 class SignatureBuildFailed(BridgeError):

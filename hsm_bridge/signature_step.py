@@ -33,9 +33,15 @@ from hsm_bridge.errors import (
     SignatureBuildFailed,
 )
 from hsm_bridge.interface import SignRequest
-from hsm_bridge.pades.builder import SignerIdentity, build_signed_pdf, check_images
+from hsm_bridge.pades.builder import (
+    SignerIdentity,
+    ValidationData,
+    build_signed_pdf,
+    check_images,
+)
 from hsm_bridge.pades.chain import issuer_chain
 from hsm_bridge.pades.parameters import SignatureParameters
+from hsm_bridge.revocation import RevocationEvidence
 from hsm_bridge.sam.activation import Activation
 from hsm_bridge.sam.pin_envelope import PinEnvelopeKey
 from hsm_bridge.sam.signers import SignerRegistry
@@ -72,13 +78,22 @@ class TokenAccess(Protocol):
 class SignatureStep:
     """Builds and signs one approved document. ``ca_certificates``: the bridge
     administrator's CA certificates (DER) for chains the token lacks;
-    ``timestamper``: the TSA for PAdES B-T, or None when none is configured."""
+    ``timestamper``: the TSA for PAdES B-T and above, or None when none is configured;
+    ``check_certificate``: the CA's word that the certificate is not revoked, asked
+    right before signing (raises when it is, or when no answer comes: see
+    :meth:`hsm_bridge.Bridge.check_certificate`); ``trust_anchors``: the bridge's roots,
+    for the validation data a B-LT signature embeds."""
 
     tokens: TokenAccess
     registry: SignerRegistry
     envelope_key: PinEnvelopeKey
     ca_certificates: tuple[bytes, ...] = ()
     timestamper: Callable[[], TimeStamper | None] = lambda: None
+    check_certificate: Callable[[CredentialRef, bytes, dt.datetime], RevocationEvidence] = (
+        lambda _credential, _der, _now: RevocationEvidence()
+    )
+    trust_anchors: tuple[bytes, ...] = ()
+    fetch_timeout_seconds: float = 5.0
 
     def run(self, request: SignRequest, activation: Activation, now: dt.datetime) -> bytes:
         """The signed PDF of ``request``'s document under the spent ``activation``, made
@@ -97,6 +112,9 @@ class SignatureStep:
         except ValueError as exc:
             raise ActivationInvalid(str(exc), reason=RefusalReason.WRONG_IMAGE) from exc
         identity = self._identity(request, activation, now)
+        # the CA's word right before the signature (a revocation since the approval
+        # stops it); its answers are what a B-LT signature embeds
+        evidence = self.check_certificate(request.credential, identity.certificate, now)
         pin = self._pin(request, activation, now)
 
         def on_token(digest: bytes) -> bytes:
@@ -120,6 +138,12 @@ class SignatureStep:
                 signing_time=now,
                 sign_digest=on_token,
                 timestamper=timestamper,
+                validation_data=ValidationData(
+                    self.trust_anchors,
+                    evidence.ocsps,
+                    evidence.crls,
+                    self.fetch_timeout_seconds,
+                ),
             )
         except BridgeError:
             raise

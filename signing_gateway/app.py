@@ -14,6 +14,7 @@ from gateway import operations
 from gateway.config import Settings
 from gateway.context import build_context
 from gateway.integration import api as integration_api
+from gateway.integration import validations as integration_validations
 from gateway.integration.callbacks import CallbackDeliverer
 from gateway.integration.destinations import DestinationPolicy
 from gateway.problems import document_problems, install_error_handlers
@@ -79,6 +80,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     for router in (
         integration_api.router,
+        integration_validations.router,
         mobile_routes.router,
         mobile_decisions.router,
         mobile_devices.router,

@@ -27,6 +27,8 @@ from hsm_bridge import CredentialRef
 from hsm_bridge.credentials import SignatureMechanism
 from hsm_bridge.sam.activation import ActivationIssuer
 from signing_gateway.demo.driver import wait_until_up
+from signing_gateway.demo.pki import DemoPki
+from signing_gateway.demo.pki_service import start_pki_service
 from tests.factories import INSTALLATION_ENV, TestSigner, demo_credential, make_signer
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -56,8 +58,13 @@ def manifest(corpus: Path) -> dict[str, dict[str, str]]:
 
 
 @pytest.fixture(scope="session")
-def installation(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def installation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """The demo installation, whose PKI services (OCSP, CRL, TSA) this test process
+    serves on a free port for the whole session (servers started by the tests do not:
+    ``GATEWAY_DEMO_PKI_SERVE=false``)."""
     data_dir = tmp_path_factory.mktemp("installation")
+    os.environ["GATEWAY_DEMO_PKI_URL"] = f"http://127.0.0.1:{_free_port()}"
+    os.environ["GATEWAY_DEMO_PKI_SERVE"] = "false"
     env = dict(os.environ)
     url = os.environ.get("GATEWAY_TEST_DATABASE_URL")
     if url:
@@ -86,7 +93,11 @@ def installation(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         cwd=PROJECT_ROOT,
     )
     os.environ[INSTALLATION_ENV] = str(data_dir)
-    return load_settings(data_dir)
+    service = start_pki_service(DemoPki(data_dir / "pki"))
+    try:
+        yield load_settings(data_dir)
+    finally:
+        service.shutdown()
 
 
 @pytest.fixture(scope="session")

@@ -50,6 +50,15 @@ EXTRA = [
         True,
         "Đỗ Văn Hùng",
     ),
+    # revoked at the demo CA by tests/e2e/test_revocation.py, and by nothing else
+    (
+        "revocable",
+        KeySpec.RSA_2048,
+        SignatureMechanism.RSA_PKCS_SHA256,
+        "stored",
+        False,
+        "Lê Văn Khánh",
+    ),
 ]
 
 

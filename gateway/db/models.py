@@ -179,6 +179,8 @@ class SigningRequest(Base):
     submission_sha256: Mapped[str] = mapped_column(String(64))
     callback_url: Mapped[str | None] = mapped_column(String(2000), nullable=True)
     signed_document_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # the PAdES level the signature reached, as the gateway judged its output (B-B … B-LTA)
+    pades_level_reached: Mapped[str | None] = mapped_column(String(8), nullable=True)
     # what the document system calls the document (shown to the signer, in callbacks,
     # the download's file name), each page's size as displayed (JSON [[w, h], ...]) and
     # where this signature shows (JSON [page, [x1, y1, x2, y2]], points; null: unseen)

@@ -75,7 +75,7 @@ async def submit(
     location: Annotated[str | None, Form(max_length=200)] = None,
     contact_info: Annotated[str | None, Form(max_length=200)] = None,
     field_name: Annotated[str | None, Form(max_length=100)] = None,
-    pades_level: Annotated[str, Form()] = "B-B",
+    pades_level: Annotated[Literal["B-B", "B-T", "B-LT", "B-LTA"] | None, Form()] = None,
     page: Annotated[int | None, Form(ge=1)] = None,
     box: Annotated[str | None, Form()] = None,
     placement: Annotated[Literal["auto"] | None, Form()] = None,
@@ -93,11 +93,15 @@ async def submit(
     puts a visible signature in the signer block on the last page (instead of ``page``
     and ``box``).
 
+    ``pades_level``: B-B, B-T (a signature timestamp), B-LT (and the chain's validation
+    data in the document), B-LTA (and a document timestamp over it all); by default the
+    installation's (``default_pades_level``: B-LT where a TSA is configured, else B-B).
+
     ``workflow=official_document``: the leader ``signer`` signs first (visibly: page
     and box, or placement=auto), then the clerk of ``organisation`` (default: the
-    leader's) seals; the answer's ``workflow`` lists the steps. On a document with an
-    empty field for each, name them: ``field_name`` (the leader's) and
-    ``seal_field_name``.
+    leader's) seals, at B-LTA when the leader's level is B-LT or above; the answer's
+    ``workflow`` lists the steps. On a document with an empty field for each, name
+    them: ``field_name`` (the leader's) and ``seal_field_name``.
     ``workflow=organisation_only`` (no ``signer``): the ``organisation`` alone signs an
     attachment (``document_number``) or a copy (``copy_type``) at the top right of
     page 1."""
@@ -114,7 +118,7 @@ async def submit(
         location=location,
         contact_info=contact_info,
         field_name=field_name,
-        pades_level=pades_level,
+        pades_level=pades_level or context.settings.effective_pades_level,
         page=page,
         box=_parse_box(box, page),
     )

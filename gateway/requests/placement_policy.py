@@ -64,8 +64,10 @@ def requested_placement(
     DocumentCertifiedNoEmptyField."""
     if params.pades_level not in PadesLevel.ALL:
         raise ParameterInvalid(f"pades_level must be one of {', '.join(PadesLevel.ALL)}")
-    if params.pades_level == PadesLevel.B_T and not has_tsa:
-        raise ParameterInvalid("B-T needs a TSA; none is configured (GATEWAY_TSA_URL)")
+    if params.pades_level in PadesLevel.TIMESTAMPED and not has_tsa:
+        raise ParameterInvalid(
+            f"{params.pades_level} needs a TSA; none is configured (GATEWAY_TSA_URL)"
+        )
     if params.field_name is not None and params.field_name in report.signature_fields:
         raise ParameterInvalid(f"the field {params.field_name!r} is already signed")
     if params.page is not None and not 1 <= params.page <= report.page_count:

@@ -34,6 +34,7 @@ from gateway.requests import sandbox_tasks
 from gateway.requests.intake import DocumentReport
 from gateway.requests.placement import TextLine
 from gateway.requests.preview import SignatureStep
+from gateway.signing.reports import ValidationReport
 from pdf_structure.limits import DocumentLimits
 
 T = TypeVar("T")
@@ -166,6 +167,13 @@ class DocumentSandbox:
     ) -> None:
         """Build every step's signature in turn; DocumentUnsignable when one fails."""
         self.run("check_signable", document, steps, signing_time)
+
+    def validation_report(
+        self, document: bytes, trust_anchors: list[bytes], now: dt.datetime
+    ) -> ValidationReport:
+        """The validation report of ``document`` (:mod:`gateway.signing.reports`) with
+        ``trust_anchors`` (DER roots) at ``now``."""
+        return _as(ValidationReport, self.run("validation_report", document, trust_anchors, now))
 
     def run(self, task: str, *args: Any) -> Any:
         """Run the job ``task`` (a name in :data:`sandbox_tasks.TASKS`) with ``args``

@@ -10,6 +10,7 @@ with, and nothing else.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import resource
@@ -29,7 +30,9 @@ from gateway.requests.intake import DocumentReport, inspect_pdf
 from gateway.requests.placement import TextLine, text_lines
 from gateway.requests.preview import SignatureStep
 from gateway.requests.rendering import render_page_png
+from gateway.signing.reports import ValidationReport, validation_report
 from hsm_bridge.pades import (
+    PadesLevel,
     SignatureParameters,
     SignerIdentity,
     build_signed_pdf,
@@ -65,10 +68,13 @@ def build_preview(
     signing_time: dt.datetime,
 ) -> bytes:
     """``document`` with the signature the bridge will build, a stand-in signature value
-    in its /Contents (:func:`hsm_bridge.pades.placeholder_signature`)."""
+    in its /Contents (:func:`hsm_bridge.pades.placeholder_signature`). Built at PAdES
+    B-B: a timestamp and validation data add nothing that shows, and the updates that
+    add them (the DSS, a document timestamp) are ones pyHanko writes to any document
+    it could sign."""
     return build_signed_pdf(
         document,
-        params,
+        dataclasses.replace(params, pades_level=PadesLevel.B_B),
         identity,
         image=image,
         signing_time=signing_time,
@@ -92,6 +98,11 @@ def check_signable(
         except Exception as exc:  # noqa: BLE001 - whatever pyHanko cannot write
             what = "the signature" if len(steps) == 1 else f"signature {number} of {len(steps)}"
             raise DocumentUnsignable(f"{what} cannot be added: {_reason(exc)}") from exc
+
+
+def report(document: bytes, trust_anchors: list[bytes], now: dt.datetime) -> ValidationReport:
+    """The validation report of ``document`` (:mod:`gateway.signing.reports`)."""
+    return validation_report(document, trust_anchors, now=now)
 
 
 def _reason(exc: BaseException) -> str:
@@ -120,6 +131,10 @@ TASKS: dict[str, tuple[Callable[..., Any], Callable[[BaseException], GatewayErro
     "check_signable": (
         check_signable,
         lambda exc: DocumentUnsignable(f"the signature cannot be added: {_reason(exc)}"),
+    ),
+    "validation_report": (
+        report,
+        lambda exc: DocumentUnreadable(f"the PDF cannot be read: {_reason(exc)}"),
     ),
 }
 

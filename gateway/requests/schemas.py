@@ -68,6 +68,9 @@ class SigningRequestView(BaseModel):
     certificate_sha256: str
     mechanism: str
     signed_document_sha256: str | None = None
+    # once signed, the PAdES level the signature reached (``parameters.pades_level`` is
+    # the one asked for), as the gateway's own offline validation judged it
+    pades_level_reached: str | None = None
     # the workflow step this request is (1 outside workflows) and, for the document
     # system, its workflow
     step: int = 1
@@ -97,6 +100,7 @@ class SigningRequestView(BaseModel):
             certificate_sha256=request.certificate_sha256,
             mechanism=request.mechanism,
             signed_document_sha256=request.signed_document_sha256,
+            pades_level_reached=request.pades_level_reached,
             created_at=request.created_at,
             updated_at=request.updated_at,
             expires_at=request.expires_at,

@@ -140,9 +140,7 @@ class Submissions:
         report = self.sandbox.inspect(
             document, self.settings.max_document_bytes, self.settings.document_limits
         )
-        params = requested_placement(
-            params, report, placement, has_tsa=self.settings.tsa_url is not None
-        )
+        params = requested_placement(params, report, placement, has_tsa=bool(self.settings.tsa_url))
         lines = (
             self.sandbox.page_lines(document, report.page_count - 1) if placement == "auto" else []
         )

@@ -36,7 +36,7 @@ from gateway.requests.document_store import DocumentStore
 from gateway.requests.placement_policy import signature_place
 from gateway.requests.states import RequestStatus
 from gateway.requests.workflow_steps import STEPS
-from hsm_bridge.pades import SignatureParameters
+from hsm_bridge.pades import PadesLevel, SignatureParameters
 
 __all__ = ["advance", "seal_step_parameters"]
 
@@ -118,13 +118,19 @@ def _created_fields(
 def seal_step_parameters(first: SignatureParameters, seal_image: bytes) -> SignatureParameters:
     """The seal's signature parameters after step 1 signed with ``first``: the field step
     1 named for it, the organisation's seal image (PNG bytes), step 1's location and
-    PAdES level. ValueError when step 1 named no field for the seal."""
+    PAdES level, raised to B-LTA when step 1 is long-term (B-LT): the seal closes the
+    document, and its document timestamp keeps both signatures verifiable. ValueError
+    when step 1 named no field for the seal."""
     if first.next_field_name is None:
         raise ValueError("step 1 of an official document names no field for the seal")
     return SignatureParameters(
         location=first.location,
         field_name=first.next_field_name,
-        pades_level=first.pades_level,
+        pades_level=(
+            PadesLevel.B_LTA
+            if first.pades_level in PadesLevel.WITH_VALIDATION_DATA
+            else first.pades_level
+        ),
         image_sha256=hashlib.sha256(seal_image).hexdigest(),
         seal=True,
     )

@@ -43,11 +43,20 @@ from gateway.requests.lifecycle import RequestStatus, transition
 from gateway.requests.preview import signature_image
 from gateway.requests.submission import Notifier
 from gateway.signing.certificates import check_usable
+from gateway.signing.levels import newest_signature_level
 from hsm_bridge import BridgeClient, BridgeError, CredentialRef, SignRequest
 from hsm_bridge.clock import Clock, utcnow
 from hsm_bridge.credentials import SignatureMechanism
-from hsm_bridge.errors import ActivationInvalid, PinEnvelopeInvalid, PinIncorrect, PinRequired
-from hsm_bridge.pades import SignatureParameters
+from hsm_bridge.errors import (
+    ActivationInvalid,
+    CertificateRevoked,
+    PadesLevelNotReached,
+    PinEnvelopeInvalid,
+    PinIncorrect,
+    PinRequired,
+)
+from hsm_bridge.pades import PadesLevel, SignatureParameters
+from hsm_bridge.pades.chain import load_ca_file
 
 __all__ = ["CHUNK_BYTES", "SignaturePipeline", "chain_der"]
 
@@ -69,6 +78,7 @@ class _Outcome:
     signed: bytes | None = None
     bridge_error: BridgeError | None = None
     failure: str | None = None
+    level: str | None = None
 
 
 class SignaturePipeline:
@@ -151,10 +161,32 @@ class SignaturePipeline:
                 outcome.bridge_error = answer
             elif not answer.startswith(call.document):
                 outcome.failure = DocumentChanged.code
+            elif (failure := self._judge_level(outcome, call, answer)) is not None:
+                outcome.failure = failure
             else:
                 self.store.write_signed(outcome.request.id, answer, len(call.document))
                 outcome.signed = answer
         return outcomes
+
+    def _judge_level(self, outcome: _Outcome, call: SignRequest, signed: bytes) -> str | None:
+        """The PAdES level the bridge's output reaches (:mod:`gateway.signing.levels`,
+        offline, the installation's trust anchors), kept on the outcome; the failure
+        code when it is below the level asked for. Not judged where no trust anchor is
+        configured (nothing could be trusted)."""
+        anchors = load_ca_file(self.settings.effective_trust_anchors_file)
+        if not anchors:
+            return None
+        asked = SignatureParameters.from_json(outcome.request.parameters).pades_level
+        outcome.level = newest_signature_level(signed, anchors)
+        if PadesLevel.rank(outcome.level or "") < PadesLevel.rank(asked):
+            log.error(
+                "signature of %s reached %s, %s was asked for: not kept",
+                outcome.request.id,
+                outcome.level,
+                asked,
+            )
+            return PadesLevelNotReached.code
+        return None
 
     def _sign_request(
         self, request: SigningRequest, activation: str | None, pin_envelope: bytes | None
@@ -213,6 +245,7 @@ class SignaturePipeline:
                 _release(current)
                 error = outcome.bridge_error
                 if outcome.signed is not None:
+                    current.pades_level_reached = outcome.level
                     step = self._signed(session, current, outcome.signed, now)
                     created.extend([step] if step is not None else [])
                 elif error is not None and _stays_pending(error, pin_envelope):
@@ -257,7 +290,10 @@ class SignaturePipeline:
             RequestStatus.SIGNED,
             actor="system",
             now=now,
-            detail={"signed_document_sha256": request.signed_document_sha256},
+            detail={
+                "signed_document_sha256": request.signed_document_sha256,
+                "pades_level": request.pades_level_reached,
+            },
         )
         return workflows.advance(
             session,
@@ -320,11 +356,12 @@ class SignaturePipeline:
 
 def _stays_pending(error: BridgeError, pin_envelope: bytes | None) -> bool:
     """Whether a request the bridge did not sign waits for a new approval rather than
-    failing: a retryable error, a PIN missing at the bridge, or a PIN the signer typed
-    that the token refused."""
+    failing: a retryable error, a PIN missing at the bridge, a certificate its CA
+    revoked (a new one may be registered), or a PIN the signer typed that the token
+    refused."""
     return (
         error.retryable
-        or isinstance(error, PinRequired)
+        or isinstance(error, PinRequired | CertificateRevoked)
         or (pin_envelope is not None and isinstance(error, _SIGNER_PIN_ERRORS))
     )
 

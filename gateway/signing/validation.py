@@ -37,6 +37,14 @@ class SignatureVerdict:
     docmdp_ok: bool | None = None
 
     @property
+    def covers_document(self) -> bool:
+        """The signature covers the whole file, or all of it but what PAdES B-LT and
+        B-LTA add after a signature (validation data, document timestamps)."""
+        return self.coverage == "ENTIRE_FILE" or (
+            self.coverage == "ENTIRE_REVISION" and self.modification_level == "LTA_UPDATES"
+        )
+
+    @property
     def ok(self) -> bool:
         """intact, valid and trusted, and later changes (if any) allowed: at most form
         filling (another signature into a field), within the modification policy."""
@@ -57,9 +65,10 @@ def _load_certificate(path: Path) -> x509.Certificate:
 
 
 def validate_with_pyhanko(pdf: bytes, trust_anchor: Path) -> list[SignatureVerdict]:
-    """Validate every signature of ``pdf`` with pyHanko, trusting only the certificate
-    in ``trust_anchor`` (PEM or DER). Revocation is not checked (the demo PKI has no
-    OCSP/CRL service)."""
+    """Validate every signature of ``pdf`` with pyHanko (document timestamps aside:
+    :mod:`gateway.signing.levels` judges those), trusting only the certificate in
+    ``trust_anchor`` (PEM or DER): integrity, the signer's chain, what later revisions
+    changed. Revocation is not judged here (offline, soft-fail)."""
     context = ValidationContext(
         trust_roots=[_load_certificate(trust_anchor)],
         allow_fetching=False,
@@ -67,7 +76,7 @@ def validate_with_pyhanko(pdf: bytes, trust_anchor: Path) -> list[SignatureVerdi
     )
     reader = PdfFileReader(io.BytesIO(pdf), strict=False)
     verdicts = []
-    for sig in reader.embedded_signatures:
+    for sig in reader.embedded_regular_signatures:
         status = validate_pdf_signature(sig, context)
         verdicts.append(
             SignatureVerdict(
@@ -88,7 +97,9 @@ def validate_with_pyhanko(pdf: bytes, trust_anchor: Path) -> list[SignatureVerdi
 
 def pdfsig_verdicts(pdf: bytes) -> list[str] | None:
     """The "Signature Validation:" line of each signature as poppler's ``pdfsig``
-    reports it (e.g. "Signature is Valid."), or None when pdfsig is not installed."""
+    reports it (e.g. "Signature is Valid."), or None when pdfsig is not installed.
+    Document timestamps (RFC 3161, which pdfsig lists with type "unknown" and does not
+    verify) are left out."""
     tool = shutil.which("pdfsig")
     if tool is None:
         return None
@@ -98,8 +109,12 @@ def pdfsig_verdicts(pdf: bytes) -> list[str] | None:
         result = subprocess.run(
             [tool, handle.name], capture_output=True, text=True, check=False, timeout=120
         )
-    return [
-        line.split(":", 1)[1].strip()
-        for line in result.stdout.splitlines()
-        if line.strip().startswith("- Signature Validation:")
-    ]
+    verdicts: list[str] = []
+    kind = ""
+    for line in result.stdout.splitlines():
+        label, _, value = line.strip().partition(":")
+        if label == "- Signature Type":
+            kind = value.strip()
+        elif label == "- Signature Validation" and kind not in ("unknown", "ETSI.RFC3161"):
+            verdicts.append(value.strip())
+    return verdicts

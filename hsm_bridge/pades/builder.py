@@ -7,7 +7,12 @@ fill) and its appearance (:mod:`hsm_bridge.pades.appearance`); reserve the /Cont
 placeholder and compute the /ByteRange digest; build the CMS signed attributes with the
 signing time given (the bridge's clock); have the token sign their SHA-256; embed the
 CMS. PAdES baseline B-B: subfilter ETSI.CAdES.detached, SHA-256, the signer's
-certificate and chain embedded; B-T adds an RFC 3161 signature timestamp.
+certificate and chain embedded; B-T adds an RFC 3161 signature timestamp; B-LT adds,
+in the document security store (DSS), the validation data of the signer's chain (the
+CA answers the bridge checked just before signing) and of the timestamp's; B-LTA then
+adds a document timestamp over it all (ETSI EN 319 142-1 §5.4, §5.5). pyHanko sizes the
+signature container up front with a trial run (the chain and a real timestamp token
+included), so a long chain never makes the signature overflow its placeholder.
 
 Every input is one the signer approved or one the bridge holds itself: the document and
 the parameters (bound by the SAD), the image (by its SHA-256 in the parameters), the
@@ -29,6 +34,8 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign import fields, signers
 from pyhanko.sign.signers.pdf_cms import PdfCMSSignedAttributes
 from pyhanko.sign.timestamps import TimeStamper
+from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from hsm_bridge.credentials import SignatureMechanism
@@ -39,7 +46,13 @@ from pdf_structure.geometry import page_geometries, page_geometry, page_objects,
 from pdf_structure.limits import DocumentLimits, LimitExceeded
 from pdf_structure.reader import open_reader
 
-__all__ = ["SignerIdentity", "build_signed_pdf", "check_images", "placeholder_signature"]
+__all__ = [
+    "SignerIdentity",
+    "ValidationData",
+    "build_signed_pdf",
+    "check_images",
+    "placeholder_signature",
+]
 
 # Signs the 32-byte SHA-256 of the DER signed attributes; returns the raw signature.
 SignDigest = Callable[[bytes], bytes]
@@ -54,6 +67,18 @@ class SignerIdentity:
     certificate: bytes
     chain: tuple[bytes, ...]
     mechanism: SignatureMechanism
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationData:
+    """What a B-LT or B-LTA signature embeds: the trust anchors (DER roots), the CA
+    answers that showed the signer's chain unrevoked (DER OCSP responses, CRLs), and the
+    time allowed for fetching what the timestamp's chain needs (seconds)."""
+
+    trust_anchors: tuple[bytes, ...]
+    ocsps: tuple[bytes, ...] = ()
+    crls: tuple[bytes, ...] = ()
+    timeout_seconds: float = 5.0
 
 
 def check_images(params: SignatureParameters, images: Mapping[str, bytes]) -> bytes | None:
@@ -147,6 +172,7 @@ def build_signed_pdf(
     signing_time: dt.datetime,
     sign_digest: SignDigest,
     timestamper: TimeStamper | None = None,
+    validation_data: ValidationData | None = None,
     max_pages: int = DocumentLimits().max_pages,
 ) -> bytes:
     """Sign ``document`` (PDF bytes) as ``params`` say, as an incremental update; return
@@ -155,8 +181,9 @@ def build_signed_pdf(
     ``image``: the PNG ``params.image_sha256`` names (see :func:`check_images`).
     ``signing_time`` (aware): the CMS signingTime, the signature dictionary's /M and
     the time written in the appearance (in Vietnam time). ``sign_digest``: the token's
-    raw signature of a 32-byte SHA-256 digest. ``timestamper``: the TSA, used when
-    ``params.pades_level`` is B-T.
+    raw signature of a 32-byte SHA-256 digest. ``timestamper``: the TSA, used from
+    B-T up; ``validation_data``: what B-LT and B-LTA embed (ValueError without it or
+    without a TSA for those levels).
 
     The fields of ``params.empty_fields`` are created empty in the same update, after
     the signature's own (so that they are drawn over it). Raises pyHanko's errors on a
@@ -171,6 +198,12 @@ def build_signed_pdf(
     field_name = params.field_name or _free_field_name(writer, params)
     new_field, rotation = _add_fields(writer, params, field_name)
     token_signer = _TokenSigner(identity, sign_digest)
+    level = params.pades_level
+    if level in PadesLevel.TIMESTAMPED and timestamper is None:
+        raise ValueError(f"PAdES {level} needs a time-stamping authority")
+    long_term = level in PadesLevel.WITH_VALIDATION_DATA
+    if long_term and validation_data is None:
+        raise ValueError(f"PAdES {level} needs the chain's validation data")
     meta = signers.PdfSignatureMetadata(
         field_name=field_name,
         md_algorithm="sha256",
@@ -178,11 +211,18 @@ def build_signed_pdf(
         reason=params.reason,
         location=params.location,
         contact_info=params.contact_info,
+        embed_validation_info=long_term,
+        use_pades_lta=level == PadesLevel.B_LTA,
+        validation_context=(
+            _validation_context(identity, validation_data)
+            if long_term and validation_data is not None
+            else None
+        ),
     )
     pdf_signer = signers.PdfSigner(
         meta,
         signer=token_signer,
-        timestamper=timestamper if params.pades_level == PadesLevel.B_T else None,
+        timestamper=timestamper if level in PadesLevel.TIMESTAMPED else None,
         # also for an existing visible field: its appearance gets the Vietnamese font
         stamp_style=appearance_style(params, image, token_signer.signing_cert, rotation),
         new_field_spec=new_field,
@@ -193,6 +233,21 @@ def build_signed_pdf(
     if not signed.startswith(document):
         raise ValueError("the signed output does not start with the original bytes")
     return signed
+
+
+def _validation_context(identity: SignerIdentity, data: ValidationData) -> ValidationContext:
+    """The context pyHanko validates the signer's chain in and collects the DSS from:
+    the bridge's trust anchors, the CA answers the bridge checked, and fetching (bounded)
+    for the timestamp's chain."""
+    return ValidationContext(
+        trust_roots=[x509.Certificate.load(der) for der in data.trust_anchors],
+        other_certs=[x509.Certificate.load(der) for der in identity.chain],
+        ocsps=list(data.ocsps),
+        crls=list(data.crls),
+        allow_fetching=True,
+        fetcher_backend=RequestsFetcherBackend(per_request_timeout=data.timeout_seconds),
+        revocation_mode="hard-fail",
+    )
 
 
 async def _sign(

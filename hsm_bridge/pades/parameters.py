@@ -37,7 +37,16 @@ class PadesLevel:
 
     B_B = "B-B"
     B_T = "B-T"
-    ALL = (B_B, B_T)
+    B_LT = "B-LT"
+    B_LTA = "B-LTA"
+    ALL = (B_B, B_T, B_LT, B_LTA)
+    TIMESTAMPED = (B_T, B_LT, B_LTA)
+    WITH_VALIDATION_DATA = (B_LT, B_LTA)
+
+    @staticmethod
+    def rank(level: str) -> int:
+        """0 for B-B up to 3 for B-LTA; -1 for none of them."""
+        return PadesLevel.ALL.index(level) if level in PadesLevel.ALL else -1
 
 
 @dataclass(frozen=True, slots=True)

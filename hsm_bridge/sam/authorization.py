@@ -155,6 +155,8 @@ class TotpFactor:
 
 
 Factor = DeviceFactor | TotpFactor
+# Raises when a credential's certificate (DER) is not trusted or is revoked at a time.
+CertificateCheck = Callable[[CredentialRef, bytes, dt.datetime], object]
 PasskeyAuthorisation = EnrolmentCodeProof | TotpFactor
 
 
@@ -175,7 +177,10 @@ class SignatureActivationModule:
     own key (the gateway never holds it); ``certificate_of``: a credential's certificate
     (DER) as its token holds it; ``activation_ttl_seconds``: how long a SAD, and at most
     how far ahead a device statement's expiry, may be; ``profile``: what approves;
-    ``max_items``: the most SADs one factor yields (the batch limit)."""
+    ``max_items``: the most SADs one factor yields (the batch limit);
+    ``certificate_check``: is a listed credential's certificate trusted and unrevoked
+    now (the bridge asks its CA; raises when not), before any factor is checked or
+    spent."""
 
     def __init__(
         self,
@@ -187,8 +192,10 @@ class SignatureActivationModule:
         profile: Profile = Profile.EMBEDDED,
         max_items: int = 50,
         relying_party: RelyingParty | None = None,
+        certificate_check: CertificateCheck | None = None,
     ) -> None:
         self.registry = registry
+        self._certificate_check = certificate_check
         self._issuer = issuer
         self._certificate_of = certificate_of
         self._ttl = activation_ttl_seconds
@@ -218,7 +225,7 @@ class SignatureActivationModule:
         ``totp_lockout``, ``totp_invalid``, ``totp_reused`` (TOTP factor). Nothing is
         issued unless everything holds; the nonce or TOTP step is spent only then."""
         mine = self._items_here(request, token_serials)
-        self._check_bindings(request, mine)
+        self._check_bindings(request, mine, now)
         if isinstance(request.factor, DeviceFactor):
             self._check_device(request, request.factor, now=now)
             authorization = request.factor.nonce
@@ -284,9 +291,11 @@ class SignatureActivationModule:
             )
         return mine
 
-    def _check_bindings(self, request: AuthorizationRequest, mine: list[AuthorizationItem]) -> None:
-        """Each item's credential is the signer's, and its token holds the listed
-        certificate."""
+    def _check_bindings(
+        self, request: AuthorizationRequest, mine: list[AuthorizationItem], now: dt.datetime
+    ) -> None:
+        """Each item's credential is the signer's, its token holds the listed
+        certificate, and that certificate is trusted and unrevoked now."""
         allowed = self.registry.credentials_of(request.signer)
         certificates: dict[CredentialRef, str] = {}
         for item in mine:
@@ -299,6 +308,9 @@ class SignatureActivationModule:
             if item.credential not in certificates:
                 der = self._certificate_of(item.credential)
                 certificates[item.credential] = hashlib.sha256(der).hexdigest()
+                if hmac.compare_digest(certificates[item.credential], item.certificate_sha256):
+                    if self._certificate_check is not None:
+                        self._certificate_check(item.credential, der, now)
             if not hmac.compare_digest(certificates[item.credential], item.certificate_sha256):
                 raise self._refuse(
                     request,

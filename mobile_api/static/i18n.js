@@ -87,7 +87,9 @@ export const WORDS = {
     retry: "Thử lại",
     sealShowsLeader: "Chữ ký của lãnh đạo đã có trên trang; con dấu sẽ đóng vào ô đánh dấu.",
     failures: {
-      certificate_revoked: "Chứng thư số đã bị thu hồi.",
+      certificate_revoked: "Nhà cung cấp dịch vụ chứng thực cho biết chứng thư số đã bị thu hồi. Chưa ký; văn bản vẫn chờ khi có chứng thư mới.",
+      revocation_unavailable: "Chưa kiểm tra được chứng thư số với nhà cung cấp dịch vụ chứng thực (OCSP/CRL không trả lời). Chưa ký; vui lòng thử lại sau ít phút.",
+      pades_level_not_reached: "Chữ ký không đạt mức lưu trữ dài hạn yêu cầu (thiếu dấu thời gian hoặc dữ liệu kiểm tra). Không dùng bản ký này.",
       certificate_not_valid: "Chứng thư số đã hết hạn hoặc chưa có hiệu lực.",
       certificate_not_usable: "Chứng thư số không dùng được để ký.",
       token_not_present: "Thiết bị ký (token) không được cắm.",
@@ -191,7 +193,9 @@ export const WORDS = {
     retry: "Retry",
     sealShowsLeader: "The leader's signature is already on the page; the seal goes into the marked box.",
     failures: {
-      certificate_revoked: "The certificate was revoked.",
+      certificate_revoked: "The certification authority says the certificate was revoked. Nothing was signed; the document waits for a new certificate.",
+      revocation_unavailable: "The certificate could not be checked with its certification authority (OCSP/CRL did not answer). Nothing was signed; try again in a few minutes.",
+      pades_level_not_reached: "The signature does not reach the long-term level asked for (a timestamp or validation data is missing). This signed copy is not used.",
       certificate_not_valid: "The certificate is expired or not yet valid.",
       certificate_not_usable: "The certificate cannot sign.",
       token_not_present: "The signing token is not plugged in.",

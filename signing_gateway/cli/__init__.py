@@ -14,6 +14,7 @@ from signing_gateway.cli import (
     devices,
     installation,
     organisations,
+    pki,
     tokens,
     users,
 )
@@ -33,6 +34,7 @@ app.add_typer(users.app, name="users")
 app.add_typer(devices.app, name="devices")
 app.add_typer(organisations.app, name="organisations")
 app.add_typer(bridge.app, name="bridge")
+app.add_typer(pki.app, name="pki")
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import httpx
 import typer
@@ -32,6 +33,9 @@ from signing_gateway.demo.driver import (
     wait_until_up,
 )
 from signing_gateway.demo.installation import init_demo
+from signing_gateway.demo.pki import CONFIG_FILE as PKI_CONFIG_FILE
+from signing_gateway.demo.pki import DemoPki
+from signing_gateway.demo.pki_service import start_pki_service
 from signing_gateway.demo.tablet import chromium_path
 
 app = typer.Typer()
@@ -64,7 +68,24 @@ def serve(
 
     settings = load_settings(data_dir)
     configure_logging(settings.log_level)
+    _serve_demo_pki(settings)
     uvicorn.run(create_app(settings), host=host, port=port, log_config=None)
+
+
+def _serve_demo_pki(settings: Settings) -> None:
+    """A demo installation's PKI services (OCSP, CRL, TSA), in this process."""
+    folder = settings.data_dir.resolve() / "pki"
+    if not settings.demo_pki_serve or not (folder / PKI_CONFIG_FILE).exists():
+        return
+    pki = DemoPki(folder)
+    try:
+        start_pki_service(pki)
+    except OSError as exc:
+        typer.echo(
+            f"the demo PKI's services could not start at {pki.service_url} ({exc.strerror}):"
+            " until they answer, the bridge refuses signatures (revocation_unavailable)",
+            err=True,
+        )
 
 
 @app.command("operator-token")
@@ -93,6 +114,7 @@ def demo(
     _check_port_free(port)
     init(data_dir=data_dir, demo=True)
     settings = load_settings(data_dir)
+    _check_pki_port_free(settings)
     if document is not None:
         source, data = str(document), document.read_bytes()
     else:
@@ -176,17 +198,37 @@ def _how_to_sign_in(settings: Settings, app_url: str) -> None:
 
 def _check_port_free(port: int) -> None:
     """Exit with a clear message when something already listens on ``port``."""
+    if not _port_free(port):
+        typer.echo(
+            f"port {port} is already in use (another demo still running?): stop it, or"
+            f" choose another port: make demo PORT={port + 1}",
+            err=True,
+        )
+        raise typer.Exit(1)
+
+
+def _check_pki_port_free(settings: Settings) -> None:
+    """Exit with a clear message when the demo PKI's port is taken (its certificates
+    name that port, so it cannot move)."""
+    folder = settings.data_dir.resolve() / "pki"
+    port = urlsplit(DemoPki(folder).service_url).port or 80
+    if not _port_free(port):
+        typer.echo(
+            f"the demo PKI's port {port} is already in use (another demo still running?):"
+            " stop it first; this installation's certificates name that port",
+            err=True,
+        )
+        raise typer.Exit(1)
+
+
+def _port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
-        except OSError as exc:
-            typer.echo(
-                f"port {port} is already in use (another demo still running?): stop it, or"
-                f" choose another port: make demo PORT={port + 1}",
-                err=True,
-            )
-            raise typer.Exit(1) from exc
+        except OSError:
+            return False
+    return True
 
 
 def _report(result: DemoResult) -> bool:
@@ -195,11 +237,13 @@ def _report(result: DemoResult) -> bool:
     for line in result.pyhanko_summary:
         typer.echo(f"   pyHanko: {line}")
     typer.echo(f"   pdfsig: {result.pdfsig if result.pdfsig is not None else 'not installed'}")
+    levels = ", ".join(f"{name} {level or 'none'}" for name, level in result.levels)
+    typer.echo(f"   PAdES level (offline, only the demo root trusted): {levels}")
     typer.echo(f"6. the signed page, rendered: {result.page_png.resolve()}")
     typer.echo(f"   {result.look}")
     pdfsig_ok = result.pdfsig is None or (
         len(result.pdfsig) >= 2 and all(v == "Signature is Valid." for v in result.pdfsig[-2:])
     )
-    verdict = result.pyhanko_ok and result.look_ok and pdfsig_ok
+    verdict = result.pyhanko_ok and result.look_ok and pdfsig_ok and result.long_term_ok
     typer.echo("VERDICT: " + ("VALID" if verdict else "NOT VALID"))
     return verdict

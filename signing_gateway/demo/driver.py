@@ -7,15 +7,19 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pyotp
 import pypdfium2
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
+from gateway.signing.levels import signature_levels
 from gateway.signing.validation import pdfsig_verdicts, validate_with_pyhanko
+from hsm_bridge.pades import PadesLevel
 from signing_gateway.demo.sample_pdf import sample_pdf
 from signing_gateway.demo.tablet import Signer, run_tablet_flow, submit_official_document
 
@@ -43,6 +47,19 @@ class DemoResult:
     pdfsig: list[str] | None
     look_ok: bool
     look: str
+    # (field, PAdES level reached) of each signature, judged offline with only the
+    # demo root trusted (:mod:`gateway.signing.levels`)
+    levels: list[tuple[str, str | None]] = field(default_factory=list)
+
+    @property
+    def long_term_ok(self) -> bool:
+        """The leader's signature is B-LT or above and the seal's B-LTA."""
+        found = [level or "" for _, level in self.levels]
+        return (
+            len(found) >= 2
+            and PadesLevel.rank(found[-2]) >= PadesLevel.rank(PadesLevel.B_LT)
+            and found[-1] == PadesLevel.B_LTA
+        )
 
 
 def default_demo_document(project_root: Path) -> tuple[str, bytes]:
@@ -124,7 +141,9 @@ def run_signing_flow(
     verdicts = validate_with_pyhanko(signed, Path(creds["trust_anchor"]))
     page_png = output.with_suffix(".png")
     look_ok, look = _look(signed, page_count - 1, page_png)
+    root = x509.load_pem_x509_certificate(Path(creds["trust_anchor"]).read_bytes())
     return DemoResult(
+        levels=signature_levels(signed, [root.public_bytes(Encoding.DER)]),
         request_id=request_id,
         signed_path=output,
         page_png=page_png,

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import secrets
+import tomllib
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +24,8 @@ from sqlalchemy.orm import Session
 from gateway.admin.installation import init_installation
 from gateway.approvals import totp
 from gateway.audit import log as audit
-from gateway.bridges import add_ca_certificates, bridge_config
-from gateway.config import Settings
+from gateway.bridges import add_ca_certificates, add_trust_anchors, bridge_config
+from gateway.config import SETTINGS_FILE_NAME, Settings
 from gateway.context import open_database
 from gateway.db.models import Credential, IntegrationClient, Organisation, User
 from gateway.passwords import hash_password
@@ -96,11 +97,14 @@ def _create_demo(
     settings: Settings, keys: InstallationKeys, credentials_file: Path, now: dt.datetime
 ) -> Path:
     pins = _demo_tokens(settings.effective_softhsm2_conf)
-    pki = DemoPki(settings.data_dir.resolve() / "pki")
+    pki = DemoPki(settings.data_dir.resolve() / "pki", settings.demo_pki_url)
     pki.ensure(now)
     chain_pem = "".join(p.read_text() for p in (pki.issuing_path, pki.root_path))
-    # the bridge embeds the chain its tokens do not hold from its administrator's CA file
+    # the bridge embeds the chain its tokens do not hold from its administrator's CA file,
+    # trusts the demo root, and timestamps with the demo TSA
     add_ca_certificates(settings, chain_pem)
+    add_trust_anchors(settings, pki.root_path.read_text())
+    _write_demo_settings(settings, {"tsa_url": pki.tsa_url()})
     build = _DemoBuild(settings, keys, pki, chain_pem, now)
     db = open_database(settings, keys)
     try:
@@ -126,6 +130,18 @@ def _create_demo(
     os.chmod(tmp, 0o600)
     os.replace(tmp, credentials_file)
     return credentials_file
+
+
+def _write_demo_settings(settings: Settings, values: dict[str, str]) -> None:
+    """Add ``values`` to the installation's ``gateway.toml`` (settings already there, or
+    in the environment, win)."""
+    path = settings.data_dir.resolve() / SETTINGS_FILE_NAME
+    existing = tomllib.loads(path.read_text("utf-8")) if path.exists() else {}
+    lines = [
+        f"{key} = {json.dumps(value)}\n" for key, value in values.items() if key not in existing
+    ]
+    with path.open("a", encoding="utf-8") as out:
+        out.writelines(lines)
 
 
 def _demo_tokens(conf: Path) -> dict[str, str]:

@@ -64,7 +64,7 @@ def test_corpus_document_is_signed_and_validates(
     verdicts = validate_with_pyhanko(data, Path(demo_credentials["trust_anchor"]))
     ours = verdicts[-1]
     assert ours.intact and ours.valid and ours.trusted, ours
-    assert ours.coverage == "ENTIRE_FILE"
+    assert ours.covers_document
     assert "Nguyễn Văn An" in ours.signer
 
     assert pdfsig_verdicts(data)[-1] == "Signature is Valid."  # pdfsig is a test dependency

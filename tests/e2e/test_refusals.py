@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import approve, submit
+from tests.conftest import Server, approve, start_server, submit
 from tests.factories import make_client, make_signer
 
 
@@ -138,7 +138,27 @@ def test_unknown_signer_and_bad_parameters(server, plain):
     _problem(
         submit(server, plain, "leader1", page="9", box="10,10,50,50"), 422, "parameter_invalid"
     )
-    _problem(submit(server, plain, "leader1", pades_level="B-T"), 422, "parameter_invalid")
+    _problem(submit(server, plain, "leader1", pades_level="B-X"), 422, "parameter_invalid")
+
+
+def test_without_a_tsa_the_timestamped_levels_are_refused_at_submission(
+    installation, demo_credentials, plain, tmp_path
+):
+    """Knowable at submission: no signer's approval is spent on a level nothing can
+    reach."""
+    process, base_url = start_server(installation, tmp_path / "gateway.log", GATEWAY_TSA_URL="")
+    try:
+        gateway = Server(base_url, tmp_path / "gateway.log", demo_credentials["api_key"])
+        for level in ("B-T", "B-LT", "B-LTA"):
+            answer = submit(gateway, plain, "leader1", pades_level=level)
+            _problem(answer, 422, "parameter_invalid")
+            assert "needs a TSA" in answer.json()["detail"]
+        unnamed = submit(gateway, plain, "leader1")
+        assert unnamed.status_code == 201, unnamed.text
+        assert unnamed.json()["parameters"]["pades_level"] == "B-B"  # the default without one
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 def test_authentication_is_required(server, plain):

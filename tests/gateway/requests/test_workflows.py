@@ -407,7 +407,7 @@ def test_a_template_with_both_fields_is_signed_into_them(server, db, box, demo_c
     leader, seal = validate_with_pyhanko(signed, Path(demo_credentials["trust_anchor"]))
     assert (leader.field_name, seal.field_name) == ("Sig1", "Sig2")
     assert leader.intact and leader.valid and leader.modification_level == "FORM_FILLING"
-    assert seal.ok and seal.coverage == "ENTIRE_FILE"
+    assert seal.ok and seal.covers_document
     assert pdfsig_verdicts(signed) == ["Signature is Valid.", "Signature is Valid."]
 
 

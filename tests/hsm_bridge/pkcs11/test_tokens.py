@@ -45,6 +45,7 @@ def _bridge(installation, limits: TokenLimits, tmp_path) -> Bridge:
             activation_key=base.activation_key,
             used_activations_file=tmp_path / "used.db",
             ca_certificates_file=base.ca_certificates_file,
+            trust_anchors_file=base.trust_anchors_file,
         )
     )
 

@@ -18,11 +18,6 @@ import time
 from dataclasses import dataclass
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
-from cryptography.x509.oid import NameOID
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import validate_pdf_signature
 
@@ -42,6 +37,7 @@ from hsm_bridge.pkcs11.pins import PinStore
 from hsm_bridge.pkcs11.provisioning import KeySpec
 from hsm_bridge.sam.activation import ActivationIssuer
 from hsm_bridge.sam.pin_envelope import seal_pin
+from signing_gateway.demo.pki import DemoPki, HolderName
 from signing_gateway.demo.sample_pdf import sample_pdf
 from tests.sads import request_for
 from tests.shim import CKR_DEVICE_ERROR, CKR_PIN_LOCKED, FaultShim, ShimUnavailable
@@ -55,20 +51,12 @@ KEY_ID = b"\x0f\x01"
 CKU_CONTEXT_SPECIFIC = 2
 
 
-def _self_signed(public: PublicKeyTypes) -> x509.Certificate:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fault test")])
-    now = dt.datetime.now(dt.UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(public)  # type: ignore[arg-type]
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
+def _certifier(installation, label: str):
+    """Certificates from the installation's demo CA (its OCSP responder answers for
+    them, as the bridge asks before each signature)."""
+    pki = DemoPki(installation.data_dir / "pki")
+    holder = HolderName(f"Thử nghiệm {label}", "Chuyên viên", "Sở Tài chính tỉnh Hà Nam")
+    return lambda public: pki.certify(public, holder, dt.datetime.now(dt.UTC))
 
 
 @dataclass
@@ -151,6 +139,8 @@ def rig(installation, tmp_path_factory: pytest.TempPathFactory) -> Rig:
                 pin_key=base.pin_key,
                 activation_key=keys.activation_key,
                 used_activations_file=work / "used.db",
+                ca_certificates_file=base.ca_certificates_file,
+                trust_anchors_file=base.trust_anchors_file,
             )
         )
         inventory = bridge.inventory()
@@ -164,7 +154,7 @@ def rig(installation, tmp_path_factory: pytest.TempPathFactory) -> Rig:
             KeySpec.RSA_2048,
             KEY_ID,
             label,
-            _self_signed,
+            _certifier(installation, label),
             always_authenticate=label == "fauth",
         )
     pins.remove(serials["fpin"])  # PIN policy signer

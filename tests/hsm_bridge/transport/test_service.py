@@ -148,7 +148,7 @@ def _verify(service: BridgeService, request: SignRequest, signed: bytes) -> str:
     assert signed.startswith(request.document) and len(signed) > len(request.document)
     (verdict,) = validate_with_pyhanko(signed, service.ca_certificate)
     assert verdict.intact and verdict.valid and verdict.trusted, verdict
-    assert verdict.coverage == "ENTIRE_FILE"
+    assert verdict.covers_document
     (embedded,) = PdfFileReader(io.BytesIO(signed)).embedded_signatures
     assert embedded.signer_cert.dump() == service.certificates[request.credential.key_id]
     return str(embedded.signer_info["signature_algorithm"]["algorithm"].native)
