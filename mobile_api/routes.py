@@ -21,7 +21,9 @@ from gateway.db.models import Device, User
 from gateway.errors import EnrolmentCodeInvalid, OtpInvalid, ParameterInvalid
 from gateway.requests.lifecycle import RequestStatus
 from gateway.requests.schemas import SignerRequestView
+from gateway.signing.reports import report_json
 from hsm_bridge.errors import AuthorizationRefused, RefusalReason
+from hsm_bridge.pades.chain import load_ca_file
 from mobile_api import auth
 from mobile_api.deps import Context, SessionUser, Signer, client_address
 from mobile_api.throttle import LoginThrottle
@@ -162,6 +164,16 @@ def get_signed_document(request_id: str, context: Context, user: Signer) -> Resp
         media_type="application/pdf",
         headers={"Content-Disposition": content_disposition(view.title, request_id)},
     )
+
+
+@router.get("/signing-requests/{request_id}/validation")
+def get_validation(request_id: str, context: Context, user: Signer) -> Response:
+    """The validation report of one of the caller's signed documents (as
+    ``POST /api/v1/validations`` gives it, JSON; ``request_not_signed`` before)."""
+    data = context.service.signed_document_for_signer(user, request_id)
+    anchors = load_ca_file(context.settings.effective_trust_anchors_file)
+    report = context.sandbox.validation_report(data, list(anchors), context.clock())
+    return Response(report_json(report), media_type="application/json")
 
 
 @router.get(

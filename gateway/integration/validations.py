@@ -6,9 +6,7 @@ limits and is not kept."""
 
 from __future__ import annotations
 
-import dataclasses
-import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Query, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
@@ -16,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from gateway.errors import DocumentTooLarge
 from gateway.integration.api import Client, Context
 from gateway.signing.report_html import report_html
+from gateway.signing.reports import report_json
 from hsm_bridge.pades.chain import load_ca_file
 
 __all__ = ["router"]
@@ -50,15 +49,4 @@ async def validate_document(
     )
     if format == "html":
         return Response(report_html(report, lang), media_type="text/html; charset=utf-8")
-    return Response(_json(dataclasses.asdict(report)), media_type="application/json")
-
-
-def _json(value: Any) -> bytes:
-    # a hostile document's texts may hold lone surrogates: escaped, never a 500
-    return json.dumps(value, default=_iso, ensure_ascii=False).encode("utf-8", "backslashreplace")
-
-
-def _iso(value: Any) -> str:
-    if hasattr(value, "isoformat"):
-        return str(value.isoformat())
-    raise TypeError(type(value).__name__)
+    return Response(report_json(report), media_type="application/json")

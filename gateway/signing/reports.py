@@ -22,9 +22,11 @@ asked of the CA). Document timestamps are reported as timestamps.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import hashlib
 import io
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -43,7 +45,7 @@ from pyhanko_certvalidator import ValidationContext
 from gateway.signing.levels import long_term_indication, reached_level
 from hsm_bridge.pades import PadesLevel
 
-__all__ = ["SignatureReport", "ValidationReport", "validation_report"]
+__all__ = ["SignatureReport", "ValidationReport", "report_json", "validation_report"]
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +142,19 @@ async def _entries(
                 )
             )
     return entries
+
+
+def report_json(report: ValidationReport) -> bytes:
+    """``report`` as UTF-8 JSON (times ISO 8601); a lone surrogate a hostile document
+    put in a name is escaped, never an error."""
+    text = json.dumps(dataclasses.asdict(report), default=_iso, ensure_ascii=False)
+    return text.encode("utf-8", "backslashreplace")
+
+
+def _iso(value: object) -> str:
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    raise TypeError(type(value).__name__)
 
 
 def _context(

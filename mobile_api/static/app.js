@@ -627,9 +627,41 @@ async function renderHistory() {
         h("span", { class: "title" }, view.title || view.id.slice(0, 8)),
         h("span", { class: "meta" }, `${t().from}: ${view.sender} · `, h("span", { class: `badge ${view.status}` }, t()[view.status] || view.status),
           view.failure_code ? ` · ${t().failures[view.failure_code] || view.failure_code}` : "")),
-      view.status === "signed" ? h("button", { type: "button", class: "button", onclick: () => download(view) }, t().download) : null)
+      view.status === "signed"
+        ? h("span", { class: "item-actions" },
+            h("button", { type: "button", class: "button", onclick: () => download(view) }, t().download),
+            h("a", { href: `#/check/${view.id}`, class: "button" }, t().check))
+        : null)
   );
   show(h("section", {}, h("h1", {}, t().history), h("ul", { class: "list" }, items)));
+}
+
+// The signed document's signatures, as the gateway validates them (offline).
+async function renderCheck(id) {
+  const here = location.hash;
+  const [view, report] = await Promise.all([
+    api(`/mobile/v1/signing-requests/${id}`),
+    api(`/mobile/v1/signing-requests/${id}/validation`),
+  ]);
+  if (moved(here)) return;
+  const when = (iso) => new Date(iso).toLocaleString(state.lang === "vi" ? "vi-VN" : "en-GB");
+  const cards = report.signatures.map((s) => {
+    const ok = s.status_now === "valid";
+    return h("article", { class: "card check" },
+      h("h2", {}, `${s.kind === "timestamp" ? t().timestampOf : t().signatureOf}: ${s.signer || s.field_name}`),
+      h("p", {}, h("span", { class: `badge ${ok ? "signed" : "failed"}` }, ok ? t().validNow : t().notValidNow)),
+      h("dl", {},
+        s.pades_level ? [h("dt", {}, t().levelReached), h("dd", {}, s.pades_level)] : null,
+        s.timestamp_time ? [h("dt", {}, t().stampedAt), h("dd", {}, when(s.timestamp_time))] : null,
+        h("dt", {}, t().coverage),
+        h("dd", {}, s.covers_whole_file ? t().coversAll : t().coversUntil(s.revision) + (t().added[s.modifications_after] || s.modifications_after || ""))));
+  });
+  show(h("section", {},
+    h("h1", {}, t().checkTitle),
+    h("p", { class: "meta" }, view.title || view.id),
+    ...cards,
+    h("p", { class: "hint" }, t().checkNote),
+    h("div", { class: "actions" }, h("a", { href: "#/history", class: "button" }, t().back))));
 }
 
 async function download(view) {
@@ -762,6 +794,7 @@ async function route() {
       case "doc": return await renderDocument(arg);
       case "batch": return await renderBatch(arg.split(","));
       case "history": return await renderHistory();
+      case "check": return await renderCheck(arg);
       case "devices": return await renderDevices();
       default: return await renderList();
     }

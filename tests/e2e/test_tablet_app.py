@@ -187,6 +187,11 @@ def test_a_leader_signs_from_the_tablet_and_the_clerk_seals(
         page.get_by_role("button", name="Tải bản đã ký").first.click()
     leader_output = Path(download.value.path()).read_bytes()
     assert leader_output.startswith(b"%PDF")
+    page.get_by_role("link", name="Kiểm tra chữ ký").first.click()
+    page.get_by_role("heading", name="Kiểm tra chữ ký số").wait_for()
+    assert page.locator(".card.check .badge.signed").count() >= 1  # "Hợp lệ"
+    assert page.get_by_text("B-LT", exact=True).count() >= 1
+    _checked(tablet, "09b-check")
     page.goto(f"{app_url}/app/#/devices")
     page.get_by_text("Khóa xác thực (passkey)").first.wait_for()
     _checked(tablet, "10-devices")

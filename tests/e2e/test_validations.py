@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from signing_gateway.demo.sample_pdf import sample_pdf
-from tests.factories import make_organisation
+from tests.conftest import approve, submit
+from tests.factories import make_organisation, make_signer
 from tests.official import both_steps, submit_official
 
 BOX = "330,380,530,450"
@@ -112,3 +113,19 @@ def test_every_corpus_document_with_signatures_gets_a_report(server, corpus: Pat
             assert signature["kind"] in ("signature", "timestamp"), name
             # none of these was issued under the demo root: nobody vouches for them here
             assert signature["status_now"] == "failed" and "not_trusted" in signature["problems"]
+
+
+def test_a_signer_checks_their_own_signed_documents_only(server, db, box):
+    owner, other = make_signer(db, box), make_signer(db, box)
+    document = sample_pdf(["Công văn kiểm tra"])
+    request_id = submit(server, document, owner.username).json()["id"]
+    with server.tablet(owner.username, owner.password) as tablet:
+        early = tablet.get(f"/mobile/v1/signing-requests/{request_id}/validation")
+        assert early.status_code == 409 and early.json()["code"] == "request_not_signed"
+        assert approve(tablet, request_id, owner.otp(), document).json()["status"] == "signed"
+        report = tablet.get(f"/mobile/v1/signing-requests/{request_id}/validation").json()
+    (ours,) = report["signatures"]
+    assert ours["status_now"] == "valid" and ours["pades_level"] == "B-LT"
+    with server.tablet(other.username, other.password) as tablet:
+        foreign = tablet.get(f"/mobile/v1/signing-requests/{request_id}/validation")
+        assert foreign.status_code == 404
