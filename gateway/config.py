@@ -159,6 +159,18 @@ class Settings(BaseSettings):
     revocation_cache_seconds: float = Field(
         30.0, ge=0, le=3600, description="how long a CA answer is reused (never past nextUpdate)"
     )
+    archive_tsa_url: str | None = Field(
+        None,
+        description="RFC 3161 TSA for the archive's renewals (default: tsa_url); choose one"
+        " whose certificate outlives the one being renewed",
+    )
+    archive_renew_before_days: int = Field(
+        365,
+        ge=1,
+        le=3650,
+        description="renew an archived document this long before its last timestamp's"
+        " TSA certificate ends",
+    )
     demo_pki_url: str = Field(
         "http://127.0.0.1:8079",
         description="where a new demo PKI's services answer (written into its certificates)",

@@ -1,6 +1,7 @@
 """The document store: original and signed PDFs on disk, written atomically.
 
-Layout: ``<root>/<request id>/original.pdf`` and ``signed.update``: a signed PDF is
+Layout: ``<root>/<request id>/original.pdf``, ``signed.update`` and, once the archive
+renewed it, ``archive.update`` (:mod:`gateway.signing.archive`): a signed PDF is
 the original followed by one incremental update, so only the update is written (a few
 kilobytes, where the document may be 50 MB) and the signed PDF is read back as the two
 joined (``signed.pdf``, a whole signed PDF, is still read where an earlier version wrote
@@ -24,6 +25,7 @@ class DocumentStore:
 
     ORIGINAL = "original.pdf"
     SIGNED_UPDATE = "signed.update"
+    ARCHIVE_UPDATE = "archive.update"
     _SIGNED_WHOLE = "signed.pdf"
 
     def __init__(self, root: Path) -> None:
@@ -64,9 +66,26 @@ class DocumentStore:
         FileNotFoundError when it was not signed."""
         whole = self._path(request_id, self._SIGNED_WHOLE)
         if whole.exists():
-            return whole.read_bytes()
-        update = self._path(request_id, self.SIGNED_UPDATE).read_bytes()
-        return self.read(request_id, self.ORIGINAL) + update
+            signed = whole.read_bytes()
+        else:
+            update = self._path(request_id, self.SIGNED_UPDATE).read_bytes()
+            signed = self.read(request_id, self.ORIGINAL) + update
+        renewals = self._path(request_id, self.ARCHIVE_UPDATE)
+        return signed + renewals.read_bytes() if renewals.exists() else signed
+
+    def write_archive(self, request_id: str, renewed: bytes) -> Path:
+        """Keep ``renewed``, the signed PDF of ``request_id`` with the archive's renewals
+        appended (document timestamps and their validation data): what follows the signed
+        PDF is written. ValueError when ``renewed`` does not extend the signed PDF."""
+        whole = self._path(request_id, self._SIGNED_WHOLE)
+        signed = (
+            whole.read_bytes()
+            if whole.exists()
+            else self.read(request_id, self.ORIGINAL) + self.read(request_id, self.SIGNED_UPDATE)
+        )
+        if not renewed.startswith(signed):
+            raise ValueError("a renewal extends the signed document")
+        return self.write(request_id, self.ARCHIVE_UPDATE, renewed[len(signed) :])
 
     def has_signed(self, request_id: str) -> bool:
         """Whether a signed PDF of ``request_id`` was kept."""

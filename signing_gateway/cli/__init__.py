@@ -8,6 +8,7 @@ import os
 import typer
 
 from signing_gateway.cli import (
+    archive,
     audit,
     bridge,
     credentials,
@@ -35,6 +36,7 @@ app.add_typer(devices.app, name="devices")
 app.add_typer(organisations.app, name="organisations")
 app.add_typer(bridge.app, name="bridge")
 app.add_typer(pki.app, name="pki")
+app.add_typer(archive.app, name="archive")
 
 
 def main() -> None:

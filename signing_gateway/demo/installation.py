@@ -104,7 +104,10 @@ def _create_demo(
     # trusts the demo root, and timestamps with the demo TSA
     add_ca_certificates(settings, chain_pem)
     add_trust_anchors(settings, pki.root_path.read_text())
-    _write_demo_settings(settings, {"tsa_url": pki.tsa_url()})
+    # the archive renews with the second TSA, whose certificate outlives the first's
+    _write_demo_settings(
+        settings, {"tsa_url": pki.tsa_url(), "archive_tsa_url": pki.tsa_url("tsa2")}
+    )
     build = _DemoBuild(settings, keys, pki, chain_pem, now)
     db = open_database(settings, keys)
     try:
