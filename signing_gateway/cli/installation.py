@@ -237,8 +237,11 @@ def _report(result: DemoResult) -> bool:
     for line in result.pyhanko_summary:
         typer.echo(f"   pyHanko: {line}")
     typer.echo(f"   pdfsig: {result.pdfsig if result.pdfsig is not None else 'not installed'}")
-    levels = ", ".join(f"{name} {level or 'none'}" for name, level in result.levels)
-    typer.echo(f"   PAdES level (offline, only the demo root trusted): {levels}")
+    levels = ", ".join(
+        f"{name} {level or 'none'} (LTA validation {indication})"
+        for name, level, indication in result.levels
+    )
+    typer.echo(f"   PAdES (offline, only the demo root trusted): {levels}")
     typer.echo(f"6. the signed page, rendered: {result.page_png.resolve()}")
     typer.echo(f"   {result.look}")
     pdfsig_ok = result.pdfsig is None or (

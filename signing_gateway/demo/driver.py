@@ -3,6 +3,7 @@ and a tablet would, then checks the result with pyHanko's validator and pdfsig."
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import time
@@ -17,7 +18,7 @@ import pypdfium2
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from gateway.signing.levels import signature_levels
+from gateway.signing.reports import validation_report
 from gateway.signing.validation import pdfsig_verdicts, validate_with_pyhanko
 from hsm_bridge.pades import PadesLevel
 from signing_gateway.demo.sample_pdf import sample_pdf
@@ -47,18 +48,20 @@ class DemoResult:
     pdfsig: list[str] | None
     look_ok: bool
     look: str
-    # (field, PAdES level reached) of each signature, judged offline with only the
-    # demo root trusted (:mod:`gateway.signing.levels`)
-    levels: list[tuple[str, str | None]] = field(default_factory=list)
+    # (field, PAdES level reached, pyHanko's AdES LTA indication) of each signature,
+    # judged offline with only the demo root trusted (:mod:`gateway.signing.reports`)
+    levels: list[tuple[str, str | None, str | None]] = field(default_factory=list)
 
     @property
     def long_term_ok(self) -> bool:
-        """The leader's signature is B-LT or above and the seal's B-LTA."""
-        found = [level or "" for _, level in self.levels]
+        """The leader's signature is B-LT or above, the seal's B-LTA, and pyHanko's LTA
+        validation passes both."""
+        found = [level or "" for _, level, _ in self.levels]
         return (
             len(found) >= 2
             and PadesLevel.rank(found[-2]) >= PadesLevel.rank(PadesLevel.B_LT)
             and found[-1] == PadesLevel.B_LTA
+            and all(indication == "PASSED" for _, _, indication in self.levels[-2:])
         )
 
 
@@ -143,7 +146,13 @@ def run_signing_flow(
     look_ok, look = _look(signed, page_count - 1, page_png)
     root = x509.load_pem_x509_certificate(Path(creds["trust_anchor"]).read_bytes())
     return DemoResult(
-        levels=signature_levels(signed, [root.public_bytes(Encoding.DER)]),
+        levels=[
+            (s.field_name, s.pades_level, s.ades_indication)
+            for s in validation_report(
+                signed, [root.public_bytes(Encoding.DER)], now=dt.datetime.now(dt.UTC)
+            ).signatures
+            if s.kind == "signature"
+        ],
         request_id=request_id,
         signed_path=output,
         page_png=page_png,
