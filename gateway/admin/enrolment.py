@@ -120,11 +120,10 @@ def register_credential(
     With ``organisation`` (short name) the key is that organisation's seal, kept by
     ``username``, who must be one of its clerks: nobody else may sign with it.
 
-    The certificate must name its holder: the user's display name (the organisation's,
-    for a seal) as its subject's common name or organisation, compared without case,
-    diacritics or extra spaces ("NGUYEN VAN AN" is "Nguyễn Văn An"). Otherwise it is
-    registered only when ``confirm_holder`` repeats the name the certificate gives
-    (audited), else :class:`CertificateHolderMismatch`.
+    The certificate must name its holder as its subject's common name: the user's
+    display name, or for a seal the organisation's (see :func:`same_holder_name`).
+    Otherwise it is registered only when ``confirm_holder`` repeats the name the
+    certificate gives (audited), else :class:`CertificateHolderMismatch`.
 
     Raises :class:`SignerUnknown`, :class:`CertificateHolderMismatch`,
     :class:`ParameterInvalid` (ambiguous or mismatched key, mechanism that does not fit
@@ -182,15 +181,11 @@ def _check_holder(der: bytes, expected: str, confirmed: str | None) -> str | Non
     """None when the certificate (DER) names ``expected``; the certificate's name when
     the administrator repeated it in ``confirmed``; else CertificateHolderMismatch."""
     subject = x509.load_der_x509_certificate(der).subject
-    names = [
-        str(a.value)
-        for oid in (NameOID.COMMON_NAME, NameOID.ORGANIZATION_NAME)
-        for a in subject.get_attributes_for_oid(oid)
-    ]
-    if any(_plain(name) == _plain(expected) for name in names):
+    names = [str(a.value) for a in subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    if names and all(same_holder_name(name, expected) for name in names):
         return None
     shown = names[0] if names else subject.rfc4514_string()
-    if confirmed is not None and _plain(confirmed) == _plain(shown):
+    if confirmed is not None and same_holder_name(confirmed, shown):
         return shown
     raise CertificateHolderMismatch(
         f"the certificate is {shown!r}'s, not {expected!r}'s: check that this is the right"
@@ -198,12 +193,28 @@ def _check_holder(der: bytes, expected: str, confirmed: str | None) -> str | Non
     )
 
 
+def same_holder_name(first: str, second: str) -> bool:
+    """Whether two written names are one name: the same without case or repeated
+    spaces (Unicode NFC); where one of them is written without diacritics (as some CAs
+    issue names: "NGUYEN VAN AN"), the same once the other's diacritics are dropped (đ
+    is d). Two names written with diacritics must match exactly: "Trần Văn Hưng" is not
+    "Trần Văn Hùng"."""
+    a, b = _folded(first), _folded(second)
+    if a == b:
+        return True
+    if a.isascii() or b.isascii():
+        return _plain(a) == _plain(b)
+    return False
+
+
+def _folded(name: str) -> str:
+    return " ".join(unicodedata.normalize("NFC", name).casefold().split())
+
+
 def _plain(name: str) -> str:
-    """``name`` without case, diacritics (đ is d) or repeated spaces, for comparing
-    Vietnamese names as certificates and people write them."""
-    decomposed = unicodedata.normalize("NFD", name.replace("đ", "d").replace("Đ", "D"))
-    letters = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return " ".join(letters.casefold().split())
+    """``name`` without diacritics (đ is d)."""
+    decomposed = unicodedata.normalize("NFD", name.replace("đ", "d"))
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 def _checked_key(

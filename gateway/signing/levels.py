@@ -25,7 +25,6 @@ import datetime as dt
 import io
 import logging
 from collections.abc import Sequence
-from typing import Any
 
 from asn1crypto import x509
 from pyhanko.pdf_utils.reader import PdfFileReader
@@ -84,10 +83,13 @@ async def reached_level(
 ) -> str | None:
     """The level ``signature`` (of the document ``reader`` reads) reaches with
     ``anchors``, or None."""
-    # judged when it was made: at its signature timestamp's time (now without one)
+    # judged when it was made: at its signature timestamp's time (now without one, or
+    # when that timestamp is not from a trusted TSA: anyone can add one to a signature)
     moment = _timestamp_time(signature)
-    basic = _context(anchors, revocation_mode="soft-fail", moment=moment)
-    timestamped = await _validates(signature, basic)
+    timestamped = await _validates(signature, _context(anchors, "soft-fail", moment))
+    if moment is not None and timestamped is not True:
+        moment = None
+        timestamped = await _validates(signature, _context(anchors, "soft-fail", None))
     if timestamped is None:
         return None
     if not timestamped:
@@ -144,8 +146,15 @@ async def _timestamp_validates(
     return bool(status.intact and status.valid and status.trusted)
 
 
-def _context(anchors: list[x509.Certificate], **kwargs: Any) -> ValidationContext:
-    return ValidationContext(trust_roots=anchors, allow_fetching=False, **kwargs)
+def _context(
+    anchors: list[x509.Certificate], revocation_mode: str, moment: dt.datetime | None
+) -> ValidationContext:
+    return ValidationContext(
+        trust_roots=anchors,
+        allow_fetching=False,
+        revocation_mode=revocation_mode,
+        moment=moment,
+    )
 
 
 async def _validates(signature: EmbeddedPdfSignature, context: ValidationContext) -> bool | None:

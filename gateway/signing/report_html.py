@@ -23,14 +23,14 @@ _VIETNAM = dt.timezone(dt.timedelta(hours=7))
 _MODIFICATIONS_VI = {
     "NONE": "không có",
     "LTA_UPDATES": "chỉ dữ liệu kiểm tra và dấu thời gian",
-    "FORM_FILLING": "thêm chữ ký vào ô ký (cho phép)",
+    "FORM_FILLING": "điền ô biểu mẫu (ô ký)",
     "ANNOTATIONS": "thêm chú thích",
     "OTHER": "thay đổi nội dung khác",
 }
 _MODIFICATIONS_EN = {
     "NONE": "none",
     "LTA_UPDATES": "validation data and timestamps only",
-    "FORM_FILLING": "a signature into a signature field (allowed)",
+    "FORM_FILLING": "form fields filled (signature fields)",
     "ANNOTATIONS": "annotations added",
     "OTHER": "other content changes",
 }
@@ -70,12 +70,15 @@ WORDS: dict[str, dict[str, Any]] = {
         "docmdp": "Thay đổi sau khi ký phù hợp quy định của văn bản",
         "ades": "Kiểm tra dài hạn AdES (ETSI EN 319 102-1)",
         "problems": "Vấn đề",
+        "unsigned_changes": "Thay đổi không có chữ ký",
         "problem_words": {
             "bytes_changed": "nội dung đã ký bị thay đổi",
             "signature_invalid": "giá trị chữ ký không đúng",
             "not_trusted": "chứng thư không thuộc tổ chức tin cậy hoặc đã hết hạn",
             "changes_not_allowed": "có thay đổi sau khi ký mà văn bản không cho phép",
             "cannot_validate": "không đọc được chữ ký này",
+            "changed_after_signing": "có ô được thêm hoặc sửa sau khi ký mà không có chữ ký nào"
+            " kèm theo",
         },
         "footer": "Kiểm tra ngoại tuyến: chỉ dùng chứng thư gốc tin cậy đã cấu hình và dữ liệu"
         " kèm trong văn bản; tình trạng thu hồi hiện tại không được hỏi lại tổ chức cấp.",
@@ -114,12 +117,15 @@ WORDS: dict[str, dict[str, Any]] = {
         "docmdp": "Later changes allowed by the document's policy",
         "ades": "AdES long-term validation (ETSI EN 319 102-1)",
         "problems": "Problems",
+        "unsigned_changes": "Unsigned changes",
         "problem_words": {
             "bytes_changed": "the signed content was changed",
             "signature_invalid": "the signature value does not verify",
             "not_trusted": "the certificate is not from a trusted authority, or has expired",
             "changes_not_allowed": "changes were made after signing that the document forbids",
             "cannot_validate": "this signature cannot be read",
+            "changed_after_signing": "fields were added or changed after signing that no"
+            " signature covers",
         },
         "footer": "Validated offline: only the configured trusted roots and what the document"
         " embeds; the certificates' revocation status now was not asked of their issuers.",
@@ -136,4 +142,9 @@ def report_html(report: ValidationReport, lang: str = "vi") -> str:
 
 
 def _when(moment: dt.datetime) -> str:
-    return moment.astimezone(_VIETNAM).strftime("%d/%m/%Y %H:%M:%S (UTC+7)")
+    """``moment`` in Vietnam time; a time a document claims outside what can be shown
+    there (year 9999, naive) as it was written."""
+    try:
+        return moment.astimezone(_VIETNAM).strftime("%d/%m/%Y %H:%M:%S (UTC+7)")
+    except (OverflowError, ValueError):
+        return moment.isoformat()

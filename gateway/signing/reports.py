@@ -42,10 +42,21 @@ from pyhanko.sign.validation.pdf_embedded import (
 )
 from pyhanko_certvalidator import ValidationContext
 
+from gateway.errors import DocumentTooComplex
 from gateway.signing.levels import long_term_indication, reached_level
 from hsm_bridge.pades import PadesLevel
 
-__all__ = ["SignatureReport", "ValidationReport", "report_json", "validation_report"]
+__all__ = [
+    "MAX_SIGNATURES",
+    "SignatureReport",
+    "ValidationReport",
+    "report_json",
+    "validation_report",
+]
+
+# the most signatures and timestamps one report covers: each is validated with a
+# difference analysis whose cost grows with the document's revisions
+MAX_SIGNATURES = 30
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +71,8 @@ class SignatureReport:
     ``bytes_changed``, ``signature_invalid``, ``not_trusted`` (the certificate does not
     chain to a trust anchor at this time: an unknown CA, or expired),
     ``changes_not_allowed`` (later changes the document's policy forbids),
+    ``changed_after_signing`` (form fields, listed in ``unsigned_changes``, were added or
+    changed after it by a revision no signature covers),
     ``cannot_validate`` (pyHanko could not read it)."""
 
     field_name: str
@@ -83,6 +96,7 @@ class SignatureReport:
     ades_indication: str | None = None
     status_now: str = "failed"
     pades_level: str | None = None
+    unsigned_changes: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
 
@@ -108,6 +122,10 @@ def validation_report(
         reader.decrypt("")  # one that opens without a password; others fail to read
     anchors = [x509.Certificate.load(der) for der in trust_anchors]
     found = sorted(reader.embedded_signatures, key=lambda s: s.signed_revision)
+    if len(found) > MAX_SIGNATURES:
+        raise DocumentTooComplex(
+            f"the document has {len(found)} signatures; a report covers at most {MAX_SIGNATURES}"
+        )
     entries = asyncio.run(_entries(reader, found, anchors, now))
     return ValidationReport(
         document_sha256=hashlib.sha256(pdf).hexdigest(),
@@ -124,13 +142,14 @@ async def _entries(
     now: dt.datetime,
 ) -> list[SignatureReport]:
     context = _context(reader, anchors, now)
+    signed_fields = {str(s.field_name) for s in found}
     entries = []
     for signature in found:
         try:
             if signature.sig_object_type == "/DocTimeStamp":
                 entries.append(await _timestamp(signature, context))
             else:
-                entries.append(await _signature(reader, signature, anchors, context))
+                entries.append(await _signature(reader, signature, anchors, context, signed_fields))
         except Exception as exc:  # noqa: BLE001 - a hostile signature is reported, not fatal
             log.info("signature %s not validated: %s", signature.field_name, _words(exc))
             entries.append(
@@ -182,14 +201,21 @@ async def _signature(
     signature: EmbeddedPdfSignature,
     anchors: list[x509.Certificate],
     context: ValidationContext,
+    signed_fields: set[str],
 ) -> SignatureReport:
     status = await async_validate_pdf_signature(signature, context, ts_validation_context=context)
+    # a form field changed after this signature that no later signature or timestamp
+    # fills is an unsigned change (a new widget's appearance can show anything)
+    changed = getattr(status.diff_result, "changed_form_fields", None) or set()
+    unsigned = sorted(str(name) for name in changed if str(name) not in signed_fields)
     certificate = status.signing_cert
     timestamp = status.timestamp_validity
     problems = _problems(status.intact, status.valid, status.trusted)
     modification = status.modification_level.name if status.modification_level else None
     if status.docmdp_ok is False:
         problems.append("changes_not_allowed")
+    if unsigned:
+        problems.append("changed_after_signing")
     level = await reached_level(reader, signature, anchors)
     return SignatureReport(
         field_name=str(signature.field_name),
@@ -213,6 +239,7 @@ async def _signature(
         ades_indication=await long_term_indication(signature, anchors),
         status_now="valid" if not problems else "failed",
         pades_level=level,
+        unsigned_changes=unsigned,
         problems=problems,
     )
 

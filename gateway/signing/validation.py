@@ -35,6 +35,8 @@ class SignatureVerdict:
     signer: str
     modification_level: str = "NONE"
     docmdp_ok: bool | None = None
+    # form fields changed after the signature that no later signature fills
+    unsigned_changes: tuple[str, ...] = ()
 
     @property
     def covers_document(self) -> bool:
@@ -47,13 +49,15 @@ class SignatureVerdict:
     @property
     def ok(self) -> bool:
         """intact, valid and trusted, and later changes (if any) allowed: at most form
-        filling (another signature into a field), within the modification policy."""
+        filling by later signatures (no field changed that no signature fills), within
+        the modification policy."""
         return (
             self.intact
             and self.valid
             and self.trusted
             and self.modification_level in ("NONE", "LTA_UPDATES", "FORM_FILLING")
             and self.docmdp_ok is not False
+            and not self.unsigned_changes
         )
 
 
@@ -75,9 +79,11 @@ def validate_with_pyhanko(pdf: bytes, trust_anchor: Path) -> list[SignatureVerdi
         revocation_mode="soft-fail",
     )
     reader = PdfFileReader(io.BytesIO(pdf), strict=False)
+    signed_fields = {str(s.field_name) for s in reader.embedded_signatures}
     verdicts = []
     for sig in reader.embedded_regular_signatures:
         status = validate_pdf_signature(sig, context)
+        changed = getattr(status.diff_result, "changed_form_fields", None) or set()
         verdicts.append(
             SignatureVerdict(
                 field_name=sig.field_name,
@@ -90,6 +96,9 @@ def validate_with_pyhanko(pdf: bytes, trust_anchor: Path) -> list[SignatureVerdi
                     status.modification_level.name if status.modification_level else "NONE"
                 ),
                 docmdp_ok=status.docmdp_ok,
+                unsigned_changes=tuple(
+                    sorted(str(f) for f in changed if str(f) not in signed_fields)
+                ),
             )
         )
     return verdicts

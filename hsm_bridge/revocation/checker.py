@@ -21,7 +21,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from asn1crypto import x509
+from asn1crypto import crl, ocsp, x509
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator import errors as cv_errors
 from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
@@ -67,7 +67,7 @@ class RevocationChecker:
             raise CertificateNotUsable("the bridge trusts no certification authority yet")
         leaf = x509.Certificate.load(certificate)
         others = [x509.Certificate.load(der) for der in chain]
-        ocsps, crls = self.cache.fresh(now)
+        ocsps, crls = _about(self.cache.fresh(now), [leaf, *others])
         try:
             # what the bridge already holds first: nothing is fetched while it suffices
             return asyncio.run(self._validate(leaf, others, now, ocsps, crls, fetch=False))
@@ -136,6 +136,31 @@ class RevocationChecker:
             tuple(dict.fromkeys(r.dump() for r in manager.ocsps)),
             tuple(dict.fromkeys(c.dump() for c in manager.crls)),
         )
+
+
+def _about(
+    cached: tuple[list[bytes], list[bytes]], path: list[x509.Certificate]
+) -> tuple[list[bytes], list[bytes]]:
+    """Of the cached answers, those about ``path``'s certificates: OCSP responses for
+    their serial numbers, CRLs of their issuers. The answers used become the DSS of a
+    B-LT signature, which must not tell who else signed lately."""
+    serials = {c.serial_number for c in path}
+    issuers = {c.issuer.dump() for c in path}
+    ocsps = [der for der in cached[0] if _ocsp_serials(der) & serials]
+    crls = [
+        der
+        for der in cached[1]
+        if crl.CertificateList.load(der)["tbs_cert_list"]["issuer"].dump() in issuers
+    ]
+    return ocsps, crls
+
+
+def _ocsp_serials(der: bytes) -> set[int]:
+    response = ocsp.OCSPResponse.load(der)["response_bytes"]["response"].parsed
+    return {
+        int(single["cert_id"]["serial_number"].native)
+        for single in response["tbs_response_data"]["responses"]
+    }
 
 
 def _name(certificate: x509.Certificate) -> str:

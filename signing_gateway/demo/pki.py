@@ -50,6 +50,9 @@ REVOCATION_REASONS = (
     "privilege_withdrawn",
 )
 _LOCK = threading.Lock()
+# libyaml's safe loader and dumper where PyYAML was built with it (much faster)
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +161,7 @@ class DemoPki:
             arch["entities"][label] = holder.entity()
             arch["certs"][label] = _signer_spec(label, serial, now, days)
             self._save(config)
-            der = self._architecture().get_cert(CertLabel(label)).dump()
+            der = self._architecture(config).get_cert(CertLabel(label)).dump()
         return x509.load_der_x509_certificate(der)
 
     def revoke(self, serial: int, reason: str, at: dt.datetime) -> str:
@@ -201,17 +204,22 @@ class DemoPki:
         with _LOCK:
             return self._architecture()
 
-    def _architecture(self) -> PKIArchitecture:
-        config = CertomancerConfig(self._load(), key_search_dir=str(self.folder))
+    def _architecture(self, declared: dict[str, Any] | None = None) -> PKIArchitecture:
+        # keys are loaded when a certificate needs them (an RSA key takes tens of ms)
+        config = CertomancerConfig(
+            declared or self._load(), key_search_dir=str(self.folder), lazy_load_keys=True
+        )
         return config.get_pki_arch(ArchLabel(ARCH))
 
     def _load(self) -> dict[str, Any]:
-        loaded: dict[str, Any] = yaml.safe_load(self.config_path.read_text("utf-8"))
+        text = self.config_path.read_text("utf-8")
+        loaded: dict[str, Any] = yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 - safe loader
         return loaded
 
     def _save(self, config: dict[str, Any]) -> None:
         tmp = self.config_path.with_suffix(".tmp")
-        tmp.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), "utf-8")
+        text = yaml.dump(config, Dumper=_YAML_DUMPER, allow_unicode=True, sort_keys=False)
+        tmp.write_text(text, "utf-8")
         os.replace(tmp, self.config_path)
 
 

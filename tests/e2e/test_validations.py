@@ -7,10 +7,15 @@ reported as exactly that, and a broken one as broken."""
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
 import pytest
+from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.generic import pdf_name
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.sign import fields
 
 from signing_gateway.demo.sample_pdf import sample_pdf
 from tests.conftest import approve, submit
@@ -129,3 +134,83 @@ def test_a_signer_checks_their_own_signed_documents_only(server, db, box):
     with server.tablet(other.username, other.password) as tablet:
         foreign = tablet.get(f"/mobile/v1/signing-requests/{request_id}/validation")
         assert foreign.status_code == 404
+
+
+def _overlay(signed: bytes) -> bytes:
+    """What anyone can append without a key: an unsigned signature field over the top
+    of page 1 whose appearance paints another decision (a review's reproduction)."""
+    writer = IncrementalPdfFileWriter(io.BytesIO(signed), strict=False)
+    fields.append_signature_field(
+        writer, fields.SigFieldSpec("Approved", box=(60, 700, 560, 800), on_page=0)
+    )
+    font = writer.add_object(
+        generic.DictionaryObject(
+            {
+                pdf_name("/Type"): pdf_name("/Font"),
+                pdf_name("/Subtype"): pdf_name("/Type1"),
+                pdf_name("/BaseFont"): pdf_name("/Helvetica"),
+            }
+        )
+    )
+    appearance = generic.StreamObject(
+        {
+            pdf_name("/Type"): pdf_name("/XObject"),
+            pdf_name("/Subtype"): pdf_name("/Form"),
+            pdf_name("/BBox"): generic.ArrayObject(
+                [generic.NumberObject(v) for v in (0, 0, 500, 100)]
+            ),
+            pdf_name("/Resources"): generic.DictionaryObject(
+                {pdf_name("/Font"): generic.DictionaryObject({pdf_name("/F1"): font})}
+            ),
+        },
+        stream_data=b"1 1 1 rg 0 0 500 100 re f 0 0 0 rg BT /F1 12 Tf 12 84 Td"
+        b" (QUYET DINH: chi 9.000.000.000 VND) Tj ET",
+    )
+    for ref in writer.root["/AcroForm"]["/Fields"]:
+        field = ref.get_object()
+        if field["/T"] == "Approved":
+            field[pdf_name("/AP")] = generic.DictionaryObject(
+                {pdf_name("/N"): writer.add_object(appearance)}
+            )
+            writer.update_container(field)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def test_a_field_painted_in_after_signing_is_reported_not_valid(server, official):
+    """The signatures stay intact and pyHanko calls the change form filling; what no
+    signature covers is still a change after signing, and the report says so."""
+    answer = _validate(server, _overlay(official))
+    assert answer.status_code == 200, answer.text
+    leader, seal, _ = answer.json()["signatures"]
+    for signature in (leader, seal):
+        assert signature["intact"] and signature["unsigned_changes"] == ["Approved"]
+        assert signature["status_now"] == "failed"
+        assert "changed_after_signing" in signature["problems"]
+    page = _validate(server, _overlay(official), format="html", lang="vi").text
+    assert "Approved" in page and "mà không có chữ ký nào" in page
+
+
+def test_a_document_with_more_signatures_than_a_report_covers_is_refused_at_once(server, official):
+    """Thirty-one fields pointing at one signature: each would be validated in turn
+    (time that grows with every field): refused before any is."""
+    writer = IncrementalPdfFileWriter(io.BytesIO(official), strict=False)
+    form = writer.root["/AcroForm"]
+    value = form["/Fields"][0].get_object().raw_get("/V")
+    for number in range(31):
+        field = generic.DictionaryObject(
+            {
+                pdf_name("/FT"): pdf_name("/Sig"),
+                pdf_name("/T"): generic.TextStringObject(f"S{number}"),
+                pdf_name("/V"): value,
+            }
+        )
+        form["/Fields"].append(writer.add_object(field))
+    writer.update_container(form)
+    out = io.BytesIO()
+    writer.write(out)
+    answer = _validate(server, out.getvalue())
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["code"] == "document_too_complex"
+    assert "at most 30" in answer.json()["detail"]

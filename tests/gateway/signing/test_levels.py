@@ -10,6 +10,7 @@ import io
 import socket
 
 import pytest
+from asn1crypto import ocsp
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from pyhanko.pdf_utils.reader import PdfFileReader
@@ -90,3 +91,32 @@ def test_the_judgement_needs_no_network(signed, anchors, monkeypatch):
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
     assert newest_signature_level(signed["B-LTA"], anchors) == "B-LTA"
+
+
+def test_a_signatures_validation_data_is_about_its_own_chain_only(installation, demo_keys):
+    """Two signers within the bridge's answer reuse (30 s): the second document's DSS
+    holds no answer about the first signer's certificate (it would tell who signed)."""
+    keys = InstallationKeys.load(installation.secrets_dir)
+    bridge = Bridge(bridge_config(installation, keys))
+    issuer = ActivationIssuer(keys.activation_key)
+    serials = {}
+    signed = {}
+    for who in ("leader1", "clerk1"):
+        ref, mechanism = demo_keys[who]
+        certificate = bridge.certificate(ref)
+        serials[who] = x509.load_der_x509_certificate(certificate).serial_number
+        document = sample_pdf([f"DSS {who}"])
+        params = SignatureParameters(pades_level=PadesLevel.B_LT)
+        signed[who] = bridge.sign(
+            request_for(issuer, ref, mechanism, document, certificate, params, subject=who)
+        )
+    reader = PdfFileReader(io.BytesIO(signed["clerk1"]))
+    answered = set()
+    for ref in reader.root["/DSS"]["/OCSPs"]:
+        response = ocsp.OCSPResponse.load(ref.get_object().data)
+        for single in response["response_bytes"]["response"].parsed["tbs_response_data"][
+            "responses"
+        ]:
+            answered.add(single["cert_id"]["serial_number"].native)
+    assert serials["clerk1"] in answered
+    assert serials["leader1"] not in answered

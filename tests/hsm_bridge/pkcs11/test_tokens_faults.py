@@ -128,13 +128,11 @@ def rig(installation, tmp_path_factory: pytest.TempPathFactory) -> Rig:
     pin_file = work / "pins.json"
     shutil.copyfile(base.pin_file, pin_file)
     pins = PinStore(pin_file, base.pin_key)
-    with shim.environment():
-        bridge = Bridge(
+
+    def bridge_with(limits: TokenLimits) -> Bridge:
+        return Bridge(
             BridgeConfig(
-                modules=(
-                    ModuleConfig(str(shim.module_path), limits=TokenLimits(1, 1.0)),
-                    base.modules[0],
-                ),
+                modules=(ModuleConfig(str(shim.module_path), limits=limits), base.modules[0]),
                 pin_file=pin_file,
                 pin_key=base.pin_key,
                 activation_key=keys.activation_key,
@@ -143,20 +141,26 @@ def rig(installation, tmp_path_factory: pytest.TempPathFactory) -> Rig:
                 trust_anchors_file=base.trust_anchors_file,
             )
         )
+
+    with shim.environment():
+        # keys are made, and certified by the demo CA, without the tests' 1 s limit
+        setup = bridge_with(TokenLimits(1, 60.0))
+        inventory = setup.inventory()
+        serials = {t.label: t.serial for t in inventory if t.module == str(shim.module_path)}
+        certificates = {}
+        for label, pin in PINS.items():
+            pins.put(serials[label], pin)
+            certificates[label] = setup.provision(
+                serials[label],
+                KeySpec.RSA_2048,
+                KEY_ID,
+                label,
+                _certifier(installation, label),
+                always_authenticate=label == "fauth",
+            )
+        bridge = bridge_with(TokenLimits(1, 1.0))
         inventory = bridge.inventory()
-    serials = {t.label: t.serial for t in inventory if t.module == str(shim.module_path)}
     plain = next(t.serial for t in inventory if t.label == "leader1")
-    certificates = {}
-    for label, pin in PINS.items():
-        pins.put(serials[label], pin)
-        certificates[label] = bridge.provision(
-            serials[label],
-            KeySpec.RSA_2048,
-            KEY_ID,
-            label,
-            _certifier(installation, label),
-            always_authenticate=label == "fauth",
-        )
     pins.remove(serials["fpin"])  # PIN policy signer
     return Rig(
         shim, bridge, ActivationIssuer(keys.activation_key), pins, serials, plain, certificates
