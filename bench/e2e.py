@@ -37,6 +37,7 @@ import hashlib
 import io
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -47,6 +48,8 @@ from pathlib import Path
 from typing import Any
 
 from hsm_bridge.clock import utcnow
+from signing_gateway.demo.pki import DemoPki
+from signing_gateway.demo.pki_service import start_pki_service
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus" / "pdf"
@@ -70,12 +73,18 @@ class Rig:
 
 
 def make_installation(folder: Path) -> tuple[Path, dict[str, Any]]:
-    """A demo installation in ``folder`` made by the real CLI; its credentials file."""
+    """A demo installation in ``folder`` made by the real CLI, its demo PKI's services
+    (OCSP, CRL, TSA: the bridge asks the CA before each signature) on a free port; its
+    credentials file."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     subprocess.run(
         [sys.executable, "-m", "signing_gateway.cli", "init", "--demo", "--data-dir", str(folder)],
         check=True,
         capture_output=True,
         timeout=300,
+        env={**os.environ, "GATEWAY_DEMO_PKI_URL": f"http://127.0.0.1:{port}"},
     )
     return folder, json.loads((folder / "demo-credentials.json").read_text("utf-8"))
 
@@ -240,6 +249,7 @@ def run(documents: list[Path], rounds: int, count: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-e2e-") as work:
         folder, _ = make_installation(Path(work) / "var")
         os.environ["SOFTHSM2_CONF"] = str(folder / "softhsm2.conf")
+        pki_service = start_pki_service(DemoPki(folder / "pki"))
         rig = open_rig(folder)
         try:
             for path in documents:
@@ -275,6 +285,7 @@ def run(documents: list[Path], rounds: int, count: int) -> dict[str, Any]:
                 }
         finally:
             rig.context.close()
+            pki_service.shutdown()
     return results
 
 

@@ -17,20 +17,13 @@ from pyhanko.sign.ades.report import AdESPassed
 from pyhanko.sign.validation import ades
 from pyhanko.sign.validation.policy_decl import (
     LocalKnowledge,
-    PdfSignatureValidationSpec,
-    RevinfoOnlineFetchingRule,
-    RevocationInfoGatheringSpec,
-    SignatureValidationSpec,
 )
-from pyhanko_certvalidator.context import CertValidationPolicySpec
 from pyhanko_certvalidator.ltv.types import ValidationTimingInfo
 from pyhanko_certvalidator.policy_decl import (
-    CertRevTrustPolicy,
     NonRevokedStatusAssertion,
-    RevocationCheckingPolicy,
-    RevocationCheckingRule,
 )
-from pyhanko_certvalidator.registry import SimpleTrustManager
+
+from gateway.signing.levels import offline_lta_spec
 
 
 def lta_passes_at(pdf: bytes, trust_anchors: Sequence[bytes], at: dt.datetime) -> list[bool]:
@@ -39,24 +32,8 @@ def lta_passes_at(pdf: bytes, trust_anchors: Sequence[bytes], at: dt.datetime) -
     reader = PdfFileReader(io.BytesIO(pdf), strict=False)
     stamps = reader.embedded_timestamp_signatures
     assertions = [NonRevokedStatusAssertion(stamps[-1].signer_cert.sha256, at=at)] if stamps else []
-    rule = RevocationCheckingRule.CRL_OR_OCSP_REQUIRED
-    policy = CertValidationPolicySpec(
-        trust_manager=SimpleTrustManager.build(
-            trust_roots=[x509.Certificate.load(der) for der in trust_anchors]
-        ),
-        revinfo_policy=CertRevTrustPolicy(
-            RevocationCheckingPolicy(ee_certificate_rule=rule, intermediate_ca_cert_rule=rule)
-        ),
-    )
-    spec = PdfSignatureValidationSpec(
-        SignatureValidationSpec(
-            cert_validation_policy=policy,
-            revinfo_gathering_policy=RevocationInfoGatheringSpec(
-                RevinfoOnlineFetchingRule.LOCAL_ONLY
-            ),
-            local_knowledge=LocalKnowledge(nonrevoked_assertions=assertions),
-        )
-    )
+    anchors = [x509.Certificate.load(der) for der in trust_anchors]
+    spec = offline_lta_spec(anchors, LocalKnowledge(nonrevoked_assertions=assertions))
     timing = ValidationTimingInfo(
         validation_time=at, best_signature_time=at, point_in_time_validation=False
     )

@@ -38,6 +38,7 @@ from pyhanko.sign.validation.pdf_embedded import (
     async_validate_pdf_timestamp,
 )
 from pyhanko.sign.validation.policy_decl import (
+    LocalKnowledge,
     PdfSignatureValidationSpec,
     RevinfoOnlineFetchingRule,
     RevocationInfoGatheringSpec,
@@ -54,7 +55,13 @@ from pyhanko_certvalidator.registry import SimpleTrustManager
 
 from hsm_bridge.pades import PadesLevel
 
-__all__ = ["long_term_indication", "newest_signature_level", "reached_level", "signature_levels"]
+__all__ = [
+    "long_term_indication",
+    "newest_signature_level",
+    "offline_lta_spec",
+    "reached_level",
+    "signature_levels",
+]
 
 log = logging.getLogger(__name__)
 
@@ -177,12 +184,12 @@ async def _validates(signature: EmbeddedPdfSignature, context: ValidationContext
     )
 
 
-async def long_term_indication(
-    signature: EmbeddedPdfSignature, anchors: list[x509.Certificate]
-) -> str:
-    """pyHanko's AdES long-term validation of ``signature``, offline, revocation data
-    required for every certificate: ``PASSED``, or ``INDETERMINATE``/``FAILED`` and the
-    sub-indication (ETSI EN 319 102-1 §5.1.3, e.g. ``INDETERMINATE: NO_POE``)."""
+def offline_lta_spec(
+    anchors: list[x509.Certificate], knowledge: LocalKnowledge | None = None
+) -> PdfSignatureValidationSpec:
+    """pyHanko's validation settings for an offline AdES LTA validation: ``anchors``
+    trusted, revocation data required for every certificate, nothing fetched, and what
+    the verifier knows besides the document (``knowledge``)."""
     rule = RevocationCheckingRule.CRL_OR_OCSP_REQUIRED
     policy = CertValidationPolicySpec(
         trust_manager=SimpleTrustManager.build(trust_roots=anchors),
@@ -190,16 +197,25 @@ async def long_term_indication(
             RevocationCheckingPolicy(ee_certificate_rule=rule, intermediate_ca_cert_rule=rule)
         ),
     )
-    spec = PdfSignatureValidationSpec(
+    return PdfSignatureValidationSpec(
         SignatureValidationSpec(
             cert_validation_policy=policy,
             revinfo_gathering_policy=RevocationInfoGatheringSpec(
                 online_fetching_rule=RevinfoOnlineFetchingRule.LOCAL_ONLY
             ),
+            local_knowledge=knowledge or LocalKnowledge(),
         )
     )
+
+
+async def long_term_indication(
+    signature: EmbeddedPdfSignature, anchors: list[x509.Certificate]
+) -> str:
+    """pyHanko's AdES long-term validation of ``signature``, offline, revocation data
+    required for every certificate: ``PASSED``, or ``INDETERMINATE``/``FAILED`` and the
+    sub-indication (ETSI EN 319 102-1 §5.1.3, e.g. ``INDETERMINATE: NO_POE``)."""
     try:
-        result = await ades.ades_lta_validation(signature, spec)
+        result = await ades.ades_lta_validation(signature, offline_lta_spec(anchors))
     except Exception as exc:  # noqa: BLE001 - as above
         log.info("%s fails long-term validation: %s", signature.field_name, exc)
         return "FAILED: " + type(exc).__name__

@@ -42,7 +42,7 @@ from hsm_bridge.credentials import SignatureMechanism
 from hsm_bridge.pades.appearance import appearance_style, local_time_text
 from hsm_bridge.pades.parameters import Box, PadesLevel, SignatureParameters
 from pdf_structure.fields import field_names, signature_field_places
-from pdf_structure.geometry import page_geometries, page_geometry, page_objects, to_user_space
+from pdf_structure.geometry import page_geometries, page_geometry, to_user_space
 from pdf_structure.limits import DocumentLimits, LimitExceeded
 from pdf_structure.reader import open_reader
 
@@ -192,8 +192,8 @@ def build_signed_pdf(
     the output does not start with the input (never expected). The document is read as
     the gateway's intake reads it (:func:`pdf_structure.reader.open_reader`)."""
     writer = IncrementalPdfFileWriter.from_reader(open_reader(document))
-    pages = len(page_objects(writer.root["/Pages"]))
-    if pages > max_pages:
+    pages = _declared_pages(writer)
+    if not 0 < pages <= max_pages:
         raise LimitExceeded("pages", f"the document has {pages} pages; the limit is {max_pages}")
     field_name = params.field_name or _free_field_name(writer, params)
     new_field, rotation = _add_fields(writer, params, field_name)
@@ -281,6 +281,16 @@ async def _sign(
     )
     await post_signature.post_signature_processing(output)
     return output
+
+
+def _declared_pages(writer: IncrementalPdfFileWriter) -> int:
+    """The page count the page tree's root declares (/Count; -1 when it declares none).
+    Intake checked that it is the count the tree holds; here it bounds the work of a
+    document the web tier might have swapped in: the bridge descends only to the pages
+    it draws on (signing into a document's own field walks the tree once, to find the
+    field's page)."""
+    count = writer.root["/Pages"].get("/Count")
+    return count if isinstance(count, int) and not isinstance(count, bool) else -1
 
 
 def _add_fields(

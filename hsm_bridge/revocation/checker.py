@@ -33,6 +33,8 @@ __all__ = ["RevocationChecker", "RevocationEvidence"]
 
 log = logging.getLogger(__name__)
 
+CLOCK_SKEW = dt.timedelta(minutes=2)
+
 
 @dataclass(frozen=True, slots=True)
 class RevocationEvidence:
@@ -95,6 +97,9 @@ class RevocationChecker:
             ocsps=ocsps,
             crls=crls,
             revocation_mode="require",
+            # the bridge's and the CA's clocks may differ a little: an answer issued
+            # seconds "after" the bridge's now is not refused for that
+            time_tolerance=CLOCK_SKEW,
         )
         validator = CertificateValidator(leaf, others, validation_context=context)
         try:
