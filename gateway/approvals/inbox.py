@@ -45,7 +45,7 @@ class SignerInbox:
         self.bridge = bridge
         self.sandbox = sandbox
         self.clock = clock
-        self.pipeline = SignaturePipeline(settings, db, store, bridge, clock=clock)
+        self.pipeline = SignaturePipeline(settings, db, store, bridge, sandbox=sandbox, clock=clock)
 
     def list_for_signer(self, user: User, status: RequestStatus | None) -> list[SigningRequest]:
         """The signer's own requests, newest first, optionally of one status."""

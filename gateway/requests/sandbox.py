@@ -175,6 +175,12 @@ class DocumentSandbox:
         ``trust_anchors`` (DER roots) at ``now``."""
         return _as(ValidationReport, self.run("validation_report", document, trust_anchors, now))
 
+    def signature_level(self, signed: bytes, trust_anchors: list[bytes]) -> str | None:
+        """The PAdES level the newest signature of ``signed`` reaches
+        (:func:`gateway.signing.levels.newest_signature_level`)."""
+        level = self.run("signature_level", signed, trust_anchors)
+        return level if isinstance(level, str) else None
+
     def run(self, task: str, *args: Any) -> Any:
         """Run the job ``task`` (a name in :data:`sandbox_tasks.TASKS`) with ``args``
         (picklable) in a worker; its answer. Raises the job's GatewayError,

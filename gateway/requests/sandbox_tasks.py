@@ -30,6 +30,7 @@ from gateway.requests.intake import DocumentReport, inspect_pdf
 from gateway.requests.placement import TextLine, text_lines
 from gateway.requests.preview import SignatureStep
 from gateway.requests.rendering import render_page_png
+from gateway.signing.levels import newest_signature_level
 from gateway.signing.reports import ValidationReport, validation_report
 from hsm_bridge.pades import (
     PadesLevel,
@@ -131,6 +132,10 @@ TASKS: dict[str, tuple[Callable[..., Any], Callable[[BaseException], GatewayErro
     "check_signable": (
         check_signable,
         lambda exc: DocumentUnsignable(f"the signature cannot be added: {_reason(exc)}"),
+    ),
+    "signature_level": (
+        newest_signature_level,
+        lambda exc: DocumentUnreadable(f"the signed PDF cannot be read: {_reason(exc)}"),
     ),
     "validation_report": (
         report,

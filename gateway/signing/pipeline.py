@@ -26,6 +26,7 @@ import os
 import secrets
 import socket
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -41,6 +42,7 @@ from gateway.requests import workflows
 from gateway.requests.document_store import DocumentStore
 from gateway.requests.lifecycle import RequestStatus, transition
 from gateway.requests.preview import signature_image
+from gateway.requests.sandbox import DocumentSandbox
 from gateway.requests.submission import Notifier
 from gateway.signing.certificates import check_usable
 from gateway.signing.levels import newest_signature_level
@@ -91,12 +93,14 @@ class SignaturePipeline:
         store: DocumentStore,
         bridge: BridgeClient,
         *,
+        sandbox: DocumentSandbox | None = None,
         clock: Clock = utcnow,
     ) -> None:
         self.settings = settings
         self.db = db
         self.store = store
         self.bridge = bridge
+        self.sandbox = sandbox
         self.clock = clock
         # this process, as the owner of the signing leases it takes
         self.owner = f"{socket.gethostname()[:40]}/{os.getpid()}/{secrets.token_hex(4)}"
@@ -155,29 +159,53 @@ class SignaturePipeline:
             outcome.document_length = len(call.document)
             calls.append((outcome, call))
         answers = self.bridge.sign_many([call for _, call in calls]) if calls else []
+        produced: list[tuple[_Outcome, bytes, int]] = []
         for (outcome, call), answer in zip(calls, answers, strict=True):
             if isinstance(answer, BridgeError):
                 log.warning("bridge refused or failed for %s: %s", outcome.request.id, answer.code)
                 outcome.bridge_error = answer
             elif not answer.startswith(call.document):
                 outcome.failure = DocumentChanged.code
-            elif (failure := self._judge_level(outcome, call, answer)) is not None:
+            else:
+                produced.append((outcome, answer, len(call.document)))
+        levels = self._levels([signed for _, signed, _ in produced])
+        for (outcome, signed, original_length), level in zip(produced, levels, strict=True):
+            if (failure := self._judge_level(outcome, level)) is not None:
                 outcome.failure = failure
             else:
-                self.store.write_signed(outcome.request.id, answer, len(call.document))
-                outcome.signed = answer
+                self.store.write_signed(outcome.request.id, signed, original_length)
+                outcome.signed = signed
         return outcomes
 
-    def _judge_level(self, outcome: _Outcome, call: SignRequest, signed: bytes) -> str | None:
-        """The PAdES level the bridge's output reaches (:mod:`gateway.signing.levels`,
-        offline, the installation's trust anchors), kept on the outcome; the failure
-        code when it is below the level asked for. Not judged where no trust anchor is
-        configured (nothing could be trusted)."""
-        anchors = load_ca_file(self.settings.effective_trust_anchors_file)
+    def _levels(self, signed: list[bytes]) -> list[str | None | bool]:
+        """The PAdES level each signed PDF reaches (:mod:`gateway.signing.levels`,
+        offline, the installation's trust anchors), judged in the document workers side
+        by side; True for each when no trust anchor is configured (nothing could be
+        trusted, nothing is judged)."""
+        anchors = list(load_ca_file(self.settings.effective_trust_anchors_file))
         if not anchors:
+            return [True] * len(signed)
+        if self.sandbox is None or len(signed) < 2:
+            return [_level_here(pdf, anchors) for pdf in signed]
+        sandbox = self.sandbox
+
+        def judged(pdf: bytes) -> str | None:
+            try:
+                return sandbox.signature_level(pdf, anchors)
+            except GatewayError as exc:  # no worker free, or one lost: judged here
+                log.warning("signature level judged in process (%s)", exc.code)
+                return _level_here(pdf, anchors)
+
+        with ThreadPoolExecutor(self.settings.document_workers) as pool:
+            return list(pool.map(judged, signed))
+
+    def _judge_level(self, outcome: _Outcome, level: str | None | bool) -> str | None:
+        """Keep the level reached on the outcome; the failure code when it is below the
+        level asked for (``level`` True: not judged)."""
+        if level is True:
             return None
         asked = SignatureParameters.from_json(outcome.request.parameters).pades_level
-        outcome.level = newest_signature_level(signed, anchors)
+        outcome.level = level if isinstance(level, str) else None
         if PadesLevel.rank(outcome.level or "") < PadesLevel.rank(asked):
             log.error(
                 "signature of %s reached %s, %s was asked for: not kept",
@@ -352,6 +380,16 @@ class SignaturePipeline:
             for notifier in self.notifiers:
                 notifier.signing_request_created(step.signer_id, step.id)
         return count
+
+
+def _level_here(pdf: bytes, anchors: list[bytes]) -> str | None:
+    """The level judged in this process; None (not reached) when pyHanko cannot even
+    read the output."""
+    try:
+        return newest_signature_level(pdf, anchors)
+    except Exception as exc:  # noqa: BLE001 - an unreadable output reaches no level
+        log.error("the bridge's output cannot be read: %s", exc)
+        return None
 
 
 def _stays_pending(error: BridgeError, pin_envelope: bytes | None) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from asn1crypto import crl, ocsp
@@ -59,6 +60,19 @@ class RevocationCache:
         next_update = tbs["next_update"].native
         this_update = tbs["this_update"].native
         self._keep(self._crls, certificate_list.dump(), this_update, next_update, fetched)
+
+    def good_until(self, answers: Sequence[bytes]) -> dt.datetime | None:
+        """Until when every one of ``answers`` (DER OCSP responses and CRLs) is kept:
+        the earliest; None when one of them is not kept (or there are none)."""
+        with self._lock:
+            entries = [
+                self._ocsps.get(hashlib.sha256(der).hexdigest())
+                or self._crls.get(hashlib.sha256(der).hexdigest())
+                for der in answers
+            ]
+        if not entries or any(e is None for e in entries):
+            return None
+        return min(e.until for e in entries if e is not None)
 
     def fresh(self, now: dt.datetime) -> tuple[list[bytes], list[bytes]]:
         """The OCSP responses and the CRLs (DER) that are current at ``now``; forgets

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -58,6 +60,10 @@ class RevocationChecker:
         self.trust_anchors = tuple(x509.Certificate.load(der) for der in trust_anchors)
         self.timeout_seconds = timeout_seconds
         self.cache = cache or RevocationCache()
+        # a good verdict, kept while every answer it rests on is kept (the same answers
+        # give the same verdict): path (SHA-256 of the DERs) -> (evidence, kept until)
+        self._verdicts: dict[str, tuple[RevocationEvidence, dt.datetime]] = {}
+        self._verdicts_lock = threading.Lock()
 
     def check(
         self, certificate: bytes, chain: Sequence[bytes], now: dt.datetime
@@ -67,6 +73,21 @@ class RevocationChecker:
         CertificateRevoked, RevocationUnavailable or CertificateNotUsable."""
         if not self.trust_anchors:
             raise CertificateNotUsable("the bridge trusts no certification authority yet")
+        path_key = hashlib.sha256(b"".join([certificate, *sorted(chain)])).hexdigest()
+        with self._verdicts_lock:
+            kept = self._verdicts.get(path_key)
+        if kept is not None and now < kept[1] and now >= kept[1] - self.cache.max_age:
+            return kept[0]
+        evidence = self._check(certificate, chain, now)
+        until = self.cache.good_until(evidence.ocsps + evidence.crls)
+        if until is not None:
+            with self._verdicts_lock:
+                self._verdicts[path_key] = (evidence, until)
+        return evidence
+
+    def _check(
+        self, certificate: bytes, chain: Sequence[bytes], now: dt.datetime
+    ) -> RevocationEvidence:
         leaf = x509.Certificate.load(certificate)
         others = [x509.Certificate.load(der) for der in chain]
         ocsps, crls = _about(self.cache.fresh(now), [leaf, *others])
