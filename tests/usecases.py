@@ -158,7 +158,9 @@ class FakeBridge:
         )
 
     def certificate(self, credential: CredentialRef) -> bytes:
-        raise NotImplementedError("use cases read certificates from the database")
+        # the use cases take a credential's certificate from the database, never from
+        # the bridge: a call here is a defect of the code under test
+        raise AssertionError("a use case asked the bridge for a certificate")
 
 
 @dataclass

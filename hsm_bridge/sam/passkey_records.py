@@ -9,12 +9,12 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import sqlite3
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from hsm_bridge.clock import posix
 from hsm_bridge.errors import AuthorizationRefused, RefusalReason
 from hsm_bridge.sam.passkeys import RegisteredPasskey, passkey_device_id
+from hsm_bridge.sam.records_file import RecordsFile
 
 __all__ = ["PasskeyChallenge", "PasskeyRecords"]
 
@@ -32,15 +32,8 @@ class PasskeyChallenge:
     expires_at: int
 
 
-class PasskeyRecords:
-    """Passkey operations over the signer records' file (``_write``, ``_read`` come from
-    :class:`~hsm_bridge.sam.signers.SignerRegistry`)."""
-
-    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
-        raise NotImplementedError  # provided by SignerRegistry
-
-    def _read(self, sql: str, args: tuple[object, ...]) -> list[tuple[object, ...]]:
-        raise NotImplementedError  # provided by SignerRegistry
+class PasskeyRecords(RecordsFile):
+    """Passkey operations over the signer records' file (:class:`RecordsFile`)."""
 
     def issue_passkey_challenge(self, signer: str, *, now: dt.datetime) -> PasskeyChallenge:
         """A new registration challenge for ``signer``."""

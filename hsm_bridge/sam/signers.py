@@ -344,7 +344,7 @@ class SignerRegistry(TotpRecords, PasskeyRecords):
         # encoding (a compressed point) is still that revoked key.
         canonical = key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
         with self._write() as conn:
-            signer, issued_by = self._spend_code(
+            signer, issued_by = self.spend_code(
                 conn, code_id, proof, public_key_der, DEVICE_ENROLMENT_CONTEXT, now=now
             )
             device = EnrolledDevice(device_id_of(canonical), signer)
@@ -370,19 +370,6 @@ class SignerRegistry(TotpRecords, PasskeyRecords):
         return self._write()
 
     def spend_code(
-        self,
-        conn: sqlite3.Connection,
-        code_id: str,
-        proof: bytes,
-        what: bytes,
-        context: bytes,
-        *,
-        now: dt.datetime,
-    ) -> tuple[str, str]:
-        """In ``conn``'s transaction: :meth:`_spend_code`."""
-        return self._spend_code(conn, code_id, proof, what, context, now=now)
-
-    def _spend_code(
         self,
         conn: sqlite3.Connection,
         code_id: str,

@@ -10,13 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 import sqlite3
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from hsm_bridge.clock import posix
 from hsm_bridge.errors import AuthorizationRefused, RefusalReason
 from hsm_bridge.sam.otp import match_step
+from hsm_bridge.sam.records_file import RecordsFile
 
 if TYPE_CHECKING:
     from cryptography.fernet import Fernet
@@ -48,28 +48,12 @@ class TotpPolicy:
     failure_window_seconds: int = 3600
 
 
-class TotpRecords:
-    """TOTP operations over the signer records' file. The registry provides
-    ``_write()`` (one ``BEGIN IMMEDIATE`` transaction), ``_fernet``, ``_policy`` and
-    ``_spend_code`` (an enrolment code's proof checked and spent)."""
+class TotpRecords(RecordsFile):
+    """TOTP operations over the signer records' file (:class:`RecordsFile`); the
+    registry also provides ``_fernet`` and ``_policy``."""
 
     _fernet: Fernet
     _policy: TotpPolicy
-
-    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
-        raise NotImplementedError  # provided by SignerRegistry
-
-    def _spend_code(
-        self,
-        conn: sqlite3.Connection,
-        code_id: str,
-        proof: bytes,
-        what: bytes,
-        context: bytes,
-        *,
-        now: dt.datetime,
-    ) -> tuple[str, str]:
-        raise NotImplementedError  # provided by SignerRegistry
 
     def set_totp(self, signer: str, secret: str) -> None:
         """Install ``signer``'s TOTP secret (base32) directly, replacing any; for the
@@ -129,7 +113,7 @@ class TotpRecords:
                 else:
                     if code_id is None or code_proof is None:
                         raise _refused(*_CODE_REFUSAL)
-                    owner, _ = self._spend_code(
+                    owner, _ = self.spend_code(
                         conn, code_id, code_proof, secret.encode(), TOTP_ENROLMENT_CONTEXT, now=now
                     )
                     if owner != signer:
