@@ -23,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "DEFAULT_CLIENT_SCOPES",
     "ApprovalNonce",
     "AuditCheckpoint",
     "AuditEntry",
@@ -100,7 +101,12 @@ class User(Base):
     password_must_change: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false()
     )
+    # a disabled user cannot sign in; their sessions end and nothing new is addressed to them
+    disabled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+DEFAULT_CLIENT_SCOPES = "requests:submit requests:read validations"
 
 
 class IntegrationClient(Base):
@@ -113,6 +119,12 @@ class IntegrationClient(Base):
     api_key_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     # signs status callbacks (HMAC-SHA256); Fernet-sealed, shown once at creation
     callback_secret: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # space-separated: requests:submit requests:read validations
+    scopes: Mapped[str] = mapped_column(
+        String(200), default=DEFAULT_CLIENT_SCOPES, server_default=DEFAULT_CLIENT_SCOPES
+    )
+    key_rotated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
