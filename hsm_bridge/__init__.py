@@ -9,7 +9,7 @@ tree. Nothing here imports ``gateway`` or ``mobile_api``.
 from hsm_bridge.bridge import Bridge, BridgeConfig, ModuleConfig
 from hsm_bridge.credentials import CredentialRef, SignatureMechanism
 from hsm_bridge.errors import BridgeError
-from hsm_bridge.interface import BridgeClient, SignRequest
+from hsm_bridge.interface import BridgeClient, OnSigned, SignRequest
 from hsm_bridge.pkcs11.tokens import TokenLimits
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "BridgeError",
     "CredentialRef",
     "ModuleConfig",
+    "OnSigned",
     "SignRequest",
     "SignatureMechanism",
     "TokenLimits",

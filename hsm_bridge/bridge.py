@@ -34,7 +34,7 @@ from hsm_bridge.errors import (
     RefusalReason,
     TokenNotPresent,
 )
-from hsm_bridge.interface import PasskeyOptions, SignRequest
+from hsm_bridge.interface import OnSigned, PasskeyOptions, SignRequest
 from hsm_bridge.pades.chain import issuer_chain, load_ca_file
 from hsm_bridge.pkcs11.inventory import (
     CredentialEntry,
@@ -376,7 +376,9 @@ class Bridge:
             raise outcome
         return outcome
 
-    def sign_many(self, requests: Sequence[SignRequest]) -> list[bytes | BridgeError]:
+    def sign_many(
+        self, requests: Sequence[SignRequest], on_signed: OnSigned | None = None
+    ) -> list[bytes | BridgeError]:
         """Build and sign each request's approved document; one signed PDF (the document
         followed by one incremental update) or error per request, in order.
 
@@ -385,7 +387,8 @@ class Bridge:
         so that each is used once whatever happens next (a replay, or one SAD twice in
         the batch, gets ``activation_invalid`` ``reused``); then each spent one goes
         through :class:`~hsm_bridge.signature_step.SignatureStep`, at the bridge's
-        clock, its errors kept per item."""
+        clock, its errors kept per item; ``on_signed`` hears of each signed PDF as it is
+        built."""
         now = self.clock()
         outcomes: list[bytes | BridgeError | None] = [None] * len(requests)
         checked: dict[int, Activation] = {}
@@ -411,7 +414,10 @@ class Bridge:
                 )
                 del checked[index]
         for index, activation in checked.items():
-            outcomes[index] = self._sign_one(requests[index], activation, now)
+            outcome = self._sign_one(requests[index], activation, now)
+            outcomes[index] = outcome
+            if on_signed is not None and isinstance(outcome, bytes):
+                on_signed(index, outcome)
         return [o if o is not None else BridgeError("not signed") for o in outcomes]
 
     def _sign_one(

@@ -5,7 +5,7 @@ the router that sends each credential to the bridge holding its token
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -16,7 +16,10 @@ from hsm_bridge.pkcs11.tokens import TokenHealth
 from hsm_bridge.sam.authorization import AuthorizationRequest, Factor, PasskeyAuthorisation
 from hsm_bridge.sam.signers import DeviceRecord, EnrolledDevice, EnrolmentCode
 
-__all__ = ["BridgeClient", "PasskeyOptions", "SignRequest"]
+__all__ = ["BridgeClient", "OnSigned", "PasskeyOptions", "SignRequest"]
+
+# told of each signed PDF (its index in the batch, the PDF bytes) as soon as it is built
+OnSigned = Callable[[int, bytes], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +162,11 @@ class BridgeClient(Protocol):
         the token; the signed PDF (the document followed by one incremental update)."""
         ...
 
-    def sign_many(self, requests: Sequence[SignRequest]) -> list[bytes | BridgeError]:
+    def sign_many(
+        self, requests: Sequence[SignRequest], on_signed: OnSigned | None = None
+    ) -> list[bytes | BridgeError]:
         """:meth:`sign` for each request (SADs spent in one durable transaction); one
-        signed PDF or error per request, in order."""
+        signed PDF or error per request, in order. ``on_signed(index, pdf)`` is told of
+        each signed PDF as soon as it is there, before the call returns (so that the
+        caller can check one while the next is built); it must not raise."""
         ...

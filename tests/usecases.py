@@ -40,6 +40,7 @@ from gateway.requests.submission import Submissions
 from hsm_bridge import BridgeError, CredentialRef, SignRequest
 from hsm_bridge.credentials import SignatureMechanism
 from hsm_bridge.errors import AuthorizationRefused, RefusalReason
+from hsm_bridge.interface import OnSigned
 from hsm_bridge.pades import SignatureParameters, SignerIdentity, build_signed_pdf
 from hsm_bridge.sam.authorization import AuthorizationItem, AuthorizationRequest, TotpFactor
 from signing_gateway.demo.images import DEMO_SEAL_DIAMETER_MM, demo_seal_png, demo_signature_png
@@ -135,13 +136,18 @@ class FakeBridge:
     def check_totp(self, signer: str, otp: str) -> None:
         self._check(otp)
 
-    def sign_many(self, requests: Sequence[SignRequest]) -> list[bytes | BridgeError]:
+    def sign_many(
+        self, requests: Sequence[SignRequest], on_signed: OnSigned | None = None
+    ) -> list[bytes | BridgeError]:
         answers: list[bytes | BridgeError] = []
         for request in requests:
             self.signed.append(request)
             request_id = request.activation.removeprefix("sad:")
             failure = self.failures.get(request_id)
-            answers.append(failure if failure is not None else self._build(request_id, request))
+            answer = failure if failure is not None else self._build(request_id, request)
+            if on_signed is not None and isinstance(answer, bytes):
+                on_signed(len(answers), answer)
+            answers.append(answer)
         return answers
 
     def _build(self, request_id: str, request: SignRequest) -> bytes:

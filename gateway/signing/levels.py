@@ -69,9 +69,14 @@ log = logging.getLogger(__name__)
 def newest_signature_level(pdf: bytes, trust_anchors: Sequence[bytes]) -> str | None:
     """The level (``B-B`` … ``B-LTA``) the newest signature of ``pdf`` reaches with
     ``trust_anchors`` (DER root certificates), or None when it reaches none (no
-    signature, broken, untrusted)."""
-    levels = signature_levels(pdf, trust_anchors)
-    return levels[-1][1] if levels else None
+    signature, broken, untrusted); the earlier signatures are not judged."""
+    reader = PdfFileReader(io.BytesIO(pdf), strict=False)
+    signatures = reader.embedded_regular_signatures
+    if not signatures:
+        return None
+    newest = max(signatures, key=lambda s: s.signed_revision)
+    anchors = [x509.Certificate.load(der) for der in trust_anchors]
+    return asyncio.run(reached_level(reader, newest, anchors))
 
 
 def signature_levels(pdf: bytes, trust_anchors: Sequence[bytes]) -> list[tuple[str, str | None]]:

@@ -26,7 +26,7 @@ import os
 import secrets
 import socket
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -158,46 +158,32 @@ class SignaturePipeline:
                 continue
             outcome.document_length = len(call.document)
             calls.append((outcome, call))
-        answers = self.bridge.sign_many([call for _, call in calls]) if calls else []
-        produced: list[tuple[_Outcome, bytes, int]] = []
-        for (outcome, call), answer in zip(calls, answers, strict=True):
-            if isinstance(answer, BridgeError):
-                log.warning("bridge refused or failed for %s: %s", outcome.request.id, answer.code)
-                outcome.bridge_error = answer
-            elif not answer.startswith(call.document):
-                outcome.failure = DocumentChanged.code
-            else:
-                produced.append((outcome, answer, len(call.document)))
-        levels = self._levels([signed for _, signed, _ in produced])
-        for (outcome, signed, original_length), level in zip(produced, levels, strict=True):
-            if (failure := self._judge_level(outcome, level)) is not None:
-                outcome.failure = failure
-            else:
-                self.store.write_signed(outcome.request.id, signed, original_length)
-                outcome.signed = signed
+        with _LevelJudge(self._anchors(), self.sandbox, self.settings.document_workers) as judge:
+            if len(calls) < 2:
+                judge.in_process_only()
+            answers = (
+                self.bridge.sign_many([call for _, call in calls], on_signed=judge.submit)
+                if calls
+                else []
+            )
+            for index, ((outcome, call), answer) in enumerate(zip(calls, answers, strict=True)):
+                if isinstance(answer, BridgeError):
+                    log.warning(
+                        "bridge refused or failed for %s: %s", outcome.request.id, answer.code
+                    )
+                    outcome.bridge_error = answer
+                elif not answer.startswith(call.document):
+                    outcome.failure = DocumentChanged.code
+                elif failure := self._judge_level(outcome, judge.level(index, answer)):
+                    outcome.failure = failure
+                else:
+                    self.store.write_signed(outcome.request.id, answer, len(call.document))
+                    outcome.signed = answer
         return outcomes
 
-    def _levels(self, signed: list[bytes]) -> list[str | None | bool]:
-        """The PAdES level each signed PDF reaches (:mod:`gateway.signing.levels`,
-        offline, the installation's trust anchors), judged in the document workers side
-        by side; True for each when no trust anchor is configured (nothing could be
-        trusted, nothing is judged)."""
-        anchors = list(load_ca_file(self.settings.effective_trust_anchors_file))
-        if not anchors:
-            return [True] * len(signed)
-        if self.sandbox is None or len(signed) < 2:
-            return [_level_here(pdf, anchors) for pdf in signed]
-        sandbox = self.sandbox
-
-        def judged(pdf: bytes) -> str | None:
-            try:
-                return sandbox.signature_level(pdf, anchors)
-            except GatewayError as exc:  # no worker free, or one lost: judged here
-                log.warning("signature level judged in process (%s)", exc.code)
-                return _level_here(pdf, anchors)
-
-        with ThreadPoolExecutor(self.settings.document_workers) as pool:
-            return list(pool.map(judged, signed))
+    def _anchors(self) -> list[bytes]:
+        """The installation's trust anchors (DER), against which its output is judged."""
+        return list(load_ca_file(self.settings.effective_trust_anchors_file))
 
     def _judge_level(self, outcome: _Outcome, level: str | None | bool) -> str | None:
         """Keep the level reached on the outcome; the failure code when it is below the
@@ -380,6 +366,55 @@ class SignaturePipeline:
             for notifier in self.notifiers:
                 notifier.signing_request_created(step.signer_id, step.id)
         return count
+
+
+class _LevelJudge:
+    """The PAdES level each signed PDF of a chunk reaches (:mod:`gateway.signing.levels`,
+    offline, with the installation's trust anchors), judged in the document workers
+    while the bridge builds the next signature: :meth:`submit` is the bridge's
+    ``on_signed`` hook, :meth:`level` the verdict (waiting for it). Judged in this
+    process when no worker is free, one is lost, or the chunk has one document; True for
+    each (not judged) when no trust anchor is configured (nothing could be trusted)."""
+
+    def __init__(self, anchors: list[bytes], sandbox: DocumentSandbox | None, workers: int) -> None:
+        self.anchors = anchors
+        self.sandbox = sandbox
+        self.pool = ThreadPoolExecutor(workers) if sandbox is not None and anchors else None
+        self.pending: dict[int, Future[str | None]] = {}
+
+    def __enter__(self) -> _LevelJudge:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def in_process_only(self) -> None:
+        """Judge here, at :meth:`level` (one document: a worker's round trip costs more)."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=False)
+        self.pool = None
+
+    def submit(self, index: int, pdf: bytes) -> None:
+        """Start judging ``pdf``, the chunk's ``index``-th signed PDF, in a worker."""
+        if self.pool is not None:
+            self.pending[index] = self.pool.submit(self._judged, pdf)
+
+    def level(self, index: int, pdf: bytes) -> str | None | bool:
+        """The level ``pdf`` (the ``index``-th) reaches, None for none, True when not
+        judged."""
+        if not self.anchors:
+            return True
+        future = self.pending.pop(index, None)
+        return future.result() if future is not None else _level_here(pdf, self.anchors)
+
+    def _judged(self, pdf: bytes) -> str | None:
+        assert self.sandbox is not None
+        try:
+            return self.sandbox.signature_level(pdf, self.anchors)
+        except GatewayError as exc:  # no worker free, or one lost: judged here
+            log.warning("signature level judged in process (%s)", exc.code)
+            return _level_here(pdf, self.anchors)
 
 
 def _level_here(pdf: bytes, anchors: list[bytes]) -> str | None:

@@ -212,6 +212,10 @@ def build_signed_pdf(
         location=params.location,
         contact_info=params.contact_info,
         embed_validation_info=long_term,
+        # without a timestamp every part of the CMS has a size known up front (the
+        # dry run's signature is the largest the key makes): no margin to pad, nor to
+        # read back as hex digits at every validation
+        tight_size_estimates=level not in PadesLevel.TIMESTAMPED,
         use_pades_lta=level == PadesLevel.B_LTA,
         validation_context=(
             _validation_context(identity, validation_data)

@@ -15,7 +15,7 @@ import httpx
 
 from hsm_bridge.credentials import CredentialRef
 from hsm_bridge.errors import BridgeError, BridgeUnavailable, error_from_code
-from hsm_bridge.interface import PasskeyOptions, SignRequest
+from hsm_bridge.interface import OnSigned, PasskeyOptions, SignRequest
 from hsm_bridge.pkcs11.inventory import CredentialEntry, TokenEntry
 from hsm_bridge.pkcs11.tokens import TokenHealth
 from hsm_bridge.sam.authorization import AuthorizationRequest, Factor, PasskeyAuthorisation
@@ -237,10 +237,13 @@ class RemoteBridge:
             raise outcome
         return outcome
 
-    def sign_many(self, requests: Sequence[SignRequest]) -> list[bytes | BridgeError]:
+    def sign_many(
+        self, requests: Sequence[SignRequest], on_signed: OnSigned | None = None
+    ) -> list[bytes | BridgeError]:
         """Sign in exchanges of up to :data:`~hsm_bridge.transport.wire.MAX_SIGN_BATCH` items and
         about :data:`~hsm_bridge.transport.wire.MAX_CHUNK_BYTES` of JSON each (documents are
-        large); one signed PDF or error per request, in order."""
+        large); one signed PDF or error per request, in order; ``on_signed`` hears of each
+        exchange's signed PDFs when it returns."""
         outcomes: list[bytes | BridgeError] = []
         for chunk in _chunks(list(requests)):
             items = [SignItemWire.of(r) for r in chunk]
@@ -254,9 +257,11 @@ class RemoteBridge:
                 # this chunk failed as a whole; earlier chunks keep their signatures
                 outcomes.extend([exc] * len(chunk))
                 continue
-            outcomes.extend(
-                outcome_from_json(item, r.document) for item, r in zip(results, chunk, strict=True)
-            )
+            for item, request in zip(results, chunk, strict=True):
+                outcome = outcome_from_json(item, request.document)
+                if on_signed is not None and isinstance(outcome, bytes):
+                    on_signed(len(outcomes), outcome)
+                outcomes.append(outcome)
         return outcomes
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from hsm_bridge.credentials import CredentialRef
 from hsm_bridge.errors import AuthorizationRefused, BridgeError, RefusalReason, TokenNotPresent
-from hsm_bridge.interface import BridgeClient, PasskeyOptions, SignRequest
+from hsm_bridge.interface import BridgeClient, OnSigned, PasskeyOptions, SignRequest
 from hsm_bridge.pkcs11.inventory import CredentialEntry, TokenEntry
 from hsm_bridge.pkcs11.tokens import TokenHealth
 from hsm_bridge.sam.authorization import (
@@ -259,8 +259,11 @@ class BridgeRouter:
             raise outcome
         return outcome
 
-    def sign_many(self, requests: Sequence[SignRequest]) -> list[bytes | BridgeError]:
-        """Each request on its token's bridge (one call per bridge); outcomes in order."""
+    def sign_many(
+        self, requests: Sequence[SignRequest], on_signed: OnSigned | None = None
+    ) -> list[bytes | BridgeError]:
+        """Each request on its token's bridge (one call per bridge); outcomes in order;
+        ``on_signed`` hears of each signed PDF, by its index in ``requests``."""
         outcomes: list[bytes | BridgeError | None] = [None] * len(requests)
         per_bridge: dict[str, list[int]] = defaultdict(list)
         by_name: dict[str, BridgeClient] = {}
@@ -274,7 +277,9 @@ class BridgeRouter:
             per_bridge[bridge.name].append(index)
         for name, indexes in per_bridge.items():
             try:
-                results = by_name[name].sign_many([requests[i] for i in indexes])
+                results = by_name[name].sign_many(
+                    [requests[i] for i in indexes], _renumbered(on_signed, indexes)
+                )
             except BridgeError as exc:
                 results = [exc] * len(indexes)
             for index, result in zip(indexes, results, strict=True):
@@ -282,3 +287,11 @@ class BridgeRouter:
                     self._forget(requests[index].credential.token_serial)
                 outcomes[index] = result
         return [o if o is not None else BridgeError("not signed") for o in outcomes]
+
+
+def _renumbered(on_signed: OnSigned | None, indexes: list[int]) -> OnSigned | None:
+    """``on_signed`` told of a sub-batch's PDF by its index in the whole batch."""
+    if on_signed is None:
+        return None
+    hook = on_signed
+    return lambda index, pdf: hook(indexes[index], pdf)
