@@ -38,6 +38,12 @@ from gateway.config import Settings
 from gateway.db.database import Database
 from gateway.db.models import Credential, SigningRequest
 from gateway.errors import DocumentChanged, GatewayError
+from gateway.observability.metrics import (
+    BRIDGE_SIGNING,
+    SIGNATURES,
+    SIGNING_LATENCY,
+    Stopwatch,
+)
 from gateway.requests import workflows
 from gateway.requests.document_store import DocumentStore
 from gateway.requests.lifecycle import RequestStatus, transition
@@ -130,9 +136,11 @@ class SignaturePipeline:
         id, the request after its transition, or the bridge error that sent it back to
         pending."""
         results: dict[str, SigningRequest | BridgeError] = {}
+        since_approval = Stopwatch()
         for chunk in _chunks(requests):
             outcomes = self._sign_chunk(chunk, activations, pin_envelope)
             results.update(self._record(outcomes, client_address, pin_envelope))
+            _count(results, [o.request.id for o in outcomes], since_approval)
         return results
 
     def _sign_chunk(
@@ -158,7 +166,11 @@ class SignaturePipeline:
                 continue
             outcome.document_length = len(call.document)
             calls.append((outcome, call))
-        answers = self.bridge.sign_many([call for _, call in calls]) if calls else []
+        answers: list[bytes | BridgeError] = []
+        if calls:
+            at_bridge = Stopwatch()
+            answers = self.bridge.sign_many([call for _, call in calls])
+            BRIDGE_SIGNING.observe(at_bridge.seconds())
         produced: list[tuple[_Outcome, bytes, int]] = []
         for (outcome, call), answer in zip(calls, answers, strict=True):
             if isinstance(answer, BridgeError):
@@ -380,6 +392,22 @@ class SignaturePipeline:
             for notifier in self.notifiers:
                 notifier.signing_request_created(step.signer_id, step.id)
         return count
+
+
+def _count(
+    results: dict[str, SigningRequest | BridgeError], ids: list[str], watch: Stopwatch
+) -> None:
+    """Count the recorded outcomes of a chunk's requests ``ids`` (one lost to another
+    process's recovery is not there), and time the signed ones from the approval."""
+    for request_id in ids:
+        result = results.get(request_id)
+        if isinstance(result, BridgeError):
+            SIGNATURES.labels("retry", result.code).inc()
+        elif result is not None and result.status == RequestStatus.SIGNED:
+            SIGNATURES.labels("signed", "").inc()
+            SIGNING_LATENCY.observe(watch.seconds())
+        elif result is not None:
+            SIGNATURES.labels("failed", result.failure_code or "").inc()
 
 
 def _level_here(pdf: bytes, anchors: list[bytes]) -> str | None:
