@@ -37,9 +37,7 @@ def _value(samples: dict, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
-def test_metrics_count_an_approved_signature_and_show_the_pending_one(
-    server, installation, signer
-):
+def test_metrics_count_an_approved_signature_and_show_the_pending_one(server, installation, signer):
     issued = cli(installation, "operator-token")
     assert issued.returncode == 0, issued.stderr
     token = issued.stdout.strip()
