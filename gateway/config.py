@@ -229,6 +229,15 @@ class Settings(BaseSettings):
         100, gt=0, description="a signed audit checkpoint every this many entries"
     )
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="text (for people) or json (one object a line, for a log collector)",
+    )
+    otel_enabled: bool = Field(
+        False,
+        description="send OpenTelemetry traces (OTLP over HTTP, configured by the standard"
+        " OTEL_* variables); needs the otel extra: pip install '.[otel]'",
+    )
 
     @classmethod
     def settings_customise_sources(

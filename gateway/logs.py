@@ -3,14 +3,27 @@
 Secrets never reach a log line: the filter replaces bearer tokens, our API keys,
 ``password=``/``pin=``/``otp=``/``secret=`` values and otpauth URIs in the formatted
 message, whatever logger produced it (ours, uvicorn's, a library's).
+
+Two formats: ``text`` (the default, for people) and ``json`` (one JSON object a line,
+for a log collector: ``time``, ``level``, ``logger``, ``message``, ``request_id`` and,
+for an error, ``exc_info``; nothing else a library may attach to a record). Both carry
+the request id of the HTTP request being served (``-`` outside one).
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from typing import Any, Literal
 
-__all__ = ["RedactingFilter", "configure_logging"]
+from pythonjsonlogger.json import JsonFormatter
+
+from hsm_bridge.transport.request_ids import RequestIdLogFilter
+
+__all__ = ["LogFormat", "RedactingFilter", "RedactedJsonFormatter", "configure_logging", "redact"]
+
+LogFormat = Literal["text", "json"]
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"
 
 _PATTERNS = [
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),
@@ -49,12 +62,44 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """Root logging to stderr with the redaction filter on the handler, quieting
-    libraries that log stack traces for expected conditions (pyHanko's validation of
-    foreign signatures, fontTools' subsetter)."""
+class RedactedJsonFormatter(JsonFormatter):
+    """One JSON object a line with only the fields named in the module's docstring; a
+    traceback is redacted as the message is (:func:`redact`)."""
+
+    FIELDS = ("asctime", "levelname", "name", "message", "request_id")
+    _KEPT = frozenset({"time", "level", "logger", "message", "request_id", "exc_info"})
+
+    def __init__(self) -> None:
+        super().__init__(
+            list(self.FIELDS),
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            json_ensure_ascii=False,
+        )
+
+    def add_fields(
+        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
+        """The fixed fields only: extras a library puts on a record (uvicorn's
+        ``color_message``, say) are left out, being unredacted."""
+        super().add_fields(log_data, record, message_dict)
+        for key in [k for k in log_data if k not in self._KEPT]:
+            del log_data[key]
+
+    def formatException(self, ei: Any) -> str:  # noqa: N802 - logging's name
+        """The traceback, redacted."""
+        return redact(str(super().formatException(ei)))
+
+
+def configure_logging(level: str = "INFO", log_format: LogFormat = "text") -> None:
+    """Root logging to stderr in ``log_format`` with the request id and the redaction
+    filter on the handler, quieting libraries that log stack traces for expected
+    conditions (pyHanko's validation of foreign signatures, fontTools' subsetter)."""
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if log_format == "json":
+        handler.setFormatter(RedactedJsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+    handler.addFilter(RequestIdLogFilter())
     handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     for old in list(root.handlers):

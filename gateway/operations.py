@@ -1,8 +1,9 @@
 """The operator's endpoints. ``GET /health`` is the public liveness answer: it names
 nothing (no token, no module, no bridge). The details, ``GET /operator/health`` (every
-token with its state, unreachable bridges), and ``GET /metrics`` (Prometheus text of the
-in-process bridge) need the operator token (:mod:`gateway.admin.operators`):
-``Authorization: Bearer <token>``. The nginx sample keeps both inside the host."""
+token with its state, unreachable bridges), and ``GET /metrics`` (Prometheus text: the
+gateway's metrics, :mod:`gateway.observability`, and the in-process bridge's) need the
+operator token (:mod:`gateway.admin.operators`): ``Authorization: Bearer <token>``. The
+nginx sample keeps both inside the host."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from gateway.admin.operators import check_operator_token
 from gateway.context import GatewayContext, context_of
 from gateway.errors import Unauthenticated
+from gateway.observability.backlog import Backlog, render_backlog
 from hsm_bridge import BridgeError
 from hsm_bridge.pkcs11 import metrics
 from hsm_bridge.transport.router import BridgeRouter
@@ -60,7 +62,10 @@ def operator_health(context: Context) -> dict[str, object]:
 
 
 @router.get("/metrics", include_in_schema=False, dependencies=[Depends(operator)])
-def prometheus() -> Response:
-    """Prometheus metrics of the in-process bridge (operations, latency, errors per
-    token). Needs the operator token."""
-    return Response(metrics.render(), media_type=metrics.CONTENT_TYPE)
+def prometheus(context: Context) -> Response:
+    """Prometheus metrics of this process (HTTP requests, approvals, signatures,
+    callbacks; the in-process bridge's operations, latency, errors per token) and of the
+    database, read now (requests by status, pending age, undelivered callbacks). Needs
+    the operator token."""
+    backlog = Backlog(context.db, context.clock, context.settings.callback_max_attempts)
+    return Response(metrics.render() + render_backlog(backlog), media_type=metrics.CONTENT_TYPE)

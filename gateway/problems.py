@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.errors import GatewayError
 from hsm_bridge.errors import BridgeError
+from hsm_bridge.transport import request_ids
 
 __all__ = ["PROBLEM_TYPE_BASE", "Problem", "document_problems", "install_error_handlers", "problem"]
 
@@ -77,8 +78,9 @@ def document_problems(app: FastAPI) -> None:
 def problem(
     status: int, code: str, title: str, detail: str, *, retryable: bool = False, **extra: Any
 ) -> JSONResponse:
-    """An ``application/problem+json`` response (RFC 9457) with our ``code`` member and
-    whether the same call may succeed later unchanged (``retryable``)."""
+    """An ``application/problem+json`` response (RFC 9457) with our ``code`` member,
+    whether the same call may succeed later unchanged (``retryable``) and the request's
+    id (``request_id``, as in the ``X-Request-ID`` header and the log lines)."""
     body = {
         "type": PROBLEM_TYPE_BASE + code,
         "title": title,
@@ -88,6 +90,8 @@ def problem(
         "retryable": retryable,
         **extra,
     }
+    if (request_id := request_ids.current()) is not None:
+        body["request_id"] = request_id
     return ProblemResponse(body, status_code=status)
 
 

@@ -6,11 +6,12 @@ import functools
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from fastapi import FastAPI
 
-from gateway import operations
+from gateway import observability, operations
 from gateway.config import Settings
 from gateway.context import build_context
 from gateway.integration import api as integration_api
@@ -61,8 +62,10 @@ def web_push_provider(settings: Settings) -> WebPushProvider:
     )
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """Build the ASGI application for the installation described by ``settings``.
+def create_app(settings: Settings, *, span_exporter: Any = None) -> FastAPI:
+    """Build the ASGI application for the installation described by ``settings``
+    (``span_exporter``: where traces go when tracing is enabled, see
+    :func:`gateway.observability.install`; raises TracingUnavailable).
 
     On start-up it opens the installation, recovers requests interrupted while signing,
     and wires push notifications and callbacks; on shutdown it drains them."""
@@ -89,6 +92,7 @@ def create_app(settings: Settings) -> FastAPI:
     ):
         app.include_router(router)
     mount_app(app)
+    observability.install(app, settings, span_exporter=span_exporter)
     return app
 
 

@@ -339,13 +339,16 @@ def _certifier(label: str, ca_key: Any, ca_name: Any) -> Any:
 
 
 def serve(state_file: Path) -> None:
-    """The child: provision the planned keys, then serve the bridge with mutual TLS."""
+    """The child: provision the planned keys, then serve the bridge with mutual TLS,
+    logging as ``bridge serve`` does (here in JSON, with request ids)."""
 
+    from gateway.logs import configure_logging
     from hsm_bridge import Bridge, BridgeConfig, ModuleConfig, TokenLimits
     from hsm_bridge.pkcs11.pins import PinStore
     from hsm_bridge.sam.authorization import Profile
     from hsm_bridge.transport.service import serve
 
+    configure_logging("INFO", "json")
     state = json.loads(state_file.read_text("utf-8"))
     pin_key = state["pin_key"].encode("ascii")
     ca_key, ca_name = _test_ca(Path(state["ca_certificates_file"]))

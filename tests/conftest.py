@@ -202,6 +202,21 @@ def server(
         process.wait(timeout=30)
 
 
+@pytest.fixture(scope="session")
+def json_server(
+    installation: Settings, demo_credentials: dict, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """A second server on the test installation that logs in JSON
+    (``GATEWAY_LOG_FORMAT=json``), started only by the tests that ask for it."""
+    log_path = tmp_path_factory.mktemp("json-server") / "server.log"
+    process, base_url = start_server(installation, log_path, GATEWAY_LOG_FORMAT="json")
+    try:
+        yield Server(base_url, log_path, demo_credentials["api_key"])
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
 @pytest.fixture
 def signer(db: Database, box: SecretBox) -> TestSigner:
     """A fresh signer (own TOTP secret) using leader1's RSA key."""

@@ -32,6 +32,7 @@ from gateway.errors import (
     RequestExpired,
     RequestNotPending,
 )
+from gateway.observability.metrics import count_decision
 from gateway.requests.access import expire_if_due, load_owned
 from gateway.requests.lifecycle import RequestStatus, transition
 from hsm_bridge import BridgeError, CredentialRef
@@ -191,6 +192,7 @@ class SigningService(SignerInbox):
             refusal = self._accept_factor(session, decision, triage, len(ids))
             if refusal is None and triage.decided:
                 self._record(session, decision, triage.decided, ids, reason="")
+        _count(decision, refusal, triage.decided)
         if refusal is not None:
             raise refusal
         if triage.decided:
@@ -225,6 +227,7 @@ class SigningService(SignerInbox):
             refusal = self._accept_factor(session, decision, triage, len(ids))
             if refusal is None and triage.decided:
                 self._record(session, decision, triage.decided, ids, reason=reason)
+        _count(decision, refusal, triage.decided)
         if refusal is not None:
             raise refusal
         return triage.outcomes(ids)
@@ -468,6 +471,20 @@ class SigningService(SignerInbox):
                 detail={"code": refusal.code, "device": factor.device_id, "batch": len(requests)},
             )
         return refusal
+
+
+def _count(
+    decision: _Decision,
+    refusal: GatewayError | BridgeError | None,
+    decided: Sequence[SigningRequest],
+) -> None:
+    """Count a decision in the metrics: refused (its factor was), or approved/rejected
+    when it decided at least one request (else each request had its own refusal)."""
+    if refusal is not None:
+        count_decision(decision.factor, "refused")
+    elif decided:
+        outcome = "approved" if decision.kind is Decision.APPROVE else "rejected"
+        count_decision(decision.factor, outcome)
 
 
 def _credential_revoked(session: Session, request: SigningRequest) -> bool:

@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 from gateway.db.database import Database, affected_rows
 from gateway.db.models import CallbackDelivery, IntegrationClient, SigningRequest
 from gateway.integration.destinations import DestinationPolicy, DestinationRefused
+from gateway.observability.metrics import CALLBACK_DELIVERIES
 from gateway.requests.workflow_steps import steps_of, workflow_status
 from gateway.secrets_at_rest import SecretBox
 from hsm_bridge.clock import Clock, posix, utcnow
@@ -182,10 +183,13 @@ class CallbackDeliverer:
             if error is None:
                 delivery.delivered_at = now
                 delivery.last_error = None
+                CALLBACK_DELIVERIES.labels("delivered").inc()
                 return 1
             delay = min(self._retry * 2 ** (delivery.attempts - 1), 6 * 3600)
             delivery.next_attempt_at = now + dt.timedelta(seconds=delay)
             delivery.last_error = error
+        given_up = delivery.attempts >= self._max_attempts
+        CALLBACK_DELIVERIES.labels("abandoned" if given_up else "failed").inc()
         log.warning(
             "callback %s for request %s failed (%s); attempt %d, next in %.0f s",
             delivery_id,

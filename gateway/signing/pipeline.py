@@ -38,6 +38,12 @@ from gateway.config import Settings
 from gateway.db.database import Database
 from gateway.db.models import Credential, SigningRequest
 from gateway.errors import DocumentChanged, GatewayError
+from gateway.observability.metrics import (
+    BRIDGE_SIGNING,
+    SIGNATURES,
+    SIGNING_LATENCY,
+    Stopwatch,
+)
 from gateway.requests import workflows
 from gateway.requests.document_store import DocumentStore
 from gateway.requests.lifecycle import RequestStatus, transition
@@ -130,9 +136,11 @@ class SignaturePipeline:
         id, the request after its transition, or the bridge error that sent it back to
         pending."""
         results: dict[str, SigningRequest | BridgeError] = {}
+        since_approval = Stopwatch()
         for chunk in _chunks(requests):
             outcomes = self._sign_chunk(chunk, activations, pin_envelope)
             results.update(self._record(outcomes, client_address, pin_envelope))
+            _count(results, [o.request.id for o in outcomes], since_approval)
         return results
 
     def _sign_chunk(
@@ -161,11 +169,11 @@ class SignaturePipeline:
         with _LevelJudge(self._anchors(), self.sandbox, self.settings.document_workers) as judge:
             if len(calls) < 2:
                 judge.in_process_only()
-            answers = (
-                self.bridge.sign_many([call for _, call in calls], on_signed=judge.submit)
-                if calls
-                else []
-            )
+            answers: list[bytes | BridgeError] = []
+            if calls:
+                at_bridge = Stopwatch()
+                answers = self.bridge.sign_many([c for _, c in calls], on_signed=judge.submit)
+                BRIDGE_SIGNING.observe(at_bridge.seconds())
             for index, ((outcome, call), answer) in enumerate(zip(calls, answers, strict=True)):
                 if isinstance(answer, BridgeError):
                     log.warning(
@@ -415,6 +423,22 @@ class _LevelJudge:
         except GatewayError as exc:  # no worker free, or one lost: judged here
             log.warning("signature level judged in process (%s)", exc.code)
             return _level_here(pdf, self.anchors)
+
+
+def _count(
+    results: dict[str, SigningRequest | BridgeError], ids: list[str], watch: Stopwatch
+) -> None:
+    """Count the recorded outcomes of a chunk's requests ``ids`` (one lost to another
+    process's recovery is not there), and time the signed ones from the approval."""
+    for request_id in ids:
+        result = results.get(request_id)
+        if isinstance(result, BridgeError):
+            SIGNATURES.labels("retry", result.code).inc()
+        elif result is not None and result.status == RequestStatus.SIGNED:
+            SIGNATURES.labels("signed", "").inc()
+            SIGNING_LATENCY.observe(watch.seconds())
+        elif result is not None:
+            SIGNATURES.labels("failed", result.failure_code or "").inc()
 
 
 def _level_here(pdf: bytes, anchors: list[bytes]) -> str | None:

@@ -30,6 +30,7 @@ Per token (PKCS#11 v2.40 §5.6, §11.6):
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import hmac
 import logging
@@ -365,7 +366,9 @@ class TokenPool:
             )
         timeout = state.limits.timeout_seconds
         job = Job(start_deadline=time.monotonic() + timeout)
-        state.workers().submit(self._work, state, job, operation, pin)
+        # the worker's log lines carry the caller's context (its request id)
+        context = contextvars.copy_context()
+        state.workers().submit(context.run, self._work, state, job, operation, pin)
         return PendingBatch(state, job, operation, timeout)
 
     def _work(self, state: TokenRecord, job: Job, operation: str, pin: str | None) -> None:

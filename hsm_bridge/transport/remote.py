@@ -1,6 +1,8 @@
 """The client side of a bridge service on a secure host: the same interface as the
 in-process :class:`~hsm_bridge.bridge.Bridge`, over HTTPS with mutual TLS (httpx; one
-keep-alive connection pool per bridge)."""
+keep-alive connection pool per bridge). Each call carries the id of the gateway's HTTP
+request being served (``X-Request-ID``, :mod:`hsm_bridge.transport.request_ids`), which
+the bridge logs and returns."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from hsm_bridge.pkcs11.inventory import CredentialEntry, TokenEntry
 from hsm_bridge.pkcs11.tokens import TokenHealth
 from hsm_bridge.sam.authorization import AuthorizationRequest, Factor, PasskeyAuthorisation
 from hsm_bridge.sam.signers import DeviceRecord, EnrolledDevice, EnrolmentCode
+from hsm_bridge.transport import request_ids
 from hsm_bridge.transport.wire import (
     MAX_CHUNK_BYTES,
     MAX_SIGN_BATCH,
@@ -82,7 +85,7 @@ class RemoteBridge:
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
         try:
-            response = self._client.request(method, path, json=body)
+            response = self._client.request(method, path, json=body, headers=request_ids.outgoing())
         except httpx.HTTPError as exc:
             raise BridgeUnavailable(
                 f"bridge {self.name} is unreachable or refused this gateway's TLS client "

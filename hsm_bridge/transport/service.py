@@ -29,6 +29,8 @@ administrator's word are not here: they are the bridge host's administration
 (``signing-gateway bridge ...``).
 
 Errors are ``{"code", "message", "retryable"}`` with the error class's HTTP status.
+A request's ``X-Request-ID`` (the gateway's request id) is put on the bridge's log lines
+and returned (:mod:`hsm_bridge.transport.request_ids`).
 Every handler is a plain function, so FastAPI runs it on its thread pool: the event
 loop never waits on C_Sign.
 """
@@ -45,6 +47,7 @@ from fastapi.responses import JSONResponse
 
 from hsm_bridge.bridge import Bridge
 from hsm_bridge.errors import BridgeError
+from hsm_bridge.transport import request_ids
 from hsm_bridge.transport.routes import invalid_request, router
 from hsm_bridge.transport.wire import (
     MAX_BODY_BYTES,
@@ -71,6 +74,7 @@ def create_bridge_app(bridge: Bridge) -> FastAPI:
 
     app.include_router(router)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    request_ids.install(app)
     return app
 
 

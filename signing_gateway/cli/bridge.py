@@ -233,7 +233,7 @@ def bridge_serve(
     """Serve this host's tokens to the gateway over HTTPS with mutual TLS."""
 
     settings = load_settings(data_dir)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     files = link_files(settings.bridge_tls_dir)
     if not files.bridge_key.exists():
         typer.echo("no TLS files: run `signing-gateway bridge init-tls` first", err=True)

@@ -20,6 +20,7 @@ from gateway.admin.installation import init_installation
 from gateway.admin.operators import issue_operator_token
 from gateway.config import Settings, load_settings
 from gateway.logs import configure_logging
+from gateway.observability import TracingUnavailable
 from signing_gateway.app import create_app
 from signing_gateway.cli.common import (
     DataDir,
@@ -67,9 +68,14 @@ def serve(
     """Run the gateway with uvicorn."""
 
     settings = load_settings(data_dir)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        app = create_app(settings)
+    except TracingUnavailable as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
     _serve_demo_pki(settings)
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None)
+    uvicorn.run(app, host=host, port=port, log_config=None)
 
 
 def _serve_demo_pki(settings: Settings) -> None:

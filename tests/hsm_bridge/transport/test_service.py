@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import io
+import json
 import os
 import ssl
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from pathlib import Path
 import httpx
 import pyotp
 import pytest
+from asgi_correlation_id import correlation_id
 from prometheus_client.parser import text_string_to_metric_families
 from pyhanko.pdf_utils.reader import PdfFileReader
 
@@ -175,6 +177,28 @@ def test_builds_and_signs_over_mtls(
 ) -> None:
     request = _request(services, services.a.ref(key_id), mechanism, b"over the link " + key_id)
     assert _verify(services.a, request, remote_a.sign(request)) == algorithm
+
+
+def test_the_gateway_request_id_is_logged_by_the_bridge_and_returned(
+    services: Services, remote_a: RemoteBridge
+) -> None:
+    request = _request(
+        services, services.a.ref(EC_ID), SignatureMechanism.ECDSA_SHA256, b"request id"
+    )
+    token = correlation_id.set("req-0042.gateway")  # as the gateway's middleware does
+    try:
+        remote_a.sign(request)
+    finally:
+        correlation_id.reset(token)
+    lines = [json.loads(line) for line in services.a.log().splitlines() if line.startswith("{")]
+    signed = [line for line in lines if "with credential" in line["message"]]
+    assert signed and signed[-1]["request_id"] == "req-0042.gateway"
+    link = services.a.link
+    with tls_client(services.a.url, link.ca, link.gateway_certificate, link.gateway_key) as http:
+        echoed = http.get("/health", headers={"X-Request-ID": "req-0043"})
+        assert echoed.headers["X-Request-ID"] == "req-0043"
+        forged = http.get("/health", headers={"X-Request-ID": 'x" injected=1'})
+        assert forged.headers["X-Request-ID"] not in ("", 'x" injected=1')
 
 
 def test_sign_many_batch_of_40_all_validate(services: Services, remote_a: RemoteBridge) -> None:
