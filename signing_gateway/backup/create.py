@@ -74,11 +74,14 @@ def create_backup(
     """Write the encrypted backup of the installation ``settings`` names to ``target``
     (replaced atomically when it exists) and audit it as ``actor``. ``now`` is the
     manifest's creation time and the audit entry's. Raises BackupError
-    (``backup_no_installation``, ``backup_database_outside``) and OSError."""
+    (``backup_no_installation``, ``backup_folder_missing``,
+    ``backup_database_outside``) and OSError."""
     data_dir = settings.data_dir.resolve()
     if not settings.secrets_dir.is_dir():
         raise BackupError("backup_no_installation", f"no installation in {data_dir}")
     target = target.resolve()
+    if not target.parent.is_dir():
+        raise BackupError("backup_folder_missing", f"{target.parent} does not exist")
     partial = target.with_name(target.name + ".partial")
     url = make_url(settings.effective_database_url)
     dialect = url.get_backend_name()

@@ -21,9 +21,10 @@ from gateway.config import load_settings
 from gateway.context import open_database
 from gateway.db.models import AuditEntry, SigningRequest
 from signing_gateway.demo.sample_pdf import sample_pdf
+from tests import factories
 from tests.commands import cli
 from tests.conftest import Server, approve, start_server, submit
-from tests.factories import TestSigner, make_signer
+from tests.factories import make_signer
 
 PASSPHRASE = "Sao lưu hằng đêm, giữ kỹ!"
 
@@ -51,7 +52,7 @@ class Made:
     signed_id: str
     signed: bytes
     pending_id: str
-    approver: TestSigner
+    approver: factories.TestSigner
     submitted_meanwhile: list[str]
 
 
@@ -101,6 +102,7 @@ def made(installation, server, db, box, tmp_path_factory) -> Made:
         done.set()
         writer.join()
     assert made.returncode == 0, made.stderr
+    assert meanwhile, "the document system submitted nothing while the backup ran"
     assert "backup written to" in made.stdout
     return Made(
         folder / "gateway.sgwb",
