@@ -10,6 +10,7 @@ import typer
 from signing_gateway.cli import (
     archive,
     audit,
+    backup,
     bridge,
     credentials,
     devices,
@@ -28,6 +29,7 @@ app = typer.Typer(
     help="Remote signing gateway: PAdES signatures with keys on PKCS#11 tokens.",
 )
 app.registered_commands.extend(installation.app.registered_commands)
+app.registered_commands.extend(backup.app.registered_commands)
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(credentials.app, name="credentials")
 app.add_typer(audit.app, name="audit")
