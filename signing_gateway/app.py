@@ -32,6 +32,7 @@ from mobile_api.push import (
 )
 from mobile_api.throttle import LoginThrottle
 from mobile_api.web_app import mount_app
+from signing_gateway.api_docs import mount_docs
 
 __all__ = ["create_app"]
 
@@ -72,6 +73,8 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=functools.partial(_lifespan, settings),
         description="PAdES signatures with keys that stay on PKCS#11 tokens, approved "
         "from a tablet.",
+        docs_url=None,  # served from local assets by mount_docs
+        redoc_url=None,
     )
     install_error_handlers(app)
     document_problems(app)
@@ -89,6 +92,7 @@ def create_app(settings: Settings) -> FastAPI:
     ):
         app.include_router(router)
     mount_app(app)
+    mount_docs(app)
     return app
 
 

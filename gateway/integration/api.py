@@ -11,19 +11,42 @@ import math
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Header, Request, Response, UploadFile
+from fastapi.security import HTTPBearer
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from gateway.context import GatewayContext, context_of
 from gateway.db.models import IntegrationClient, SigningRequest
-from gateway.errors import DocumentTooLarge, ParameterInvalid, Unauthenticated
+from gateway.errors import (
+    CertificateRefused,
+    DocumentRefused,
+    DocumentTooLarge,
+    DocumentWorkersBusy,
+    IdempotencyConflict,
+    ParameterInvalid,
+    RequestExpired,
+    RequestNotPending,
+    RequestNotSigned,
+    SubmissionConflict,
+    SubmissionRefused,
+    Unauthenticated,
+)
+from gateway.problems import raises
 from gateway.requests.schemas import SigningRequestView
 from gateway.requests.submission import WorkflowOrder
 from hsm_bridge.pades import SignatureParameters
 
-__all__ = ["router"]
+__all__ = ["API_KEY", "router"]
 
-router = APIRouter(prefix="/api/v1", tags=["integration"])
+# the OpenAPI security scheme (and Swagger UI's Authorize button) of every /api/v1 route;
+# it checks nothing itself (auto_error=False): current_client does, with our problems
+API_KEY = HTTPBearer(
+    auto_error=False,
+    scheme_name="apiKey",
+    description="The integration client's API key: `Authorization: Bearer <api key>`.",
+)
+
+router = APIRouter(prefix="/api/v1", tags=["integration"], dependencies=[Depends(API_KEY)])
 
 Context = Annotated[GatewayContext, Depends(context_of)]
 
@@ -62,7 +85,19 @@ def _parse_box(box: str | None, page: int | None) -> tuple[float, float, float, 
     return (x1, y1, x2, y2)
 
 
-@router.post("/signing-requests", status_code=201, response_model=SigningRequestView)
+@router.post(
+    "/signing-requests",
+    status_code=201,
+    response_model=SigningRequestView,
+    responses=raises(
+        DocumentRefused,
+        SubmissionRefused,
+        CertificateRefused,
+        IdempotencyConflict,
+        SubmissionConflict,
+        DocumentWorkersBusy,
+    ),
+)
 async def submit(
     request: Request,
     response: Response,
@@ -159,7 +194,7 @@ def status(request_id: str, context: Context, client: Client) -> SigningRequestV
 @router.get(
     "/signing-requests/{request_id}/signed-document",
     response_class=Response,
-    responses={200: {"content": {"application/pdf": {}}}},
+    responses={200: {"content": {"application/pdf": {}}}, **raises(RequestNotSigned)},
 )
 def signed_document(request_id: str, context: Context, client: Client) -> Response:
     """The signed PDF; 409 ``request_not_signed`` while it is not signed."""
@@ -171,7 +206,11 @@ def signed_document(request_id: str, context: Context, client: Client) -> Respon
     )
 
 
-@router.delete("/signing-requests/{request_id}", response_model=SigningRequestView)
+@router.delete(
+    "/signing-requests/{request_id}",
+    response_model=SigningRequestView,
+    responses=raises(RequestNotPending, RequestExpired),
+)
 def cancel(
     request_id: str, request: Request, context: Context, client: Client
 ) -> SigningRequestView:
