@@ -127,8 +127,8 @@ def _describe(path: str, operation: dict[str, Any]) -> None:
     for status, entry in responses.items():
         if _CODES in entry:
             entry["content"] = _PROBLEM_CONTENT
-            codes = ", ".join(f"`{code}`" for code in entry[_CODES])
-            entry["description"] = f"{_TITLES.get(int(status), 'Refused')}: {codes}"
+            named = ", ".join(f"`{code}`" for code in entry[_CODES])
+            entry["description"] = f"{_TITLES.get(int(status), 'Refused')}: {named}"
 
 
 def document_problems(app: FastAPI) -> None:

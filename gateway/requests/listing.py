@@ -89,7 +89,7 @@ def list_for_client(
         statement = statement.order_by(
             SigningRequest.created_at.desc(), SigningRequest.id.desc()
         ).limit(query.limit + 1)
-        found = list(session.scalars(statement))
+        found: list[SigningRequest] = list(session.scalars(statement))
     items = found[: query.limit]
     more = len(found) > query.limit
     return RequestPage(items, _seal_cursor(box, client_id, items[-1]) if more else None)
