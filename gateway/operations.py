@@ -11,6 +11,7 @@ import dataclasses
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from gateway.admin.operators import check_operator_token
 from gateway.context import GatewayContext, context_of
@@ -24,10 +25,22 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["operations"])
 Context = Annotated[GatewayContext, Depends(context_of)]
+# the OpenAPI security scheme of the operator's routes; operator() does the checking
+OPERATOR = HTTPBearer(
+    auto_error=False,
+    scheme_name="operatorToken",
+    description="The operator token: `Authorization: Bearer <operator token>`.",
+)
 
 
-def operator(request: Request, context: Context) -> None:
-    """FastAPI dependency: the caller holds the operator token (401 otherwise)."""
+def operator(
+    request: Request,
+    context: Context,
+    shown: Annotated[HTTPAuthorizationCredentials | None, Depends(OPERATOR)],
+) -> None:
+    """FastAPI dependency: the caller holds the operator token (401 otherwise).
+    ``shown``: the credentials as the ``operatorToken`` scheme saw them, only to
+    declare the scheme; the header is read here."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not check_operator_token(
         context.settings.secrets_dir, token.strip()

@@ -21,7 +21,14 @@ from gateway.errors import GatewayError
 from hsm_bridge.errors import BridgeError
 from hsm_bridge.transport import request_ids
 
-__all__ = ["PROBLEM_TYPE_BASE", "Problem", "document_problems", "install_error_handlers", "problem"]
+__all__ = [
+    "PROBLEM_TYPE_BASE",
+    "Problem",
+    "document_problems",
+    "install_error_handlers",
+    "problem",
+    "raises",
+]
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +54,90 @@ class Problem(BaseModel):
 _PROBLEM_CONTENT = {
     "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
 }
+_CODES = "x-problem-codes"  # the codes one documented status may carry, in the OpenAPI
+_TITLES = {
+    400: "Bad request",
+    401: "Not authenticated",
+    403: "Not allowed",
+    404: "Not found",
+    409: "Conflict with the request's state",
+    413: "Too large",
+    415: "Unsupported media type",
+    422: "Invalid input",
+    429: "Too many attempts",
+    500: "Failed",
+    503: "Unavailable for now",
+}
+
+
+def raises(*errors: type[GatewayError] | type[BridgeError]) -> dict[int | str, dict[str, Any]]:
+    """A route's ``responses=`` for the errors it may answer with (classes of
+    :mod:`gateway.errors` or :mod:`hsm_bridge.errors`; a family's base class stands for
+    every class under it): per HTTP status, a problem response naming the codes.
+    :func:`document_problems` adds what every route of its kind may answer (401/403
+    with a security scheme, 404 with a path parameter, 422 with parameters, 500)."""
+    responses: dict[int | str, dict[str, Any]] = {}
+    for error in _leaves(errors):
+        entry = responses.setdefault(
+            int(error.status), {"description": "", "content": _PROBLEM_CONTENT, _CODES: []}
+        )
+        if error.code not in entry[_CODES]:
+            entry[_CODES].append(error.code)
+    return responses
+
+
+def _leaves(
+    errors: tuple[type[GatewayError] | type[BridgeError], ...],
+) -> list[type[GatewayError] | type[BridgeError]]:
+    """``errors`` and every class under them that sets its own ``code``."""
+    found: list[type[GatewayError] | type[BridgeError]] = []
+    pending = list(errors)
+    while pending:
+        error = pending.pop(0)
+        if "code" in vars(error) and error not in found:
+            found.append(error)
+        pending.extend(error.__subclasses__())
+    return found
+
+
+def _implied(path: str, operation: dict[str, Any]) -> dict[str, list[str]]:
+    """The problems every operation like ``operation`` may answer with, by status."""
+    implied = {"500": ["internal_error"]}
+    schemes = {name for requirement in operation.get("security", []) for name in requirement}
+    if schemes:
+        implied["401"] = ["unauthenticated"]
+        implied["403"] = ["forbidden"] + (
+            ["password_change_required"] if "session" in schemes else []
+        )
+    if "{" in path:
+        implied["404"] = ["not_found"]
+    if operation.get("parameters") or operation.get("requestBody"):
+        implied["422"] = ["parameter_invalid"]
+    return implied
+
+
+def _describe(path: str, operation: dict[str, Any]) -> None:
+    """Every 4xx/5xx answer of ``operation`` as a problem, its codes in its description."""
+    responses = operation.setdefault("responses", {})
+    if _CODES not in responses.get("422", {_CODES: ()}):
+        del responses["422"]  # FastAPI's validation error: ours is a problem
+    for status, codes in _implied(path, operation).items():
+        entry = responses.setdefault(status, {"content": _PROBLEM_CONTENT, _CODES: []})
+        entry[_CODES] = list(dict.fromkeys([*entry.get(_CODES, []), *codes]))
+    operation["responses"] = responses = dict(sorted(responses.items()))
+    for status, entry in responses.items():
+        if _CODES in entry:
+            entry["content"] = _PROBLEM_CONTENT
+            named = ", ".join(f"`{code}`" for code in entry[_CODES])
+            entry["description"] = f"{_TITLES.get(int(status), 'Refused')}: {named}"
 
 
 def document_problems(app: FastAPI) -> None:
-    """Make ``app``'s OpenAPI description say what errors look like: every operation's
-    4xx and 5xx answers are :class:`Problem` documents (``application/problem+json``),
-    in place of FastAPI's default validation-error schema."""
+    """Make ``app``'s OpenAPI description say what errors look like: each operation's
+    4xx and 5xx answers (those its route declares with :func:`raises`, and those every
+    operation of its kind may give) are :class:`Problem` documents
+    (``application/problem+json``) whose description and ``x-problem-codes`` list the
+    codes, in place of FastAPI's default validation-error schema."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -63,12 +148,9 @@ def document_problems(app: FastAPI) -> None:
         schemas.pop("HTTPValidationError", None)
         schemas.pop("ValidationError", None)
         schemas["Problem"] = Problem.model_json_schema()
-        for path in described.get("paths", {}).values():
-            for operation in path.values():
-                responses = operation.setdefault("responses", {})
-                responses.pop("422", None)
-                for status, what in (("4XX", "Refused"), ("5XX", "Failed")):
-                    responses[status] = {"description": what, "content": _PROBLEM_CONTENT}
+        for path, item in described.get("paths", {}).items():
+            for operation in item.values():
+                _describe(path, operation)
         app.openapi_schema = described
         return described
 

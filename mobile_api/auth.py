@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -30,6 +31,7 @@ from gateway.passwords import hash_password, verify_password
 from mobile_api.throttle import LoginThrottle
 
 __all__ = [
+    "SESSION",
     "IssuedSession",
     "change_password",
     "current_user",
@@ -38,6 +40,17 @@ __all__ = [
     "revoke",
     "session_user",
 ]
+
+
+# the OpenAPI security scheme (and Swagger UI's Authorize button) of every route that
+# needs a session; it checks nothing itself (auto_error=False): session_user does
+SESSION = HTTPBearer(
+    auto_error=False,
+    scheme_name="session",
+    description="A session of the tablet app or the administration: "
+    "`Authorization: Bearer <access_token>` from `POST /mobile/v1/sessions`.",
+)
+SessionCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(SESSION)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,17 +139,27 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
-def current_user(request: Request, context: Annotated[GatewayContext, Depends(context_of)]) -> User:
+def current_user(
+    request: Request,
+    context: Annotated[GatewayContext, Depends(context_of)],
+    shown: SessionCredentials,
+) -> User:
     """FastAPI dependency: the user of a live (unexpired, unrevoked) session, who has
     chosen their own password (PasswordChangeRequired otherwise)."""
-    user = session_user(request, context)
+    user = session_user(request, context, shown)
     if user.password_must_change:
         raise PasswordChangeRequired("choose your own password first (POST /mobile/v1/password)")
     return user
 
 
-def session_user(request: Request, context: Annotated[GatewayContext, Depends(context_of)]) -> User:
-    """FastAPI dependency: the user of a live (unexpired, unrevoked) session."""
+def session_user(
+    request: Request,
+    context: Annotated[GatewayContext, Depends(context_of)],
+    shown: SessionCredentials,
+) -> User:
+    """FastAPI dependency: the user of a live (unexpired, unrevoked) session
+    (Unauthenticated otherwise). ``shown``: the bearer credentials as the ``session``
+    security scheme saw them, only to declare the scheme; the token is read here."""
     token_hash = _token_hash(_bearer(request))
     now = context.clock()
     with context.db.transaction() as session:

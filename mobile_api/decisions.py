@@ -15,7 +15,15 @@ from pydantic import BaseModel, Field, model_validator
 from gateway.approvals.decisions import DecisionOutcome
 from gateway.approvals.statements import DecisionItem, issue_nonce
 from gateway.db.models import SigningRequest
-from gateway.errors import ParameterInvalid
+from gateway.errors import (
+    BatchTooLarge,
+    CertificateRefused,
+    FactorRefused,
+    ParameterInvalid,
+    RequestStateError,
+)
+from gateway.problems import raises
+from hsm_bridge.errors import BridgeError
 from hsm_bridge.sam.authorization import DeviceFactor, Factor, TotpFactor
 from mobile_api.deps import Context, Signer, client_address
 
@@ -156,7 +164,11 @@ def _view(request: SigningRequest) -> DecisionView:
     )
 
 
-@router.post("/signing-requests/{request_id}/approval", response_model=DecisionView)
+@router.post(
+    "/signing-requests/{request_id}/approval",
+    response_model=DecisionView,
+    responses=raises(FactorRefused, RequestStateError, CertificateRefused, BridgeError),
+)
 def approve(
     request_id: str, body: ApprovalBody, request: Request, context: Context, user: Signer
 ) -> DecisionView:
@@ -180,7 +192,11 @@ class RejectionBody(SecondFactor):
     reason: str = Field(default="", max_length=1000)
 
 
-@router.post("/signing-requests/{request_id}/rejection", response_model=DecisionView)
+@router.post(
+    "/signing-requests/{request_id}/rejection",
+    response_model=DecisionView,
+    responses=raises(FactorRefused, RequestStateError, BridgeError),
+)
 def reject(
     request_id: str, body: RejectionBody, request: Request, context: Context, user: Signer
 ) -> DecisionView:
@@ -222,7 +238,11 @@ def _outcome_view(outcome: DecisionOutcome) -> DecisionView:
     return DecisionView(id=outcome.request_id, code=outcome.error.code)
 
 
-@router.post("/approvals", response_model=BatchView)
+@router.post(
+    "/approvals",
+    response_model=BatchView,
+    responses=raises(FactorRefused, BatchTooLarge, BridgeError),
+)
 def decide_batch(body: BatchBody, request: Request, context: Context, user: Signer) -> BatchView:
     """Approve (and sign) or reject many requests with one second factor, at most
     ``batch_max_requests`` (``batch_too_large`` beyond). Each request is signed or fails

@@ -16,9 +16,12 @@ from gateway.db.models import Device
 from gateway.errors import (
     DeviceKeyInvalid,
     EnrolmentCodeInvalid,
+    FactorRefused,
     ParameterInvalid,
     TotpNotEnrolled,
 )
+from gateway.problems import raises
+from hsm_bridge.errors import BridgeError
 from hsm_bridge.sam.authorization import Factor, TotpFactor
 from mobile_api.decisions import DeviceApproval
 from mobile_api.deps import Context, Signer, client_address
@@ -72,7 +75,12 @@ class EnrolmentCodeView(BaseModel):
     expires_at: dt.datetime
 
 
-@router.post("/enrolment-codes", response_model=EnrolmentCodeView, status_code=201)
+@router.post(
+    "/enrolment-codes",
+    response_model=EnrolmentCodeView,
+    status_code=201,
+    responses=raises(FactorRefused, BridgeError),
+)
 def create_enrolment_code(
     body: EnrolmentCodeBody, request: Request, context: Context, user: Signer
 ) -> EnrolmentCodeView:
@@ -176,7 +184,9 @@ def _listing_view(listing: devices.DeviceListing) -> DeviceView:
     )
 
 
-@router.post("/devices", response_model=DeviceView, status_code=201)
+@router.post(
+    "/devices", response_model=DeviceView, status_code=201, responses=raises(FactorRefused)
+)
 def enrol(body: EnrolmentBody, request: Request, context: Context) -> DeviceView:
     """Enrol a device with a one-time enrolment code (no session needed: the code's
     HMAC over the key is the proof, checked by the bridge). ``enrolment_code_invalid``,

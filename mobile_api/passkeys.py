@@ -22,8 +22,10 @@ from pydantic import BaseModel, Field, model_validator
 
 from gateway.approvals import passkeys
 from gateway.db.models import Device
-from gateway.errors import NotFound, ParameterInvalid
+from gateway.errors import FactorRefused, NotFound, ParameterInvalid
+from gateway.problems import raises
 from gateway.secrets_at_rest import vapid_key
+from hsm_bridge.errors import BridgeError
 from hsm_bridge.sam.authorization import EnrolmentCodeProof, PasskeyAuthorisation, TotpFactor
 from mobile_api.deps import Context, Signer, client_address
 from mobile_api.push import WebPushProvider
@@ -42,7 +44,9 @@ class PasskeyOptionsView(BaseModel):
     options: dict[str, Any]
 
 
-@router.post("/passkeys/options", response_model=PasskeyOptionsView)
+@router.post(
+    "/passkeys/options", response_model=PasskeyOptionsView, responses=raises(FactorRefused)
+)
 def passkey_options(context: Context, user: Signer) -> PasskeyOptionsView:
     """Open a passkey registration for the caller."""
     opened = passkeys.passkey_options(context.bridge, user)
@@ -88,7 +92,12 @@ class PasskeyView(BaseModel):
     kind: str
 
 
-@router.post("/passkeys", response_model=PasskeyView, status_code=201)
+@router.post(
+    "/passkeys",
+    response_model=PasskeyView,
+    status_code=201,
+    responses=raises(FactorRefused, BridgeError),
+)
 def enrol_passkey(
     body: PasskeyBody, request: Request, context: Context, user: Signer
 ) -> PasskeyView:

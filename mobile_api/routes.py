@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from urllib.parse import quote
 
 import segno
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
@@ -18,11 +18,22 @@ from starlette.concurrency import run_in_threadpool
 from gateway.approvals import totp
 from gateway.audit import log as audit
 from gateway.db.models import Device, User
-from gateway.errors import EnrolmentCodeInvalid, OtpInvalid, ParameterInvalid
+from gateway.errors import (
+    CredentialsInvalid,
+    DocumentWorkersBusy,
+    EnrolmentCodeInvalid,
+    FactorRefused,
+    LoginRateLimited,
+    OtpInvalid,
+    ParameterInvalid,
+    PasswordTooWeak,
+    RequestNotSigned,
+)
+from gateway.problems import raises
 from gateway.requests.lifecycle import RequestStatus
 from gateway.requests.schemas import SignerRequestView
 from gateway.signing.reports import report_json
-from hsm_bridge.errors import AuthorizationRefused, RefusalReason
+from hsm_bridge.errors import AuthorizationRefused, BridgeError, RefusalReason
 from hsm_bridge.pades.chain import load_ca_file
 from mobile_api import auth
 from mobile_api.deps import Context, SessionUser, Signer, client_address
@@ -51,7 +62,12 @@ class SessionView(BaseModel):
     password_change_required: bool = False
 
 
-@router.post("/sessions", response_model=SessionView, status_code=201)
+@router.post(
+    "/sessions",
+    response_model=SessionView,
+    status_code=201,
+    responses=raises(CredentialsInvalid, LoginRateLimited),
+)
 def create_session(body: LoginBody, request: Request, context: Context) -> SessionView:
     """Log in; 401 ``credentials_invalid`` (unknown name or wrong password, the same
     answer), 429 ``login_rate_limited`` with ``retry_after`` (seconds) when this address
@@ -75,7 +91,11 @@ class PasswordBody(BaseModel):
     new_password: str = Field(min_length=1, max_length=200, repr=False)
 
 
-@router.post("/password", status_code=204)
+@router.post(
+    "/password",
+    status_code=204,
+    responses=raises(CredentialsInvalid, LoginRateLimited, PasswordTooWeak),
+)
 def change_password(
     body: PasswordBody, request: Request, context: Context, user: SessionUser
 ) -> Response:
@@ -128,7 +148,7 @@ def me(context: Context, user: SessionUser) -> MeView:
     )
 
 
-@router.delete("/sessions/current", status_code=204)
+@router.delete("/sessions/current", status_code=204, dependencies=[Depends(auth.SESSION)])
 def delete_session(request: Request, context: Context) -> Response:
     """Log out: the bearer token stops working at once."""
     auth.revoke(context, request)
@@ -153,7 +173,7 @@ def get_request(request_id: str, context: Context, user: Signer) -> SignerReques
 @router.get(
     "/signing-requests/{request_id}/signed-document",
     response_class=Response,
-    responses={200: {"content": {"application/pdf": {}}}},
+    responses={200: {"content": {"application/pdf": {}}}, **raises(RequestNotSigned)},
 )
 def get_signed_document(request_id: str, context: Context, user: Signer) -> Response:
     """The signed PDF of one of the caller's requests (``request_not_signed`` before)."""
@@ -166,7 +186,10 @@ def get_signed_document(request_id: str, context: Context, user: Signer) -> Resp
     )
 
 
-@router.get("/signing-requests/{request_id}/validation")
+@router.get(
+    "/signing-requests/{request_id}/validation",
+    responses=raises(RequestNotSigned, DocumentWorkersBusy),
+)
 def get_validation(request_id: str, context: Context, user: Signer) -> Response:
     """The validation report of one of the caller's signed documents (as
     ``POST /api/v1/validations`` gives it, JSON; ``request_not_signed`` before)."""
@@ -190,7 +213,7 @@ def get_document(request_id: str, context: Context, user: Signer) -> Response:
 @router.get(
     "/signing-requests/{request_id}/pages/{page_number}.png",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}}}},
+    responses={200: {"content": {"image/png": {}}}, **raises(DocumentWorkersBusy)},
 )
 async def get_page(
     request_id: str,
@@ -258,7 +281,12 @@ class TotpEnrolmentView(BaseModel):
     confirmed: bool = False
 
 
-@router.post("/totp", response_model=TotpEnrolmentView, status_code=201)
+@router.post(
+    "/totp",
+    response_model=TotpEnrolmentView,
+    status_code=201,
+    responses=raises(FactorRefused, BridgeError),
+)
 def enrol_totp(
     body: TotpEnrolmentBody, request: Request, context: Context, user: Signer
 ) -> TotpEnrolmentView:
@@ -320,7 +348,11 @@ class TotpConfirmationBody(BaseModel):
     otp: str = Field(min_length=6, max_length=16)
 
 
-@router.post("/totp/confirmation", response_model=TotpEnrolmentView)
+@router.post(
+    "/totp/confirmation",
+    response_model=TotpEnrolmentView,
+    responses=raises(FactorRefused, BridgeError),
+)
 def confirm_totp(
     body: TotpConfirmationBody, request: Request, context: Context, user: Signer
 ) -> TotpEnrolmentView:

@@ -33,6 +33,7 @@ from mobile_api.push import (
 )
 from mobile_api.throttle import LoginThrottle
 from mobile_api.web_app import mount_app
+from signing_gateway.api_docs import mount_docs
 
 __all__ = ["create_app"]
 
@@ -75,6 +76,8 @@ def create_app(settings: Settings, *, span_exporter: Any = None) -> FastAPI:
         lifespan=functools.partial(_lifespan, settings),
         description="PAdES signatures with keys that stay on PKCS#11 tokens, approved "
         "from a tablet.",
+        docs_url=None,  # served from local assets by mount_docs
+        redoc_url=None,
     )
     install_error_handlers(app)
     document_problems(app)
@@ -92,6 +95,7 @@ def create_app(settings: Settings, *, span_exporter: Any = None) -> FastAPI:
     ):
         app.include_router(router)
     mount_app(app)
+    mount_docs(app)
     observability.install(app, settings, span_exporter=span_exporter)
     return app
 

@@ -74,6 +74,7 @@ from gateway.errors.states import (
 )
 from gateway.errors.submissions import (
     BatchTooLarge,
+    CursorInvalid,
     IdempotencyConflict,
     OrganisationNoCredential,
     OrganisationNoSeal,
@@ -95,6 +96,7 @@ __all__ = [
     "CertificateRefused",
     "CertificateRevoked",
     "CredentialsInvalid",
+    "CursorInvalid",
     "DeviceKeyInvalid",
     "DeviceRevoked",
     "DeviceUnknown",

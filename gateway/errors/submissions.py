@@ -6,6 +6,7 @@ from gateway.errors.base import SubmissionRefused
 
 __all__ = [
     "BatchTooLarge",
+    "CursorInvalid",
     "IdempotencyConflict",
     "OrganisationNoCredential",
     "OrganisationNoSeal",
@@ -89,3 +90,12 @@ class BatchTooLarge(SubmissionRefused):
     code = "batch_too_large"
     status = 422
     title = "Too many requests in one batch"
+
+
+class CursorInvalid(SubmissionRefused):
+    """A list's ``cursor`` is not one this gateway gave this caller for this list
+    (altered, truncated, or another client's): start again without a cursor."""
+
+    code = "cursor_invalid"
+    status = 422
+    title = "The paging cursor is invalid"

@@ -1,4 +1,4 @@
-"""Integration API for document systems (e-Office): submit, poll, fetch, cancel.
+"""Integration API for document systems (e-Office): submit, list, poll, fetch, cancel.
 
 Authentication: ``Authorization: Bearer <api key>``; the key is looked up by its SHA-256.
 A client sees only its own requests (docs/design.md invariant 7).
@@ -10,20 +10,57 @@ import hashlib
 import math
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Header, Request, Response, UploadFile
+from fastapi import (
+    APIRouter,
+    Depends,
+    File,
+    Form,
+    Header,
+    Query,
+    Request,
+    Response,
+    UploadFile,
+)
+from fastapi.security import HTTPBearer
+from pydantic import AwareDatetime, BaseModel
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from gateway.context import GatewayContext, context_of
 from gateway.db.models import IntegrationClient, SigningRequest
-from gateway.errors import DocumentTooLarge, ParameterInvalid, Unauthenticated
+from gateway.errors import (
+    CertificateRefused,
+    CursorInvalid,
+    DocumentRefused,
+    DocumentTooLarge,
+    DocumentWorkersBusy,
+    IdempotencyConflict,
+    ParameterInvalid,
+    RequestExpired,
+    RequestNotPending,
+    RequestNotSigned,
+    SubmissionConflict,
+    SubmissionRefused,
+    Unauthenticated,
+)
+from gateway.problems import raises
+from gateway.requests.listing import DEFAULT_LIMIT, MAX_LIMIT, RequestQuery, list_for_client
 from gateway.requests.schemas import SigningRequestView
+from gateway.requests.states import RequestStatus
 from gateway.requests.submission import WorkflowOrder
 from hsm_bridge.pades import SignatureParameters
 
-__all__ = ["router"]
+__all__ = ["API_KEY", "SigningRequestPage", "router"]
 
-router = APIRouter(prefix="/api/v1", tags=["integration"])
+# the OpenAPI security scheme (and Swagger UI's Authorize button) of every /api/v1 route;
+# it checks nothing itself (auto_error=False): current_client does, with our problems
+API_KEY = HTTPBearer(
+    auto_error=False,
+    scheme_name="apiKey",
+    description="The integration client's API key: `Authorization: Bearer <api key>`.",
+)
+
+router = APIRouter(prefix="/api/v1", tags=["integration"], dependencies=[Depends(API_KEY)])
 
 Context = Annotated[GatewayContext, Depends(context_of)]
 
@@ -62,7 +99,19 @@ def _parse_box(box: str | None, page: int | None) -> tuple[float, float, float, 
     return (x1, y1, x2, y2)
 
 
-@router.post("/signing-requests", status_code=201, response_model=SigningRequestView)
+@router.post(
+    "/signing-requests",
+    status_code=201,
+    response_model=SigningRequestView,
+    responses=raises(
+        DocumentRefused,
+        SubmissionRefused,
+        CertificateRefused,
+        IdempotencyConflict,
+        SubmissionConflict,
+        DocumentWorkersBusy,
+    ),
+)
 async def submit(
     request: Request,
     response: Response,
@@ -149,6 +198,53 @@ def _view(context: GatewayContext, request: SigningRequest) -> SigningRequestVie
     return SigningRequestView.of(request, context.submissions.workflow_view(request))
 
 
+class SigningRequestPage(BaseModel):
+    """A page of the client's requests, newest first; ``next_cursor`` fetches the
+    next page (``cursor=``), null on the last."""
+
+    items: list[SigningRequestView]
+    next_cursor: str | None = None
+
+
+Moment = Annotated[AwareDatetime | None, Query(description="RFC 3339, with its offset")]
+
+
+@router.get("/signing-requests", response_model=SigningRequestPage, responses=raises(CursorInvalid))
+def list_requests(
+    context: Context,
+    client: Client,
+    status: Annotated[
+        list[RequestStatus] | None, Query(description="any of these statuses (repeatable)")
+    ] = None,
+    workflow: Annotated[Literal["official_document", "organisation_only"] | None, Query()] = None,
+    created_after: Moment = None,
+    created_before: Moment = None,
+    updated_after: Moment = None,
+    updated_before: Moment = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(max_length=2000)] = None,
+) -> SigningRequestPage:
+    """The client's own requests, newest first (by creation, then id), a page at a
+    time: pass the answer's ``next_cursor`` as ``cursor`` for the next page, with the
+    same filters. ``*_after`` includes its time, ``*_before`` excludes it. A request
+    submitted while paging is not seen (it is newer than the first page), and none is
+    seen twice. 422 ``cursor_invalid`` for a cursor that was altered or given to
+    another client."""
+    query = RequestQuery(
+        statuses=tuple(status or ()),
+        workflow=workflow,
+        created_after=created_after,
+        created_before=created_before,
+        updated_after=updated_after,
+        updated_before=updated_before,
+        limit=limit,
+    )
+    page = list_for_client(context.db, context.box, client.id, query, cursor, now=context.clock())
+    return SigningRequestPage(
+        items=[_view(context, request) for request in page.items], next_cursor=page.next_cursor
+    )
+
+
 @router.get("/signing-requests/{request_id}", response_model=SigningRequestView)
 def status(request_id: str, context: Context, client: Client) -> SigningRequestView:
     """The request's status; once signed, ``signed_document_sha256`` too; for a step of
@@ -159,7 +255,7 @@ def status(request_id: str, context: Context, client: Client) -> SigningRequestV
 @router.get(
     "/signing-requests/{request_id}/signed-document",
     response_class=Response,
-    responses={200: {"content": {"application/pdf": {}}}},
+    responses={200: {"content": {"application/pdf": {}}}, **raises(RequestNotSigned)},
 )
 def signed_document(request_id: str, context: Context, client: Client) -> Response:
     """The signed PDF; 409 ``request_not_signed`` while it is not signed."""
@@ -171,7 +267,11 @@ def signed_document(request_id: str, context: Context, client: Client) -> Respon
     )
 
 
-@router.delete("/signing-requests/{request_id}", response_model=SigningRequestView)
+@router.delete(
+    "/signing-requests/{request_id}",
+    response_model=SigningRequestView,
+    responses=raises(RequestNotPending, RequestExpired),
+)
 def cancel(
     request_id: str, request: Request, context: Context, client: Client
 ) -> SigningRequestView:

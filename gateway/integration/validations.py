@@ -8,23 +8,27 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Query, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Query, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from gateway.errors import DocumentTooLarge
-from gateway.integration.api import Client, Context
+from gateway.errors import DocumentRefused, DocumentTooLarge, DocumentWorkersBusy
+from gateway.integration.api import API_KEY, Client, Context
+from gateway.problems import raises
 from gateway.signing.report_html import report_html
 from gateway.signing.reports import report_json
 from hsm_bridge.pades.chain import load_ca_file
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/v1", tags=["integration"])
+router = APIRouter(prefix="/api/v1", tags=["integration"], dependencies=[Depends(API_KEY)])
 
 
 @router.post(
     "/validations",
-    responses={200: {"content": {"application/json": {}, "text/html": {}}}},
+    responses={
+        200: {"content": {"application/json": {}, "text/html": {}}},
+        **raises(DocumentRefused, DocumentWorkersBusy),
+    },
 )
 async def validate_document(
     context: Context,
