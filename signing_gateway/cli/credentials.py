@@ -153,7 +153,7 @@ def credentials_register(
     ] = None,
     data_dir: DataDir = Path("var"),
 ) -> None:
-    """Register a key found on a token (see `credentials list`) as the user's credential;
+    """Register a key found on a token (see `credentials list --tokens`) as the user's credential;
     the newest registered credential of a user is the one used for new requests. With
     --organisation it is the organisation's credential instead, which only USERNAME,
     one of its clerks, signs with. The certificate must name the user (or the
