@@ -106,9 +106,13 @@ def _implied(path: str, operation: dict[str, Any]) -> dict[str, list[str]]:
     schemes = {name for requirement in operation.get("security", []) for name in requirement}
     if schemes:
         implied["401"] = ["unauthenticated"]
-        implied["403"] = ["forbidden"] + (
-            ["password_change_required"] if "session" in schemes else []
-        )
+        implied["403"] = ["forbidden"]
+        if "session" in schemes:
+            implied["403"] += ["password_change_required", "user_disabled"]
+            if path.startswith("/admin/"):
+                implied["403"].append("admin_role_required")
+        if "apiKey" in schemes:
+            implied["403"].append("scope_missing")
     if "{" in path:
         implied["404"] = ["not_found"]
     if operation.get("parameters") or operation.get("requestBody"):

@@ -11,13 +11,16 @@ problems.
 from __future__ import annotations
 
 from gateway.errors.access import (
+    AdminRoleRequired,
     CredentialsInvalid,
     Forbidden,
     LoginRateLimited,
     NotFound,
     PasswordChangeRequired,
     PasswordTooWeak,
+    ScopeMissing,
     Unauthenticated,
+    UserDisabled,
 )
 from gateway.errors.base import (
     AccessRefused,
@@ -87,6 +90,7 @@ from gateway.errors.submissions import (
 
 __all__ = [
     "AccessRefused",
+    "AdminRoleRequired",
     "CertificateHolderMismatch",
     "ApprovalExpired",
     "ApprovalNonceInvalid",
@@ -137,6 +141,7 @@ __all__ = [
     "RequestNotPending",
     "RequestNotSigned",
     "RequestStateError",
+    "ScopeMissing",
     "SignerBlockNotFound",
     "SignerNoCredential",
     "SignerNotLeader",
@@ -146,6 +151,7 @@ __all__ = [
     "TotpNotAccepted",
     "TotpNotEnrolled",
     "Unauthenticated",
+    "UserDisabled",
     "error_class",
 ]
 

@@ -11,8 +11,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, File, Query, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
+from gateway.db.models import IntegrationClient
 from gateway.errors import DocumentRefused, DocumentTooLarge, DocumentWorkersBusy
-from gateway.integration.api import API_KEY, Client, Context
+from gateway.integration.api import API_KEY, Context, client_with_scope
 from gateway.problems import raises
 from gateway.signing.report_html import report_html
 from gateway.signing.reports import report_json
@@ -21,6 +22,8 @@ from hsm_bridge.pades.chain import load_ca_file
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1", tags=["integration"], dependencies=[Depends(API_KEY)])
+
+ValidatingClient = Annotated[IntegrationClient, Depends(client_with_scope("validations"))]
 
 
 @router.post(
@@ -32,7 +35,7 @@ router = APIRouter(prefix="/api/v1", tags=["integration"], dependencies=[Depends
 )
 async def validate_document(
     context: Context,
-    client: Client,
+    client: ValidatingClient,
     document: Annotated[UploadFile, File(description="the PDF to validate")],
     format: Annotated[Literal["json", "html"], Query(description="json or html")] = "json",
     lang: Annotated[Literal["vi", "en"], Query(description="the HTML report's language")] = "vi",

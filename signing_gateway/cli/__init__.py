@@ -12,6 +12,7 @@ from signing_gateway.cli import (
     audit,
     backup,
     bridge,
+    clients,
     credentials,
     devices,
     installation,
@@ -39,6 +40,7 @@ app.add_typer(organisations.app, name="organisations")
 app.add_typer(bridge.app, name="bridge")
 app.add_typer(pki.app, name="pki")
 app.add_typer(archive.app, name="archive")
+app.add_typer(clients.app, name="clients")
 
 
 def main() -> None:
