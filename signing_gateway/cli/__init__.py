@@ -14,6 +14,7 @@ from signing_gateway.cli import (
     credentials,
     devices,
     installation,
+    keys,
     organisations,
     pki,
     tokens,
@@ -29,6 +30,8 @@ app = typer.Typer(
 )
 app.registered_commands.extend(installation.app.registered_commands)
 app.add_typer(tokens.app, name="tokens")
+# generate and import-certificate: keys on tokens, in their own module
+credentials.app.registered_commands.extend(keys.app.registered_commands)
 app.add_typer(credentials.app, name="credentials")
 app.add_typer(audit.app, name="audit")
 app.add_typer(users.app, name="users")
