@@ -10,6 +10,7 @@ import hashlib
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 from sqlalchemy import select
@@ -35,13 +36,20 @@ __all__ = [
 ]
 
 
+# Attribute names beyond RFC 4514's own: the title (id-at-title, 2.5.4.12).
+_NAMES = {"T": NameOID.TITLE, "TITLE": NameOID.TITLE, "title": NameOID.TITLE}
+
+
 def parse_subject(text: str) -> x509.Name:
-    """The distinguished name written as RFC 4514 text (``CN=...,O=...,C=VN``).
-    Raises :class:`ParameterInvalid` when it does not parse or names no CN."""
+    """The distinguished name written as RFC 4514 text (``CN=...,O=...,C=VN``; ``T=``
+    for the holder's title, as Vietnamese certificates carry it). Raises
+    :class:`ParameterInvalid` when it does not parse or names no CN."""
     try:
-        name = x509.Name.from_rfc4514_string(text)
+        name = x509.Name.from_rfc4514_string(text, _NAMES)
     except ValueError as exc:
-        raise ParameterInvalid(f"--subject {text!r} is not a distinguished name: {exc}") from exc
+        raise ParameterInvalid(
+            f"--subject {text!r} is not a distinguished name: write it as CN=...,O=...,C=VN"
+        ) from exc
     if not name.get_attributes_for_oid(NameOID.COMMON_NAME):
         raise ParameterInvalid("the subject must name the holder as CN=...")
     return name
@@ -125,7 +133,7 @@ def _check_chain(certificate: x509.Certificate, chain_pem: str) -> None:
     for candidate in x509.load_pem_x509_certificates(chain_pem.encode()):
         try:
             certificate.verify_directly_issued_by(candidate)
-        except (ValueError, TypeError, x509.InvalidSignature):
+        except (ValueError, TypeError, InvalidSignature):
             continue
         return
     raise ParameterInvalid(

@@ -142,7 +142,9 @@ def store_issued_certificate(
     der = certificate.public_bytes(Encoding.DER)
     existing = [
         bytes(c[Attribute.VALUE])
-        for c in session.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE, Attribute.ID: key_id})
+        for c in session.get_objects(
+            {Attribute.CLASS: ObjectClass.CERTIFICATE, Attribute.ID: key_id}
+        )
     ]
     if existing == [der]:
         return False

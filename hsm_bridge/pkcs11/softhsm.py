@@ -63,7 +63,14 @@ def init_token(conf_path: Path, label: str, so_pin: str, user_pin: str) -> str:
     before = {serial for _, serial in token_serials(conf_path)}
     result = _softhsm2_util(
         conf_path,
-        "--init-token", "--free", "--label", label, "--so-pin", so_pin, "--pin", user_pin,
+        "--init-token",
+        "--free",
+        "--label",
+        label,
+        "--so-pin",
+        so_pin,
+        "--pin",
+        user_pin,
     )
     if result.returncode != 0:
         raise RuntimeError(f"softhsm2-util could not initialise token {label!r}")

@@ -131,4 +131,3 @@ class TokenKeys:
 
         result: ImportedCertificate = pool.run(serial, "import_certificate", work, pin=pin)
         return result
-

@@ -176,8 +176,7 @@ def credentials_import_certificate(
     where = "stored on" if done.stored else "already on"
     typer.echo(f"certificate {where} token {token} beside key {done.key_id.hex()}")
     typer.echo(
-        f"credential {done.credential.id} registered for {username}"
-        f" (PIN policy {pin_policy})"
+        f"credential {done.credential.id} registered for {username} (PIN policy {pin_policy})"
     )
     if settings.in_process_bridge and chain_text:
         added = add_ca_certificates(settings, chain_text)

@@ -156,8 +156,10 @@ def tokens_init(
     pin_file: Annotated[Path | None, typer.Option(help="file holding the user PIN")] = None,
     store_pin: Annotated[
         bool,
-        typer.Option(help="let the bridge keep the user PIN (PIN policy stored); else the"
-        " signer types it with each approval"),
+        typer.Option(
+            help="let the bridge keep the user PIN (PIN policy stored); else the"
+            " signer types it with each approval"
+        ),
     ] = True,
     data_dir: DataDir = Path("var"),
 ) -> None:
@@ -194,6 +196,7 @@ def tokens_init(
         PinStore(config.pin_file, config.pin_key).put(serial, pin)
     _audit_token_init(settings, label, serial, store_pin)
     typer.echo(f"token {label!r} initialised: serial {serial}")
+    typer.echo("a running `serve` sees the new token after a restart (SoftHSM2)")
 
 
 def _audit_token_init(settings: Settings, label: str, serial: str, stored: bool) -> None:

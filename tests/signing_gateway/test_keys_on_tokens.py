@@ -129,6 +129,18 @@ def test_keys_generated_on_a_token_are_certified_imported_and_sign(
         "--algorithm", "dsa1024", "--out", str(tmp_path / "x.csr"),
     )  # fmt: skip
     assert refused.returncode == 2 and not (tmp_path / "x.csr").exists()
+    (tmp_path / "wrong.pin").write_text("0000\n")
+    generate = ("credentials", "generate", username, "--token", serial, "--out")
+    wrong_pin = cli(
+        installation, *generate, str(tmp_path / "y.csr"), "--pin-file", str(tmp_path / "wrong.pin")
+    )
+    assert wrong_pin.returncode == 1 and "pin_incorrect" in wrong_pin.stderr
+    no_token = cli(
+        installation, "credentials", "generate", username, "--token", "nosuch",
+        "--out", str(tmp_path / "z.csr"), "--pin-file", str(tmp_path / "wrong.pin"),
+    )  # fmt: skip
+    assert no_token.returncode == 1 and "token_not_present" in no_token.stderr
+    assert not (tmp_path / "y.csr").exists() and not (tmp_path / "z.csr").exists()
 
     # the CA (the demo PKI) certifies the RSA request; its chain goes with it
     pki = DemoPki(installation.data_dir / "pki")
