@@ -23,6 +23,10 @@ __all__ = [
     "RevocationUnavailable",
     "CredentialNotFound",
     "MechanismUnsupported",
+    "NoMatchingKey",
+    "CertificateRequestInvalid",
+    "TokenFull",
+    "TokenLabelTaken",
     "PinIncorrect",
     "PinEnvelopeInvalid",
     "PinLocked",
@@ -296,6 +300,42 @@ class SignatureBuildFailed(BridgeError):
     title = "The signature could not be built"
 
 
+class TokenFull(BridgeError):
+    """The token has no room for another object (CKR_DEVICE_MEMORY): a key pair or a
+    certificate could not be stored. Remove unused keys with the vendor's tool."""
+
+    code = "token_full"
+    status = 507
+    title = "The token is full"
+
+
+class NoMatchingKey(BridgeError):
+    """No key pair on the token has the public key the certificate certifies (its
+    SubjectPublicKeyInfo): the certificate is for another token or another request."""
+
+    code = "no_matching_key"
+    status = 409
+    title = "No key on the token fits the certificate"
+
+
+class CertificateRequestInvalid(BridgeError):
+    """The PKCS#10 request signed on the token does not verify with its own public key
+    (a token that signed with another key, or a broken signature): nothing was written."""
+
+    code = "certificate_request_invalid"
+    status = 502
+    title = "The token's certificate request does not verify"
+
+
+class TokenLabelTaken(BridgeError):
+    """A token with this label exists already: labels name tokens to administrators, so
+    two tokens never share one."""
+
+    code = "token_label_taken"
+    status = 409
+    title = "A token with this label exists"
+
+
 _MAP: list[tuple[type[Exception], type[BridgeError], str]] = [
     (p11e.PinIncorrect, PinIncorrect, "the token rejected the PIN"),
     (p11e.PinLocked, PinLocked, "the token's user PIN is locked"),
@@ -307,6 +347,7 @@ _MAP: list[tuple[type[Exception], type[BridgeError], str]] = [
     (p11e.NoSuchKey, CredentialNotFound, "no key with that CKA_ID on the token"),
     (p11e.MultipleObjectsReturned, CredentialNotFound, "several objects share that CKA_ID"),
     (p11e.PinLenRange, PinIncorrect, "the token rejected the PIN's length"),
+    (p11e.DeviceMemory, TokenFull, "the token has no room for another object"),
 ]
 
 

@@ -14,6 +14,7 @@ __all__ = [
     "find_softhsm_module",
     "init_token",
     "token_labels",
+    "token_serials",
     "write_config",
 ]
 
@@ -52,41 +53,60 @@ def write_config(conf_path: Path, token_dir: Path) -> None:
     )
 
 
-def init_token(conf_path: Path, label: str, so_pin: str, user_pin: str) -> None:
+def init_token(conf_path: Path, label: str, so_pin: str, user_pin: str) -> str:
     """Initialise a new SoftHSM2 token labelled ``label`` in the first free slot
-    (``softhsm2-util --init-token --free``). PINs go through the child's arguments only
-    (SoftHSM2's tool has no other way); they are never logged.
+    (``softhsm2-util --init-token --free``) and return its serial number. PINs go
+    through the child's arguments only (SoftHSM2's tool has no other way); they are
+    never logged.
 
     Raises RuntimeError when softhsm2-util is missing or fails."""
-    tool = shutil.which("softhsm2-util")
-    if tool is None:
-        raise RuntimeError("softhsm2-util not found: install the softhsm2 package")
-    env = dict(os.environ, SOFTHSM2_CONF=str(conf_path))
-    result = subprocess.run(
-        [tool, "--init-token", "--free", "--label", label, "--so-pin", so_pin, "--pin", user_pin],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
+    before = {serial for _, serial in token_serials(conf_path)}
+    result = _softhsm2_util(
+        conf_path,
+        "--init-token",
+        "--free",
+        "--label",
+        label,
+        "--so-pin",
+        so_pin,
+        "--pin",
+        user_pin,
     )
     if result.returncode != 0:
         raise RuntimeError(f"softhsm2-util could not initialise token {label!r}")
+    new = [s for name, s in token_serials(conf_path) if name == label and s not in before]
+    if len(new) != 1:
+        raise RuntimeError(f"the new token {label!r} does not show in softhsm2-util's slots")
+    return new[0]
 
 
 def token_labels(conf_path: Path) -> set[str]:
     """Labels of the initialised tokens in the installation (``--show-slots``), read
     without loading the module into this process."""
+    return {label for label, _ in token_serials(conf_path)}
+
+
+def token_serials(conf_path: Path) -> list[tuple[str, str]]:
+    """(label, serial number) of each initialised token in the installation
+    (``softhsm2-util --show-slots``). Raises RuntimeError when softhsm2-util is
+    missing."""
+    tokens: list[tuple[str, str]] = []
+    serial = ""
+    for line in _softhsm2_util(conf_path, "--show-slots").stdout.splitlines():
+        key, _, value = line.strip().partition(":")
+        if key == "Serial number":
+            serial = value.strip()
+        elif key == "Label" and value.strip() and serial:
+            tokens.append((value.strip(), serial))
+            serial = ""
+    return tokens
+
+
+def _softhsm2_util(conf_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     tool = shutil.which("softhsm2-util")
     if tool is None:
         raise RuntimeError("softhsm2-util not found: install the softhsm2 package")
     env = dict(os.environ, SOFTHSM2_CONF=str(conf_path))
-    result = subprocess.run(
-        [tool, "--show-slots"], env=env, capture_output=True, text=True, check=False, timeout=60
+    return subprocess.run(
+        [tool, *args], env=env, capture_output=True, text=True, check=False, timeout=60
     )
-    labels = set()
-    for line in result.stdout.splitlines():
-        key, _, value = line.strip().partition(":")
-        if key == "Label" and value.strip():
-            labels.add(value.strip())
-    return labels

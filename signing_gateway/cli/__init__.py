@@ -16,6 +16,7 @@ from signing_gateway.cli import (
     credentials,
     devices,
     installation,
+    keys,
     organisations,
     pki,
     tokens,
@@ -32,6 +33,8 @@ app = typer.Typer(
 app.registered_commands.extend(installation.app.registered_commands)
 app.registered_commands.extend(backup.app.registered_commands)
 app.add_typer(tokens.app, name="tokens")
+# generate and import-certificate: keys on tokens, in their own module
+credentials.app.registered_commands.extend(keys.app.registered_commands)
 app.add_typer(credentials.app, name="credentials")
 app.add_typer(audit.app, name="audit")
 app.add_typer(users.app, name="users")

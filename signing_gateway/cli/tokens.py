@@ -20,10 +20,12 @@ from gateway.secrets_at_rest import InstallationKeys
 from hsm_bridge import Bridge, BridgeError
 from hsm_bridge.pkcs11.inventory import TokenEntry
 from hsm_bridge.pkcs11.pins import PinStore
+from hsm_bridge.pkcs11.softhsm import find_softhsm_module, init_token, token_labels
 from signing_gateway.cli.common import (
     DataDir,
     open_bridge,
 )
+from signing_gateway.cli.keys import read_pin
 
 app = typer.Typer(no_args_is_help=True, help="Tokens the bridge sees.")
 tokens_app = app
@@ -141,5 +143,72 @@ def _record_pin_policy(settings: Settings, serial: str, policy: str, action: str
             )
         if changed:
             typer.echo(f"PIN policy {policy} for credentials {', '.join(changed)}")
+    finally:
+        db.dispose()
+
+
+@tokens_app.command("init")
+def tokens_init(
+    label: Annotated[str, typer.Option(help="the new token's label (e.g. the holder)")],
+    so_pin_file: Annotated[
+        Path | None, typer.Option(help="file holding the security officer's PIN")
+    ] = None,
+    pin_file: Annotated[Path | None, typer.Option(help="file holding the user PIN")] = None,
+    store_pin: Annotated[
+        bool,
+        typer.Option(
+            help="let the bridge keep the user PIN (PIN policy stored); else the"
+            " signer types it with each approval"
+        ),
+    ] = True,
+    data_dir: DataDir = Path("var"),
+) -> None:
+    """Initialise a new SoftHSM2 token of the embedded default and print its serial.
+    PINs are read from files or typed at a hidden prompt (4 to 255 characters).
+    Hardware tokens are initialised with their vendor's tool. Audited."""
+    settings = load_settings(data_dir)
+    keys = InstallationKeys.load(settings.secrets_dir)
+    config = bridge_config(settings, keys)
+    softhsm = find_softhsm_module()
+    if softhsm is None or softhsm not in {m.path for m in config.modules}:
+        typer.echo(
+            "tokens init makes SoftHSM2 tokens, and this installation's modules are not"
+            " SoftHSM2: initialise a hardware token with its vendor's tool",
+            err=True,
+        )
+        raise typer.Exit(1)
+    conf = settings.effective_softhsm2_conf
+    if not label or len(label) > 32 or label in token_labels(conf):
+        reason = "exists already" if label in token_labels(conf) else "must be 1 to 32 characters"
+        typer.echo(f"token_label_taken: the label {label!r} {reason}", err=True)
+        raise typer.Exit(1)
+    so_pin = read_pin(so_pin_file, "security officer (SO) PIN", confirm=True)
+    pin = read_pin(pin_file, "user PIN", confirm=True)
+    if not all(4 <= len(p) <= 255 for p in (so_pin, pin)):
+        typer.echo("a PIN has 4 to 255 characters", err=True)
+        raise typer.Exit(2)
+    try:
+        serial = init_token(conf, label, so_pin, pin)
+    except RuntimeError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    if store_pin:
+        PinStore(config.pin_file, config.pin_key).put(serial, pin)
+    _audit_token_init(settings, label, serial, store_pin)
+    typer.echo(f"token {label!r} initialised: serial {serial}")
+    typer.echo("a running `serve` sees the new token after a restart (SoftHSM2)")
+
+
+def _audit_token_init(settings: Settings, label: str, serial: str, stored: bool) -> None:
+    db = open_database(settings)
+    try:
+        with db.transaction() as session:
+            audit.record(
+                session,
+                actor="admin:cli",
+                action="token.initialised",
+                now=dt.datetime.now(dt.UTC),
+                detail={"label": label, "token_serial": serial, "pin_stored": stored},
+            )
     finally:
         db.dispose()
