@@ -234,7 +234,8 @@ def organisation_credential(
     """The organisation's newest unrevoked credential and the clerk who keeps it. The
     keeper must be a clerk of that very organisation: the seal is usable by no one
     else. ``for_update``: lock the credential's row until the transaction ends, so that
-    a concurrent handover (:func:`hand_over`) comes before or after, never between.
+    a concurrent handover (:func:`hand_over`) comes before or after, never between. A
+    keeper whose account is disabled keeps it for no one (hand it over).
     Raises OrganisationNoCredential, and OrganisationNoSeal when ``need_seal`` and no
     seal image was uploaded."""
     if need_seal and (organisation.seal_image is None or organisation.seal_diameter_mm is None):
@@ -254,6 +255,7 @@ def organisation_credential(
         or keeper is None
         or keeper.role != "clerk"
         or keeper.organisation_id != organisation.id
+        or keeper.disabled_at is not None
     ):
         raise OrganisationNoCredential(
             f"{organisation.name!r} has no active credential kept by one of its clerks"

@@ -23,6 +23,7 @@ decides a byte of the output.
 from __future__ import annotations
 
 import asyncio
+import functools
 import datetime as dt
 import hashlib
 import io
@@ -93,6 +94,16 @@ def check_images(params: SignatureParameters, images: Mapping[str, bytes]) -> by
     return image
 
 
+@functools.lru_cache(maxsize=256)
+def _certificate(der: bytes) -> x509.Certificate:
+    """``der`` (a DER certificate) parsed once per distinct certificate. asn1crypto
+    parses lazily and keeps what it parsed and computed (names, hashes, key
+    identifiers), so the signer's certificate and chain, the same for every signature a
+    credential makes, are not parsed and hashed again for each one; pyHanko only reads
+    them."""
+    return x509.Certificate.load(der)
+
+
 class _TokenSigner(signers.Signer):
     """A pyHanko signer whose private key stays on a token: ``sign_digest`` receives the
     SHA-256 of the DER signed attributes and returns the raw signature (RSA PKCS#1 v1.5
@@ -100,7 +111,7 @@ class _TokenSigner(signers.Signer):
     4055 parameters SHA-256, MGF1-SHA-256, 32-byte salt."""
 
     def __init__(self, identity: SignerIdentity, sign_digest: SignDigest) -> None:
-        cert = x509.Certificate.load(identity.certificate)
+        cert = _certificate(identity.certificate)
         is_rsa = cert.public_key.algorithm == "rsa"
         mechanism = identity.mechanism
         if (mechanism.key_type == "rsa") != is_rsa:
@@ -113,7 +124,7 @@ class _TokenSigner(signers.Signer):
         super().__init__(
             signing_cert=cert,
             cert_registry=SimpleCertificateStore.from_certs(
-                [x509.Certificate.load(c) for c in identity.chain]
+                [_certificate(c) for c in identity.chain]
             ),
             signature_mechanism=_algorithm(mechanism, is_rsa),
         )
@@ -244,8 +255,8 @@ def _validation_context(identity: SignerIdentity, data: ValidationData) -> Valid
     the bridge's trust anchors, the CA answers the bridge checked, and fetching (bounded)
     for the timestamp's chain."""
     return ValidationContext(
-        trust_roots=[x509.Certificate.load(der) for der in data.trust_anchors],
-        other_certs=[x509.Certificate.load(der) for der in identity.chain],
+        trust_roots=[_certificate(der) for der in data.trust_anchors],
+        other_certs=[_certificate(der) for der in identity.chain],
         ocsps=list(data.ocsps),
         crls=list(data.crls),
         allow_fetching=True,
