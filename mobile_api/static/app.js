@@ -3,6 +3,7 @@
 // Every hash the app signs it computes itself from what it displays.
 import { WORDS } from "./i18n.js";
 import * as c from "./crypto.js";
+import { adminLinks, renderAdmin, useAppHelpers } from "./admin.js";
 
 const state = {
   lang: localStorage.getItem("lang") || "vi",
@@ -108,10 +109,9 @@ function renderNav() {
   }
   const link = (hash, label) =>
     h("a", { href: hash, "aria-current": location.hash.startsWith(hash) ? "page" : null }, label);
+  const admin = state.me?.role === "admin";
   nav.replaceChildren(
-    link("#/list", t().waiting),
-    link("#/history", t().history),
-    link("#/devices", t().devices),
+    ...(admin ? adminLinks(link) : [link("#/list", t().waiting), link("#/history", t().history), link("#/devices", t().devices)]),
     h("button", { type: "button", class: "link", onclick: () => api("/mobile/v1/sessions/current", { method: "DELETE" }).finally(signOut) }, t().signOut)
   );
 }
@@ -190,6 +190,10 @@ async function changePassword(event) {
 
 async function start() {
   state.me = await api("/mobile/v1/me");
+  if (state.me.role === "admin") {
+    location.hash = "#/admin/users";
+    return;
+  }
   const passkey = localPasskey();
   location.hash = !passkey && state.me.devices === 0 && !state.me.totp_enrolled ? "#/enrol" : "#/list";
 }
@@ -786,7 +790,15 @@ async function route() {
   const [, page, arg] = location.hash.split("/");
   if (!state.token) return renderLogin();
   try {
-    if (!state.me && page !== "password") state.me = await api("/mobile/v1/me");
+    if (!state.me && page !== "password") {
+      state.me = await api("/mobile/v1/me");
+      renderNav();
+    }
+    // the administrator's screens (the server refuses them to anyone else, too)
+    if (state.me?.role === "admin" && !["password", "start", "admin"].includes(page)) {
+      location.hash = "#/admin/users";
+      return;
+    }
     switch (page) {
       case "password": return renderPassword();
       case "start": return await start();
@@ -796,6 +808,7 @@ async function route() {
       case "history": return await renderHistory();
       case "check": return await renderCheck(arg);
       case "devices": return await renderDevices();
+      case "admin": return state.me.role === "admin" ? await renderAdmin() : await renderList();
       default: return await renderList();
     }
   } catch (error) {
@@ -807,6 +820,7 @@ async function route() {
   }
 }
 
+useAppHelpers({ h, api, show, message, field, t, moved, state, main: () => main });
 window.addEventListener("hashchange", route);
 if ("serviceWorker" in navigator) {
   navigator.serviceWorker.register("/app/sw.js", { scope: "/app/" }).catch(() => {});
