@@ -48,14 +48,16 @@ function when(iso, withTime = true) {
   if (!iso) return "—";
   const locale = ui.state.lang === "vi" ? "vi-VN" : "en-GB";
   const date = new Date(iso);
-  return withTime ? date.toLocaleString(locale, { dateStyle: "short", timeStyle: "short" }) : date.toLocaleDateString(locale);
+  const day = { day: "2-digit", month: "2-digit", year: "numeric" };
+  return withTime ? date.toLocaleString(locale, { ...day, hour: "2-digit", minute: "2-digit" }) : date.toLocaleDateString(locale, day);
 }
 
-// A table that reads as cards on a phone: each cell carries its column's name.
-function table(caption, columns, rows, empty) {
+// A table that reads as cards on a phone (a wide one on a tablet held upright, too):
+// each cell carries its column's name.
+function table(caption, columns, rows, empty, wide = false) {
   if (!rows.length) return h("p", { class: "empty" }, empty);
   return h("div", { class: "table-wrap" },
-    h("table", { class: "admin-table" },
+    h("table", { class: `admin-table${wide ? " wide" : ""}` },
       h("caption", { class: "visually-hidden" }, caption),
       h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", {}, rows.map((row) =>
@@ -144,15 +146,16 @@ function userState(user) {
 
 async function renderUsers(notice) {
   const here = location.hash;
-  const users = await ui.api("/admin/v1/users");
+  const [users, organisations] = await Promise.all([ui.api("/admin/v1/users"), ui.api("/admin/v1/organisations")]);
   if (ui.moved(here)) return;
+  const named = Object.fromEntries(organisations.map((o) => [o.name, o.display_name]));
   const rows = users.map((u) => ({
     attrs: { id: `user-${u.username}` },
     cells: [
       h("a", { href: `#/admin/users/${encodeURIComponent(u.username)}` }, u.username),
       u.display_name,
       roleName(u.role),
-      u.organisation || "—",
+      u.organisation ? named[u.organisation] || u.organisation : "—",
       userState(u),
     ],
   }));
@@ -313,7 +316,7 @@ async function renderClients(notice) {
     h("div", { class: "toolbar" }, h("h1", {}, w().clientsTitle), h("a", { href: "#/admin/clients/new", class: "button primary", id: "add-client" }, w().addClient)),
     notice || null,
     h("p", { class: "hint" }, w().clientsHint),
-    table(w().clientsTitle, [w().clientName, w().mayDo, w().createdAt, w().state, w().actions], rows, w().noClients)));
+    table(w().clientsTitle, [w().clientName, w().mayDo, w().createdAt, w().state, w().manage], rows, w().noClients, true)));
 }
 
 function renderNewClient(error) {
@@ -395,7 +398,7 @@ async function renderCredentials(notice) {
     h("h1", {}, w().credentialsTitle),
     notice || null,
     h("p", { class: "hint" }, w().credentialsHint),
-    table(w().credentialsTitle, [w().owner, w().organisation, w().token, w().keyId, w().subject, w().validUntil, w().state], rows, w().noCredentials)));
+    table(w().credentialsTitle, [w().owner, w().organisation, w().token, w().keyId, w().subject, w().validUntil, w().state], rows, w().noCredentials, true)));
 }
 
 // ---- organisations ----------------------------------------------------------------------------

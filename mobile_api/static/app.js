@@ -110,6 +110,7 @@ function renderNav() {
   const link = (hash, label) =>
     h("a", { href: hash, "aria-current": location.hash.startsWith(hash) ? "page" : null }, label);
   const admin = state.me?.role === "admin";
+  document.querySelector(".bar").classList.toggle("admin", admin);
   nav.replaceChildren(
     ...(admin ? adminLinks(link) : [link("#/list", t().waiting), link("#/history", t().history), link("#/devices", t().devices)]),
     h("button", { type: "button", class: "link", onclick: () => api("/mobile/v1/sessions/current", { method: "DELETE" }).finally(signOut) }, t().signOut)

@@ -261,6 +261,7 @@ WORDS.vi.admin = {
   inUse: "Đang dùng",
   state: "Trạng thái",
   createdAt: "Ngày tạo",
+  manage: "Quản lý",
   actions: {
     "user.added": "Thêm người dùng",
     "user.updated": "Sửa thông tin người dùng",
@@ -415,6 +416,7 @@ WORDS.en.admin = {
   inUse: "In use",
   state: "State",
   createdAt: "Created",
+  manage: "Manage",
   actions: {
     "user.added": "User added",
     "user.updated": "User changed",
