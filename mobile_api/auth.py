@@ -25,6 +25,7 @@ from gateway.errors import (
     PasswordChangeRequired,
     PasswordTooWeak,
     Unauthenticated,
+    UserDisabled,
 )
 from gateway.passwords import hash_password, verify_password
 from mobile_api.throttle import LoginThrottle
@@ -66,10 +67,12 @@ def login(
     (:mod:`mobile_api.throttle`). The password is checked for unknown names too (against
     a dummy hash): the same time, the same answer.
 
-    Raises LoginRateLimited (429, with ``retry_after``) and CredentialsInvalid (the same
-    for an unknown user and a wrong password)."""
+    Raises LoginRateLimited (429, with ``retry_after``), CredentialsInvalid (the same
+    for an unknown user and a wrong password) and, once the password is right,
+    UserDisabled for an account an administrator disabled (audited, no session)."""
     throttle.check(client_address, username)
     now = context.clock()
+    disabled = False
     with context.db.transaction() as session:
         user = session.scalar(select(User).where(User.username == username))
         known = user.password_hash if user is not None else None
@@ -83,8 +86,20 @@ def login(
                     client_address=client_address,
                 )
             issued = None
+        elif user.disabled_at is not None:
+            audit.record(
+                session,
+                actor=f"user:{user.username}",
+                action="login.refused_disabled",
+                now=now,
+                client_address=client_address,
+            )
+            issued, disabled = None, True
         else:
             issued = _open_session(session, user, context.settings, now=now, address=client_address)
+    if disabled:
+        throttle.succeeded(client_address, username)
+        raise UserDisabled("this account is disabled: ask your administrator")
     if issued is None:
         throttle.failed(client_address, username)
         raise CredentialsInvalid("wrong username or password")
@@ -136,7 +151,8 @@ def current_user(request: Request, context: Annotated[GatewayContext, Depends(co
 
 
 def session_user(request: Request, context: Annotated[GatewayContext, Depends(context_of)]) -> User:
-    """FastAPI dependency: the user of a live (unexpired, unrevoked) session."""
+    """FastAPI dependency: the user of a live (unexpired, unrevoked) session;
+    Unauthenticated otherwise, UserDisabled when the account was disabled since."""
     token_hash = _token_hash(_bearer(request))
     now = context.clock()
     with context.db.transaction() as session:
@@ -147,6 +163,8 @@ def session_user(request: Request, context: Annotated[GatewayContext, Depends(co
             raise Unauthenticated("the session is unknown, expired or revoked")
         user = session.get(User, mobile.user_id)
     assert user is not None
+    if user.disabled_at is not None:
+        raise UserDisabled("this account is disabled: ask your administrator")
     return user
 
 

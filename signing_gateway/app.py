@@ -19,6 +19,7 @@ from gateway.integration.callbacks import CallbackDeliverer
 from gateway.integration.destinations import DestinationPolicy
 from gateway.problems import document_problems, install_error_handlers
 from gateway.secrets_at_rest import vapid_key
+from mobile_api import admin as mobile_admin
 from mobile_api import decisions as mobile_decisions
 from mobile_api import devices as mobile_devices
 from mobile_api import passkeys as mobile_passkeys
@@ -85,6 +86,7 @@ def create_app(settings: Settings) -> FastAPI:
         mobile_decisions.router,
         mobile_devices.router,
         mobile_passkeys.router,
+        mobile_admin.router,
         operations.router,
     ):
         app.include_router(router)

@@ -57,10 +57,12 @@ def add_user(
     *,
     now: dt.datetime,
     organisation: str | None = None,
+    actor: str = "admin:cli",
+    client_address: str | None = None,
 ) -> NewUser:
     """Create a user with a random password (argon2-hashed; returned once), a member of
     ``organisation`` (short name) when given. The user enrols an authenticator (TOTP)
-    from the tablet after the first login.
+    from the tablet after the first login. Audited as done by ``actor``.
 
     Raises :class:`ParameterInvalid` for an unknown role or a username already taken,
     OrganisationUnknown."""
@@ -88,9 +90,10 @@ def add_user(
         session.add(user)
         audit.record(
             session,
-            actor="admin:cli",
+            actor=actor,
             action="user.added",
             now=now,
+            client_address=client_address,
             detail={"user": username, "role": role, "organisation": organisation},
         )
     return NewUser(user.id, username, password)
@@ -294,11 +297,13 @@ def _check_other_use(session: Session, ref: CredentialRef, unit: Organisation | 
 @dataclass(frozen=True, slots=True)
 class Revocation:
     """What revoking a credential did: the requests that failed with it, and whether it
-    had been revoked already (then nothing changed and nothing was audited)."""
+    had been revoked already (then nothing changed and nothing was audited); when it
+    was revoked (now, or earlier when ``already_revoked``)."""
 
     credential_id: str
     failed: tuple[str, ...]
     already_revoked: bool
+    revoked_at: dt.datetime | None = None
 
 
 def revoke_credential(
@@ -308,6 +313,7 @@ def revoke_credential(
     actor: str,
     now: dt.datetime,
     registry: SignerRegistry | None = None,
+    client_address: str | None = None,
 ) -> Revocation:
     """Stop using credential ``credential_id`` at once (staff rotation, a lost token, a
     revoked certificate): its pending requests fail now with ``certificate_revoked`` in
@@ -320,7 +326,9 @@ def revoke_credential(
         if credential is None:
             raise NotFound(f"no credential {credential_id}")
         if credential.revoked_at is not None:
-            return Revocation(credential_id, (), already_revoked=True)
+            return Revocation(
+                credential_id, (), already_revoked=True, revoked_at=credential.revoked_at
+            )
         credential.revoked_at = now
         pending = session.scalars(
             select(SigningRequest).where(
@@ -349,9 +357,10 @@ def revoke_credential(
             actor=actor,
             action="credential.revoked",
             now=now,
+            client_address=client_address,
             detail={"credential": credential_id, "failed": list(failed)},
         )
-    return Revocation(credential_id, failed, already_revoked=False)
+    return Revocation(credential_id, failed, already_revoked=False, revoked_at=now)
 
 
 def _key_still_used(session: Session, credential: Credential) -> bool:

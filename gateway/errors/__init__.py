@@ -11,13 +11,16 @@ problems.
 from __future__ import annotations
 
 from gateway.errors.access import (
+    AdminRoleRequired,
     CredentialsInvalid,
     Forbidden,
     LoginRateLimited,
     NotFound,
     PasswordChangeRequired,
     PasswordTooWeak,
+    ScopeMissing,
     Unauthenticated,
+    UserDisabled,
 )
 from gateway.errors.base import (
     AccessRefused,
@@ -86,6 +89,7 @@ from gateway.errors.submissions import (
 
 __all__ = [
     "AccessRefused",
+    "AdminRoleRequired",
     "CertificateHolderMismatch",
     "ApprovalExpired",
     "ApprovalNonceInvalid",
@@ -135,6 +139,7 @@ __all__ = [
     "RequestNotPending",
     "RequestNotSigned",
     "RequestStateError",
+    "ScopeMissing",
     "SignerBlockNotFound",
     "SignerNoCredential",
     "SignerNotLeader",
@@ -144,6 +149,7 @@ __all__ = [
     "TotpNotAccepted",
     "TotpNotEnrolled",
     "Unauthenticated",
+    "UserDisabled",
     "error_class",
 ]
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 from gateway.errors.base import AccessRefused
 
 __all__ = [
+    "AdminRoleRequired",
     "PasswordChangeRequired",
     "PasswordTooWeak",
     "CredentialsInvalid",
     "Forbidden",
     "LoginRateLimited",
     "NotFound",
+    "ScopeMissing",
     "Unauthenticated",
+    "UserDisabled",
 ]
 
 
@@ -25,8 +28,7 @@ class Unauthenticated(AccessRefused):
 
 
 class CredentialsInvalid(AccessRefused):
-    """A login named an unknown user, a wrong password, or a disabled account (the same
-    answer for all three)."""
+    """A login named an unknown user or a wrong password (the same answer for both)."""
 
     code = "credentials_invalid"
     status = 401
@@ -74,3 +76,29 @@ class PasswordTooWeak(AccessRefused):
     code = "password_too_weak"
     status = 422
     title = "The new password does not follow the rules"
+
+
+class UserDisabled(AccessRefused):
+    """The account was disabled by an administrator: it cannot sign in, and its sessions
+    stopped working (told only to whoever gave its right password or session token)."""
+
+    code = "user_disabled"
+    status = 403
+    title = "This account is disabled"
+
+
+class AdminRoleRequired(AccessRefused):
+    """The administration API is for users with the ``admin`` role."""
+
+    code = "admin_role_required"
+    status = 403
+    title = "Administrators only"
+
+
+class ScopeMissing(AccessRefused):
+    """The integration client's API key was not given the scope this call needs
+    (``requests:submit``, ``requests:read`` or ``validations``)."""
+
+    code = "scope_missing"
+    status = 403
+    title = "The API key lacks the scope for this call"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Header, Request, Response, UploadFile
@@ -16,12 +17,12 @@ from starlette.concurrency import run_in_threadpool
 
 from gateway.context import GatewayContext, context_of
 from gateway.db.models import IntegrationClient, SigningRequest
-from gateway.errors import DocumentTooLarge, ParameterInvalid, Unauthenticated
+from gateway.errors import DocumentTooLarge, ParameterInvalid, ScopeMissing, Unauthenticated
 from gateway.requests.schemas import SigningRequestView
 from gateway.requests.submission import WorkflowOrder
 from hsm_bridge.pades import SignatureParameters
 
-__all__ = ["router"]
+__all__ = ["Client", "Context", "ReadClient", "client_with_scope", "current_client", "router"]
 
 router = APIRouter(prefix="/api/v1", tags=["integration"])
 
@@ -29,7 +30,8 @@ Context = Annotated[GatewayContext, Depends(context_of)]
 
 
 def current_client(request: Request, context: Context) -> IntegrationClient:
-    """The integration client named by the bearer API key; Unauthenticated otherwise."""
+    """The live integration client named by the bearer API key; Unauthenticated
+    otherwise (no key, an unknown key, or a revoked client's: the same answer)."""
     scheme, _, key = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise Unauthenticated("send Authorization: Bearer <api key>")
@@ -38,12 +40,29 @@ def current_client(request: Request, context: Context) -> IntegrationClient:
         client = session.scalar(
             select(IntegrationClient).where(IntegrationClient.api_key_sha256 == digest)
         )
-    if client is None:
+    if client is None or client.revoked_at is not None:
         raise Unauthenticated("unknown API key")
     return client
 
 
 Client = Annotated[IntegrationClient, Depends(current_client)]
+
+
+def client_with_scope(scope: str) -> Callable[..., IntegrationClient]:
+    """A FastAPI dependency: the live client of :func:`current_client`, whose key was
+    given ``scope`` (``requests:submit``, ``requests:read`` or ``validations``);
+    ScopeMissing (403) otherwise."""
+
+    def scoped(client: Client) -> IntegrationClient:
+        if scope not in (client.scopes or "").split():
+            raise ScopeMissing(f"this API key was not given the scope {scope}")
+        return client
+
+    return scoped
+
+
+SubmitClient = Annotated[IntegrationClient, Depends(client_with_scope("requests:submit"))]
+ReadClient = Annotated[IntegrationClient, Depends(client_with_scope("requests:read"))]
 
 
 def _parse_box(box: str | None, page: int | None) -> tuple[float, float, float, float] | None:
@@ -67,7 +86,7 @@ async def submit(
     request: Request,
     response: Response,
     context: Context,
-    client: Client,
+    client: SubmitClient,
     document: Annotated[UploadFile, File(description="the PDF to sign")],
     signer: Annotated[str | None, Form(min_length=1, max_length=64)] = None,
     title: Annotated[str | None, Form(min_length=1, max_length=300)] = None,
@@ -150,7 +169,7 @@ def _view(context: GatewayContext, request: SigningRequest) -> SigningRequestVie
 
 
 @router.get("/signing-requests/{request_id}", response_model=SigningRequestView)
-def status(request_id: str, context: Context, client: Client) -> SigningRequestView:
+def status(request_id: str, context: Context, client: ReadClient) -> SigningRequestView:
     """The request's status; once signed, ``signed_document_sha256`` too; for a step of
     a workflow, the workflow and its steps."""
     return _view(context, context.submissions.get_for_client(client, request_id))
@@ -161,7 +180,7 @@ def status(request_id: str, context: Context, client: Client) -> SigningRequestV
     response_class=Response,
     responses={200: {"content": {"application/pdf": {}}}},
 )
-def signed_document(request_id: str, context: Context, client: Client) -> Response:
+def signed_document(request_id: str, context: Context, client: ReadClient) -> Response:
     """The signed PDF; 409 ``request_not_signed`` while it is not signed."""
     data = context.submissions.signed_document_for_client(client, request_id)
     return Response(
@@ -173,7 +192,7 @@ def signed_document(request_id: str, context: Context, client: Client) -> Respon
 
 @router.delete("/signing-requests/{request_id}", response_model=SigningRequestView)
 def cancel(
-    request_id: str, request: Request, context: Context, client: Client
+    request_id: str, request: Request, context: Context, client: SubmitClient
 ) -> SigningRequestView:
     """Cancel a pending request; 409 ``request_not_pending`` otherwise."""
     return _view(

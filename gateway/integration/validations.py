@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Query, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Query, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
+from gateway.db.models import IntegrationClient
 from gateway.errors import DocumentTooLarge
-from gateway.integration.api import Client, Context
+from gateway.integration.api import Context, client_with_scope
 from gateway.signing.report_html import report_html
 from gateway.signing.reports import report_json
 from hsm_bridge.pades.chain import load_ca_file
@@ -21,6 +22,8 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1", tags=["integration"])
 
+ValidatingClient = Annotated[IntegrationClient, Depends(client_with_scope("validations"))]
+
 
 @router.post(
     "/validations",
@@ -28,7 +31,7 @@ router = APIRouter(prefix="/api/v1", tags=["integration"])
 )
 async def validate_document(
     context: Context,
-    client: Client,
+    client: ValidatingClient,
     document: Annotated[UploadFile, File(description="the PDF to validate")],
     format: Annotated[Literal["json", "html"], Query(description="json or html")] = "json",
     lang: Annotated[Literal["vi", "en"], Query(description="the HTML report's language")] = "vi",

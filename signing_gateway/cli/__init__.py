@@ -11,6 +11,7 @@ from signing_gateway.cli import (
     archive,
     audit,
     bridge,
+    clients,
     credentials,
     devices,
     installation,
@@ -37,6 +38,7 @@ app.add_typer(organisations.app, name="organisations")
 app.add_typer(bridge.app, name="bridge")
 app.add_typer(pki.app, name="pki")
 app.add_typer(archive.app, name="archive")
+app.add_typer(clients.app, name="clients")
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from gateway.admin.enrolment import register_credential, revoke_credential
+from gateway.admin.listings import list_credentials
 from gateway.audit import log as audit
 from gateway.bridges import add_ca_certificates
 from gateway.config import load_settings
@@ -37,8 +38,45 @@ credentials_app = app
 def credentials_list(
     data_dir: DataDir = Path("var"),
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    tokens: Annotated[
+        bool, typer.Option("--tokens", help="the keys on the tokens instead, registered or not")
+    ] = False,
 ) -> None:
-    """Keys and certificates on every token whose PIN the bridge holds."""
+    """Registered credentials with who signs with each (the id `credentials revoke`
+    takes); with --tokens, the keys and certificates on every token whose PIN the
+    bridge holds."""
+    if tokens:
+        _token_keys(data_dir, as_json)
+        return
+    with admin_db(load_settings(data_dir)) as db:
+        listed = list_credentials(db)
+    if as_json:
+        rows = [
+            {
+                **dataclasses.asdict(c),
+                "not_after": c.not_after.isoformat(),
+                "revoked_at": c.revoked_at.isoformat() if c.revoked_at else None,
+                "created_at": c.created_at.isoformat(),
+            }
+            for c in listed
+        ]
+        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    if not listed:
+        typer.echo("no credential registered yet (see `credentials list --tokens`)")
+    for c in listed:
+        state = f"revoked {c.revoked_at.date()}" if c.revoked_at else "active"
+        holder = f"{c.username} ({c.display_name})"
+        seal = f", seal of {c.organisation}" if c.organisation else ""
+        typer.echo(
+            f"{c.id}  {state:<18} {holder}{seal}\n"
+            f"    token {c.token_serial} key {c.key_id} {c.mechanism} PIN {c.pin_policy};"
+            f" certificate {c.subject!r} until {c.not_after.date()}"
+        )
+
+
+def _token_keys(data_dir: Path, as_json: bool) -> None:
+    """Print the keys and certificates on every token whose PIN the bridge holds."""
     bridge = open_bridge(load_settings(data_dir))
     entries = []
     for token in bridge.inventory():
@@ -181,7 +219,8 @@ def credentials_revoke(
             db, credential_id, actor="admin:cli", now=dt.datetime.now(dt.UTC), registry=registry
         )
     if done.already_revoked:
-        typer.echo(f"credential {credential_id} was revoked already: nothing changed")
+        when = done.revoked_at.isoformat(timespec="seconds") if done.revoked_at else "?"
+        typer.echo(f"credential {credential_id} already revoked on {when}: nothing changed")
         return
     failed = len(done.failed)
     typer.echo(f"credential {credential_id} revoked; {failed} pending request(s) failed")

@@ -111,7 +111,7 @@ def devices_list(
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
     if not rows:
-        typer.echo(f"{username} has no device")
+        typer.echo(f"{username} has no enrolled devices or passkeys")
     for row in rows:
         typer.echo(
             f"{row['id']}  {row['state']:<8} {row['platform']:<8} {row['enrolled_with']:<14}"

@@ -149,7 +149,7 @@ def test_a_token_without_a_stored_pin_is_listed_and_registered_for_signer_pin(
     import json
 
     serial = extra_signers["pinsigner"]["token_serial"]
-    listed = cli(installation, "credentials", "list", "--json")
+    listed = cli(installation, "credentials", "list", "--tokens", "--json")
     assert listed.returncode == 0, listed.stderr
     keys = [e for e in json.loads(listed.stdout) if e["token_serial"] == serial]
     assert len(keys) == 1 and keys[0]["status"] == "ok", keys

@@ -76,7 +76,9 @@ def test_ambiguous_credentials_are_reported(installation):
     )
     assert made.returncode == 0, made.stderr
     serial = made.stdout.strip().splitlines()[-1]
-    listed = _cli("credentials", "list", "--json", "--data-dir", str(installation.data_dir))
+    listed = _cli(
+        "credentials", "list", "--tokens", "--json", "--data-dir", str(installation.data_dir)
+    )
     assert listed.returncode == 0, listed.stderr
     entries = [e for e in json.loads(listed.stdout) if e["token_serial"] == serial]
     by_id = {e["key_id"]: e for e in entries}
