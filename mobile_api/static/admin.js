@@ -447,7 +447,7 @@ async function renderAudit() {
   const filters = h("form", { class: "card filters", onsubmit: (e) => { e.preventDefault(); load(null); } },
     h("h2", {}, w().filters),
     h("div", { class: "filter-grid" },
-      ui.field("actor", w().actor, { autocomplete: "off", autocapitalize: "none", placeholder: "user:nguyen.van.a" }),
+      ui.field("actor", w().actor, { autocomplete: "off", autocapitalize: "none", placeholder: "nguyen.van.a" }),
       ui.field("action", w().action, { autocomplete: "off", autocapitalize: "none", placeholder: "user.added", list: "known-actions" }),
       ui.field("request_id", w().requestId, { autocomplete: "off", autocapitalize: "none" }),
       ui.field("since", w().since, { type: "date" }),
@@ -462,6 +462,9 @@ async function renderAudit() {
   async function load(cursor) {
     const query = new URLSearchParams();
     for (const key of ["actor", "action", "request_id"]) if (filters[key].value.trim()) query.set(key, filters[key].value.trim());
+    // a bare username means that user (the log names actors user:NAME, client:NAME, system)
+    const actor = query.get("actor");
+    if (actor && !actor.includes(":") && actor !== "system") query.set("actor", `user:${actor}`);
     const since = isoDay(filters.since.value);
     const until = isoDay(filters.until.value, 1);
     if (since) query.set("since", since);
