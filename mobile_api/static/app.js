@@ -153,7 +153,8 @@ async function login(event) {
     sessionStorage.setItem("token", state.token);
     location.hash = session.password_change_required ? "#/password" : "#/start";
   } catch (error) {
-    renderLogin(error.code === "login_rate_limited" ? t().waitLogin(error.body.retry_after) : t().wrongLogin);
+    const why = { login_rate_limited: () => t().waitLogin(error.body.retry_after), user_disabled: () => t().failures.user_disabled }[error.code];
+    renderLogin(why ? why() : t().wrongLogin);
   }
 }
 

@@ -118,6 +118,7 @@ export const WORDS = {
       otp_locked: "Đã nhập sai quá nhiều lần; vui lòng thử lại sau.",
       request_expired: "Văn bản đã hết hạn ký.",
       request_not_pending: "Văn bản không còn chờ ký.",
+      user_disabled: "Tài khoản này đã bị khóa. Vui lòng liên hệ quản trị viên.",
     },
   },
   en: {
@@ -237,6 +238,7 @@ export const WORDS = {
       otp_locked: "Too many wrong codes; try again later.",
       request_expired: "The document's time to sign ran out.",
       request_not_pending: "The document no longer waits for a signature.",
+      user_disabled: "This account is disabled. Please ask your administrator.",
     },
   },
 };
