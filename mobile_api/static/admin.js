@@ -391,7 +391,9 @@ async function renderCredentials(notice) {
       c.not_after ? expiry(c) : "—",
       c.revoked_at
         ? h("span", { class: "badge failed" }, `${ui.t().revoked} ${when(c.revoked_at, false)}`)
-        : h("button", { type: "button", class: "danger", onclick: revoke(c) }, ui.t().revoke),
+        : h("div", { class: "state-actions" },
+            h("span", { class: "badge signed" }, w().inUse),
+            h("button", { type: "button", class: "danger", onclick: revoke(c) }, ui.t().revoke)),
     ],
   }));
   ui.show(h("section", {},
@@ -429,7 +431,7 @@ function isoDay(value, plusDays = 0) {
 }
 
 function auditRow(entry) {
-  const detail = Object.entries(entry.detail || {}).map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(" · ");
+  const detail = Object.entries(entry.detail || {}).map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(", ") : v && typeof v === "object" ? JSON.stringify(v) : v}`).join(" · ");
   return {
     attrs: { class: "audit-entry" },
     cells: [

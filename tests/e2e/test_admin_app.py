@@ -136,6 +136,23 @@ def _add_client(tablet: Tablet, name: str) -> tuple[str, str]:
     return api_key, callback_secret
 
 
+def _rotate_and_revoke(tablet: Tablet, name: str) -> str:
+    """Give the client a new key (confirmed), and the key shown once; then revoke it."""
+    page = tablet.page
+    row = page.locator("tr", has=page.get_by_role("cell", name=name))
+    row.locator("button.rotate-key").click()
+    page.get_by_role("dialog").get_by_text(f"Đổi khóa API của {name}?").wait_for()
+    page.locator("#confirm-yes").click()
+    page.get_by_text("sẽ không được hiển thị lại").wait_for()
+    new_key = page.locator("#secret-0").inner_text().strip()
+    page.locator("#secret-done").click()
+    row.locator("button.revoke").click()
+    page.locator("#confirm-yes").click()
+    page.get_by_text(f"Đã thu hồi quyền kết nối của {name}.").wait_for()
+    assert row.locator("button").count() == 0
+    return new_key
+
+
 def _browse_audit(tablet: Tablet, admin: str, user: str, client: str) -> None:
     page = tablet.page
     page.get_by_role("link", name="Nhật ký").click()
@@ -150,13 +167,16 @@ def _browse_audit(tablet: Tablet, admin: str, user: str, client: str) -> None:
     )
     rows = page.locator(".audit-entry")
     actions = [rows.nth(i).locator("td").nth(2).inner_text() for i in range(rows.count())]
-    # newest first: the client, the disabling, the user, the admin's own password
-    assert [a.split(" (")[1].rstrip(")") for a in actions[:3]] == [
+    # newest first: the client's revocation, new key and addition, the user's disabling
+    # and addition
+    assert [a.split(" (")[1].rstrip(")") for a in actions[:5]] == [
+        "client.revoked",
+        "client.key_rotated",
         "client.added",
         "user.disabled",
         "user.added",
     ], actions
-    assert user in rows.nth(1).inner_text() and client in rows.nth(0).inner_text()
+    assert client in rows.nth(2).inner_text() and user in rows.nth(3).inner_text()
     page.get_by_label("Người thực hiện").focus()  # Tab from there: the next filter
     _checked(tablet, "admin-11-audit")
 
@@ -218,6 +238,16 @@ def test_an_administrator_runs_the_installation_from_the_app(
             files={"document": ("document.pdf", sample_pdf(["X"]), "application/pdf")},
         )
         assert validation.status_code == 403, validation.text
+
+    # a new key: the old one stops; revoked: the new one stops too
+    new_key = _rotate_and_revoke(tablet, client_name)
+    with httpx.Client(base_url=server.base_url, timeout=30) as http:
+        for key, status in ((api_key, 401), (new_key, 401)):
+            answer = http.get(
+                f"/api/v1/signing-requests/{submitted.json()['id']}",
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            assert answer.status_code == status, (key == new_key, answer.text)
 
     # certificates, with their holders and expiry; organisations
     page.get_by_role("link", name="Chứng thư số").click()
