@@ -1,6 +1,7 @@
 // The signer's tablet app: sign in, enrol a passkey, see what waits, read the document
 // page by page with the signature's place drawn, approve (one or many) or reject.
-// Every hash the app signs it computes itself from what it displays.
+// Every hash the app signs it computes itself from what it displays. An administrator
+// (role "admin") gets the administration screens of admin.js instead.
 import { WORDS } from "./i18n.js";
 import * as c from "./crypto.js";
 import { adminLinks, renderAdmin, useAppHelpers } from "./admin.js";

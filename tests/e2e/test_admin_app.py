@@ -260,6 +260,16 @@ def test_an_administrator_runs_the_installation_from_the_app(
     _checked(tablet, "admin-10-organisations")
 
     _browse_audit(tablet, admin, username, client_name)
+
+    # the same screens in English
+    page.locator("#lang").click()
+    page.get_by_role("heading", name="Audit log").wait_for()
+    page.get_by_role("link", name="Connected systems").click()
+    page.get_by_role("heading", name="Connected document systems").wait_for()
+    page.get_by_role("cell", name=client_name).wait_for()
+    _checked(tablet, "admin-12-english")
+    page.locator("#lang").click()
+    page.get_by_role("heading", name="Phần mềm quản lý văn bản kết nối").wait_for()
     page.context.close()
 
 
