@@ -167,13 +167,14 @@ def _browse_audit(tablet: Tablet, admin: str, user: str, client: str) -> None:
     )
     rows = page.locator(".audit-entry")
     actions = [rows.nth(i).locator("td").nth(2).inner_text() for i in range(rows.count())]
-    # newest first: the client's revocation, new key and addition, the user's disabling
-    # and addition
-    assert [a.split(" (")[1].rstrip(")") for a in actions[:5]] == [
+    # newest first: the client's revocation, new key and addition, the user's disabling,
+    # new password and addition
+    assert [a.split(" (")[1].rstrip(")") for a in actions[:6]] == [
         "client.revoked",
         "client.key_rotated",
         "client.added",
         "user.disabled",
+        "user.password_reset",
         "user.added",
     ], actions
     assert client in rows.nth(2).inner_text() and user in rows.nth(3).inner_text()
@@ -210,6 +211,23 @@ def test_an_administrator_runs_the_installation_from_the_app(
     with httpx.Client(base_url=server.base_url, timeout=30) as http:
         first = http.post("/mobile/v1/sessions", json={"username": username, "password": password})
     assert first.status_code == 201 and first.json()["password_change_required"], first.text
+
+    # a new one-time password: the first one stops working
+    page.locator(f"#user-{username} a").click()
+    page.locator("#reset-password").click()
+    page.get_by_role("dialog").get_by_text("Cấp lại mật khẩu cho Nguyễn Văn Mới?").wait_for()
+    page.locator("#confirm-yes").click()
+    page.get_by_text("sẽ không được hiển thị lại").wait_for()
+    renewed = page.locator("#secret-0").inner_text().strip()
+    page.locator("#secret-done").click()
+    page.locator("#toggle-user").wait_for()
+    with httpx.Client(base_url=server.base_url, timeout=30) as http:
+        old = http.post("/mobile/v1/sessions", json={"username": username, "password": password})
+        new = http.post("/mobile/v1/sessions", json={"username": username, "password": renewed})
+    assert old.status_code == 401 and new.status_code == 201, (old.text, new.text)
+    password = renewed
+    page.get_by_role("link", name="Người dùng").click()
+    page.locator(f"#user-{username}").wait_for()
 
     # disabled: no more sign-in
     _disable_user(tablet, username)
