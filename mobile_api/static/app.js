@@ -1,8 +1,10 @@
 // The signer's tablet app: sign in, enrol a passkey, see what waits, read the document
 // page by page with the signature's place drawn, approve (one or many) or reject.
-// Every hash the app signs it computes itself from what it displays.
+// Every hash the app signs it computes itself from what it displays. An administrator
+// (role "admin") gets the administration screens of admin.js instead.
 import { WORDS } from "./i18n.js";
 import * as c from "./crypto.js";
+import { adminLinks, renderAdmin, useAppHelpers } from "./admin.js";
 
 const state = {
   lang: localStorage.getItem("lang") || "vi",
@@ -108,10 +110,10 @@ function renderNav() {
   }
   const link = (hash, label) =>
     h("a", { href: hash, "aria-current": location.hash.startsWith(hash) ? "page" : null }, label);
+  const admin = state.me?.role === "admin";
+  document.querySelector(".bar").classList.toggle("admin", admin);
   nav.replaceChildren(
-    link("#/list", t().waiting),
-    link("#/history", t().history),
-    link("#/devices", t().devices),
+    ...(admin ? adminLinks(link) : [link("#/list", t().waiting), link("#/history", t().history), link("#/devices", t().devices)]),
     h("button", { type: "button", class: "link", onclick: () => api("/mobile/v1/sessions/current", { method: "DELETE" }).finally(signOut) }, t().signOut)
   );
 }
@@ -152,7 +154,8 @@ async function login(event) {
     sessionStorage.setItem("token", state.token);
     location.hash = session.password_change_required ? "#/password" : "#/start";
   } catch (error) {
-    renderLogin(error.code === "login_rate_limited" ? t().waitLogin(error.body.retry_after) : t().wrongLogin);
+    const why = { login_rate_limited: () => t().waitLogin(error.body.retry_after), user_disabled: () => t().failures.user_disabled }[error.code];
+    renderLogin(why ? why() : t().wrongLogin);
   }
 }
 
@@ -190,6 +193,10 @@ async function changePassword(event) {
 
 async function start() {
   state.me = await api("/mobile/v1/me");
+  if (state.me.role === "admin") {
+    location.hash = "#/admin/users";
+    return;
+  }
   const passkey = localPasskey();
   location.hash = !passkey && state.me.devices === 0 && !state.me.totp_enrolled ? "#/enrol" : "#/list";
 }
@@ -786,7 +793,15 @@ async function route() {
   const [, page, arg] = location.hash.split("/");
   if (!state.token) return renderLogin();
   try {
-    if (!state.me && page !== "password") state.me = await api("/mobile/v1/me");
+    if (!state.me && page !== "password") {
+      state.me = await api("/mobile/v1/me");
+      renderNav();
+    }
+    // the administrator's screens (the server refuses them to anyone else, too)
+    if (state.me?.role === "admin" && !["password", "start", "admin"].includes(page)) {
+      location.hash = "#/admin/users";
+      return;
+    }
     switch (page) {
       case "password": return renderPassword();
       case "start": return await start();
@@ -796,6 +811,7 @@ async function route() {
       case "history": return await renderHistory();
       case "check": return await renderCheck(arg);
       case "devices": return await renderDevices();
+      case "admin": return state.me.role === "admin" ? await renderAdmin() : await renderList();
       default: return await renderList();
     }
   } catch (error) {
@@ -807,6 +823,7 @@ async function route() {
   }
 }
 
+useAppHelpers({ h, api, show, message, field, t, moved, state, main: () => main });
 window.addEventListener("hashchange", route);
 if ("serviceWorker" in navigator) {
   navigator.serviceWorker.register("/app/sw.js", { scope: "/app/" }).catch(() => {});

@@ -1,8 +1,8 @@
 // The app's service worker: caches the app shell only (never documents, previews or
 // tokens: every /mobile/ and /api/ call goes to the network), and shows Web Push
 // notifications (request id and nonce only; the title is the installation's).
-const SHELL = "shell-v2";
-const FILES = ["/app/", "/app/app.css", "/app/app.js", "/app/crypto.js", "/app/i18n.js", "/app/manifest.webmanifest", "/app/icons/icon-192.png", "/app/icons/icon-512.png"];
+const SHELL = "shell-v3";
+const FILES = ["/app/", "/app/app.css", "/app/app.js", "/app/admin.js", "/app/crypto.js", "/app/i18n.js", "/app/manifest.webmanifest", "/app/icons/icon-192.png", "/app/icons/icon-512.png"];
 
 self.addEventListener("install", (event) => {
   event.waitUntil(caches.open(SHELL).then((cache) => cache.addAll(FILES)).then(() => self.skipWaiting()));

@@ -1,0 +1,309 @@
+"""The administrator's screens of the web app in Chromium, at an iPad's viewport both ways
+and a phone's: an administrator made with the CLI signs in with the one-time password and
+chooses their own, adds a user and sees the user's one-time password once (which then
+opens a session), disables the user (who can then no longer sign in), adds a document
+system and sees its API key once (which then submits and reads a document), looks at the
+certificates and organisations, and finds those actions in the audit log. A leader sees
+none of it, and the API refuses them. Every screen is photographed (tests/browser.py) and
+checked for labels, visible focus and contrast."""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+import httpx
+import pytest
+from playwright.sync_api import sync_playwright
+
+from signing_gateway.demo.sample_pdf import sample_pdf
+from tests.browser import Tablet, accessibility_problems, chromium, open_tablet
+from tests.commands import cli
+from tests.factories import make_signer
+
+pytestmark = pytest.mark.browser
+
+VIEWPORTS = ["ipad-portrait", "ipad-landscape", "phone"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = chromium()
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(executable), args=["--no-sandbox", "--disable-gpu"]
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def app_url(server) -> str:
+    return server.base_url.replace("127.0.0.1", "localhost")
+
+
+def _checked(tablet: Tablet, screen: str) -> None:
+    """Photograph the screen and check its accessibility."""
+    tablet.shot(screen)
+    problems = accessibility_problems(tablet)
+    assert not problems, (screen, tablet.viewport, problems)
+
+
+def _new_admin(installation) -> tuple[str, str]:
+    """An administrator added with the CLI, and the one-time password it printed."""
+    username = f"qt{secrets.token_hex(4)}"
+    added = cli(
+        installation, "users", "add", username, "--display-name", "Quản trị thử", "--role", "admin"
+    )
+    assert added.returncode == 0, added.stderr
+    found = re.search(r"initial password \(shown once\): (\S+)", added.stdout)
+    assert found, added.stdout
+    return username, found.group(1)
+
+
+def _sign_in(tablet: Tablet, username: str, password: str) -> None:
+    page = tablet.page
+    page.goto(f"{tablet.base_url}/app/")
+    page.get_by_label("Tên đăng nhập").fill(username)
+    page.get_by_label("Mật khẩu", exact=True).fill(password)
+    page.get_by_role("button", name="Đăng nhập").click()
+
+
+def _admin_signs_in_first_time(tablet: Tablet, username: str, password: str) -> None:
+    page = tablet.page
+    _sign_in(tablet, username, password)
+    page.get_by_role("heading", name="Đổi mật khẩu").wait_for()
+    page.get_by_label("Mật khẩu hiện tại").fill(password)
+    page.get_by_label("Mật khẩu mới", exact=True).fill("Quan-tri-2026!")
+    page.get_by_label("Nhập lại mật khẩu mới").fill("Quan-tri-2026!")
+    page.get_by_role("button", name="Lưu").click()
+    page.get_by_role("heading", name="Người dùng").wait_for()
+    page.wait_for_url("**/#/admin/users")
+
+
+def _add_user(tablet: Tablet, username: str) -> str:
+    """Add a leader from the screen; the one-time password it shows."""
+    page = tablet.page
+    page.locator("#add-user").click()
+    page.get_by_label("Tên đăng nhập").fill(username)
+    page.get_by_label("Họ và tên").fill("Nguyễn Văn Mới")
+    page.get_by_label("Vai trò").select_option("leader")
+    _checked(tablet, "admin-02-add-user")
+    page.get_by_role("button", name="Thêm người dùng").click()
+    page.get_by_text("sẽ không được hiển thị lại").wait_for()
+    _checked(tablet, "admin-03-one-time-password")
+    password = page.locator("#secret-0").inner_text().strip()
+    assert len(password) >= 10
+    page.locator("#secret-done").click()
+    page.locator(f"#user-{username}").wait_for()
+    assert password not in page.content()  # shown once: gone with its screen
+    return password
+
+
+def _disable_user(tablet: Tablet, username: str) -> None:
+    page = tablet.page
+    page.locator(f"#user-{username} a").click()
+    page.get_by_role("heading", name="Thiết bị và khóa xác thực").wait_for()
+    page.get_by_text("Người này chưa đăng ký thiết bị nào.").wait_for()
+    assert page.get_by_text("signing-gateway devices revoke").count() == 1
+    _checked(tablet, "admin-04-user")
+    page.locator("#toggle-user").click()
+    page.get_by_role("dialog").get_by_text("Khóa tài khoản của Nguyễn Văn Mới?").wait_for()
+    tablet.shot("admin-05-confirm")
+    page.locator("#confirm-yes").click()
+    page.get_by_text("Đã khóa tài khoản.").wait_for()
+    assert page.locator("#toggle-user").inner_text() == "Mở lại tài khoản"
+
+
+def _add_client(tablet: Tablet, name: str) -> tuple[str, str]:
+    """Add a document system that may submit and read (not validate); its API key and
+    callback secret as shown once."""
+    page = tablet.page
+    page.get_by_role("link", name="Phần mềm kết nối").click()
+    page.locator("#add-client").click()
+    page.get_by_label("Tên phần mềm").fill(name)
+    page.get_by_label("Kiểm tra chữ ký của văn bản").uncheck()
+    _checked(tablet, "admin-06-add-client")
+    page.get_by_role("button", name="Thêm phần mềm kết nối").click()
+    page.get_by_text("sẽ không được hiển thị lại").wait_for()
+    _checked(tablet, "admin-07-client-key")
+    api_key = page.locator("#secret-0").inner_text().strip()
+    callback_secret = page.locator("#secret-1").inner_text().strip()
+    page.locator("#secret-done").click()
+    page.get_by_role("cell", name=name).wait_for()
+    assert api_key not in page.content() and callback_secret not in page.content()
+    _checked(tablet, "admin-08-clients")
+    return api_key, callback_secret
+
+
+def _rotate_and_revoke(tablet: Tablet, name: str) -> str:
+    """Give the client a new key (confirmed), and the key shown once; then revoke it."""
+    page = tablet.page
+    row = page.locator("tr", has=page.get_by_role("cell", name=name))
+    row.locator("button.rotate-key").click()
+    page.get_by_role("dialog").get_by_text(f"Đổi khóa API của {name}?").wait_for()
+    page.locator("#confirm-yes").click()
+    page.get_by_text("sẽ không được hiển thị lại").wait_for()
+    new_key = page.locator("#secret-0").inner_text().strip()
+    page.locator("#secret-done").click()
+    row.locator("button.revoke").click()
+    page.locator("#confirm-yes").click()
+    page.get_by_text(f"Đã thu hồi quyền kết nối của {name}.").wait_for()
+    assert row.locator("button").count() == 0
+    return new_key
+
+
+def _browse_audit(tablet: Tablet, admin: str, user: str, client: str) -> None:
+    page = tablet.page
+    page.get_by_role("link", name="Nhật ký").click()
+    page.get_by_role("heading", name="Lọc").wait_for()
+    page.locator(".audit-entry").first.wait_for()
+    page.get_by_label("Người thực hiện").fill(admin)  # a bare username: user:<admin>
+    page.locator("#search-audit").click()
+    page.wait_for_function(
+        "(actor) => { const rows = [...document.querySelectorAll('.audit-entry')];"
+        " return rows.length > 0 && rows.every((r) => r.cells[1].textContent === actor); }",
+        arg=f"user:{admin}",
+    )
+    rows = page.locator(".audit-entry")
+    actions = [rows.nth(i).locator("td").nth(2).inner_text() for i in range(rows.count())]
+    # newest first: the client's revocation, new key and addition, the user's disabling,
+    # new password and addition
+    assert [a.split(" (")[1].rstrip(")") for a in actions[:6]] == [
+        "client.revoked",
+        "client.key_rotated",
+        "client.added",
+        "user.disabled",
+        "user.password_reset",
+        "user.added",
+    ], actions
+    assert client in rows.nth(2).inner_text() and user in rows.nth(3).inner_text()
+    page.get_by_label("Người thực hiện").focus()  # Tab from there: the next filter
+    _checked(tablet, "admin-11-audit")
+
+    # the whole log, a page (50) at a time: more than a page of changes first
+    headers = {"Authorization": f"Bearer {tablet.token()}"}
+    with httpx.Client(base_url=tablet.base_url, timeout=30, headers=headers) as http:
+        for n in range(51):
+            changed = http.patch(f"/admin/v1/users/{user}", json={"display_name": f"Tên {n}"})
+            assert changed.status_code == 200, changed.text
+    page.get_by_label("Người thực hiện").fill("")
+    page.locator("#search-audit").click()
+    page.locator("#load-more").wait_for()
+    assert rows.count() == 50
+    page.locator("#load-more").click()
+    page.wait_for_function("() => document.querySelectorAll('.audit-entry').length > 50")
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_an_administrator_runs_the_installation_from_the_app(
+    browser, app_url, server, installation, db, box, viewport
+):
+    admin, one_time = _new_admin(installation)
+    tablet = open_tablet(browser, app_url, viewport, passkeys=False)
+    page = tablet.page
+    _admin_signs_in_first_time(tablet, admin, one_time)
+    _checked(tablet, "admin-01-users")
+
+    # a user, with a one-time password that opens a session (and asks for a new one)
+    username = f"nv{secrets.token_hex(4)}"
+    password = _add_user(tablet, username)
+    with httpx.Client(base_url=server.base_url, timeout=30) as http:
+        first = http.post("/mobile/v1/sessions", json={"username": username, "password": password})
+    assert first.status_code == 201 and first.json()["password_change_required"], first.text
+
+    # a new one-time password: the first one stops working
+    page.locator(f"#user-{username} a").click()
+    page.locator("#reset-password").click()
+    page.get_by_role("dialog").get_by_text("Cấp lại mật khẩu cho Nguyễn Văn Mới?").wait_for()
+    page.locator("#confirm-yes").click()
+    page.get_by_text("sẽ không được hiển thị lại").wait_for()
+    renewed = page.locator("#secret-0").inner_text().strip()
+    page.locator("#secret-done").click()
+    page.locator("#toggle-user").wait_for()
+    with httpx.Client(base_url=server.base_url, timeout=30) as http:
+        old = http.post("/mobile/v1/sessions", json={"username": username, "password": password})
+        new = http.post("/mobile/v1/sessions", json={"username": username, "password": renewed})
+    assert old.status_code == 401 and new.status_code == 201, (old.text, new.text)
+    password = renewed
+    page.get_by_role("link", name="Người dùng").click()
+    page.locator(f"#user-{username}").wait_for()
+
+    # disabled: no more sign-in
+    _disable_user(tablet, username)
+    with httpx.Client(base_url=server.base_url, timeout=30) as http:
+        refused = http.post(
+            "/mobile/v1/sessions", json={"username": username, "password": password}
+        )
+    assert refused.status_code == 403 and refused.json()["code"] == "user_disabled", refused.text
+
+    # a document system: its key submits and reads, and is refused what it was not given
+    client_name = f"VBQL thử {secrets.token_hex(3)}"
+    api_key, callback_secret = _add_client(tablet, client_name)
+    assert api_key and callback_secret and api_key != callback_secret
+    signer = make_signer(db, box)
+    with server.client(api_key) as http:
+        submitted = http.post(
+            "/api/v1/signing-requests",
+            files={"document": ("document.pdf", sample_pdf(["CONG VAN"]), "application/pdf")},
+            data={"signer": signer.username, "title": "Công văn thử", "reason": "Ban hành"},
+        )
+        assert submitted.status_code == 201, submitted.text
+        read = http.get(f"/api/v1/signing-requests/{submitted.json()['id']}")
+        assert read.status_code == 200 and read.json()["title"] == "Công văn thử", read.text
+        validation = http.post(
+            "/api/v1/validations",
+            files={"document": ("document.pdf", sample_pdf(["X"]), "application/pdf")},
+        )
+        assert validation.status_code == 403, validation.text
+
+    # a new key: the old one stops; revoked: the new one stops too
+    new_key = _rotate_and_revoke(tablet, client_name)
+    with httpx.Client(base_url=server.base_url, timeout=30) as http:
+        for key, status in ((api_key, 401), (new_key, 401)):
+            answer = http.get(
+                f"/api/v1/signing-requests/{submitted.json()['id']}",
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            assert answer.status_code == status, (key == new_key, answer.text)
+
+    # certificates, with their holders and expiry; organisations
+    page.get_by_role("link", name="Chứng thư số").click()
+    page.get_by_role("heading", name="Chứng thư số").wait_for()
+    page.locator("table .mono").first.wait_for()
+    _checked(tablet, "admin-09-credentials")
+    page.get_by_role("link", name="Cơ quan").click()
+    page.get_by_role("heading", name="Cơ quan").wait_for()
+    page.locator("table td").first.wait_for()
+    _checked(tablet, "admin-10-organisations")
+
+    _browse_audit(tablet, admin, username, client_name)
+
+    # the same screens in English
+    page.locator("#lang").click()
+    page.get_by_role("heading", name="Audit log").wait_for()
+    page.get_by_role("link", name="Connected systems").click()
+    page.get_by_role("heading", name="Connected document systems").wait_for()
+    page.get_by_role("cell", name=client_name).wait_for()
+    _checked(tablet, "admin-12-english")
+    page.locator("#lang").click()
+    page.get_by_role("heading", name="Phần mềm quản lý văn bản kết nối").wait_for()
+    page.context.close()
+
+
+def test_a_leader_sees_no_administration(browser, app_url, server, db, box):
+    leader = make_signer(db, box)
+    tablet = open_tablet(browser, app_url, "ipad-landscape", passkeys=False)
+    page = tablet.page
+    _sign_in(tablet, leader.username, leader.password)
+    page.get_by_role("heading", name="Văn bản chờ ký").wait_for()
+    assert page.get_by_role("link", name="Người dùng").count() == 0
+    assert page.get_by_role("link", name="Nhật ký").count() == 0
+
+    page.goto(f"{app_url}/app/#/admin/users")
+    page.get_by_role("heading", name="Văn bản chờ ký").wait_for()
+    assert page.locator("table").count() == 0
+    with server.tablet(leader.username, leader.password) as http:
+        refused = http.get("/admin/v1/users")
+    assert refused.status_code == 403 and refused.json()["code"] == "admin_role_required"
+    page.context.close()
