@@ -130,21 +130,7 @@ def disable_user(
     """Disable ``username``: they cannot sign in (``user_disabled``) and their sessions
     end now. Audited once (``user.disabled``); disabling a disabled account changes
     nothing. Raises NotFound."""
-    with db.transaction() as session:
-        user = user_named(session, username, lock=True)
-        changed = user.disabled_at is None
-        if changed:
-            user.disabled_at = now
-            _end_sessions(session, user, now)
-            audit.record(
-                session,
-                actor=actor,
-                action="user.disabled",
-                now=now,
-                client_address=client_address,
-                detail={"user": username},
-            )
-        return UserChange(user_summary(session, user), changed)
+    return _set_disabled(db, username, True, actor, now, client_address)
 
 
 def enable_user(
@@ -157,15 +143,30 @@ def enable_user(
 ) -> UserChange:
     """Let a disabled ``username`` sign in again. Audited once (``user.enabled``);
     enabling an enabled account changes nothing. Raises NotFound."""
+    return _set_disabled(db, username, False, actor, now, client_address)
+
+
+def _set_disabled(
+    db: Database,
+    username: str,
+    disabled: bool,
+    actor: str,
+    now: dt.datetime,
+    client_address: str | None,
+) -> UserChange:
+    """Disable or enable ``username`` (sessions end when disabled), audited only when
+    that changes something."""
     with db.transaction() as session:
         user = user_named(session, username, lock=True)
-        changed = user.disabled_at is not None
+        changed = (user.disabled_at is None) == disabled
         if changed:
-            user.disabled_at = None
+            user.disabled_at = now if disabled else None
+            if disabled:
+                _end_sessions(session, user, now)
             audit.record(
                 session,
                 actor=actor,
-                action="user.enabled",
+                action="user.disabled" if disabled else "user.enabled",
                 now=now,
                 client_address=client_address,
                 detail={"user": username},
