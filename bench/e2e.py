@@ -106,7 +106,7 @@ def open_rig(folder: Path) -> Rig:
 
     settings = load_settings(folder, batch_max_requests=500)
     context = build_context(settings)
-    context.sandbox.start()  # as the service does at start-up: every document worker
+    context.start()  # as the service does at start-up: the document workers, gc.freeze
     keys = InstallationKeys.load(settings.secrets_dir)
     code = local_registry(settings, keys).issue_enrolment_code(
         "leader1", now=utcnow(), ttl_seconds=600

@@ -69,7 +69,7 @@ from hsm_bridge.sam.signers import (
     SignerRegistry,
     TotpPolicy,
 )
-from hsm_bridge.signature_step import SignatureStep
+from hsm_bridge.signature_step import SignatureStep, TokenReads
 
 __all__ = ["Bridge", "BridgeConfig", "ModuleConfig", "SignRequest"]
 
@@ -413,18 +413,19 @@ class Bridge:
                     "the activation was already used", reason=RefusalReason.REUSED
                 )
                 del checked[index]
+        reads = TokenReads()  # each certificate read from its token once for the batch
         for index, activation in checked.items():
-            outcome = self._sign_one(requests[index], activation, now)
+            outcome = self._sign_one(requests[index], activation, now, reads)
             outcomes[index] = outcome
             if on_signed is not None and isinstance(outcome, bytes):
                 on_signed(index, outcome)
         return [o if o is not None else BridgeError("not signed") for o in outcomes]
 
     def _sign_one(
-        self, request: SignRequest, activation: Activation, now: dt.datetime
+        self, request: SignRequest, activation: Activation, now: dt.datetime, reads: TokenReads
     ) -> bytes | BridgeError:
         try:
-            signed = self._step.run(request, activation, now)
+            signed = self._step.run(request, activation, now, reads)
         except BridgeError as exc:
             log.warning("signature for %s refused or failed: %s", activation.subject, exc.code)
             return exc

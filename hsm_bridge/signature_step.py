@@ -17,7 +17,7 @@ import hashlib
 import hmac
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from cryptography import x509
@@ -46,7 +46,7 @@ from hsm_bridge.sam.activation import Activation
 from hsm_bridge.sam.pin_envelope import PinEnvelopeKey
 from hsm_bridge.sam.signers import SignerRegistry
 
-__all__ = ["SignatureStep", "TokenAccess"]
+__all__ = ["SignatureStep", "TokenAccess", "TokenReads"]
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,28 @@ class TokenAccess(Protocol):
 
 
 @dataclass
+class TokenReads:
+    """What one batch reads from its tokens, read once for the batch: each credential's
+    certificate (DER) and each token's certificates (DER). A batch lasts a few seconds;
+    the next reads the tokens again (a renewed certificate is seen then)."""
+
+    certificates: dict[CredentialRef, bytes] = field(default_factory=dict)
+    token_certificates: dict[str, tuple[bytes, ...]] = field(default_factory=dict)
+
+    def certificate(self, tokens: TokenAccess, credential: CredentialRef) -> bytes:
+        """``credential``'s certificate, read from its token the first time."""
+        if credential not in self.certificates:
+            self.certificates[credential] = tokens.certificate(credential)
+        return self.certificates[credential]
+
+    def on_token(self, tokens: TokenAccess, token_serial: str) -> tuple[bytes, ...]:
+        """Every certificate on the token ``token_serial``, read the first time."""
+        if token_serial not in self.token_certificates:
+            self.token_certificates[token_serial] = tokens.token_certificates(token_serial)
+        return self.token_certificates[token_serial]
+
+
+@dataclass
 class SignatureStep:
     """Builds and signs one approved document. ``ca_certificates``: the bridge
     administrator's CA certificates (DER) for chains the token lacks;
@@ -95,9 +117,16 @@ class SignatureStep:
     trust_anchors: tuple[bytes, ...] = ()
     fetch_timeout_seconds: float = 5.0
 
-    def run(self, request: SignRequest, activation: Activation, now: dt.datetime) -> bytes:
+    def run(
+        self,
+        request: SignRequest,
+        activation: Activation,
+        now: dt.datetime,
+        reads: TokenReads | None = None,
+    ) -> bytes:
         """The signed PDF of ``request``'s document under the spent ``activation``, made
-        at ``now`` (aware). Raises :class:`~hsm_bridge.errors.ActivationInvalid`
+        at ``now`` (aware); ``reads``: what the batch read from its tokens already.
+        Raises :class:`~hsm_bridge.errors.ActivationInvalid`
         (``wrong_document``, ``wrong_image``, ``certificate_mismatch``),
         :class:`~hsm_bridge.errors.CertificateNotUsable`, PIN and token errors, and
         :class:`~hsm_bridge.errors.SignatureBuildFailed`."""
@@ -111,7 +140,7 @@ class SignatureStep:
             image = check_images(params, request.images)
         except ValueError as exc:
             raise ActivationInvalid(str(exc), reason=RefusalReason.WRONG_IMAGE) from exc
-        identity = self._identity(request, activation, now)
+        identity = self._identity(request, activation, now, reads or TokenReads())
         # the CA's word right before the signature (a revocation since the approval
         # stops it); its answers are what a B-LT signature embeds
         evidence = self.check_certificate(request.credential, identity.certificate, now)
@@ -153,10 +182,10 @@ class SignatureStep:
             raise SignatureBuildFailed(f"the signature could not be built: {reason}") from exc
 
     def _identity(
-        self, request: SignRequest, activation: Activation, now: dt.datetime
+        self, request: SignRequest, activation: Activation, now: dt.datetime, reads: TokenReads
     ) -> SignerIdentity:
         """The token's certificate (the approved one, valid now) and its chain."""
-        der = self.tokens.certificate(request.credential)
+        der = reads.certificate(self.tokens, request.credential)
         if not hmac.compare_digest(hashlib.sha256(der).hexdigest(), activation.certificate_sha256):
             raise ActivationInvalid(
                 "the token holds another certificate than the approved one",
@@ -169,7 +198,7 @@ class SignatureStep:
                 f" (valid {certificate.not_valid_before_utc:%Y-%m-%d}"
                 f" to {certificate.not_valid_after_utc:%Y-%m-%d})"
             )
-        candidates = self.tokens.token_certificates(request.credential.token_serial)
+        candidates = reads.on_token(self.tokens, request.credential.token_serial)
         chain = issuer_chain(der, (*candidates, *self.ca_certificates))
         return SignerIdentity(der, chain, request.mechanism)
 

@@ -108,7 +108,7 @@ async def _lifespan(settings: Settings, app: FastAPI) -> AsyncIterator[None]:
     its push notifier and the callbacks' delivery thread (which also expires requests
     whose time ran out)."""
     context = build_context(settings)
-    context.sandbox.start()
+    context.start()
     app.state.web_push = web_push_provider(settings)
     notifier = PushNotifier(
         context.db,

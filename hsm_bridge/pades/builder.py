@@ -23,8 +23,8 @@ decides a byte of the output.
 from __future__ import annotations
 
 import asyncio
-import functools
 import datetime as dt
+import functools
 import hashlib
 import io
 from collections.abc import Callable, Mapping
