@@ -49,7 +49,7 @@ CORPUS_PDF = (
     Path(__file__).resolve().parents[2].parent / "shared/corpus/pdf/vn-word-text-hybrid-xref.pdf"
 )
 HOLDER = HolderName("Nguyễn Văn An", "Giám đốc", "Sở Tài chính tỉnh Hà Nam")
-NEW_PASSWORD = "Ky-so-2026-Stc!"
+NEW_PASSWORD = "Nguyen-Van-An-2026"  # holds the username "an": a syllable, allowed
 
 
 def _free_port() -> int:
