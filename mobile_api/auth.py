@@ -266,16 +266,21 @@ def _end_other_sessions(session: Session, user: User, kept: str, *, now: dt.date
         other.revoked_at = now
 
 
+USERNAME_CHECK_MIN = 4
+
+
 def password_problem(username: str, current: str, new: str) -> str | None:
     """What is wrong with ``new`` as a password, in words, or None: at least 10
-    characters with 5 different ones, not containing the username, not ``current``."""
+    characters with 5 different ones, not containing the username (one of at least
+    :data:`USERNAME_CHECK_MIN` characters: a shorter one, such as ``an``, is a syllable
+    of countless words and names), not ``current``."""
     if len(new) < 10 or len(new) > 200:
         return "use 10 to 200 characters"
     if any(unicodedata.category(c) in ("Cc", "Cs", "Cf") for c in new):
         return "use letters, digits, spaces and punctuation only"
     if len(set(new)) < 5:
         return "use at least 5 different characters"
-    if username.casefold() in new.casefold():
+    if len(username) >= USERNAME_CHECK_MIN and username.casefold() in new.casefold():
         return "do not put your username in the password"
     if new == current:
         return "choose a password other than the current one"

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from gateway.db.models import AuditEntry
+from mobile_api.auth import password_problem
 from tests.conftest import start_server
 
 ATTACKER, LEADER_AT_HOME = "203.0.113.5", "198.51.100.7"
@@ -128,3 +129,13 @@ def test_a_stolen_session_cannot_guess_the_password_nor_outlive_its_change(gatew
         theirs = http.get("/mobile/v1/me", headers={"Authorization": f"Bearer {thief}"})
     assert mine.status_code == 200
     assert theirs.status_code == 401
+
+
+def test_a_short_username_is_a_syllable_a_password_may_contain():
+    """The username is refused inside a new password, except a username of fewer than
+    four characters (``an``: in "Thanh", "Hoàng", "Văn"), which would refuse most
+    Vietnamese words."""
+    assert password_problem("nguyen.van.an", "old", "Nguyen.Van.An-2026") is not None
+    assert password_problem("hoa1", "old", "x-HOA1-2026!") is not None
+    assert password_problem("an", "old", "Thanh-Hoa-2026!") is None
+    assert password_problem("an", "old", "aaaaaaaaaaaa") is not None  # other rules hold
