@@ -57,6 +57,12 @@ def init(
         return
     init_installation(settings)
     typer.echo(f"installation ready in {settings.data_dir}")
+    typer.echo(
+        "next: put your CA's root certificates (PEM) in"
+        f" {settings.effective_trust_anchors_file}, make a token (`tokens init`), a key and"
+        " its request for the CA (`credentials generate`), then a user and a document"
+        " system: docs/first-installation.md"
+    )
 
 
 @app.command()
