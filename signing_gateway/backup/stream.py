@@ -232,6 +232,10 @@ def _parse_header(header: bytes) -> dict[str, Any]:
             fields["cipher"] == "AES-256-GCM",
             isinstance(kdf["n"], int) and 2**10 <= kdf["n"] <= 2**20,
             isinstance(kdf["r"], int) and 1 <= kdf["r"] <= 16,
+            # scrypt takes 128 * n * r bytes: at most 256 MiB, twice what we write
+            isinstance(kdf["n"], int)
+            and isinstance(kdf["r"], int)
+            and kdf["n"] * kdf["r"] <= 2**21,
             isinstance(kdf["p"], int) and 1 <= kdf["p"] <= 4,
             isinstance(fields["chunk_bytes"], int) and 4096 <= fields["chunk_bytes"] <= 2**24,
             len(base64.b64decode(fields["nonce_prefix"])) == 4,
