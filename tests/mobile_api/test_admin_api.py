@@ -5,6 +5,7 @@ the administrator and their address; other roles are refused."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import uuid
@@ -212,3 +213,20 @@ def test_the_audit_log_pages_newest_first_with_filters(admin):
     assert naive.status_code == 422
     dated = admin.get("/admin/v1/audit", params={"since": "2000-01-01T00:00:00Z", "limit": 1})
     assert dated.status_code == 200 and len(dated.json()["items"]) == 1
+
+
+def test_odd_audit_cursors_and_times_are_refused_not_failed(admin):
+    """A cursor naming an id beyond a 64-bit integer, or a time whose UTC form falls
+    outside years 1 to 9999, is bad input (422), not a 500."""
+    beyond = base64.urlsafe_b64encode(b"before:" + b"9" * 40).decode().rstrip("=")
+    negative = base64.urlsafe_b64encode(b"before:-1").decode().rstrip("=")
+    for params in (
+        {"cursor": beyond},
+        {"cursor": negative},
+        {"since": "0001-01-01T00:00:00+01:00"},
+        {"until": "9999-12-31T23:59:59-01:00"},
+    ):
+        answer = admin.get("/admin/v1/audit", params=params)
+        assert answer.status_code == 422, (params, answer.text)
+        assert answer.json()["code"] == "parameter_invalid"
+
