@@ -230,3 +230,15 @@ def test_odd_audit_cursors_and_times_are_refused_not_failed(admin):
         assert answer.status_code == 422, (params, answer.text)
         assert answer.json()["code"] == "parameter_invalid"
 
+
+def test_an_administrator_cannot_change_their_own_role(server, installation, admin, db):
+    """Demoting oneself could leave the installation without an administrator (as
+    disabling oneself could): another administrator, or the host's CLI, does it."""
+    me = admin.get("/mobile/v1/me").json()["username"]
+    refused = admin.patch(f"/admin/v1/users/{me}", json={"role": "leader"})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["code"] == "parameter_invalid"
+    assert admin.get("/admin/v1/users").status_code == 200  # still an administrator
+    assert _entries(db, "user.changed", f'"{me}"') == []
+    renamed = admin.patch(f"/admin/v1/users/{me}", json={"display_name": "Quản Trị Viên"})
+    assert renamed.status_code == 200 and renamed.json()["role"] == "admin"
