@@ -235,8 +235,8 @@ def organisation_credential(
     keeper must be a clerk of that very organisation: the seal is usable by no one
     else. ``for_update``: lock the credential's row until the transaction ends, so that
     a concurrent handover (:func:`hand_over`) comes before or after, never between.
-    Raises OrganisationNoCredential, and OrganisationNoSeal when ``need_seal`` and no
-    seal image was uploaded."""
+    Raises OrganisationNoCredential (also when the keeper's account is disabled), and
+    OrganisationNoSeal when ``need_seal`` and no seal image was uploaded."""
     if need_seal and (organisation.seal_image is None or organisation.seal_diameter_mm is None):
         raise OrganisationNoSeal(f"{organisation.name!r} has no seal image")
     query = (
@@ -257,6 +257,11 @@ def organisation_credential(
     ):
         raise OrganisationNoCredential(
             f"{organisation.name!r} has no active credential kept by one of its clerks"
+        )
+    if keeper.disabled_at is not None:
+        raise OrganisationNoCredential(
+            f"the clerk keeping {organisation.name!r}'s key ({keeper.username}) is disabled:"
+            " enable the account, or hand the token over"
         )
     return credential, keeper
 

@@ -12,6 +12,7 @@ __all__ = [
     "OrganisationNoSeal",
     "OrganisationUnknown",
     "ParameterInvalid",
+    "SignerDisabled",
     "SignerNoCredential",
     "SignerNotLeader",
     "SignerUnknown",
@@ -24,6 +25,15 @@ class SignerUnknown(SubmissionRefused):
     code = "signer_unknown"
     status = 422
     title = "Unknown signer"
+
+
+class SignerDisabled(SubmissionRefused):
+    """The submission names a user whose account an administrator disabled: nothing
+    new is addressed to them."""
+
+    code = "signer_disabled"
+    status = 422
+    title = "The signer's account is disabled"
 
 
 class SignerNoCredential(SubmissionRefused):

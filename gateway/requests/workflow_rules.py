@@ -21,7 +21,13 @@ from gateway.admin.organisations import (
     seal_box,
 )
 from gateway.db.models import Credential, Organisation, User
-from gateway.errors import ParameterInvalid, SignerNoCredential, SignerNotLeader, SignerUnknown
+from gateway.errors import (
+    ParameterInvalid,
+    SignerDisabled,
+    SignerNoCredential,
+    SignerNotLeader,
+    SignerUnknown,
+)
 from gateway.requests.intake import DocumentReport
 from gateway.requests.placement import top_right_box
 from gateway.requests.placement_policy import check_box
@@ -75,7 +81,7 @@ def choose_signer(
 ) -> SignerChoice:
     """The signer and credential: an organisation-only signature's keeper clerk with the
     organisation's key (and its attachment line), else the named signer with their own.
-    Raises SignerUnknown, SignerNoCredential, OrganisationUnknown,
+    Raises SignerUnknown, SignerDisabled, SignerNoCredential, OrganisationUnknown,
     OrganisationNoCredential, OrganisationNoSeal, ParameterInvalid."""
     if workflow is not None and workflow.name == ORGANISATION_ONLY:
         organisation = _organisation(session, workflow, None)
@@ -203,10 +209,12 @@ def check_workflow_order(
 
 def _personal(session: Session, username: str | None) -> tuple[User, Credential]:
     """The signer ``username`` and their newest active personal credential (never an
-    organisation's). Raises SignerUnknown, SignerNoCredential."""
+    organisation's). Raises SignerUnknown, SignerDisabled, SignerNoCredential."""
     signer = session.scalar(select(User).where(User.username == username))
     if signer is None:
         raise SignerUnknown(f"no signer named {username!r}")
+    if signer.disabled_at is not None:
+        raise SignerDisabled(f"the account of {username!r} is disabled")
     credential = session.scalar(
         select(Credential)
         .where(

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from gateway.db.models import AuditEntry
 from tests.commands import cli
 from tests.conftest import submit
+from tests.factories import make_organisation
 from tests.pdf_builders import hybrid_xref_pdf
 
 
@@ -242,3 +243,28 @@ def test_an_administrator_cannot_change_their_own_role(server, installation, adm
     assert _entries(db, "user.changed", f'"{me}"') == []
     renamed = admin.patch(f"/admin/v1/users/{me}", json={"display_name": "Quản Trị Viên"})
     assert renamed.status_code == 200 and renamed.json()["role"] == "admin"
+
+
+def test_nothing_new_is_addressed_to_a_disabled_account(server, admin, db, box):
+    """A document system cannot submit to a disabled signer, nor to an organisation
+    whose key is kept by a disabled clerk: the request could never be approved (and the
+    leader's approval of an official document would be spent for a seal that cannot
+    follow). Enabled again, they are addressed as before."""
+    unit = make_organisation(db, box)
+    document = hybrid_xref_pdf()
+    seal = {"workflow": "organisation_only", "organisation": unit.name, "document_number": "1"}
+    for account in (unit.leader.username, unit.clerk.username):
+        assert admin.post(f"/admin/v1/users/{account}/disable").status_code == 200
+    refused = submit(server, document, unit.leader.username)
+    assert refused.status_code == 422 and refused.json()["code"] == "signer_disabled"
+    with server.client() as http:
+        sealed = http.post(
+            "/api/v1/signing-requests",
+            files={"document": ("document.pdf", document, "application/pdf")},
+            data=seal,
+        )
+    assert sealed.status_code == 422, sealed.text
+    assert sealed.json()["code"] == "organisation_no_credential"
+    for account in (unit.leader.username, unit.clerk.username):
+        assert admin.post(f"/admin/v1/users/{account}/enable").status_code == 200
+    assert submit(server, document, unit.leader.username).status_code == 201
