@@ -268,3 +268,19 @@ def test_nothing_new_is_addressed_to_a_disabled_account(server, admin, db, box):
     for account in (unit.leader.username, unit.clerk.username):
         assert admin.post(f"/admin/v1/users/{account}/enable").status_code == 200
     assert submit(server, document, unit.leader.username).status_code == 201
+
+
+def test_two_integration_clients_never_share_a_name(admin, db):
+    """The audit log names a client by its name (``client:NAME``): a second client of
+    the same name, even after the first was revoked, would make its entries ambiguous."""
+    name = f"Văn thư {uuid.uuid4().hex[:6]}"
+    first = admin.post("/admin/v1/integration-clients", json={"name": name})
+    assert first.status_code == 201, first.text
+    again = admin.post("/admin/v1/integration-clients", json={"name": f" {name} "})
+    assert again.status_code == 422 and again.json()["code"] == "parameter_invalid"
+    admin.post(f"/admin/v1/integration-clients/{first.json()['client']['id']}/revocation")
+    after = admin.post("/admin/v1/integration-clients", json={"name": name})
+    assert after.status_code == 422 and after.json()["code"] == "parameter_invalid"
+    named = [c for c in admin.get("/admin/v1/integration-clients").json() if c["name"] == name]
+    assert len(named) == 1
+    assert len(_entries(db, "client.added", name.split()[-1])) == 1
