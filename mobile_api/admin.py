@@ -91,7 +91,10 @@ def patch_user(
     username: str, body: UserPatch, request: Request, context: Context, admin: Admin
 ) -> UserView:
     """Change the display name, role or organisation (``null``: none); what is left out
-    stays. A keeper of an organisation's key stays its clerk (``parameter_invalid``)."""
+    stays. A keeper of an organisation's key stays its clerk (``parameter_invalid``).
+    Not one's own role (``parameter_invalid``): that could leave no administrator."""
+    if username == admin.username and body.role is not None and body.role != admin.role:
+        raise ParameterInvalid("an administrator cannot change their own role")
     changed = users.update_user(
         context.db,
         username,

@@ -122,8 +122,8 @@ def add_client(
     """A new integration client ``name`` whose key has ``scopes`` (some of
     :data:`SCOPES`; all of them by default), with a callback secret unless
     ``callback_secret`` is False. Its API key and callback secret are returned once.
-    Audited (``client.added``). Raises ParameterInvalid (empty or overlong name,
-    unknown scope)."""
+    Audited (``client.added``). Raises ParameterInvalid (empty or overlong name, a
+    name another client has or had, unknown scope)."""
     name = name.strip()
     if not name or len(name) > 200 or not name.isprintable():
         raise ParameterInvalid("the client's name must be 1 to 200 printable characters")
@@ -131,6 +131,9 @@ def add_client(
     api_key = new_api_key()
     secret = new_callback_secret() if callback_secret else None
     with db.transaction() as session:
+        if session.scalar(select(IntegrationClient.id).where(IntegrationClient.name == name)):
+            # the audit log names a client by its name (client:NAME)
+            raise ParameterInvalid(f"an integration client is already named {name!r}")
         client = IntegrationClient(
             id=str(uuid.uuid4()),
             name=name,

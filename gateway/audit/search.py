@@ -20,6 +20,8 @@ from gateway.errors import ParameterInvalid
 __all__ = ["MAX_PAGE", "AuditFilter", "AuditPage", "AuditRecord", "search_audit"]
 
 MAX_PAGE = 200
+# entry ids are 64-bit signed integers on every backend
+_MAX_ID = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +69,21 @@ def _before(cursor: str) -> int:
         kind, _, value = text.partition(":")
         if kind != "before":
             raise ValueError(kind)
-        return int(value)
+        entry_id = int(value)
+        if not 0 < entry_id <= _MAX_ID:
+            raise ValueError(value)
+        return entry_id
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise ParameterInvalid("the cursor is not one this API gave") from exc
+
+
+def _utc(moment: dt.datetime | None) -> dt.datetime | None:
+    """``moment`` (aware) in UTC; ParameterInvalid when UTC cannot hold it (a time in
+    year 1 or 9999 whose offset carries it beyond)."""
+    try:
+        return moment.astimezone(dt.UTC) if moment is not None else None
+    except OverflowError as exc:
+        raise ParameterInvalid("since and until must lie within years 1 to 9999 in UTC") from exc
 
 
 def search_audit(
@@ -77,11 +91,12 @@ def search_audit(
 ) -> AuditPage:
     """A page of at most ``limit`` (1 to :data:`MAX_PAGE`) entries matching ``where``,
     newest first, after the page that gave ``cursor``. Raises ParameterInvalid for a
-    bad limit or cursor, or a time without its zone."""
+    bad limit or cursor, or a time without its zone or beyond UTC's years."""
     if not 1 <= limit <= MAX_PAGE:
         raise ParameterInvalid(f"limit must be 1 to {MAX_PAGE}")
     if any(t is not None and t.tzinfo is None for t in (where.since, where.until)):
         raise ParameterInvalid("since and until need a time zone (e.g. 2026-01-31T00:00:00Z)")
+    since, until = _utc(where.since), _utc(where.until)
     query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit + 1)
     if cursor is not None:
         query = query.where(AuditEntry.id < _before(cursor))
@@ -91,10 +106,10 @@ def search_audit(
         query = query.where(AuditEntry.action.startswith(where.action, autoescape=True))
     if where.request_id is not None:
         query = query.where(AuditEntry.request_id == where.request_id)
-    if where.since is not None:
-        query = query.where(AuditEntry.at >= where.since)
-    if where.until is not None:
-        query = query.where(AuditEntry.at < where.until)
+    if since is not None:
+        query = query.where(AuditEntry.at >= since)
+    if until is not None:
+        query = query.where(AuditEntry.at < until)
     with db.transaction() as session:
         entries = list(session.scalars(query))
     items = [

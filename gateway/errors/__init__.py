@@ -144,6 +144,7 @@ __all__ = [
     "RequestStateError",
     "ScopeMissing",
     "SignerBlockNotFound",
+    "SignerDisabled",
     "SignerNoCredential",
     "SignerNotLeader",
     "SignerDisabled",

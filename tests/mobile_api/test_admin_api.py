@@ -5,6 +5,7 @@ the administrator and their address; other roles are refused."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import uuid
@@ -16,6 +17,7 @@ from sqlalchemy import select
 from gateway.db.models import AuditEntry
 from tests.commands import cli
 from tests.conftest import submit
+from tests.factories import make_organisation
 from tests.pdf_builders import hybrid_xref_pdf
 
 
@@ -228,3 +230,73 @@ def test_nothing_new_is_addressed_to_a_disabled_signer(server, admin, extra_sign
         assert admin.post(f"/admin/v1/users/{name}/enable").status_code == 200
     accepted = submit(server, document, name)
     assert accepted.status_code == 201, accepted.text
+
+
+def test_odd_audit_cursors_and_times_are_refused_not_failed(admin):
+    """A cursor naming an id beyond a 64-bit integer, or a time whose UTC form falls
+    outside years 1 to 9999, is bad input (422), not a 500."""
+    beyond = base64.urlsafe_b64encode(b"before:" + b"9" * 40).decode().rstrip("=")
+    negative = base64.urlsafe_b64encode(b"before:-1").decode().rstrip("=")
+    for params in (
+        {"cursor": beyond},
+        {"cursor": negative},
+        {"since": "0001-01-01T00:00:00+01:00"},
+        {"until": "9999-12-31T23:59:59-01:00"},
+    ):
+        answer = admin.get("/admin/v1/audit", params=params)
+        assert answer.status_code == 422, (params, answer.text)
+        assert answer.json()["code"] == "parameter_invalid"
+
+
+def test_an_administrator_cannot_change_their_own_role(server, installation, admin, db):
+    """Demoting oneself could leave the installation without an administrator (as
+    disabling oneself could): another administrator, or the host's CLI, does it."""
+    me = admin.get("/mobile/v1/me").json()["username"]
+    refused = admin.patch(f"/admin/v1/users/{me}", json={"role": "leader"})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["code"] == "parameter_invalid"
+    assert admin.get("/admin/v1/users").status_code == 200  # still an administrator
+    assert _entries(db, "user.changed", f'"{me}"') == []
+    renamed = admin.patch(f"/admin/v1/users/{me}", json={"display_name": "Quản Trị Viên"})
+    assert renamed.status_code == 200 and renamed.json()["role"] == "admin"
+
+
+def test_nothing_new_is_addressed_to_a_disabled_account(server, admin, db, box):
+    """A document system cannot submit to a disabled signer, nor to an organisation
+    whose key is kept by a disabled clerk: the request could never be approved (and the
+    leader's approval of an official document would be spent for a seal that cannot
+    follow). Enabled again, they are addressed as before."""
+    unit = make_organisation(db, box)
+    document = hybrid_xref_pdf()
+    seal = {"workflow": "organisation_only", "organisation": unit.name, "document_number": "1"}
+    for account in (unit.leader.username, unit.clerk.username):
+        assert admin.post(f"/admin/v1/users/{account}/disable").status_code == 200
+    refused = submit(server, document, unit.leader.username)
+    assert refused.status_code == 422 and refused.json()["code"] == "signer_disabled"
+    with server.client() as http:
+        sealed = http.post(
+            "/api/v1/signing-requests",
+            files={"document": ("document.pdf", document, "application/pdf")},
+            data=seal,
+        )
+    assert sealed.status_code == 422, sealed.text
+    assert sealed.json()["code"] == "organisation_no_credential"
+    for account in (unit.leader.username, unit.clerk.username):
+        assert admin.post(f"/admin/v1/users/{account}/enable").status_code == 200
+    assert submit(server, document, unit.leader.username).status_code == 201
+
+
+def test_two_integration_clients_never_share_a_name(admin, db):
+    """The audit log names a client by its name (``client:NAME``): a second client of
+    the same name, even after the first was revoked, would make its entries ambiguous."""
+    name = f"Văn thư {uuid.uuid4().hex[:6]}"
+    first = admin.post("/admin/v1/integration-clients", json={"name": name})
+    assert first.status_code == 201, first.text
+    again = admin.post("/admin/v1/integration-clients", json={"name": f" {name} "})
+    assert again.status_code == 422 and again.json()["code"] == "parameter_invalid"
+    admin.post(f"/admin/v1/integration-clients/{first.json()['client']['id']}/revocation")
+    after = admin.post("/admin/v1/integration-clients", json={"name": name})
+    assert after.status_code == 422 and after.json()["code"] == "parameter_invalid"
+    named = [c for c in admin.get("/admin/v1/integration-clients").json() if c["name"] == name]
+    assert len(named) == 1
+    assert len(_entries(db, "client.added", name.split()[-1])) == 1
