@@ -216,22 +216,6 @@ def test_the_audit_log_pages_newest_first_with_filters(admin):
     assert dated.status_code == 200 and len(dated.json()["items"]) == 1
 
 
-def test_nothing_new_is_addressed_to_a_disabled_signer(server, admin, extra_signers):
-    """A disabled signer is refused at submission (nothing waits for someone who left);
-    enabled again, they are addressed as before."""
-    name = extra_signers["p384"]["username"]
-    document = hybrid_xref_pdf()
-    assert admin.post(f"/admin/v1/users/{name}/disable").status_code == 200
-    try:
-        refused = submit(server, document, name)
-        assert refused.status_code == 422, refused.text
-        assert refused.json()["code"] == "signer_disabled"
-    finally:
-        assert admin.post(f"/admin/v1/users/{name}/enable").status_code == 200
-    accepted = submit(server, document, name)
-    assert accepted.status_code == 201, accepted.text
-
-
 def test_odd_audit_cursors_and_times_are_refused_not_failed(admin):
     """A cursor naming an id beyond a 64-bit integer, or a time whose UTC form falls
     outside years 1 to 9999, is bad input (422), not a 500."""
