@@ -100,7 +100,7 @@ def _extract(reader: DecryptingReader, root: Path) -> tuple[dict[str, str], dict
                     hashes[relative] = _write(tar.extractfile(member), root / relative, member)
                 else:
                     raise BackupDamaged(f"the backup holds {member.name!r}, not a file")
-    except (tarfile.TarError, FileExistsError) as exc:
+    except (tarfile.TarError, FileExistsError, NotADirectoryError, IsADirectoryError) as exc:
         raise BackupDamaged(f"the backup's content is not readable ({exc})") from exc
     if manifest is None:
         raise BackupDamaged("the backup holds no manifest")
