@@ -7,6 +7,7 @@ never overwritten."""
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 from collections.abc import Callable
@@ -14,8 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
     NoEncryption,
@@ -127,7 +130,18 @@ class SecretBox:
     """Encrypts small secrets for storage (Fernet: AES-128-CBC + HMAC-SHA256)."""
 
     def __init__(self, fernet_key: bytes) -> None:
+        self._key = fernet_key
         self._fernet = Fernet(fernet_key)
+
+    def for_purpose(self, purpose: str) -> SecretBox:
+        """A box whose key is derived from this one for ``purpose`` alone (HKDF-SHA256,
+        RFC 5869, ``purpose`` as its info): what it seals, this box does not open, nor
+        the other way round (values shown to callers, such as paging cursors, never
+        open stored secrets)."""
+        derived = HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode()
+        ).derive(base64.urlsafe_b64decode(self._key))
+        return SecretBox(base64.urlsafe_b64encode(derived))
 
     def seal(self, plaintext: str) -> bytes:
         """Encrypt UTF-8 ``plaintext``; returns the Fernet token (ASCII bytes)."""

@@ -5,8 +5,9 @@ requests it submitted (docs/design.md invariant 7).
 Paging is by keyset: the order is ``(created_at, id)`` descending, and a page's cursor
 names the last item it showed, so a request submitted while a client pages through the
 list never shifts or repeats what it sees (it is newer than the first page). The cursor
-is opaque: sealed with the installation's secret box (Fernet: AES-128-CBC and
-HMAC-SHA256) and bound to the client, so an altered or borrowed one is refused
+is opaque: sealed with a key derived from the installation's secret box for cursors
+alone (Fernet: AES-128-CBC and HMAC-SHA256; it opens no stored secret) and bound to the
+client, so an altered or borrowed one is refused
 (CursorInvalid) instead of read."""
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ __all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "RequestPage", "RequestQuery", "list_fo
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
+CURSOR_PURPOSE = "signing-request list cursor"
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,14 +144,15 @@ def _expire_due(session: Session, client_id: str, now: dt.datetime) -> None:
 def _seal_cursor(box: SecretBox, client_id: str, last: SigningRequest) -> str:
     """The opaque cursor after ``last`` for ``client_id`` (URL-safe ASCII)."""
     position = {"client": client_id, "created_at": last.created_at.isoformat(), "id": last.id}
-    return box.seal(json.dumps(position, separators=(",", ":"))).decode("ascii")
+    sealed = box.for_purpose(CURSOR_PURPOSE).seal(json.dumps(position, separators=(",", ":")))
+    return sealed.decode("ascii")
 
 
 def _open_cursor(box: SecretBox, client_id: str, cursor: str) -> tuple[dt.datetime, str]:
     """The ``(created_at, id)`` a cursor names; CursorInvalid unless this gateway
     sealed it for ``client_id``."""
     try:
-        position = json.loads(box.open(cursor.encode("ascii")))
+        position = json.loads(box.for_purpose(CURSOR_PURPOSE).open(cursor.encode("ascii")))
         created = dt.datetime.fromisoformat(position["created_at"])
         request_id = position["id"]
         owner = position["client"]
