@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import gc
 import logging
 import resource
 import signal
@@ -150,6 +151,7 @@ def serve(connection: Connection, memory_bytes: int) -> None:
     the parent closes the pipe."""
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the service stops its workers itself
+    gc.freeze()  # the libraries just imported live as long as the worker: never collected
     connection.send("ready")
     while True:
         try:
