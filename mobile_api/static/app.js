@@ -224,7 +224,8 @@ function renderEnrol(error, done) {
       error ? message(error) : null,
       done ? message(t().enrolled, "ok") : null,
       field("code", t().enrolmentCode, { autocomplete: "off", autocapitalize: "none" }),
-      field("otp", t().orTotp, { inputmode: "numeric", autocomplete: "one-time-code", maxlength: 6 }),
+      // a code from an authenticator app already set up (the app below sets up a first one)
+      state.me?.totp_enrolled ? field("otp", t().orTotp, { inputmode: "numeric", autocomplete: "one-time-code", maxlength: 6 }) : null,
       field("name", t().deviceName, { value: navigator.platform || "Tablet" }),
       h("div", { class: "actions" },
         h("button", { type: "submit", class: "primary" }, t().enrolPasskey),
@@ -252,7 +253,7 @@ async function enrolPasskey(event) {
       body.enrolment_code_id = codeId;
       body.enrolment_proof = await c.enrolmentProof(secret, "signing-gateway/passkey-enrolment/2\0", subject);
     } else {
-      body.otp = form.otp.value.trim();
+      body.otp = form.otp?.value.trim() || "";
     }
     const device = await api("/mobile/v1/passkeys", { method: "POST", body });
     localStorage.setItem("passkey", JSON.stringify({ username: state.me.username, device_id: device.id, credential_id: json.rawId }));
@@ -293,7 +294,7 @@ async function startTotp(event) {
   try {
     const proof = await c.enrolmentProof(codeSecret, "signing-gateway/totp-enrolment/1\0", c.encoder.encode(secret));
     const started = await api("/mobile/v1/totp", { method: "POST", body: { secret, enrolment_code_id: codeId, enrolment_proof: proof } });
-    state.totp = { secret, qr: started.qr_png_base64 };
+    state.totp = { secret, qr: started.qr_png_base64, uri: started.otpauth_uri };
     renderTotpScan();
   } catch (error) {
     renderTotp(explain(error));
@@ -305,7 +306,7 @@ function grouped(secret) {
 }
 
 function renderTotpScan(error) {
-  const { secret, qr } = state.totp;
+  const { secret, qr, uri } = state.totp;
   show(
     h("form", { class: "card totp", onsubmit: confirmTotp },
       h("h1", {}, t().totpScanTitle),
@@ -313,7 +314,9 @@ function renderTotpScan(error) {
       h("div", { class: "totp-grid" },
         h("div", { class: "totp-qr" },
           h("p", {}, t().totpScan),
-          h("img", { src: `data:image/png;base64,${qr}`, alt: t().totpQr, class: "qr" })),
+          h("img", { src: `data:image/png;base64,${qr}`, alt: t().totpQr, class: "qr" }),
+          // on a phone, the authenticator app may be on this very phone: no camera needed
+          h("p", { class: "on-phone" }, t().totpSamePhone, " ", h("a", { href: uri, class: "button", id: "totp-open" }, t().totpOpenApp))),
         h("div", { class: "totp-key" },
           h("p", {}, t().totpType),
           h("p", { class: "code", id: "totp-secret" }, grouped(secret)),
@@ -426,7 +429,7 @@ async function factorFor(decision, requests, otp, nonce) {
 function factorFields(view) {
   const fields = [];
   if (!localPasskey()) {
-    fields.push(message(t().noFactor, "info"), field("otp", t().otp, { inputmode: "numeric", autocomplete: "one-time-code", maxlength: 6, required: true }));
+    fields.push(message(state.me?.totp_enrolled ? t().otpFromApp : t().noFactor, "info"), field("otp", t().otp, { inputmode: "numeric", autocomplete: "one-time-code", maxlength: 6, required: true }));
   }
   if (view && view.pin_policy === "signer") {
     fields.push(field("pin", t().tokenPin, { type: "password", autocomplete: "off", required: true }));

@@ -126,6 +126,9 @@ def test_a_new_leader_enrols_an_authenticator_app_and_signs_with_its_code(
     src = page.locator("img.qr").get_attribute("src")
     assert src == "data:image/png;base64," + base64.b64encode(expected.getvalue()).decode()
     assert page.locator("img.qr").evaluate("img => img.naturalWidth") > 0
+    # on a phone, the authenticator app on the same phone opens the same URI
+    assert page.locator("#totp-open").get_attribute("href") == uri
+    assert page.locator("#totp-open").is_visible() == (viewport == "phone")
     _checked(tablet, "totp-03-scan")
 
     # in English, the same key (the language switch keeps the screen)
