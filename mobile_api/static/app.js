@@ -12,6 +12,7 @@ const state = {
   me: null,
   selected: new Set(),
   timer: null,
+  totp: null, // a new authenticator's secret and QR code, while its screen is shown
 };
 const t = () => WORDS[state.lang];
 const main = document.getElementById("main");
@@ -207,6 +208,13 @@ function localPasskey() {
 }
 
 function renderEnrol(error, done) {
+  // a first authenticator app: for a signer who has none yet (replacing one is not here)
+  const other = state.me?.totp_enrolled
+    ? null
+    : h("section", { class: "card narrow other-way" },
+        h("h2", {}, t().otherWay),
+        h("p", {}, t().otherWayWhy),
+        h("a", { href: "#/totp", class: "button", id: "use-totp" }, t().useTotpApp));
   show(
     h(
       "form",
@@ -216,12 +224,14 @@ function renderEnrol(error, done) {
       error ? message(error) : null,
       done ? message(t().enrolled, "ok") : null,
       field("code", t().enrolmentCode, { autocomplete: "off", autocapitalize: "none" }),
-      field("otp", t().orTotp, { inputmode: "numeric", autocomplete: "one-time-code", maxlength: 6 }),
+      // a code from an authenticator app already set up (the app below sets up a first one)
+      state.me?.totp_enrolled ? field("otp", t().orTotp, { inputmode: "numeric", autocomplete: "one-time-code", maxlength: 6 }) : null,
       field("name", t().deviceName, { value: navigator.platform || "Tablet" }),
       h("div", { class: "actions" },
         h("button", { type: "submit", class: "primary" }, t().enrolPasskey),
         h("a", { href: "#/list", class: "button" }, t().skip))
-    )
+    ),
+    other
   );
 }
 
@@ -237,15 +247,13 @@ async function enrolPasskey(event) {
     const code = form.code.value.trim();
     if (code) {
       const [codeId, secret] = code.split(".");
-      const key = await crypto.subtle.importKey("raw", c.encoder.encode(secret || ""), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
       // the code enrols this credential's key and no other one
       const rawId = c.fromB64url(json.rawId);
       const subject = c.concat(new Uint8Array([rawId.length >> 8, rawId.length & 0xff]), rawId, spki);
-      const proof = await crypto.subtle.sign("HMAC", key, c.concat(c.encoder.encode("signing-gateway/passkey-enrolment/2\0"), subject));
       body.enrolment_code_id = codeId;
-      body.enrolment_proof = c.b64(proof);
+      body.enrolment_proof = await c.enrolmentProof(secret, "signing-gateway/passkey-enrolment/2\0", subject);
     } else {
-      body.otp = form.otp.value.trim();
+      body.otp = form.otp?.value.trim() || "";
     }
     const device = await api("/mobile/v1/passkeys", { method: "POST", body });
     localStorage.setItem("passkey", JSON.stringify({ username: state.me.username, device_id: device.id, credential_id: json.rawId }));
@@ -254,6 +262,91 @@ async function enrolPasskey(event) {
     setTimeout(() => (location.hash = "#/list"), 800);
   } catch (error) {
     renderEnrol(explain(error));
+  }
+}
+
+// ---- a first authenticator app (TOTP) with the administrator's enrolment code ----------
+// The app chooses the secret (160 bits) and proves the code over it; the secret stays in
+// this page's memory while its screen is shown (never in storage), for the QR code and
+// the text to type in, and is dropped once confirmed or when the signer leaves.
+
+function renderTotp(error) {
+  if (state.totp) return renderTotpScan(error);
+  show(
+    h("form", { class: "card narrow", onsubmit: startTotp },
+      h("h1", {}, t().totpTitle),
+      h("p", {}, t().totpWhy),
+      error ? message(error) : null,
+      h("ol", { class: "steps" }, h("li", {}, t().totpInstall), h("li", {}, t().totpCodeStep)),
+      field("code", t().enrolmentCode, { autocomplete: "off", autocapitalize: "none", spellcheck: "false", required: true }),
+      h("div", { class: "actions" },
+        h("button", { type: "submit", class: "primary", id: "totp-start" }, t().next),
+        h("a", { href: "#/enrol", class: "button" }, t().back)))
+  );
+}
+
+async function startTotp(event) {
+  event.preventDefault();
+  const code = event.target.code.value.trim();
+  const [codeId, codeSecret, extra] = code.split(".");
+  if (!codeId || !codeSecret || extra !== undefined) return renderTotp(t().failures.enrolment_code_invalid);
+  const secret = c.base32(crypto.getRandomValues(new Uint8Array(20)));
+  try {
+    const proof = await c.enrolmentProof(codeSecret, "signing-gateway/totp-enrolment/1\0", c.encoder.encode(secret));
+    const started = await api("/mobile/v1/totp", { method: "POST", body: { secret, enrolment_code_id: codeId, enrolment_proof: proof } });
+    state.totp = { secret, qr: started.qr_png_base64, uri: started.otpauth_uri };
+    renderTotpScan();
+  } catch (error) {
+    renderTotp(explain(error));
+  }
+}
+
+function grouped(secret) {
+  return secret.match(/.{1,4}/g).join(" ");
+}
+
+function renderTotpScan(error) {
+  const { secret, qr, uri } = state.totp;
+  show(
+    h("form", { class: "card totp", onsubmit: confirmTotp },
+      h("h1", {}, t().totpScanTitle),
+      error ? message(error) : null,
+      h("div", { class: "totp-grid" },
+        h("div", { class: "totp-qr" },
+          h("p", {}, t().totpScan),
+          h("img", { src: `data:image/png;base64,${qr}`, alt: t().totpQr, class: "qr" }),
+          // on a phone, the authenticator app may be on this very phone: no camera needed
+          h("p", { class: "on-phone" }, t().totpSamePhone, " ", h("a", { href: uri, class: "button", id: "totp-open" }, t().totpOpenApp))),
+        h("div", { class: "totp-key" },
+          h("p", {}, t().totpType),
+          h("p", { class: "code", id: "totp-secret" }, grouped(secret)),
+          h("dl", { class: "summary" },
+            h("dt", {}, t().totpAccount), h("dd", {}, state.me?.username || ""),
+            h("dt", {}, t().totpKind), h("dd", {}, t().totpTimeBased)))),
+      h("div", { class: "totp-confirm" },
+        field("first-otp", t().totpFirstCode, { inputmode: "numeric", autocomplete: "one-time-code", maxlength: 7, required: true, "aria-describedby": "totp-keep" }),
+        h("p", { class: "hint", id: "totp-keep" }, t().totpKeep),
+        h("div", { class: "actions" },
+          h("button", { type: "submit", class: "primary", id: "totp-confirm" }, t().totpConfirm))))
+  );
+}
+
+async function confirmTotp(event) {
+  event.preventDefault();
+  const otp = event.target["first-otp"].value.replace(/\D/g, "");
+  try {
+    await api("/mobile/v1/totp/confirmation", { method: "POST", body: { otp } });
+    state.totp = null;
+    state.me = await api("/mobile/v1/me");
+    show(
+      h("section", { class: "card narrow" },
+        h("h1", {}, t().totpDoneTitle),
+        message(t().totpDone, "ok"),
+        h("p", {}, t().totpHowToApprove),
+        h("div", { class: "actions" }, h("a", { href: "#/list", class: "button primary", id: "totp-finished" }, t().toWaiting)))
+    );
+  } catch (error) {
+    renderTotpScan(explain(error));
   }
 }
 
@@ -336,7 +429,7 @@ async function factorFor(decision, requests, otp, nonce) {
 function factorFields(view) {
   const fields = [];
   if (!localPasskey()) {
-    fields.push(message(t().noFactor, "info"), field("otp", t().otp, { inputmode: "numeric", autocomplete: "one-time-code", maxlength: 6, required: true }));
+    fields.push(message(state.me?.totp_enrolled ? t().otpFromApp : t().noFactor, "info"), field("otp", t().otp, { inputmode: "numeric", autocomplete: "one-time-code", maxlength: 6, required: true }));
   }
   if (view && view.pin_policy === "signer") {
     fields.push(field("pin", t().tokenPin, { type: "password", autocomplete: "off", required: true }));
@@ -791,6 +884,7 @@ async function factorForStatement(passkey, statement) {
 async function route() {
   renderNav();
   const [, page, arg] = location.hash.split("/");
+  if (page !== "totp") state.totp = null; // the new secret stays on its screen only
   if (!state.token) return renderLogin();
   try {
     if (!state.me && page !== "password") {
@@ -806,6 +900,7 @@ async function route() {
       case "password": return renderPassword();
       case "start": return await start();
       case "enrol": return renderEnrol();
+      case "totp": return renderTotp();
       case "doc": return await renderDocument(arg);
       case "batch": return await renderBatch(arg.split(","));
       case "history": return await renderHistory();

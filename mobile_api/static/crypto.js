@@ -102,6 +102,32 @@ export function enrolmentCodeBytes({ signer, device, nonce, expiresAt, recipient
   );
 }
 
+// An enrolment code's proof: base64 of HMAC-SHA256 keyed with the code's secret (the
+// part after the dot) over `context` (e.g. "signing-gateway/totp-enrolment/1\0") followed
+// by `subject` (bytes): it binds the code to this subject and no other one.
+export async function enrolmentProof(codeSecret, context, subject) {
+  const key = await crypto.subtle.importKey("raw", encoder.encode(codeSecret || ""), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  return b64(await crypto.subtle.sign("HMAC", key, concat(encoder.encode(context), subject)));
+}
+
+// RFC 4648 base32 without padding (a TOTP secret as authenticator apps take it).
+export function base32(bytes) {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  let bits = 0;
+  let value = 0;
+  let out = "";
+  for (const byte of new Uint8Array(bytes)) {
+    value = (value << 8) | byte;
+    bits += 8;
+    while (bits >= 5) {
+      out += alphabet[(value >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+  }
+  if (bits > 0) out += alphabet[(value << (5 - bits)) & 31];
+  return out;
+}
+
 // ---- HPKE base mode: DHKEM(P-256, HKDF-SHA256), HKDF-SHA256, AES-128-GCM -------------
 
 function concat(...parts) {
