@@ -44,6 +44,10 @@ def _entry_hash(prev_hash: str, entry: AuditEntry) -> str:
     return hashlib.sha256(prev_hash.encode() + body).hexdigest()
 
 
+# session.info key: (transactions, id, hash) of the entry the session appended last
+_LAST_ENTRY = "audit.last_entry"
+
+
 def record(
     session: Session,
     *,
@@ -60,13 +64,9 @@ def record(
     never hold a secret or document content (callers pass codes and hashes only). When
     the session carries a :class:`~gateway.audit.checkpoints.CheckpointSigner`, every
     ``every``-th entry is followed by a signed checkpoint in the same transaction."""
-    lock_for_update(session, "audit")
-    last = session.execute(
-        select(AuditEntry.id, AuditEntry.entry_hash).order_by(AuditEntry.id.desc()).limit(1)
-    ).first()
-    prev_hash = last.entry_hash if last else GENESIS_HASH
+    last_id, prev_hash = _last_entry(session)
     entry = AuditEntry(
-        id=(last.id + 1) if last else 1,
+        id=last_id + 1,
         at=now,
         actor=actor,
         action=action,
@@ -79,10 +79,33 @@ def record(
     entry.entry_hash = _entry_hash(prev_hash, entry)
     session.add(entry)
     session.flush()
+    session.info[_LAST_ENTRY] = (_transaction(session), entry.id, entry.entry_hash)
     signer = session.info.get(SESSION_INFO_KEY)
     if signer is not None and entry.id % signer.every == 0:
         write_checkpoint(session, signer, now=now)
     return entry
+
+
+def _last_entry(session: Session) -> tuple[int, str]:
+    """The id and hash of the chain's last entry (0 and the genesis hash when empty),
+    the chain locked for this transaction. Within one transaction the entry this
+    session appended last is the chain's last (no other writer gets the lock before the
+    transaction ends), so it is not read again: a batch's dozens of entries cost one
+    query."""
+    remembered = session.info.get(_LAST_ENTRY)
+    if remembered is not None and remembered[0] == _transaction(session):
+        return remembered[1], remembered[2]
+    lock_for_update(session, "audit")
+    last = session.execute(
+        select(AuditEntry.id, AuditEntry.entry_hash).order_by(AuditEntry.id.desc()).limit(1)
+    ).first()
+    return (last.id, last.entry_hash) if last else (0, GENESIS_HASH)
+
+
+def _transaction(session: Session) -> tuple[object, object]:
+    """The session's transaction and savepoint (a savepoint rolled back forgets its
+    entries: what was remembered inside it is not used outside)."""
+    return (session.get_transaction(), session.get_nested_transaction())
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,6 +49,36 @@ def test_a_rollback_drops_the_entry_with_the_change(tmp_path):
 
 
 @pytest.mark.invariant(5)
+def test_entries_chain_within_a_transaction_across_rollbacks_and_other_writers(tmp_path):
+    """A transaction reads the chain's end once and links its later entries to the ones
+    it appended; a rolled-back transaction's entries, and another session's, are never
+    taken for the end."""
+    db = Database(f"sqlite:///{tmp_path / 'c.db'}")
+    Base.metadata.create_all(db.engine)
+    now = dt.datetime(2026, 12, 7, 3, 0, tzinfo=dt.UTC)
+    with db.transaction() as session:
+        for i in range(3):
+            audit.record(session, actor="system", action=f"batch.{i}", now=now)
+        with pytest.raises(RuntimeError), session.begin_nested():
+            audit.record(session, actor="system", action="savepoint.lost", now=now)
+            raise RuntimeError("the savepoint is rolled back")
+        audit.record(session, actor="system", action="after.savepoint", now=now)
+    with pytest.raises(RuntimeError), db.transaction() as session:
+        audit.record(session, actor="system", action="rolled.back", now=now)
+        raise RuntimeError("the transaction is rolled back")
+    with db.transaction() as first:
+        audit.record(first, actor="system", action="first", now=now)
+    with db.transaction() as other:  # another session, as another process would be
+        audit.record(other, actor="system", action="other", now=now)
+    with db.transaction() as session:
+        report = audit.verify_chain(session)
+        actions = session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)).all()
+    assert report.intact and report.entries == 6
+    assert actions == ["batch.0", "batch.1", "batch.2", "after.savepoint", "first", "other"]
+    db.dispose()
+
+
+@pytest.mark.invariant(5)
 def test_installation_log_is_intact_and_covers_a_signing(server, db, signer, corpus):
     from tests.conftest import approve, submit
 
