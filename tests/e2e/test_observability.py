@@ -9,32 +9,23 @@ import sys
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.config import load_settings
 from gateway.observability import TracingUnavailable
 from signing_gateway.app import create_app
 from tests.commands import cli
 from tests.conftest import Server, approve, submit
+from tests.metrics import Samples, scrape, value
 from tests.pdf_builders import hybrid_xref_pdf
 
 APPROVAL_ROUTE = "/mobile/v1/signing-requests/{request_id}/approval"
 
 
-def _scrape(server: Server, token: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    """Every sample of ``/metrics``: (name, labels) → value."""
-    with httpx.Client(base_url=server.base_url, timeout=30) as http:
-        answer = http.get("/metrics", headers={"Authorization": f"Bearer {token}"})
-    assert answer.status_code == 200, answer.text
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(answer.text)
-        for sample in family.samples
-    }
+def _scrape(server: Server, token: str) -> Samples:
+    return scrape(server.base_url, token)
 
 
-def _value(samples: dict, name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
+_value = value
 
 
 def test_metrics_count_an_approved_signature_and_show_the_pending_one(server, installation, signer):
