@@ -503,6 +503,12 @@ async function renderRegister(serial, keyId, error) {
   ui.show(form);
 }
 
+// The certificate's holder: the common name of its subject (RFC 4514), else all of it.
+function commonName(subject) {
+  const found = /(?:^|,)CN=((?:\\.|[^,\\])+)/.exec(subject || "");
+  return found ? found[1].replace(/\\(.)/g, "$1") : subject || "?";
+}
+
 async function registerKey(event, serial, key, users) {
   event.preventDefault();
   const form = event.target;
@@ -524,7 +530,7 @@ async function registerKey(event, serial, key, users) {
     if (error.code === "certificate_holder_mismatch") {
       const unit = body.organisation && (await ui.api("/admin/v1/organisations")).find((o) => o.name === body.organisation);
       place.replaceChildren(
-        h("p", { class: "message warning", role: "alert" }, w().holderMismatch(key.subject || "?", unit ? unit.display_name : user?.display_name || body.username)),
+        h("p", { class: "message warning", role: "alert" }, w().holderMismatch(commonName(key.subject), unit ? unit.display_name : user?.display_name || body.username)),
         ui.field("confirm_holder", w().confirmHolder, { required: true, autocomplete: "off", maxlength: 200 }));
       form.querySelector("#register").textContent = w().confirmAndRegister;
       form.confirm_holder.focus();
