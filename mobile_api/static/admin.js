@@ -488,7 +488,7 @@ async function renderRegister(serial, keyId, error) {
     h("h1", {}, w().registerTitle),
     error ? ui.message(error) : null,
     h("dl", { class: "summary" },
-      h("dt", {}, w().certificateOf), h("dd", { class: "subject" }, key.subject || "—"),
+      h("dt", {}, w().certificateOf), h("dd", { class: "subject", title: key.subject || "" }, commonName(key.subject)),
       h("dt", {}, w().token), h("dd", { class: "mono" }, serial),
       h("dt", {}, w().keyId), h("dd", { class: "mono" }, key.key_id),
       h("dt", {}, w().validUntil), h("dd", {}, key.not_after ? expiry(key) : "—")),
