@@ -1,6 +1,8 @@
 """The administration API (``/admin/v1``) for users with the ``admin`` role, signed in
 with the same session as the tablet app (``POST /mobile/v1/sessions``): accounts,
-integration clients, credentials and who holds them, organisations, the audit log.
+integration clients, the tokens and the keys on them, credentials and who holds them
+(registered, revoked, their PIN policy), organisations (seal image, handover of their
+token), the audit log.
 
 It calls the same use cases as the ``signing-gateway`` commands; every change is
 audited with ``user:<admin>`` and the caller's address. Another role answers 403
@@ -12,15 +14,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 
-from gateway.admin import clients, listings, users
-from gateway.admin.enrolment import add_user, revoke_credential
+from gateway.admin import clients, listings, tokens, users
+from gateway.admin.enrolment import add_user, register_credential, revoke_credential
+from gateway.admin.organisations import hand_over, set_seal
+from gateway.admin.signature_images import MAX_IMAGE_BYTES
 from gateway.audit.search import MAX_PAGE, AuditFilter, search_audit
-from gateway.bridges import local_registry
+from gateway.bridges import add_ca_certificates, local_registry
 from gateway.db.models import User
-from gateway.errors import AdminRoleRequired, ParameterInvalid
+from gateway.errors import AdminRoleRequired, NotFound, ParameterInvalid
 from gateway.secrets_at_rest import InstallationKeys
+from hsm_bridge.credentials import SignatureMechanism
 from hsm_bridge.sam.signers import SignerRegistry
 from mobile_api.admin_schemas import (
     AuditEntryView,
@@ -30,9 +35,15 @@ from mobile_api.admin_schemas import (
     ClientKey,
     ClientSecret,
     ClientView,
+    CredentialBody,
     CredentialView,
     DeviceView,
+    HandoverBody,
+    HandoverView,
     OrganisationView,
+    PinPolicyBody,
+    SealView,
+    TokenView,
     UserAdded,
     UserBody,
     UserPatch,
@@ -266,6 +277,116 @@ def credential_revocation(
     )
     found = [c for c in listings.list_credentials(context.db) if c.id == credential_id]
     return CredentialView.of(found[0])
+
+
+def _credential(context: Context, credential_id: str) -> CredentialView:
+    found = [c for c in listings.list_credentials(context.db) if c.id == credential_id]
+    if not found:
+        raise NotFound(f"no credential {credential_id}")
+    return CredentialView.of(found[0])
+
+
+@router.get("/tokens", response_model=list[TokenView])
+def get_tokens(context: Context, admin: Admin) -> list[TokenView]:
+    """The tokens the bridge sees (and those registered credentials need but that are
+    not plugged in, ``removed``), the keys and certificates on each, and the live
+    credentials registered for each key (none: a key that nobody signs with yet)."""
+    return [TokenView.of(t) for t in tokens.token_inventory(context.db, context.bridge)]
+
+
+@router.post("/credentials", response_model=CredentialView, status_code=201)
+def post_credential(
+    body: CredentialBody, request: Request, context: Context, admin: Admin
+) -> CredentialView:
+    """Register a key found on a token as ``username``'s credential (the newest is used
+    for new requests; for a renewal, register the new key, then revoke the old
+    credential). A certificate naming someone else answers 409
+    ``certificate_holder_mismatch`` unless ``confirm_holder`` repeats its name."""
+    registered = register_credential(
+        context.db,
+        context.bridge,
+        body.username,
+        body.token_serial,
+        bytes.fromhex(body.key_id),
+        mechanism=SignatureMechanism(body.mechanism) if body.mechanism else None,
+        pin_policy=body.pin_policy,
+        now=context.clock(),
+        registry=_registry(context),
+        organisation=body.organisation,
+        confirm_holder=body.confirm_holder,
+        actor=_actor(admin),
+        client_address=client_address(request),
+    )
+    if context.settings.in_process_bridge and registered.chain_pem:
+        add_ca_certificates(context.settings, registered.chain_pem)
+    return _credential(context, registered.id)
+
+
+@router.put("/credentials/{credential_id}/pin-policy", response_model=CredentialView)
+def put_pin_policy(
+    credential_id: str, body: PinPolicyBody, request: Request, context: Context, admin: Admin
+) -> CredentialView:
+    """Whether the bridge keeps the token's PIN (``stored``) or the signer types it with
+    each approval (``signer``). The same policy again changes nothing."""
+    tokens.set_pin_policy(
+        context.db,
+        credential_id,
+        body.pin_policy,
+        actor=_actor(admin),
+        now=context.clock(),
+        client_address=client_address(request),
+    )
+    return _credential(context, credential_id)
+
+
+@router.put("/organisations/{name}/seal", response_model=SealView)
+def put_seal(
+    name: str,
+    image: Annotated[UploadFile, File(description="PNG, the seal on a transparent background")],
+    diameter_mm: Annotated[float, Form(description="the seal's real diameter, mm")],
+    request: Request,
+    context: Context,
+    admin: Admin,
+) -> SealView:
+    """Keep the image as the organisation's seal, drawn ``diameter_mm`` across (20 to
+    60) on its documents from now on. A PNG of at most 2 MB with a transparent
+    background, else ``parameter_invalid``."""
+    data = image.file.read(MAX_IMAGE_BYTES + 1)
+    digest = set_seal(
+        context.db,
+        name,
+        data,
+        diameter_mm,
+        now=context.clock(),
+        actor=_actor(admin),
+        client_address=client_address(request),
+    )
+    return SealView(organisation=name, image_sha256=digest, diameter_mm=diameter_mm)
+
+
+@router.post("/organisations/{name}/handover", response_model=HandoverView)
+def post_handover(
+    name: str, body: HandoverBody, request: Request, context: Context, admin: Admin
+) -> HandoverView:
+    """Hand the organisation's token to ``to``, one of its clerks, under the written
+    ``permission`` (kept in the audit log). Its pending seals wait for the new keeper,
+    who is notified; the old one can no longer sign with it."""
+    done = hand_over(
+        context.db,
+        name,
+        body.to,
+        body.permission,
+        now=context.clock(),
+        registry=_registry(context),
+        actor=_actor(admin),
+        client_address=client_address(request),
+    )
+    for request_id in done.readdressed:
+        for notifier in context.submissions.notifiers:
+            notifier.signing_request_created(done.keeper_id, request_id)
+    return HandoverView(
+        organisation=name, previous=done.previous, keeper=done.keeper, readdressed=done.readdressed
+    )
 
 
 @router.get("/organisations", response_model=list[OrganisationView])

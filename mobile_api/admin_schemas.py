@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from gateway.admin.clients import ClientSummary
 from gateway.admin.listings import CredentialSummary, DeviceSummary, OrganisationSummary
+from gateway.admin.tokens import KeyHolder, TokenInventory
 from gateway.admin.users import UserSummary
 from gateway.audit.search import AuditRecord
 
@@ -21,7 +22,14 @@ __all__ = [
     "ClientKey",
     "ClientSecret",
     "ClientView",
+    "CredentialBody",
     "CredentialView",
+    "HandoverBody",
+    "HandoverView",
+    "PinPolicyBody",
+    "SealView",
+    "TokenKeyView",
+    "TokenView",
     "DeviceView",
     "OrganisationView",
     "UserAdded",
@@ -247,3 +255,135 @@ class AuditPageView(BaseModel):
 
     items: list[AuditEntryView]
     next_cursor: str | None
+
+
+Mechanism = Literal["rsa_pkcs_sha256", "rsa_pss_sha256", "ecdsa_sha256"]
+PinPolicy = Literal["stored", "signer"]
+
+
+class CredentialBody(BaseModel):
+    """A key found on a token (``GET /admin/v1/tokens``) to register as ``username``'s
+    credential (for a seal: ``organisation``, kept by ``username``, one of its clerks).
+    ``confirm_holder`` repeats the name the certificate gives when it is not the user's
+    (or the organisation's): without it such a key is refused
+    (``certificate_holder_mismatch``)."""
+
+    username: str = Field(min_length=1, max_length=64)
+    token_serial: str = Field(min_length=1, max_length=64)
+    key_id: str = Field(min_length=2, max_length=128, pattern="^[0-9A-Fa-f]+$")
+    mechanism: Mechanism | None = None
+    pin_policy: PinPolicy = "stored"
+    organisation: str | None = Field(default=None, min_length=1, max_length=64)
+    confirm_holder: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class PinPolicyBody(BaseModel):
+    """``stored``: the bridge keeps the token's PIN; ``signer``: the signer types it with
+    each approval."""
+
+    pin_policy: PinPolicy
+
+
+class KeyHolderView(BaseModel):
+    """A live credential registered for a key, and who signs with it."""
+
+    credential_id: str
+    username: str
+    display_name: str
+    organisation: str | None
+
+    @classmethod
+    def of(cls, holder: KeyHolder) -> KeyHolderView:
+        return cls(
+            credential_id=holder.credential_id,
+            username=holder.username,
+            display_name=holder.display_name,
+            organisation=holder.organisation,
+        )
+
+
+class TokenKeyView(BaseModel):
+    """A key on a token: CKA_ID (hex), type (``rsa``, ``ec``) and size in bits, its
+    certificate's subject and expiry (ISO 8601) when one is stored beside it, ``status``
+    (``ok``, ``no_certificate``, ``ambiguous``, ``key_mismatch``) with the problems
+    found, and the live credentials registered for it (empty: nobody's yet)."""
+
+    key_id: str
+    label: str
+    key_type: str
+    key_bits: int
+    subject: str | None
+    not_after: str | None
+    status: str
+    problems: list[str]
+    holders: list[KeyHolderView]
+
+
+class TokenView(BaseModel):
+    """A token the bridge sees: label, serial, maker and model, ``state`` (``ok``,
+    ``removed``...), ``error`` (why its keys could not be read, e.g. ``pin_required``),
+    and its keys."""
+
+    label: str
+    serial: str
+    manufacturer: str
+    model: str
+    present: bool
+    state: str
+    error: str | None
+    keys: list[TokenKeyView]
+
+    @classmethod
+    def of(cls, listed: TokenInventory) -> TokenView:
+        token = listed.token
+        keys = [
+            TokenKeyView(
+                key_id=k.key_id,
+                label=k.label,
+                key_type=k.key_type,
+                key_bits=k.key_bits,
+                subject=k.subject,
+                not_after=k.not_after,
+                status=k.status,
+                problems=list(k.problems),
+                holders=[KeyHolderView.of(h) for h in listed.holders.get(k.key_id, [])],
+            )
+            for k in listed.keys
+        ]
+        return cls(
+            label=token.label,
+            serial=token.serial,
+            manufacturer=token.manufacturer,
+            model=token.model,
+            present=token.present,
+            state=listed.state,
+            error=listed.error,
+            keys=keys,
+        )
+
+
+class SealView(BaseModel):
+    """The seal image kept: the organisation, the image's SHA-256 (hex) and its
+    diameter on paper (mm)."""
+
+    organisation: str
+    image_sha256: str
+    diameter_mm: float
+
+
+class HandoverBody(BaseModel):
+    """Hand the organisation's token to ``to`` (one of its clerks) under the written
+    ``permission``: its number, date and who signed it."""
+
+    to: str = Field(min_length=1, max_length=64)
+    permission: str = Field(min_length=1, max_length=500)
+
+
+class HandoverView(BaseModel):
+    """What the handover did: from whom to whom, and the pending requests now waiting
+    for the new keeper (who was notified)."""
+
+    organisation: str
+    previous: list[str]
+    keeper: str
+    readdressed: list[str]

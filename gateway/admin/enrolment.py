@@ -113,6 +113,8 @@ def register_credential(
     registry: SignerRegistry | None = None,
     organisation: str | None = None,
     confirm_holder: str | None = None,
+    actor: str = "admin:cli",
+    client_address: str | None = None,
 ) -> Credential:
     """Register the key with CKA_ID ``key_id`` on token ``token_serial`` as ``username``'s
     credential. The certificate is read from the token; the inventory must show the key
@@ -126,7 +128,8 @@ def register_credential(
     The certificate must name its holder as its subject's common name: the user's
     display name, or for a seal the organisation's (see :func:`same_holder_name`).
     Otherwise it is registered only when ``confirm_holder`` repeats the name the
-    certificate gives (audited), else :class:`CertificateHolderMismatch`.
+    certificate gives (audited), else :class:`CertificateHolderMismatch`. Audited as
+    done by ``actor`` from ``client_address``.
 
     Raises :class:`SignerUnknown`, :class:`CertificateHolderMismatch`,
     :class:`ParameterInvalid` (ambiguous or mismatched key, mechanism that does not fit
@@ -162,9 +165,10 @@ def register_credential(
         session.add(credential)
         audit.record(
             session,
-            actor="admin:cli",
+            actor=actor,
             action="credential.registered",
             now=now,
+            client_address=client_address,
             detail={
                 "user": username,
                 "credential": credential.id,

@@ -209,5 +209,6 @@ def import_certificate(
         now=now,
         registry=registry,
         confirm_holder=confirm_holder,
+        actor=actor,
     )
     return ImportedCredential(credential, imported.key_id, imported.stored)

@@ -56,7 +56,15 @@ MAX_SEAL_DIAMETER_MM = 60.0
 Box = tuple[float, float, float, float]
 
 
-def add_organisation(db: Database, name: str, display_name: str, *, now: dt.datetime) -> str:
+def add_organisation(
+    db: Database,
+    name: str,
+    display_name: str,
+    *,
+    now: dt.datetime,
+    actor: str = "admin:cli",
+    client_address: str | None = None,
+) -> str:
     """Create the organisation ``name`` (a short handle, e.g. ``stc-hanam``) shown as
     ``display_name`` (e.g. "Sở Tài chính tỉnh Hà Nam"); return its id. Audited.
     Raises ParameterInvalid (empty, too long or taken name)."""
@@ -73,20 +81,30 @@ def add_organisation(db: Database, name: str, display_name: str, *, now: dt.date
         session.add(organisation)
         audit.record(
             session,
-            actor="admin:cli",
+            actor=actor,
             action="organisation.added",
             now=now,
+            client_address=client_address,
             detail={"organisation": name, "display_name": organisation.display_name},
         )
     return organisation.id
 
 
-def set_seal(db: Database, name: str, image: bytes, diameter_mm: float, *, now: dt.datetime) -> str:
+def set_seal(
+    db: Database,
+    name: str,
+    image: bytes,
+    diameter_mm: float,
+    *,
+    now: dt.datetime,
+    actor: str = "admin:cli",
+    client_address: str | None = None,
+) -> str:
     """Keep ``image`` (PNG with transparency, see
     :func:`gateway.admin.signature_images.check_signature_image`; the seal filling it edge to
     edge) as organisation ``name``'s seal, ``diameter_mm`` millimetres across on paper;
-    return its SHA-256 (hex). Audited. Raises OrganisationUnknown, ParameterInvalid
-    (unreadable or opaque image, a diameter outside 20 to 60 mm)."""
+    return its SHA-256 (hex). Audited as done by ``actor``. Raises OrganisationUnknown,
+    ParameterInvalid (unreadable or opaque image, a diameter outside 20 to 60 mm)."""
     if not (
         math.isfinite(diameter_mm) and MIN_SEAL_DIAMETER_MM <= diameter_mm <= MAX_SEAL_DIAMETER_MM
     ):
@@ -101,9 +119,10 @@ def set_seal(db: Database, name: str, image: bytes, diameter_mm: float, *, now: 
         organisation.seal_diameter_mm = float(diameter_mm)
         audit.record(
             session,
-            actor="admin:cli",
+            actor=actor,
             action="organisation.seal_set",
             now=now,
+            client_address=client_address,
             detail={"organisation": name, "image_sha256": digest, "diameter_mm": diameter_mm},
         )
     return digest
@@ -130,13 +149,16 @@ def hand_over(
     *,
     now: dt.datetime,
     registry: SignerRegistry | None = None,
+    actor: str = "admin:cli",
+    client_address: str | None = None,
 ) -> Handover:
     """Hand organisation ``name``'s token to the clerk ``to_username``, under the written
     ``permission`` (e.g. the decision's number and date; docs/vn-signature-format.md: "a
     handover needs written permission and is recorded"). Every active credential of the
     organisation is kept by the new clerk from now on; its pending requests are
     addressed to them. With ``registry`` (the bridge on this host) the bridge is told
-    at once; a remote bridge's administrator binds and unbinds on its host. Audited.
+    at once; a remote bridge's administrator binds and unbinds on its host. Audited as
+    done by ``actor`` from ``client_address``, with the permission.
     Raises OrganisationUnknown, OrganisationNoCredential, SignerUnknown,
     ParameterInvalid (not a clerk of the organisation, no permission given)."""
     if not permission.strip() or len(permission) > 500:
@@ -156,9 +178,10 @@ def hand_over(
         refs = [CredentialRef(c.token_serial, bytes.fromhex(c.key_id)) for c in credentials]
         audit.record(
             session,
-            actor="admin:cli",
+            actor=actor,
             action="organisation.handed_over",
             now=now,
+            client_address=client_address,
             detail={
                 "organisation": name,
                 "from": sorted(set(previous.values())),

@@ -18,6 +18,7 @@ export function adminLinks(link) {
   return [
     link("#/admin/users", w().users),
     link("#/admin/clients", w().clients),
+    link("#/admin/tokens", w().tokens),
     link("#/admin/credentials", w().credentials),
     link("#/admin/organisations", w().organisations),
     link("#/admin/audit", w().audit),
@@ -26,13 +27,15 @@ export function adminLinks(link) {
 
 /** Render the admin screen ``#/admin/<screen>/<arg>``. */
 export async function renderAdmin() {
-  const [, , screen, arg] = location.hash.split("/");
+  const [, , screen, arg, more] = location.hash.split("/");
   const name = arg ? decodeURIComponent(arg) : null;
   switch (screen) {
     case "users": return name === "new" ? renderNewUser() : name ? renderUser(name) : renderUsers();
     case "clients": return name === "new" ? renderNewClient() : renderClients();
+    case "tokens": return renderTokens();
+    case "register": return renderRegister(name, more ? decodeURIComponent(more) : "");
     case "credentials": return renderCredentials();
-    case "organisations": return renderOrganisations();
+    case "organisations": return name ? renderOrganisation(name) : renderOrganisations();
     case "audit": return renderAudit();
     default: location.hash = "#/admin/users";
   }
@@ -380,6 +383,11 @@ async function renderCredentials(notice) {
       await renderCredentials(ui.message(w().credentialRevoked, "ok"));
     });
   };
+  const switchPin = (c) => () => guarded(here, async () => {
+    const pin_policy = c.pin_policy === "stored" ? "signer" : "stored";
+    await ui.api(`/admin/v1/credentials/${encodeURIComponent(c.id)}/pin-policy`, { method: "PUT", body: { pin_policy } });
+    await renderCredentials(ui.message(w().pinChanged, "ok"));
+  });
   const rows = credentials.map((c) => ({
     attrs: { id: `credential-${c.id}` },
     cells: [
@@ -393,6 +401,8 @@ async function renderCredentials(notice) {
         ? h("span", { class: "badge failed" }, `${ui.t().revoked} ${when(c.revoked_at, false)}`)
         : h("div", { class: "state-actions" },
             h("span", { class: "badge signed" }, w().inUse),
+            h("span", { class: "meta pin-now" }, w().pinPolicies[c.pin_policy] || c.pin_policy),
+            h("button", { type: "button", class: "pin-policy", onclick: switchPin(c) }, w().changePin(c.pin_policy)),
             h("button", { type: "button", class: "danger", onclick: revoke(c) }, ui.t().revoke)),
     ],
   }));
@@ -400,26 +410,202 @@ async function renderCredentials(notice) {
     h("h1", {}, w().credentialsTitle),
     notice || null,
     h("p", { class: "hint" }, w().credentialsHint),
+    h("p", { class: "hint" }, w().renewalHint),
     table(w().credentialsTitle, [w().owner, w().organisation, w().token, w().keyId, w().subject, w().validUntil, w().state], rows, w().noCredentials, true)));
 }
 
 // ---- organisations ----------------------------------------------------------------------------
 
-async function renderOrganisations() {
+async function renderOrganisations(notice) {
   const here = location.hash;
   const organisations = await ui.api("/admin/v1/organisations");
   if (ui.moved(here)) return;
   const rows = organisations.map((o) => ({
     cells: [
-      h("span", {}, h("strong", {}, o.display_name), h("span", { class: "meta" }, ` (${o.name})`)),
+      h("a", { href: `#/admin/organisations/${encodeURIComponent(o.name)}`, id: `organisation-${o.name}` }, h("strong", {}, o.display_name), h("span", { class: "meta" }, ` (${o.name})`)),
       o.has_seal_image ? h("span", { class: "badge signed" }, w().yes) : h("span", { class: "badge failed" }, w().noSeal),
       o.keeper || h("span", { class: "meta" }, w().noKeeper),
     ],
   }));
   ui.show(h("section", {},
     h("h1", {}, w().organisations),
+    notice || null,
     h("p", { class: "hint" }, w().organisationsHint),
     table(w().organisations, [w().organisation, w().sealImage, w().keeper], rows, w().noOrganisations)));
+}
+
+// ---- tokens and the keys on them -------------------------------------------------------------
+
+function holderNames(key) {
+  return key.holders.map((x) => `${x.display_name} (${x.username}${x.organisation ? ` · ${x.organisation}` : ""})`).join(", ");
+}
+
+function keyRow(token, key) {
+  const free = key.status === "ok" && !key.holders.length;
+  const status = h("span", { class: `badge ${key.status === "ok" ? "signed" : "failed"}` }, w().keyStatus[key.status] || key.status);
+  return {
+    attrs: { id: `key-${token.serial}-${key.key_id}` },
+    cells: [
+      h("span", { class: "mono" }, key.key_id),
+      `${key.key_type.toUpperCase()} ${key.key_bits}`,
+      h("span", { class: "subject" }, key.subject || "—"),
+      key.not_after ? expiry(key) : "—",
+      status,
+      free
+        ? h("a", { href: `#/admin/register/${encodeURIComponent(token.serial)}/${key.key_id}`, class: "button primary register-key" }, w().registerFor)
+        : key.holders.length ? holderNames(key) : h("span", { class: "meta" }, w().nobody),
+    ],
+  };
+}
+
+async function renderTokens() {
+  const here = location.hash;
+  const tokens = await ui.api("/admin/v1/tokens");
+  if (ui.moved(here)) return;
+  const columns = [w().keyId, w().keyType, w().subject, w().validUntil, w().state, w().belongsTo];
+  const cards = tokens.map((token) =>
+    h("section", { class: "card token", id: `token-${token.serial}` },
+      h("h2", {}, `${token.label} `, h("span", { class: "meta" }, `· ${token.serial}`)),
+      h("p", {}, h("span", { class: `badge ${token.state === "ok" ? "signed" : "failed"}` }, w().tokenState[token.state] || token.state),
+        h("span", { class: "meta" }, ` ${token.manufacturer} ${token.model}`)),
+      token.error ? ui.message(w().tokenError(token.error), "warning") : null,
+      table(`${token.label} ${token.serial}`, columns, token.keys.map((k) => keyRow(token, k)), w().noKeys, true)));
+  ui.show(h("section", {},
+    h("h1", {}, w().tokens),
+    h("p", { class: "hint" }, w().tokensHint),
+    h("p", { class: "hint" }, w().renewalHint),
+    cards.length ? cards : h("p", { class: "empty" }, w().noTokens)));
+}
+
+async function renderRegister(serial, keyId, error) {
+  const here = location.hash;
+  const [tokens, users, organisations] = await Promise.all([ui.api("/admin/v1/tokens"), ui.api("/admin/v1/users"), ui.api("/admin/v1/organisations")]);
+  if (ui.moved(here)) return;
+  const key = tokens.find((t) => t.serial === serial)?.keys.find((k) => k.key_id === keyId);
+  if (!key) return ui.show(ui.message(w().noKeys), h("a", { href: "#/admin/tokens", class: "button" }, ui.t().back));
+  const people = users.filter((u) => !u.disabled && u.role !== "admin").map((u) => [u.username, `${u.display_name} (${u.username})`]);
+  const form = h("form", { class: "card narrow", id: "register-form", onsubmit: (e) => registerKey(e, serial, key, users) },
+    h("h1", {}, w().registerTitle),
+    error ? ui.message(error) : null,
+    h("dl", { class: "summary" },
+      h("dt", {}, w().certificateOf), h("dd", { class: "subject", title: key.subject || "" }, commonName(key.subject)),
+      h("dt", {}, w().token), h("dd", { class: "mono" }, serial),
+      h("dt", {}, w().keyId), h("dd", { class: "mono" }, key.key_id),
+      h("dt", {}, w().validUntil), h("dd", {}, key.not_after ? expiry(key) : "—")),
+    h("p", { class: "hint" }, w().registerHint),
+    select("username", w().chooseUser, people, people[0]?.[0]),
+    select("organisation", w().asSeal, [["", w().notSeal], ...organisations.map((o) => [o.name, `${o.display_name} (${o.name})`])], ""),
+    select("pin_policy", w().pinPolicy, Object.entries(w().pinPolicies), "stored"),
+    h("div", { id: "holder-check" }),
+    h("div", { class: "actions" },
+      h("button", { type: "submit", class: "primary", id: "register" }, w().register),
+      h("a", { href: "#/admin/tokens", class: "button" }, ui.t().back)));
+  ui.show(form);
+}
+
+// The certificate's holder: the common name of its subject (RFC 4514), else all of it.
+function commonName(subject) {
+  const found = /(?:^|,)CN=((?:\\.|[^,\\])+)/.exec(subject || "");
+  return found ? found[1].replace(/\\(.)/g, "$1") : subject || "?";
+}
+
+async function registerKey(event, serial, key, users) {
+  event.preventDefault();
+  const form = event.target;
+  const user = users.find((u) => u.username === form.username.value);
+  const who = user ? `${user.display_name} (${user.username})` : form.username.value;
+  const confirmHolder = form.confirm_holder?.value.trim();
+  if (!confirmHolder && !(await confirmDialog(w().registerQuestion(who), w().registerExplain, w().register, false))) return;
+  const body = { username: form.username.value, token_serial: serial, key_id: key.key_id, pin_policy: form.pin_policy.value };
+  if (form.organisation.value) body.organisation = form.organisation.value;
+  if (confirmHolder) body.confirm_holder = confirmHolder;
+  const here = location.hash;
+  try {
+    await ui.api("/admin/v1/credentials", { method: "POST", body });
+    history.replaceState(null, "", "#/admin/credentials");
+    await renderCredentials(ui.message(w().registered(who), "ok"));
+  } catch (error) {
+    if (ui.moved(here)) return;
+    const place = form.querySelector("#holder-check");
+    if (error.code === "certificate_holder_mismatch") {
+      const unit = body.organisation && (await ui.api("/admin/v1/organisations")).find((o) => o.name === body.organisation);
+      place.replaceChildren(
+        h("p", { class: "message warning", role: "alert" }, w().holderMismatch(commonName(key.subject), unit ? unit.display_name : user?.display_name || body.username)),
+        ui.field("confirm_holder", w().confirmHolder, { required: true, autocomplete: "off", maxlength: 200 }));
+      form.querySelector("#register").textContent = w().confirmAndRegister;
+      form.confirm_holder.focus();
+    } else {
+      place.replaceChildren(ui.message(words(error)));
+    }
+  }
+}
+
+// ---- one organisation: its seal image and its handover -----------------------------------------
+
+async function renderOrganisation(name, notice) {
+  const here = location.hash;
+  const [organisations, users] = await Promise.all([ui.api("/admin/v1/organisations"), ui.api("/admin/v1/users")]);
+  if (ui.moved(here)) return;
+  const unit = organisations.find((o) => o.name === name);
+  if (!unit) return ui.show(ui.message(w().organisationUnknown), h("a", { href: "#/admin/organisations", class: "button" }, ui.t().back));
+  const preview = h("img", { id: "seal-preview", alt: w().preview, hidden: true });
+  const file = h("input", { type: "file", id: "seal_file", name: "seal_file", accept: "image/png", required: true,
+    onchange: () => {
+      const chosen = file.files[0];
+      if (preview.src) URL.revokeObjectURL(preview.src);
+      preview.hidden = !chosen;
+      if (chosen) preview.src = URL.createObjectURL(chosen);
+    } });
+  const seal = h("form", { class: "card", id: "seal-form", onsubmit: (e) => saveSeal(e, unit) },
+    h("h2", {}, w().sealTitle),
+    h("p", {}, unit.has_seal_image ? h("span", { class: "badge signed" }, w().sealKept) : h("span", { class: "badge failed" }, w().noSeal)),
+    h("p", { class: "hint", id: "seal-hint" }, w().sealHint),
+    h("div", { class: "field" }, h("label", { for: "seal_file" }, w().sealFile), file),
+    h("div", { class: "seal-preview" }, preview),
+    ui.field("diameter_mm", w().diameter, { type: "number", min: 20, max: 60, step: 0.5, value: 40, required: true, inputmode: "decimal" }),
+    h("div", { class: "actions" }, h("button", { type: "submit", class: "primary", id: "save-seal" }, w().saveSeal)));
+  const clerks = users.filter((u) => u.role === "clerk" && u.organisation === name && !u.disabled && u.username !== unit.keeper);
+  const handover = h("form", { class: "card", id: "handover-form", onsubmit: (e) => handOver(e, unit, clerks) },
+    h("h2", {}, w().handoverTitle),
+    h("p", { class: "hint" }, w().handoverHint),
+    h("dl", { class: "summary" }, h("dt", {}, w().keptBy), h("dd", {}, unit.keeper || w().noKeeper)),
+    clerks.length
+      ? [select("to", w().newKeeper, clerks.map((u) => [u.username, `${u.display_name} (${u.username})`]), clerks[0].username),
+        h("div", { class: "field" }, h("label", { for: "permission" }, w().permission),
+          h("textarea", { id: "permission", name: "permission", required: true, maxlength: 500, rows: 3 })),
+        h("div", { class: "actions" }, h("button", { type: "submit", class: "danger", id: "hand-over" }, w().handover))]
+      : h("p", { class: "empty" }, w().noClerks));
+  ui.show(h("section", { class: "organisation" },
+    h("div", { class: "toolbar" },
+      h("a", { href: "#/admin/organisations", class: "button" }, "← ", h("span", { class: "back-label" }, ui.t().back)),
+      h("h1", {}, `${unit.display_name} (${unit.name})`)),
+    notice || null,
+    h("div", { class: "columns" }, seal, handover)));
+}
+
+async function saveSeal(event, unit) {
+  event.preventDefault();
+  const form = event.target;
+  const body = new FormData();
+  body.append("image", form.seal_file.files[0]);
+  body.append("diameter_mm", form.diameter_mm.value);
+  await guarded(location.hash, async () => {
+    await ui.api(`/admin/v1/organisations/${encodeURIComponent(unit.name)}/seal`, { method: "PUT", body });
+    await renderOrganisation(unit.name, ui.message(w().sealSaved, "ok"));
+  });
+}
+
+async function handOver(event, unit, clerks) {
+  event.preventDefault();
+  const form = event.target;
+  const to = clerks.find((u) => u.username === form.to.value);
+  const permission = form.permission.value.trim();
+  if (!permission) return form.permission.focus();
+  if (!(await confirmDialog(w().handoverQuestion(unit.display_name, to.display_name), w().handoverExplain, w().handover))) return;
+  await guarded(location.hash, async () => {
+    const done = await ui.api(`/admin/v1/organisations/${encodeURIComponent(unit.name)}/handover`, { method: "POST", body: { to: to.username, permission } });
+    await renderOrganisation(unit.name, ui.message(w().handedOver(to.display_name, done.readdressed.length), "ok"));
+  });
 }
 
 // ---- the audit log ------------------------------------------------------------------------------

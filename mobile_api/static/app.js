@@ -72,8 +72,9 @@ class Problem extends Error {
 async function api(path, { method = "GET", body, as = "json" } = {}) {
   const headers = {};
   if (state.token) headers.Authorization = `Bearer ${state.token}`;
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  const answer = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const form = body instanceof FormData; // a file upload: the browser sets its type
+  if (body !== undefined && !form) headers["Content-Type"] = "application/json";
+  const answer = await fetch(path, { method, headers, body: body === undefined || form ? body : JSON.stringify(body) });
   if (answer.status === 401 && path !== "/mobile/v1/sessions") {
     signOut();
     throw new Problem(401, await answer.json().catch(() => null));

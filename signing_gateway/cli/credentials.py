@@ -13,11 +13,10 @@ import typer
 
 from gateway.admin.enrolment import register_credential, revoke_credential
 from gateway.admin.listings import list_credentials
-from gateway.audit import log as audit
+from gateway.admin.tokens import keys_on_tokens, set_pin_policy
 from gateway.bridges import add_ca_certificates
 from gateway.config import load_settings
 from gateway.context import open_database
-from gateway.db.models import Credential
 from gateway.errors import GatewayError
 from hsm_bridge import BridgeError
 from hsm_bridge.credentials import SignatureMechanism
@@ -78,12 +77,11 @@ def credentials_list(
 def _token_keys(data_dir: Path, as_json: bool) -> None:
     """Print the keys and certificates on every token whose PIN the bridge holds."""
     bridge = open_bridge(load_settings(data_dir))
-    entries = []
-    for token in bridge.inventory():
-        try:
-            entries.extend(bridge.credentials(token.serial))
-        except BridgeError as exc:
-            typer.echo(f"token {token.label} ({token.serial}): {exc.code}", err=True)
+    tokens = bridge.inventory()
+    entries, errors = keys_on_tokens(bridge, tokens)
+    for token in tokens:
+        if token.serial in errors:
+            typer.echo(f"token {token.label} ({token.serial}): {errors[token.serial]}", err=True)
     if as_json:
         typer.echo(
             json.dumps([dataclasses.asdict(e) for e in entries], indent=2, ensure_ascii=False)
@@ -106,27 +104,13 @@ def credentials_pin_policy(
     """Set whether the bridge keeps the credential's token PIN (``stored``) or the signer
     types it with each approval (``signer``). Audited."""
 
-    if policy not in ("stored", "signer"):
-        typer.echo("policy must be stored or signer", err=True)
-        raise typer.Exit(2)
-    settings = load_settings(data_dir)
-    db = open_database(settings)
-    try:
-        with db.transaction() as session:
-            credential = session.get(Credential, credential_id)
-            if credential is None:
-                typer.echo(f"no credential {credential_id}", err=True)
-                raise typer.Exit(1)
-            credential.pin_policy = policy
-            audit.record(
-                session,
-                actor="admin:cli",
-                action="credential.pin_policy",
-                now=dt.datetime.now(dt.UTC),
-                detail={"credential": credential_id, "pin_policy": policy},
-            )
-    finally:
-        db.dispose()
+    with admin_db(load_settings(data_dir)) as db:
+        changed = set_pin_policy(
+            db, credential_id, policy, actor="admin:cli", now=dt.datetime.now(dt.UTC)
+        )
+    if not changed:
+        typer.echo(f"credential {credential_id} already has PIN policy {policy}: nothing changed")
+        return
     typer.echo(f"credential {credential_id}: PIN policy {policy}")
 
 

@@ -9,17 +9,22 @@ checked for labels, visible focus and contrast."""
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 
 import httpx
 import pytest
+from PIL import Image, ImageDraw
 from playwright.sync_api import sync_playwright
+from sqlalchemy import select
 
+from gateway.db.models import AuditEntry
 from signing_gateway.demo.sample_pdf import sample_pdf
 from tests.browser import Tablet, accessibility_problems, chromium, open_tablet
 from tests.commands import cli
 from tests.factories import make_signer
+from tests.token_keys import loose_key
 
 pytestmark = pytest.mark.browser
 
@@ -307,3 +312,125 @@ def test_a_leader_sees_no_administration(browser, app_url, server, db, box):
         refused = http.get("/admin/v1/users")
     assert refused.status_code == 403 and refused.json()["code"] == "admin_role_required"
     page.context.close()
+
+
+def _clerks_of_new_organisation(installation) -> tuple[str, str, str]:
+    """An organisation of this test (name, full name) and two of its clerks."""
+    name = f"so-{secrets.token_hex(3)}"
+    display = "Sở Thử nghiệm tỉnh Hà Nam"
+    added = cli(installation, "organisations", "add", name, "--display-name", display)
+    assert added.returncode == 0, added.stderr
+    clerks = []
+    for full_name in ("Lý Thị Một", "Lý Thị Hai"):
+        username = f"vt{secrets.token_hex(3)}"
+        made = cli(
+            installation, "users", "add", username, "--display-name", full_name,
+            "--role", "clerk", "--organisation", name,
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        clerks.append(username)
+    return name, display, *clerks
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_an_administrator_registers_a_key_and_hands_a_seal_over(
+    browser, app_url, installation, db, extra_signers, tmp_path, viewport
+):
+    admin, one_time = _new_admin(installation)
+    serial = extra_signers["pss1"]["token_serial"]
+    key = loose_key(installation, serial, "Trịnh Văn Mạnh", tmp_path)
+    organisation, display, first, second = _clerks_of_new_organisation(installation)
+    seal_key = loose_key(installation, serial, display, tmp_path)
+    person = f"nv{secrets.token_hex(3)}"
+    made = cli(installation, "users", "add", person, "--display-name", "Trần Văn Mới",
+               "--role", "leader")  # fmt: skip
+    assert made.returncode == 0, made.stderr
+
+    tablet = open_tablet(browser, app_url, viewport, passkeys=False)
+    page = tablet.page
+    _admin_signs_in_first_time(tablet, admin, one_time)
+    page.get_by_role("link", name="Thiết bị ký").click()
+    page.get_by_role("heading", name="Thiết bị ký").wait_for()
+    row = page.locator(f"#key-{serial}-{key.key_id}")
+    row.scroll_into_view_if_needed()
+    _checked(tablet, "admin-13-tokens")
+    assert page.get_by_text("Gia hạn chứng thư").count() == 1
+
+    # a person's name other than the certificate's: refused, then confirmed by typing it
+    row.get_by_role("link", name="Đăng ký cho người dùng").click()
+    page.get_by_role("heading", name="Đăng ký khóa cho người dùng").wait_for()
+    page.get_by_label("Người dùng", exact=True).select_option(person)
+    _checked(tablet, "admin-14-register")
+    page.locator("#register").click()
+    page.get_by_role("dialog").get_by_text("Đăng ký khóa này cho Trần Văn Mới").wait_for()
+    page.locator("#confirm-yes").click()
+    page.get_by_text("Chứng thư này cấp cho “Trịnh Văn Mạnh”").wait_for()
+    page.get_by_label("Tên trên chứng thư").fill("Trịnh Văn Mạnh")
+    _checked(tablet, "admin-15-holder-mismatch")
+    page.get_by_role("button", name="Xác nhận và đăng ký").click()
+    page.get_by_text("Đã đăng ký chứng thư cho Trần Văn Mới").wait_for()
+
+    # its PIN policy, switched from the certificates' list
+    credential = page.locator("tr", has=page.get_by_text(f"({person})"))
+    credential.locator("button.pin-policy").click()
+    page.get_by_text("Đã đổi cách nhập mã PIN.").wait_for()
+    assert "Người ký nhập mã PIN" in credential.inner_text()
+
+    # the organisation's seal key, for its first clerk
+    page.get_by_role("link", name="Thiết bị ký").click()
+    page.locator(f"#key-{serial}-{seal_key.key_id} a.register-key").click()
+    page.get_by_label("Người dùng", exact=True).select_option(first)
+    page.get_by_label("Khóa con dấu của cơ quan").select_option(organisation)
+    page.locator("#register").click()
+    page.locator("#confirm-yes").click()
+    page.get_by_text("Đã đăng ký chứng thư cho Lý Thị Một").wait_for()
+
+    # its seal image (previewed before it is saved), then its handover
+    page.get_by_role("link", name="Cơ quan").click()
+    page.locator(f"#organisation-{organisation}").click()
+    page.get_by_role("heading", name="Hình con dấu").wait_for()
+    seal = tmp_path / "seal.png"
+    _draw_seal(seal)
+    page.get_by_label("Tệp ảnh con dấu (PNG)").set_input_files(str(seal))
+    page.locator("#seal-preview:not([hidden])").wait_for()
+    page.get_by_label("Đường kính (mm)").fill("42")
+    _checked(tablet, "admin-16-seal")
+    page.locator("#save-seal").click()
+    page.get_by_text("Đã lưu hình con dấu.").wait_for()
+
+    page.get_by_label("Người nhận").select_option(second)
+    permission = "Quyết định số 15/QĐ-STN ngày 03/03/2026"
+    page.get_by_label("Văn bản cho phép").fill(permission)
+    page.locator("#hand-over").click()
+    page.get_by_role("dialog").get_by_text("Bàn giao con dấu của Sở Thử nghiệm").wait_for()
+    tablet.shot("admin-17-handover-confirm")
+    page.locator("#confirm-yes").click()
+    page.get_by_text("Đã bàn giao con dấu cho Lý Thị Hai.").wait_for()
+    _checked(tablet, "admin-18-handed-over")
+    with db.transaction() as session:
+        entries = session.scalars(
+            select(AuditEntry).where(
+                AuditEntry.actor == f"user:{admin}",
+                AuditEntry.action.in_(
+                    ["credential.registered", "credential.pin_policy", "organisation.seal_set",
+                     "organisation.handed_over"]
+                ),
+            )
+        ).all()  # fmt: skip
+    assert sorted(e.action for e in entries) == [
+        "credential.pin_policy",
+        "credential.registered",
+        "credential.registered",
+        "organisation.handed_over",
+        "organisation.seal_set",
+    ]
+    handed = next(e for e in entries if e.action.endswith("handed_over"))
+    assert json.loads(handed.detail)["permission"] == permission
+    page.context.close()
+
+
+def _draw_seal(path) -> None:
+    """A red ring on a transparent background, as a seal's PNG."""
+    image = Image.new("RGBA", (200, 200), (0, 0, 0, 0))
+    ImageDraw.Draw(image).ellipse((8, 8, 192, 192), outline=(200, 30, 30, 255), width=12)
+    image.save(path)

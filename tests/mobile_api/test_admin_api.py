@@ -6,12 +6,15 @@ the administrator and their address; other roles are refused."""
 from __future__ import annotations
 
 import base64
+import hashlib
+import io
 import json
 import re
 import uuid
 
 import httpx
 import pytest
+from PIL import Image
 from sqlalchemy import select
 
 from gateway.db.models import AuditEntry
@@ -19,6 +22,7 @@ from tests.commands import cli
 from tests.conftest import submit
 from tests.factories import make_organisation
 from tests.pdf_builders import hybrid_xref_pdf
+from tests.token_keys import loose_key
 
 
 def _sign_in(server, username: str, password: str) -> tuple[httpx.Client, str]:
@@ -284,3 +288,193 @@ def test_two_integration_clients_never_share_a_name(admin, db):
     named = [c for c in admin.get("/admin/v1/integration-clients").json() if c["name"] == name]
     assert len(named) == 1
     assert len(_entries(db, "client.added", name.split()[-1])) == 1
+
+
+def _key_on(tokens: list[dict], serial: str, key_id: str) -> dict:
+    token = next(t for t in tokens if t["serial"] == serial)
+    return next(k for k in token["keys"] if k["key_id"] == key_id)
+
+
+def test_a_key_on_a_token_is_registered_its_holder_confirmed_and_its_pin_policy_set(
+    installation, admin, db, extra_signers, tmp_path
+):
+    key = loose_key(installation, extra_signers["pss1"]["token_serial"], "Trịnh Văn Mạnh", tmp_path)
+    inventory = admin.get("/admin/v1/tokens")
+    assert inventory.status_code == 200, inventory.text
+    shown = _key_on(inventory.json(), key.token_serial, key.key_id)
+    assert shown["status"] == "ok" and shown["holders"] == []
+    assert "Trịnh Văn Mạnh" in shown["subject"] and shown["key_type"] == "rsa"
+    token = next(t for t in inventory.json() if t["serial"] == key.token_serial)
+    holders = {h["username"] for k in token["keys"] for h in k["holders"]}
+    assert extra_signers["pss1"]["username"] in holders and token["state"] == "ok"
+
+    name = f"dk-{uuid.uuid4().hex[:6]}"
+    made = admin.post(
+        "/admin/v1/users", json={"username": name, "display_name": "Trần Văn Mới", "role": "leader"}
+    )
+    assert made.status_code == 201, made.text
+    body = {"username": name, "token_serial": key.token_serial, "key_id": key.key_id}
+    refused = admin.post("/admin/v1/credentials", json=body)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["code"] == "certificate_holder_mismatch"
+    assert "Trịnh Văn Mạnh" in refused.json()["detail"]
+    wrong_name = admin.post(
+        "/admin/v1/credentials", json={**body, "confirm_holder": "Trần Văn Mới"}
+    )
+    assert wrong_name.status_code == 409, wrong_name.text
+    confirmed = admin.post(
+        "/admin/v1/credentials", json={**body, "confirm_holder": "trịnh  văn mạnh"}
+    )
+    assert confirmed.status_code == 201, confirmed.text
+    credential = confirmed.json()
+    assert credential["username"] == name and credential["pin_policy"] == "stored"
+    assert credential["subject"] == "Trịnh Văn Mạnh" and credential["revoked_at"] is None
+    (entry,) = _entries(db, "credential.registered", credential["id"])
+    assert entry.actor.startswith("user:qt-") and entry.client_address
+    assert json.loads(entry.detail)["holder_confirmed"] == "Trịnh Văn Mạnh"
+    now_held = _key_on(admin.get("/admin/v1/tokens").json(), key.token_serial, key.key_id)
+    assert [h["credential_id"] for h in now_held["holders"]] == [credential["id"]]
+
+    path = f"/admin/v1/credentials/{credential['id']}/pin-policy"
+    changed = admin.put(path, json={"pin_policy": "signer"})
+    assert changed.status_code == 200 and changed.json()["pin_policy"] == "signer", changed.text
+    again = admin.put(path, json={"pin_policy": "signer"})
+    assert again.status_code == 200 and again.json()["pin_policy"] == "signer"
+    (policy,) = _entries(db, "credential.pin_policy", credential["id"])  # once
+    assert policy.actor == entry.actor and json.loads(policy.detail)["before"] == "stored"
+    bad = admin.put(path, json={"pin_policy": "never"})
+    assert bad.status_code == 422 and bad.json()["code"] == "parameter_invalid"
+    missing = admin.put("/admin/v1/credentials/no-such/pin-policy", json={"pin_policy": "signer"})
+    assert missing.status_code == 404
+
+    unknown_key = admin.post("/admin/v1/credentials", json={**body, "key_id": "00ff00ff"})
+    assert unknown_key.status_code == 422 and unknown_key.json()["code"] == "parameter_invalid"
+    not_hex = admin.post("/admin/v1/credentials", json={**body, "key_id": "xyz"})
+    assert not_hex.status_code == 422
+    # a renewal: the new credential registered, the old one revoked
+    assert admin.post(f"/admin/v1/credentials/{credential['id']}/revocation").status_code == 200
+
+
+def _png(mode: str) -> bytes:
+    image = Image.new(mode, (120, 120), (200, 30, 30, 0) if mode == "RGBA" else (200, 30, 30))
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.fixture
+def own_organisation(installation, admin, extra_signers, tmp_path):
+    """An organisation of this test only, its seal key kept by its first clerk; its
+    short name and the two clerks."""
+    name = f"so-{uuid.uuid4().hex[:6]}"
+    display = "Sở Thử nghiệm tỉnh Hà Nam"
+    added = cli(installation, "organisations", "add", name, "--display-name", display)
+    assert added.returncode == 0, added.stderr
+    clerks = []
+    for full_name in ("Lý Thị Một", "Lý Thị Hai"):
+        made = admin.post(
+            "/admin/v1/users",
+            json={
+                "username": f"vt-{uuid.uuid4().hex[:6]}",
+                "display_name": full_name,
+                "role": "clerk",
+                "organisation": name,
+            },
+        )
+        assert made.status_code == 201, made.text
+        clerks.append(made.json()["user"]["username"])
+    key = loose_key(installation, extra_signers["pss1"]["token_serial"], display, tmp_path)
+    sealed = admin.post(
+        "/admin/v1/credentials",
+        json={
+            "username": clerks[0],
+            "token_serial": key.token_serial,
+            "key_id": key.key_id,
+            "organisation": name,
+        },
+    )
+    assert sealed.status_code == 201, sealed.text
+    assert sealed.json()["organisation"] == name
+    return name, clerks
+
+
+def _put_seal(admin, path: str, image: bytes, diameter_mm: str) -> httpx.Response:
+    return admin.put(
+        path, files={"image": ("seal.png", image, "image/png")}, data={"diameter_mm": diameter_mm}
+    )
+
+
+def test_an_organisations_seal_is_uploaded_with_its_checks(admin, db, own_organisation):
+    name, _ = own_organisation
+    path = f"/admin/v1/organisations/{name}/seal"
+    seal = _png("RGBA")
+    opaque = _put_seal(admin, path, _png("RGB"), "40")
+    assert opaque.status_code == 422 and opaque.json()["code"] == "parameter_invalid"
+    assert "transparent" in opaque.json()["detail"]
+    too_big = _put_seal(admin, path, seal, "90")
+    assert too_big.status_code == 422 and "20 to 60 mm" in too_big.json()["detail"]
+    not_png = _put_seal(admin, path, b"GIF89a", "40")
+    assert not_png.status_code == 422
+    kept = _put_seal(admin, path, seal, "42")
+    assert kept.status_code == 200, kept.text
+    assert kept.json() == {
+        "organisation": name,
+        "image_sha256": hashlib.sha256(seal).hexdigest(),
+        "diameter_mm": 42.0,
+    }
+    (entry,) = _entries(db, "organisation.seal_set", f'"{name}"')
+    assert entry.actor.startswith("user:qt-") and entry.client_address
+    listed = {o["name"]: o for o in admin.get("/admin/v1/organisations").json()}
+    assert listed[name]["has_seal_image"] is True
+    unknown = _put_seal(admin, "/admin/v1/organisations/nowhere/seal", seal, "40")
+    assert unknown.status_code == 422 and unknown.json()["code"] == "organisation_unknown"
+
+
+def test_a_handover_needs_its_written_permission_and_is_audited(admin, db, own_organisation):
+    name, (first, second) = own_organisation
+    path = f"/admin/v1/organisations/{name}/handover"
+    for permission in ("", "   "):
+        refused = admin.post(path, json={"to": second, "permission": permission})
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["code"] == "parameter_invalid"
+    outsider = admin.post(path, json={"to": "leader1", "permission": "QĐ 12/QĐ-STN"})
+    assert outsider.status_code == 422 and "not a clerk" in outsider.json()["detail"]
+    assert _entries(db, "organisation.handed_over", f'"{name}"') == []
+    permission = "Quyết định số 12/QĐ-STN ngày 02/03/2026 của Giám đốc Sở"
+    done = admin.post(path, json={"to": second, "permission": permission})
+    assert done.status_code == 200, done.text
+    assert done.json() == {
+        "organisation": name, "previous": [first], "keeper": second, "readdressed": []
+    }  # fmt: skip
+    (entry,) = _entries(db, "organisation.handed_over", f'"{name}"')
+    detail = json.loads(entry.detail)
+    assert detail["permission"] == permission and detail["to"] == second
+    assert entry.actor.startswith("user:qt-") and entry.client_address
+    listed = {o["name"]: o for o in admin.get("/admin/v1/organisations").json()}
+    assert listed[name]["keeper"] == second
+    again = admin.post(path, json={"to": second, "permission": permission})
+    assert again.status_code == 422 and "already keeps" in again.json()["detail"]
+
+
+def test_tokens_seals_and_handovers_are_for_administrators_only(server, signer):
+    with server.tablet(signer.username, signer.password) as tablet:
+        calls = [
+            tablet.get("/admin/v1/tokens"),
+            tablet.post(
+                "/admin/v1/credentials",
+                json={"username": signer.username, "token_serial": "x", "key_id": "00"},
+            ),
+            tablet.put("/admin/v1/credentials/x/pin-policy", json={"pin_policy": "signer"}),
+            tablet.put(
+                "/admin/v1/organisations/stc-hanam/seal",
+                files={"image": ("s.png", _png("RGBA"), "image/png")},
+                data={"diameter_mm": "40"},
+            ),
+            tablet.post(
+                "/admin/v1/organisations/stc-hanam/handover",
+                json={"to": signer.username, "permission": "x"},
+            ),
+        ]
+    for answer in calls:
+        assert answer.status_code == 403, answer.text
+        assert answer.json()["code"] == "admin_role_required"
