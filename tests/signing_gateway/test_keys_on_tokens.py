@@ -11,26 +11,21 @@ import json
 import os
 import re
 import secrets
+import subprocess
+import sys
 
 import pyotp
 import pytest
-from asn1crypto.keys import RSAPublicKey
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
     PublicFormat,
-    load_der_public_key,
 )
-from pkcs11 import Attribute, KeyType, ObjectClass
-from pkcs11.util.ec import encode_ec_public_key
-from pkcs11.util.rsa import encode_rsa_public_key
 from pyhanko.pdf_utils.reader import PdfFileReader
 from sqlalchemy import select
 
 from gateway.db.models import AuditEntry, Credential, User
-from hsm_bridge.pkcs11.module import load_module
-from hsm_bridge.pkcs11.softhsm import find_softhsm_module
 from signing_gateway.demo.pki import DemoPki, HolderName
 from signing_gateway.demo.sample_pdf import sample_pdf
 from tests.commands import cli
@@ -44,22 +39,48 @@ def _spki(public_key) -> bytes:
     return public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
 
 
+_READ_PUBLIC_KEY = """
+import sys
+from asn1crypto.keys import RSAPublicKey
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_der_public_key
+from pkcs11 import Attribute, KeyType, ObjectClass
+from pkcs11.util.ec import encode_ec_public_key
+from pkcs11.util.rsa import encode_rsa_public_key
+from hsm_bridge.pkcs11.module import load_module
+from hsm_bridge.pkcs11.softhsm import find_softhsm_module
+
+serial, pin, key_id = sys.argv[1], sys.argv[2], bytes.fromhex(sys.argv[3])
+token = load_module(find_softhsm_module()).lib.get_token(token_serial=serial.encode())
+with token.open(user_pin=pin) as session:
+    public = session.get_key(object_class=ObjectClass.PUBLIC_KEY, id=key_id)
+    private = session.get_key(object_class=ObjectClass.PRIVATE_KEY, id=key_id)
+    assert private[Attribute.SENSITIVE] and not private[Attribute.EXTRACTABLE]
+    if public.key_type == KeyType.RSA:
+        parsed = RSAPublicKey.load(encode_rsa_public_key(public))
+        numbers = rsa.RSAPublicNumbers(parsed["public_exponent"].native, parsed["modulus"].native)
+        key = numbers.public_key()
+    else:
+        key = load_der_public_key(encode_ec_public_key(public))
+print(key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo).hex())
+"""
+
+
 def _token_public_key(installation, serial: str, pin: str, key_id: bytes) -> bytes:
     """The SubjectPublicKeyInfo of the public key object with ``key_id``, read from the
-    token in this process (python-pkcs11), not through the gateway."""
-    os.environ.setdefault("SOFTHSM2_CONF", str(installation.effective_softhsm2_conf))
-    token = load_module(find_softhsm_module()).lib.get_token(token_serial=serial.encode())
-    with token.open(user_pin=pin) as session:
-        public = session.get_key(object_class=ObjectClass.PUBLIC_KEY, id=key_id)
-        private = session.get_key(object_class=ObjectClass.PRIVATE_KEY, id=key_id)
-        assert private[Attribute.SENSITIVE] and not private[Attribute.EXTRACTABLE]
-        if public.key_type == KeyType.RSA:
-            parsed = RSAPublicKey.load(encode_rsa_public_key(public))
-            numbers = rsa.RSAPublicNumbers(
-                parsed["public_exponent"].native, parsed["modulus"].native
-            )
-            return _spki(numbers.public_key())
-        return _spki(load_der_public_key(encode_ec_public_key(public)))
+    token with python-pkcs11, not through the gateway, in a new process (SoftHSM2 sees
+    only the tokens that existed when a process loaded it); its private key is checked
+    sensitive and not extractable."""
+    env = {**os.environ, "SOFTHSM2_CONF": str(installation.effective_softhsm2_conf)}
+    read = subprocess.run(
+        [sys.executable, "-c", _READ_PUBLIC_KEY, serial, pin, key_id.hex()],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert read.returncode == 0, read.stderr
+    return bytes.fromhex(read.stdout.strip())
 
 
 @pytest.fixture(scope="module")
