@@ -166,7 +166,7 @@ class SignaturePipeline:
                 continue
             outcome.document_length = len(call.document)
             calls.append((outcome, call))
-        with _LevelJudge(self._anchors(), self.sandbox, self.settings.document_workers) as judge:
+        with _LevelJudge(self._anchors(), self.sandbox, self._judges()) as judge:
             if len(calls) < 2:
                 judge.in_process_only()
             answers: list[bytes | BridgeError] = []
@@ -188,6 +188,12 @@ class SignaturePipeline:
                     self.store.write_signed(outcome.request.id, answer, len(call.document))
                     outcome.signed = answer
         return outcomes
+
+    def _judges(self) -> int:
+        """How many signed PDFs are judged at once while the bridge signs: the document
+        workers, but one core fewer than the machine has (the bridge's signing, in this
+        process with the embedded bridge, keeps a core of its own)."""
+        return max(1, min(self.settings.document_workers, (os.cpu_count() or 2) - 1))
 
     def _anchors(self) -> list[bytes]:
         """The installation's trust anchors (DER), against which its output is judged."""
