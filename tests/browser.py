@@ -188,3 +188,11 @@ def accessibility_problems(tablet: Tablet) -> list[str]:
     if focus:
         problems.append(focus)
     return problems
+
+
+def checked(tablet: Tablet, screen: str, focus: str | None = None) -> None:
+    """Photograph ``screen`` (``focus``: the element to scroll into view first) and
+    check its accessibility."""
+    tablet.shot(screen, focus=focus)
+    problems = accessibility_problems(tablet)
+    assert not problems, (screen, tablet.viewport, problems)

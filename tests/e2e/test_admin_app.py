@@ -16,12 +16,11 @@ import secrets
 import httpx
 import pytest
 from PIL import Image, ImageDraw
-from playwright.sync_api import sync_playwright
 from sqlalchemy import select
 
 from gateway.db.models import AuditEntry
 from signing_gateway.demo.sample_pdf import sample_pdf
-from tests.browser import Tablet, accessibility_problems, chromium, open_tablet
+from tests.browser import Tablet, checked, open_tablet
 from tests.commands import cli
 from tests.factories import make_signer
 from tests.token_keys import loose_key
@@ -29,29 +28,6 @@ from tests.token_keys import loose_key
 pytestmark = pytest.mark.browser
 
 VIEWPORTS = ["ipad-portrait", "ipad-landscape", "phone"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    executable = chromium()
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(executable), args=["--no-sandbox", "--disable-gpu"]
-        )
-        yield launched
-        launched.close()
-
-
-@pytest.fixture(scope="module")
-def app_url(server) -> str:
-    return server.base_url.replace("127.0.0.1", "localhost")
-
-
-def _checked(tablet: Tablet, screen: str) -> None:
-    """Photograph the screen and check its accessibility."""
-    tablet.shot(screen)
-    problems = accessibility_problems(tablet)
-    assert not problems, (screen, tablet.viewport, problems)
 
 
 def _new_admin(installation) -> tuple[str, str]:
@@ -93,10 +69,10 @@ def _add_user(tablet: Tablet, username: str) -> str:
     page.get_by_label("Tên đăng nhập").fill(username)
     page.get_by_label("Họ và tên").fill("Nguyễn Văn Mới")
     page.get_by_label("Vai trò").select_option("leader")
-    _checked(tablet, "admin-02-add-user")
+    checked(tablet, "admin-02-add-user")
     page.get_by_role("button", name="Thêm người dùng").click()
     page.get_by_text("sẽ không được hiển thị lại").wait_for()
-    _checked(tablet, "admin-03-one-time-password")
+    checked(tablet, "admin-03-one-time-password")
     password = page.locator("#secret-0").inner_text().strip()
     assert len(password) >= 10
     page.locator("#secret-done").click()
@@ -111,7 +87,7 @@ def _disable_user(tablet: Tablet, username: str) -> None:
     page.get_by_role("heading", name="Thiết bị và khóa xác thực").wait_for()
     page.get_by_text("Người này chưa đăng ký thiết bị nào.").wait_for()
     assert page.get_by_text("signing-gateway devices revoke").count() == 1
-    _checked(tablet, "admin-04-user")
+    checked(tablet, "admin-04-user")
     page.locator("#toggle-user").click()
     page.get_by_role("dialog").get_by_text("Khóa tài khoản của Nguyễn Văn Mới?").wait_for()
     tablet.shot("admin-05-confirm")
@@ -128,16 +104,16 @@ def _add_client(tablet: Tablet, name: str) -> tuple[str, str]:
     page.locator("#add-client").click()
     page.get_by_label("Tên phần mềm").fill(name)
     page.get_by_label("Kiểm tra chữ ký của văn bản").uncheck()
-    _checked(tablet, "admin-06-add-client")
+    checked(tablet, "admin-06-add-client")
     page.get_by_role("button", name="Thêm phần mềm kết nối").click()
     page.get_by_text("sẽ không được hiển thị lại").wait_for()
-    _checked(tablet, "admin-07-client-key")
+    checked(tablet, "admin-07-client-key")
     api_key = page.locator("#secret-0").inner_text().strip()
     callback_secret = page.locator("#secret-1").inner_text().strip()
     page.locator("#secret-done").click()
     page.get_by_role("cell", name=name).wait_for()
     assert api_key not in page.content() and callback_secret not in page.content()
-    _checked(tablet, "admin-08-clients")
+    checked(tablet, "admin-08-clients")
     return api_key, callback_secret
 
 
@@ -184,7 +160,7 @@ def _browse_audit(tablet: Tablet, admin: str, user: str, client: str) -> None:
     ], actions
     assert client in rows.nth(2).inner_text() and user in rows.nth(3).inner_text()
     page.get_by_label("Người thực hiện").focus()  # Tab from there: the next filter
-    _checked(tablet, "admin-11-audit")
+    checked(tablet, "admin-11-audit")
 
     # the whole log, a page (50) at a time: more than a page of changes first
     headers = {"Authorization": f"Bearer {tablet.token()}"}
@@ -208,7 +184,7 @@ def test_an_administrator_runs_the_installation_from_the_app(
     tablet = open_tablet(browser, app_url, viewport, passkeys=False)
     page = tablet.page
     _admin_signs_in_first_time(tablet, admin, one_time)
-    _checked(tablet, "admin-01-users")
+    checked(tablet, "admin-01-users")
 
     # a user, with a one-time password that opens a session (and asks for a new one)
     username = f"nv{secrets.token_hex(4)}"
@@ -276,11 +252,11 @@ def test_an_administrator_runs_the_installation_from_the_app(
     page.get_by_role("link", name="Chứng thư số").click()
     page.get_by_role("heading", name="Chứng thư số").wait_for()
     page.locator("table .mono").first.wait_for()
-    _checked(tablet, "admin-09-credentials")
+    checked(tablet, "admin-09-credentials")
     page.get_by_role("link", name="Cơ quan").click()
     page.get_by_role("heading", name="Cơ quan").wait_for()
     page.locator("table td").first.wait_for()
-    _checked(tablet, "admin-10-organisations")
+    checked(tablet, "admin-10-organisations")
 
     _browse_audit(tablet, admin, username, client_name)
 
@@ -290,7 +266,7 @@ def test_an_administrator_runs_the_installation_from_the_app(
     page.get_by_role("link", name="Connected systems").click()
     page.get_by_role("heading", name="Connected document systems").wait_for()
     page.get_by_role("cell", name=client_name).wait_for()
-    _checked(tablet, "admin-12-english")
+    checked(tablet, "admin-12-english")
     page.locator("#lang").click()
     page.get_by_role("heading", name="Phần mềm quản lý văn bản kết nối").wait_for()
     page.context.close()
@@ -353,20 +329,20 @@ def test_an_administrator_registers_a_key_and_hands_a_seal_over(
     page.get_by_role("heading", name="Thiết bị ký").wait_for()
     row = page.locator(f"#key-{serial}-{key.key_id}")
     row.scroll_into_view_if_needed()
-    _checked(tablet, "admin-13-tokens")
+    checked(tablet, "admin-13-tokens")
     assert page.get_by_text("Gia hạn chứng thư").count() == 1
 
     # a person's name other than the certificate's: refused, then confirmed by typing it
     row.get_by_role("link", name="Đăng ký cho người dùng").click()
     page.get_by_role("heading", name="Đăng ký khóa cho người dùng").wait_for()
     page.get_by_label("Người dùng", exact=True).select_option(person)
-    _checked(tablet, "admin-14-register")
+    checked(tablet, "admin-14-register")
     page.locator("#register").click()
     page.get_by_role("dialog").get_by_text("Đăng ký khóa này cho Trần Văn Mới").wait_for()
     page.locator("#confirm-yes").click()
     page.get_by_text("Chứng thư này cấp cho “Trịnh Văn Mạnh”").wait_for()
     page.get_by_label("Tên trên chứng thư").fill("Trịnh Văn Mạnh")
-    _checked(tablet, "admin-15-holder-mismatch")
+    checked(tablet, "admin-15-holder-mismatch")
     page.get_by_role("button", name="Xác nhận và đăng ký").click()
     page.get_by_text("Đã đăng ký chứng thư cho Trần Văn Mới").wait_for()
 
@@ -394,7 +370,7 @@ def test_an_administrator_registers_a_key_and_hands_a_seal_over(
     page.get_by_label("Tệp ảnh con dấu (PNG)").set_input_files(str(seal))
     page.locator("#seal-preview:not([hidden])").wait_for()
     page.get_by_label("Đường kính (mm)").fill("42")
-    _checked(tablet, "admin-16-seal")
+    checked(tablet, "admin-16-seal")
     page.locator("#save-seal").click()
     page.get_by_text("Đã lưu hình con dấu.").wait_for()
 
@@ -406,7 +382,7 @@ def test_an_administrator_registers_a_key_and_hands_a_seal_over(
     tablet.shot("admin-17-handover-confirm")
     page.locator("#confirm-yes").click()
     page.get_by_text("Đã bàn giao con dấu cho Lý Thị Hai.").wait_for()
-    _checked(tablet, "admin-18-handed-over")
+    checked(tablet, "admin-18-handed-over")
     with db.transaction() as session:
         entries = session.scalars(
             select(AuditEntry).where(

@@ -9,11 +9,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import sync_playwright
 
 from gateway.config import load_settings
 from signing_gateway.app import create_app
-from tests.browser import chromium
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
@@ -75,16 +73,6 @@ def test_every_operation_documents_its_problems(openapi):
     assert {"cursor_invalid", "parameter_invalid"} <= set(listing["422"]["x-problem-codes"])
     login = openapi["paths"]["/mobile/v1/sessions"]["post"]["responses"]
     assert "login_rate_limited" in login["429"]["x-problem-codes"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(chromium()), args=["--no-sandbox", "--disable-gpu"]
-        )
-        yield launched
-        launched.close()
 
 
 def _offline_page(browser, left: list[str], violations: list[str]):

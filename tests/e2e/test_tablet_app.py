@@ -18,7 +18,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import sync_playwright
 from sqlalchemy import select
 
 from gateway.db.models import Device, SigningRequest, User
@@ -26,8 +25,7 @@ from gateway.signing.validation import pdfsig_verdicts, validate_with_pyhanko
 from signing_gateway.demo.sample_pdf import sample_pdf
 from tests.browser import (
     Tablet,
-    accessibility_problems,
-    chromium,
+    checked,
     forged_assertion,
     open_tablet,
 )
@@ -37,23 +35,6 @@ from tests.factories import enrolment_code, make_organisation
 pytestmark = pytest.mark.browser
 
 BOX = "330,380,530,450"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    executable = chromium()
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(executable), args=["--no-sandbox", "--disable-gpu"]
-        )
-        yield launched
-        launched.close()
-
-
-@pytest.fixture(scope="module")
-def app_url(server) -> str:
-    """The app at ``localhost`` (the passkeys' relying party id)."""
-    return server.base_url.replace("127.0.0.1", "localhost")
 
 
 def _submit(server, signer: str, document: bytes, title: str, **fields: str) -> str:
@@ -71,13 +52,6 @@ def _official_document(corpus: Path) -> bytes:
     return (corpus / "pdf" / "vn-word-text-hybrid-xref.pdf").read_bytes()
 
 
-def _checked(tablet: Tablet, screen: str, focus: str | None = None) -> None:
-    """Photograph the screen and check its accessibility."""
-    tablet.shot(screen, focus=focus)
-    problems = accessibility_problems(tablet)
-    assert not problems, (screen, tablet.viewport, problems)
-
-
 def _sign_in(tablet: Tablet, username: str, password: str) -> None:
     tablet.page.goto(f"{tablet.base_url}/app/")
     tablet.page.get_by_label("Tên đăng nhập").fill(username)
@@ -90,7 +64,7 @@ def _enrol_passkey(tablet: Tablet, code: str, *, shot: bool = True) -> None:
     page.goto(f"{tablet.base_url}/app/#/enrol")
     page.get_by_label("Mã đăng ký").fill(code)
     if shot:
-        _checked(tablet, "03-enrol")
+        checked(tablet, "03-enrol")
     page.get_by_role("button", name="Tạo khóa xác thực").click()
     page.get_by_text("Đã đăng ký khóa xác thực.").wait_for()
     page.wait_for_url("**/#/list")
@@ -104,7 +78,7 @@ def _approve_here(tablet: Tablet, request_id: str, shot: str | None = None) -> N
     if shot:
         page.locator(".box.signature").first.scroll_into_view_if_needed()
         page.locator(".box.signature").first.locator("xpath=..").locator("img[src]").wait_for()
-        _checked(tablet, shot, focus=".box.signature")
+        checked(tablet, shot, focus=".box.signature")
     page.locator("#approve").click()
     page.get_by_role("status").filter(has_text="Đã ký").wait_for(timeout=60_000)
 
@@ -138,19 +112,19 @@ def test_a_leader_signs_from_the_tablet_and_the_clerk_seals(
 
     # sign in with the one-time password, choose one's own
     page.goto(f"{app_url}/app/")
-    _checked(tablet, "01-sign-in")
+    checked(tablet, "01-sign-in")
     _sign_in(tablet, org.leader.username, org.leader.password)
     page.get_by_role("heading", name="Đổi mật khẩu").wait_for()
     page.get_by_label("Mật khẩu hiện tại").fill(org.leader.password)
     page.get_by_label("Mật khẩu mới", exact=True).fill("Lanh-dao-2026!")
     page.get_by_label("Nhập lại mật khẩu mới").fill("Lanh-dao-2026!")
-    _checked(tablet, "02-password")
+    checked(tablet, "02-password")
     page.get_by_role("button", name="Lưu").click()
     page.get_by_role("heading", name="Văn bản chờ ký").wait_for()
 
     _enrol_passkey(tablet, enrolment_code(db, org.leader.username))
     page.get_by_text("Quyết định số 12/QĐ-STC", exact=False).first.wait_for()
-    _checked(tablet, "04-waiting")
+    checked(tablet, "04-waiting")
 
     # the official document: the signature's place and the seal's are drawn
     page.goto(f"{app_url}/app/#/doc/{official}")
@@ -158,7 +132,7 @@ def test_a_leader_signs_from_the_tablet_and_the_clerk_seals(
     assert page.locator(".box.signature").count() == 1 and page.locator(".box.seal").count() == 1
     assert page.get_by_text("Nguyễn Văn An", exact=True).count() >= 1  # the certificate holder
     _approve_here(tablet, official, shot="05-document")
-    _checked(tablet, "06-signed")
+    checked(tablet, "06-signed")
 
     # a batch of ten, with its progress
     page.goto(f"{app_url}/app/#/list")
@@ -169,20 +143,20 @@ def test_a_leader_signs_from_the_tablet_and_the_clerk_seals(
     page.locator("#approve-batch").click()
     page.locator("#batch-done").wait_for(timeout=120_000)
     assert page.locator('.progress .item[data-state="signed"]').count() == 10
-    _checked(tablet, "07-batch")
+    checked(tablet, "07-batch")
 
     # a rejection with its reason
     page.goto(f"{app_url}/app/#/doc/{declined}")
     page.locator("#reject").click()
     page.get_by_label("Lý do từ chối").fill("Số liệu chưa khớp với báo cáo quý")
-    _checked(tablet, "08-reject")
+    checked(tablet, "08-reject")
     page.get_by_role("button", name="Xác nhận từ chối").click()
     page.wait_for_url("**/#/list")
 
     # the history, and the signed PDF downloaded
     page.goto(f"{app_url}/app/#/history")
     page.get_by_text("Đã từ chối").first.wait_for()
-    _checked(tablet, "09-history")
+    checked(tablet, "09-history")
     with page.expect_download() as download:
         page.get_by_role("button", name="Tải bản đã ký").first.click()
     leader_output = Path(download.value.path()).read_bytes()
@@ -191,15 +165,15 @@ def test_a_leader_signs_from_the_tablet_and_the_clerk_seals(
     page.get_by_role("heading", name="Kiểm tra chữ ký số").wait_for()
     assert page.locator(".card.check .badge.signed").count() >= 1  # "Hợp lệ"
     assert page.get_by_text("B-LT", exact=True).count() >= 1
-    _checked(tablet, "09b-check")
+    checked(tablet, "09b-check")
     page.goto(f"{app_url}/app/#/devices")
     page.get_by_text("Khóa xác thực (passkey)").first.wait_for()
-    _checked(tablet, "10-devices")
+    checked(tablet, "10-devices")
 
     # this tablet's passkey has a code issued for the leader's second tablet
     page.get_by_role("button", name="Cấp mã cho máy mới").click()
     code = page.locator("#issued-code").inner_text()
-    _checked(tablet, "10b-code-for-new-device", focus="#issued-code")
+    checked(tablet, "10b-code-for-new-device", focus="#issued-code")
     second = open_tablet(browser, app_url, viewport)
     _sign_in(second, org.leader.username, "Lanh-dao-2026!")
     second.page.get_by_role("heading", name="Văn bản chờ ký").wait_for()
@@ -221,7 +195,7 @@ def test_a_leader_signs_from_the_tablet_and_the_clerk_seals(
     clerk.page.locator(".page img[src]").last.wait_for()
     assert clerk.page.locator(".box.seal").count() == 1  # where the seal goes
     clerk.page.get_by_label("Mã xác thực 6 số").fill(org.clerk.otp())
-    _checked(clerk, "11-seal")
+    checked(clerk, "11-seal")
     clerk.page.locator("#approve").click()
     clerk.page.get_by_role("status").filter(has_text="Đã ký").wait_for(timeout=60_000)
 
@@ -243,7 +217,7 @@ def test_a_leader_signs_from_the_tablet_and_the_clerk_seals(
     page.goto(f"{app_url}/app/#/devices")
     page.get_by_role("button", name="Thu hồi").first.click()
     page.get_by_text("Đã thu hồi thiết bị").wait_for()
-    _checked(tablet, "12-revoked")
+    checked(tablet, "12-revoked")
 
 
 def _seal_step(db, step1: str) -> str:

@@ -19,38 +19,15 @@ import pytest
 import segno
 from cryptography import x509
 from cryptography.x509.oid import NameOID
-from playwright.sync_api import sync_playwright
 
 from signing_gateway.demo.sample_pdf import sample_pdf
-from tests.browser import Tablet, accessibility_problems, chromium, open_tablet
+from tests.browser import checked, open_tablet
 from tests.commands import cli
 from tests.factories import demo_credential
 
 pytestmark = pytest.mark.browser
 
 NEW_PASSWORD = "Lanh-dao-2026!"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    executable = chromium()
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(executable), args=["--no-sandbox", "--disable-gpu"]
-        )
-        yield launched
-        launched.close()
-
-
-@pytest.fixture(scope="module")
-def app_url(server) -> str:
-    return server.base_url.replace("127.0.0.1", "localhost")
-
-
-def _checked(tablet: Tablet, screen: str, focus: str | None = None) -> None:
-    tablet.shot(screen, focus=focus)
-    problems = accessibility_problems(tablet)
-    assert not problems, (screen, tablet.viewport, problems)
 
 
 def _new_leader(installation, db) -> tuple[str, str, str]:
@@ -104,7 +81,7 @@ def test_a_new_leader_enrols_an_authenticator_app_and_signs_with_its_code(
     page.get_by_label("Nhập lại mật khẩu mới").fill(NEW_PASSWORD)
     page.get_by_role("button", name="Lưu").click()
     page.get_by_role("heading", name="Đăng ký khóa xác thực").wait_for()
-    _checked(tablet, "totp-01-enrol-choice", focus="#use-totp")
+    checked(tablet, "totp-01-enrol-choice", focus="#use-totp")
 
     # the authenticator app, with the administrator's code
     page.get_by_role("link", name="Dùng ứng dụng tạo mã (Google Authenticator").click()
@@ -113,7 +90,7 @@ def test_a_new_leader_enrols_an_authenticator_app_and_signs_with_its_code(
     page.get_by_role("button", name="Tiếp tục").click()
     page.get_by_role("alert").filter(has_text="Mã đăng ký không đúng").wait_for()
     page.get_by_label("Mã đăng ký").fill(code)
-    _checked(tablet, "totp-02-code")
+    checked(tablet, "totp-02-code")
     page.get_by_role("button", name="Tiếp tục").click()
     page.get_by_role("heading", name="Thêm vào ứng dụng tạo mã").wait_for()
     shown = page.locator("#totp-secret").inner_text()
@@ -129,13 +106,13 @@ def test_a_new_leader_enrols_an_authenticator_app_and_signs_with_its_code(
     # on a phone, the authenticator app on the same phone opens the same URI
     assert page.locator("#totp-open").get_attribute("href") == uri
     assert page.locator("#totp-open").is_visible() == (viewport == "phone")
-    _checked(tablet, "totp-03-scan")
+    checked(tablet, "totp-03-scan")
 
     # in English, the same key (the language switch keeps the screen)
     page.get_by_role("button", name="English").click()
     page.get_by_role("heading", name="Add it to the authenticator app").wait_for()
     assert page.locator("#totp-secret").inner_text() == shown
-    _checked(tablet, "totp-03-scan-en")
+    checked(tablet, "totp-03-scan-en")
     page.get_by_role("button", name="Tiếng Việt").click()
     page.get_by_role("heading", name="Thêm vào ứng dụng tạo mã").wait_for()
 
@@ -150,7 +127,7 @@ def test_a_new_leader_enrols_an_authenticator_app_and_signs_with_its_code(
     page.get_by_role("button", name="Xác nhận").click()
     page.get_by_role("heading", name="Đã đăng ký ứng dụng tạo mã").wait_for()
     page.get_by_text("mỗi lần ký hoặc từ chối văn bản, màn hình sẽ hỏi mã 6 số").wait_for()
-    _checked(tablet, "totp-04-done")
+    checked(tablet, "totp-04-done")
     kept = page.evaluate("JSON.stringify([{...localStorage}, {...sessionStorage}])")
     assert secret not in kept and shown not in kept
     with server.tablet(username, NEW_PASSWORD) as http:
@@ -170,7 +147,7 @@ def test_a_new_leader_enrols_an_authenticator_app_and_signs_with_its_code(
     page.get_by_role("heading", name="Nội dung sẽ được ký").wait_for()
     page.locator(".page img[src]").first.wait_for()
     page.get_by_label("Mã xác thực 6 số").fill(totp.now())
-    _checked(tablet, "totp-05-approve", focus="#approve")
+    checked(tablet, "totp-05-approve", focus="#approve")
     page.locator("#approve").click()
     page.get_by_role("status").filter(has_text="Đã ký").wait_for(timeout=60_000)
     with server.client() as http:
