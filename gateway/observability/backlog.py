@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from gateway.db.database import Database
 from gateway.db.models import CallbackDelivery, SigningRequest
@@ -65,19 +65,22 @@ class Backlog(Collector):
                 .where(SigningRequest.status == RequestStatus.PENDING_APPROVAL)
                 .group_by(SigningRequest.step)
             ).all()
-            undelivered = session.execute(
-                select(CallbackDelivery.attempts >= self._max_attempts, func.count())
-                .where(CallbackDelivery.delivered_at.is_(None))
-                .group_by(CallbackDelivery.attempts >= self._max_attempts)
-            ).all()
+            # one row (count, abandoned): a CASE summed, the same SQL on SQLite and
+            # PostgreSQL (grouping by the comparison binds its parameter twice, which
+            # PostgreSQL does not take for the same expression)
+            abandoned = case((CallbackDelivery.attempts >= self._max_attempts, 1), else_=0)
+            undelivered, given_up = session.execute(
+                select(func.count(), func.coalesce(func.sum(abandoned), 0)).where(
+                    CallbackDelivery.delivered_at.is_(None)
+                )
+            ).one()
         for status in RequestStatus:
             requests.add_metric([status.value], float(by_status.get(status.value, 0)))
         for step, count, first in steps:
             pending.add_metric([str(step)], float(count))
             oldest.add_metric([str(step)], max(0.0, (now - first).total_seconds()))
-        states = {bool(abandoned): float(count) for abandoned, count in undelivered}
-        callbacks.add_metric(["waiting"], states.get(False, 0.0))
-        callbacks.add_metric(["abandoned"], states.get(True, 0.0))
+        callbacks.add_metric(["waiting"], float(undelivered - given_up))
+        callbacks.add_metric(["abandoned"], float(given_up))
         yield from (requests, pending, oldest, callbacks)
 
 
