@@ -29,7 +29,7 @@ from gateway.db.models import AuditEntry, Credential, User
 from signing_gateway.demo.pki import DemoPki, HolderName
 from signing_gateway.demo.sample_pdf import sample_pdf
 from tests.commands import cli
-from tests.conftest import approve, submit
+from tests.conftest import Server, approve, start_server, submit
 from tests.factories import bridge_registry
 
 HOLDER = HolderName("Phạm Thị Hoa", "Phó Giám đốc", "Sở Tài chính tỉnh Hà Nam")
@@ -214,7 +214,19 @@ def test_keys_generated_on_a_token_are_certified_imported_and_sign(
     assert details["credential.certificate_imported"]["key_id"] == rsa_id.hex()
     assert "credential.registered" in details
 
-    _sign_with(server, username, password, certificate)
+    # a server started after the token was made, as `tokens init` says: SoftHSM2 sees
+    # only the tokens that existed when a process loaded it
+    process, base_url = start_server(installation, tmp_path / "restarted.log")
+    try:
+        _sign_with(
+            Server(base_url, tmp_path / "restarted.log", server.api_key),
+            username,
+            password,
+            certificate,
+        )
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 def _sign_with(server, username: str, password: str, certificate: x509.Certificate) -> None:
