@@ -158,7 +158,9 @@ def test_crash_while_signing_is_recovered(installation, db, signer, plain, serve
         assert session.get(SigningRequest, interrupted).status == "pending_approval"
         assert session.get(SigningRequest, finished).status == "signed"
         actions = session.scalars(
-            select(AuditEntry.action).where(AuditEntry.request_id == interrupted)
+            select(AuditEntry.action)
+            .where(AuditEntry.request_id == interrupted)
+            .order_by(AuditEntry.id)
         ).all()
         assert actions[-1] == "request.pending_approval"
     with server.tablet(signer.username, signer.password) as tablet:

@@ -18,10 +18,8 @@ from sqlalchemy import select
 
 from gateway.db.models import CallbackDelivery, SigningRequest
 from gateway.integration.callbacks import SIGNATURE_HEADER
-from tests.commands import cli
 from tests.conftest import approve, submit
 from tests.factories import make_client, make_client_with_callbacks
-from tests.metrics import scrape, value
 
 
 class Receiver:
@@ -113,11 +111,8 @@ def test_a_signed_request_is_called_back_with_a_valid_signature(
 
 
 def test_a_receiver_that_fails_gets_the_callback_again_until_it_takes_it(
-    server, installation, db, box, signer, corpus, receiver
+    server, db, box, signer, corpus, receiver
 ):
-    issued = cli(installation, "operator-token")
-    assert issued.returncode == 0, issued.stderr
-    before = scrape(server.base_url, issued.stdout.strip())
     api_key, secret = make_client_with_callbacks(db, box)
     hook = receiver([500, 503])
     document = (corpus / "pdf" / "plain-libreoffice-writer.pdf").read_bytes()
@@ -144,11 +139,6 @@ def test_a_receiver_that_fails_gets_the_callback_again_until_it_takes_it(
             break
         time.sleep(0.1)
     assert delivery.delivered_at is not None and delivery.attempts == 3
-    after = scrape(server.base_url, issued.stdout.strip())
-    # at least: the delivery thread may also retry other tests' callbacks meanwhile
-    for outcome, more in (("failed", 2), ("delivered", 1)):
-        counted = value(after, "gateway_callback_deliveries_total", outcome=outcome)
-        assert counted - value(before, "gateway_callback_deliveries_total", outcome=outcome) >= more
 
 
 def test_cancellation_and_expiry_are_called_back(server, db, box, signer, corpus, receiver):
