@@ -6,7 +6,6 @@ A client sees only its own requests (docs/design.md invariant 7).
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Callable
 from typing import Annotated, Literal
@@ -27,6 +26,7 @@ from pydantic import AwareDatetime, BaseModel
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
+from gateway.admin.clients import api_key_hash
 from gateway.context import GatewayContext, context_of
 from gateway.db.models import IntegrationClient, SigningRequest
 from gateway.errors import (
@@ -82,7 +82,7 @@ def current_client(request: Request, context: Context) -> IntegrationClient:
     scheme, _, key = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise Unauthenticated("send Authorization: Bearer <api key>")
-    digest = hashlib.sha256(key.strip().encode()).hexdigest()
+    digest = api_key_hash(key.strip())
     with context.db.transaction() as session:
         client = session.scalar(
             select(IntegrationClient).where(IntegrationClient.api_key_sha256 == digest)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from gateway.admin.clients import api_key_hash, new_api_key, new_callback_secret
 from gateway.admin.installation import init_installation
 from gateway.approvals import totp
 from gateway.audit import log as audit
@@ -237,13 +238,12 @@ class _DemoBuild:
 
     def add_client(self, session: Session) -> tuple[str, str]:
         """The document system's integration client: its API key and callback secret."""
-        api_key = "sgw_" + secrets.token_urlsafe(32)
-        callback_secret = "whsec_" + secrets.token_urlsafe(32)
+        api_key, callback_secret = new_api_key(), new_callback_secret()
         session.add(
             IntegrationClient(
                 id=str(uuid.uuid4()),
                 name="demo-eoffice",
-                api_key_sha256=hashlib.sha256(api_key.encode()).hexdigest(),
+                api_key_sha256=api_key_hash(api_key),
                 callback_secret=self.box.seal(callback_secret),
                 created_at=self.now,
             )
